@@ -1,0 +1,1 @@
+"""Hive: teams of AI agents on Kubernetes."""

@@ -1,0 +1,208 @@
+"""AgentTeam: a team of agents working towards one goal."""
+
+from __future__ import annotations
+
+import datetime as dt
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import Field
+
+from hive.api.common import Condition, HiveModel, LocalRef, SecretKeyRef, list_map
+
+DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+AgentName = Annotated[str, Field(min_length=1, max_length=50, pattern=DNS_LABEL)]
+
+
+class Role(StrEnum):
+    SENIOR = "senior"
+    JUNIOR = "junior"
+    SPECIALIST = "specialist"
+
+
+class Pattern(StrEnum):
+    HIERARCHICAL = "hierarchical"
+    SWARM = "swarm"
+    NEGOTIATION = "negotiation"
+
+
+class Provider(StrEnum):
+    OPENAI_COMPATIBLE = "openai-compatible"
+    EMBEDDED = "embedded"
+    SCRIPTED = "scripted"
+
+
+class ModelSpec(HiveModel):
+    """Which language model the agents call."""
+
+    provider: Provider = Field(
+        default=Provider.OPENAI_COMPATIBLE,
+        description=(
+            "openai-compatible: any chat-completions server (OpenAI, vLLM, Ollama, llama.cpp); "
+            "embedded: a small local model Hive runs for the team; scripted: replays for tests."
+        ),
+    )
+    endpoint: str | None = Field(
+        default=None,
+        pattern=r"^https?://",
+        description="Base URL of the chat-completions API, e.g. http://vllm:8000/v1.",
+    )
+    name: str = Field(min_length=1, description="Model name sent in each request.")
+    secret_ref: SecretKeyRef | None = Field(
+        default=None, description="Secret key holding the API key; none for keyless servers."
+    )
+
+
+class ToolRequirement(HiveModel):
+    """A tool an agent may call, by name and a semver range of ToolVersions."""
+
+    name: str = Field(min_length=1, max_length=63, pattern=DNS_LABEL, description="Tool name.")
+    version: str = Field(
+        default="*",
+        min_length=1,
+        description="Semver range the ToolVersion must satisfy, e.g. '^1.2', '>=1.0 <2', '*'.",
+    )
+
+
+class Resources(HiveModel):
+    """Compute resources of one agent pod, as Kubernetes quantities."""
+
+    cpu: str = Field(default="250m", description="CPU request and limit, e.g. 500m.")
+    memory: str = Field(default="256Mi", description="Memory request and limit, e.g. 512Mi.")
+
+
+class AgentSpec(HiveModel):
+    """One agent of the team."""
+
+    name: AgentName = Field(description="Agent name, unique in the team; a DNS label.")
+    role: Role = Field(description="senior (plans, delegates, reviews), junior or specialist.")
+    capabilities: list[str] = Field(
+        default_factory=list,
+        max_length=64,
+        description="What the agent is good at; delegation matches tasks against these.",
+    )
+    subordinates: list[AgentName] = Field(
+        default_factory=list,
+        max_length=64,
+        description="Agents this one may delegate to; together they must form a DAG.",
+    )
+    tools: list[ToolRequirement] = Field(
+        default_factory=list, max_length=64, description="Tools the agent may call."
+    )
+    memory_ref: LocalRef | None = Field(
+        default=None, description="MemoryStore the agent remembers into."
+    )
+    sandbox_policy_ref: LocalRef | None = Field(
+        default=None, description="SandboxPolicy that governs the code the agent runs."
+    )
+    replicas: int = Field(default=1, ge=0, le=100, description="Pods running this agent.")
+    resources: Resources = Field(
+        default_factory=Resources, description="CPU and memory of each pod."
+    )
+    max_concurrent_tasks: int = Field(
+        default=1, ge=1, le=1000, description="Tasks one agent works on at once."
+    )
+
+
+class DelegationSpec(HiveModel):
+    """How work moves down the hierarchy."""
+
+    max_depth: int = Field(default=3, ge=1, le=16, description="Longest chain of delegation.")
+    approval_required: bool = Field(
+        default=False, description="A senior must approve a result before it counts."
+    )
+    quality_threshold: float = Field(
+        default=0.7, ge=0, le=1, description="Review score below which work is sent back."
+    )
+
+
+class BudgetSpec(HiveModel):
+    """Limits on what the team may spend."""
+
+    max_tokens: int | None = Field(
+        default=None, ge=1, description="Total model tokens the team may use."
+    )
+    deadline: dt.datetime | None = Field(
+        default=None, description="Time (RFC 3339) by which the team must stop."
+    )
+
+
+class AgentTeamSpec(HiveModel):
+    """The desired team."""
+
+    goal: str = Field(min_length=1, max_length=4096, description="What the team works towards.")
+    model: ModelSpec = Field(description="The language model every agent of the team calls.")
+    agents: list[AgentSpec] = Field(
+        min_length=1,
+        max_length=200,
+        description="The agents, keyed by name.",
+        json_schema_extra=list_map("name"),
+    )
+    pattern: Pattern = Field(
+        default=Pattern.HIERARCHICAL,
+        description="hierarchical (seniors delegate and review), swarm, or negotiation.",
+    )
+    delegation: DelegationSpec = Field(
+        default_factory=DelegationSpec, description="Delegation limits."
+    )
+    budget: BudgetSpec = Field(default_factory=BudgetSpec, description="Spending limits.")
+    suspend: bool = Field(
+        default=False, description="Scale every agent to zero and stop work, keeping state."
+    )
+
+
+class TeamPhase(StrEnum):
+    PENDING = "Pending"
+    RUNNING = "Running"
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+    SUSPENDED = "Suspended"
+
+
+class AgentPhase(StrEnum):
+    PENDING = "Pending"
+    IDLE = "Idle"
+    WORKING = "Working"
+    DONE = "Done"
+    FAILED = "Failed"
+
+
+class AgentStatus(HiveModel):
+    """One agent's own report. Each agent writes only its entry, under its own field manager."""
+
+    name: AgentName = Field(description="The agent this entry belongs to.")
+    role: Role | None = Field(default=None, description="The agent's role.")
+    phase: AgentPhase = Field(default=AgentPhase.PENDING, description="What the agent is doing.")
+    tasks_completed: int = Field(default=0, ge=0, description="Tasks finished so far.")
+    tasks_active: int = Field(default=0, ge=0, description="Tasks in progress now.")
+    last_heartbeat: dt.datetime | None = Field(
+        default=None, description="When the agent last reported."
+    )
+    breakers: dict[str, str] = Field(
+        default_factory=dict,
+        description="Circuit breaker state (closed, open, half-open) by dependency.",
+    )
+    last_error: str | None = Field(default=None, description="The last error the agent met.")
+
+
+class AgentTeamStatus(HiveModel):
+    """What the operator and the agents observed."""
+
+    phase: TeamPhase = Field(default=TeamPhase.PENDING, description="Overall phase of the team.")
+    observed_generation: int | None = Field(
+        default=None, ge=0, description="The .metadata.generation last reconciled."
+    )
+    agents_ready: int | None = Field(
+        default=None, ge=0, description="Agents whose pods are all available."
+    )
+    agents_total: int | None = Field(default=None, ge=0, description="Agents in the spec.")
+    conditions: list[Condition] = Field(
+        default_factory=list,
+        description="Ready, Progressing and Degraded.",
+        json_schema_extra=list_map("type"),
+    )
+    agents: list[AgentStatus] = Field(
+        default_factory=list,
+        description="One entry per agent, written by that agent.",
+        json_schema_extra=list_map("name"),
+    )

@@ -1,0 +1,94 @@
+"""`hive dev up|down|status` and `hive demo`: the local control plane, shown to a person."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from importlib import resources
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from hive.dev.controlplane import ControlPlane
+from hive.kube.client import sync_client
+from hive.kube.objects import apply_file, wait_for_condition
+from hive.kube.resources import apply_crds
+from hive.settings import KubeSettings, Settings
+
+console = Console(stderr=True)
+
+
+def up(settings: Settings) -> ControlPlane:
+    plane = ControlPlane(settings.dev)
+    with console.status("starting etcd, kube-apiserver, controllers and KWOK ..."):
+        result = plane.up()
+    for record in result.cleaned:
+        console.print(f"cleaned stale {record.name} (pid {record.pid})")
+    if result.already_running:
+        console.print(f"control plane already running at {plane.url}")
+    else:
+        console.print(f"control plane up at {plane.url} in {result.seconds:.1f}s")
+    console.print(f"  export KUBECONFIG={plane.kubeconfig}")
+    console.print("  hive dev status | hive dev down")
+    return plane
+
+
+def down(settings: Settings, *, purge: bool) -> None:
+    stopped = ControlPlane(settings.dev).down(purge=purge)
+    console.print(f"stopped: {', '.join(stopped)}" if stopped else "nothing was running")
+
+
+def status(settings: Settings) -> int:
+    plane = ControlPlane(settings.dev)
+    plane.processes.forget_stale()
+    table = Table("component", "pid", "port", "state", "log")
+    rows = plane.status()
+    for row in rows:
+        state = "[green]running[/]" if row.running else "[red]stopped[/]"
+        table.add_row(row.name, str(row.pid or "-"), str(row.port), state, str(row.log))
+    for record in plane.processes.records():
+        if record.name not in {r.name for r in rows}:
+            table.add_row(record.name, str(record.pid), "-", "[green]running[/]", record.log)
+    Console().print(table)
+    if all(r.running for r in rows):
+        console.print(f"KUBECONFIG={plane.kubeconfig}")
+        return 0
+    return 3
+
+
+def start_operator(plane: ControlPlane, settings: Settings) -> None:
+    record = plane.processes.get("operator")
+    if record is not None and record.alive():
+        return
+    env = {
+        **os.environ,
+        "HIVE_OPERATOR__METRICS_PORT": str(settings.operator.metrics_port),
+        "HIVE_OPERATOR__LIVENESS_PORT": str(settings.operator.liveness_port),
+    }
+    plane.processes.start(
+        "operator",
+        [sys.executable, "-m", "hive", "operator", "--kubeconfig", str(plane.kubeconfig)],
+        env=env,
+    )
+
+
+def demo(settings: Settings) -> None:
+    plane = up(settings)
+    client = sync_client(KubeSettings(kubeconfig=plane.kubeconfig), field_manager="hive-demo")
+    with console.status("installing CRDs ..."):
+        names = apply_crds(client)
+    console.print(f"CRDs installed: {', '.join(names)}")
+    start_operator(plane, settings)
+    console.print(f"operator running (log: {plane.processes.log_dir / 'operator.log'})")
+    sample = Path(str(resources.files("hive") / "samples" / "agentteam-research.yaml"))
+    for what in apply_file(client, sample):
+        console.print(f"applied {what}")
+    with console.status("waiting for AgentTeam default/research to be Ready ..."):
+        wait_for_condition(client, "AgentTeam", "default", "research", timeout_s=90)
+    kubectl = plane.binary("kubectl")
+    env = {**os.environ, "KUBECONFIG": str(plane.kubeconfig)}
+    console.print("$ kubectl get agentteams -A -o wide")
+    subprocess.run([str(kubectl), "get", "agentteams", "-A", "-o", "wide"], env=env, check=True)
+    console.print(f"\nexport KUBECONFIG={plane.kubeconfig}; stop everything with: hive dev down")

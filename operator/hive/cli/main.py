@@ -1,0 +1,154 @@
+"""Entry point of the `hive` command. Errors are one line on stderr, never a traceback."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from hive.errors import HiveError
+from hive.settings import Settings, get_settings
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def one_line_errors(func: F) -> F:
+    """Turn a HiveError into 'hive: error: <message>' and exit status 1."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except HiveError as exc:
+            click.echo(f"hive: error: {exc}", err=True)
+            sys.exit(1)
+        except KeyboardInterrupt:
+            sys.exit(130)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def settings_with(**overrides: Any) -> Settings:
+    """The settings tree with command-line values laid over the environment's."""
+    base = get_settings()
+    for dotted, value in overrides.items():
+        if value is None:
+            continue
+        section, key = dotted.split(".")
+        part = getattr(base, section).model_copy(update={key: value})
+        base = base.model_copy(update={section: part})
+    return base
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="hive")
+def cli() -> None:
+    """Hive runs teams of AI agents on Kubernetes, declared as custom resources."""
+
+
+@cli.command()
+@click.option("--kubeconfig", type=click.Path(path_type=Path), help="Kubeconfig to use.")
+@click.option("--namespace", "-n", help="Watch only this namespace (default: all).")
+@one_line_errors
+def operator(kubeconfig: Path | None, namespace: str | None) -> None:
+    """Run the operator: reconcile Hive's resources until interrupted."""
+    from hive.operator.runner import run
+
+    run(settings_with(**{"kube.kubeconfig": kubeconfig, "operator.namespace": namespace}))
+
+
+@cli.command()
+@click.option("--output-dir", "-o", type=click.Path(path_type=Path), help="Write one file per CRD.")
+@click.option("--check", is_flag=True, help="Fail if the files in --output-dir differ.")
+@one_line_errors
+def crds(output_dir: Path | None, check: bool) -> None:
+    """Print (or write) the CustomResourceDefinitions generated from the API models."""
+    from hive.cli.crds import render_crds, write_crds
+
+    if output_dir is None:
+        click.echo(render_crds(), nl=False)
+        return
+    changed = write_crds(output_dir, check=check)
+    if check and changed:
+        raise HiveError(f"CRDs in {output_dir} are out of date: {', '.join(changed)}; run make crds")
+    for name in changed:
+        click.echo(f"wrote {output_dir / name}")
+
+
+@cli.command()
+@click.option("--team", required=True, help="AgentTeam the agent belongs to.")
+@click.option("--agent", "agent_name", required=True, help="Agent name within the team.")
+@click.option("--namespace", "-n", default="default", show_default=True)
+@click.option("--kubeconfig", type=click.Path(path_type=Path), help="Kubeconfig to use.")
+@click.option("--once", is_flag=True, help="Report one heartbeat and exit.")
+@one_line_errors
+def agent(team: str, agent_name: str, namespace: str, kubeconfig: Path | None, once: bool) -> None:
+    """Pod entrypoint of one agent: report its status into its AgentTeam while it runs."""
+    from hive.cli.agent import run_agent
+
+    run_agent(settings_with(**{"kube.kubeconfig": kubeconfig}), namespace, team, agent_name, once)
+
+
+@cli.command()
+@click.argument("team_file", type=click.Path(path_type=Path, dir_okay=False))
+@click.argument("task", required=False)
+@one_line_errors
+def run(team_file: Path, task: str | None) -> None:
+    """Check a team file (the AgentTeam spec) and show the team it declares."""
+    from hive.cli.teamfile import load_team, show_team
+
+    show_team(load_team(team_file), task)
+
+
+@cli.group()
+def dev() -> None:
+    """The local control plane: etcd, kube-apiserver, controllers and KWOK on loopback."""
+
+
+@dev.command("up")
+@one_line_errors
+def dev_up() -> None:
+    """Start the local control plane (idempotent)."""
+    from hive.cli.devcmd import up
+
+    up(get_settings())
+
+
+@dev.command("down")
+@click.option("--purge", is_flag=True, help="Also delete certificates, etcd data and logs.")
+@one_line_errors
+def dev_down(purge: bool) -> None:
+    """Stop everything the local control plane started."""
+    from hive.cli.devcmd import down
+
+    down(get_settings(), purge=purge)
+
+
+@dev.command("status")
+@one_line_errors
+def dev_status() -> None:
+    """Tell what runs."""
+    from hive.cli.devcmd import status
+
+    sys.exit(status(get_settings()))
+
+
+@cli.command()
+@one_line_errors
+def demo() -> None:
+    """Control plane up, CRDs installed, operator running, a sample team applied and shown."""
+    from hive.cli.devcmd import demo as run_demo
+
+    run_demo(get_settings())
+
+
+def main() -> None:
+    cli(prog_name="hive")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""The local development control plane: etcd, kube-apiserver, controllers and KWOK on loopback."""

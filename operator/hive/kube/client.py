@@ -1,0 +1,64 @@
+"""Clients for the Kubernetes API, built from a kubeconfig or the in-cluster service account."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx2
+from lightkube import AsyncClient, Client, KubeConfig
+from lightkube.core.exceptions import ConfigError
+
+from hive.errors import InvalidInput
+from hive.settings import KubeSettings
+
+ApiClient = AsyncClient  # what the layers above hold, without importing lightkube
+
+
+def load_config(kubeconfig: Path | None) -> KubeConfig:
+    """The kubeconfig at `kubeconfig`, else in-cluster or the default file."""
+    try:
+        if kubeconfig is not None:
+            if not kubeconfig.exists():
+                raise InvalidInput("kubeconfig", f"file {kubeconfig} does not exist")
+            return KubeConfig.from_file(kubeconfig)
+        return KubeConfig.from_env()
+    except ConfigError as exc:
+        raise InvalidInput("kubeconfig", str(exc)) from exc
+
+
+def async_client(settings: KubeSettings, *, field_manager: str = "hive") -> AsyncClient:
+    return AsyncClient(
+        load_config(settings.kubeconfig),
+        field_manager=field_manager,
+        timeout=httpx2.Timeout(settings.request_timeout_s),
+    )
+
+
+def sync_client(settings: KubeSettings, *, field_manager: str = "hive") -> Client:
+    return Client(
+        load_config(settings.kubeconfig),
+        field_manager=field_manager,
+        timeout=httpx2.Timeout(settings.request_timeout_s),
+    )
+
+
+
+def connection_details(settings: KubeSettings) -> dict[str, str | None]:
+    """Server URL and credentials from the kubeconfig, for clients that log in on their own."""
+    selected = load_config(settings.kubeconfig).get()
+    cluster, user = selected.cluster, selected.user
+
+    def path(value: str | None) -> str | None:
+        return str(selected.abs_file(value)) if value else None
+
+    return {
+        "server": cluster.server,
+        "ca_path": path(cluster.certificate_auth),
+        "ca_data": cluster.certificate_auth_data,
+        "certificate_path": path(user.client_cert) if user else None,
+        "certificate_data": user.client_cert_data if user else None,
+        "private_key_path": path(user.client_key) if user else None,
+        "private_key_data": user.client_key_data if user else None,
+        "token": user.token if user else None,
+        "namespace": selected.namespace,
+    }

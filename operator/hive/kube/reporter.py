@@ -1,0 +1,38 @@
+"""StatusReporter: one agent's own entry in its AgentTeam's status, by server-side apply.
+
+Each agent applies only ``status.agents[name=<agent>]`` under the field manager
+``hive-agent-<agent>``. ``status.agents`` is a list-map keyed by name, so the API server merges
+entries from different managers, and no agent can overwrite another's or the operator's fields.
+"""
+
+from __future__ import annotations
+
+from hive.api.agentteam import AgentStatus
+from hive.kube.client import ApiClient
+from hive.kube.status import apply_status
+
+
+def field_manager_for(agent: str) -> str:
+    return f"hive-agent-{agent}"
+
+
+class StatusReporter:
+    """Reports one agent's status entry into one AgentTeam."""
+
+    def __init__(self, client: ApiClient, namespace: str, team: str, agent: str) -> None:
+        self.client = client
+        self.namespace = namespace
+        self.team = team
+        self.agent = agent
+
+    async def report(self, status: AgentStatus) -> None:
+        if status.name != self.agent:
+            raise ValueError(f"reporter for agent {self.agent!r} given status of {status.name!r}")
+        await apply_status(
+            self.client,
+            "AgentTeam",
+            self.namespace,
+            self.team,
+            {"agents": [status.wire()]},
+            field_manager=field_manager_for(self.agent),
+        )

@@ -1,0 +1,50 @@
+"""lightkube resource classes for Hive's kinds, and applying the CRDs themselves."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from lightkube import ApiError, Client
+from lightkube.generic_resource import create_namespaced_resource
+from lightkube.resources.apiextensions_v1 import CustomResourceDefinition
+
+from hive.api import GROUP, VERSION
+from hive.api.crd import Kind, crd_manifest
+from hive.api.kinds import KINDS
+from hive.errors import Unavailable
+
+FIELD_MANAGER = "hive-operator"
+
+RESOURCES = {
+    k.kind: create_namespaced_resource(GROUP, VERSION, k.kind, k.plural) for k in KINDS
+}
+
+
+def resource(kind: Kind | str) -> Any:
+    return RESOURCES[kind if isinstance(kind, str) else kind.kind]
+
+
+def apply_crds(client: Client, *, timeout_s: float = 60.0) -> list[str]:
+    """Apply every CRD and wait until the API server serves it. Returns the CRD names."""
+    names = []
+    for kind in KINDS:
+        manifest = crd_manifest(kind)
+        client.apply(CustomResourceDefinition.from_dict(manifest), force=True)
+        names.append(manifest["metadata"]["name"])
+    deadline = time.monotonic() + timeout_s
+    pending = set(names)
+    while pending and time.monotonic() < deadline:
+        for name in sorted(pending):
+            try:
+                crd = client.get(CustomResourceDefinition, name)
+            except ApiError:
+                continue
+            conditions = {c.type: c.status for c in (crd.status.conditions or [])}
+            if conditions.get("Established") == "True":
+                pending.discard(name)
+        if pending:
+            time.sleep(0.2)
+    if pending:
+        raise Unavailable(f"CRDs not established after {timeout_s:.0f}s: {', '.join(sorted(pending))}")
+    return names

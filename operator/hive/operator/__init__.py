@@ -1,0 +1,1 @@
+"""The kopf operator: thin handlers that call pure reconcile builders and hive.kube."""

@@ -1,0 +1,66 @@
+"""Starting the operator: settings, login, metrics endpoint, then kopf's main loop."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import kopf
+from prometheus_client import start_http_server
+
+from hive.kube.client import connection_details
+from hive.operator import handlers
+from hive.operator.state import STATE
+from hive.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def configure(settings: Settings) -> None:
+    STATE.settings = settings
+
+    @kopf.on.startup()
+    def _startup(settings: kopf.OperatorSettings, **_: Any) -> None:
+        settings.posting.level = logging.WARNING
+        settings.watching.server_timeout = 300
+        settings.persistence.finalizer = "hive.dev/operator"
+        settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="hive.dev")
+        settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+            prefix="hive.dev", key="last-handled-configuration"
+        )
+
+    @kopf.on.login()
+    def _login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+        if STATE.settings is None or STATE.settings.kube.kubeconfig is None:
+            return kopf.login_via_client(**kwargs) or kopf.login_with_service_account(**kwargs)
+        d = connection_details(STATE.settings.kube)
+        return kopf.ConnectionInfo(
+            server=str(d["server"]),
+            ca_path=d["ca_path"],
+            ca_data=d["ca_data"].encode() if d["ca_data"] else None,
+            certificate_path=d["certificate_path"],
+            certificate_data=d["certificate_data"].encode() if d["certificate_data"] else None,
+            private_key_path=d["private_key_path"],
+            private_key_data=d["private_key_data"].encode() if d["private_key_data"] else None,
+            token=d["token"],
+            default_namespace=d["namespace"],
+        )
+
+
+def run(settings: Settings) -> None:
+    """Run the operator until interrupted."""
+    configure(settings)
+    assert handlers.reconcile_agent_team  # registered on import
+    op = settings.operator
+    if op.metrics_port:
+        start_http_server(op.metrics_port, addr="0.0.0.0")  # noqa: S104 - scraped by Prometheus
+    namespaces = [op.namespace] if op.namespace else []
+    asyncio.run(
+        kopf.operator(
+            standalone=True,
+            clusterwide=not namespaces,
+            namespaces=namespaces,
+            liveness_endpoint=f"http://0.0.0.0:{op.liveness_port}/healthz" if op.liveness_port else None,
+        )
+    )

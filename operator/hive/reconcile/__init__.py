@@ -1,0 +1,1 @@
+"""Pure reconcile builders: (resource, observed children) -> desired children and status. No I/O."""

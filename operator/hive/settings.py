@@ -1,0 +1,85 @@
+"""The one settings tree. Every setting comes from here; no other module reads the environment.
+
+Values come, in order of precedence, from keyword arguments, then environment variables with the
+prefix ``HIVE_`` and ``__`` between levels (``HIVE_DEV__APISERVER_PORT=7443``), then defaults.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import BaseModel, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def _default_state_dir() -> Path:
+    return Path.home() / ".local" / "state" / "hive" / "dev"
+
+
+class DevSettings(BaseModel):
+    """The local control plane started by ``hive dev up``."""
+
+    state_dir: Path = Field(
+        default_factory=_default_state_dir,
+        description="Folder for certificates, etcd data, logs, PID files and the kubeconfig.",
+    )
+    testbin_dir: Path = Field(
+        default=REPO_ROOT / ".testbin" / "current",
+        description="Folder holding kube-apiserver, etcd, kubectl, helm and kwok (make testbin).",
+    )
+    host: str = Field(default="127.0.0.1", description="Loopback address every part binds to.")
+    etcd_port: int = Field(default=32379, ge=1, le=65535, description="etcd client port.")
+    etcd_peer_port: int = Field(default=32380, ge=1, le=65535, description="etcd peer port.")
+    apiserver_port: int = Field(default=36443, ge=1, le=65535, description="kube-apiserver port.")
+    controller_manager_port: int = Field(
+        default=36257, ge=1, le=65535, description="kube-controller-manager secure port."
+    )
+    scheduler_port: int = Field(default=36259, ge=1, le=65535, description="kube-scheduler port.")
+    kwok_port: int = Field(default=36247, ge=1, le=65535, description="KWOK controller port.")
+    kwok_nodes: int = Field(default=3, ge=0, le=5000, description="Fake nodes KWOK manages.")
+    start_timeout_s: float = Field(
+        default=120.0, gt=0, description="How long each part may take to become ready."
+    )
+
+
+class KubeSettings(BaseModel):
+    """How Hive reaches a Kubernetes API server."""
+
+    kubeconfig: Path | None = Field(
+        default=None, description="Kubeconfig file; unset means in-cluster or ~/.kube/config."
+    )
+    request_timeout_s: float = Field(default=30.0, gt=0, description="Per-request timeout.")
+
+
+class OperatorSettings(BaseModel):
+    """The kopf operator."""
+
+    namespace: str | None = Field(
+        default=None, description="Watch only this namespace; unset watches all namespaces."
+    )
+    metrics_port: int = Field(default=9464, ge=0, le=65535, description="Port of /metrics.")
+    liveness_port: int = Field(default=8080, ge=0, le=65535, description="Port of /healthz.")
+    agent_image: str = Field(
+        default="ghcr.io/hive-dev/hive-agent:0.1.0", description="Image the agent pods run."
+    )
+
+
+class Settings(BaseSettings):
+    """Root of the settings tree."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="HIVE_", env_nested_delimiter="__", extra="ignore"
+    )
+
+    dev: DevSettings = Field(default_factory=DevSettings)
+    kube: KubeSettings = Field(default_factory=KubeSettings)
+    operator: OperatorSettings = Field(default_factory=OperatorSettings)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read from the environment once."""
+    return Settings()
