@@ -70,9 +70,7 @@ class OperatorSettings(BaseModel):
 class Settings(BaseSettings):
     """Root of the settings tree."""
 
-    model_config = SettingsConfigDict(
-        env_prefix="HIVE_", env_nested_delimiter="__", extra="ignore"
-    )
+    model_config = SettingsConfigDict(env_prefix="HIVE_", env_nested_delimiter="__", extra="ignore")
 
     dev: DevSettings = Field(default_factory=DevSettings)
     kube: KubeSettings = Field(default_factory=KubeSettings)

@@ -74,7 +74,9 @@ def crds(output_dir: Path | None, check: bool) -> None:
         return
     changed = write_crds(output_dir, check=check)
     if check and changed:
-        raise HiveError(f"CRDs in {output_dir} are out of date: {', '.join(changed)}; run make crds")
+        raise HiveError(
+            f"CRDs in {output_dir} are out of date: {', '.join(changed)}; run make crds"
+        )
     for name in changed:
         click.echo(f"wrote {output_dir / name}")
 

@@ -9,6 +9,7 @@ are scheduled and reported Running. ``down()`` stops what this state folder star
 from __future__ import annotations
 
 import contextlib
+import functools
 import shutil
 import socket
 import time
@@ -145,10 +146,17 @@ class ControlPlane:
         wanted = {**self.ports(), "etcd (peer)": s.etcd_peer_port}
         for name, port in wanted.items():
             with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+                # As the servers do: connections lingering in TIME_WAIT do not hold the port.
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
                 try:
                     sock.bind((s.host, port))
                 except OSError:
-                    key = name.upper().replace("KUBE-", "").replace("-", "_").replace(" (PEER)", "_PEER")
+                    key = (
+                        name.upper()
+                        .replace("KUBE-", "")
+                        .replace("-", "_")
+                        .replace(" (PEER)", "_PEER")
+                    )
                     raise Conflict(
                         f"port {port} for {name} is already in use on {s.host}; free it or set "
                         f"HIVE_DEV__{key}_PORT to another port"
@@ -162,8 +170,14 @@ class ControlPlane:
             "apiserver": pki.issue(
                 "apiserver",
                 common_name="kube-apiserver",
-                server_hosts=(host, "localhost", "kubernetes", "kubernetes.default",
-                              "kubernetes.default.svc", "10.96.0.1"),
+                server_hosts=(
+                    host,
+                    "localhost",
+                    "kubernetes",
+                    "kubernetes.default",
+                    "kubernetes.default.svc",
+                    "10.96.0.1",
+                ),
                 client=False,
             ),
             "admin": pki.issue("admin", common_name="hive-admin", organization="system:masters"),
@@ -237,7 +251,7 @@ class ControlPlane:
 
         def healthy() -> bool:
             try:
-                return httpx.get(f"{client}/health", timeout=1).json().get("health") == "true"
+                return bool(httpx.get(f"{client}/health", timeout=1).json().get("health") == "true")
             except (httpx.HTTPError, ValueError):
                 return False
 
@@ -319,8 +333,7 @@ class ControlPlane:
         kwok_config.write_text(
             "apiVersion: config.kwok.x-k8s.io/v1alpha1\nkind: KwokConfiguration\noptions:\n"
             "  podPlayStageParallelism: 8\n  nodePlayStageParallelism: 4\n"
-            "  nodeLeaseParallelism: 4\n  podsOnNodeSyncParallelism: 2\n"
-            + stages.read_text()
+            "  nodeLeaseParallelism: 4\n  podsOnNodeSyncParallelism: 2\n" + stages.read_text()
         )
         self.processes.start(
             "kwok",
@@ -339,11 +352,13 @@ class ControlPlane:
             ],
         )
         for name in ("kube-controller-manager", "kube-scheduler", "kwok"):
-            self._wait(name, lambda name=name: self._port_open(self.ports()[name]))
+            port = self.ports()[name]
+            self._wait(name, functools.partial(self._port_open, port))
 
     def _port_open(self, port: int) -> bool:
-        with contextlib.suppress(OSError), socket.create_connection(
-            (self.settings.host, port), timeout=0.5
+        with (
+            contextlib.suppress(OSError),
+            socket.create_connection((self.settings.host, port), timeout=0.5),
         ):
             return True
         return False

@@ -42,10 +42,11 @@ def sync_client(settings: KubeSettings, *, field_manager: str = "hive") -> Clien
     )
 
 
-
 def connection_details(settings: KubeSettings) -> dict[str, str | None]:
     """Server URL and credentials from the kubeconfig, for clients that log in on their own."""
     selected = load_config(settings.kubeconfig).get()
+    if selected is None:
+        raise InvalidInput("kubeconfig", "has no current context")
     cluster, user = selected.cluster, selected.user
 
     def path(value: str | None) -> str | None:

@@ -20,7 +20,7 @@ def apply_file(client: Client, path: Path, *, field_manager: str = "hive-cli") -
     load_in_cluster_generic_resources(client)
     applied = []
     for obj in codecs.load_all_yaml(path.read_text()):
-        what = f"{obj.kind}/{obj.metadata.name}"
+        what = f"{obj.kind}/{obj.metadata.name if obj.metadata else '?'}"
         with api_errors(what):
             client.apply(obj, field_manager=field_manager, force=True)
         applied.append(what)
@@ -61,4 +61,6 @@ def wait_for_condition(
                 return last
         time.sleep(0.25)
     seen = yaml.safe_dump(last).strip() if last else "no such condition"
-    raise Unavailable(f"{kind} {namespace}/{name}: {type_} not {status} after {timeout_s:.0f}s ({seen})")
+    raise Unavailable(
+        f"{kind} {namespace}/{name}: {type_} not {status} after {timeout_s:.0f}s ({seen})"
+    )

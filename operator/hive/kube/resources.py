@@ -16,9 +16,7 @@ from hive.errors import Unavailable
 
 FIELD_MANAGER = "hive-operator"
 
-RESOURCES = {
-    k.kind: create_namespaced_resource(GROUP, VERSION, k.kind, k.plural) for k in KINDS
-}
+RESOURCES = {k.kind: create_namespaced_resource(GROUP, VERSION, k.kind, k.plural) for k in KINDS}
 
 
 def resource(kind: Kind | str) -> Any:
@@ -30,7 +28,8 @@ def apply_crds(client: Client, *, timeout_s: float = 60.0) -> list[str]:
     names = []
     for kind in KINDS:
         manifest = crd_manifest(kind)
-        client.apply(CustomResourceDefinition.from_dict(manifest), force=True)
+        crd = CustomResourceDefinition.from_dict(manifest)
+        client.apply(crd, force=True)  # type: ignore[call-overload]
         names.append(manifest["metadata"]["name"])
     deadline = time.monotonic() + timeout_s
     pending = set(names)
@@ -40,11 +39,14 @@ def apply_crds(client: Client, *, timeout_s: float = 60.0) -> list[str]:
                 crd = client.get(CustomResourceDefinition, name)
             except ApiError:
                 continue
-            conditions = {c.type: c.status for c in (crd.status.conditions or [])}
+            observed = crd.status.conditions if crd.status else None
+            conditions = {c.type: c.status for c in observed or []}
             if conditions.get("Established") == "True":
                 pending.discard(name)
         if pending:
             time.sleep(0.2)
     if pending:
-        raise Unavailable(f"CRDs not established after {timeout_s:.0f}s: {', '.join(sorted(pending))}")
+        raise Unavailable(
+            f"CRDs not established after {timeout_s:.0f}s: {', '.join(sorted(pending))}"
+        )
     return names

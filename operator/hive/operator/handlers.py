@@ -26,9 +26,10 @@ async def reconcile_agent_team(
     status: kopf.Status,
     meta: kopf.Meta,
     name: str,
-    namespace: str,
+    namespace: str | None,
     **_: Any,
 ) -> None:
+    assert namespace is not None, "AgentTeam is a namespaced kind"
     started = time.perf_counter()
     outcome = "error"
     try:

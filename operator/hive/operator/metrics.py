@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Histogram
 
-RECONCILES = Counter(
-    "hive_reconciles", "Reconciles run, by kind and outcome.", ["kind", "outcome"]
-)
+RECONCILES = Counter("hive_reconciles", "Reconciles run, by kind and outcome.", ["kind", "outcome"])
 RECONCILE_SECONDS = Histogram(
     "hive_reconcile_duration_seconds",
     "Time one reconcile takes, by kind.",

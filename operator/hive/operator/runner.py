@@ -61,6 +61,8 @@ def run(settings: Settings) -> None:
             standalone=True,
             clusterwide=not namespaces,
             namespaces=namespaces,
-            liveness_endpoint=f"http://0.0.0.0:{op.liveness_port}/healthz" if op.liveness_port else None,
+            liveness_endpoint=f"http://0.0.0.0:{op.liveness_port}/healthz"
+            if op.liveness_port
+            else None,
         )
     )

@@ -56,8 +56,9 @@ def team_status(
         message = f"{total} agent(s) declared for a {team.pattern} team"
     desired = [
         condition("Ready", True, reason, message, generation=generation, now=now),
-        condition("Degraded", False, "AsExpected", "no problem found", generation=generation,
-                  now=now),
+        condition(
+            "Degraded", False, "AsExpected", "no problem found", generation=generation, now=now
+        ),
     ]
     return AgentTeamStatus(
         phase=phase,

@@ -29,7 +29,9 @@ async def heartbeat(
     while True:
         await sink.report(
             AgentStatus(
-                name=name, role=role, phase=phase,
+                name=name,
+                role=role,
+                phase=phase,
                 last_heartbeat=dt.datetime.now(dt.UTC).replace(microsecond=0),
             )
         )

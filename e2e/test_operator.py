@@ -1,0 +1,197 @@
+"""The whole path: CRDs, the operator as its own process, a team applied, status read back."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from tests.support import Cluster, free_port
+
+from hive.api.agentteam import AgentPhase, AgentStatus, Role
+from hive.dev.processes import ProcessTable
+from hive.kube.client import async_client
+from hive.kube.objects import wait_for_condition
+from hive.kube.reporter import StatusReporter, field_manager_for
+from hive.kube.resources import apply_crds
+from hive.settings import KubeSettings
+
+pytestmark = pytest.mark.e2e
+SAMPLE = Path(__file__).resolve().parents[1] / "operator/hive/samples/agentteam-research.yaml"
+
+
+def wait_for(predicate, timeout_s: float = 30.0, what: str = "condition"):  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
+
+
+@pytest.fixture(scope="module")
+def operator(
+    cluster: Cluster, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, int]]:
+    apply_crds(cluster.client)
+    ports = {"metrics": free_port(), "liveness": free_port()}
+    table = ProcessTable(tmp_path_factory.mktemp("operator"))
+    env = {
+        **os.environ,
+        "HIVE_OPERATOR__METRICS_PORT": str(ports["metrics"]),
+        "HIVE_OPERATOR__LIVENESS_PORT": str(ports["liveness"]),
+    }
+    record = table.start(
+        "operator",
+        [sys.executable, "-m", "hive", "operator", "--kubeconfig", str(cluster.kubeconfig)],
+        env=env,
+    )
+
+    def healthy() -> bool:
+        assert record.alive(), table.log_tail("operator")
+        try:
+            return httpx.get(f"http://127.0.0.1:{ports['liveness']}/healthz", timeout=1).is_success
+        except httpx.HTTPError:
+            return False
+
+    wait_for(healthy, 60, "operator liveness")
+    yield ports
+    table.stop("operator")
+
+
+def get_team(cluster: Cluster, name: str) -> dict:  # type: ignore[type-arg]
+    return json.loads(cluster.kubectl("get", "agentteam", name, "-o", "json").stdout)
+
+
+def test_sample_team_becomes_ready_and_shows_in_kubectl(cluster: Cluster, operator: dict) -> None:  # type: ignore[type-arg]
+    cluster.kubectl("apply", "-f", str(SAMPLE))
+    cluster.kubectl("wait", "--for=condition=Ready", "agentteam/research", "--timeout=60s")
+    team = get_team(cluster, "research")
+    ready = next(c for c in team["status"]["conditions"] if c["type"] == "Ready")
+    assert ready["observedGeneration"] == team["metadata"]["generation"]
+    assert ready["reason"] == "SpecAccepted"
+    assert ready["message"]
+    rows = [line.split() for line in cluster.kubectl("get", "hive", "-A").stdout.splitlines()]
+    assert ["default", "research", "True", "SpecAccepted", "Running"] in [r[:5] for r in rows]
+
+    metrics = httpx.get(f"http://127.0.0.1:{operator['metrics']}/metrics").text
+    line = next(
+        m
+        for m in metrics.splitlines()
+        if m.startswith('hive_reconciles_total{kind="AgentTeam",outcome="ok"}')
+    )
+    assert float(line.split()[-1]) >= 1
+
+
+def test_an_edit_is_observed_with_its_generation(cluster: Cluster, operator: dict) -> None:  # type: ignore[type-arg]
+    cluster.kubectl("apply", "-f", str(SAMPLE))
+    before = get_team(cluster, "research")["metadata"]["generation"]
+    cluster.kubectl(
+        "patch",
+        "agentteam",
+        "research",
+        "--type=merge",
+        "-p",
+        '{"spec":{"goal":"A different goal."}}',
+    )
+    wait_for(
+        lambda: get_team(cluster, "research")["status"].get("observedGeneration") == before + 1,
+        60,
+        "observedGeneration to follow the edit",
+    )
+
+
+def test_agent_reports_its_own_entry_without_clobbering_the_operator(
+    cluster: Cluster,
+    operator: dict,  # type: ignore[type-arg]
+) -> None:
+    cluster.kubectl("apply", "-f", str(SAMPLE))
+    wait_for_condition(cluster.client, "AgentTeam", "default", "research", timeout_s=60)
+
+    async def report_both() -> None:
+        settings = KubeSettings(kubeconfig=cluster.kubeconfig)
+        clients = [
+            async_client(settings, field_manager=field_manager_for(a)) for a in ("lead", "coder")
+        ]
+        reporters = [
+            StatusReporter(c, "default", "research", a)
+            for c, a in zip(clients, ("lead", "coder"), strict=True)
+        ]
+        for i in range(10):
+            await asyncio.gather(
+                reporters[0].report(
+                    AgentStatus(
+                        name="lead", role=Role.SENIOR, phase=AgentPhase.WORKING, tasks_active=i
+                    )
+                ),
+                reporters[1].report(
+                    AgentStatus(
+                        name="coder", role=Role.SPECIALIST, phase=AgentPhase.IDLE, tasks_completed=i
+                    )
+                ),
+            )
+        for c in clients:
+            await c.close()
+
+    asyncio.run(report_both())
+    status = get_team(cluster, "research")["status"]
+    agents = {a["name"]: a for a in status["agents"]}
+    assert agents["lead"]["tasksActive"] == 9
+    assert agents["coder"]["tasksCompleted"] == 9
+    assert any(c["type"] == "Ready" for c in status["conditions"]), "operator fields survive"
+
+    # `hive agent --once` is the pod entrypoint: it adds the researcher's entry.
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "hive",
+            "agent",
+            "--team",
+            "research",
+            "--agent",
+            "researcher",
+            "--kubeconfig",
+            str(cluster.kubeconfig),
+            "--once",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    agents = {a["name"]: a for a in get_team(cluster, "research")["status"]["agents"]}
+    assert set(agents) == {"lead", "coder", "researcher"}
+    assert agents["researcher"]["phase"] == "Idle"
+    assert agents["researcher"]["lastHeartbeat"]
+
+
+def test_agent_for_a_missing_team_fails_in_one_line(cluster: Cluster) -> None:
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "hive",
+            "agent",
+            "--team",
+            "ghost",
+            "--agent",
+            "a",
+            "--kubeconfig",
+            str(cluster.kubeconfig),
+            "--once",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1
+    assert done.stderr.strip() == "hive: error: AgentTeam default/ghost: not found"

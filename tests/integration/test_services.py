@@ -1,0 +1,115 @@
+"""Other real parts: gVisor's runsc isolates the network; Redis answers."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from tests.support import free_port
+
+pytestmark = pytest.mark.integration
+
+PROBE = textwrap.dedent(
+    """
+    import os, socket, sys
+    port = int(sys.argv[1])
+    print("kernel", os.uname().release)
+    print("interfaces", ",".join(sorted(name for _, name in socket.if_nameindex())))
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=3).close()
+        print("host-port reachable")
+    except OSError as exc:
+        print("host-port blocked", type(exc).__name__)
+    try:
+        socket.getaddrinfo("example.com", 443)
+        print("dns resolved")
+    except OSError as exc:
+        print("dns failed", type(exc).__name__)
+    """
+)
+
+
+@pytest.fixture
+def host_listener() -> Iterator[int]:
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        yield server.getsockname()[1]
+
+
+def run_probe(argv: list[str], script: Path, port: int) -> dict[str, str]:
+    out = subprocess.run(
+        [*argv, sys.executable, str(script), str(port)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    ).stdout
+    return {
+        line.split(" ", 1)[0]: line.split(" ", 1)[1] for line in out.splitlines() if " " in line
+    }
+
+
+def test_runsc_runs_a_process_that_cannot_reach_the_network(
+    tmp_path: Path, host_listener: int
+) -> None:
+    runsc = shutil.which("runsc")
+    assert runsc, "runsc is missing: run make testbin"
+    script = tmp_path / "probe.py"
+    script.write_text(PROBE)
+
+    host = run_probe([], script, host_listener)
+    assert host["host-port"] == "reachable", "control: the port is reachable outside the sandbox"
+
+    sandboxed = run_probe([runsc, "--network=none", "do"], script, host_listener)
+    assert sandboxed["kernel"] != os.uname().release, "the probe ran under gVisor's own kernel"
+    assert sandboxed["interfaces"] == "lo"
+    assert sandboxed["host-port"].startswith("blocked")
+    assert sandboxed["dns"].startswith("failed")
+
+
+def test_redis_answers(tmp_path: Path) -> None:
+    port = free_port()
+    server = subprocess.Popen(
+        [
+            "redis-server",
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(tmp_path),
+        ],
+        stdout=subprocess.DEVNULL,
+    )
+    try:
+        client = redis.Redis(host="127.0.0.1", port=port, socket_timeout=2)
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                assert client.ping() is True
+                break
+            except redis.ConnectionError:
+                if time.monotonic() > deadline or server.poll() is not None:
+                    raise
+                time.sleep(0.05)
+        client.set("hive:probe", "42")
+        assert client.get("hive:probe") == b"42"
+        assert client.info("server")["redis_version"].startswith("7.")
+    finally:
+        server.terminate()
+        server.wait(timeout=10)

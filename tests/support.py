@@ -1,0 +1,64 @@
+"""Helpers for tests that run real parts: free ports, control-plane settings, kubectl."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from lightkube import Client
+
+from hive.dev.controlplane import ControlPlane
+from hive.settings import DevSettings, get_settings
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def dev_settings(state_dir: Path, **overrides: object) -> DevSettings:
+    """Settings for a control plane of its own: own folder, own free ports."""
+    base = get_settings().dev
+    values: dict[str, object] = {
+        "state_dir": state_dir,
+        "testbin_dir": base.testbin_dir,
+        "etcd_port": free_port(),
+        "etcd_peer_port": free_port(),
+        "apiserver_port": free_port(),
+        "controller_manager_port": free_port(),
+        "scheduler_port": free_port(),
+        "kwok_port": free_port(),
+        "kwok_nodes": 2,
+    }
+    values.update(overrides)
+    return DevSettings.model_validate(values)
+
+
+@dataclass
+class Cluster:
+    plane: ControlPlane
+    client: Client
+
+    @property
+    def kubeconfig(self) -> Path:
+        return self.plane.kubeconfig
+
+    def kubectl(
+        self, *args: str, check: bool = True, **kw: object
+    ) -> subprocess.CompletedProcess[str]:
+        env = {**os.environ, "KUBECONFIG": str(self.kubeconfig)}
+        return subprocess.run(
+            [str(self.plane.binary("kubectl")), *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=check,
+            timeout=60,
+            **kw,  # type: ignore[arg-type]
+        )
