@@ -16,8 +16,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from hive.dev.controlplane import ControlPlane  # noqa: E402
-from tests.support import dev_settings  # noqa: E402
+from tests.support import dev_settings
+
+from hive.dev.controlplane import ControlPlane
 
 
 def main() -> None:
