@@ -27,10 +27,10 @@ lint: venv
 	$(BIN)/ruff format --check $(PATHS)
 	$(BIN)/mypy
 	$(BIN)/lint-imports
-	$(BIN)/hive crds -o crds --check
+	$(BIN)/hive crds -o crds -o charts/hive-crds/templates --check
 
 crds: venv
-	$(BIN)/hive crds -o crds
+	$(BIN)/hive crds -o crds -o charts/hive-crds/templates
 
 unit: venv
 	$(BIN)/pytest tests/unit

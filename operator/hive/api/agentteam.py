@@ -6,9 +6,11 @@ import datetime as dt
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import Field
+from pydantic import Field, model_validator
+from pydantic_core import PydanticCustomError
 
 from hive.api.common import Condition, HiveModel, LocalRef, SecretKeyRef, list_map
+from hive.api.graph import depth, find_cycle, unknown_subordinates
 
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 AgentName = Annotated[str, Field(min_length=1, max_length=50, pattern=DNS_LABEL)]
@@ -149,6 +151,32 @@ class AgentTeamSpec(HiveModel):
     suspend: bool = Field(
         default=False, description="Scale every agent to zero and stop work, keeping state."
     )
+
+    @model_validator(mode="after")
+    def _delegation_graph_is_sound(self) -> AgentTeamSpec:
+        edges = {a.name: a.subordinates for a in self.agents}
+        index = {a.name: i for i, a in enumerate(self.agents)}
+        for agent, sub in unknown_subordinates(edges):
+            raise PydanticCustomError(
+                "unknown_subordinate",
+                "agents[{i}].subordinates: '{sub}' is not an agent of this team",
+                {"i": index[agent], "sub": sub},
+            )
+        cycle = find_cycle(edges)
+        if cycle:
+            raise PydanticCustomError(
+                "delegation_cycle",
+                "agents: delegation cycle {path}; subordinates must form a DAG",
+                {"path": " -> ".join(cycle)},
+            )
+        longest, chain = depth(edges)
+        if longest > self.delegation.max_depth:
+            raise PydanticCustomError(
+                "delegation_too_deep",
+                "delegation.maxDepth: chain {path} is {n} delegations deep, more than {m}",
+                {"path": " -> ".join(chain), "n": longest, "m": self.delegation.max_depth},
+            )
+        return self
 
 
 class TeamPhase(StrEnum):

@@ -31,6 +31,14 @@ def list_map(*keys: str) -> dict[str, Any]:
     return {"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": list(keys)}
 
 
+def cel(rule: str, message: str, field_path: str | None = None) -> dict[str, Any]:
+    """A CEL validation rule (x-kubernetes-validations) checked by the API server."""
+    out: dict[str, Any] = {"rule": rule, "message": message}
+    if field_path:
+        out["fieldPath"] = field_path
+    return out
+
+
 class ConditionStatus(StrEnum):
     TRUE = "True"
     FALSE = "False"

@@ -95,7 +95,15 @@ def _resolve(node: Any, defs: JSON) -> Any:
             continue
         if key == "additionalProperties" and value is False:
             continue
+        if key == "additionalProperties" and (value is True or value == {}):
+            out["x-kubernetes-preserve-unknown-fields"] = True  # free-form JSON
+            continue
         if key == "default" and value is None:
+            continue
+        if key in ("exclusiveMinimum", "exclusiveMaximum") and not isinstance(value, bool):
+            # JSON Schema 2020-12 gives the bound; OpenAPI 3.0 wants minimum + a flag.
+            out["minimum" if key == "exclusiveMinimum" else "maximum"] = value
+            out[key] = True
             continue
         if key == "const":
             out["enum"] = [value]
@@ -104,6 +112,12 @@ def _resolve(node: Any, defs: JSON) -> Any:
             out[key] = {name: _resolve(prop, defs) for name, prop in value.items()}
         else:
             out[key] = _resolve(value, defs)
+    if (
+        "x-kubernetes-preserve-unknown-fields" in out
+        and "type" not in out
+        and "properties" not in out
+    ):
+        out.pop("default", None)
     if "enum" in out and "type" not in out:
         out["type"] = "string"
     if out.get("format") == "date-time":

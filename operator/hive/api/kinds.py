@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 from hive.api.agentteam import AgentTeamSpec, AgentTeamStatus
+from hive.api.chaos import ChaosExperimentSpec, ChaosExperimentStatus
 from hive.api.crd import Kind, PrinterColumn
+from hive.api.memorystore import MemoryStoreSpec, MemoryStoreStatus
+from hive.api.sandboxpolicy import SandboxPolicySpec, SandboxPolicyStatus
+from hive.api.toolversion import ToolVersionSpec, ToolVersionStatus
 
 AGENT_TEAM = Kind(
     kind="AgentTeam",
@@ -15,9 +19,74 @@ AGENT_TEAM = Kind(
     columns=(
         PrinterColumn("Phase", ".status.phase", description="Overall phase."),
         PrinterColumn("Agents", ".status.agentsReady", "integer", "Agents available."),
+        PrinterColumn("Total", ".status.agentsTotal", "integer", "Agents declared.", priority=1),
         PrinterColumn("Pattern", ".spec.pattern", description="Team pattern.", priority=1),
         PrinterColumn("Goal", ".spec.goal", description="What the team works towards.", priority=1),
     ),
 )
 
-KINDS: tuple[Kind, ...] = (AGENT_TEAM,)
+TOOL_VERSION = Kind(
+    kind="ToolVersion",
+    plural="toolversions",
+    short_names=("tv",),
+    spec=ToolVersionSpec,
+    status=ToolVersionStatus,
+    description="One version of a tool's interface, with the migration from its predecessor.",
+    columns=(
+        PrinterColumn("Tool", ".spec.tool", description="Tool name."),
+        PrinterColumn("Version", ".spec.version", description="Semantic version."),
+        PrinterColumn("Latest", ".status.latest", "boolean", "Newest version of the tool."),
+        PrinterColumn("Deprecated", ".status.deprecated", "boolean", "Deprecated.", priority=1),
+        PrinterColumn("Path", ".status.migrationPathValid", "boolean", "Chain valid.", priority=1),
+    ),
+)
+
+SANDBOX_POLICY = Kind(
+    kind="SandboxPolicy",
+    plural="sandboxpolicies",
+    short_names=("sbp",),
+    spec=SandboxPolicySpec,
+    status=SandboxPolicyStatus,
+    description="Limits, network, filesystem and modules of code that agents run in gVisor.",
+    columns=(
+        PrinterColumn("Runtime", ".spec.runtimeClassName", description="RuntimeClass."),
+        PrinterColumn("Network", ".spec.network.mode", description="none or allowlist."),
+        PrinterColumn("Bound", ".status.boundAgentCount", "integer", "Agents governed."),
+        PrinterColumn("Verified", ".status.verified", "boolean", "Proven consistent.", priority=1),
+    ),
+)
+
+CHAOS_EXPERIMENT = Kind(
+    kind="ChaosExperiment",
+    plural="chaosexperiments",
+    short_names=("chaos",),
+    spec=ChaosExperimentSpec,
+    status=ChaosExperimentStatus,
+    description="Faults injected into a team's agents for a while, then rolled back.",
+    columns=(
+        PrinterColumn("Phase", ".status.phase", description="State machine phase."),
+        PrinterColumn("Verdict", ".status.verdict", description="Pass, Fail or Stopped."),
+        PrinterColumn("Team", ".spec.selector.team", description="Target team."),
+        PrinterColumn("Faults", ".status.faultsInjected", "integer", "Injected.", priority=1),
+        PrinterColumn("Failures", ".status.failuresDetected", "integer", "Seen.", priority=1),
+        PrinterColumn("Recovery", ".status.recoveryTimeSeconds", "number", "Seconds.", priority=1),
+    ),
+)
+
+MEMORY_STORE = Kind(
+    kind="MemoryStore",
+    plural="memorystores",
+    short_names=("ms",),
+    spec=MemoryStoreSpec,
+    status=MemoryStoreStatus,
+    description="Long-term memory of agents: a Weaviate collection or a Redis keyspace.",
+    columns=(
+        PrinterColumn("Backend", ".spec.backend", description="weaviate or redis."),
+        PrinterColumn("Collection", ".spec.collection", description="Collection or prefix."),
+        PrinterColumn("Objects", ".status.objectCount", "integer", "Memories stored."),
+        PrinterColumn("Endpoint", ".spec.connection.endpoint", description="Backend.", priority=1),
+    ),
+)
+
+KINDS: tuple[Kind, ...] = (AGENT_TEAM, TOOL_VERSION, SANDBOX_POLICY, CHAOS_EXPERIMENT, MEMORY_STORE)
+BY_KIND = {k.kind: k for k in KINDS}

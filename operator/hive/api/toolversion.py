@@ -1,0 +1,166 @@
+"""ToolVersion: one version of a tool's interface, and how to migrate calls from its predecessor."""
+
+from __future__ import annotations
+
+import datetime as dt
+from enum import StrEnum
+from typing import Any
+
+from pydantic import ConfigDict, Field, model_validator
+
+from hive.api.common import Condition, HiveModel, cel, list_map
+
+# Semantic Versioning 2.0.0, the regular expression the specification suggests.
+SEMVER = (
+    r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)"
+    r"(?:-((?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?"
+    r"(?:\+([0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?$"
+)
+TOOL_NAME = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+JSON_SCHEMA = {"x-kubernetes-preserve-unknown-fields": True}
+
+
+class ImplementationKind(StrEnum):
+    BUILTIN = "builtin"
+    HTTP = "http"
+    PYTHON = "python"
+    OPENAPI = "openapi"
+
+
+class Implementation(HiveModel):
+    """Where calls to this version go."""
+
+    kind: ImplementationKind = Field(
+        description="builtin (shipped with Hive), http (POST the arguments), python "
+        "(module:function run in the code sandbox) or openapi (an operation of a spec)."
+    )
+    ref: str = Field(
+        min_length=1,
+        max_length=2048,
+        description="Builtin name, URL, 'module:function' or 'spec-url#operationId'.",
+    )
+    timeout_seconds: float = Field(default=30, gt=0, le=3600, description="Per-call timeout.")
+
+
+class MigrationOp(StrEnum):
+    RENAME = "rename"
+    DEFAULT = "default"
+    DROP = "drop"
+    TRANSFORM = "transform"
+
+
+class Transform(StrEnum):
+    TO_STRING = "to-string"
+    TO_INTEGER = "to-integer"
+    TO_NUMBER = "to-number"
+    TO_LIST = "to-list"
+    LOWERCASE = "lowercase"
+    UPPERCASE = "uppercase"
+    SPLIT_COMMA = "split-comma"
+    JOIN_COMMA = "join-comma"
+
+
+class MigrationStep(HiveModel):
+    """One declarative change applied to the arguments of a call made against the old version."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel("self.op != 'rename' || has(self.to)", "a rename step needs 'to'", ".to"),
+                cel(
+                    "self.op != 'transform' || has(self.transform)",
+                    "a transform step needs 'transform'",
+                    ".transform",
+                ),
+            ]
+        }
+    )
+
+    op: MigrationOp = Field(description="rename, default, drop or transform.")
+    field: str = Field(
+        min_length=1,
+        max_length=256,
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$",
+        description="Dotted path of the argument the step changes, e.g. 'query' or 'opts.limit'.",
+    )
+    to: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$",
+        description="rename: the new dotted path.",
+    )
+    value: Any = Field(
+        default=None,
+        description="default: the value set when the argument is absent.",
+        json_schema_extra=JSON_SCHEMA,
+    )
+    transform: Transform | None = Field(default=None, description="transform: the conversion.")
+
+    @model_validator(mode="after")
+    def _needs_its_operand(self) -> MigrationStep:
+        needs = {"rename": "to", "default": "value", "transform": "transform"}.get(str(self.op))
+        if needs and getattr(self, needs) is None:
+            raise ValueError(f"a {self.op} step needs '{needs}'")
+        return self
+
+
+class Migration(HiveModel):
+    """How a call written for the previous version becomes a call to this one."""
+
+    from_version: str = Field(
+        alias="from", pattern=SEMVER, description="The version this migration starts from."
+    )
+    steps: list[MigrationStep] = Field(
+        default_factory=list, max_length=100, description="Steps, applied in order."
+    )
+
+
+class Deprecation(HiveModel):
+    """Whether agents should stop asking for this version."""
+
+    deprecated: bool = Field(default=False, description="Agents get a warning when they use it.")
+    message: str | None = Field(default=None, max_length=1024, description="What to use instead.")
+    sunset: dt.datetime | None = Field(default=None, description="When it stops being served.")
+
+
+class ToolVersionSpec(HiveModel):
+    """One version of a tool."""
+
+    tool: str = Field(min_length=1, max_length=63, pattern=TOOL_NAME, description="Tool name.")
+    version: str = Field(pattern=SEMVER, max_length=128, description="Semantic version.")
+    description: str = Field(
+        default="", max_length=4096, description="What the tool does, shown to the model."
+    )
+    input_schema: dict[str, Any] = Field(
+        description="JSON Schema of the arguments.", json_schema_extra=JSON_SCHEMA
+    )
+    output_schema: dict[str, Any] = Field(
+        default_factory=lambda: {"type": "object"},
+        description="JSON Schema of the result.",
+        json_schema_extra=JSON_SCHEMA,
+    )
+    implementation: Implementation = Field(description="Where calls go.")
+    migration: Migration | None = Field(
+        default=None, description="Migration from the previous version; none for the first."
+    )
+    deprecation: Deprecation = Field(default_factory=Deprecation, description="Deprecation.")
+
+
+class ToolVersionStatus(HiveModel):
+    """What the operator found about this version among the tool's versions."""
+
+    observed_generation: int | None = Field(default=None, ge=0, description="Last reconciled.")
+    latest: bool | None = Field(default=None, description="This is the newest version.")
+    latest_version: str | None = Field(default=None, description="The tool's newest version.")
+    deprecated: bool | None = Field(default=None, description="This version is deprecated.")
+    migration_path_valid: bool | None = Field(
+        default=None, description="A migration chain reaches this version from the oldest one."
+    )
+    migration_path: list[str] = Field(
+        default_factory=list, description="Versions from the oldest to this one."
+    )
+    consumers: list[str] = Field(
+        default_factory=list, description="Agents (team/agent) whose range selects this version."
+    )
+    conditions: list[Condition] = Field(
+        default_factory=list, description="Ready.", json_schema_extra=list_map("type")
+    )
