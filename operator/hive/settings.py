@@ -63,7 +63,26 @@ class OperatorSettings(BaseModel):
     metrics_port: int = Field(default=9464, ge=0, le=65535, description="Port of /metrics.")
     liveness_port: int = Field(default=8080, ge=0, le=65535, description="Port of /healthz.")
     agent_image: str = Field(
-        default="ghcr.io/hive-dev/hive-agent:0.1.0", description="Image the agent pods run."
+        default="ghcr.io/hive-dev/hive:0.1.0", description="Image the agent pods run."
+    )
+    resync_s: float = Field(
+        default=60.0, gt=0, description="Every object is reconciled at least this often."
+    )
+    webhook_port: int = Field(
+        default=0, ge=0, le=65535, description="Admission webhook port; 0 turns it off."
+    )
+    webhook_host: str | None = Field(
+        default=None,
+        description="Address the API server uses to call the webhook; set for local runs "
+        "(127.0.0.1), unset in a cluster where the chart's Service is used.",
+    )
+    webhook_cert_dir: Path | None = Field(
+        default=None, description="Folder with tls.crt, tls.key and ca.crt of the webhook."
+    )
+    webhook_managed: bool = Field(
+        default=False,
+        description="Let the operator create the ValidatingWebhookConfiguration itself "
+        "(local runs); the Helm chart ships its own.",
     )
 
 

@@ -1,63 +1,243 @@
-"""The AgentTeam status builder: conditions after the API conventions."""
+"""The AgentTeam builder: children per agent, least privilege, and conditions by the conventions."""
 
 from __future__ import annotations
 
 import datetime as dt
 from typing import Any
 
-from hive.reconcile.agentteam import team_status
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from hive.reconcile.agentteam import AgentPodSettings, TeamObserved, TeamPlan, plan_team
+from hive.reconcile.meta import Owner, child_name
 
 T0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+OWNER = Owner("AgentTeam", "research", "default", "uid-1", generation=3)
+PODS = AgentPodSettings(image="hive:test")
+POLICY = {"runtimeClassName": "gvisor", "network": {"mode": "none"}}
 
 
 def spec(**overrides: Any) -> dict[str, Any]:
     base: dict[str, Any] = {
         "goal": "answer",
-        "model": {"name": "m"},
+        "model": {"name": "m", "endpoint": "http://vllm:8000/v1", "secretRef": {"name": "key"}},
         "agents": [
             {"name": "lead", "role": "senior", "subordinates": ["dev"]},
-            {"name": "dev", "role": "junior"},
+            {"name": "dev", "role": "junior", "sandboxPolicyRef": {"name": "strict"}},
         ],
     }
     base.update(overrides)
     return base
 
 
-def ready(status: Any) -> Any:
-    return next(c for c in status.conditions if c.type == "Ready")
+def plan(
+    s: dict[str, Any] | None = None,
+    *,
+    deployments: dict[str, Any] | None = None,
+    policies: dict[str, Any] | None = None,
+    previous: dict[str, Any] | None = None,
+    now: dt.datetime = T0,
+) -> TeamPlan:
+    observed = TeamObserved(
+        deployments=deployments or {},
+        sandbox_policies={"strict": POLICY} if policies is None else policies,
+    )
+    return plan_team(OWNER, s or spec(), previous, observed, PODS, now)
 
 
-def test_a_valid_team_is_ready_with_observed_generation() -> None:
-    status = team_status(spec(), None, generation=3, now=T0)
-    cond = ready(status)
-    assert (cond.status, cond.reason, cond.observed_generation) == ("True", "SpecAccepted", 3)
-    assert status.observed_generation == 3
-    assert status.agents_total == 2
-    assert cond.message
+def cond(p: TeamPlan, type_: str) -> Any:
+    return next(c for c in p.status.conditions if c.type == type_)
 
 
-def test_an_invalid_spec_names_the_field_and_is_not_ready() -> None:
-    bad = spec(agents=[{"name": "lead", "role": "boss"}])
-    cond = ready(team_status(bad, None, generation=1, now=T0))
-    assert cond.status == "False"
-    assert cond.reason == "InvalidSpec"
-    assert cond.message.startswith("spec.agents[0].role:")
+def child(p: TeamPlan, kind: str, name: str) -> dict[str, Any]:
+    return next(c for c in p.children if c["kind"] == kind and c["metadata"]["name"] == name)
+
+
+def available(name: str, replicas: int = 1) -> dict[str, Any]:
+    return {
+        "metadata": {"name": name, "generation": 2},
+        "status": {
+            "observedGeneration": 2,
+            "availableReplicas": replicas,
+            "updatedReplicas": replicas,
+        },
+    }
+
+
+def test_every_agent_gets_six_owned_children() -> None:
+    p = plan()
+    kinds = sorted((c["kind"], c["metadata"]["name"]) for c in p.children)
+    for agent in ("lead", "dev"):
+        for kind in ("ServiceAccount", "Role", "RoleBinding", "Deployment", "NetworkPolicy"):
+            assert (kind, f"research-{agent}") in kinds
+        assert ("ConfigMap", f"research-{agent}-config") in kinds
+    assert len(kinds) == 12
+    for c in p.children:
+        (ref,) = c["metadata"]["ownerReferences"]
+        assert ref == {
+            "apiVersion": "hive.dev/v1alpha1",
+            "kind": "AgentTeam",
+            "name": "research",
+            "uid": "uid-1",
+            "controller": True,
+            "blockOwnerDeletion": True,
+        }
+    assert p.prune
+
+
+def test_role_lets_an_agent_read_its_team_and_patch_only_its_status() -> None:
+    rules = child(plan(), "Role", "research-dev")["rules"]
+    assert rules == [
+        {
+            "apiGroups": ["hive.dev"],
+            "resources": ["agentteams"],
+            "resourceNames": ["research"],
+            "verbs": ["get"],
+        },
+        {
+            "apiGroups": ["hive.dev"],
+            "resources": ["agentteams/status"],
+            "resourceNames": ["research"],
+            "verbs": ["get", "patch"],
+        },
+    ]
+    binding = child(plan(), "RoleBinding", "research-dev")
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": "research-dev", "namespace": "default"}
+    ]
+
+
+def test_deployment_is_hardened_and_uses_the_policys_runtime_class() -> None:
+    dep = child(plan(), "Deployment", "research-dev")
+    pod = dep["spec"]["template"]["spec"]
+    assert pod["runtimeClassName"] == "gvisor"
+    assert pod["automountServiceAccountToken"] is False
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    (container,) = pod["containers"]
+    assert container["securityContext"] == {
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "capabilities": {"drop": ["ALL"]},
+    }
+    assert container["args"][:5] == ["agent", "--team", "research", "--agent", "dev"]
+    token = next(v for v in pod["volumes"] if v["name"] == "token")
+    sources = token["projected"]["sources"]
+    assert sources[0]["serviceAccountToken"]["expirationSeconds"] == 3600
+    key_env = next(e for e in container["env"] if e["name"] == "HIVE_MODEL_API_KEY")
+    assert key_env["valueFrom"]["secretKeyRef"] == {"name": "key", "key": "api-key"}
+    lead = child(plan(), "Deployment", "research-lead")["spec"]["template"]["spec"]
+    assert "runtimeClassName" not in lead
+
+
+def test_network_policy_allows_the_team_dns_and_the_model_port() -> None:
+    np = child(plan(), "NetworkPolicy", "research-dev")["spec"]
+    assert np["policyTypes"] == ["Ingress", "Egress"]
+    ports = {p["port"] for rule in np["egress"] for p in rule.get("ports", [])}
+    assert {53, 443, 6443, 8000} <= ports
+
+
+def test_config_change_rolls_the_pods() -> None:
+    def digest(p: TeamPlan) -> str:
+        dep = child(p, "Deployment", "research-lead")
+        return str(dep["spec"]["template"]["metadata"]["annotations"]["hive.dev/config-checksum"])
+
+    assert digest(plan()) == digest(plan())
+    assert digest(plan()) != digest(plan(spec(goal="another")))
+
+
+def test_status_waits_for_agents_then_is_ready() -> None:
+    waiting = plan(deployments={"research-lead": available("research-lead")})
+    ready = cond(waiting, "Ready")
+    assert (ready.status, ready.reason) == ("False", "AgentsUnavailable")
+    assert ready.message == "1/2 agents available; waiting for dev"
+    assert cond(waiting, "Progressing").status == "True"
+    assert waiting.status.agents_ready == 1
+
+    both = {n: available(n) for n in ("research-lead", "research-dev")}
+    done = plan(deployments=both)
+    assert (cond(done, "Ready").status, cond(done, "Ready").reason) == (
+        "True",
+        "AllAgentsAvailable",
+    )
+    assert done.status.phase == "Running"
+    assert cond(done, "Ready").observed_generation == 3
+
+
+def test_a_failing_deployment_degrades_the_team() -> None:
+    broken = available("research-dev", 0)
+    broken["status"]["conditions"] = [
+        {"type": "ReplicaFailure", "status": "True", "message": "quota exceeded"}
+    ]
+    p = plan(deployments={"research-lead": available("research-lead"), "research-dev": broken})
+    assert cond(p, "Degraded").status == "True"
+    assert cond(p, "Ready").message == "dev: quota exceeded"
+
+
+def test_missing_policy_names_the_field_and_keeps_what_exists() -> None:
+    p = plan(policies={})
+    ready = cond(p, "Ready")
+    assert (ready.status, ready.reason) == ("False", "SandboxPolicyNotFound")
+    assert ready.message == "spec.agents[1].sandboxPolicyRef: SandboxPolicy 'strict' not found"
+    assert not p.prune
+    assert all(
+        not (c["kind"] == "Deployment" and c["metadata"]["name"] == "research-dev")
+        for c in p.children
+    )
+
+
+def test_an_invalid_spec_changes_nothing_and_says_why() -> None:
+    p = plan(spec(agents=[{"name": "lead", "role": "boss"}]))
+    assert p.children == []
+    assert not p.prune
+    ready = cond(p, "Ready")
+    assert (ready.status, ready.reason) == ("False", "InvalidSpec")
+    assert ready.message.startswith("spec.agents[0].role:")
+    assert p.status.phase == "Failed"
+
+
+def test_a_delegation_cycle_is_an_invalid_spec() -> None:
+    agents = [
+        {"name": "a", "role": "senior", "subordinates": ["b"]},
+        {"name": "b", "role": "junior", "subordinates": ["a"]},
+    ]
+    assert "delegation cycle a -> b -> a" in cond(plan(spec(agents=agents)), "Ready").message
+
+
+def test_suspend_scales_to_zero() -> None:
+    p = plan(spec(suspend=True))
+    assert {c["spec"]["replicas"] for c in p.children if c["kind"] == "Deployment"} == {0}
+    assert p.status.phase == "Suspended"
+    assert cond(p, "Ready").reason == "Suspended"
 
 
 def test_transition_time_is_kept_while_status_does_not_change() -> None:
-    first = team_status(spec(), None, generation=1, now=T0)
-    later = team_status(
-        spec(goal="other"), first.wire(), generation=2, now=T0 + dt.timedelta(hours=1)
-    )
-    assert ready(later).last_transition_time == T0
-    assert ready(later).observed_generation == 2
-    broken = team_status(
-        spec(agents=[]), later.wire(), generation=3, now=T0 + dt.timedelta(hours=2)
-    )
-    assert ready(broken).last_transition_time == T0 + dt.timedelta(hours=2)
+    first = plan()
+    later = plan(previous=first.status.wire(), now=T0 + dt.timedelta(hours=1))
+    assert cond(later, "Ready").last_transition_time == T0
+    both = {n: available(n) for n in ("research-lead", "research-dev")}
+    flipped = plan(deployments=both, previous=later.status.wire(), now=T0 + dt.timedelta(hours=2))
+    assert cond(flipped, "Ready").last_transition_time == T0 + dt.timedelta(hours=2)
 
 
-def test_suspended_team_reports_suspended_phase() -> None:
-    status = team_status(spec(suspend=True), None, generation=1, now=T0)
-    assert status.phase == "Suspended"
-    assert ready(status).reason == "Suspended"
+def test_long_names_are_shortened_stably() -> None:
+    name = child_name("t" * 60, "agent-with-a-long-name")
+    assert len(name) <= 63
+    assert name == child_name("t" * 60, "agent-with-a-long-name")
+    assert name != child_name("t" * 60, "agent-with-a-long-namf")
+
+
+names = st.lists(
+    st.from_regex(r"[a-z][a-z0-9]{0,8}", fullmatch=True), min_size=1, max_size=8, unique=True
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(names, st.booleans())
+def test_plans_are_deterministic_and_names_unique(agent_names: list[str], suspend: bool) -> None:
+    agents = [{"name": n, "role": "junior"} for n in agent_names]
+    s = spec(agents=agents, suspend=suspend)
+    first, second = plan(s), plan(s)
+    assert first.children == second.children
+    keys = [(c["kind"], c["metadata"]["name"]) for c in first.children]
+    assert len(keys) == len(set(keys)) == 6 * len(agent_names)

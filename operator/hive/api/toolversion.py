@@ -7,6 +7,7 @@ from enum import StrEnum
 from typing import Any
 
 from pydantic import ConfigDict, Field, model_validator
+from pydantic.config import JsonDict
 
 from hive.api.common import Condition, HiveModel, cel, list_map
 
@@ -17,7 +18,7 @@ SEMVER = (
     r"(?:\+([0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?$"
 )
 TOOL_NAME = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
-JSON_SCHEMA = {"x-kubernetes-preserve-unknown-fields": True}
+JSON_SCHEMA: JsonDict = {"x-kubernetes-preserve-unknown-fields": True}
 
 
 class ImplementationKind(StrEnum):

@@ -51,7 +51,7 @@ def configure(settings: Settings) -> None:
 def run(settings: Settings) -> None:
     """Run the operator until interrupted."""
     configure(settings)
-    assert handlers.reconcile_agent_team  # registered on import
+    assert handlers.agent_team_changed  # handlers register on import
     op = settings.operator
     if op.metrics_port:
         start_http_server(op.metrics_port, addr="0.0.0.0")  # noqa: S104 - scraped by Prometheus

@@ -14,6 +14,10 @@ class OperatorState:
     settings: Settings | None = None
     _client: ApiClient | None = field(default=None, repr=False)
 
+    def require_settings(self) -> Settings:
+        assert self.settings is not None, "operator settings not loaded"
+        return self.settings
+
     def client(self) -> ApiClient:
         if self._client is None:
             assert self.settings is not None, "operator settings not loaded"

@@ -1,16 +1,67 @@
-"""AgentTeam: from the resource to its status (children come with the CRD reconciliation)."""
+"""AgentTeam: from the resource and what is observed, to its children and its status.
+
+Per agent the team gets a ServiceAccount, a Role and RoleBinding that may read the team and
+patch only its status, a ConfigMap with the agent's configuration, a Deployment running
+``hive agent``, and a NetworkPolicy. Everything here is pure: the caller observes and applies.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
+import yaml
 from pydantic import ValidationError
 
-from hive.api.agentteam import AgentTeamSpec, AgentTeamStatus, TeamPhase
+from hive.api import GROUP
+from hive.api.agentteam import AgentSpec, AgentTeamSpec, AgentTeamStatus, TeamPhase
 from hive.api.common import Condition
+from hive.api.sandboxpolicy import SandboxPolicySpec
 from hive.reconcile.conditions import condition, merge_conditions
+from hive.reconcile.meta import (
+    AGENT_LABEL,
+    POLICY_LABEL,
+    TEAM_LABEL,
+    Owner,
+    checksum,
+    child_name,
+    metadata,
+)
+
+JSON = dict[str, Any]
+CONFIG_PATH = "/etc/hive/agent.yaml"
+SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
+CHILD_KINDS = ("ServiceAccount", "Role", "RoleBinding", "ConfigMap", "Deployment", "NetworkPolicy")
+
+
+@dataclass(frozen=True)
+class AgentPodSettings:
+    """How agent pods are built."""
+
+    image: str
+    image_pull_policy: str = "IfNotPresent"
+    token_expiration_s: int = 3600
+    run_as_user: int = 65532
+
+
+@dataclass(frozen=True)
+class TeamObserved:
+    """What exists now: the team's Deployments, and the SandboxPolicies it refers to."""
+
+    deployments: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    sandbox_policies: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TeamPlan:
+    """What the operator should make true."""
+
+    children: list[JSON]
+    status: AgentTeamStatus
+    prune: bool  # delete owned children that are not in `children`
 
 
 def describe_validation_error(error: ValidationError, root: str = "spec") -> str:
@@ -26,43 +77,420 @@ def parse_spec(spec: Mapping[str, Any]) -> AgentTeamSpec:
     return AgentTeamSpec.model_validate(dict(spec))
 
 
-def team_status(
+def agent_names(team: str, agent: str) -> dict[str, str]:
+    base = child_name(team, agent)
+    return {"workload": base, "config": child_name(team, agent, "config")}
+
+
+def fault_configmap_name(team: str) -> str:
+    return child_name(team, "faults")
+
+
+def agent_labels(team: str, agent: AgentSpec) -> dict[str, str]:
+    labels = {
+        "app.kubernetes.io/name": "hive-agent",
+        "app.kubernetes.io/instance": team,
+        "app.kubernetes.io/component": str(agent.role),
+        TEAM_LABEL: team,
+        AGENT_LABEL: agent.name,
+    }
+    if agent.sandbox_policy_ref:
+        labels[POLICY_LABEL] = agent.sandbox_policy_ref.name
+    return labels
+
+
+def agent_config(owner: Owner, team: AgentTeamSpec, agent: AgentSpec, policy: JSON | None) -> JSON:
+    """The configuration an agent pod reads from its ConfigMap."""
+    model = team.model.wire()
+    model.pop("secretRef", None)
+    return {
+        "team": owner.name,
+        "namespace": owner.namespace,
+        "goal": team.goal,
+        "pattern": str(team.pattern),
+        "model": model,
+        "delegation": team.delegation.wire(),
+        "budget": team.budget.wire(),
+        "agent": agent.wire(),
+        "peers": [a.name for a in team.agents if a.name != agent.name],
+        "sandboxPolicy": policy,
+        "faultsPath": "/etc/hive/faults",
+    }
+
+
+def _service_account(owner: Owner, names: dict[str, str], labels: dict[str, str]) -> JSON:
+    return {
+        "apiVersion": "v1",
+        "kind": "ServiceAccount",
+        "metadata": metadata(names["workload"], owner, labels),
+        "automountServiceAccountToken": False,
+    }
+
+
+def _role(owner: Owner, names: dict[str, str], labels: dict[str, str]) -> JSON:
+    return {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "Role",
+        "metadata": metadata(names["workload"], owner, labels),
+        "rules": [
+            {
+                "apiGroups": [GROUP],
+                "resources": ["agentteams"],
+                "resourceNames": [owner.name],
+                "verbs": ["get"],
+            },
+            {
+                "apiGroups": [GROUP],
+                "resources": ["agentteams/status"],
+                "resourceNames": [owner.name],
+                "verbs": ["get", "patch"],
+            },
+        ],
+    }
+
+
+def _role_binding(owner: Owner, names: dict[str, str], labels: dict[str, str]) -> JSON:
+    return {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "RoleBinding",
+        "metadata": metadata(names["workload"], owner, labels),
+        "roleRef": {
+            "apiGroup": "rbac.authorization.k8s.io",
+            "kind": "Role",
+            "name": names["workload"],
+        },
+        "subjects": [
+            {"kind": "ServiceAccount", "name": names["workload"], "namespace": owner.namespace}
+        ],
+    }
+
+
+def _config_map(owner: Owner, names: dict[str, str], labels: dict[str, str], config: JSON) -> JSON:
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": metadata(names["config"], owner, labels),
+        "data": {"agent.yaml": yaml.safe_dump(config, sort_keys=True)},
+    }
+
+
+def _deployment(
+    owner: Owner,
+    team: AgentTeamSpec,
+    agent: AgentSpec,
+    names: dict[str, str],
+    labels: dict[str, str],
+    policy: SandboxPolicySpec | None,
+    config_digest: str,
+    pods: AgentPodSettings,
+) -> JSON:
+    selector = {TEAM_LABEL: owner.name, AGENT_LABEL: agent.name}
+    env: list[JSON] = [{"name": "HIVE_AGENT_CONFIG", "value": CONFIG_PATH}]
+    if team.model.secret_ref:
+        env.append(
+            {
+                "name": "HIVE_MODEL_API_KEY",
+                "valueFrom": {
+                    "secretKeyRef": {
+                        "name": team.model.secret_ref.name,
+                        "key": team.model.secret_ref.key,
+                    }
+                },
+            }
+        )
+    resources = {"cpu": agent.resources.cpu, "memory": agent.resources.memory}
+    pod_spec: JSON = {
+        "serviceAccountName": names["workload"],
+        "automountServiceAccountToken": False,
+        "enableServiceLinks": False,
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": pods.run_as_user,
+            "runAsGroup": pods.run_as_user,
+            "fsGroup": pods.run_as_user,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "containers": [
+            {
+                "name": "agent",
+                "image": pods.image,
+                "imagePullPolicy": pods.image_pull_policy,
+                "args": [
+                    "agent",
+                    "--team",
+                    owner.name,
+                    "--agent",
+                    agent.name,
+                    "--namespace",
+                    owner.namespace,
+                    "--config",
+                    CONFIG_PATH,
+                ],
+                "env": env,
+                "resources": {"requests": resources, "limits": resources},
+                "securityContext": {
+                    "allowPrivilegeEscalation": False,
+                    "readOnlyRootFilesystem": True,
+                    "capabilities": {"drop": ["ALL"]},
+                },
+                "volumeMounts": [
+                    {"name": "config", "mountPath": "/etc/hive", "readOnly": True},
+                    {"name": "faults", "mountPath": "/etc/hive/faults", "readOnly": True},
+                    {"name": "token", "mountPath": SERVICE_ACCOUNT_DIR, "readOnly": True},
+                    {"name": "tmp", "mountPath": "/tmp"},  # noqa: S108 - a private emptyDir
+                ],
+            }
+        ],
+        "volumes": [
+            {"name": "config", "configMap": {"name": names["config"]}},
+            {
+                "name": "faults",
+                "configMap": {"name": fault_configmap_name(owner.name), "optional": True},
+            },
+            {
+                "name": "token",
+                "projected": {
+                    "sources": [
+                        {
+                            "serviceAccountToken": {
+                                "path": "token",
+                                "expirationSeconds": pods.token_expiration_s,
+                            }
+                        },
+                        {
+                            "configMap": {
+                                "name": "kube-root-ca.crt",
+                                "items": [{"key": "ca.crt", "path": "ca.crt"}],
+                            }
+                        },
+                        {
+                            "downwardAPI": {
+                                "items": [
+                                    {
+                                        "path": "namespace",
+                                        "fieldRef": {"fieldPath": "metadata.namespace"},
+                                    }
+                                ]
+                            }
+                        },
+                    ]
+                },
+            },
+            {"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}},
+        ],
+    }
+    if policy is not None:
+        pod_spec["runtimeClassName"] = policy.runtime_class_name
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": metadata(names["workload"], owner, labels),
+        "spec": {
+            "replicas": 0 if team.suspend else agent.replicas,
+            "selector": {"matchLabels": selector},
+            "template": {
+                "metadata": {
+                    "labels": labels,
+                    "annotations": {"hive.dev/config-checksum": config_digest},
+                },
+                "spec": pod_spec,
+            },
+        },
+    }
+
+
+def _model_port(endpoint: str | None) -> int | None:
+    if not endpoint:
+        return None
+    parts = urlsplit(endpoint)
+    return parts.port or (443 if parts.scheme == "https" else 80)
+
+
+def _network_policy(
+    owner: Owner,
+    team: AgentTeamSpec,
+    agent: AgentSpec,
+    names: dict[str, str],
+    labels: dict[str, str],
+) -> JSON:
+    same_team = {"podSelector": {"matchLabels": {TEAM_LABEL: owner.name}}}
+    api_ports = [{"protocol": "TCP", "port": 443}, {"protocol": "TCP", "port": 6443}]
+    model_port = _model_port(team.model.endpoint)
+    if model_port and model_port not in (443, 6443):
+        api_ports.append({"protocol": "TCP", "port": model_port})
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": metadata(names["workload"], owner, labels),
+        "spec": {
+            "podSelector": {"matchLabels": {TEAM_LABEL: owner.name, AGENT_LABEL: agent.name}},
+            "policyTypes": ["Ingress", "Egress"],
+            "ingress": [{"from": [same_team]}],
+            "egress": [
+                {"to": [same_team]},
+                {
+                    "to": [
+                        {
+                            "namespaceSelector": {},
+                            "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}},
+                        }
+                    ],
+                    "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}],
+                },
+                {"ports": api_ports},
+            ],
+        },
+    }
+
+
+def _deployment_state(dep: Mapping[str, Any] | None, want: int) -> tuple[bool, str | None]:
+    """(available, failure message) of one agent's Deployment."""
+    if dep is None:
+        return False, None
+    status = dep.get("status") or {}
+    generation = (dep.get("metadata") or {}).get("generation", 0)
+    for cond in status.get("conditions") or []:
+        if cond.get("type") == "ReplicaFailure" and cond.get("status") == "True":
+            return False, cond.get("message") or "replica failure"
+        if cond.get("type") == "Progressing" and cond.get("reason") == "ProgressDeadlineExceeded":
+            return False, cond.get("message") or "progress deadline exceeded"
+    current = status.get("observedGeneration", 0) >= generation
+    available = (
+        status.get("availableReplicas", 0) >= want and status.get("updatedReplicas", 0) >= want
+    )
+    return current and available, None
+
+
+def plan_team(
+    owner: Owner,
     spec: Mapping[str, Any],
-    previous: Mapping[str, Any] | None,
-    *,
-    generation: int,
+    previous_status: Mapping[str, Any] | None,
+    observed: TeamObserved,
+    pods: AgentPodSettings,
     now: dt.datetime,
-) -> AgentTeamStatus:
-    """The operator-owned part of the status for a team whose spec is `spec`."""
-    old_conditions = [Condition.model_validate(c) for c in (previous or {}).get("conditions", [])]
+) -> TeamPlan:
+    """Desired children and status of one AgentTeam."""
+    gen = owner.generation
+    previous = previous_status or {}
+    old_conditions = [Condition.model_validate(c) for c in previous.get("conditions", [])]
+
+    def status_of(
+        phase: TeamPhase,
+        ready: tuple[bool, str, str],
+        progressing: tuple[bool, str, str],
+        degraded: tuple[bool, str, str],
+        **counts: int,
+    ) -> AgentTeamStatus:
+        desired = [
+            condition(kind, *values, generation=gen, now=now)
+            for kind, values in (
+                ("Ready", ready),
+                ("Progressing", progressing),
+                ("Degraded", degraded),
+            )
+        ]
+        return AgentTeamStatus(
+            phase=phase,
+            observed_generation=gen,
+            conditions=merge_conditions(old_conditions, desired),
+            **counts,
+        )
+
     try:
         team = parse_spec(spec)
     except ValidationError as exc:
         message = describe_validation_error(exc)
-        desired = [
-            condition("Ready", False, "InvalidSpec", message, generation=generation, now=now),
-            condition("Degraded", True, "InvalidSpec", message, generation=generation, now=now),
-        ]
-        return AgentTeamStatus(
-            phase=TeamPhase.FAILED,
-            observed_generation=generation,
-            conditions=merge_conditions(old_conditions, desired),
+        invalid = (False, "InvalidSpec", message)
+        return TeamPlan(
+            [],
+            status_of(TeamPhase.FAILED, invalid, invalid, (True, "InvalidSpec", message)),
+            prune=False,
         )
+
+    children: list[JSON] = []
+    missing: list[str] = []
+    failures: list[str] = []
+    waiting: list[str] = []
+    ready_count = 0
+    for index, agent in enumerate(team.agents):
+        names = agent_names(owner.name, agent.name)
+        labels = agent_labels(owner.name, agent)
+        policy: SandboxPolicySpec | None = None
+        policy_wire: JSON | None = None
+        if agent.sandbox_policy_ref:
+            found = observed.sandbox_policies.get(agent.sandbox_policy_ref.name)
+            if found is None:
+                missing.append(
+                    f"spec.agents[{index}].sandboxPolicyRef: SandboxPolicy "
+                    f"'{agent.sandbox_policy_ref.name}' not found"
+                )
+            else:
+                policy = SandboxPolicySpec.model_validate(dict(found))
+                policy_wire = policy.wire()
+        config = agent_config(owner, team, agent, policy_wire)
+        children += [
+            _service_account(owner, names, labels),
+            _role(owner, names, labels),
+            _role_binding(owner, names, labels),
+            _config_map(owner, names, labels, config),
+        ]
+        if not agent.sandbox_policy_ref or policy is not None:
+            children.append(
+                _deployment(owner, team, agent, names, labels, policy, checksum(config), pods)
+            )
+        children.append(_network_policy(owner, team, agent, names, labels))
+        want = 0 if team.suspend else agent.replicas
+        available, failure = _deployment_state(observed.deployments.get(names["workload"]), want)
+        if failure:
+            failures.append(f"{agent.name}: {failure}")
+        if available:
+            ready_count += 1
+        else:
+            waiting.append(agent.name)
+
     total = len(team.agents)
+    counts = {"agents_total": total, "agents_ready": 0 if team.suspend else ready_count}
+    if missing:
+        why = (False, "SandboxPolicyNotFound", "; ".join(missing))
+        status = status_of(
+            TeamPhase.PENDING, why, why, (True, "SandboxPolicyNotFound", why[2]), **counts
+        )
+        return TeamPlan(children, status, prune=False)
     if team.suspend:
-        phase, reason, message = TeamPhase.SUSPENDED, "Suspended", "the team is suspended"
+        msg = "the team is suspended; every agent is scaled to zero"
+        status = status_of(
+            TeamPhase.SUSPENDED,
+            (False, "Suspended", msg),
+            (False, "Suspended", msg),
+            (False, "AsExpected", "no problem found"),
+            **counts,
+        )
+        return TeamPlan(children, status, prune=True)
+    if failures:
+        msg = "; ".join(failures)
+        status = status_of(
+            TeamPhase.PENDING,
+            (False, "AgentDeploymentFailed", msg),
+            (False, "AgentDeploymentFailed", msg),
+            (True, "AgentDeploymentFailed", msg),
+            **counts,
+        )
+    elif waiting:
+        msg = f"{ready_count}/{total} agents available; waiting for {', '.join(waiting)}"
+        status = status_of(
+            TeamPhase.PENDING,
+            (False, "AgentsUnavailable", msg),
+            (True, "RollingOut", msg),
+            (False, "AsExpected", "no problem found"),
+            **counts,
+        )
     else:
-        phase, reason = TeamPhase.RUNNING, "SpecAccepted"
-        message = f"{total} agent(s) declared for a {team.pattern} team"
-    desired = [
-        condition("Ready", True, reason, message, generation=generation, now=now),
-        condition(
-            "Degraded", False, "AsExpected", "no problem found", generation=generation, now=now
-        ),
-    ]
-    return AgentTeamStatus(
-        phase=phase,
-        observed_generation=generation,
-        agents_total=total,
-        conditions=merge_conditions(old_conditions, desired),
-    )
+        msg = f"{ready_count}/{total} agents available"
+        status = status_of(
+            TeamPhase.RUNNING,
+            (True, "AllAgentsAvailable", msg),
+            (False, "Stable", "every agent runs the current configuration"),
+            (False, "AsExpected", "no problem found"),
+            **counts,
+        )
+    return TeamPlan(children, status, prune=True)

@@ -1,0 +1,121 @@
+"""Observing, applying and pruning the children of Hive objects, with server-side apply."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from lightkube import ApiError, codecs
+from lightkube.resources.apps_v1 import Deployment
+from lightkube.resources.core_v1 import ConfigMap, Pod, ServiceAccount
+from lightkube.resources.networking_v1 import NetworkPolicy
+from lightkube.resources.node_v1 import RuntimeClass
+from lightkube.resources.rbac_authorization_v1 import Role, RoleBinding
+
+from hive.kube.client import ApiClient
+from hive.kube.errors import api_errors
+from hive.kube.resources import FIELD_MANAGER, resource
+
+KIND_RESOURCES: dict[str, Any] = {  # kind -> lightkube resource class
+    "ServiceAccount": ServiceAccount,
+    "Role": Role,
+    "RoleBinding": RoleBinding,
+    "ConfigMap": ConfigMap,
+    "Deployment": Deployment,
+    "NetworkPolicy": NetworkPolicy,
+    "Pod": Pod,
+    "RuntimeClass": RuntimeClass,
+}
+
+
+def _what(obj: Mapping[str, Any]) -> str:
+    meta = obj.get("metadata", {})
+    where = f"{meta['namespace']}/" if meta.get("namespace") else ""
+    return f"{obj['kind']} {where}{meta.get('name')}"
+
+
+async def apply_objects(
+    client: ApiClient, objects: Iterable[Mapping[str, Any]], *, field_manager: str = FIELD_MANAGER
+) -> int:
+    """Server-side apply each object (force: the operator owns these fields). Returns count."""
+    count = 0
+    for obj in objects:
+        with api_errors(_what(obj)):
+            await client.apply(codecs.from_dict(dict(obj)), field_manager=field_manager, force=True)
+        count += 1
+    return count
+
+
+async def list_labelled(
+    client: ApiClient, kind: str, namespace: str, labels: Mapping[str, str]
+) -> list[dict[str, Any]]:
+    """Objects of `kind` in `namespace` carrying every label in `labels`, as plain dicts."""
+    res = KIND_RESOURCES[kind]
+    out = []
+    with api_errors(f"{kind} in {namespace}"):
+        async for item in client.list(res, namespace=namespace, labels=dict(labels)):
+            out.append(item.to_dict())
+    return out
+
+
+async def prune(
+    client: ApiClient,
+    namespace: str,
+    labels: Mapping[str, str],
+    owner_uid: str,
+    keep: set[tuple[str, str]],
+    kinds: Iterable[str],
+) -> list[str]:
+    """Delete owned children (by owner uid) not in `keep` ({(kind, name)}). Returns what went."""
+    deleted = []
+    for kind in kinds:
+        for obj in await list_labelled(client, kind, namespace, labels):
+            meta = obj["metadata"]
+            owned = any(ref.get("uid") == owner_uid for ref in meta.get("ownerReferences", []))
+            if owned and (kind, meta["name"]) not in keep:
+                await delete(client, kind, namespace, meta["name"])
+                deleted.append(f"{kind}/{meta['name']}")
+    return deleted
+
+
+async def delete(client: ApiClient, kind: str, namespace: str | None, name: str) -> bool:
+    """Delete if present; True when something was deleted."""
+    try:
+        await client.delete(KIND_RESOURCES[kind], name, namespace=namespace)
+    except ApiError as exc:
+        if exc.status.code == 404:
+            return False
+        with api_errors(f"{kind} {namespace}/{name}"):
+            raise
+    return True
+
+
+async def get_hive_object(
+    client: ApiClient, kind: str, namespace: str, name: str
+) -> dict[str, Any] | None:
+    """A Hive custom object as a dict, or None when it does not exist."""
+    try:
+        obj = await client.get(resource(kind), name, namespace=namespace)
+    except ApiError as exc:
+        if exc.status.code == 404:
+            return None
+        with api_errors(f"{kind} {namespace}/{name}"):
+            raise
+    return dict(obj.to_dict())
+
+
+async def list_hive_objects(client: ApiClient, kind: str, namespace: str) -> list[dict[str, Any]]:
+    with api_errors(f"{kind} in {namespace}"):
+        return [dict(o.to_dict()) async for o in client.list(resource(kind), namespace=namespace)]
+
+
+async def ensure_absent_or_create(client: ApiClient, obj: Mapping[str, Any]) -> bool:
+    """Create `obj` unless one of that name exists (never take another's over). True if made."""
+    try:
+        await client.create(codecs.from_dict(dict(obj)), field_manager=FIELD_MANAGER)
+    except ApiError as exc:
+        if exc.status.code == 409:
+            return False
+        with api_errors(_what(obj)):
+            raise
+    return True
