@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import ssl
 import subprocess
 import sys
 import time
@@ -67,6 +68,11 @@ def operator(
     table.stop("operator")
 
 
+def renamed(team: str) -> str:
+    """The sample manifest under another team name."""
+    return SAMPLE.read_text().replace("\n  name: research\n", f"\n  name: {team}\n", 1)
+
+
 def get_team(cluster: Cluster, name: str) -> dict:  # type: ignore[type-arg]
     return json.loads(cluster.kubectl("get", "agentteam", name, "-o", "json").stdout)
 
@@ -77,10 +83,11 @@ def test_sample_team_becomes_ready_and_shows_in_kubectl(cluster: Cluster, operat
     team = get_team(cluster, "research")
     ready = next(c for c in team["status"]["conditions"] if c["type"] == "Ready")
     assert ready["observedGeneration"] == team["metadata"]["generation"]
-    assert ready["reason"] == "SpecAccepted"
-    assert ready["message"]
-    rows = [line.split() for line in cluster.kubectl("get", "hive", "-A").stdout.splitlines()]
-    assert ["default", "research", "True", "SpecAccepted", "Running"] in [r[:5] for r in rows]
+    assert ready["reason"] == "AllAgentsAvailable"
+    assert ready["message"] == "3/3 agents available"
+    rows = [line.split() for line in cluster.kubectl("get", "agentteams").stdout.splitlines()]
+    assert ["research", "True", "AllAgentsAvailable", "Running", "3"] in [r[:5] for r in rows]
+    assert "agentteam.hive.dev/research" in cluster.kubectl("get", "hive").stdout
 
     metrics = httpx.get(f"http://127.0.0.1:{operator['metrics']}/metrics").text
     line = next(
@@ -195,3 +202,95 @@ def test_agent_for_a_missing_team_fails_in_one_line(cluster: Cluster) -> None:
     )
     assert done.returncode == 1
     assert done.stderr.strip() == "hive: error: AgentTeam default/ghost: not found"
+
+
+def names_of(cluster: Cluster, kind: str, team: str) -> set[str]:
+    out = cluster.kubectl("get", kind, "-l", f"hive.dev/team={team}", "-o", "name").stdout
+    return {line.split("/", 1)[1] for line in out.split()}
+
+
+def test_children_are_repaired_pruned_and_collected(cluster: Cluster, operator: dict) -> None:  # type: ignore[type-arg]
+    team = renamed("repair")
+    path = Path(cluster.plane.state) / "repair.yaml"
+    path.write_text(team)
+    cluster.kubectl("apply", "-f", str(path))
+    cluster.kubectl("wait", "--for=condition=Ready", "agentteam/repair", "--timeout=60s")
+    kinds = ("serviceaccount", "role", "rolebinding", "deployment", "networkpolicy")
+    for kind in kinds:
+        assert names_of(cluster, kind, "repair") == {
+            "repair-lead",
+            "repair-researcher",
+            "repair-coder",
+        }
+
+    # A deleted child comes back; an edited one is set right.
+    cluster.kubectl("delete", "rolebinding", "repair-coder")
+    cluster.kubectl("scale", "deployment", "repair-lead", "--replicas=5")
+    wait_for(lambda: "repair-coder" in names_of(cluster, "rolebinding", "repair"), 60, "repair")
+
+    def replicas() -> int:
+        dep = json.loads(cluster.kubectl("get", "deployment", "repair-lead", "-o", "json").stdout)
+        return int(dep["spec"]["replicas"])
+
+    wait_for(lambda: replicas() == 1, 60, "replicas restored")
+
+    # An agent removed from the spec loses its children.
+    cluster.kubectl(
+        "patch",
+        "agentteam",
+        "repair",
+        "--type=json",
+        "-p",
+        '[{"op":"remove","path":"/spec/agents/2"},'
+        '{"op":"replace","path":"/spec/agents/0/subordinates","value":["researcher"]}]',
+    )
+    wait_for(lambda: "repair-coder" not in names_of(cluster, "deployment", "repair"), 60, "prune")
+    assert "repair-coder" not in names_of(cluster, "serviceaccount", "repair")
+
+    # Deleting the team garbage-collects everything it owned.
+    cluster.kubectl("delete", "agentteam", "repair")
+    wait_for(lambda: not names_of(cluster, "deployment", "repair"), 90, "garbage collection")
+    wait_for(lambda: not names_of(cluster, "serviceaccount", "repair"), 90, "garbage collection")
+
+
+def test_an_agents_token_patches_its_own_team_and_no_other(
+    cluster: Cluster, operator: dict
+) -> None:  # type: ignore[type-arg]
+    for name in ("alpha", "beta"):
+        path = Path(cluster.plane.state) / f"{name}.yaml"
+        path.write_text(renamed(name))
+        cluster.kubectl("apply", "-f", str(path))
+    cluster.kubectl(
+        "wait", "--for=condition=Ready", "agentteam/alpha", "agentteam/beta", "--timeout=60s"
+    )
+    token = cluster.kubectl("create", "token", "alpha-lead").stdout.strip()
+    context = ssl.create_default_context(cafile=str(cluster.plane.pki.ca.cert))
+    base = f"{cluster.plane.url}/apis/hive.dev/v1alpha1/namespaces/default/agentteams"
+    entry = {
+        "apiVersion": "hive.dev/v1alpha1",
+        "kind": "AgentTeam",
+        "status": {"agents": [{"name": "lead", "phase": "Working"}]},
+    }
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/apply-patch+yaml"}
+
+    def apply(team: str) -> httpx.Response:
+        body = {**entry, "metadata": {"name": team, "namespace": "default"}}
+        return httpx.patch(
+            f"{base}/{team}/status?fieldManager=hive-agent-lead&force=true",
+            json=body,
+            headers=headers,
+            verify=context,
+        )
+
+    own = apply("alpha")
+    assert own.status_code == 200, own.text
+    other = apply("beta")
+    assert other.status_code == 403
+    assert "system:serviceaccount:default:alpha-lead" in other.json()["message"]
+    spec_write = httpx.patch(
+        f"{base}/alpha",
+        json={**entry, "metadata": {"name": "alpha"}},
+        headers=headers,
+        verify=context,
+    )
+    assert spec_write.status_code == 403, "an agent may not change its team's spec"

@@ -33,7 +33,7 @@ def test_crd_and_custom_object_with_schema_validation(cluster: Cluster, tmp_path
     bad = tmp_path / "bad.yaml"
     bad.write_text(
         SAMPLE.read_text()
-        .replace("name: research", "name: bad")
+        .replace("\n  name: research\n", "\n  name: bad\n")
         .replace("role: junior", "role: boss")
     )
     refused = cluster.kubectl("apply", "-f", str(bad), check=False)
