@@ -4,68 +4,23 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import ssl
 import subprocess
 import sys
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-from tests.support import Cluster, free_port
+from tests.support import Cluster
 
+from e2e.conftest import SAMPLE, wait_for
 from hive.api.agentteam import AgentPhase, AgentStatus, Role
-from hive.dev.processes import ProcessTable
 from hive.kube.client import async_client
 from hive.kube.objects import wait_for_condition
 from hive.kube.reporter import StatusReporter, field_manager_for
-from hive.kube.resources import apply_crds
 from hive.settings import KubeSettings
 
 pytestmark = pytest.mark.e2e
-SAMPLE = Path(__file__).resolve().parents[1] / "operator/hive/samples/agentteam-research.yaml"
-
-
-def wait_for(predicate, timeout_s: float = 30.0, what: str = "condition"):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
-
-
-@pytest.fixture(scope="module")
-def operator(
-    cluster: Cluster, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[dict[str, int]]:
-    apply_crds(cluster.client)
-    ports = {"metrics": free_port(), "liveness": free_port()}
-    table = ProcessTable(tmp_path_factory.mktemp("operator"))
-    env = {
-        **os.environ,
-        "HIVE_OPERATOR__METRICS_PORT": str(ports["metrics"]),
-        "HIVE_OPERATOR__LIVENESS_PORT": str(ports["liveness"]),
-    }
-    record = table.start(
-        "operator",
-        [sys.executable, "-m", "hive", "operator", "--kubeconfig", str(cluster.kubeconfig)],
-        env=env,
-    )
-
-    def healthy() -> bool:
-        assert record.alive(), table.log_tail("operator")
-        try:
-            return httpx.get(f"http://127.0.0.1:{ports['liveness']}/healthz", timeout=1).is_success
-        except httpx.HTTPError:
-            return False
-
-    wait_for(healthy, 60, "operator liveness")
-    yield ports
-    table.stop("operator")
 
 
 def renamed(team: str) -> str:

@@ -50,7 +50,7 @@ class Cluster:
         return self.plane.kubeconfig
 
     def kubectl(
-        self, *args: str, check: bool = True, **kw: object
+        self, *args: str, check: bool = True, timeout: float = 60, **kw: object
     ) -> subprocess.CompletedProcess[str]:
         env = {**os.environ, "KUBECONFIG": str(self.kubeconfig)}
         return subprocess.run(
@@ -59,6 +59,6 @@ class Cluster:
             capture_output=True,
             text=True,
             check=check,
-            timeout=60,
+            timeout=timeout,
             **kw,  # type: ignore[arg-type]
         )

@@ -6,11 +6,12 @@ import datetime as dt
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from hive.api.common import Condition, HiveModel, LocalRef, SecretKeyRef, list_map
 from hive.api.graph import depth, find_cycle, unknown_subordinates
+from hive.api.semver import is_range
 
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 AgentName = Annotated[str, Field(min_length=1, max_length=50, pattern=DNS_LABEL)]
@@ -57,6 +58,13 @@ class ModelSpec(HiveModel):
 
 class ToolRequirement(HiveModel):
     """A tool an agent may call, by name and a semver range of ToolVersions."""
+
+    @field_validator("version")
+    @classmethod
+    def _is_a_range(cls, value: str) -> str:
+        if not is_range(value):
+            raise ValueError(f"'{value}' is not a semver range (e.g. '^1.2', '>=1.0 <2', '*')")
+        return value
 
     name: str = Field(min_length=1, max_length=63, pattern=DNS_LABEL, description="Tool name.")
     version: str = Field(

@@ -9,6 +9,7 @@ the others are logged and reported in the object's Ready condition by the reconc
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -19,6 +20,7 @@ import kopf
 from hive.api import GROUP, VERSION
 from hive.errors import HiveError
 from hive.operator.metrics import RECONCILE_SECONDS, RECONCILES
+from hive.operator.others import reconcile_policy, reconcile_store, reconcile_tool
 from hive.operator.state import STATE
 from hive.operator.teams import reconcile_team, reconcile_teams_using_policy
 from hive.reconcile.meta import MANAGED_BY, TEAM_LABEL
@@ -101,8 +103,62 @@ for _group, _version, _plural in (
     _watch_children(_group, _version, _plural)
 
 
-# --- SandboxPolicy -> the teams that use it ------------------------------------------------------
+# --- SandboxPolicy: its own reconcile, then the teams that use it --------------------------------
 @kopf.on.event(GROUP, VERSION, "sandboxpolicies")
 @_namespaced
 async def sandbox_policy_event(name: str, namespace: str, **_: Any) -> None:
+    await counted("SandboxPolicy", lambda: reconcile_policy(namespace, name))
     await counted("AgentTeam", lambda: reconcile_teams_using_policy(namespace, name))
+
+
+@kopf.timer(GROUP, VERSION, "sandboxpolicies", interval=60.0, initial_delay=5.0, idle=None)
+@_namespaced
+async def sandbox_policy_resync(name: str, namespace: str, **_: Any) -> None:
+    await counted("SandboxPolicy", lambda: reconcile_policy(namespace, name))
+
+
+# --- ToolVersion: all versions of a tool together -------------------------------------------------
+@kopf.on.event(GROUP, VERSION, "toolversions")
+@_namespaced
+async def tool_version_event(spec: kopf.Spec, namespace: str, **_: Any) -> None:
+    tool = spec.get("tool")
+    if isinstance(tool, str):
+        await counted("ToolVersion", lambda: reconcile_tool(namespace, tool))
+
+
+# --- MemoryStore: probed on change and on a timer --------------------------------------------
+@kopf.on.resume(GROUP, VERSION, "memorystores")
+@kopf.on.create(GROUP, VERSION, "memorystores")
+@kopf.on.update(GROUP, VERSION, "memorystores")
+@kopf.timer(GROUP, VERSION, "memorystores", interval=30.0, initial_delay=2.0, idle=None)
+@_namespaced
+async def memory_store_changed(name: str, namespace: str, **_: Any) -> None:
+    await counted("MemoryStore", lambda: reconcile_store(namespace, name))
+
+
+# --- AgentTeam changes move tool consumers and policy bindings ------------------------------------
+_seen_specs: dict[str, str] = {}
+
+
+@kopf.on.event(GROUP, VERSION, "agentteams", id="agentteams-to-tools-and-policies")
+@_namespaced
+async def agent_team_references(
+    body: kopf.Body, uid: str, namespace: str, type: str | None, **_: Any
+) -> None:
+    spec = dict(body.get("spec") or {})
+    digest = json.dumps(spec, sort_keys=True, default=str)
+    previous = _seen_specs.get(uid)
+    _seen_specs[uid] = digest
+    if type == "DELETED":
+        _seen_specs.pop(uid, None)
+    elif previous == digest:
+        return  # a status-only change (agents reporting): nothing to move
+    agents = list(spec.get("agents") or [])
+    if previous:
+        agents += list(json.loads(previous).get("agents") or [])
+    tools = {t.get("name") for a in agents for t in a.get("tools") or [] if isinstance(t, dict)}
+    policies = {(a.get("sandboxPolicyRef") or {}).get("name") for a in agents}
+    for tool in sorted(t for t in tools if isinstance(t, str)):
+        await counted("ToolVersion", functools.partial(reconcile_tool, namespace, tool))
+    for policy in sorted(p for p in policies if isinstance(p, str)):
+        await counted("SandboxPolicy", functools.partial(reconcile_policy, namespace, policy))

@@ -1,0 +1,153 @@
+"""Every kind on the real control plane with the operator running: samples become Ready."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from tests.support import Cluster, free_port
+
+from e2e.conftest import SAMPLES, wait_for
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def redis_port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
+    port = free_port()
+    server = subprocess.Popen(
+        [
+            "redis-server",
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(tmp_path_factory.mktemp("redis")),
+        ],
+        stdout=subprocess.DEVNULL,
+    )
+    yield port
+    server.terminate()
+    server.wait(timeout=10)
+
+
+def get(cluster: Cluster, kind: str, name: str) -> dict:  # type: ignore[type-arg]
+    return json.loads(cluster.kubectl("get", kind, name, "-o", "json").stdout)
+
+
+def test_samples_of_every_kind_become_ready(
+    cluster: Cluster,
+    operator: dict,
+    redis_port: int,
+    tmp_path: Path,  # type: ignore[type-arg]
+) -> None:
+    store = (
+        (SAMPLES / "memorystore-redis.yaml")
+        .read_text()
+        .replace("redis://hive-redis.default.svc:6379/0", f"redis://127.0.0.1:{redis_port}/0")
+    )
+    (tmp_path / "store.yaml").write_text(store)
+    for path in (
+        "sandboxpolicy-strict.yaml",
+        "toolversions-web-search.yaml",
+        "agentteam-research.yaml",
+    ):
+        cluster.kubectl("apply", "-f", str(SAMPLES / path))
+    cluster.kubectl("apply", "-f", str(tmp_path / "store.yaml"))
+    cluster.kubectl(
+        "wait",
+        "--for=condition=Ready",
+        "--timeout=90s",
+        "sandboxpolicy/strict",
+        "toolversion/web-search-1.0.0",
+        "toolversion/web-search-1.1.0",
+        "memorystore/team-memory",
+        "agentteam/research",
+        timeout=120,
+    )
+
+    policy = get(cluster, "sandboxpolicy", "strict")["status"]
+    assert policy["verified"] is True
+    assert policy["boundAgents"] == ["research/coder"]
+    runtime = json.loads(cluster.kubectl("get", "runtimeclass", "gvisor", "-o", "json").stdout)
+    assert runtime["handler"] == "runsc"
+    coder = get(cluster, "deployment", "research-coder")["spec"]["template"]["spec"]
+    assert coder["runtimeClassName"] == "gvisor"
+
+    newest = get(cluster, "toolversion", "web-search-1.1.0")["status"]
+    assert newest["latest"] is True
+    assert newest["migrationPath"] == ["1.0.0", "1.1.0"]
+    wait_for(
+        lambda: (
+            get(cluster, "toolversion", "web-search-1.1.0")["status"].get("consumers")
+            == ["research/researcher"]
+        ),
+        60,
+        "the researcher to consume web-search 1.1.0",
+    )
+    assert get(cluster, "toolversion", "web-search-1.0.0")["status"]["latest"] is False
+
+    assert get(cluster, "memorystore", "team-memory")["status"]["ready"] is True
+    listing = cluster.kubectl("get", "hive").stdout
+    for name in (
+        "agentteam.hive.dev/research",
+        "sandboxpolicy.hive.dev/strict",
+        "toolversion.hive.dev/web-search-1.1.0",
+        "memorystore.hive.dev/team-memory",
+    ):
+        assert name in listing
+
+
+def test_an_unreachable_backend_is_named(cluster: Cluster, operator: dict) -> None:  # type: ignore[type-arg]
+    closed = free_port()
+    manifest = (SAMPLES / "memorystore-redis.yaml").read_text()
+    manifest = manifest.replace("name: team-memory", "name: nowhere").replace(
+        "redis://hive-redis.default.svc:6379/0", f"redis://127.0.0.1:{closed}/0"
+    )
+    cluster.kubectl("apply", "-f", "-", input=manifest)
+
+    def reason() -> str | None:
+        for c in (get(cluster, "memorystore", "nowhere").get("status") or {}).get("conditions", []):
+            if c["type"] == "Ready" and c["status"] == "False":
+                return str(c["reason"]) + ": " + str(c["message"])
+        return None
+
+    seen = wait_for(reason, 60, "BackendUnreachable")
+    assert seen == (
+        f"BackendUnreachable: redis at redis://127.0.0.1:{closed}/0 is not "
+        "reachable: connection refused"
+    )
+
+
+def test_a_hole_in_the_migration_chain_is_reported(cluster: Cluster, operator: dict) -> None:  # type: ignore[type-arg]
+    manifest = """
+apiVersion: hive.dev/v1alpha1
+kind: ToolVersion
+metadata: {name: calc-1.0.0, namespace: default}
+spec: {tool: calc, version: 1.0.0, inputSchema: {type: object},
+       implementation: {kind: builtin, ref: calc}}
+---
+apiVersion: hive.dev/v1alpha1
+kind: ToolVersion
+metadata: {name: calc-2.0.0, namespace: default}
+spec: {tool: calc, version: 2.0.0, inputSchema: {type: object},
+       implementation: {kind: builtin, ref: calc}}
+"""
+    cluster.kubectl("apply", "-f", "-", input=manifest)
+
+    def broken() -> str | None:
+        status = get(cluster, "toolversion", "calc-2.0.0").get("status") or {}
+        ready = [c for c in status.get("conditions", []) if c["type"] == "Ready"]
+        return ready[0]["message"] if ready and ready[0]["status"] == "False" else None
+
+    assert wait_for(broken, 60, "MigrationChainBroken") == (
+        "2.0.0 has no spec.migration, but 1.0.0 is older"
+    )

@@ -1,0 +1,94 @@
+"""MemoryStore: validated spec, and readiness from what a probe of the backend found."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from pydantic import ValidationError
+
+from hive.api.common import Condition
+from hive.api.memorystore import MemoryStoreSpec, MemoryStoreStatus
+from hive.reconcile.agentteam import describe_validation_error
+from hive.reconcile.conditions import condition, merge_conditions
+
+DEFAULT_PORTS = {"http": 80, "https": 443, "redis": 6379, "rediss": 6379}
+
+
+@dataclass(frozen=True)
+class BackendProbe:
+    """What the operator saw when it tried the backend."""
+
+    reachable: bool
+    detail: str
+    object_count: int | None = None
+
+
+def endpoint_address(endpoint: str) -> tuple[str, int]:
+    """(host, port) of a backend URL, with the scheme's default port."""
+    parts = urlsplit(endpoint)
+    return parts.hostname or "", parts.port or DEFAULT_PORTS.get(parts.scheme, 80)
+
+
+def parse_store(spec: Mapping[str, Any]) -> MemoryStoreSpec:
+    return MemoryStoreSpec.model_validate(dict(spec))
+
+
+def store_status(
+    spec: Mapping[str, Any],
+    previous_status: Mapping[str, Any] | None,
+    probe: BackendProbe | None,
+    *,
+    generation: int,
+    now: dt.datetime,
+) -> MemoryStoreStatus:
+    previous = [Condition.model_validate(c) for c in (previous_status or {}).get("conditions", [])]
+    try:
+        store = parse_store(spec)
+    except ValidationError as exc:
+        ready = condition(
+            "Ready",
+            False,
+            "InvalidSpec",
+            describe_validation_error(exc),
+            generation=generation,
+            now=now,
+        )
+        return MemoryStoreStatus(
+            observed_generation=generation,
+            ready=False,
+            conditions=merge_conditions(previous, [ready]),
+        )
+    endpoint = store.connection.endpoint
+    if probe is None or not probe.reachable:
+        detail = probe.detail if probe else "not probed yet"
+        ready = condition(
+            "Ready",
+            False,
+            "BackendUnreachable",
+            f"{store.backend} at {endpoint} is not reachable: {detail}",
+            generation=generation,
+            now=now,
+        )
+        return MemoryStoreStatus(
+            observed_generation=generation,
+            ready=False,
+            conditions=merge_conditions(previous, [ready]),
+        )
+    ready = condition(
+        "Ready",
+        True,
+        "BackendReachable",
+        f"{store.backend} at {endpoint} answered: {probe.detail}",
+        generation=generation,
+        now=now,
+    )
+    return MemoryStoreStatus(
+        observed_generation=generation,
+        ready=True,
+        object_count=probe.object_count,
+        conditions=merge_conditions(previous, [ready]),
+    )

@@ -1,0 +1,179 @@
+"""ToolVersion: every version of one tool, ordered, with its migration chain checked.
+
+The chain is valid for a version when following ``spec.migration.from`` from it reaches the
+oldest version through versions that exist, each step going to an older one, with no version
+skipped (a skipped version is a hole: calls written for it would have no way forward).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+
+from hive.api.common import Condition
+from hive.api.semver import best_match, ordered
+from hive.api.toolversion import ToolVersionSpec, ToolVersionStatus
+from hive.reconcile.agentteam import describe_validation_error
+from hive.reconcile.conditions import condition, merge_conditions
+
+
+@dataclass(frozen=True)
+class ChainCheck:
+    valid: bool
+    path: list[str]
+    problem: str | None
+
+
+def check_chain(version: str, specs: Mapping[str, ToolVersionSpec]) -> ChainCheck:
+    """Follow migrations back from `version` to the oldest version of the tool."""
+    versions = ordered(specs)
+    path = [version]
+    current = version
+    while True:
+        position = versions.index(current)
+        if position == 0:
+            return ChainCheck(True, list(reversed(path)), None)
+        previous = versions[position - 1]
+        migration = specs[current].migration
+        if migration is None:
+            return ChainCheck(
+                False,
+                list(reversed(path)),
+                f"{current} has no spec.migration, but {previous} is older",
+            )
+        source = migration.from_version
+        if source not in specs:
+            return ChainCheck(
+                False,
+                list(reversed(path)),
+                f"{current}: spec.migration.from {source} does not exist "
+                f"(versions: {', '.join(versions)})",
+            )
+        if source != previous:
+            return ChainCheck(
+                False,
+                list(reversed(path)),
+                f"{current}: spec.migration.from {source} skips {previous}",
+            )
+        path.append(source)
+        current = source
+
+
+def consumers_by_version(
+    tool: str, specs: Mapping[str, ToolVersionSpec], teams: Sequence[Mapping[str, Any]]
+) -> dict[str, list[str]]:
+    """'team/agent' names per version: each agent uses the newest version its range allows."""
+    usable = [v for v, s in specs.items() if not s.deprecation.deprecated] or list(specs)
+    out: dict[str, list[str]] = {}
+    for team in teams:
+        team_name = team.get("metadata", {}).get("name", "?")
+        for agent in (team.get("spec") or {}).get("agents") or []:
+            for requirement in agent.get("tools") or []:
+                if requirement.get("name") != tool:
+                    continue
+                try:
+                    chosen = best_match(usable, requirement.get("version", "*"))
+                except (ValueError, TypeError):
+                    chosen = None
+                if chosen:
+                    out.setdefault(chosen, []).append(f"{team_name}/{agent.get('name')}")
+    return {v: sorted(names) for v, names in out.items()}
+
+
+def plan_tool(
+    objects: Sequence[Mapping[str, Any]],
+    teams: Sequence[Mapping[str, Any]],
+    now: dt.datetime,
+) -> dict[str, ToolVersionStatus]:
+    """Status for every ToolVersion object of one tool, keyed by object name."""
+    specs: dict[str, ToolVersionSpec] = {}
+    names: dict[str, str] = {}
+    result: dict[str, ToolVersionStatus] = {}
+    for obj in objects:
+        meta = obj["metadata"]
+        previous = [
+            Condition.model_validate(c) for c in (obj.get("status") or {}).get("conditions", [])
+        ]
+        try:
+            spec = ToolVersionSpec.model_validate(obj.get("spec") or {})
+        except ValidationError as exc:
+            message = describe_validation_error(exc)
+            ready = condition(
+                "Ready",
+                False,
+                "InvalidSpec",
+                message,
+                generation=meta.get("generation", 0),
+                now=now,
+            )
+            result[meta["name"]] = ToolVersionStatus(
+                observed_generation=meta.get("generation", 0),
+                conditions=merge_conditions(previous, [ready]),
+            )
+            continue
+        if spec.version in specs:
+            message = f"spec.version: {spec.version} is also declared by {names[spec.version]}"
+            ready = condition(
+                "Ready",
+                False,
+                "DuplicateVersion",
+                message,
+                generation=meta.get("generation", 0),
+                now=now,
+            )
+            result[meta["name"]] = ToolVersionStatus(
+                observed_generation=meta.get("generation", 0),
+                conditions=merge_conditions(previous, [ready]),
+            )
+            continue
+        specs[spec.version] = spec
+        names[spec.version] = meta["name"]
+    if not specs:
+        return result
+    versions = ordered(specs)
+    releases = [v for v in versions if "-" not in v] or versions
+    latest = releases[-1]
+    consumers = consumers_by_version(next(iter(specs.values())).tool, specs, teams)
+    for obj in objects:
+        meta = obj["metadata"]
+        if meta["name"] in result:
+            continue
+        spec = next(s for v, s in specs.items() if names[v] == meta["name"])
+        chain = check_chain(spec.version, specs)
+        generation = meta.get("generation", 0)
+        previous = [
+            Condition.model_validate(c) for c in (obj.get("status") or {}).get("conditions", [])
+        ]
+        if chain.valid:
+            ready = condition(
+                "Ready",
+                True,
+                "ChainValid",
+                f"migrations reach {spec.version} from {chain.path[0]}",
+                generation=generation,
+                now=now,
+            )
+        else:
+            ready = condition(
+                "Ready",
+                False,
+                "MigrationChainBroken",
+                chain.problem or "broken chain",
+                generation=generation,
+                now=now,
+            )
+        result[meta["name"]] = ToolVersionStatus(
+            observed_generation=generation,
+            latest=spec.version == latest,
+            latest_version=latest,
+            deprecated=spec.deprecation.deprecated,
+            migration_path_valid=chain.valid,
+            migration_path=chain.path,
+            consumers=consumers.get(spec.version, []),
+            conditions=merge_conditions(previous, [ready]),
+        )
+    return result
