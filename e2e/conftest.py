@@ -38,12 +38,15 @@ def operator(
 ) -> Iterator[dict[str, int]]:
     apply_crds(cluster.client)
     cluster.kubectl("apply", "-f", str(SAMPLES / "sandboxpolicy-strict.yaml"))
-    ports = {"metrics": free_port(), "liveness": free_port()}
+    ports = {"metrics": free_port(), "liveness": free_port(), "webhook": free_port()}
     table = ProcessTable(tmp_path_factory.mktemp("operator"))
     env = {
         **os.environ,
-        "HIVE_OPERATOR__METRICS_PORT": str(ports["metrics"]),
-        "HIVE_OPERATOR__LIVENESS_PORT": str(ports["liveness"]),
+        **cluster.plane.operator_env(
+            metrics_port=ports["metrics"],
+            liveness_port=ports["liveness"],
+            webhook_port=ports["webhook"],
+        ),
     }
     record = table.start(
         "operator",
@@ -59,8 +62,11 @@ def operator(
             return False
 
     wait_for(healthy, 60, "operator liveness")
+    webhook = ("get", "validatingwebhookconfiguration", "hive.dev")
+    wait_for(lambda: cluster.kubectl(*webhook, check=False).returncode == 0, 60, "the webhook")
     yield ports
     table.stop("operator")
+    cluster.kubectl("delete", *webhook[1:], "--ignore-not-found")
     log = table.log_tail("operator", lines=400)
     problems = [line for line in log.splitlines() if "Traceback" in line or "CRITICAL" in line]
     assert not problems, f"the operator logged failures:\n{log}"

@@ -18,6 +18,7 @@ from hive.kube.resources import apply_crds
 from hive.settings import KubeSettings, Settings
 
 console = Console(stderr=True)
+DEV_WEBHOOK_PORT = 36443 + 1000
 
 
 def up(settings: Settings) -> ControlPlane:
@@ -64,8 +65,11 @@ def start_operator(plane: ControlPlane, settings: Settings) -> None:
         return
     env = {
         **os.environ,
-        "HIVE_OPERATOR__METRICS_PORT": str(settings.operator.metrics_port),
-        "HIVE_OPERATOR__LIVENESS_PORT": str(settings.operator.liveness_port),
+        **plane.operator_env(
+            metrics_port=settings.operator.metrics_port,
+            liveness_port=settings.operator.liveness_port,
+            webhook_port=settings.operator.webhook_port or DEV_WEBHOOK_PORT,
+        ),
     }
     plane.processes.start(
         "operator",

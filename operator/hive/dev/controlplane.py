@@ -82,6 +82,32 @@ class ControlPlane:
             return Path(found)
         raise NotInstalled(f"{name} (looked in {self.settings.testbin_dir} and PATH)", INSTALL_HINT)
 
+    def webhook_tls_dir(self) -> Path:
+        """tls.crt, tls.key and ca.crt for an admission webhook served on the loopback host."""
+        folder = self.state / "webhook"
+        pair = self.pki.issue(
+            "webhook", common_name="hive-webhook", server_hosts=(self.settings.host, "localhost"),
+            client=False,
+        )
+        folder.mkdir(parents=True, exist_ok=True)
+        for source, target in ((pair.cert, "tls.crt"), (pair.key, "tls.key"),
+                               (self.pki.ca.cert, "ca.crt")):
+            (folder / target).write_bytes(source.read_bytes())
+        return folder
+
+    def operator_env(self, *, metrics_port: int, liveness_port: int, webhook_port: int) -> dict[str, str]:
+        """Settings for an operator process run against this control plane, webhook included."""
+        return {
+            "HIVE_KUBE__KUBECONFIG": str(self.kubeconfig),
+            "HIVE_OPERATOR__METRICS_PORT": str(metrics_port),
+            "HIVE_OPERATOR__LIVENESS_PORT": str(liveness_port),
+            "HIVE_OPERATOR__WEBHOOK_PORT": str(webhook_port),
+            "HIVE_OPERATOR__WEBHOOK_HOST": self.settings.host,
+            "HIVE_OPERATOR__WEBHOOK_CERT_DIR": str(self.webhook_tls_dir()),
+            "HIVE_OPERATOR__WEBHOOK_MANAGED": "true",
+            "HIVE_OPERATOR__RESYNC_S": "30",
+        }
+
     # --- state -----------------------------------------------------------------------------
     def status(self) -> list[ComponentStatus]:
         out = []

@@ -10,7 +10,7 @@ import kopf
 from prometheus_client import start_http_server
 
 from hive.kube.client import connection_details
-from hive.operator import handlers
+from hive.operator import admission, handlers
 from hive.operator.state import STATE
 from hive.settings import Settings
 
@@ -29,6 +29,19 @@ def configure(settings: Settings) -> None:
         settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
             prefix="hive.dev", key="last-handled-configuration"
         )
+        op = STATE.require_settings().operator
+        if op.webhook_port:
+            tls = op.webhook_cert_dir
+            settings.admission.server = kopf.WebhookServer(
+                addr="0.0.0.0",  # noqa: S104 - the API server calls in from outside the pod
+                port=op.webhook_port,
+                host=op.webhook_host,
+                certfile=str(tls / "tls.crt") if tls else None,
+                pkeyfile=str(tls / "tls.key") if tls else None,
+                cafile=str(tls / "ca.crt") if tls else None,
+            )
+            if op.webhook_managed:
+                settings.admission.managed = "hive.dev"
 
     @kopf.on.login()
     def _login(**kwargs: Any) -> kopf.ConnectionInfo | None:
@@ -51,7 +64,8 @@ def configure(settings: Settings) -> None:
 def run(settings: Settings) -> None:
     """Run the operator until interrupted."""
     configure(settings)
-    assert handlers.agent_team_changed  # handlers register on import
+    registered = (handlers.agent_team_changed, admission.validate_agent_team)  # on import
+    assert all(registered)
     op = settings.operator
     if op.metrics_port:
         start_http_server(op.metrics_port, addr="0.0.0.0")  # noqa: S104 - scraped by Prometheus

@@ -67,6 +67,8 @@ class TeamPlan:
 def describe_validation_error(error: ValidationError, root: str = "spec") -> str:
     """The first problem of a pydantic error as 'spec.agents[0].name: reason'."""
     first = error.errors()[0]
+    if not first["loc"]:  # a rule over the whole spec names its own field
+        return f"{root}.{first['msg']}"
     path = root
     for part in first["loc"]:
         path += f"[{part}]" if isinstance(part, int) else f".{part}"

@@ -1,0 +1,67 @@
+"""Validating admission webhooks, one per kind, served by kopf at /validate-<plural>.
+
+Each handler gathers what its rule needs from the API server and asks the pure rules in
+`hive.reconcile.admission`; a refusal is HTTP 422 with a message that names the field.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import kopf
+
+from hive.api import GROUP, VERSION
+from hive.kube.children import get_hive_object, list_hive_objects
+from hive.operator.state import STATE
+from hive.reconcile import admission
+
+OPERATIONS: list[Literal["CREATE", "UPDATE"]] = ["CREATE", "UPDATE"]
+
+
+def _refuse(problem: str | None) -> None:
+    if problem:
+        raise kopf.AdmissionError(problem, code=422)
+
+
+@kopf.on.validate(GROUP, VERSION, "agentteams", id="validate-agentteams", operations=OPERATIONS)
+def validate_agent_team(spec: kopf.Spec, **_: Any) -> None:
+    _refuse(admission.check_agent_team(dict(spec)))
+
+
+@kopf.on.validate(
+    GROUP, VERSION, "sandboxpolicies", id="validate-sandboxpolicies", operations=OPERATIONS
+)
+def validate_sandbox_policy(spec: kopf.Spec, **_: Any) -> None:
+    _refuse(admission.check_sandbox_policy(dict(spec)))
+
+
+@kopf.on.validate(GROUP, VERSION, "memorystores", id="validate-memorystores", operations=OPERATIONS)
+def validate_memory_store(spec: kopf.Spec, **_: Any) -> None:
+    _refuse(admission.check_memory_store(dict(spec)))
+
+
+@kopf.on.validate(GROUP, VERSION, "toolversions", id="validate-toolversions", operations=OPERATIONS)
+async def validate_tool_version(
+    spec: kopf.Spec, name: str | None, namespace: str | None, **_: Any
+) -> None:
+    tool = spec.get("tool")
+    siblings = []
+    if namespace and isinstance(tool, str):
+        siblings = [
+            o
+            for o in await list_hive_objects(STATE.client(), "ToolVersion", namespace)
+            if (o.get("spec") or {}).get("tool") == tool
+        ]
+    _refuse(admission.check_tool_version(dict(spec), siblings, name or ""))
+
+
+@kopf.on.validate(
+    GROUP, VERSION, "chaosexperiments", id="validate-chaosexperiments", operations=OPERATIONS
+)
+async def validate_chaos_experiment(spec: kopf.Spec, namespace: str | None, **_: Any) -> None:
+    selector = spec.get("selector")
+    team_name = selector.get("team") if isinstance(selector, dict) else None
+    team = None
+    if namespace and isinstance(team_name, str) and team_name:
+        team = await get_hive_object(STATE.client(), "AgentTeam", namespace, team_name)
+    _refuse(admission.check_chaos_experiment(dict(spec), team))

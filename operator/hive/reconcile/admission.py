@@ -1,0 +1,118 @@
+"""Admission rules: what makes a resource invalid, as one message that names the field.
+
+Pure functions. The webhook gathers the related objects they need (the other versions of a
+tool, the team a chaos experiment selects) and passes them in. Rules that need nothing else
+also live in the models (pydantic and CEL), so the API server, the webhook, ``hive run`` and
+the operator all give the same answer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from hive.api.agentteam import AgentTeamSpec
+from hive.api.chaos import ChaosExperimentSpec, SelectorMode
+from hive.api.memorystore import MemoryStoreSpec
+from hive.api.sandboxpolicy import SandboxPolicySpec
+from hive.api.semver import less, ordered
+from hive.api.toolversion import ToolVersionSpec
+from hive.reconcile.agentteam import describe_validation_error
+from hive.reconcile.sandboxpolicy import verify
+
+JSON = Mapping[str, Any]
+
+
+def _parse(model: type[BaseModel], spec: JSON) -> tuple[Any, str | None]:
+    try:
+        return model.model_validate(dict(spec)), None
+    except ValidationError as exc:
+        return None, describe_validation_error(exc)
+
+
+def check_agent_team(spec: JSON) -> str | None:
+    return _parse(AgentTeamSpec, spec)[1]
+
+
+def check_sandbox_policy(spec: JSON) -> str | None:
+    policy, problem = _parse(SandboxPolicySpec, spec)
+    if problem:
+        return problem
+    proof = verify(policy)
+    return None if proof.holds else f"{_spec(proof.message)} (the policy cannot hold)"
+
+
+def check_memory_store(spec: JSON) -> str | None:
+    return _parse(MemoryStoreSpec, spec)[1]
+
+
+def check_tool_version(spec: JSON, siblings: Sequence[JSON], own_name: str) -> str | None:
+    """`siblings`: the other ToolVersion objects of the same tool in the namespace."""
+    tool, problem = _parse(ToolVersionSpec, spec)
+    if problem:
+        return problem
+    assert isinstance(tool, ToolVersionSpec)
+    versions: dict[str, str] = {}
+    for other in siblings:
+        name = other.get("metadata", {}).get("name", "?")
+        version = (other.get("spec") or {}).get("version")
+        if name != own_name and isinstance(version, str):
+            versions[version] = name
+    if tool.version in versions:
+        owner = versions[tool.version]
+        return f"spec.version: {tool.tool} {tool.version} is already declared by {owner}"
+    migration = tool.migration
+    if migration and not less(migration.from_version, tool.version):
+        return f"spec.migration.from: {migration.from_version} is not older than {tool.version}"
+    older = [v for v in ordered(versions) if less(v, tool.version)]
+    if not older:
+        return None
+    previous = older[-1]
+    if migration is None:
+        return (
+            f"spec.migration: required, {tool.tool} {previous} is older; a chain with a hole "
+            "leaves its callers nowhere to go"
+        )
+    if migration.from_version in versions and less(migration.from_version, previous):
+        return (
+            f"spec.migration.from: {migration.from_version} skips {previous} (a hole in the chain)"
+        )
+    return None
+
+
+def check_chaos_experiment(spec: JSON, team: JSON | None) -> str | None:
+    """`team`: the AgentTeam the selector names, when it exists."""
+    experiment, problem = _parse(ChaosExperimentSpec, spec)
+    if problem:
+        return problem
+    assert isinstance(experiment, ChaosExperimentSpec)
+    if team is None:
+        return None
+    selector = experiment.selector
+    members = [a.get("name") for a in (team.get("spec") or {}).get("agents") or []]
+    for index, agent in enumerate(selector.agents):
+        if agent not in members:
+            return (
+                f"spec.selector.agents[{index}]: '{agent}' is not an agent of team "
+                f"{selector.team} (agents: {', '.join(str(m) for m in members)})"
+            )
+    candidates = len(selector.agents) or len(members)
+    if selector.mode == SelectorMode.FIXED and (selector.value or 0) > candidates:
+        return (
+            f"spec.selector.value: {selector.value} agents asked for, but the selector can "
+            f"match only {candidates}"
+        )
+    return None
+
+
+def _spec(message: str) -> str:
+    return message if message.startswith("spec.") else f"spec.{message}"
+
+
+SIMPLE_CHECKS: dict[str, Callable[[JSON], str | None]] = {
+    "AgentTeam": check_agent_team,
+    "SandboxPolicy": check_sandbox_policy,
+    "MemoryStore": check_memory_store,
+}
