@@ -140,6 +140,11 @@ class ChaosExperimentSpec(HiveModel):
         description="Steady-state hypotheses.",
         json_schema_extra=list_map("name"),
     )
+    recovery_timeout: str = Field(
+        default="5m",
+        pattern=DURATION,
+        description="After rollback, how long every probe has to hold again for a Pass.",
+    )
     pause: bool = Field(default=False, description="Roll back now and wait until unpaused.")
 
 
@@ -182,6 +187,8 @@ class ChaosExperimentStatus(HiveModel):
     start_time: dt.datetime | None = Field(default=None, description="When faults went in.")
     end_time: dt.datetime | None = Field(default=None, description="When they were rolled back.")
     targets: list[str] = Field(default_factory=list, description="Agents chosen by the selector.")
+    runs: int = Field(default=0, ge=0, description="Runs started (more than one on a schedule).")
+    next_run: dt.datetime | None = Field(default=None, description="When a scheduled run starts.")
     faults_injected: int = Field(default=0, ge=0, description="Faults put in place.")
     failures_detected: int = Field(default=0, ge=0, description="Probe failures seen.")
     recovery_time_seconds: float | None = Field(

@@ -86,16 +86,23 @@ class ControlPlane:
         """tls.crt, tls.key and ca.crt for an admission webhook served on the loopback host."""
         folder = self.state / "webhook"
         pair = self.pki.issue(
-            "webhook", common_name="hive-webhook", server_hosts=(self.settings.host, "localhost"),
+            "webhook",
+            common_name="hive-webhook",
+            server_hosts=(self.settings.host, "localhost"),
             client=False,
         )
         folder.mkdir(parents=True, exist_ok=True)
-        for source, target in ((pair.cert, "tls.crt"), (pair.key, "tls.key"),
-                               (self.pki.ca.cert, "ca.crt")):
+        for source, target in (
+            (pair.cert, "tls.crt"),
+            (pair.key, "tls.key"),
+            (self.pki.ca.cert, "ca.crt"),
+        ):
             (folder / target).write_bytes(source.read_bytes())
         return folder
 
-    def operator_env(self, *, metrics_port: int, liveness_port: int, webhook_port: int) -> dict[str, str]:
+    def operator_env(
+        self, *, metrics_port: int, liveness_port: int, webhook_port: int
+    ) -> dict[str, str]:
         """Settings for an operator process run against this control plane, webhook included."""
         return {
             "HIVE_KUBE__KUBECONFIG": str(self.kubeconfig),
@@ -158,10 +165,11 @@ class ControlPlane:
 
     def down(self, *, purge: bool = False) -> list[str]:
         """Stop every recorded part, last started first. `purge` also deletes the state folder."""
-        stopped = [name for name in reversed(COMPONENTS) if self.processes.stop(name)]
-        for record in self.processes.records():  # anything else this folder started
-            if self.processes.stop(record.name):
+        stopped = []
+        for record in self.processes.records():  # what runs on top (the operator) goes first
+            if record.name not in COMPONENTS and self.processes.stop(record.name):
                 stopped.append(record.name)
+        stopped += [name for name in reversed(COMPONENTS) if self.processes.stop(name)]
         if purge and self.state.exists():
             shutil.rmtree(self.state)
         return stopped

@@ -119,3 +119,11 @@ async def ensure_absent_or_create(client: ApiClient, obj: Mapping[str, Any]) -> 
         with api_errors(_what(obj)):
             raise
     return True
+
+
+async def delete_pods(client: ApiClient, namespace: str, labels: Mapping[str, str]) -> list[str]:
+    """Delete every pod carrying `labels`; returns their names."""
+    names = [p["metadata"]["name"] for p in await list_labelled(client, "Pod", namespace, labels)]
+    for name in names:
+        await delete(client, "Pod", namespace, name)
+    return names

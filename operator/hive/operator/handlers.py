@@ -19,6 +19,7 @@ import kopf
 
 from hive.api import GROUP, VERSION
 from hive.errors import HiveError
+from hive.operator.chaos import reconcile_chaos, roll_back
 from hive.operator.metrics import RECONCILE_SECONDS, RECONCILES
 from hive.operator.others import reconcile_policy, reconcile_store, reconcile_tool
 from hive.operator.state import STATE
@@ -137,6 +138,42 @@ async def memory_store_changed(name: str, namespace: str, **_: Any) -> None:
 
 
 # --- AgentTeam changes move tool consumers and policy bindings ------------------------------------
+# --- ChaosExperiment: a state machine driven by a timer; rollback in the finalizer ---------------
+@kopf.on.resume(GROUP, VERSION, "chaosexperiments")
+@kopf.on.create(GROUP, VERSION, "chaosexperiments")
+@kopf.on.update(GROUP, VERSION, "chaosexperiments")
+@kopf.timer(GROUP, VERSION, "chaosexperiments", interval=2.0, initial_delay=1.0, idle=None)
+@_namespaced
+async def chaos_experiment_tick(name: str, namespace: str, **_: Any) -> None:
+    await counted("ChaosExperiment", lambda: reconcile_chaos(namespace, name))
+
+
+ROLLBACK_ATTEMPTS = 5
+
+
+@kopf.on.delete(GROUP, VERSION, "chaosexperiments", retries=ROLLBACK_ATTEMPTS + 1, backoff=2.0)
+@_namespaced
+async def chaos_experiment_deleted(
+    name: str, namespace: str, spec: kopf.Spec, uid: str, retry: int, **_: Any
+) -> None:
+    """The finalizer: roll every fault back. It never holds a deletion forever: after
+    ROLLBACK_ATTEMPTS failures it lets go (the partition is owned by the experiment and is
+    garbage-collected with it; the fault ConfigMap key expires with its 'until')."""
+    try:
+        await roll_back(namespace, name, dict(spec), uid)
+    except HiveError as exc:
+        if retry >= ROLLBACK_ATTEMPTS:
+            log.error(
+                "ChaosExperiment %s/%s: giving up rollback after %d tries: %s",
+                namespace,
+                name,
+                retry + 1,
+                exc,
+            )
+            return
+        raise kopf.TemporaryError(f"rollback failed: {exc}", delay=2) from exc
+
+
 _seen_specs: dict[str, str] = {}
 
 

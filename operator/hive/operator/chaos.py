@@ -1,0 +1,63 @@
+"""Running ChaosExperiments: the state machine's actions, and rollback on deletion."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+from collections import defaultdict
+
+from hive.kube.children import apply_objects, delete, delete_pods, get_hive_object
+from hive.kube.status import apply_status
+from hive.operator.state import STATE
+from hive.reconcile.chaos import ChaosActions, field_manager, plan_chaos, rollback_actions
+from hive.reconcile.meta import AGENT_LABEL, TEAM_LABEL, Owner, child_name
+
+log = logging.getLogger(__name__)
+_locks: defaultdict[tuple[str, str], asyncio.Lock] = defaultdict(asyncio.Lock)
+
+
+async def act(namespace: str, experiment: str, team: str, actions: ChaosActions) -> None:
+    client = STATE.client()
+    if actions.fault_config is not None:
+        await apply_objects(client, [actions.fault_config], field_manager=field_manager(experiment))
+    if actions.partition is not None:
+        await apply_objects(client, [actions.partition])
+    if actions.remove_partition:
+        await delete(client, "NetworkPolicy", namespace, child_name("chaos", experiment))
+    for agent in actions.kill_agents:
+        killed = await delete_pods(client, namespace, {TEAM_LABEL: team, AGENT_LABEL: agent})
+        log.info("chaos %s/%s killed pods %s", namespace, experiment, ", ".join(killed) or "-")
+
+
+async def reconcile_chaos(namespace: str, name: str) -> None:
+    client = STATE.client()
+    async with _locks[(namespace, name)]:
+        obj = await get_hive_object(client, "ChaosExperiment", namespace, name)
+        if obj is None or obj["metadata"].get("deletionTimestamp"):
+            return
+        meta, spec = obj["metadata"], obj.get("spec") or {}
+        owner = Owner("ChaosExperiment", name, namespace, meta["uid"], meta.get("generation", 0))
+        team_name = str((spec.get("selector") or {}).get("team") or "")
+        team = (
+            await get_hive_object(client, "AgentTeam", namespace, team_name) if team_name else None
+        )
+        plan = plan_chaos(owner, spec, obj.get("status"), team, dt.datetime.now(dt.UTC))
+        desired = plan.status.wire()
+        changed = any((obj.get("status") or {}).get(k) != v for k, v in desired.items())
+        if plan.status_first and changed:  # write-ahead: record faults before injecting them
+            await apply_status(client, "ChaosExperiment", namespace, name, desired)
+        await act(namespace, name, team_name, plan.actions)
+        if not plan.status_first and changed:
+            await apply_status(client, "ChaosExperiment", namespace, name, desired)
+
+
+async def roll_back(namespace: str, name: str, spec: dict[str, object], uid: str) -> None:
+    """Remove every fault of the experiment; used by its finalizer."""
+    client = STATE.client()
+    selector = spec.get("selector")
+    team_name = str(selector.get("team") or "") if isinstance(selector, dict) else ""
+    team = await get_hive_object(client, "AgentTeam", namespace, team_name) if team_name else None
+    team_uid = (team or {}).get("metadata", {}).get("uid")
+    owner = Owner("ChaosExperiment", name, namespace, uid)
+    await act(namespace, name, team_name, rollback_actions(owner, team_name, team_uid))

@@ -1,0 +1,374 @@
+"""ChaosExperiment: a state machine from Pending to Completed, with rollback always possible.
+
+::
+
+    Pending --inject--> Running --duration over: roll back--> Running (recovering)
+       ^                   |                                        |
+       |                 pause                        probes hold / deadline passes
+       |                   v                                        v
+       +--- schedule --- Paused                         Completed (Pass | Fail)
+
+Faults are recorded in ``status.injected`` *before* they are put in place, so a crash between
+the two still leaves a record to roll back from. Every fault is idempotent to apply and to
+remove: the team's fault ConfigMap holds one key per experiment, written with server-side apply
+under the experiment's own field manager (so removing it leaves other experiments' keys alone);
+a partition is a NetworkPolicy named after the experiment; a pod kill happens once, at
+injection.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import math
+import random
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from croniter import croniter
+from pydantic import ValidationError
+
+from hive.api.chaos import (
+    ChaosExperimentSpec,
+    ChaosExperimentStatus,
+    ChaosPhase,
+    FaultType,
+    InjectedFault,
+    ProbeKind,
+    ProbeResult,
+    SelectorMode,
+    Verdict,
+)
+from hive.api.common import Condition
+from hive.reconcile.agentteam import describe_validation_error, fault_configmap_name
+from hive.reconcile.conditions import condition, merge_conditions
+from hive.reconcile.meta import AGENT_LABEL, CHAOS_LABEL, TEAM_LABEL, Owner, child_name, metadata
+
+JSON = dict[str, Any]
+FAULTS_LABEL = "hive.dev/faults-for"
+CONFIG_FAULTS = (FaultType.LATENCY, FaultType.ERROR, FaultType.EMPTY_ANSWER)
+
+
+def field_manager(experiment: str) -> str:
+    return child_name("hive-chaos", experiment, limit=128)
+
+
+def seconds(duration: str) -> float:
+    """'90s', '5m', '1h30m', '250ms' in seconds."""
+    units = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
+    return sum(float(n) * units[u] for n, u in re.findall(r"([0-9.]+)(ms|s|m|h|d)", duration))
+
+
+@dataclass(frozen=True)
+class ChaosActions:
+    """What to do in the cluster, besides writing the status."""
+
+    fault_config: JSON | None = None  # apply under the experiment's field manager
+    partition: JSON | None = None  # apply
+    remove_partition: bool = False
+    kill_agents: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class ChaosPlan:
+    status: ChaosExperimentStatus
+    actions: ChaosActions
+    status_first: bool = False  # write-ahead: record the faults before putting them in
+
+
+def choose_targets(spec: ChaosExperimentSpec, members: list[str], seed: str) -> list[str]:
+    """The agents the selector picks, the same ones for the same seed."""
+    candidates = [a for a in (spec.selector.agents or members) if a in members]
+    if not candidates:
+        return []
+    rng = random.Random(int(hashlib.sha256(seed.encode()).hexdigest()[:16], 16))  # noqa: S311
+    mode, value = spec.selector.mode, spec.selector.value or 1
+    if mode == SelectorMode.ALL:
+        count = len(candidates)
+    elif mode == SelectorMode.FIXED:
+        count = min(value, len(candidates))
+    elif mode == SelectorMode.FIXED_PERCENT:
+        count = max(1, math.ceil(len(candidates) * value / 100))
+    else:
+        count = 1
+    return sorted(rng.sample(candidates, count))
+
+
+def evaluate_probes(
+    spec: ChaosExperimentSpec, team: Mapping[str, Any] | None, now: dt.datetime
+) -> list[ProbeResult]:
+    status = (team or {}).get("status") or {}
+    ready = next((c for c in status.get("conditions", []) if c.get("type") == "Ready"), None)
+    failed = [a["name"] for a in status.get("agents", []) if a.get("phase") == "Failed"]
+    results = []
+    for probe in spec.probes:
+        if probe.kind == ProbeKind.TEAM_READY:
+            passed = bool(ready and ready.get("status") == "True")
+            seen = (
+                f"team Ready={ready.get('status')} ({ready.get('reason')})"
+                if ready
+                else ("team has no Ready condition")
+            )
+        elif probe.kind == ProbeKind.AGENTS_HEALTHY:
+            passed = not failed
+            seen = f"failed agents: {', '.join(failed)}" if failed else "no agent failed"
+        else:
+            passed = len(failed) <= probe.threshold
+            seen = f"{len(failed)} failed agent(s), at most {probe.threshold} allowed"
+        results.append(ProbeResult(name=probe.name, passed=passed, message=seen, time=now))
+    return results
+
+
+def _fault_config(owner: Owner, team_uid: str, team: str, data: dict[str, str]) -> JSON:
+    """The experiment's share of the team's fault ConfigMap; no data gives its key back."""
+    config: JSON = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": fault_configmap_name(team),
+            "namespace": owner.namespace,
+            # Not TEAM_LABEL: the team's reconcile must not prune what experiments write.
+            "labels": {FAULTS_LABEL: team, "app.kubernetes.io/managed-by": "hive-operator"},
+            "ownerReferences": [
+                {
+                    "apiVersion": "hive.dev/v1alpha1",
+                    "kind": "AgentTeam",
+                    "name": team,
+                    "uid": team_uid,
+                }
+            ],
+        },
+    }
+    if data:
+        config["data"] = data
+    return config
+
+
+def _partition(owner: Owner, team: str, agents: list[str]) -> JSON:
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": metadata(child_name("chaos", owner.name), owner, {CHAOS_LABEL: owner.name}),
+        "spec": {
+            "podSelector": {
+                "matchLabels": {TEAM_LABEL: team},
+                "matchExpressions": [{"key": AGENT_LABEL, "operator": "In", "values": agents}],
+            },
+            "policyTypes": ["Ingress", "Egress"],
+        },
+    }
+
+
+def rollback_actions(owner: Owner, team: str, team_uid: str | None) -> ChaosActions:
+    """Undo every recorded fault (safe to repeat, safe when nothing was injected)."""
+    config = _fault_config(owner, team_uid, team, {}) if team_uid else None
+    return ChaosActions(fault_config=config, remove_partition=True)
+
+
+def plan_chaos(
+    owner: Owner,
+    spec_data: Mapping[str, Any],
+    status_data: Mapping[str, Any] | None,
+    team: Mapping[str, Any] | None,
+    now: dt.datetime,
+) -> ChaosPlan:
+    previous = ChaosExperimentStatus.model_validate(dict(status_data or {}))
+    old_conditions: list[Condition] = list(previous.conditions)
+    gen = owner.generation
+
+    def finish(
+        status: ChaosExperimentStatus,
+        ready: tuple[bool, str, str],
+        actions: ChaosActions,
+        *,
+        status_first: bool = False,
+    ) -> ChaosPlan:
+        cond = condition("Ready", *ready, generation=gen, now=now)
+        status = status.model_copy(
+            update={
+                "observed_generation": gen,
+                "conditions": merge_conditions(old_conditions, [cond]),
+            }
+        )
+        return ChaosPlan(status, actions, status_first)
+
+    try:
+        spec = ChaosExperimentSpec.model_validate(dict(spec_data))
+    except ValidationError as exc:
+        return finish(
+            previous.model_copy(update={"phase": ChaosPhase.FAILED}),
+            (False, "InvalidSpec", describe_validation_error(exc)),
+            ChaosActions(),
+        )
+
+    team_name = spec.selector.team
+    team_uid = (team or {}).get("metadata", {}).get("uid")
+    rollback = rollback_actions(owner, team_name, team_uid)
+    status = previous
+
+    if spec.pause:
+        if status.phase in (ChaosPhase.COMPLETED, ChaosPhase.FAILED):
+            return finish(status, (True, "Completed", f"verdict {status.verdict}"), ChaosActions())
+        paused = status.model_copy(update={"phase": ChaosPhase.PAUSED, "injected": []})
+        return finish(paused, (False, "Paused", "paused: every fault is rolled back"), rollback)
+
+    if status.phase == ChaosPhase.PAUSED:
+        status = status.model_copy(update={"phase": ChaosPhase.PENDING})
+
+    if status.phase in (ChaosPhase.COMPLETED, ChaosPhase.FAILED):
+        if spec.schedule is None:
+            ok = status.verdict == Verdict.PASS
+            return finish(status, (ok, "Completed", f"verdict {status.verdict}"), ChaosActions())
+        base = status.end_time or now
+        due = croniter(spec.schedule.cron, base).get_next(dt.datetime)
+        if now < due:
+            waiting = status.model_copy(update={"next_run": due})
+            ok = status.verdict == Verdict.PASS
+            return finish(
+                waiting,
+                (ok, "Scheduled", f"last verdict {status.verdict}; next run at {due.isoformat()}"),
+                ChaosActions(),
+            )
+        status = status.model_copy(update={"phase": ChaosPhase.PENDING, "next_run": None})
+
+    if status.phase == ChaosPhase.PENDING:
+        if team is None:
+            return finish(
+                status,
+                (False, "TeamNotFound", f"spec.selector.team: AgentTeam '{team_name}' not found"),
+                ChaosActions(),
+            )
+        members = [a.get("name") for a in (team.get("spec") or {}).get("agents") or []]
+        targets = choose_targets(spec, members, f"{owner.uid}/{status.runs}")
+        if not targets:
+            return finish(
+                status.model_copy(update={"phase": ChaosPhase.FAILED}),
+                (False, "NoTargets", "spec.selector matches no agent of the team"),
+                ChaosActions(),
+            )
+        injected = [InjectedFault(type=f.type, target=",".join(targets)) for f in spec.faults]
+        running = status.model_copy(
+            update={
+                "phase": ChaosPhase.RUNNING,
+                "verdict": None,
+                "runs": status.runs + 1,
+                "start_time": now.replace(microsecond=0),
+                "end_time": None,
+                "targets": targets,
+                "faults_injected": len(injected),
+                "failures_detected": 0,
+                "recovery_time_seconds": None,
+                "injected": injected,
+                "probe_results": evaluate_probes(spec, team, now),
+            }
+        )
+        return finish(
+            running,
+            (False, "Running", f"faults injected into {', '.join(targets)}"),
+            _inject(owner, spec, running, team_name, str(team_uid), kill=True),
+            status_first=True,
+        )
+
+    # Running: faults in place until the duration is over, then recovering until probes hold.
+    probes = evaluate_probes(spec, team, now)
+    failing = sum(1 for p in probes if not p.passed)
+    start = status.start_time or now
+    if status.injected:
+        if now < start + dt.timedelta(seconds=seconds(spec.duration)):
+            running = status.model_copy(
+                update={
+                    "probe_results": probes,
+                    "failures_detected": status.failures_detected + failing,
+                }
+            )
+            return finish(
+                running,
+                (False, "Running", f"faults in place on {', '.join(status.targets)}"),
+                _inject(owner, spec, running, team_name, str(team_uid), kill=False),
+            )
+        recovering = status.model_copy(
+            update={
+                "injected": [],
+                "end_time": now.replace(microsecond=0),
+                "probe_results": probes,
+                "failures_detected": status.failures_detected + failing,
+            }
+        )
+        return finish(
+            recovering,
+            (False, "Recovering", "faults rolled back; waiting for the probes to hold"),
+            rollback,
+        )
+    ended = status.end_time or now
+    if failing == 0:
+        done = status.model_copy(
+            update={
+                "phase": ChaosPhase.COMPLETED,
+                "verdict": Verdict.PASS,
+                "probe_results": probes,
+                "recovery_time_seconds": round((now - ended).total_seconds(), 3),
+            }
+        )
+        return finish(
+            done, (True, "Completed", "verdict Pass: the steady state came back"), rollback
+        )
+    if now >= ended + dt.timedelta(seconds=seconds(spec.recovery_timeout)):
+        failed = [p.name for p in probes if not p.passed]
+        done = status.model_copy(
+            update={
+                "phase": ChaosPhase.COMPLETED,
+                "verdict": Verdict.FAIL,
+                "probe_results": probes,
+            }
+        )
+        return finish(
+            done,
+            (
+                False,
+                "Completed",
+                f"verdict Fail: {', '.join(failed)} did not "
+                f"hold within {spec.recovery_timeout} of rollback",
+            ),
+            rollback,
+        )
+    return finish(
+        status.model_copy(update={"probe_results": probes}),
+        (False, "Recovering", "faults rolled back; waiting for the probes to hold"),
+        rollback,
+    )
+
+
+def _inject(
+    owner: Owner,
+    spec: ChaosExperimentSpec,
+    status: ChaosExperimentStatus,
+    team: str,
+    team_uid: str,
+    *,
+    kill: bool,
+) -> ChaosActions:
+    config_faults = [f.wire() for f in spec.faults if f.type in CONFIG_FAULTS]
+    config = None
+    if config_faults:
+        start = status.start_time
+        until = start + dt.timedelta(seconds=seconds(spec.duration)) if start else None
+        payload = {
+            "experiment": owner.name,
+            "agents": status.targets,
+            "faults": config_faults,
+            "until": until.isoformat() if until else None,
+        }
+        config = _fault_config(
+            owner, team_uid, team, {f"{owner.name}.json": json.dumps(payload, sort_keys=True)}
+        )
+    types = {f.type for f in spec.faults}
+    return ChaosActions(
+        fault_config=config,
+        partition=_partition(owner, team, status.targets)
+        if FaultType.NETWORK_PARTITION in types
+        else None,
+        kill_agents=status.targets if kill and FaultType.POD_KILL in types else [],
+    )
