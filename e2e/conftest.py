@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -32,41 +33,79 @@ def wait_for(predicate: Callable[[], T], timeout_s: float = 30.0, what: str = "c
     raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
 
 
+class OperatorProcess:
+    """`hive operator` as its own process against the test control plane."""
+
+    def __init__(self, cluster: Cluster, folder: Path) -> None:
+        self.cluster = cluster
+        self.table = ProcessTable(folder)
+        self.ports = {"metrics": free_port(), "liveness": free_port(), "webhook": free_port()}
+
+    def __getitem__(self, port: str) -> int:
+        return self.ports[port]
+
+    def start(self) -> None:
+        env = {
+            **os.environ,
+            **self.cluster.plane.operator_env(
+                metrics_port=self.ports["metrics"],
+                liveness_port=self.ports["liveness"],
+                webhook_port=self.ports["webhook"],
+            ),
+        }
+        record = self.table.start(
+            "operator",
+            [
+                sys.executable,
+                "-m",
+                "hive",
+                "operator",
+                "--kubeconfig",
+                str(self.cluster.kubeconfig),
+            ],
+            env=env,
+        )
+
+        def healthy() -> bool:
+            assert record.alive(), self.table.log_tail("operator")
+            url = f"http://127.0.0.1:{self.ports['liveness']}/healthz"
+            try:
+                return httpx.get(url, timeout=1).is_success
+            except httpx.HTTPError:
+                return False
+
+        wait_for(healthy, 60, "operator liveness")
+        webhook = ("get", "validatingwebhookconfiguration", "hive.dev")
+        wait_for(
+            lambda: self.cluster.kubectl(*webhook, check=False).returncode == 0, 60, "the webhook"
+        )
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown handlers, no cleanup, as when a node dies."""
+        record = self.table.get("operator")
+        assert record is not None
+        assert record.alive()
+        os.kill(record.pid, signal.SIGKILL)
+        wait_for(lambda: not record.alive(), 10, "the operator to die")
+        (self.table.pid_dir / "operator.json").unlink()
+
+    def stop(self) -> str:
+        self.table.stop("operator")
+        self.cluster.kubectl(
+            "delete", "validatingwebhookconfiguration", "hive.dev", "--ignore-not-found"
+        )
+        return self.table.log_tail("operator", lines=2000)
+
+
 @pytest.fixture(scope="session")
 def operator(
     cluster: Cluster, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[dict[str, int]]:
+) -> Iterator[OperatorProcess]:
     apply_crds(cluster.client)
     cluster.kubectl("apply", "-f", str(SAMPLES / "sandboxpolicy-strict.yaml"))
-    ports = {"metrics": free_port(), "liveness": free_port(), "webhook": free_port()}
-    table = ProcessTable(tmp_path_factory.mktemp("operator"))
-    env = {
-        **os.environ,
-        **cluster.plane.operator_env(
-            metrics_port=ports["metrics"],
-            liveness_port=ports["liveness"],
-            webhook_port=ports["webhook"],
-        ),
-    }
-    record = table.start(
-        "operator",
-        [sys.executable, "-m", "hive", "operator", "--kubeconfig", str(cluster.kubeconfig)],
-        env=env,
-    )
-
-    def healthy() -> bool:
-        assert record.alive(), table.log_tail("operator")
-        try:
-            return httpx.get(f"http://127.0.0.1:{ports['liveness']}/healthz", timeout=1).is_success
-        except httpx.HTTPError:
-            return False
-
-    wait_for(healthy, 60, "operator liveness")
-    webhook = ("get", "validatingwebhookconfiguration", "hive.dev")
-    wait_for(lambda: cluster.kubectl(*webhook, check=False).returncode == 0, 60, "the webhook")
-    yield ports
-    table.stop("operator")
-    cluster.kubectl("delete", *webhook[1:], "--ignore-not-found")
-    log = table.log_tail("operator", lines=400)
+    process = OperatorProcess(cluster, tmp_path_factory.mktemp("operator"))
+    process.start()
+    yield process
+    log = process.stop()
     problems = [line for line in log.splitlines() if "Traceback" in line or "CRITICAL" in line]
     assert not problems, f"the operator logged failures:\n{log}"

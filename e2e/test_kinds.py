@@ -128,6 +128,7 @@ def test_an_unreachable_backend_is_named(cluster: Cluster, operator: dict) -> No
 
 
 def test_a_hole_in_the_migration_chain_is_reported(cluster: Cluster, operator: dict) -> None:  # type: ignore[type-arg]
+    """Admission lets a migration name a version that may still come; status says it is missing."""
     manifest = """
 apiVersion: hive.dev/v1alpha1
 kind: ToolVersion
@@ -139,7 +140,7 @@ apiVersion: hive.dev/v1alpha1
 kind: ToolVersion
 metadata: {name: calc-2.0.0, namespace: default}
 spec: {tool: calc, version: 2.0.0, inputSchema: {type: object},
-       implementation: {kind: builtin, ref: calc}}
+       implementation: {kind: builtin, ref: calc}, migration: {from: 1.5.0}}
 """
     cluster.kubectl("apply", "-f", "-", input=manifest)
 
@@ -149,5 +150,24 @@ spec: {tool: calc, version: 2.0.0, inputSchema: {type: object},
         return ready[0]["message"] if ready and ready[0]["status"] == "False" else None
 
     assert wait_for(broken, 60, "MigrationChainBroken") == (
-        "2.0.0 has no spec.migration, but 1.0.0 is older"
+        "2.0.0: spec.migration.from 1.5.0 does not exist (versions: 1.0.0, 2.0.0)"
+    )
+    assert get(cluster, "toolversion", "calc-2.0.0")["status"]["migrationPathValid"] is False
+
+    middle = (
+        manifest.split("---")[0]
+        .replace("1.0.0", "1.5.0")
+        .replace(
+            "implementation: {kind: builtin, ref: calc}}",
+            "implementation: {kind: builtin, ref: calc}, migration: {from: 1.0.0}}",
+        )
+    )
+    cluster.kubectl("apply", "-f", "-", input=middle)
+    wait_for(
+        lambda: (
+            get(cluster, "toolversion", "calc-2.0.0")["status"].get("migrationPath")
+            == ["1.0.0", "1.5.0", "2.0.0"]
+        ),
+        60,
+        "the chain to close",
     )

@@ -53,12 +53,15 @@ class Cluster:
         self, *args: str, check: bool = True, timeout: float = 60, **kw: object
     ) -> subprocess.CompletedProcess[str]:
         env = {**os.environ, "KUBECONFIG": str(self.kubeconfig)}
-        return subprocess.run(
+        result = subprocess.run(
             [str(self.plane.binary("kubectl")), *args],
             env=env,
             capture_output=True,
             text=True,
-            check=check,
+            check=False,
             timeout=timeout,
             **kw,  # type: ignore[arg-type]
         )
+        if check and result.returncode != 0:
+            raise AssertionError(f"kubectl {' '.join(args)} failed: {result.stderr.strip()}")
+        return result

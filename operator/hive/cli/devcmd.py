@@ -2,23 +2,29 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import socket
 import subprocess
 import sys
+import time
 from importlib import resources
 from pathlib import Path
 
+import httpx
 from rich.console import Console
 from rich.table import Table
 
 from hive.dev.controlplane import ControlPlane
+from hive.errors import Unavailable
 from hive.kube.client import sync_client
-from hive.kube.objects import apply_file, wait_for_condition
+from hive.kube.objects import apply_file, delete_webhook_configuration, wait_for_condition
 from hive.kube.resources import apply_crds
 from hive.settings import KubeSettings, Settings
 
 console = Console(stderr=True)
-DEV_WEBHOOK_PORT = 36443 + 1000
+DEV_WEBHOOK_PORT = 37443
+WEBHOOK_CONFIGURATION = "hive.dev"
 
 
 def up(settings: Settings) -> ControlPlane:
@@ -37,7 +43,13 @@ def up(settings: Settings) -> ControlPlane:
 
 
 def down(settings: Settings, *, purge: bool) -> None:
-    stopped = ControlPlane(settings.dev).down(purge=purge)
+    plane = ControlPlane(settings.dev)
+    operator = plane.processes.get("operator")
+    if operator is not None and operator.alive() and plane.running():
+        # The operator registered its webhook; without it, every Hive write would be refused.
+        client = sync_client(KubeSettings(kubeconfig=plane.kubeconfig), field_manager="hive-dev")
+        delete_webhook_configuration(client, WEBHOOK_CONFIGURATION)
+    stopped = plane.down(purge=purge)
     console.print(f"stopped: {', '.join(stopped)}" if stopped else "nothing was running")
 
 
@@ -71,10 +83,26 @@ def start_operator(plane: ControlPlane, settings: Settings) -> None:
             webhook_port=settings.operator.webhook_port or DEV_WEBHOOK_PORT,
         ),
     }
-    plane.processes.start(
+    record = plane.processes.start(
         "operator",
         [sys.executable, "-m", "hive", "operator", "--kubeconfig", str(plane.kubeconfig)],
         env=env,
+    )
+    healthz = f"http://127.0.0.1:{settings.operator.liveness_port}/healthz"
+    webhook = ("127.0.0.1", settings.operator.webhook_port or DEV_WEBHOOK_PORT)
+    deadline = time.monotonic() + settings.dev.start_timeout_s
+    while time.monotonic() < deadline:
+        if not record.alive():
+            raise Unavailable(
+                f"the operator exited; last log lines:\n{plane.processes.log_tail('operator')}"
+            )
+        with contextlib.suppress(httpx.HTTPError, OSError):
+            if httpx.get(healthz, timeout=1).is_success:
+                socket.create_connection(webhook, timeout=1).close()
+                return
+        time.sleep(0.2)
+    raise Unavailable(
+        f"the operator did not answer {healthz} in {settings.dev.start_timeout_s:.0f}s"
     )
 
 

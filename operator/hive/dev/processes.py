@@ -134,11 +134,13 @@ class ProcessTable:
 
 
 def _signal_group(pid: int, sig: signal.Signals) -> None:
-    # The group id equals the pid because every process is started in its own session.
-    with contextlib.suppress(ProcessLookupError, PermissionError):
+    # The group id equals the pid because every process is started in its own session, so
+    # one signal to the group reaches the process and its children, once each.
+    try:
         os.killpg(pid, sig)
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.kill(pid, sig)
+    except (ProcessLookupError, PermissionError):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, sig)
 
 
 def _reap(pid: int) -> None:

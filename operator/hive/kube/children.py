@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from lightkube import ApiError, codecs
+from lightkube import ALL_NS, ApiError, codecs
 from lightkube.resources.apps_v1 import Deployment
 from lightkube.resources.core_v1 import ConfigMap, Pod, ServiceAccount
 from lightkube.resources.networking_v1 import NetworkPolicy
@@ -16,6 +17,7 @@ from hive.kube.client import ApiClient
 from hive.kube.errors import api_errors
 from hive.kube.resources import FIELD_MANAGER, resource
 
+APPLY_CONCURRENCY = 6
 KIND_RESOURCES: dict[str, Any] = {  # kind -> lightkube resource class
     "ServiceAccount": ServiceAccount,
     "Role": Role,
@@ -37,13 +39,19 @@ def _what(obj: Mapping[str, Any]) -> str:
 async def apply_objects(
     client: ApiClient, objects: Iterable[Mapping[str, Any]], *, field_manager: str = FIELD_MANAGER
 ) -> int:
-    """Server-side apply each object (force: the operator owns these fields). Returns count."""
-    count = 0
-    for obj in objects:
-        with api_errors(_what(obj)):
-            await client.apply(codecs.from_dict(dict(obj)), field_manager=field_manager, force=True)
-        count += 1
-    return count
+    """Server-side apply the objects, a few at a time (force: the operator owns these fields)."""
+    gate = asyncio.Semaphore(APPLY_CONCURRENCY)
+
+    async def apply_one(obj: Mapping[str, Any]) -> None:
+        async with gate:
+            with api_errors(_what(obj)):
+                await client.apply(
+                    codecs.from_dict(dict(obj)), field_manager=field_manager, force=True
+                )
+
+    batch = list(objects)
+    await asyncio.gather(*(apply_one(obj) for obj in batch))
+    return len(batch)
 
 
 async def list_labelled(
@@ -104,9 +112,13 @@ async def get_hive_object(
     return dict(obj.to_dict())
 
 
-async def list_hive_objects(client: ApiClient, kind: str, namespace: str) -> list[dict[str, Any]]:
-    with api_errors(f"{kind} in {namespace}"):
-        return [dict(o.to_dict()) async for o in client.list(resource(kind), namespace=namespace)]
+async def list_hive_objects(
+    client: ApiClient, kind: str, namespace: str | None
+) -> list[dict[str, Any]]:
+    """Objects of a Hive kind in `namespace`, or in every namespace when it is None."""
+    where = ALL_NS if namespace is None else namespace
+    with api_errors(f"{kind} in {namespace or 'all namespaces'}"):
+        return [dict(o.to_dict()) async for o in client.list(resource(kind), namespace=where)]
 
 
 async def ensure_absent_or_create(client: ApiClient, obj: Mapping[str, Any]) -> bool:

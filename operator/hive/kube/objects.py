@@ -9,6 +9,7 @@ from typing import Any
 import yaml
 from lightkube import ApiError, Client, codecs
 from lightkube.generic_resource import load_in_cluster_generic_resources
+from lightkube.resources.admissionregistration_v1 import ValidatingWebhookConfiguration
 
 from hive.errors import Unavailable
 from hive.kube.errors import api_errors, from_api_error
@@ -64,3 +65,14 @@ def wait_for_condition(
     raise Unavailable(
         f"{kind} {namespace}/{name}: {type_} not {status} after {timeout_s:.0f}s ({seen})"
     )
+
+
+def delete_webhook_configuration(client: Client, name: str) -> bool:
+    """Remove a ValidatingWebhookConfiguration (True if it existed)."""
+    try:
+        client.delete(ValidatingWebhookConfiguration, name)
+    except ApiError as exc:
+        if exc.status.code == 404:
+            return False
+        raise from_api_error(exc, f"ValidatingWebhookConfiguration {name}") from exc
+    return True

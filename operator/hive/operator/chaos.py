@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import logging
-from collections import defaultdict
 
 from hive.kube.children import apply_objects, delete, delete_pods, get_hive_object
 from hive.kube.status import apply_status
@@ -14,7 +12,6 @@ from hive.reconcile.chaos import ChaosActions, field_manager, plan_chaos, rollba
 from hive.reconcile.meta import AGENT_LABEL, TEAM_LABEL, Owner, child_name
 
 log = logging.getLogger(__name__)
-_locks: defaultdict[tuple[str, str], asyncio.Lock] = defaultdict(asyncio.Lock)
 
 
 async def act(namespace: str, experiment: str, team: str, actions: ChaosActions) -> None:
@@ -32,24 +29,21 @@ async def act(namespace: str, experiment: str, team: str, actions: ChaosActions)
 
 async def reconcile_chaos(namespace: str, name: str) -> None:
     client = STATE.client()
-    async with _locks[(namespace, name)]:
-        obj = await get_hive_object(client, "ChaosExperiment", namespace, name)
-        if obj is None or obj["metadata"].get("deletionTimestamp"):
-            return
-        meta, spec = obj["metadata"], obj.get("spec") or {}
-        owner = Owner("ChaosExperiment", name, namespace, meta["uid"], meta.get("generation", 0))
-        team_name = str((spec.get("selector") or {}).get("team") or "")
-        team = (
-            await get_hive_object(client, "AgentTeam", namespace, team_name) if team_name else None
-        )
-        plan = plan_chaos(owner, spec, obj.get("status"), team, dt.datetime.now(dt.UTC))
-        desired = plan.status.wire()
-        changed = any((obj.get("status") or {}).get(k) != v for k, v in desired.items())
-        if plan.status_first and changed:  # write-ahead: record faults before injecting them
-            await apply_status(client, "ChaosExperiment", namespace, name, desired)
-        await act(namespace, name, team_name, plan.actions)
-        if not plan.status_first and changed:
-            await apply_status(client, "ChaosExperiment", namespace, name, desired)
+    obj = await get_hive_object(client, "ChaosExperiment", namespace, name)
+    if obj is None or obj["metadata"].get("deletionTimestamp"):
+        return
+    meta, spec = obj["metadata"], obj.get("spec") or {}
+    owner = Owner("ChaosExperiment", name, namespace, meta["uid"], meta.get("generation", 0))
+    team_name = str((spec.get("selector") or {}).get("team") or "")
+    team = await get_hive_object(client, "AgentTeam", namespace, team_name) if team_name else None
+    plan = plan_chaos(owner, spec, obj.get("status"), team, dt.datetime.now(dt.UTC))
+    desired = plan.status.wire()
+    changed = any((obj.get("status") or {}).get(k) != v for k, v in desired.items())
+    if plan.status_first and changed:  # write-ahead: record faults before injecting them
+        await apply_status(client, "ChaosExperiment", namespace, name, desired)
+    await act(namespace, name, team_name, plan.actions)
+    if not plan.status_first and changed:
+        await apply_status(client, "ChaosExperiment", namespace, name, desired)
 
 
 async def roll_back(namespace: str, name: str, spec: dict[str, object], uid: str) -> None:

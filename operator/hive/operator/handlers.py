@@ -1,13 +1,20 @@
-"""kopf handlers. Each one only routes an event to a reconcile function and counts it.
+"""kopf handlers. Each one only routes an event to a reconcile and counts it.
 
 Reconciles are level-based: the same function runs on create, update, resume, on any change
-to an owned child, and on a timer, and it computes everything from what it observes. A failing
-reconcile never takes the operator down: retryable errors are retried by kopf with a delay;
-the others are logged and reported in the object's Ready condition by the reconcile itself.
+to an owned child, and on a periodic resync, and it computes everything from what it observes.
+Requests go through per-kind work queues (`Coalescer`) so a burst of child events becomes one
+run. A failing reconcile never takes the operator down: retryable errors are retried by kopf
+with a delay; the others are logged and reported in the object's Ready condition.
+
+Only ChaosExperiments carry a finalizer (their rollback must run). The periodic resync is a
+plain background task rather than kopf timers, because kopf adds a finalizer to every object
+that has a timer, and a finalizer on an AgentTeam would block its deletion while the operator
+is away.
 """
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import json
 import logging
@@ -19,11 +26,13 @@ import kopf
 
 from hive.api import GROUP, VERSION
 from hive.errors import HiveError
+from hive.kube.children import list_hive_objects
 from hive.operator.chaos import reconcile_chaos, roll_back
 from hive.operator.metrics import RECONCILE_SECONDS, RECONCILES
 from hive.operator.others import reconcile_policy, reconcile_store, reconcile_tool
+from hive.operator.queue import Coalescer
 from hive.operator.state import STATE
-from hive.operator.teams import reconcile_team, reconcile_teams_using_policy
+from hive.operator.teams import reconcile_team
 from hive.reconcile.meta import MANAGED_BY, TEAM_LABEL
 
 log = logging.getLogger(__name__)
@@ -31,26 +40,41 @@ R = TypeVar("R")
 MANAGED = {"app.kubernetes.io/managed-by": MANAGED_BY}
 
 
-def _resync_interval() -> float:
-    return STATE.settings.operator.resync_s if STATE.settings else 60.0
+def measured(
+    kind: str, work: Callable[[str, str], Awaitable[R]]
+) -> Callable[[str, str], Awaitable[R]]:
+    """`work` with its runs counted and timed under `kind`."""
+
+    @functools.wraps(work)
+    async def wrapper(namespace: str, name: str) -> R:
+        started = time.perf_counter()
+        outcome = "error"
+        try:
+            result = await work(namespace, name)
+            outcome = "ok"
+            return result
+        finally:
+            RECONCILES.labels(kind, outcome).inc()
+            RECONCILE_SECONDS.labels(kind).observe(time.perf_counter() - started)
+
+    return wrapper
 
 
-async def counted(kind: str, work: Callable[[], Awaitable[R]]) -> R | None:
-    """Run one reconcile, with metrics; HiveErrors become kopf retries or log lines."""
-    started = time.perf_counter()
-    outcome = "error"
+TEAMS = Coalescer(measured("AgentTeam", reconcile_team), "AgentTeam")
+POLICIES = Coalescer(measured("SandboxPolicy", reconcile_policy), "SandboxPolicy")
+TOOLS = Coalescer(measured("ToolVersion", reconcile_tool), "ToolVersion")  # keyed by tool
+STORES = Coalescer(measured("MemoryStore", reconcile_store), "MemoryStore")
+CHAOS = Coalescer(measured("ChaosExperiment", reconcile_chaos), "ChaosExperiment")
+
+
+async def through(queue: Coalescer, namespace: str, name: str) -> None:
+    """Run through `queue`, turning errors into kopf retries or log lines."""
     try:
-        result = await work()
-        outcome = "ok"
-        return result
+        await queue.run(namespace, name)
     except HiveError as exc:
         if exc.retryable:
             raise kopf.TemporaryError(str(exc), delay=5) from exc
-        log.warning("%s reconcile failed: %s", kind, exc)
-        return None
-    finally:
-        RECONCILES.labels(kind, outcome).inc()
-        RECONCILE_SECONDS.labels(kind).observe(time.perf_counter() - started)
+        log.warning("%s %s/%s: %s", queue.what, namespace, name, exc)
 
 
 def _namespaced(handler: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
@@ -69,13 +93,7 @@ def _namespaced(handler: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitab
 @kopf.on.update(GROUP, VERSION, "agentteams")
 @_namespaced
 async def agent_team_changed(name: str, namespace: str, **_: Any) -> None:
-    await counted("AgentTeam", lambda: reconcile_team(namespace, name))
-
-
-@kopf.timer(GROUP, VERSION, "agentteams", interval=60.0, initial_delay=5.0, idle=None)
-@_namespaced
-async def agent_team_resync(name: str, namespace: str, **_: Any) -> None:
-    await counted("AgentTeam", lambda: reconcile_team(namespace, name))
+    await through(TEAMS, namespace, name)
 
 
 def _watch_children(group: str, version: str, plural: str) -> None:
@@ -90,7 +108,7 @@ def _watch_children(group: str, version: str, plural: str) -> None:
     async def child_changed(labels: dict[str, str], namespace: str, **_: Any) -> None:
         team = labels.get(TEAM_LABEL)
         if team:
-            await counted("AgentTeam", lambda: reconcile_team(namespace, team))
+            TEAMS.request(namespace, team)
 
 
 for _group, _version, _plural in (
@@ -108,14 +126,11 @@ for _group, _version, _plural in (
 @kopf.on.event(GROUP, VERSION, "sandboxpolicies")
 @_namespaced
 async def sandbox_policy_event(name: str, namespace: str, **_: Any) -> None:
-    await counted("SandboxPolicy", lambda: reconcile_policy(namespace, name))
-    await counted("AgentTeam", lambda: reconcile_teams_using_policy(namespace, name))
-
-
-@kopf.timer(GROUP, VERSION, "sandboxpolicies", interval=60.0, initial_delay=5.0, idle=None)
-@_namespaced
-async def sandbox_policy_resync(name: str, namespace: str, **_: Any) -> None:
-    await counted("SandboxPolicy", lambda: reconcile_policy(namespace, name))
+    await through(POLICIES, namespace, name)
+    for team in await list_hive_objects(STATE.client(), "AgentTeam", namespace):
+        refs = [(a.get("sandboxPolicyRef") or {}).get("name") for a in _agents(team)]
+        if name in refs:
+            TEAMS.request(namespace, team["metadata"]["name"])
 
 
 # --- ToolVersion: all versions of a tool together -------------------------------------------------
@@ -124,20 +139,18 @@ async def sandbox_policy_resync(name: str, namespace: str, **_: Any) -> None:
 async def tool_version_event(spec: kopf.Spec, namespace: str, **_: Any) -> None:
     tool = spec.get("tool")
     if isinstance(tool, str):
-        await counted("ToolVersion", lambda: reconcile_tool(namespace, tool))
+        await through(TOOLS, namespace, tool)
 
 
-# --- MemoryStore: probed on change and on a timer --------------------------------------------
+# --- MemoryStore ----------------------------------------------------------------------------------
 @kopf.on.resume(GROUP, VERSION, "memorystores")
 @kopf.on.create(GROUP, VERSION, "memorystores")
 @kopf.on.update(GROUP, VERSION, "memorystores")
-@kopf.timer(GROUP, VERSION, "memorystores", interval=30.0, initial_delay=2.0, idle=None)
 @_namespaced
 async def memory_store_changed(name: str, namespace: str, **_: Any) -> None:
-    await counted("MemoryStore", lambda: reconcile_store(namespace, name))
+    await through(STORES, namespace, name)
 
 
-# --- AgentTeam changes move tool consumers and policy bindings ------------------------------------
 # --- ChaosExperiment: a state machine driven by a timer; rollback in the finalizer ---------------
 @kopf.on.resume(GROUP, VERSION, "chaosexperiments")
 @kopf.on.create(GROUP, VERSION, "chaosexperiments")
@@ -145,7 +158,7 @@ async def memory_store_changed(name: str, namespace: str, **_: Any) -> None:
 @kopf.timer(GROUP, VERSION, "chaosexperiments", interval=2.0, initial_delay=1.0, idle=None)
 @_namespaced
 async def chaos_experiment_tick(name: str, namespace: str, **_: Any) -> None:
-    await counted("ChaosExperiment", lambda: reconcile_chaos(namespace, name))
+    await through(CHAOS, namespace, name)
 
 
 ROLLBACK_ATTEMPTS = 5
@@ -174,7 +187,12 @@ async def chaos_experiment_deleted(
         raise kopf.TemporaryError(f"rollback failed: {exc}", delay=2) from exc
 
 
+# --- AgentTeam spec changes move tool consumers and policy bindings ------------------------------
 _seen_specs: dict[str, str] = {}
+
+
+def _agents(team: dict[str, Any]) -> list[dict[str, Any]]:
+    return [a for a in (team.get("spec") or {}).get("agents") or [] if isinstance(a, dict)]
 
 
 @kopf.on.event(GROUP, VERSION, "agentteams", id="agentteams-to-tools-and-policies")
@@ -190,12 +208,47 @@ async def agent_team_references(
         _seen_specs.pop(uid, None)
     elif previous == digest:
         return  # a status-only change (agents reporting): nothing to move
-    agents = list(spec.get("agents") or [])
+    agents = _agents({"spec": spec})
     if previous:
-        agents += list(json.loads(previous).get("agents") or [])
+        agents += _agents({"spec": json.loads(previous)})
     tools = {t.get("name") for a in agents for t in a.get("tools") or [] if isinstance(t, dict)}
     policies = {(a.get("sandboxPolicyRef") or {}).get("name") for a in agents}
     for tool in sorted(t for t in tools if isinstance(t, str)):
-        await counted("ToolVersion", functools.partial(reconcile_tool, namespace, tool))
+        TOOLS.request(namespace, tool)
     for policy in sorted(p for p in policies if isinstance(p, str)):
-        await counted("SandboxPolicy", functools.partial(reconcile_policy, namespace, policy))
+        POLICIES.request(namespace, policy)
+
+
+# --- Periodic resync -----------------------------------------------------------------------------
+async def resync_forever(interval_s: float) -> None:
+    """Every `interval_s`, ask for a run of every object: the safety net of level-based control."""
+    queues = (("AgentTeam", TEAMS), ("SandboxPolicy", POLICIES), ("MemoryStore", STORES))
+    while True:
+        await asyncio.sleep(interval_s)
+        try:
+            for kind, queue in queues:
+                for obj in await list_hive_objects(STATE.client(), kind, None):
+                    queue.request(obj["metadata"]["namespace"], obj["metadata"]["name"])
+            for obj in await list_hive_objects(STATE.client(), "ToolVersion", None):
+                tool = (obj.get("spec") or {}).get("tool")
+                if isinstance(tool, str):
+                    TOOLS.request(obj["metadata"]["namespace"], tool)
+        except HiveError as exc:
+            log.warning("resync skipped: %s", exc)
+
+
+_background: set[asyncio.Task[None]] = set()
+
+
+@kopf.on.startup()
+async def start_resync(**_: Any) -> None:
+    task = asyncio.create_task(resync_forever(STATE.require_settings().operator.resync_s))
+    _background.add(task)
+
+
+@kopf.on.cleanup()
+async def stop_resync(**_: Any) -> None:
+    for task in _background:
+        task.cancel()
+    for queue in (TEAMS, POLICIES, TOOLS, STORES, CHAOS):
+        await queue.drain()

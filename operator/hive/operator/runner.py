@@ -64,6 +64,7 @@ def configure(settings: Settings) -> None:
 def run(settings: Settings) -> None:
     """Run the operator until interrupted."""
     configure(settings)
+    kopf.configure(log_format=kopf.LogFormat.PLAIN)
     registered = (handlers.agent_team_changed, admission.validate_agent_team)  # on import
     assert all(registered)
     op = settings.operator

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import logging
-from collections import defaultdict
 from typing import Any
 
 from hive.kube.children import (
     apply_objects,
     get_hive_object,
-    list_hive_objects,
     list_labelled,
     prune,
 )
@@ -27,7 +24,6 @@ from hive.reconcile.agentteam import (
 from hive.reconcile.meta import MANAGED_BY, TEAM_LABEL, Owner
 
 log = logging.getLogger(__name__)
-_locks: defaultdict[tuple[str, str], asyncio.Lock] = defaultdict(asyncio.Lock)
 
 
 def _referenced_policies(spec: dict[str, Any]) -> set[str]:
@@ -54,44 +50,36 @@ async def reconcile_team(namespace: str, name: str) -> TeamPlan | None:
     """One level-based pass over the team; safe to run any number of times."""
     settings = STATE.require_settings()
     client = STATE.client()
-    async with _locks[(namespace, name)]:
-        team = await get_hive_object(client, "AgentTeam", namespace, name)
-        if team is None or team["metadata"].get("deletionTimestamp"):
-            return None
-        meta, spec = team["metadata"], team.get("spec") or {}
-        owner = Owner("AgentTeam", name, namespace, meta["uid"], meta.get("generation", 0))
-        labels = {TEAM_LABEL: name, "app.kubernetes.io/managed-by": MANAGED_BY}
-        deployments = {
-            d["metadata"]["name"]: d
-            for d in await list_labelled(client, "Deployment", namespace, labels)
-        }
-        policies = {}
-        for policy_name in _referenced_policies(spec):
-            found = await get_hive_object(client, "SandboxPolicy", namespace, policy_name)
-            if found is not None:
-                policies[policy_name] = found.get("spec") or {}
-        plan = plan_team(
-            owner,
-            spec,
-            team.get("status"),
-            TeamObserved(deployments=deployments, sandbox_policies=policies),
-            AgentPodSettings(image=settings.operator.agent_image),
-            dt.datetime.now(dt.UTC),
-        )
-        await apply_objects(client, plan.children)
-        if plan.prune:
-            keep = {(c["kind"], c["metadata"]["name"]) for c in plan.children}
-            gone = await prune(client, namespace, labels, meta["uid"], keep, CHILD_KINDS)
-            if gone:
-                log.info("AgentTeam %s/%s: pruned %s", namespace, name, ", ".join(gone))
-        desired = operator_status(plan)
-        if not _unchanged(team.get("status") or {}, desired):
-            await apply_status(client, "AgentTeam", namespace, name, desired)
-        return plan
-
-
-async def reconcile_teams_using_policy(namespace: str, policy: str) -> None:
-    client = STATE.client()
-    for team in await list_hive_objects(client, "AgentTeam", namespace):
-        if policy in _referenced_policies(team.get("spec") or {}):
-            await reconcile_team(namespace, team["metadata"]["name"])
+    team = await get_hive_object(client, "AgentTeam", namespace, name)
+    if team is None or team["metadata"].get("deletionTimestamp"):
+        return None
+    meta, spec = team["metadata"], team.get("spec") or {}
+    owner = Owner("AgentTeam", name, namespace, meta["uid"], meta.get("generation", 0))
+    labels = {TEAM_LABEL: name, "app.kubernetes.io/managed-by": MANAGED_BY}
+    deployments = {
+        d["metadata"]["name"]: d
+        for d in await list_labelled(client, "Deployment", namespace, labels)
+    }
+    policies = {}
+    for policy_name in _referenced_policies(spec):
+        found = await get_hive_object(client, "SandboxPolicy", namespace, policy_name)
+        if found is not None:
+            policies[policy_name] = found.get("spec") or {}
+    plan = plan_team(
+        owner,
+        spec,
+        team.get("status"),
+        TeamObserved(deployments=deployments, sandbox_policies=policies),
+        AgentPodSettings(image=settings.operator.agent_image),
+        dt.datetime.now(dt.UTC),
+    )
+    await apply_objects(client, plan.children)
+    if plan.prune:
+        keep = {(c["kind"], c["metadata"]["name"]) for c in plan.children}
+        gone = await prune(client, namespace, labels, meta["uid"], keep, CHILD_KINDS)
+        if gone:
+            log.info("AgentTeam %s/%s: pruned %s", namespace, name, ", ".join(gone))
+    desired = operator_status(plan)
+    if not _unchanged(team.get("status") or {}, desired):
+        await apply_status(client, "AgentTeam", namespace, name, desired)
+    return plan

@@ -1,0 +1,381 @@
+"""The Helm charts lint, render, and are accepted by a real kube-apiserver.
+
+`charts/hive-crds` is installed for real with helm (the operator chart's custom resources and
+webhook configuration need the CRDs); `charts/hive-operator` is rendered and sent through
+`kubectl apply --dry-run=server`, so the API server validates every object without the webhook
+configuration (which points at an operator that does not run here) taking effect.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from cryptography import x509
+
+from tests.support import REPO, Cluster
+
+pytestmark = pytest.mark.integration
+
+CRDS_CHART = REPO / "charts/hive-crds"
+OPERATOR_CHART = REPO / "charts/hive-operator"
+NAMESPACE = "hive-system"
+RELEASE = "hive"
+PLURALS = ["agentteams", "toolversions", "sandboxpolicies", "chaosexperiments", "memorystores"]
+TIMEOUT_S = 120
+
+Doc = dict[str, Any]
+
+
+def helm(cluster: Cluster, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "KUBECONFIG": str(cluster.kubeconfig)}
+    result = subprocess.run(
+        [str(cluster.plane.binary("helm")), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT_S,
+    )
+    if check and result.returncode != 0:
+        pytest.fail(f"helm {' '.join(args)} failed ({result.returncode}):\n{result.stderr}")
+    return result
+
+
+def render(cluster: Cluster, chart: Path, *args: str) -> str:
+    return helm(cluster, "template", RELEASE, str(chart), "--namespace", NAMESPACE, *args).stdout
+
+
+def documents(manifest: str) -> list[Doc]:
+    return [doc for doc in yaml.safe_load_all(manifest) if doc]
+
+
+def one(docs: list[Doc], kind: str) -> Doc:
+    found = [doc for doc in docs if doc["kind"] == kind]
+    assert len(found) == 1, f"expected one {kind}, got {len(found)}"
+    return found[0]
+
+
+def kubectl_apply(cluster: Cluster, manifest: str, *args: str) -> str:
+    result = cluster.kubectl("apply", *args, "-f", "-", input=manifest, check=False)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+@pytest.fixture(scope="module")
+def crds_installed(cluster: Cluster) -> None:
+    """The CRD chart installed for real, every CRD Established, and the operator's namespace."""
+    namespace = cluster.kubectl(
+        "create", "namespace", NAMESPACE, "--dry-run=client", "-o", "yaml"
+    ).stdout
+    kubectl_apply(cluster, namespace)
+    # Other tests may have applied the same CRDs already; the chart takes them over.
+    helm(
+        cluster,
+        "upgrade",
+        "--install",
+        "hive-crds",
+        str(CRDS_CHART),
+        "--namespace",
+        NAMESPACE,
+        "--take-ownership",
+        "--timeout",
+        f"{TIMEOUT_S}s",
+    )
+    cluster.kubectl(
+        "wait",
+        "--for=condition=Established",
+        "--timeout=50s",
+        *[f"crd/{plural}.hive.dev" for plural in PLURALS],
+    )
+
+
+@pytest.mark.parametrize("chart", [CRDS_CHART, OPERATOR_CHART], ids=lambda p: p.name)
+def test_lint_strict(cluster: Cluster, chart: Path) -> None:
+    out = helm(cluster, "lint", "--strict", str(chart)).stdout
+    assert "0 chart(s) failed" in out
+
+
+def test_crd_chart_holds_every_generated_crd(cluster: Cluster) -> None:
+    docs = documents(render(cluster, CRDS_CHART))
+    assert sorted(doc["metadata"]["name"] for doc in docs) == sorted(
+        f"{plural}.hive.dev" for plural in PLURALS
+    )
+    assert {doc["kind"] for doc in docs} == {"CustomResourceDefinition"}
+    generated = {
+        path.name: yaml.safe_load(path.read_text()) for path in (REPO / "crds").glob("*.yaml")
+    }
+    for doc in docs:
+        assert doc == generated[f"{doc['metadata']['name']}.yaml"], "chart drifted from crds/"
+
+
+def test_crds_installed_by_helm(cluster: Cluster, crds_installed: None) -> None:
+    names = cluster.kubectl(
+        "get", "crd", "-l", "app.kubernetes.io/part-of=hive", "-o", "name"
+    ).stdout.split()
+    assert {f"customresourcedefinition.apiextensions.k8s.io/{p}.hive.dev" for p in PLURALS} <= set(
+        names
+    )
+    status = helm(cluster, "status", "hive-crds", "--namespace", NAMESPACE).stdout
+    assert "STATUS: deployed" in status
+
+
+@pytest.mark.parametrize("cert_manager", [False, True], ids=["helm-certs", "cert-manager"])
+def test_operator_chart_accepted_by_the_api_server(
+    cluster: Cluster, crds_installed: None, cert_manager: bool
+) -> None:
+    webhook = ("get", "validatingwebhookconfiguration", "hive.dev", "--ignore-not-found")
+    before = cluster.kubectl(*webhook, "-o", "jsonpath={.metadata.resourceVersion}").stdout
+    manifest = render(cluster, OPERATOR_CHART, "--set", f"certManager.enabled={cert_manager}")
+    if cert_manager:
+        # cert-manager's own CRDs are not installed here; its objects are checked in render tests.
+        manifest = yaml.safe_dump_all(
+            doc
+            for doc in documents(manifest)
+            if not doc["apiVersion"].startswith("cert-manager.io/")
+        )
+    out = kubectl_apply(cluster, manifest, "--dry-run=server")
+    for kind in [
+        "serviceaccount",
+        "clusterrole.rbac.authorization.k8s.io",
+        "clusterrolebinding.rbac.authorization.k8s.io",
+        "role.rbac.authorization.k8s.io",
+        "rolebinding.rbac.authorization.k8s.io",
+        "service",
+        "deployment.apps",
+        "validatingwebhookconfiguration.admissionregistration.k8s.io/hive.dev",
+    ]:
+        assert kind in out, out
+    assert ("secret/" in out) is not cert_manager
+    assert "(server dry run)" in out
+    after = cluster.kubectl(*webhook, "-o", "jsonpath={.metadata.resourceVersion}").stdout
+    assert after == before, "a dry run must leave the webhook configuration as it was"
+
+
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        ("replicaCount=-1", "/replicaCount"),
+        ("webhook.failurePolicy=Sometimes", "/webhook/failurePolicy"),
+        ("webhook.timeoutSeconds=forever", "/webhook/timeoutSeconds"),
+        ("certManager.enabled=maybe", "/certManager/enabled"),
+        ("image.pullPolicy=Sometimes", "/image/pullPolicy"),
+        ("notAValue=1", "notAValue"),
+    ],
+)
+def test_schema_rejects_bad_values(cluster: Cluster, setting: str, message: str) -> None:
+    for command in ("template", "lint"):
+        args = [RELEASE] if command == "template" else []
+        result = helm(cluster, command, *args, str(OPERATOR_CHART), "--set", setting, check=False)
+        assert result.returncode != 0, f"helm {command} accepted {setting}"
+        said = result.stdout + result.stderr
+        assert "values don't meet the specifications of the schema" in said, said
+        assert message in said, said
+
+
+def test_cluster_role_is_least_privilege(cluster: Cluster) -> None:
+    docs = documents(render(cluster, OPERATOR_CHART))
+    granted: dict[tuple[str, str], set[str]] = {}
+    for rule in one(docs, "ClusterRole")["rules"]:
+        for field in ("apiGroups", "resources", "verbs"):
+            assert "*" not in rule[field], f"wildcard in {field}: {rule}"
+        assert "resourceNames" not in rule
+        assert "nonResourceURLs" not in rule
+        for group in rule["apiGroups"]:
+            for resource in rule["resources"]:
+                granted.setdefault((group, resource), set()).update(rule["verbs"])
+
+    read = {"get", "list", "watch"}
+    manage = read | {"create", "patch", "update", "delete"}
+    expected: dict[tuple[str, str], set[str]] = {}
+    for plural in PLURALS:
+        expected["hive.dev", plural] = read | {"patch", "update"}
+        expected["hive.dev", f"{plural}/status"] = {"get", "patch", "update"}
+        expected["hive.dev", f"{plural}/finalizers"] = {"update"}
+    for resource in ("serviceaccounts", "configmaps", "services"):
+        expected["", resource] = manage
+    expected["", "pods"] = read | {"delete"}
+    expected["", "events"] = {"create", "patch"}
+    expected["", "secrets"] = {"get"}
+    expected["apps", "deployments"] = manage
+    expected["rbac.authorization.k8s.io", "roles"] = manage
+    expected["rbac.authorization.k8s.io", "rolebindings"] = manage
+    expected["networking.k8s.io", "networkpolicies"] = manage
+    expected["node.k8s.io", "runtimeclasses"] = read | {"create", "patch"}
+    expected["apiextensions.k8s.io", "customresourcedefinitions"] = read
+    assert granted == expected
+
+    role = next(d for d in docs if d["kind"] == "Role")
+    assert role["metadata"]["namespace"] == NAMESPACE
+    assert role["rules"] == [
+        {
+            "apiGroups": ["coordination.k8s.io"],
+            "resources": ["leases"],
+            "verbs": ["get", "create", "update"],
+        }
+    ]
+    account = one(docs, "ServiceAccount")["metadata"]["name"]
+    for binding in (one(docs, "ClusterRoleBinding"), one(docs, "RoleBinding")):
+        assert binding["subjects"] == [
+            {"kind": "ServiceAccount", "name": account, "namespace": NAMESPACE}
+        ]
+
+
+def test_deployment_runs_the_operator_hardened(cluster: Cluster) -> None:
+    docs = documents(render(cluster, OPERATOR_CHART, "--set", "image.tag=9.9.9"))
+    deployment = one(docs, "Deployment")
+    pod = deployment["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert container["image"] == "ghcr.io/hive-dev/hive:9.9.9"
+    assert container["args"] == ["operator"]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["HIVE_OPERATOR__METRICS_PORT"] == "9464"
+    assert env["HIVE_OPERATOR__LIVENESS_PORT"] == "8080"
+    assert env["HIVE_OPERATOR__WEBHOOK_PORT"] == "9443"
+    assert env["HIVE_OPERATOR__WEBHOOK_CERT_DIR"] == "/tls"
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert ports["metrics"] == 9464
+    assert ports["webhook"] == 9443
+    probe = container["livenessProbe"]["httpGet"]
+    assert probe["path"] == "/healthz"
+    assert ports[probe["port"]] == 8080
+    security = container["securityContext"]
+    assert security["runAsNonRoot"] is True
+    assert security["runAsUser"] == 65532
+    assert security["readOnlyRootFilesystem"] is True
+    assert security["allowPrivilegeEscalation"] is False
+    assert security["capabilities"] == {"drop": ["ALL"]}
+    assert security["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert container["resources"]["requests"]["memory"] == "128Mi"
+    mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+    assert mounts == {"tls": "/tls", "tmp": "/tmp"}
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert volumes["tmp"]["emptyDir"] == {}
+    tls = volumes["tls"]["secret"]
+    assert {i["key"] for i in tls["items"]} == {"tls.crt", "tls.key", "ca.crt"}
+    assert tls["secretName"] == one(docs, "Secret")["metadata"]["name"]
+
+    labels = deployment["metadata"]["labels"]
+    assert labels["app.kubernetes.io/part-of"] == "hive"
+    assert labels["app.kubernetes.io/instance"] == RELEASE
+    assert labels["app.kubernetes.io/managed-by"] == "Helm"
+    assert labels["app.kubernetes.io/version"] == "9.9.9"
+
+
+def test_services_and_scrape_switch(cluster: Cluster) -> None:
+    def services(*args: str) -> dict[str, Doc]:
+        docs = documents(render(cluster, OPERATOR_CHART, *args))
+        return {d["spec"]["ports"][0]["name"]: d for d in docs if d["kind"] == "Service"}
+
+    default = services()
+    assert default["metrics"]["spec"]["ports"][0]["port"] == 9464
+    assert "prometheus.io/scrape" not in default["metrics"]["metadata"].get("annotations", {})
+    webhook = default["webhook"]["spec"]["ports"][0]
+    assert (webhook["port"], webhook["targetPort"]) == (443, "webhook")
+
+    scraped = services("--set", "metrics.service.prometheusScrape=true")["metrics"]
+    annotations = scraped["metadata"]["annotations"]
+    assert annotations["prometheus.io/scrape"] == "true"
+    assert annotations["prometheus.io/port"] == "9464"
+
+
+def test_webhook_configuration_one_per_kind_with_a_trusted_certificate(cluster: Cluster) -> None:
+    docs = documents(render(cluster, OPERATOR_CHART))
+    config = one(docs, "ValidatingWebhookConfiguration")
+    assert config["metadata"]["name"] == "hive.dev"
+    service = next(d for d in docs if d["kind"] == "Service" and "webhook" in d["metadata"]["name"])
+    secret = one(docs, "Secret")
+    assert [w["name"] for w in config["webhooks"]] == [f"validate-{p}.hive.dev" for p in PLURALS]
+    for plural, hook in zip(PLURALS, config["webhooks"], strict=True):
+        assert hook["rules"] == [
+            {
+                "apiGroups": ["hive.dev"],
+                "apiVersions": ["v1alpha1"],
+                "resources": [plural],
+                "operations": ["CREATE", "UPDATE"],
+                "scope": "Namespaced",
+            }
+        ]
+        client = hook["clientConfig"]
+        assert client["service"] == {
+            "name": service["metadata"]["name"],
+            "namespace": NAMESPACE,
+            "path": f"/validate-{plural}",
+            "port": 443,
+        }
+        assert client["caBundle"] == secret["data"]["ca.crt"]
+        assert hook["failurePolicy"] == "Fail"
+        assert hook["sideEffects"] == "None"
+        assert hook["admissionReviewVersions"] == ["v1"]
+        assert hook["timeoutSeconds"] == 10
+
+    ca = x509.load_pem_x509_certificate(base64.b64decode(secret["data"]["ca.crt"]))
+    cert = x509.load_pem_x509_certificate(base64.b64decode(secret["data"]["tls.crt"]))
+    cert.verify_directly_issued_by(ca)
+    names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert f"{service['metadata']['name']}.{NAMESPACE}.svc" in names.get_values_for_type(
+        x509.DNSName
+    )
+
+    ignore = documents(render(cluster, OPERATOR_CHART, "--set", "webhook.failurePolicy=Ignore"))
+    hooks = one(ignore, "ValidatingWebhookConfiguration")["webhooks"]
+    assert {hook["failurePolicy"] for hook in hooks} == {"Ignore"}
+
+
+def test_upgrade_keeps_the_existing_certificate(cluster: Cluster, crds_installed: None) -> None:
+    first = one(documents(render(cluster, OPERATOR_CHART)), "Secret")
+    name = first["metadata"]["name"]
+    cluster.kubectl("delete", "secret", name, "-n", NAMESPACE, "--ignore-not-found")
+    try:
+        kubectl_apply(cluster, yaml.safe_dump(first))
+        # --dry-run=server lets `lookup` see the cluster, as `helm upgrade` does.
+        again = documents(render(cluster, OPERATOR_CHART, "--dry-run=server"))
+        assert one(again, "Secret")["data"] == first["data"]
+        hooks = one(again, "ValidatingWebhookConfiguration")["webhooks"]
+        assert {hook["clientConfig"]["caBundle"] for hook in hooks} == {first["data"]["ca.crt"]}
+    finally:
+        cluster.kubectl("delete", "secret", name, "-n", NAMESPACE, "--ignore-not-found")
+    fresh = one(documents(render(cluster, OPERATOR_CHART)), "Secret")
+    assert fresh["data"]["ca.crt"] != first["data"]["ca.crt"], "no secret: a new CA each time"
+
+
+def test_cert_manager_variant(cluster: Cluster) -> None:
+    docs = documents(render(cluster, OPERATOR_CHART, "--set", "certManager.enabled=true"))
+    assert not [d for d in docs if d["kind"] == "Secret"], "cert-manager writes the secret"
+    certificate = one(docs, "Certificate")
+    issuer = one(docs, "Issuer")
+    assert certificate["spec"]["issuerRef"]["name"] == issuer["metadata"]["name"]
+    assert issuer["spec"] == {"selfSigned": {}}
+    pod = one(docs, "Deployment")["spec"]["template"]["spec"]
+    tls = next(v for v in pod["volumes"] if v["name"] == "tls")
+    assert tls["secret"]["secretName"] == certificate["spec"]["secretName"]
+    service = next(d for d in docs if d["kind"] == "Service" and "webhook" in d["metadata"]["name"])
+    assert f"{service['metadata']['name']}.{NAMESPACE}.svc" in certificate["spec"]["dnsNames"]
+    config = one(docs, "ValidatingWebhookConfiguration")
+    assert config["metadata"]["annotations"]["cert-manager.io/inject-ca-from"] == (
+        f"{NAMESPACE}/{certificate['metadata']['name']}"
+    )
+    assert all("caBundle" not in hook["clientConfig"] for hook in config["webhooks"])
+
+    external = documents(
+        render(
+            cluster,
+            OPERATOR_CHART,
+            "--set",
+            "certManager.enabled=true",
+            "--set",
+            "certManager.issuerRef.name=corp-ca",
+            "--set",
+            "certManager.issuerRef.kind=ClusterIssuer",
+        )
+    )
+    assert not [d for d in external if d["kind"] == "Issuer"]
+    assert one(external, "Certificate")["spec"]["issuerRef"] == {
+        "name": "corp-ca",
+        "kind": "ClusterIssuer",
+        "group": "cert-manager.io",
+    }
