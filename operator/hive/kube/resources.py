@@ -49,4 +49,17 @@ def apply_crds(client: Client, *, timeout_s: float = 60.0) -> list[str]:
         raise Unavailable(
             f"CRDs not established after {timeout_s:.0f}s: {', '.join(sorted(pending))}"
         )
+    # Established is not yet served: the storage answers 429 while it initialises, and a
+    # watcher that meets a 429 backs off for seconds. Wait until a list succeeds for each kind.
+    waiting = {k.kind for k in KINDS}
+    while waiting and time.monotonic() < deadline:
+        for kind in sorted(waiting):
+            try:
+                list(client.list(resource(kind), namespace="default", chunk_size=1))
+                waiting.discard(kind)
+            except ApiError as exc:
+                if exc.status.code != 429:
+                    raise
+        if waiting:
+            time.sleep(0.2)
     return names

@@ -26,6 +26,9 @@ from hive.reconcile.meta import MANAGED_BY, TEAM_LABEL, Owner
 log = logging.getLogger(__name__)
 
 
+_pruned: dict[str, int] = {}  # team uid -> generation whose surplus children were pruned
+
+
 def _referenced_policies(spec: dict[str, Any]) -> set[str]:
     names = set()
     for agent in spec.get("agents") or []:
@@ -73,10 +76,16 @@ async def reconcile_team(namespace: str, name: str) -> TeamPlan | None:
         AgentPodSettings(image=settings.operator.agent_image),
         dt.datetime.now(dt.UTC),
     )
-    await apply_objects(client, plan.children)
-    if plan.prune:
+    # What pods need (service account, config) exists before the Deployment asks for pods;
+    # otherwise the ReplicaSet controller backs off and the team is Ready seconds later.
+    await apply_objects(client, [c for c in plan.children if c["kind"] != "Deployment"])
+    await apply_objects(client, [c for c in plan.children if c["kind"] == "Deployment"])
+    # Children only become surplus when the spec changes (an agent removed), so pruning, which
+    # lists six kinds, runs once per generation in this process, and again after a restart.
+    if plan.prune and _pruned.get(meta["uid"]) != owner.generation:
         keep = {(c["kind"], c["metadata"]["name"]) for c in plan.children}
         gone = await prune(client, namespace, labels, meta["uid"], keep, CHILD_KINDS)
+        _pruned[meta["uid"]] = owner.generation
         if gone:
             log.info("AgentTeam %s/%s: pruned %s", namespace, name, ", ".join(gone))
     desired = operator_status(plan)

@@ -1,0 +1,199 @@
+"""AgentTeams at scale on KWOK: apply -> Ready latency, catch-up after a restart, operator RSS.
+
+    python bench/teams_at_scale.py [--teams 1000] [--agents 1]
+
+Starts its own control plane (etcd, kube-apiserver, controllers, KWOK) and the operator as a
+process, creates the teams concurrently, and watches every team's Ready condition. Then it
+kills the operator (SIGKILL), changes every team's spec while it is down, starts it again and
+measures how long until every team is Ready at its new generation. Prints one summary line
+per figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import socket
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import httpx
+from lightkube import AsyncClient, KubeConfig
+from lightkube.generic_resource import create_namespaced_resource
+from tests.support import dev_settings, free_port
+
+from hive.dev.controlplane import ControlPlane
+from hive.dev.processes import ProcessTable
+from hive.kube.client import sync_client
+from hive.kube.objects import delete_webhook_configuration
+from hive.kube.resources import apply_crds
+from hive.settings import KubeSettings
+
+AgentTeam = create_namespaced_resource("hive.dev", "v1alpha1", "AgentTeam", "agentteams")
+
+
+def team(name: str, agents: int, goal: str) -> Any:
+    members = [{"name": f"a{i}", "role": "junior"} for i in range(agents)]
+    return AgentTeam.from_dict(
+        {
+            "apiVersion": "hive.dev/v1alpha1",
+            "kind": "AgentTeam",
+            "metadata": {"name": name, "namespace": "default"},
+            "spec": {"goal": goal, "model": {"name": "m"}, "agents": members},
+        }
+    )
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def ready_generation(obj: Any) -> int | None:
+    status = obj.status or {}
+    for cond in status.get("conditions", []):
+        if cond.get("type") == "Ready" and cond.get("status") == "True":
+            return int(cond.get("observedGeneration", 0))
+    return None
+
+
+async def watch_until_ready(
+    client: AsyncClient,
+    names: set[str],
+    generation: dict[str, int],
+    done_at: dict[str, float],
+    deadline: float,
+) -> None:
+    """Record the first moment each team is Ready at (at least) its expected generation."""
+    while len(done_at) < len(names) and time.monotonic() < deadline:
+        async for _, obj in client.watch(AgentTeam, namespace="default"):
+            name = obj.metadata.name
+            seen = ready_generation(obj)
+            if (
+                name in names
+                and name not in done_at
+                and seen is not None
+                and seen >= generation.get(name, 1)
+            ):
+                done_at[name] = time.monotonic()
+            if len(done_at) == len(names) or time.monotonic() > deadline:
+                return
+
+
+def rss_mb(pid: int) -> tuple[float, float]:
+    fields = dict(
+        line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+    )
+    return int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024
+
+
+async def run(
+    args: argparse.Namespace, plane: ControlPlane, table: ProcessTable, start_operator: Any
+) -> None:
+    client = AsyncClient(KubeConfig.from_file(plane.kubeconfig), field_manager="bench")
+    names = {f"bench-{i:04d}" for i in range(args.teams)}
+    created: dict[str, float] = {}
+    done: dict[str, float] = {}
+    gate = asyncio.Semaphore(16)
+
+    async def create(name: str, goal: str) -> None:
+        async with gate:
+            created[name] = time.monotonic()
+            await client.apply(team(name, args.agents, goal), force=True)
+
+    deadline = time.monotonic() + args.timeout
+    watcher = asyncio.create_task(watch_until_ready(client, names, {}, done, deadline))
+    started = time.monotonic()
+    await asyncio.gather(*(create(n, "first goal") for n in sorted(names)))
+    applied = time.monotonic() - started
+    await watcher
+    latencies = [done[n] - created[n] for n in names if n in done]
+    print(
+        f"teams: {args.teams} x {args.agents} agent(s); applied in {applied:.1f}s; "
+        f"{len(done)}/{args.teams} Ready in {max(done.values()) - started:.1f}s",
+        flush=True,
+    )
+    print(
+        f"apply -> Ready latency: p50 {percentile(latencies, 0.5):.2f}s, "
+        f"p99 {percentile(latencies, 0.99):.2f}s, max {max(latencies):.2f}s",
+        flush=True,
+    )
+    record = table.get("operator")
+    assert record is not None
+    rss, peak = rss_mb(record.pid)
+    print(f"operator RSS after convergence: {rss:.0f} MiB (peak {peak:.0f} MiB)", flush=True)
+
+    os.kill(record.pid, signal.SIGKILL)
+    (table.pid_dir / "operator.json").unlink()
+    # With the operator gone its webhook refuses every write; take it away as `hive dev down`
+    # does, so the specs can change while the operator is down. It registers it again on start.
+    delete_webhook_configuration(sync_client(KubeSettings(kubeconfig=plane.kubeconfig)), "hive.dev")
+    await asyncio.gather(*(create(n, "second goal") for n in sorted(names)))
+    generation = {n: 2 for n in names}
+    catch_up: dict[str, float] = {}
+    started = time.monotonic()
+    start_operator()
+    await watch_until_ready(client, names, generation, catch_up, time.monotonic() + args.timeout)
+    print(
+        f"catch-up after kill -9 with every spec changed: {len(catch_up)}/{args.teams} teams "
+        f"Ready at the new generation in {max(catch_up.values()) - started:.1f}s",
+        flush=True,
+    )
+    record = table.get("operator")
+    assert record is not None
+    rss, peak = rss_mb(record.pid)
+    print(f"operator RSS after catch-up: {rss:.0f} MiB (peak {peak:.0f} MiB)", flush=True)
+    await client.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--teams", type=int, default=1000)
+    parser.add_argument("--agents", type=int, default=1)
+    parser.add_argument("--timeout", type=float, default=1200)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as folder:
+        nodes = max(2, args.teams * args.agents // 200 + 1)
+        plane = ControlPlane(dev_settings(Path(folder) / "plane", kwok_nodes=nodes))
+        table = ProcessTable(Path(folder) / "operator")
+        ports = {
+            "metrics_port": free_port(),
+            "liveness_port": free_port(),
+            "webhook_port": free_port(),
+        }
+        try:
+            plane.up()
+            apply_crds(sync_client(KubeSettings(kubeconfig=plane.kubeconfig)))
+
+            def start_operator() -> None:
+                env = {**os.environ, **plane.operator_env(**ports)}
+                table.start("operator", [sys.executable, "-m", "hive", "operator"], env=env)
+                url = f"http://127.0.0.1:{ports['liveness_port']}/healthz"
+                for _ in range(600):
+                    try:
+                        if httpx.get(url, timeout=1).is_success:
+                            socket.create_connection(
+                                ("127.0.0.1", ports["webhook_port"]), 1
+                            ).close()
+                            return
+                    except (httpx.HTTPError, OSError):
+                        pass
+                    time.sleep(0.1)
+                raise SystemExit("the operator did not start")
+
+            start_operator()
+            asyncio.run(run(args, plane, table, start_operator))
+        finally:
+            table.stop("operator")
+            plane.down(purge=True)
+
+
+if __name__ == "__main__":
+    main()
