@@ -159,8 +159,10 @@ def main() -> None:
     parser.add_argument("--agents", type=int, default=1)
     parser.add_argument("--timeout", type=float, default=1200)
     args = parser.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so `finally` stops what it started
     with tempfile.TemporaryDirectory() as folder:
-        nodes = max(2, args.teams * args.agents // 200 + 1)
+        # An agent pod asks for 250m CPU; a KWOK node offers 32 CPUs (128 pods): keep room.
+        nodes = max(2, args.teams * args.agents // 100 + 1)
         plane = ControlPlane(dev_settings(Path(folder) / "plane", kwok_nodes=nodes))
         table = ProcessTable(Path(folder) / "operator")
         ports = {

@@ -53,10 +53,10 @@ def apply_crds(client: Client, *, timeout_s: float = 60.0) -> list[str]:
     # watcher that meets a 429 backs off for seconds. Wait until a list succeeds for each kind.
     waiting = {k.kind for k in KINDS}
     while waiting and time.monotonic() < deadline:
-        for kind in sorted(waiting):
+        for kind_name in sorted(waiting):
             try:
-                list(client.list(resource(kind), namespace="default", chunk_size=1))
-                waiting.discard(kind)
+                list(client.list(resource(kind_name), namespace="default", chunk_size=1))
+                waiting.discard(kind_name)
             except ApiError as exc:
                 if exc.status.code != 429:
                     raise
