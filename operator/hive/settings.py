@@ -39,6 +39,7 @@ class DevSettings(BaseModel):
     )
     scheduler_port: int = Field(default=36259, ge=1, le=65535, description="kube-scheduler port.")
     kwok_port: int = Field(default=36247, ge=1, le=65535, description="KWOK controller port.")
+    redis_port: int = Field(default=36379, ge=1, le=65535, description="Demo redis-server.")
     kwok_nodes: int = Field(default=3, ge=0, le=5000, description="Fake nodes KWOK manages.")
     start_timeout_s: float = Field(
         default=120.0, gt=0, description="How long each part may take to become ready."

@@ -106,6 +106,46 @@ def start_operator(plane: ControlPlane, settings: Settings) -> None:
     )
 
 
+DEMO_SAMPLES = (
+    "sandboxpolicy-strict.yaml",
+    "toolversions-web-search.yaml",
+    "agentteam-research.yaml",
+    "memorystore-redis.yaml",
+    "chaos-llm-latency.yaml",
+)
+DEMO_READY = (
+    ("SandboxPolicy", "strict"),
+    ("ToolVersion", "web-search-1.1.0"),
+    ("AgentTeam", "research"),
+    ("MemoryStore", "team-memory"),
+)
+
+
+def start_redis(plane: ControlPlane, port: int) -> str:
+    """A redis-server on loopback for the demo's MemoryStore; returns its endpoint."""
+    record = plane.processes.get("redis")
+    if record is None or not record.alive():
+        data = plane.state / "redis"
+        data.mkdir(parents=True, exist_ok=True)
+        plane.processes.start(
+            "redis",
+            [
+                str(plane.binary("redis-server")),
+                "--port",
+                str(port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(data),
+            ],
+        )
+    return f"redis://127.0.0.1:{port}/0"
+
+
 def demo(settings: Settings) -> None:
     plane = up(settings)
     client = sync_client(KubeSettings(kubeconfig=plane.kubeconfig), field_manager="hive-demo")
@@ -114,13 +154,22 @@ def demo(settings: Settings) -> None:
     console.print(f"CRDs installed: {', '.join(names)}")
     start_operator(plane, settings)
     console.print(f"operator running (log: {plane.processes.log_dir / 'operator.log'})")
-    sample = Path(str(resources.files("hive") / "samples" / "agentteam-research.yaml"))
-    for what in apply_file(client, sample):
-        console.print(f"applied {what}")
-    with console.status("waiting for AgentTeam default/research to be Ready ..."):
-        wait_for_condition(client, "AgentTeam", "default", "research", timeout_s=90)
+    redis = start_redis(plane, settings.dev.redis_port)
+    samples = Path(str(resources.files("hive") / "samples"))
+    for name in DEMO_SAMPLES:
+        text = (samples / name).read_text().replace("redis://hive-redis.default.svc:6379/0", redis)
+        local = plane.state / "demo" / name
+        local.parent.mkdir(parents=True, exist_ok=True)
+        local.write_text(text)
+        for what in apply_file(client, local):
+            console.print(f"applied {what}")
+    for kind, name in DEMO_READY:
+        with console.status(f"waiting for {kind} default/{name} to be Ready ..."):
+            wait_for_condition(client, kind, "default", name, timeout_s=120)
     kubectl = plane.binary("kubectl")
     env = {**os.environ, "KUBECONFIG": str(plane.kubeconfig)}
-    console.print("$ kubectl get agentteams -A -o wide")
-    subprocess.run([str(kubectl), "get", "agentteams", "-A", "-o", "wide"], env=env, check=True)
-    console.print(f"\nexport KUBECONFIG={plane.kubeconfig}; stop everything with: hive dev down")
+    for args in (["get", "agentteams", "-o", "wide"], ["get", "hive"]):
+        console.print(f"$ kubectl {' '.join(args)}")
+        subprocess.run([str(kubectl), *args], env=env, check=True)
+    console.print(f"\nexport KUBECONFIG={plane.kubeconfig}", soft_wrap=True)
+    console.print("stop everything with: hive dev down", soft_wrap=True)
