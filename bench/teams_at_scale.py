@@ -27,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import httpx
 from lightkube import AsyncClient, KubeConfig
 from lightkube.generic_resource import create_namespaced_resource
+from lightkube.resources.apps_v1 import Deployment
 from tests.support import dev_settings, free_port
 
 from hive.dev.controlplane import ControlPlane
@@ -87,6 +88,31 @@ async def watch_until_ready(
                 return
 
 
+async def warm_up(client: AsyncClient) -> None:
+    """Wait until a plain Deployment runs: nodes Ready, scheduler and controllers warm. Without
+    this the first teams also wait for the fresh cluster, which is not the operator's time."""
+    probe = Deployment.from_dict(
+        {
+            "metadata": {"name": "warm-up", "namespace": "default"},
+            "spec": {
+                "replicas": 1,
+                "selector": {"matchLabels": {"app": "warm-up"}},
+                "template": {
+                    "metadata": {"labels": {"app": "warm-up"}},
+                    "spec": {"containers": [{"name": "c", "image": "registry.invalid/warm-up:1"}]},
+                },
+            },
+        }
+    )
+    await client.apply(probe, field_manager="bench", force=True)
+    for _ in range(1200):
+        dep = await client.get(Deployment, "warm-up", namespace="default")
+        if dep.status and (dep.status.availableReplicas or 0) >= 1:
+            break
+        await asyncio.sleep(0.1)
+    await client.delete(Deployment, "warm-up", namespace="default")
+
+
 def rss_mb(pid: int) -> tuple[float, float]:
     fields = dict(
         line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines()
@@ -108,6 +134,7 @@ async def run(
             created[name] = time.monotonic()
             await client.apply(team(name, args.agents, goal), force=True)
 
+    await warm_up(client)
     deadline = time.monotonic() + args.timeout
     watcher = asyncio.create_task(watch_until_ready(client, names, {}, done, deadline))
     started = time.monotonic()

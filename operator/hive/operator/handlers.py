@@ -88,12 +88,41 @@ def _namespaced(handler: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitab
 
 
 # --- AgentTeam ---------------------------------------------------------------------------------
-@kopf.on.resume(GROUP, VERSION, "agentteams")
-@kopf.on.create(GROUP, VERSION, "agentteams")
-@kopf.on.update(GROUP, VERSION, "agentteams")
+# One event handler, no create/update handlers: kopf then writes nothing onto teams (no
+# progress or diff-base annotations, no finalizer), and the reconcile, being level-based, needs
+# none of it. What to do is read from the event itself.
+_seen_specs: dict[str, str] = {}
+
+
+def _agents(team: dict[str, Any]) -> list[dict[str, Any]]:
+    return [a for a in (team.get("spec") or {}).get("agents") or [] if isinstance(a, dict)]
+
+
+@kopf.on.event(GROUP, VERSION, "agentteams")
 @_namespaced
-async def agent_team_changed(name: str, namespace: str, **_: Any) -> None:
-    await through(TEAMS, namespace, name)
+async def agent_team_event(
+    body: kopf.Body, uid: str, name: str, namespace: str, type: str | None, **_: Any
+) -> None:
+    spec = dict(body.get("spec") or {})
+    digest = json.dumps(spec, sort_keys=True, default=str)
+    previous = _seen_specs.pop(uid, None) if type == "DELETED" else _seen_specs.get(uid)
+    if type != "DELETED":
+        _seen_specs[uid] = digest
+        generation = body.get("metadata", {}).get("generation")
+        observed = (body.get("status") or {}).get("observedGeneration")
+        if previous == digest and observed == generation:
+            return  # a status write (the operator's or an agent's): nothing to do
+        TEAMS.request(namespace, name)
+        if previous == digest:
+            return
+    # The team came, went or changed its spec: tool consumers and policy bindings may move.
+    agents = _agents({"spec": spec}) + (_agents({"spec": json.loads(previous)}) if previous else [])
+    tools = {t.get("name") for a in agents for t in a.get("tools") or [] if isinstance(t, dict)}
+    policies = {(a.get("sandboxPolicyRef") or {}).get("name") for a in agents}
+    for tool in sorted(t for t in tools if isinstance(t, str)):
+        TOOLS.request(namespace, tool)
+    for policy in sorted(p for p in policies if isinstance(p, str)):
+        POLICIES.request(namespace, policy)
 
 
 def _watch_children(group: str, version: str, plural: str) -> None:
@@ -185,38 +214,6 @@ async def chaos_experiment_deleted(
             )
             return
         raise kopf.TemporaryError(f"rollback failed: {exc}", delay=2) from exc
-
-
-# --- AgentTeam spec changes move tool consumers and policy bindings ------------------------------
-_seen_specs: dict[str, str] = {}
-
-
-def _agents(team: dict[str, Any]) -> list[dict[str, Any]]:
-    return [a for a in (team.get("spec") or {}).get("agents") or [] if isinstance(a, dict)]
-
-
-@kopf.on.event(GROUP, VERSION, "agentteams", id="agentteams-to-tools-and-policies")
-@_namespaced
-async def agent_team_references(
-    body: kopf.Body, uid: str, namespace: str, type: str | None, **_: Any
-) -> None:
-    spec = dict(body.get("spec") or {})
-    digest = json.dumps(spec, sort_keys=True, default=str)
-    previous = _seen_specs.get(uid)
-    _seen_specs[uid] = digest
-    if type == "DELETED":
-        _seen_specs.pop(uid, None)
-    elif previous == digest:
-        return  # a status-only change (agents reporting): nothing to move
-    agents = _agents({"spec": spec})
-    if previous:
-        agents += _agents({"spec": json.loads(previous)})
-    tools = {t.get("name") for a in agents for t in a.get("tools") or [] if isinstance(t, dict)}
-    policies = {(a.get("sandboxPolicyRef") or {}).get("name") for a in agents}
-    for tool in sorted(t for t in tools if isinstance(t, str)):
-        TOOLS.request(namespace, tool)
-    for policy in sorted(p for p in policies if isinstance(p, str)):
-        POLICIES.request(namespace, policy)
 
 
 # --- Periodic resync -----------------------------------------------------------------------------

@@ -3,7 +3,8 @@
 Creating a team's eighteen children fires eighteen watch events; each asks for the team to be
 reconciled. Requests for an object that is already waiting join the waiting run instead of
 adding one, and at most one run per object is in progress at a time. A request made while a
-run is in progress queues exactly one more run, so the last change is never missed.
+run is in progress queues exactly one more run, so the last change is never missed. A run
+that fails with a retryable error is requested again after a backoff (1 s doubling to 60 s).
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import logging
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from typing import Any
+
+from hive.errors import HiveError
 
 log = logging.getLogger(__name__)
 Key = tuple[str, str]
@@ -27,6 +30,7 @@ class Coalescer:
         self._waiting: dict[Key, asyncio.Future[Any]] = {}
         self._locks: defaultdict[Key, asyncio.Lock] = defaultdict(asyncio.Lock)
         self._tasks: set[asyncio.Task[None]] = set()
+        self._failures: dict[Key, int] = {}
 
     def _future(self, key: Key) -> asyncio.Future[Any]:
         future = self._waiting.get(key)
@@ -43,12 +47,20 @@ class Coalescer:
         return await asyncio.shield(self._future((namespace, name)))
 
     def request(self, namespace: str, name: str) -> None:
-        """Request a run without waiting; failures are logged."""
-        self._future((namespace, name)).add_done_callback(self._log_failure)
+        """Request a run without waiting; failures are logged, retryable ones run again."""
+        key = (namespace, name)
+        self._future(key).add_done_callback(lambda future: self._after(key, future))
 
-    def _log_failure(self, future: asyncio.Future[Any]) -> None:
-        if not future.cancelled() and future.exception() is not None:
-            log.warning("%s reconcile failed: %s", self.what, future.exception())
+    def _after(self, key: Key, future: asyncio.Future[Any]) -> None:
+        error = None if future.cancelled() else future.exception()
+        if error is None:
+            self._failures.pop(key, None)
+            return
+        log.warning("%s %s/%s: %s", self.what, key[0], key[1], error)
+        if isinstance(error, HiveError) and error.retryable:
+            failures = self._failures[key] = self._failures.get(key, 0) + 1
+            delay = min(60.0, 2.0 ** (failures - 1))
+            asyncio.get_running_loop().call_later(delay, self.request, *key)
 
     async def _drive(self, key: Key, future: asyncio.Future[Any]) -> None:
         async with self._locks[key]:

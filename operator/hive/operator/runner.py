@@ -65,7 +65,7 @@ def run(settings: Settings) -> None:
     """Run the operator until interrupted."""
     configure(settings)
     kopf.configure(log_format=kopf.LogFormat.PLAIN)
-    registered = (handlers.agent_team_changed, admission.validate_agent_team)  # on import
+    registered = (handlers.agent_team_event, admission.validate_agent_team)  # on import
     assert all(registered)
     op = settings.operator
     if op.metrics_port:
