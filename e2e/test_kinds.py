@@ -11,6 +11,7 @@ import pytest
 from tests.support import Cluster, free_port
 
 from e2e.conftest import SAMPLES, wait_for
+from hive.dev.services import redis_server_argv
 
 pytestmark = pytest.mark.e2e
 
@@ -19,19 +20,7 @@ pytestmark = pytest.mark.e2e
 def redis_port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
     port = free_port()
     server = subprocess.Popen(
-        [
-            "redis-server",
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            str(tmp_path_factory.mktemp("redis")),
-        ],
+        redis_server_argv("redis-server", port, tmp_path_factory.mktemp("redis")),
         stdout=subprocess.DEVNULL,
     )
     yield port

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import redis
 
+from hive.dev.services import redis_server_argv
 from tests.support import free_port
 
 pytestmark = pytest.mark.integration
@@ -81,19 +82,7 @@ def test_runsc_runs_a_process_that_cannot_reach_the_network(
 def test_redis_answers(tmp_path: Path) -> None:
     port = free_port()
     server = subprocess.Popen(
-        [
-            "redis-server",
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            str(tmp_path),
-        ],
+        redis_server_argv("redis-server", port, tmp_path),
         stdout=subprocess.DEVNULL,
     )
     try:

@@ -7,10 +7,9 @@ from enum import StrEnum
 
 from pydantic import ConfigDict, Field, model_validator
 
-from hive.api.common import Condition, HiveModel, cel, list_map
+from hive.api.common import CRON, Condition, HiveModel, cel, list_map
 
 DURATION = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"
-CRON = r"^(@(yearly|annually|monthly|weekly|daily|hourly)|(\S+\s+){4}\S+)$"
 
 
 class SelectorMode(StrEnum):

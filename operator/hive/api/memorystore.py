@@ -7,10 +7,9 @@ from enum import StrEnum
 
 from pydantic import ConfigDict, Field
 
-from hive.api.common import Condition, HiveModel, SecretKeyRef, cel, list_map
+from hive.api.common import CRON, Condition, HiveModel, SecretKeyRef, cel, list_map
 
 DURATION = r"^([0-9]+(\.[0-9]+)?(s|m|h|d))+$"
-CRON = r"^(@(yearly|annually|monthly|weekly|daily|hourly)|(\S+\s+){4}\S+)$"
 
 
 class Backend(StrEnum):

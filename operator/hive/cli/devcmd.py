@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from hive.dev.controlplane import ControlPlane
+from hive.dev.services import redis_server_argv
 from hive.errors import Unavailable
 from hive.kube.client import sync_client
 from hive.kube.objects import apply_file, delete_webhook_configuration, wait_for_condition
@@ -127,22 +128,7 @@ def start_redis(plane: ControlPlane, port: int) -> str:
     if record is None or not record.alive():
         data = plane.state / "redis"
         data.mkdir(parents=True, exist_ok=True)
-        plane.processes.start(
-            "redis",
-            [
-                str(plane.binary("redis-server")),
-                "--port",
-                str(port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                str(data),
-            ],
-        )
+        plane.processes.start("redis", redis_server_argv(plane.binary("redis-server"), port, data))
     return f"redis://127.0.0.1:{port}/0"
 
 

@@ -84,6 +84,20 @@ def consumers_by_version(
     return {v: sorted(names) for v, names in out.items()}
 
 
+def _not_ready(
+    meta: Mapping[str, Any],
+    previous: list[Condition],
+    reason: str,
+    message: str,
+    now: dt.datetime,
+) -> ToolVersionStatus:
+    generation = meta.get("generation", 0)
+    ready = condition("Ready", False, reason, message, generation=generation, now=now)
+    return ToolVersionStatus(
+        observed_generation=generation, conditions=merge_conditions(previous, [ready])
+    )
+
+
 def plan_tool(
     objects: Sequence[Mapping[str, Any]],
     teams: Sequence[Mapping[str, Any]],
@@ -101,34 +115,13 @@ def plan_tool(
         try:
             spec = ToolVersionSpec.model_validate(obj.get("spec") or {})
         except ValidationError as exc:
-            message = describe_validation_error(exc)
-            ready = condition(
-                "Ready",
-                False,
-                "InvalidSpec",
-                message,
-                generation=meta.get("generation", 0),
-                now=now,
-            )
-            result[meta["name"]] = ToolVersionStatus(
-                observed_generation=meta.get("generation", 0),
-                conditions=merge_conditions(previous, [ready]),
+            result[meta["name"]] = _not_ready(
+                meta, previous, "InvalidSpec", describe_validation_error(exc), now
             )
             continue
         if spec.version in specs:
             message = f"spec.version: {spec.version} is also declared by {names[spec.version]}"
-            ready = condition(
-                "Ready",
-                False,
-                "DuplicateVersion",
-                message,
-                generation=meta.get("generation", 0),
-                now=now,
-            )
-            result[meta["name"]] = ToolVersionStatus(
-                observed_generation=meta.get("generation", 0),
-                conditions=merge_conditions(previous, [ready]),
-            )
+            result[meta["name"]] = _not_ready(meta, previous, "DuplicateVersion", message, now)
             continue
         specs[spec.version] = spec
         names[spec.version] = meta["name"]
