@@ -1,0 +1,254 @@
+"""Language models over the OpenAI-compatible chat-completions API.
+
+One client for OpenAI, vLLM, Ollama, the llama.cpp server and gateways: plain and streamed
+completions, tool calls, structured output validated against a pydantic model with bounded
+repair rounds, per-request timeouts, exponential backoff on 429 / 5xx / transport errors, and
+token and cost accounting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import httpx
+from pydantic import BaseModel, ValidationError
+
+from hive.errors import ExternalFailure, InvalidInput, Unavailable
+
+Message = dict[str, Any]
+M = TypeVar("M", bound=BaseModel)
+RETRYABLE_STATUS = {408, 409, 429, 500, 502, 503, 504}
+
+
+class InvalidModelOutput(ExternalFailure):
+    """The model kept answering in a shape that could not be used."""
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    id: str
+    name: str
+    arguments: dict[str, Any]
+
+
+@dataclass
+class Usage:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    requests: int = 0
+    cost: float = 0.0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+@dataclass(frozen=True)
+class Reply:
+    content: str | None
+    tool_calls: list[ToolCall]
+    finish_reason: str | None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+@dataclass
+class Pricing:
+    """Cost per 1,000 prompt and completion tokens, in any currency."""
+
+    prompt_per_1k: float = 0.0
+    completion_per_1k: float = 0.0
+
+
+@dataclass
+class OpenAICompatible:
+    """A chat model served at `base_url` (ending in /v1 for most servers)."""
+
+    base_url: str
+    model: str
+    api_key: str | None = None
+    timeout_s: float = 60.0
+    max_retries: int = 3
+    backoff_s: float = 0.5
+    pricing: Pricing = field(default_factory=Pricing)
+    usage: Usage = field(default_factory=Usage)
+    transport: httpx.AsyncBaseTransport | None = None
+
+    def _client(self) -> httpx.AsyncClient:
+        headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
+        return httpx.AsyncClient(
+            base_url=self.base_url.rstrip("/"),
+            headers=headers,
+            timeout=self.timeout_s,
+            transport=self.transport,
+        )
+
+    def _body(
+        self, messages: Sequence[Message], tools: Sequence[dict[str, Any]] | None, **extra: Any
+    ) -> dict[str, Any]:
+        body: dict[str, Any] = {"model": self.model, "messages": list(messages), **extra}
+        if tools:
+            body["tools"] = list(tools)
+        return body
+
+    def _account(self, prompt: int, completion: int) -> None:
+        self.usage.requests += 1
+        self.usage.prompt_tokens += prompt
+        self.usage.completion_tokens += completion
+        self.usage.cost += (
+            prompt * self.pricing.prompt_per_1k + completion * self.pricing.completion_per_1k
+        ) / 1000
+
+    async def _post(self, body: dict[str, Any]) -> httpx.Response:
+        """POST /chat/completions with retries; raises a one-line HiveError when it gives up."""
+        where = f"model '{self.model}' at {self.base_url}"
+        last = "no attempt"
+        async with self._client() as client:
+            for attempt in range(self.max_retries + 1):
+                if attempt:
+                    await asyncio.sleep(self.backoff_s * 2 ** (attempt - 1))
+                try:
+                    response = await client.post("/chat/completions", json=body)
+                except httpx.TimeoutException:
+                    last = f"no answer within {self.timeout_s:g}s"
+                    continue
+                except httpx.TransportError as exc:
+                    last = f"unreachable ({exc.__class__.__name__})"
+                    continue
+                if response.status_code in RETRYABLE_STATUS:
+                    last = f"HTTP {response.status_code}"
+                    continue
+                if response.status_code == 404:
+                    raise InvalidInput("model", f"{where}: not found (HTTP 404)")
+                if response.status_code in (401, 403):
+                    raise InvalidInput("model.secretRef", f"{where}: the API key was refused")
+                if response.status_code >= 400:
+                    raise ExternalFailure(
+                        f"{where}: HTTP {response.status_code}: {response.text[:200]}"
+                    )
+                return response
+        raise Unavailable(f"{where}: {last} after {self.max_retries + 1} attempts")
+
+    async def complete(
+        self,
+        messages: Sequence[Message],
+        tools: Sequence[dict[str, Any]] | None = None,
+        **extra: Any,
+    ) -> Reply:
+        data = (await self._post(self._body(messages, tools, **extra))).json()
+        try:
+            choice = data["choices"][0]
+            message = choice["message"]
+        except (KeyError, IndexError, TypeError) as exc:
+            raise InvalidModelOutput(f"model '{self.model}': reply without choices") from exc
+        usage = data.get("usage") or {}
+        reply = Reply(
+            content=message.get("content"),
+            tool_calls=[_tool_call(c) for c in message.get("tool_calls") or []],
+            finish_reason=choice.get("finish_reason"),
+            prompt_tokens=int(usage.get("prompt_tokens", 0)),
+            completion_tokens=int(usage.get("completion_tokens", 0)),
+        )
+        self._account(reply.prompt_tokens, reply.completion_tokens)
+        return reply
+
+    async def stream(self, messages: Sequence[Message], **extra: Any) -> AsyncIterator[str]:
+        """The answer's text piece by piece, as the server sends it (server-sent events).
+
+        Failures before the first piece are retried like any request; a stream cut in the
+        middle is an error, since the pieces already given cannot be taken back.
+        """
+        body = self._body(
+            messages, None, stream=True, stream_options={"include_usage": True}, **extra
+        )
+        where = f"model '{self.model}' at {self.base_url}"
+        prompt = completion = 0
+        started = False
+        async with self._client() as client:
+            for attempt in range(self.max_retries + 1):
+                if attempt:
+                    await asyncio.sleep(self.backoff_s * 2 ** (attempt - 1))
+                try:
+                    async with client.stream("POST", "/chat/completions", json=body) as response:
+                        if response.status_code in RETRYABLE_STATUS:
+                            continue
+                        if response.status_code >= 400:
+                            await response.aread()
+                            raise ExternalFailure(f"{where}: HTTP {response.status_code}")
+                        async for line in response.aiter_lines():
+                            if not line.startswith("data:"):
+                                continue
+                            payload = line[5:].strip()
+                            if payload == "[DONE]":
+                                break
+                            event = json.loads(payload)
+                            if event.get("usage"):
+                                prompt = int(event["usage"].get("prompt_tokens", 0))
+                                completion = int(event["usage"].get("completion_tokens", 0))
+                            for choice in event.get("choices") or []:
+                                text = (choice.get("delta") or {}).get("content")
+                                if text:
+                                    started = True
+                                    yield text
+                        self._account(prompt, completion)
+                        return
+                except httpx.TransportError as exc:
+                    if started:
+                        raise Unavailable(
+                            f"{where}: stream cut ({exc.__class__.__name__})"
+                        ) from exc
+                    continue
+        raise Unavailable(f"{where}: no stream after {self.max_retries + 1} attempts")
+
+    async def structured(
+        self, messages: Sequence[Message], schema: type[M], *, repairs: int = 2
+    ) -> M:
+        """An answer validated as `schema`; invalid answers are sent back up to `repairs` times."""
+        conversation = list(messages)
+        problem = ""
+        for _ in range(repairs + 1):
+            reply = await self.complete(conversation, response_format={"type": "json_object"})
+            text = reply.content or ""
+            try:
+                return schema.model_validate_json(_strip_fence(text))
+            except ValidationError as exc:
+                problem = exc.errors()[0]["msg"]
+                conversation += [
+                    {"role": "assistant", "content": text},
+                    {
+                        "role": "user",
+                        "content": (
+                            f"That was not valid: {problem}. Answer again with only a JSON object "
+                            f"matching this schema: {json.dumps(schema.model_json_schema())}"
+                        ),
+                    },
+                ]
+        raise InvalidModelOutput(
+            f"model '{self.model}': no valid {schema.__name__} after {repairs + 1} answers "
+            f"({problem})"
+        )
+
+
+def _tool_call(raw: dict[str, Any]) -> ToolCall:
+    function = raw.get("function") or {}
+    arguments = function.get("arguments") or "{}"
+    try:
+        parsed = json.loads(arguments) if isinstance(arguments, str) else dict(arguments)
+    except json.JSONDecodeError as exc:
+        raise InvalidModelOutput(
+            f"tool call {function.get('name')!r}: arguments are not JSON ({exc.msg})"
+        ) from exc
+    return ToolCall(id=str(raw.get("id", "")), name=str(function.get("name", "")), arguments=parsed)
+
+
+def _strip_fence(text: str) -> str:
+    """Small models wrap JSON in ``` fences; take what is inside."""
+    stripped = text.strip()
+    if stripped.startswith("```"):
+        stripped = stripped.split("\n", 1)[1] if "\n" in stripped else ""
+        stripped = stripped.rsplit("```", 1)[0]
+    return stripped.strip()
