@@ -1,0 +1,164 @@
+"""One agent: a loop of model calls and tool calls within budgets, publishing typed events.
+
+Each step asks the model; tool calls are checked against the registry and their schemas, run,
+and their results (or the problem with them) go back to the model; an answer without tool
+calls ends the run. Budgets on steps, tokens and wall time end a run that would go on too long,
+and bad tool calls are fed back to the model a bounded number of times before the run fails.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, Protocol
+
+from hive.errors import HiveError, InvalidInput
+from hive.runtime.events import Event, EventBus, EventKind
+from hive.runtime.models import Message, Reply
+from hive.runtime.tools import ToolRegistry
+
+
+class BudgetExceeded(HiveError):
+    """A run used up its steps, tokens or time."""
+
+
+class ChatModel(Protocol):
+    async def complete(
+        self,
+        messages: Sequence[Message],
+        tools: Sequence[dict[str, Any]] | None = None,
+        **extra: Any,
+    ) -> Reply: ...
+
+
+@dataclass(frozen=True)
+class Budget:
+    max_steps: int = 12
+    max_tokens: int | None = None
+    deadline_s: float | None = None
+    max_tool_errors: int = 3
+
+
+class Outcome(StrEnum):
+    FINISHED = "finished"
+    FAILED = "failed"
+
+
+@dataclass
+class AgentResult:
+    outcome: Outcome
+    output: str
+    steps: int
+    tokens: int
+    tool_calls: int
+    error: str | None = None
+    transcript: list[Message] = field(default_factory=list)
+
+
+@dataclass
+class Agent:
+    name: str
+    model: ChatModel
+    tools: ToolRegistry = field(default_factory=ToolRegistry)
+    bus: EventBus = field(default_factory=EventBus)
+    system_prompt: str = "You are a careful, capable agent. Use tools when they help."
+    budget: Budget = field(default_factory=Budget)
+
+    async def _emit(self, kind: EventKind, **data: Any) -> None:
+        await self.bus.publish(Event(kind, self.name, data))
+
+    async def run(self, task: str) -> AgentResult:
+        """Work on `task` until an answer, a budget or an error ends the run."""
+        started = time.monotonic()
+        messages: list[Message] = [
+            {"role": "system", "content": self.system_prompt},
+            {"role": "user", "content": task},
+        ]
+        tokens = steps = calls = tool_errors = 0
+        await self._emit(EventKind.STARTED, task=task)
+        try:
+            while True:
+                if steps >= self.budget.max_steps:
+                    raise BudgetExceeded(f"agent {self.name}: {steps} steps, the budget's limit")
+                if self.budget.max_tokens is not None and tokens >= self.budget.max_tokens:
+                    raise BudgetExceeded(
+                        f"agent {self.name}: {tokens} tokens used, the budget is "
+                        f"{self.budget.max_tokens}"
+                    )
+                remaining = None
+                if self.budget.deadline_s is not None:
+                    remaining = self.budget.deadline_s - (time.monotonic() - started)
+                    if remaining <= 0:
+                        raise BudgetExceeded(
+                            f"agent {self.name}: deadline of {self.budget.deadline_s:g}s passed"
+                        )
+                steps += 1
+                try:
+                    reply = await asyncio.wait_for(
+                        self.model.complete(messages, self.tools.schemas() or None), remaining
+                    )
+                except TimeoutError as exc:
+                    raise BudgetExceeded(
+                        f"agent {self.name}: deadline of {self.budget.deadline_s:g}s passed"
+                    ) from exc
+                tokens += reply.prompt_tokens + reply.completion_tokens
+                await self._emit(
+                    EventKind.MODEL_CALLED,
+                    step=steps,
+                    tokens=tokens,
+                    tool_calls=[c.name for c in reply.tool_calls],
+                )
+                if not reply.tool_calls:
+                    output = reply.content or ""
+                    messages.append({"role": "assistant", "content": output})
+                    await self._emit(EventKind.FINISHED, output=output, steps=steps)
+                    return AgentResult(
+                        Outcome.FINISHED, output, steps, tokens, calls, transcript=messages
+                    )
+                messages.append(
+                    {
+                        "role": "assistant",
+                        "content": reply.content,
+                        "tool_calls": [
+                            {
+                                "id": c.id,
+                                "type": "function",
+                                "function": {"name": c.name, "arguments": json.dumps(c.arguments)},
+                            }
+                            for c in reply.tool_calls
+                        ],
+                    }
+                )
+                for call in reply.tool_calls:
+                    calls += 1
+                    try:
+                        tool = self.tools.check(call.name, call.arguments)
+                        try:
+                            result = await tool.function(**call.arguments)
+                        except Exception as exc:  # a failing tool is news for the model
+                            raise InvalidInput(f"tool {call.name!r}", f"failed: {exc}") from exc
+                        content = result if isinstance(result, str) else json.dumps(result)
+                        await self._emit(
+                            EventKind.TOOL_CALLED, tool=call.name, arguments=call.arguments
+                        )
+                    except InvalidInput as exc:
+                        tool_errors += 1
+                        await self._emit(EventKind.TOOL_FAILED, tool=call.name, error=str(exc))
+                        if tool_errors > self.budget.max_tool_errors:
+                            raise HiveError(
+                                f"agent {self.name}: {tool_errors} bad tool calls, the last: {exc}"
+                            ) from exc
+                        content = f"error: {exc}"
+                    messages.append({"role": "tool", "tool_call_id": call.id, "content": content})
+        except asyncio.CancelledError:
+            await self._emit(EventKind.CANCELLED, steps=steps)
+            raise
+        except HiveError as exc:
+            await self._emit(EventKind.FAILED, error=str(exc), steps=steps)
+            return AgentResult(
+                Outcome.FAILED, "", steps, tokens, calls, error=str(exc), transcript=messages
+            )

@@ -1,0 +1,59 @@
+"""Typed events of agents and teams, on a bus that status, tracing and the debugger subscribe to."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+class EventKind(StrEnum):
+    STARTED = "started"
+    MODEL_CALLED = "model-called"
+    TOOL_CALLED = "tool-called"
+    TOOL_FAILED = "tool-failed"
+    DELEGATED = "delegated"
+    REVIEWED = "reviewed"
+    FINISHED = "finished"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+@dataclass(frozen=True)
+class Event:
+    kind: EventKind
+    agent: str
+    data: dict[str, Any] = field(default_factory=dict)
+    at: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
+
+
+Subscriber = Callable[[Event], Awaitable[None] | None]
+
+
+class EventBus:
+    """Publish events to every subscriber, in order; a failing subscriber never stops the agent."""
+
+    def __init__(self, keep: int = 10_000) -> None:
+        self._subscribers: list[Subscriber] = []
+        self.history: deque[Event] = deque(maxlen=keep)
+
+    def subscribe(self, subscriber: Subscriber) -> Callable[[], None]:
+        """Add a subscriber; returns the function that removes it."""
+        self._subscribers.append(subscriber)
+        return lambda: self._subscribers.remove(subscriber)
+
+    async def publish(self, event: Event) -> None:
+        self.history.append(event)
+        for subscriber in list(self._subscribers):
+            try:
+                result = subscriber(event)
+                if result is not None:
+                    await result
+            except Exception:
+                log.exception("event subscriber failed on %s", event.kind)
