@@ -249,3 +249,29 @@ def test_an_agents_token_patches_its_own_team_and_no_other(
         verify=context,
     )
     assert spec_write.status_code == 403, "an agent may not change its team's spec"
+
+
+def test_the_generated_pod_command_runs_and_reports(
+    cluster: Cluster, operator: dict, tmp_path: Path
+) -> None:  # type: ignore[type-arg]
+    """Play the kubelet for one agent pod: its args and its mounted config, run as a process."""
+    cluster.kubectl("apply", "-f", str(SAMPLE))
+    cluster.kubectl("wait", "--for=condition=Ready", "agentteam/research", "--timeout=60s")
+    dep = json.loads(cluster.kubectl("get", "deployment", "research-coder", "-o", "json").stdout)
+    (container,) = dep["spec"]["template"]["spec"]["containers"]
+    config = json.loads(
+        cluster.kubectl("get", "configmap", "research-coder-config", "-o", "json").stdout
+    )["data"]["agent.yaml"]
+    mounted = tmp_path / "agent.yaml"
+    mounted.write_text(config)
+    args = [str(mounted) if a == "/etc/hive/agent.yaml" else a for a in container["args"]]
+    done = subprocess.run(
+        [sys.executable, "-m", "hive", *args, "--kubeconfig", str(cluster.kubeconfig), "--once"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    agents = {a["name"]: a for a in get_team(cluster, "research")["status"]["agents"]}
+    assert agents["coder"]["role"] == "specialist"
+    assert agents["coder"]["phase"] == "Idle"

@@ -83,3 +83,13 @@ def test_dev_up_with_missing_binaries_is_one_line(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "install it with: make testbin" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_agent_with_a_config_for_another_agent_is_one_line(tmp_path: Path) -> None:
+    config = tmp_path / "agent.yaml"
+    config.write_text("agent: {name: lead, role: senior}\n")
+    result = hive("agent", "--team", "t", "--agent", "coder", "--config", str(config), "--once")
+    assert result.returncode == 1
+    assert result.stderr.strip() == (
+        f"hive: error: --config {config}: describes agent 'lead', not 'coder'"
+    )

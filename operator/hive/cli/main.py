@@ -86,13 +86,28 @@ def crds(output_dir: Path | None, check: bool) -> None:
 @click.option("--agent", "agent_name", required=True, help="Agent name within the team.")
 @click.option("--namespace", "-n", default="default", show_default=True)
 @click.option("--kubeconfig", type=click.Path(path_type=Path), help="Kubeconfig to use.")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="The agent's configuration (its ConfigMap, mounted by the operator).",
+)
 @click.option("--once", is_flag=True, help="Report one heartbeat and exit.")
 @one_line_errors
-def agent(team: str, agent_name: str, namespace: str, kubeconfig: Path | None, once: bool) -> None:
+def agent(
+    team: str,
+    agent_name: str,
+    namespace: str,
+    kubeconfig: Path | None,
+    config_path: Path | None,
+    once: bool,
+) -> None:
     """Pod entrypoint of one agent: report its status into its AgentTeam while it runs."""
-    from hive.cli.agent import run_agent
+    from hive.cli.agent import load_agent_config, run_agent
 
-    run_agent(settings_with(**{"kube.kubeconfig": kubeconfig}), namespace, team, agent_name, once)
+    config = load_agent_config(config_path, agent_name) if config_path else None
+    settings = settings_with(**{"kube.kubeconfig": kubeconfig})
+    run_agent(settings, namespace, team, agent_name, once, config)
 
 
 @cli.command()
