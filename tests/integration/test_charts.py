@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import os
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -86,12 +87,18 @@ def crds_installed(cluster: Cluster) -> None:
         "--timeout",
         f"{TIMEOUT_S}s",
     )
-    cluster.kubectl(
-        "wait",
-        "--for=condition=Established",
-        "--timeout=50s",
-        *[f"crd/{plural}.hive.dev" for plural in PLURALS],
-    )
+    # `kubectl wait` fails at once while a new CRD has no conditions yet, so poll instead.
+    path = '{.status.conditions[?(@.type=="Established")].status}'
+    deadline = time.monotonic() + 50
+    for plural in PLURALS:
+        while True:
+            got = cluster.kubectl(
+                "get", f"crd/{plural}.hive.dev", "-o", f"jsonpath={path}", check=False
+            ).stdout
+            if got == "True":
+                break
+            assert time.monotonic() < deadline, f"crd/{plural}.hive.dev not Established"
+            time.sleep(0.2)
 
 
 @pytest.mark.parametrize("chart", [CRDS_CHART, OPERATOR_CHART], ids=lambda p: p.name)
