@@ -6,7 +6,7 @@ import datetime as dt
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic.alias_generators import to_camel
 
 CRON = r"^(@(yearly|annually|monthly|weekly|daily|hourly)|(\S+\s+){4}\S+)$"
@@ -78,3 +78,14 @@ class LocalRef(HiveModel):
     """A reference to another Hive resource in the same namespace."""
 
     name: str = Field(min_length=1, max_length=253, description="Name of the resource.")
+
+
+def describe_validation_error(error: ValidationError, root: str = "spec") -> str:
+    """The first problem of a pydantic error as 'spec.agents[0].name: reason'."""
+    first = error.errors()[0]
+    if not first["loc"]:  # a rule over the whole spec names its own field
+        return f"{root}.{first['msg']}"
+    path = root
+    for part in first["loc"]:
+        path += f"[{part}]" if isinstance(part, int) else f".{part}"
+    return f"{path}: {first['msg']}"

@@ -10,8 +10,8 @@ from rich.console import Console
 from rich.tree import Tree
 
 from hive.api.agentteam import AgentTeamSpec
+from hive.api.common import describe_validation_error
 from hive.errors import InvalidInput
-from hive.reconcile.agentteam import describe_validation_error
 
 
 def load_team(path: Path) -> AgentTeamSpec:

@@ -15,11 +15,11 @@ from pydantic import BaseModel, ValidationError
 
 from hive.api.agentteam import AgentTeamSpec
 from hive.api.chaos import ChaosExperimentSpec, SelectorMode
+from hive.api.common import describe_validation_error
 from hive.api.memorystore import MemoryStoreSpec
 from hive.api.sandboxpolicy import SandboxPolicySpec
 from hive.api.semver import less, ordered
 from hive.api.toolversion import ToolVersionSpec
-from hive.reconcile.agentteam import describe_validation_error
 from hive.reconcile.sandboxpolicy import verify
 
 JSON = Mapping[str, Any]

@@ -18,9 +18,9 @@ from pydantic import ValidationError
 
 from hive.api import GROUP
 from hive.api.agentteam import AgentSpec, AgentTeamSpec, AgentTeamStatus, TeamPhase
-from hive.api.common import Condition
+from hive.api.common import describe_validation_error
 from hive.api.sandboxpolicy import SandboxPolicySpec
-from hive.reconcile.conditions import condition, merge_conditions
+from hive.reconcile.conditions import condition, merge_conditions, previous_conditions
 from hive.reconcile.meta import (
     AGENT_LABEL,
     POLICY_LABEL,
@@ -62,17 +62,6 @@ class TeamPlan:
     children: list[JSON]
     status: AgentTeamStatus
     prune: bool  # delete owned children that are not in `children`
-
-
-def describe_validation_error(error: ValidationError, root: str = "spec") -> str:
-    """The first problem of a pydantic error as 'spec.agents[0].name: reason'."""
-    first = error.errors()[0]
-    if not first["loc"]:  # a rule over the whole spec names its own field
-        return f"{root}.{first['msg']}"
-    path = root
-    for part in first["loc"]:
-        path += f"[{part}]" if isinstance(part, int) else f".{part}"
-    return f"{path}: {first['msg']}"
 
 
 def parse_spec(spec: Mapping[str, Any]) -> AgentTeamSpec:
@@ -374,7 +363,7 @@ def plan_team(
     """Desired children and status of one AgentTeam."""
     gen = owner.generation
     previous = previous_status or {}
-    old_conditions = [Condition.model_validate(c) for c in previous.get("conditions", [])]
+    old_conditions = previous_conditions(previous)
 
     def status_of(
         phase: TeamPhase,

@@ -42,8 +42,8 @@ from hive.api.chaos import (
     SelectorMode,
     Verdict,
 )
-from hive.api.common import Condition
-from hive.reconcile.agentteam import describe_validation_error, fault_configmap_name
+from hive.api.common import Condition, describe_validation_error
+from hive.reconcile.agentteam import fault_configmap_name
 from hive.reconcile.conditions import condition, merge_conditions
 from hive.reconcile.meta import AGENT_LABEL, CHAOS_LABEL, TEAM_LABEL, Owner, child_name, metadata
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
+from typing import Any
 
 from hive.api.common import Condition, ConditionStatus
 
@@ -38,3 +40,8 @@ def merge_conditions(previous: list[Condition], desired: list[Condition]) -> lis
             new = new.model_copy(update={"last_transition_time": old.last_transition_time})
         merged.append(new)
     return merged
+
+
+def previous_conditions(status: Mapping[str, Any] | None) -> list[Condition]:
+    """The conditions recorded in an object's status, parsed."""
+    return [Condition.model_validate(c) for c in (status or {}).get("conditions", [])]

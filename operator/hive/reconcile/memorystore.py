@@ -10,10 +10,9 @@ from urllib.parse import urlsplit
 
 from pydantic import ValidationError
 
-from hive.api.common import Condition
+from hive.api.common import describe_validation_error
 from hive.api.memorystore import MemoryStoreSpec, MemoryStoreStatus
-from hive.reconcile.agentteam import describe_validation_error
-from hive.reconcile.conditions import condition, merge_conditions
+from hive.reconcile.conditions import condition, merge_conditions, previous_conditions
 
 DEFAULT_PORTS = {"http": 80, "https": 443, "redis": 6379, "rediss": 6379}
 
@@ -45,7 +44,7 @@ def store_status(
     generation: int,
     now: dt.datetime,
 ) -> MemoryStoreStatus:
-    previous = [Condition.model_validate(c) for c in (previous_status or {}).get("conditions", [])]
+    previous = previous_conditions(previous_status)
     try:
         store = parse_store(spec)
     except ValidationError as exc:

@@ -19,10 +19,9 @@ from typing import Any
 import z3
 from pydantic import ValidationError
 
-from hive.api.common import Condition
+from hive.api.common import describe_validation_error
 from hive.api.sandboxpolicy import NetworkMode, SandboxPolicySpec, SandboxPolicyStatus
-from hive.reconcile.agentteam import describe_validation_error
-from hive.reconcile.conditions import condition, merge_conditions
+from hive.reconcile.conditions import condition, merge_conditions, previous_conditions
 from hive.reconcile.meta import POLICY_LABEL, Owner, child_name, metadata
 
 JSON = dict[str, Any]
@@ -181,7 +180,7 @@ def plan_policy(
     teams: Sequence[Mapping[str, Any]],
     now: dt.datetime,
 ) -> PolicyPlan:
-    previous = [Condition.model_validate(c) for c in (previous_status or {}).get("conditions", [])]
+    previous = previous_conditions(previous_status)
     bound = bound_agents(owner.name, teams)
     try:
         policy = SandboxPolicySpec.model_validate(dict(spec))

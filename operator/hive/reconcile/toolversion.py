@@ -14,11 +14,10 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from hive.api.common import Condition
+from hive.api.common import Condition, describe_validation_error
 from hive.api.semver import best_match, ordered
 from hive.api.toolversion import ToolVersionSpec, ToolVersionStatus
-from hive.reconcile.agentteam import describe_validation_error
-from hive.reconcile.conditions import condition, merge_conditions
+from hive.reconcile.conditions import condition, merge_conditions, previous_conditions
 
 
 @dataclass(frozen=True)
@@ -109,9 +108,7 @@ def plan_tool(
     result: dict[str, ToolVersionStatus] = {}
     for obj in objects:
         meta = obj["metadata"]
-        previous = [
-            Condition.model_validate(c) for c in (obj.get("status") or {}).get("conditions", [])
-        ]
+        previous = previous_conditions(obj.get("status"))
         try:
             spec = ToolVersionSpec.model_validate(obj.get("spec") or {})
         except ValidationError as exc:
@@ -138,9 +135,7 @@ def plan_tool(
         spec = next(s for v, s in specs.items() if names[v] == meta["name"])
         chain = check_chain(spec.version, specs)
         generation = meta.get("generation", 0)
-        previous = [
-            Condition.model_validate(c) for c in (obj.get("status") or {}).get("conditions", [])
-        ]
+        previous = previous_conditions(obj.get("status"))
         if chain.valid:
             ready = condition(
                 "Ready",
