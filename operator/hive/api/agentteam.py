@@ -124,6 +124,41 @@ class DelegationSpec(HiveModel):
     quality_threshold: float = Field(
         default=0.7, ge=0, le=1, description="Review score below which work is sent back."
     )
+    max_revisions: int = Field(
+        default=2, ge=0, le=10, description="Times a senior may send one result back for rework."
+    )
+
+
+class SwarmSpec(HiveModel):
+    """How a swarm splits, runs and converges."""
+
+    max_rounds: int = Field(
+        default=3, ge=1, le=20, description="Rounds of work and synthesis before stopping."
+    )
+    convergence_threshold: float = Field(
+        default=0.9,
+        ge=0,
+        le=1,
+        description="Similarity of two successive syntheses at which the swarm has converged.",
+    )
+    max_parallel: int = Field(default=4, ge=1, le=64, description="Sub-tasks run at once.")
+    max_subtasks: int = Field(
+        default=6, ge=1, le=50, description="Most sub-tasks one decomposition may produce."
+    )
+
+
+class NegotiationSpec(HiveModel):
+    """How negotiating agents reach, or fail to reach, agreement."""
+
+    consensus_threshold: float = Field(
+        default=0.66,
+        gt=0,
+        le=1,
+        description="Share of accepting votes (of accept + reject) that makes a proposal agreed.",
+    )
+    max_rounds: int = Field(
+        default=3, ge=1, le=20, description="Rounds of proposals and votes before a deadlock."
+    )
 
 
 class BudgetSpec(HiveModel):
@@ -154,6 +189,10 @@ class AgentTeamSpec(HiveModel):
     )
     delegation: DelegationSpec = Field(
         default_factory=DelegationSpec, description="Delegation limits."
+    )
+    swarm: SwarmSpec = Field(default_factory=SwarmSpec, description="Swarm settings.")
+    negotiation: NegotiationSpec = Field(
+        default_factory=NegotiationSpec, description="Negotiation settings."
     )
     budget: BudgetSpec = Field(default_factory=BudgetSpec, description="Spending limits.")
     suspend: bool = Field(
@@ -219,6 +258,35 @@ class AgentStatus(HiveModel):
         description="Circuit breaker state (closed, open, half-open) by dependency.",
     )
     last_error: str | None = Field(default=None, description="The last error the agent met.")
+    current_task: str | None = Field(
+        default=None, max_length=256, description="What the agent works on now, shortened."
+    )
+    tokens_used: int = Field(default=0, ge=0, description="Model tokens the agent used so far.")
+
+
+class RunOutcome(StrEnum):
+    RUNNING = "Running"
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+    DEADLOCKED = "Deadlocked"
+
+
+class RunStatus(HiveModel):
+    """The team's work on its goal, written by the agent that coordinates it."""
+
+    outcome: RunOutcome = Field(description="Running, Succeeded, Failed or Deadlocked.")
+    coordinator: AgentName = Field(description="The agent that runs the team's work.")
+    started_at: dt.datetime | None = Field(default=None, description="When the work started.")
+    finished_at: dt.datetime | None = Field(default=None, description="When it ended.")
+    rounds: int = Field(default=0, ge=0, description="Swarm or negotiation rounds so far.")
+    delegations: int = Field(default=0, ge=0, description="Tasks handed to other agents.")
+    tokens: int = Field(default=0, ge=0, description="Model tokens the whole team used.")
+    result: str | None = Field(
+        default=None, max_length=2048, description="The team's answer, shortened."
+    )
+    message: str | None = Field(
+        default=None, max_length=1024, description="Why the run failed or deadlocked."
+    )
 
 
 class AgentTeamStatus(HiveModel):
@@ -241,4 +309,7 @@ class AgentTeamStatus(HiveModel):
         default_factory=list,
         description="One entry per agent, written by that agent.",
         json_schema_extra=list_map("name"),
+    )
+    run: RunStatus | None = Field(
+        default=None, description="The team's work on its goal, written by its coordinator."
     )

@@ -20,7 +20,12 @@ AGENT_TEAM = Kind(
         PrinterColumn("Phase", ".status.phase", description="Overall phase."),
         PrinterColumn("Agents", ".status.agentsReady", "integer", "Agents available."),
         PrinterColumn("Total", ".status.agentsTotal", "integer", "Agents declared.", priority=1),
+        PrinterColumn("Work", ".status.run.outcome", description="The team's work on its goal."),
         PrinterColumn("Pattern", ".spec.pattern", description="Team pattern.", priority=1),
+        PrinterColumn(
+            "Delegations", ".status.run.delegations", "integer", "Tasks handed on.", priority=1
+        ),
+        PrinterColumn("Tokens", ".status.run.tokens", "integer", "Tokens used.", priority=1),
         PrinterColumn("Goal", ".spec.goal", description="What the team works towards.", priority=1),
     ),
 )

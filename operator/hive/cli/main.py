@@ -62,23 +62,31 @@ def operator(kubeconfig: Path | None, namespace: str | None) -> None:
 
 
 @cli.command()
-@click.option("--output-dir", "-o", type=click.Path(path_type=Path), help="Write one file per CRD.")
-@click.option("--check", is_flag=True, help="Fail if the files in --output-dir differ.")
+@click.option(
+    "--output-dir",
+    "-o",
+    "output_dirs",
+    multiple=True,
+    type=click.Path(path_type=Path),
+    help="Write one file per CRD into this folder (repeatable).",
+)
+@click.option("--check", is_flag=True, help="Fail if the files in an --output-dir differ.")
 @one_line_errors
-def crds(output_dir: Path | None, check: bool) -> None:
+def crds(output_dirs: tuple[Path, ...], check: bool) -> None:
     """Print (or write) the CustomResourceDefinitions generated from the API models."""
     from hive.cli.crds import render_crds, write_crds
 
-    if output_dir is None:
+    if not output_dirs:
         click.echo(render_crds(), nl=False)
         return
-    changed = write_crds(output_dir, check=check)
-    if check and changed:
-        raise HiveError(
-            f"CRDs in {output_dir} are out of date: {', '.join(changed)}; run make crds"
-        )
-    for name in changed:
-        click.echo(f"wrote {output_dir / name}")
+    for output_dir in output_dirs:
+        changed = write_crds(output_dir, check=check)
+        if check and changed:
+            raise HiveError(
+                f"CRDs in {output_dir} are out of date: {', '.join(changed)}; run make crds"
+            )
+        for name in changed:
+            click.echo(f"wrote {output_dir / name}")
 
 
 @cli.command()

@@ -101,6 +101,8 @@ def agent_config(owner: Owner, team: AgentTeamSpec, agent: AgentSpec, policy: JS
         "pattern": str(team.pattern),
         "model": model,
         "delegation": team.delegation.wire(),
+        "swarm": team.swarm.wire(),
+        "negotiation": team.negotiation.wire(),
         "budget": team.budget.wire(),
         "agent": agent.wire(),
         "peers": [a.name for a in team.agents if a.name != agent.name],
