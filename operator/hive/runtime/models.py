@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import weakref
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 import httpx
@@ -77,20 +78,47 @@ class OpenAICompatible:
     pricing: Pricing = field(default_factory=Pricing)
     usage: Usage = field(default_factory=Usage)
     transport: httpx.AsyncBaseTransport | None = None
+    user: str | None = None
+    # How structured answers are asked for: "json_schema" (OpenAI, vLLM), "json_object_schema"
+    # (llama.cpp's server: a grammar from the schema), or "json_object" (JSON, any shape).
+    structured_format: str = "json_schema"
+    repair_temperature: float = 0.7  # a model at temperature 0 repeats its mistake
+    clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = field(
+        default_factory=weakref.WeakKeyDictionary, repr=False, compare=False
+    )
+
+    def for_agent(self, agent: str) -> OpenAICompatible:
+        """The same model for one agent: requests name it as `user`, usage is counted apart."""
+        return replace(self, user=agent, usage=Usage())
 
     def _client(self) -> httpx.AsyncClient:
-        headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
-        return httpx.AsyncClient(
-            base_url=self.base_url.rstrip("/"),
-            headers=headers,
-            timeout=self.timeout_s,
-            transport=self.transport,
-        )
+        """The HTTP client of the running event loop, kept open and shared with every copy
+        made by `for_agent` (building one costs ~20 ms: it loads the CA bundle)."""
+        loop = asyncio.get_running_loop()
+        client = self.clients.get(loop)
+        if client is None or client.is_closed:
+            headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
+            client = httpx.AsyncClient(
+                base_url=self.base_url.rstrip("/"),
+                headers=headers,
+                timeout=self.timeout_s,
+                transport=self.transport,
+            )
+            self.clients[loop] = client
+        return client
+
+    async def aclose(self) -> None:
+        """Close the HTTP client of the running event loop."""
+        client = self.clients.pop(asyncio.get_running_loop(), None)
+        if client is not None:
+            await client.aclose()
 
     def _body(
         self, messages: Sequence[Message], tools: Sequence[dict[str, Any]] | None, **extra: Any
     ) -> dict[str, Any]:
         body: dict[str, Any] = {"model": self.model, "messages": list(messages), **extra}
+        if self.user:
+            body["user"] = self.user
         if tools:
             body["tools"] = list(tools)
         return body
@@ -107,30 +135,30 @@ class OpenAICompatible:
         """POST /chat/completions with retries; raises a one-line HiveError when it gives up."""
         where = f"model '{self.model}' at {self.base_url}"
         last = "no attempt"
-        async with self._client() as client:
-            for attempt in range(self.max_retries + 1):
-                if attempt:
-                    await asyncio.sleep(self.backoff_s * 2 ** (attempt - 1))
-                try:
-                    response = await client.post("/chat/completions", json=body)
-                except httpx.TimeoutException:
-                    last = f"no answer within {self.timeout_s:g}s"
-                    continue
-                except httpx.TransportError as exc:
-                    last = f"unreachable ({exc.__class__.__name__})"
-                    continue
-                if response.status_code in RETRYABLE_STATUS:
-                    last = f"HTTP {response.status_code}"
-                    continue
-                if response.status_code == 404:
-                    raise InvalidInput("model", f"{where}: not found (HTTP 404)")
-                if response.status_code in (401, 403):
-                    raise InvalidInput("model.secretRef", f"{where}: the API key was refused")
-                if response.status_code >= 400:
-                    raise ExternalFailure(
-                        f"{where}: HTTP {response.status_code}: {response.text[:200]}"
-                    )
-                return response
+        client = self._client()
+        for attempt in range(self.max_retries + 1):
+            if attempt:
+                await asyncio.sleep(self.backoff_s * 2 ** (attempt - 1))
+            try:
+                response = await client.post("/chat/completions", json=body)
+            except httpx.TimeoutException:
+                last = f"no answer within {self.timeout_s:g}s"
+                continue
+            except httpx.TransportError as exc:
+                last = f"unreachable ({exc.__class__.__name__})"
+                continue
+            if response.status_code in RETRYABLE_STATUS:
+                last = f"HTTP {response.status_code}"
+                continue
+            if response.status_code == 404:
+                raise InvalidInput("model", f"{where}: not found (HTTP 404)")
+            if response.status_code in (401, 403):
+                raise InvalidInput("model.secretRef", f"{where}: the API key was refused")
+            if response.status_code >= 400:
+                raise ExternalFailure(
+                    f"{where}: HTTP {response.status_code}: {response.text[:200]}"
+                )
+            return response
         raise Unavailable(f"{where}: {last} after {self.max_retries + 1} attempts")
 
     async def complete(
@@ -166,57 +194,77 @@ class OpenAICompatible:
             messages, None, stream=True, stream_options={"include_usage": True}, **extra
         )
         where = f"model '{self.model}' at {self.base_url}"
-        prompt = completion = 0
+        prompt = completion = pieces = 0
         started = False
-        async with self._client() as client:
-            for attempt in range(self.max_retries + 1):
-                if attempt:
-                    await asyncio.sleep(self.backoff_s * 2 ** (attempt - 1))
-                try:
-                    async with client.stream("POST", "/chat/completions", json=body) as response:
-                        if response.status_code in RETRYABLE_STATUS:
+        client = self._client()
+        for attempt in range(self.max_retries + 1):
+            if attempt:
+                await asyncio.sleep(self.backoff_s * 2 ** (attempt - 1))
+            try:
+                async with client.stream("POST", "/chat/completions", json=body) as response:
+                    if response.status_code in RETRYABLE_STATUS:
+                        continue
+                    if response.status_code >= 400:
+                        await response.aread()
+                        raise ExternalFailure(f"{where}: HTTP {response.status_code}")
+                    async for line in response.aiter_lines():
+                        if not line.startswith("data:"):
                             continue
-                        if response.status_code >= 400:
-                            await response.aread()
-                            raise ExternalFailure(f"{where}: HTTP {response.status_code}")
-                        async for line in response.aiter_lines():
-                            if not line.startswith("data:"):
-                                continue
-                            payload = line[5:].strip()
-                            if payload == "[DONE]":
-                                break
-                            event = json.loads(payload)
-                            if event.get("usage"):
-                                prompt = int(event["usage"].get("prompt_tokens", 0))
-                                completion = int(event["usage"].get("completion_tokens", 0))
-                            for choice in event.get("choices") or []:
-                                text = (choice.get("delta") or {}).get("content")
-                                if text:
-                                    started = True
-                                    yield text
-                        self._account(prompt, completion)
-                        return
-                except httpx.TransportError as exc:
-                    if started:
-                        raise Unavailable(
-                            f"{where}: stream cut ({exc.__class__.__name__})"
-                        ) from exc
-                    continue
+                        payload = line[5:].strip()
+                        if payload == "[DONE]":
+                            break
+                        event = json.loads(payload)
+                        if event.get("usage"):
+                            prompt = int(event["usage"].get("prompt_tokens", 0))
+                            completion = int(event["usage"].get("completion_tokens", 0))
+                        for choice in event.get("choices") or []:
+                            text = (choice.get("delta") or {}).get("content")
+                            if text:
+                                started = True
+                                pieces += 1
+                                yield text
+                    # servers that ignore include_usage (llama.cpp's) send a piece per token
+                    self._account(prompt, completion or pieces)
+                    return
+            except httpx.TransportError as exc:
+                if started:
+                    raise Unavailable(f"{where}: stream cut ({exc.__class__.__name__})") from exc
+                continue
         raise Unavailable(f"{where}: no stream after {self.max_retries + 1} attempts")
 
+    def response_format(self, schema: type[BaseModel]) -> dict[str, Any]:
+        raw = schema.model_json_schema()
+        if self.structured_format == "json_object_schema":
+            return {"type": "json_object", "schema": raw}
+        if self.structured_format == "json_object":
+            return {"type": "json_object"}
+        return {
+            "type": "json_schema",
+            "json_schema": {"name": schema.__name__, "schema": raw, "strict": False},
+        }
+
     async def structured(
-        self, messages: Sequence[Message], schema: type[M], *, repairs: int = 2
+        self, messages: Sequence[Message], schema: type[M], *, repairs: int = 2, **extra: Any
     ) -> M:
-        """An answer validated as `schema`; invalid answers are sent back up to `repairs` times."""
+        """An answer validated as `schema`; invalid answers are sent back up to `repairs` times.
+
+        Repairs are asked at `repair_temperature` (unless the caller set a temperature), since a
+        model asked the same way at temperature 0 tends to give the same wrong answer again.
+        """
         conversation = list(messages)
         problem = ""
-        for _ in range(repairs + 1):
-            reply = await self.complete(conversation, response_format={"type": "json_object"})
+        options = {"response_format": self.response_format(schema), **extra}
+        for attempt in range(repairs + 1):
+            if attempt and "temperature" not in extra:
+                options["temperature"] = self.repair_temperature
+            reply = await self.complete(conversation, **options)
             text = reply.content or ""
             try:
-                return schema.model_validate_json(_strip_fence(text))
+                return schema.model_validate_json(json_text(text))
             except ValidationError as exc:
-                problem = exc.errors()[0]["msg"]
+                first = exc.errors()[0]
+                where = ".".join(str(p) for p in first["loc"])
+                problem = f"{where}: {first['msg']}" if where else first["msg"]
                 conversation += [
                     {"role": "assistant", "content": text},
                     {
@@ -245,10 +293,34 @@ def _tool_call(raw: dict[str, Any]) -> ToolCall:
     return ToolCall(id=str(raw.get("id", "")), name=str(function.get("name", "")), arguments=parsed)
 
 
-def _strip_fence(text: str) -> str:
-    """Small models wrap JSON in ``` fences; take what is inside."""
+def strip_fence(text: str) -> str:
+    """The text inside a ``` fence (with or without prose around it), else the text itself."""
     stripped = text.strip()
-    if stripped.startswith("```"):
-        stripped = stripped.split("\n", 1)[1] if "\n" in stripped else ""
-        stripped = stripped.rsplit("```", 1)[0]
-    return stripped.strip()
+    start = stripped.find("```")
+    if start < 0:
+        return stripped
+    inner = stripped[start + 3 :]
+    inner = inner.split("\n", 1)[1] if "\n" in inner else ""
+    end = inner.find("```")
+    return (inner[:end] if end >= 0 else inner).strip()
+
+
+def json_text(text: str) -> str:
+    """The JSON in a model's answer: unfenced, and cut to the outermost {...} or [...] when
+    there is prose around it. Returns the best candidate; parsing is the caller's business."""
+    body = strip_fence(text)
+    try:
+        json.loads(body)
+        return body
+    except json.JSONDecodeError:
+        pass
+    for opening, closing in ("{}", "[]"):
+        first, last = body.find(opening), body.rfind(closing)
+        if 0 <= first < last:
+            candidate = body[first : last + 1]
+            try:
+                json.loads(candidate)
+                return candidate
+            except json.JSONDecodeError:
+                continue
+    return body
