@@ -1,13 +1,20 @@
 """A scripted model server: the OpenAI chat-completions API on loopback, playing back replies.
 
-Each scripted step is one of: {"content": "..."}, {"tool_calls": [{"name":..., "arguments":{}}]},
-or {"status": 503}. Requests are recorded so tests can assert what the client sent.
+Each scripted step is one of: {"content": "..."}, {"json": {...}} (content that is that object
+as JSON), {"tool_calls": [{"name":..., "arguments":{}}]}, or {"status": 503}. The script is one
+list, or a mapping from agent name to that agent's list: requests name their agent in the
+OpenAI `user` field, so agents working in parallel each get their own replies in order ("*"
+serves agents without a list of their own). Requests are recorded so tests can assert what the
+client sent. A step with "when" (a regular expression) is served only to a request whose last
+message matches it: the first step of the queue that fits is taken, which keeps scripts exact
+when one agent's requests race each other.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import re
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,19 +23,43 @@ from typing import Any
 
 from aiohttp import web
 
+Script = list[dict[str, Any]] | dict[str, list[dict[str, Any]]]
+
 
 @dataclass
 class ScriptedModel:
-    steps: list[dict[str, Any]]
+    steps: Script
     requests: list[dict[str, Any]] = field(default_factory=list)
     url: str = ""
+
+    def queue(self, agent: str | None) -> list[dict[str, Any]]:
+        if isinstance(self.steps, list):
+            return self.steps
+        return self.steps.get(agent or "*", self.steps.get("*", []))
+
+    def remaining(self) -> int:
+        if isinstance(self.steps, list):
+            return len(self.steps)
+        return sum(len(q) for q in self.steps.values())
+
+    def requests_of(self, agent: str) -> list[dict[str, Any]]:
+        return [r for r in self.requests if r.get("user") == agent]
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         body = await request.json()
         self.requests.append(body)
-        if not self.steps:
-            return web.json_response({"error": "script exhausted"}, status=500)
-        step = self.steps.pop(0)
+        queue = self.queue(body.get("user"))
+        if not queue:
+            message = f"script exhausted for {body.get('user') or 'the client'}"
+            return web.json_response({"error": {"message": message}}, status=500)
+        last = str((body.get("messages") or [{}])[-1].get("content") or "")
+        fitting = [i for i, s in enumerate(queue) if re.search(s.get("when", ""), last, re.S)]
+        if not fitting:
+            message = f"no scripted step fits the request of {body.get('user') or 'the client'}"
+            return web.json_response({"error": {"message": message}}, status=400)
+        step = queue.pop(fitting[0])
+        if "json" in step:
+            step = {**step, "content": json.dumps(step["json"])}
         if "status" in step:
             return web.json_response({"error": {"message": "scripted"}}, status=step["status"])
         usage = {
@@ -68,9 +99,10 @@ class ScriptedModel:
 
 
 @contextmanager
-def scripted_model(steps: list[dict[str, Any]]) -> Iterator[ScriptedModel]:
+def scripted_model(steps: Script) -> Iterator[ScriptedModel]:
     """Serve `steps` on 127.0.0.1 in a background thread; yields the model with its `url`."""
-    model = ScriptedModel(list(steps))
+    copied = {k: list(v) for k, v in steps.items()} if isinstance(steps, dict) else list(steps)
+    model = ScriptedModel(copied)
     loop = asyncio.new_event_loop()
     ready = threading.Event()
     runner_box: dict[str, web.AppRunner] = {}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -64,14 +65,21 @@ def available(name: str, replicas: int = 1) -> dict[str, Any]:
     }
 
 
-def test_every_agent_gets_six_owned_children() -> None:
+def test_every_agent_gets_seven_owned_children() -> None:
     p = plan()
     kinds = sorted((c["kind"], c["metadata"]["name"]) for c in p.children)
     for agent in ("lead", "dev"):
-        for kind in ("ServiceAccount", "Role", "RoleBinding", "Deployment", "NetworkPolicy"):
+        for kind in (
+            "ServiceAccount",
+            "Role",
+            "RoleBinding",
+            "Deployment",
+            "Service",
+            "NetworkPolicy",
+        ):
             assert (kind, f"research-{agent}") in kinds
         assert ("ConfigMap", f"research-{agent}-config") in kinds
-    assert len(kinds) == 12
+    assert len(kinds) == 14, "no embedded model: the team names its own endpoint"
     for c in p.children:
         (ref,) = c["metadata"]["ownerReferences"]
         assert ref == {
@@ -240,4 +248,39 @@ def test_plans_are_deterministic_and_names_unique(agent_names: list[str], suspen
     first, second = plan(s), plan(s)
     assert first.children == second.children
     keys = [(c["kind"], c["metadata"]["name"]) for c in first.children]
-    assert len(keys) == len(set(keys)) == 6 * len(agent_names)
+    assert len(keys) == len(set(keys)) == 7 * len(agent_names)
+
+
+def test_agents_find_their_peers_through_services() -> None:
+    p = plan()
+    services = {c["metadata"]["name"]: c for c in p.children if c["kind"] == "Service"}
+    assert services["research-dev"]["spec"]["selector"] == {
+        "hive.dev/team": "research",
+        "hive.dev/agent": "dev",
+    }
+    config = next(
+        yaml.safe_load(c["data"]["agent.yaml"])
+        for c in p.children
+        if c["metadata"]["name"] == "research-lead-config"
+    )
+    assert config["peerUrls"] == {"dev": "http://research-dev.default.svc:8080"}
+    assert [a["name"] for a in config["agents"]] == ["lead", "dev"]
+
+
+def test_an_embedded_model_team_gets_its_own_model_server() -> None:
+    p = plan(spec(model={"provider": "embedded", "name": "smollm2"}))
+    names = {(c["kind"], c["metadata"]["name"]) for c in p.children}
+    assert {("Deployment", "research-model"), ("Service", "research-model")} <= names
+    model = next(
+        c
+        for c in p.children
+        if c["kind"] == "Deployment" and c["metadata"]["name"] == "research-model"
+    )
+    (container,) = model["spec"]["template"]["spec"]["containers"]
+    assert container["args"][:2] == ["model", "serve"]
+    config = next(
+        yaml.safe_load(c["data"]["agent.yaml"])
+        for c in p.children
+        if c["metadata"]["name"] == "research-lead-config"
+    )
+    assert config["model"]["endpoint"] == "http://research-model.default.svc:8080/v1"

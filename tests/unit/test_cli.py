@@ -40,7 +40,7 @@ def test_missing_file_is_one_line(tmp_path: Path) -> None:
 
 
 def test_run_shows_the_hierarchy_of_the_sample() -> None:
-    result = hive("run", str(SAMPLE))
+    result = hive("run", str(SAMPLE), "--check")
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     lead = next(i for i, line in enumerate(lines) if "lead" in line)

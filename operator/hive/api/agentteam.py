@@ -276,6 +276,9 @@ class RunStatus(HiveModel):
 
     outcome: RunOutcome = Field(description="Running, Succeeded, Failed or Deadlocked.")
     coordinator: AgentName = Field(description="The agent that runs the team's work.")
+    generation: int | None = Field(
+        default=None, ge=0, description="The .metadata.generation of the spec this run worked on."
+    )
     started_at: dt.datetime | None = Field(default=None, description="When the work started.")
     finished_at: dt.datetime | None = Field(default=None, description="When it ended.")
     rounds: int = Field(default=0, ge=0, description="Swarm or negotiation rounds so far.")

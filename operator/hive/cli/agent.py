@@ -1,38 +1,48 @@
-"""`hive agent`: the pod entrypoint, wiring the runtime to the Kubernetes status reporter."""
+"""`hive agent`: the pod entrypoint, wiring the agent runtime to its team's status."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import os
 import signal
 from pathlib import Path
 
-import yaml
-from pydantic import ValidationError
-
-from hive.api.agentteam import AgentSpec
+from hive.api.agentteam import Provider
 from hive.errors import InvalidInput
 from hive.kube.client import async_client
 from hive.kube.reporter import StatusReporter, field_manager_for
+from hive.runtime.models import OpenAICompatible
+from hive.runtime.pod import AgentPod, PodConfig
 from hive.runtime.reporting import heartbeat
 from hive.settings import Settings
 
-HEARTBEAT_S = 15.0
+API_KEY_ENV = "HIVE_MODEL_API_KEY"
 
 
-def load_agent_config(path: Path, agent: str) -> AgentSpec:
-    """The agent's own spec from the configuration the operator mounts."""
-    if not path.is_file():
-        raise InvalidInput(f"--config {path}", "no such file")
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-        spec = AgentSpec.model_validate(data.get("agent") or {})
-    except (yaml.YAMLError, ValidationError) as exc:
+def load_pod_config(path: Path, agent: str) -> PodConfig:
+    return PodConfig.load(path, agent)
+
+
+def model_of(config: PodConfig) -> OpenAICompatible:
+    model = config.spec.model
+    if not model.endpoint:
+        hint = (
+            "the operator sets it for the embedded model"
+            if model.provider == Provider.EMBEDDED
+            else ""
+        )
+        raise InvalidInput("model.endpoint", f"is not set {hint}".strip())
+    api_key = os.environ.get(API_KEY_ENV)
+    if model.secret_ref and not api_key:
         raise InvalidInput(
-            f"--config {path}", f"not an agent configuration ({exc.__class__.__name__})"
-        ) from exc
-    if spec.name != agent:
-        raise InvalidInput(f"--config {path}", f"describes agent {spec.name!r}, not {agent!r}")
-    return spec
+            "model.secretRef",
+            f"{API_KEY_ENV} is empty: the Secret {model.secret_ref.name} is missing",
+        )
+    structured = "json_object_schema" if model.provider == Provider.EMBEDDED else "json_schema"
+    return OpenAICompatible(
+        model.endpoint, model.name, api_key=api_key, timeout_s=300, structured_format=structured
+    )
 
 
 def run_agent(
@@ -41,8 +51,12 @@ def run_agent(
     team: str,
     agent: str,
     once: bool,
-    config: AgentSpec | None = None,
+    config: PodConfig | None = None,
 ) -> None:
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+
     async def main() -> None:
         client = async_client(settings.kube, field_manager=field_manager_for(agent))
         reporter = StatusReporter(client, namespace, team, agent)
@@ -50,11 +64,28 @@ def run_agent(
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        if once:
-            stop.set()
         try:
-            role = config.role if config else None
-            await heartbeat(reporter, agent, role, interval_s=HEARTBEAT_S, stop=stop)
+            if once or config is None:
+                if once:
+                    stop.set()
+                role = config.agent_spec(agent).role if config else None
+                await heartbeat(
+                    reporter, agent, role, interval_s=settings.agent.heartbeat_s, stop=stop
+                )
+                return
+            pod = AgentPod(
+                config=config,
+                model=model_of(config),
+                status=reporter,
+                host=settings.agent.host,
+                port=settings.agent.port,
+                heartbeat_s=settings.agent.heartbeat_s,
+                peer_wait_s=settings.agent.peer_wait_s,
+            )
+            for name, url in settings.agent.peer_urls.items():
+                if name in config.peer_urls:
+                    config.peer_urls[name] = url
+            await pod.serve(stop)
         finally:
             await client.close()
 

@@ -110,10 +110,10 @@ def agent(
     config_path: Path | None,
     once: bool,
 ) -> None:
-    """Pod entrypoint of one agent: report its status into its AgentTeam while it runs."""
-    from hive.cli.agent import load_agent_config, run_agent
+    """Pod entrypoint of one agent: serve its peers, work, and report into its AgentTeam."""
+    from hive.cli.agent import load_pod_config, run_agent
 
-    config = load_agent_config(config_path, agent_name) if config_path else None
+    config = load_pod_config(config_path, agent_name) if config_path else None
     settings = settings_with(**{"kube.kubeconfig": kubeconfig})
     run_agent(settings, namespace, team, agent_name, once, config)
 
@@ -121,12 +121,75 @@ def agent(
 @cli.command()
 @click.argument("team_file", type=click.Path(path_type=Path, dir_okay=False))
 @click.argument("task", required=False)
+@click.option("--endpoint", help="Chat-completions base URL to use instead of the team's model.")
+@click.option("--model", "model_name", help="Model name to use instead of the team's.")
+@click.option(
+    "--approve",
+    type=click.Choice(["model", "auto", "ask"]),
+    default="model",
+    show_default=True,
+    help="Who approves results when the team requires approval: the senior's model, "
+    "everyone, or you at the terminal.",
+)
+@click.option("--live/--no-live", default=None, help="Live view (default: on a terminal).")
+@click.option(
+    "--report",
+    "report_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Also write the report as JSON.",
+)
+@click.option("--check", is_flag=True, help="Only check the team file and show the team.")
 @one_line_errors
-def run(team_file: Path, task: str | None) -> None:
-    """Check a team file (the AgentTeam spec) and show the team it declares."""
+def run(
+    team_file: Path,
+    task: str | None,
+    endpoint: str | None,
+    model_name: str | None,
+    approve: str,
+    live: bool | None,
+    report_path: Path | None,
+    check: bool,
+) -> None:
+    """Run the team of TEAM_FILE (an AgentTeam or its spec) on TASK (default: its goal).
+
+    Exit status: 0 succeeded, 1 failed, 3 deadlocked.
+    """
     from hive.cli.teamfile import load_team, show_team
 
-    show_team(load_team(team_file), task)
+    team = load_team(team_file)
+    if check:
+        show_team(team, task)
+        return
+    from hive.cli.runteam import run_command
+
+    sys.exit(
+        run_command(
+            team,
+            task,
+            endpoint=endpoint,
+            model_name=model_name,
+            approve=approve,
+            live=live,
+            report_path=report_path,
+            model_file=get_settings().embedded_model,
+        )
+    )
+
+
+@cli.group()
+def model() -> None:
+    """The embedded model: SmolLM2-135M-Instruct served by llama.cpp, offline."""
+
+
+@model.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8080, show_default=True, help="Port to listen on.")
+@one_line_errors
+def model_serve(host: str, port: int) -> None:
+    """Serve the embedded model's chat-completions API until interrupted (a team's model pod)."""
+    from hive.cli.modelcmd import serve
+
+    serve(host, port, get_settings().embedded_model)
 
 
 @cli.group()
@@ -173,6 +236,15 @@ def demo() -> None:
 
 def main() -> None:
     cli(prog_name="hive")
+
+
+def _register_subcommands() -> None:
+    from hive.cli.trace import trace
+
+    cli.add_command(trace)
+
+
+_register_subcommands()
 
 
 if __name__ == "__main__":

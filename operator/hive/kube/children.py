@@ -8,7 +8,7 @@ from typing import Any
 
 from lightkube import ALL_NS, ApiError, codecs
 from lightkube.resources.apps_v1 import Deployment
-from lightkube.resources.core_v1 import ConfigMap, Pod, ServiceAccount
+from lightkube.resources.core_v1 import ConfigMap, Pod, Service, ServiceAccount
 from lightkube.resources.networking_v1 import NetworkPolicy
 from lightkube.resources.node_v1 import RuntimeClass
 from lightkube.resources.rbac_authorization_v1 import Role, RoleBinding
@@ -24,6 +24,7 @@ KIND_RESOURCES: dict[str, Any] = {  # kind -> lightkube resource class
     "RoleBinding": RoleBinding,
     "ConfigMap": ConfigMap,
     "Deployment": Deployment,
+    "Service": Service,
     "NetworkPolicy": NetworkPolicy,
     "Pod": Pod,
     "RuntimeClass": RuntimeClass,

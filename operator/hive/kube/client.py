@@ -14,13 +14,15 @@ from hive.settings import KubeSettings
 ApiClient = AsyncClient  # what the layers above hold, without importing lightkube
 
 
-def load_config(kubeconfig: Path | None) -> KubeConfig:
-    """The kubeconfig at `kubeconfig`, else in-cluster or the default file."""
+def load_config(kubeconfig: Path | None, service_account_dir: Path | None = None) -> KubeConfig:
+    """The kubeconfig at `kubeconfig`, else in-cluster (the service account) or the default file."""
     try:
         if kubeconfig is not None:
             if not kubeconfig.exists():
                 raise InvalidInput("kubeconfig", f"file {kubeconfig} does not exist")
             return KubeConfig.from_file(kubeconfig)
+        if service_account_dir is not None:
+            return KubeConfig.from_env(service_account=service_account_dir)
         return KubeConfig.from_env()
     except ConfigError as exc:
         raise InvalidInput("kubeconfig", str(exc)) from exc
@@ -28,7 +30,7 @@ def load_config(kubeconfig: Path | None) -> KubeConfig:
 
 def async_client(settings: KubeSettings, *, field_manager: str = "hive") -> AsyncClient:
     return AsyncClient(
-        load_config(settings.kubeconfig),
+        load_config(settings.kubeconfig, settings.service_account_dir),
         field_manager=field_manager,
         timeout=httpx2.Timeout(settings.request_timeout_s),
     )
@@ -36,7 +38,7 @@ def async_client(settings: KubeSettings, *, field_manager: str = "hive") -> Asyn
 
 def sync_client(settings: KubeSettings, *, field_manager: str = "hive") -> Client:
     return Client(
-        load_config(settings.kubeconfig),
+        load_config(settings.kubeconfig, settings.service_account_dir),
         field_manager=field_manager,
         timeout=httpx2.Timeout(settings.request_timeout_s),
     )
@@ -44,7 +46,7 @@ def sync_client(settings: KubeSettings, *, field_manager: str = "hive") -> Clien
 
 def connection_details(settings: KubeSettings) -> dict[str, str | None]:
     """Server URL and credentials from the kubeconfig, for clients that log in on their own."""
-    selected = load_config(settings.kubeconfig).get()
+    selected = load_config(settings.kubeconfig, settings.service_account_dir).get()
     if selected is None:
         raise InvalidInput("kubeconfig", "has no current context")
     cluster, user = selected.cluster, selected.user

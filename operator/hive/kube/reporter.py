@@ -7,9 +7,11 @@ entries from different managers, and no agent can overwrite another's or the ope
 
 from __future__ import annotations
 
-from hive.api.agentteam import AgentStatus
+from hive.api.agentteam import AgentStatus, RunStatus
 from hive.kube.client import ApiClient
-from hive.kube.status import apply_status
+from hive.kube.status import apply_status, team_generation, team_run
+
+RUN_FIELD_MANAGER = "hive-coordinator"  # apart from the entry's manager, so neither drops the other
 
 
 def field_manager_for(agent: str) -> str:
@@ -36,3 +38,22 @@ class StatusReporter:
             {"agents": [status.wire()]},
             field_manager=field_manager_for(self.agent),
         )
+
+    async def report_run(self, run: RunStatus) -> None:
+        """The team's run, owned by this agent's field manager (the coordinator's)."""
+        await apply_status(
+            self.client,
+            "AgentTeam",
+            self.namespace,
+            self.team,
+            {"run": run.wire()},
+            field_manager=RUN_FIELD_MANAGER,
+        )
+
+    async def generation(self) -> int:
+        """The team's .metadata.generation now."""
+        return await team_generation(self.client, self.namespace, self.team)
+
+    async def last_run(self) -> RunStatus | None:
+        """The run recorded in the team's status, if any."""
+        return await team_run(self.client, self.namespace, self.team)

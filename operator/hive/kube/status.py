@@ -13,6 +13,7 @@ from lightkube import AsyncClient
 from lightkube.types import PatchType
 
 from hive.api import API_VERSION
+from hive.api.agentteam import RunStatus
 from hive.kube.errors import api_errors
 from hive.kube.resources import FIELD_MANAGER, resource
 
@@ -43,3 +44,19 @@ async def apply_status(
             field_manager=field_manager,
             force=True,
         )
+
+
+async def _team(client: AsyncClient, namespace: str, name: str) -> Any:
+    with api_errors(f"AgentTeam {namespace}/{name}"):
+        return await client.get(resource("AgentTeam"), name, namespace=namespace)
+
+
+async def team_generation(client: AsyncClient, namespace: str, name: str) -> int:
+    team = await _team(client, namespace, name)
+    return int(team.metadata.generation or 0)
+
+
+async def team_run(client: AsyncClient, namespace: str, name: str) -> RunStatus | None:
+    team = await _team(client, namespace, name)
+    run = (team.status or {}).get("run")
+    return RunStatus.model_validate(run) if run else None

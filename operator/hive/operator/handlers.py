@@ -145,6 +145,7 @@ for _group, _version, _plural in (
     ("rbac.authorization.k8s.io", "v1", "roles"),
     ("rbac.authorization.k8s.io", "v1", "rolebindings"),
     ("", "v1", "configmaps"),
+    ("", "v1", "services"),
     ("apps", "v1", "deployments"),
     ("networking.k8s.io", "v1", "networkpolicies"),
 ):

@@ -2,7 +2,9 @@
 
 Per agent the team gets a ServiceAccount, a Role and RoleBinding that may read the team and
 patch only its status, a ConfigMap with the agent's configuration, a Deployment running
-``hive agent``, and a NetworkPolicy. Everything here is pure: the caller observes and applies.
+``hive agent``, a Service its peers call it through, and a NetworkPolicy. A team on the
+embedded model also gets that model's Deployment and Service. Everything here is pure: the
+caller observes and applies.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import yaml
 from pydantic import ValidationError
 
 from hive.api import GROUP
-from hive.api.agentteam import AgentSpec, AgentTeamSpec, AgentTeamStatus, TeamPhase
+from hive.api.agentteam import AgentSpec, AgentTeamSpec, AgentTeamStatus, Provider, TeamPhase
 from hive.api.common import describe_validation_error
 from hive.api.sandboxpolicy import SandboxPolicySpec
 from hive.reconcile.conditions import condition, merge_conditions, previous_conditions
@@ -34,7 +36,18 @@ from hive.reconcile.meta import (
 JSON = dict[str, Any]
 CONFIG_PATH = "/etc/hive/agent.yaml"
 SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
-CHILD_KINDS = ("ServiceAccount", "Role", "RoleBinding", "ConfigMap", "Deployment", "NetworkPolicy")
+CHILD_KINDS = (
+    "ServiceAccount",
+    "Role",
+    "RoleBinding",
+    "ConfigMap",
+    "Deployment",
+    "Service",
+    "NetworkPolicy",
+)
+PEER_PORT = 8080
+MODEL_PORT = 8080
+MODEL_COMPONENT = "embedded-model"
 
 
 @dataclass(frozen=True)
@@ -73,6 +86,21 @@ def agent_names(team: str, agent: str) -> dict[str, str]:
     return {"workload": base, "config": child_name(team, agent, "config")}
 
 
+def service_name(team: str, agent: str) -> str:
+    """A Service name (a DNS-1035 label: it must start with a letter)."""
+    name = child_name(team, agent)
+    return name if name[0].isalpha() else child_name("a", team, agent)
+
+
+def peer_url(owner: Owner, agent: str) -> str:
+    return f"http://{service_name(owner.name, agent)}.{owner.namespace}.svc:{PEER_PORT}"
+
+
+def embedded_model_url(owner: Owner) -> str:
+    name = service_name(owner.name, "model")
+    return f"http://{name}.{owner.namespace}.svc:{MODEL_PORT}/v1"
+
+
 def fault_configmap_name(team: str) -> str:
     return child_name(team, "faults")
 
@@ -94,6 +122,8 @@ def agent_config(owner: Owner, team: AgentTeamSpec, agent: AgentSpec, policy: JS
     """The configuration an agent pod reads from its ConfigMap."""
     model = team.model.wire()
     model.pop("secretRef", None)
+    if team.model.provider == Provider.EMBEDDED and not team.model.endpoint:
+        model["endpoint"] = embedded_model_url(owner)
     return {
         "team": owner.name,
         "namespace": owner.namespace,
@@ -105,7 +135,9 @@ def agent_config(owner: Owner, team: AgentTeamSpec, agent: AgentSpec, policy: JS
         "negotiation": team.negotiation.wire(),
         "budget": team.budget.wire(),
         "agent": agent.wire(),
+        "agents": [a.wire() for a in team.agents],
         "peers": [a.name for a in team.agents if a.name != agent.name],
+        "peerUrls": {a.name: peer_url(owner, a.name) for a in team.agents if a.name != agent.name},
         "sandboxPolicy": policy,
         "faultsPath": "/etc/hive/faults",
     }
@@ -220,6 +252,11 @@ def _deployment(
                     CONFIG_PATH,
                 ],
                 "env": env,
+                "ports": [{"name": "peer", "containerPort": PEER_PORT, "protocol": "TCP"}],
+                "readinessProbe": {
+                    "httpGet": {"path": "/healthz", "port": "peer"},
+                    "periodSeconds": 10,
+                },
                 "resources": {"requests": resources, "limits": resources},
                 "securityContext": {
                     "allowPrivilegeEscalation": False,
@@ -297,6 +334,84 @@ def _model_port(endpoint: str | None) -> int | None:
         return None
     parts = urlsplit(endpoint)
     return parts.port or (443 if parts.scheme == "https" else 80)
+
+
+def _service(
+    owner: Owner, name: str, labels: dict[str, str], selector: dict[str, str], port: int
+) -> JSON:
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": metadata(name, owner, labels),
+        "spec": {
+            "selector": selector,
+            "ports": [{"name": "http", "port": port, "targetPort": port, "protocol": "TCP"}],
+        },
+    }
+
+
+def _embedded_model(owner: Owner, pods: AgentPodSettings) -> list[JSON]:
+    """The team's own llama.cpp server for the embedded model, and its Service."""
+    name = child_name(owner.name, "model")
+    labels = {
+        "app.kubernetes.io/name": "hive-model",
+        "app.kubernetes.io/instance": owner.name,
+        "app.kubernetes.io/component": MODEL_COMPONENT,
+        TEAM_LABEL: owner.name,
+    }
+    selector = {TEAM_LABEL: owner.name, "app.kubernetes.io/component": MODEL_COMPONENT}
+    resources = {"cpu": "1", "memory": "1Gi"}
+    deployment = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": metadata(name, owner, labels),
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": selector},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {
+                    "automountServiceAccountToken": False,
+                    "enableServiceLinks": False,
+                    "securityContext": {
+                        "runAsNonRoot": True,
+                        "runAsUser": pods.run_as_user,
+                        "seccompProfile": {"type": "RuntimeDefault"},
+                    },
+                    "containers": [
+                        {
+                            "name": "model",
+                            "image": pods.image,
+                            "imagePullPolicy": pods.image_pull_policy,
+                            "args": [
+                                "model",
+                                "serve",
+                                "--host",
+                                "0.0.0.0",  # noqa: S104 - the pod serves its Service
+                                "--port",
+                                str(MODEL_PORT),
+                            ],
+                            "ports": [{"name": "http", "containerPort": MODEL_PORT}],
+                            "readinessProbe": {
+                                "httpGet": {"path": "/v1/models", "port": "http"},
+                                "periodSeconds": 10,
+                            },
+                            "resources": {"requests": resources, "limits": resources},
+                            "securityContext": {
+                                "allowPrivilegeEscalation": False,
+                                "readOnlyRootFilesystem": True,
+                                "capabilities": {"drop": ["ALL"]},
+                            },
+                            "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],  # noqa: S108
+                        }
+                    ],
+                    "volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}}],
+                },
+            },
+        },
+    }
+    service = _service(owner, service_name(owner.name, "model"), labels, selector, MODEL_PORT)
+    return [deployment, service]
 
 
 def _network_policy(
@@ -431,6 +546,15 @@ def plan_team(
             children.append(
                 _deployment(owner, team, agent, names, labels, policy, checksum(config), pods)
             )
+        children.append(
+            _service(
+                owner,
+                service_name(owner.name, agent.name),
+                labels,
+                {TEAM_LABEL: owner.name, AGENT_LABEL: agent.name},
+                PEER_PORT,
+            )
+        )
         children.append(_network_policy(owner, team, agent, names, labels))
         want = 0 if team.suspend else agent.replicas
         available, failure = _deployment_state(observed.deployments.get(names["workload"]), want)
@@ -441,6 +565,8 @@ def plan_team(
         else:
             waiting.append(agent.name)
 
+    if team.model.provider == Provider.EMBEDDED and not team.model.endpoint:
+        children += _embedded_model(owner, pods)
     total = len(team.agents)
     counts = {"agents_total": total, "agents_ready": 0 if team.suspend else ready_count}
     if missing:

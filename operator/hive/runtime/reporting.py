@@ -6,13 +6,19 @@ import asyncio
 import datetime as dt
 from typing import Protocol
 
-from hive.api.agentteam import AgentPhase, AgentStatus, Role
+from hive.api.agentteam import AgentPhase, AgentStatus, Role, RunStatus
 
 
 class StatusSink(Protocol):
     """Anything that takes an agent's status: the Kubernetes reporter, a test list, a log."""
 
     async def report(self, status: AgentStatus) -> None: ...
+
+
+class RunSink(Protocol):
+    """Anything that takes the team's run status, written by the coordinator."""
+
+    async def report_run(self, run: RunStatus) -> None: ...
 
 
 async def heartbeat(

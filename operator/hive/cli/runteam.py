@@ -1,0 +1,127 @@
+"""`hive run team.yaml "task"`: run a team in this process, watch it work, read its report."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import click
+from rich.console import Console
+
+from hive.api.agentteam import AgentTeamSpec, Provider, RunOutcome
+from hive.errors import InvalidInput
+from hive.runtime.models import OpenAICompatible
+from hive.runtime.teams.approvals import approve_all
+from hive.runtime.teams.roster import Approval, ApprovalRequest, Approver
+from hive.runtime.teams.team import Team, TeamResult
+
+EXIT_CODES = {RunOutcome.SUCCEEDED: 0, RunOutcome.FAILED: 1, RunOutcome.DEADLOCKED: 3}
+API_KEY_ENV = "HIVE_MODEL_API_KEY"
+
+
+@contextlib.asynccontextmanager
+async def model_for(
+    spec: AgentTeamSpec,
+    endpoint: str | None,
+    name: str | None,
+    console: Console,
+    model_file: Path | None = None,
+) -> AsyncIterator[OpenAICompatible]:
+    """The team's model: the endpoint given, the spec's, or an embedded server started here."""
+    model_name = name or spec.model.name
+    api_key = os.environ.get(API_KEY_ENV)
+    if endpoint:
+        yield OpenAICompatible(endpoint, model_name, api_key=api_key)
+        return
+    if spec.model.provider == Provider.EMBEDDED:
+        from hive.runtime.embedded import EmbeddedModelServer, embedded_model_client
+
+        console.print("[dim]starting the embedded model server…[/]")
+        async with EmbeddedModelServer(model_file) as server:
+            yield embedded_model_client(server, timeout_s=300)
+        return
+    if spec.model.provider == Provider.SCRIPTED:
+        raise InvalidInput("model.provider", "scripted replays serve tests; give --endpoint")
+    if not spec.model.endpoint:
+        raise InvalidInput("model.endpoint", "is required for openai-compatible; or --endpoint")
+    if spec.model.secret_ref and not api_key:
+        raise InvalidInput(
+            "model.secretRef",
+            f"set {API_KEY_ENV} to the API key (the Secret {spec.model.secret_ref.name} "
+            "is only read in a cluster)",
+        )
+    yield OpenAICompatible(spec.model.endpoint, model_name, api_key=api_key)
+
+
+def ask_at_terminal(console: Console) -> Approver:
+    lock = asyncio.Lock()
+
+    async def decide(request: ApprovalRequest) -> Approval:
+        async with lock:
+            console.print(
+                f"\n[bold]{request.senior}[/] asks: approve the result of "
+                f"[bold]{request.subordinate}[/] for “{request.task}”?\n{request.output}\n"
+            )
+            approved = await asyncio.to_thread(click.confirm, "approve", default=True)
+            return Approval(approved, "approved at the terminal" if approved else "refused")
+
+    return decide
+
+
+async def run_team(
+    spec: AgentTeamSpec,
+    task: str | None,
+    *,
+    endpoint: str | None,
+    model_name: str | None,
+    approve: str,
+    live: bool,
+    console: Console,
+    model_file: Path | None = None,
+) -> TeamResult:
+    from hive.cli.live import report, watch
+
+    approver: Approver | None = {"auto": approve_all, "ask": ask_at_terminal(console)}.get(approve)
+    async with model_for(spec, endpoint, model_name, console, model_file) as model:
+        team = Team.local(spec, model, approver=approver)
+        display = watch(team.bus, spec, task or spec.goal, console, live and approve != "ask")
+        try:
+            result = await team.run(task)
+        finally:
+            if display is not None:
+                display.stop()
+    report(result, console)
+    return result
+
+
+def run_command(
+    spec: AgentTeamSpec,
+    task: str | None,
+    *,
+    endpoint: str | None,
+    model_name: str | None,
+    approve: str,
+    live: bool | None,
+    report_path: Path | None,
+    model_file: Path | None = None,
+) -> int:
+    console = Console()
+    result = asyncio.run(
+        run_team(
+            spec,
+            task,
+            endpoint=endpoint,
+            model_name=model_name,
+            approve=approve,
+            live=console.is_terminal if live is None else live,
+            console=console,
+            model_file=model_file,
+        )
+    )
+    if report_path is not None:
+        report_path.write_text(json.dumps(result.wire(), indent=2, default=str) + "\n")
+    return EXIT_CODES.get(result.outcome, 1)

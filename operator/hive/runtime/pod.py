@@ -1,0 +1,200 @@
+"""One agent's pod: its configuration, its peer API, its progress reports, and the team's run.
+
+Every agent pod serves its part of the team to its peers (`hive.runtime.teams.peers`) and
+reports its own status entry as it works. The coordinator — the top senior of a hierarchy, or
+the first senior or agent otherwise — also waits for its peers, runs the team's goal once per
+spec generation, and records the run (outcome, answer, rounds, delegations, tokens) in the
+team's status. A restarted coordinator that finds the run of the current generation finished
+does not run it again; one that finds it still marked Running (it died mid-run) runs it again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import yaml
+from pydantic import ValidationError
+
+from hive.api.agentteam import AgentPhase, AgentTeamSpec, RunOutcome, RunStatus
+from hive.api.common import describe_validation_error
+from hive.errors import HiveError, InvalidInput
+from hive.runtime.agent import Budget
+from hive.runtime.events import EventBus
+from hive.runtime.models import OpenAICompatible
+from hive.runtime.reporting import RunSink, StatusSink
+from hive.runtime.teams.members import LocalMember, Member
+from hive.runtime.teams.peers import PeerServer, RemoteMember, wait_for_peers
+from hive.runtime.teams.progress import ProgressTracker
+from hive.runtime.teams.team import Team, TeamResult, coordinator_of
+from hive.runtime.tools import ToolRegistry
+
+log = logging.getLogger(__name__)
+TEAM_KEYS = ("goal", "pattern", "model", "delegation", "swarm", "negotiation", "budget", "agents")
+
+
+@dataclass(frozen=True)
+class PodConfig:
+    """What the operator mounts for one agent (its ConfigMap's agent.yaml)."""
+
+    team: str
+    namespace: str
+    agent: str
+    spec: AgentTeamSpec
+    peer_urls: dict[str, str] = field(default_factory=dict)
+    sandbox_policy: dict[str, Any] | None = None
+
+    @classmethod
+    def load(cls, path: Path, agent: str) -> PodConfig:
+        where = f"--config {path}"
+        if not path.is_file():
+            raise InvalidInput(where, "no such file")
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise InvalidInput(where, f"not valid YAML ({exc.__class__.__name__})") from exc
+        if not isinstance(data, dict):
+            raise InvalidInput(where, "expected a mapping")
+        own = (data.get("agent") or {}).get("name")
+        if own != agent:
+            raise InvalidInput(where, f"describes agent {own!r}, not {agent!r}")
+        team = {k: data[k] for k in TEAM_KEYS if k in data}
+        team.setdefault("agents", [data["agent"]])
+        try:
+            spec = AgentTeamSpec.model_validate(team)
+        except ValidationError as exc:
+            raise InvalidInput(where, describe_validation_error(exc)) from exc
+        return cls(
+            team=str(data.get("team") or ""),
+            namespace=str(data.get("namespace") or "default"),
+            agent=agent,
+            spec=spec,
+            peer_urls={str(k): str(v) for k, v in (data.get("peerUrls") or {}).items()},
+            sandbox_policy=data.get("sandboxPolicy"),
+        )
+
+    @property
+    def is_coordinator(self) -> bool:
+        return coordinator_of(self.spec) == self.agent
+
+    def agent_spec(self, name: str) -> Any:
+        return next(a for a in self.spec.agents if a.name == name)
+
+
+class TeamStatus(StatusSink, RunSink, Protocol):
+    """Where a pod reports: its own entry, the team's run, and what the run last recorded."""
+
+    async def generation(self) -> int: ...
+
+    async def last_run(self) -> RunStatus | None: ...
+
+
+def now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC).replace(microsecond=0)
+
+
+def run_status(result: TeamResult, generation: int, started: dt.datetime) -> RunStatus:
+    return RunStatus(
+        outcome=result.outcome,
+        coordinator=result.coordinator,
+        generation=generation,
+        started_at=started,
+        finished_at=now(),
+        rounds=result.rounds,
+        delegations=len(result.delegations),
+        tokens=result.tokens,
+        result=result.output[:2000] or None,
+        message=(result.message or "")[:1000] or None,
+    )
+
+
+@dataclass
+class AgentPod:
+    config: PodConfig
+    model: OpenAICompatible
+    status: TeamStatus
+    host: str = "127.0.0.1"
+    port: int = 0
+    heartbeat_s: float = 15.0
+    peer_wait_s: float = 300.0
+    tools: ToolRegistry = field(default_factory=ToolRegistry)
+    bus: EventBus = field(default_factory=EventBus)
+    result: TeamResult | None = None
+
+    def members(self) -> tuple[LocalMember, dict[str, Member]]:
+        me = self.config.agent_spec(self.config.agent)
+        local = LocalMember(
+            spec=me,
+            model=self.model.for_agent(me.name),
+            goal=self.config.spec.goal,
+            bus=self.bus,
+            tools=self.tools,
+            budget=Budget(max_steps=12),
+        )
+        members: dict[str, Member] = {me.name: local}
+        for spec in self.config.spec.agents:
+            if spec.name == me.name:
+                continue
+            url = self.config.peer_urls.get(spec.name)
+            if url is None:
+                raise InvalidInput("peerUrls", f"no address for peer {spec.name!r}")
+            members[spec.name] = RemoteMember(spec, url)
+        return local, members
+
+    async def coordinate(self, team: Team, peers: list[RemoteMember]) -> None:
+        generation = await self.status.generation()
+        last = await self.status.last_run()
+        if last and last.generation == generation and last.outcome != RunOutcome.RUNNING:
+            log.info(
+                "the run of generation %s ended %s; not running it again", generation, last.outcome
+            )
+            return
+        started = now()
+        running = RunStatus(
+            outcome=RunOutcome.RUNNING,
+            coordinator=self.config.agent,
+            generation=generation,
+            started_at=started,
+        )
+        await self.status.report_run(running)
+        missing = await wait_for_peers(peers, self.peer_wait_s)
+        if missing:
+            message = f"peers {', '.join(missing)} did not answer within {self.peer_wait_s:g}s"
+            await self.status.report_run(
+                running.model_copy(
+                    update={"outcome": RunOutcome.FAILED, "message": message, "finished_at": now()}
+                )
+            )
+            return
+        self.result = await team.run()
+        await self.status.report_run(run_status(self.result, generation, started))
+
+    async def serve(self, stop: asyncio.Event) -> TeamResult | None:
+        """Serve peers, report progress, coordinate when it is this agent's part, until `stop`."""
+        local, members = self.members()
+        team = Team(self.config.spec, members, bus=self.bus)
+        server = PeerServer(local, self.host, self.port)
+        self.port = await server.start()
+        tracker = ProgressTracker(
+            local.name, local.spec.role, self.status, local.tokens, heartbeat_s=self.heartbeat_s
+        )
+        reporting = asyncio.create_task(tracker.run(self.bus, stop))
+        try:
+            if self.config.is_coordinator:
+                peers = [m for m in members.values() if isinstance(m, RemoteMember)]
+                try:
+                    await self.coordinate(team, peers)
+                except HiveError as exc:
+                    log.error("the team's run could not be recorded: %s", exc)
+                    tracker.last_error = str(exc)
+                    tracker.changed.set()
+            await stop.wait()
+        finally:
+            await reporting
+            await server.stop()
+            await tracker.report(AgentPhase.DONE if self.result else AgentPhase.IDLE)
+        return self.result

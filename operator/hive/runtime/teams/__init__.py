@@ -1,0 +1,1 @@
+"""Teams of agents: hierarchical delegation and review, swarms, and negotiation."""

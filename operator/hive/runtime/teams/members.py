@@ -1,0 +1,218 @@
+"""Members of a team: what each agent can be asked to do, in this process or in another pod.
+
+A `Member` executes a task (a leaf agent runs its loop of model and tool calls; a senior in a
+hierarchy leads its own subordinates), proposes a solution and votes on proposals. `LocalMember`
+does this with its own model in this process; `hive.runtime.teams.peers.RemoteMember` asks the
+agent's pod over HTTP, so one team can span pods.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol, TypeVar
+
+from pydantic import BaseModel
+
+from hive.api.agentteam import AgentSpec
+from hive.errors import HiveError
+from hive.runtime.agent import Agent, Budget, Outcome
+from hive.runtime.events import Event, EventBus, EventKind
+from hive.runtime.models import InvalidModelOutput, Message, Reply, Usage
+from hive.runtime.teams.schemas import Ballot, Choice, Proposal, Vote
+from hive.runtime.tools import ToolRegistry
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class TeamModel(Protocol):
+    """A chat model that also answers in validated JSON and counts what it used."""
+
+    usage: Usage
+
+    async def complete(
+        self,
+        messages: Sequence[Message],
+        tools: Sequence[dict[str, Any]] | None = None,
+        **extra: Any,
+    ) -> Reply: ...
+
+    async def structured(
+        self, messages: Sequence[Message], schema: type[M], *, repairs: int = 2
+    ) -> M: ...
+
+
+@dataclass
+class WorkResult:
+    """What one member delivered for one task."""
+
+    agent: str
+    output: str
+    ok: bool = True
+    error: str | None = None
+    steps: int = 0
+
+    def wire(self) -> dict[str, Any]:
+        return {
+            "agent": self.agent,
+            "output": self.output,
+            "ok": self.ok,
+            "error": self.error,
+            "steps": self.steps,
+        }
+
+    @classmethod
+    def from_wire(cls, data: dict[str, Any]) -> WorkResult:
+        return cls(
+            agent=str(data["agent"]),
+            output=str(data.get("output") or ""),
+            ok=bool(data.get("ok", True)),
+            error=data.get("error"),
+            steps=int(data.get("steps") or 0),
+        )
+
+
+class Member(Protocol):
+    @property
+    def name(self) -> str: ...
+
+    spec: AgentSpec
+
+    async def execute(self, task: str, chain: tuple[str, ...]) -> WorkResult: ...
+
+    async def propose(self, task: str, history: str) -> Proposal | None: ...
+
+    async def vote(self, task: str, proposals: Sequence[tuple[str, Proposal]]) -> Ballot: ...
+
+    def tokens(self) -> int: ...
+
+
+Leader = Callable[["LocalMember", str, tuple[str, ...]], Awaitable[WorkResult]]
+
+
+def system_prompt(spec: AgentSpec, goal: str) -> str:
+    skills = ", ".join(spec.capabilities) or "general work"
+    return (
+        f"You are {spec.name}, a {spec.role} agent in a team whose goal is: {goal}\n"
+        f"Your capabilities: {skills}. Be concise and concrete. Use tools when they help."
+    )
+
+
+@dataclass
+class LocalMember:
+    """An agent of the team running in this process, with its own model and tools."""
+
+    spec: AgentSpec
+    model: TeamModel
+    goal: str
+    bus: EventBus
+    tools: ToolRegistry = field(default_factory=ToolRegistry)
+    budget: Budget = field(default_factory=Budget)
+    repairs: int = 2
+    leader: Leader | None = None  # set when this member leads subordinates
+    _slots: asyncio.Semaphore | None = None
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    def tokens(self) -> int:
+        return self.model.usage.total_tokens
+
+    def messages(self, prompt: str) -> list[Message]:
+        return [
+            {"role": "system", "content": system_prompt(self.spec, self.goal)},
+            {"role": "user", "content": prompt},
+        ]
+
+    async def emit(self, kind: EventKind, **data: Any) -> None:
+        await self.bus.publish(Event(kind, self.name, data))
+
+    async def ask(self, prompt: str) -> str:
+        """One plain answer from this member's model."""
+        reply = await self.model.complete(self.messages(prompt))
+        return (reply.content or "").strip()
+
+    async def ask_for(self, prompt: str, schema: type[M]) -> M | None:
+        """An answer validated as `schema`, or None when the model never produced one."""
+        try:
+            return await self.model.structured(self.messages(prompt), schema, repairs=self.repairs)
+        except InvalidModelOutput as exc:
+            await self.emit(EventKind.TOOL_FAILED, tool=schema.__name__, error=str(exc))
+            return None
+
+    async def execute(self, task: str, chain: tuple[str, ...] = ()) -> WorkResult:
+        if self._slots is None:
+            self._slots = asyncio.Semaphore(self.spec.max_concurrent_tasks)
+        async with self._slots:
+            await self.emit(EventKind.TASK_STARTED, task=task, chain=list(chain))
+            try:
+                if self.leader is not None and self.spec.subordinates:
+                    result = await self.leader(self, task, chain)
+                else:
+                    result = await self.work(task)
+            except HiveError as exc:
+                await self.emit(EventKind.TASK_FINISHED, ok=False, error=str(exc))
+                raise
+            await self.emit(EventKind.TASK_FINISHED, ok=result.ok, error=result.error)
+            return result
+
+    async def work(self, task: str) -> WorkResult:
+        """Run the agent loop on `task` with this member's tools and budget."""
+        agent = Agent(
+            name=self.name,
+            model=self.model,
+            tools=self.tools,
+            bus=self.bus,
+            system_prompt=system_prompt(self.spec, self.goal),
+            budget=self.budget,
+        )
+        result = await agent.run(task)
+        return WorkResult(
+            agent=self.name,
+            output=result.output,
+            ok=result.outcome is Outcome.FINISHED,
+            error=result.error,
+            steps=result.steps,
+        )
+
+    async def propose(self, task: str, history: str) -> Proposal | None:
+        prompt = (
+            f"Task: {task}\n{history}\nPropose a solution and your rationale. Answer with a JSON "
+            'object: {"proposal": "...", "rationale": "..."}'
+        )
+        proposal = await self.ask_for(prompt, Proposal)
+        if proposal is not None:
+            await self.emit(
+                EventKind.PROPOSED, proposal=proposal.proposal, rationale=proposal.rationale
+            )
+        return proposal
+
+    async def vote(self, task: str, proposals: Sequence[tuple[str, Proposal]]) -> Ballot:
+        listing = "\n".join(
+            f"{i}. ({author}) {p.proposal} -- rationale: {p.rationale}"
+            for i, (author, p) in enumerate(proposals, 1)
+        )
+        prompt = (
+            f"Task: {task}\nProposals:\n{listing}\nVote on every proposal: accept, reject or "
+            "abstain, each with a short reason. Answer with a JSON object: "
+            + json.dumps(
+                {"votes": [{"proposal": 1, "vote": "accept", "reason": "..."}]},
+            )
+        )
+        ballot = await self.ask_for(prompt, Ballot)
+        if ballot is None:
+            reason = "no valid ballot from the model"
+            ballot = Ballot(
+                votes=[
+                    Vote(proposal=i, vote=Choice.ABSTAIN, reason=reason)
+                    for i in range(1, len(proposals) + 1)
+                ]
+            )
+        return ballot
+
+
+class DelegationError(HiveError):
+    """Delegation would loop or go deeper than the team allows."""

@@ -1,0 +1,174 @@
+"""Teams across pods: each agent serves its part over HTTP, and peers call it as a `Member`.
+
+An agent pod serves ``POST /v1/tasks`` (execute a task: a junior's loop, or a senior leading
+its own subordinates), ``POST /v1/proposals`` and ``POST /v1/ballots`` (negotiation) and
+``GET /healthz``. `RemoteMember` is the other side: the coordinator and seniors hold one per
+peer, so a hierarchy, a swarm or a negotiation runs the same whether its members share a
+process or not. Errors travel as JSON with a message and come back as `HiveError`s.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+from aiohttp import web
+
+from hive.api.agentteam import AgentSpec
+from hive.errors import ExternalFailure, HiveError, Unavailable
+from hive.runtime.teams.members import LocalMember, WorkResult
+from hive.runtime.teams.schemas import Ballot, Proposal
+
+TASK_TIMEOUT_S = 3600.0
+
+
+def peer_app(member: LocalMember) -> web.Application:
+    """The HTTP face of one local member."""
+
+    async def tasks(request: web.Request) -> web.Response:
+        body = await request.json()
+        chain = tuple(str(c) for c in body.get("chain") or ())
+        result = await member.execute(str(body["task"]), chain)
+        return web.json_response({**result.wire(), "tokens": member.tokens()})
+
+    async def proposals(request: web.Request) -> web.Response:
+        body = await request.json()
+        proposal = await member.propose(str(body["task"]), str(body.get("history") or ""))
+        return web.json_response(
+            {
+                "proposal": proposal.model_dump(mode="json") if proposal else None,
+                "tokens": member.tokens(),
+            }
+        )
+
+    async def ballots(request: web.Request) -> web.Response:
+        body = await request.json()
+        offered = [
+            (str(p["author"]), Proposal.model_validate(p["proposal"])) for p in body["proposals"]
+        ]
+        ballot = await member.vote(str(body["task"]), offered)
+        return web.json_response(
+            {"ballot": ballot.model_dump(mode="json"), "tokens": member.tokens()}
+        )
+
+    async def healthz(_: web.Request) -> web.Response:
+        return web.json_response({"agent": member.name, "ok": True})
+
+    @web.middleware
+    async def errors(request: web.Request, handler: Any) -> web.StreamResponse:
+        try:
+            response: web.StreamResponse = await handler(request)
+            return response
+        except HiveError as exc:
+            status = 503 if exc.retryable else 422
+            return web.json_response({"error": str(exc)}, status=status)
+        except (KeyError, ValueError) as exc:
+            return web.json_response({"error": f"bad request: {exc}"}, status=400)
+
+    app = web.Application(middlewares=[errors])
+    app.router.add_post("/v1/tasks", tasks)
+    app.router.add_post("/v1/proposals", proposals)
+    app.router.add_post("/v1/ballots", ballots)
+    app.router.add_get("/healthz", healthz)
+    return app
+
+
+@dataclass
+class PeerServer:
+    """Serves one member on host:port until stopped; port 0 picks a free one."""
+
+    member: LocalMember
+    host: str = "127.0.0.1"
+    port: int = 0
+    _runner: web.AppRunner | None = None
+
+    async def start(self) -> int:
+        self._runner = web.AppRunner(peer_app(self.member), access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self.port)
+        await site.start()
+        self.port = int(self._runner.addresses[0][1])
+        return self.port
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+
+@dataclass
+class RemoteMember:
+    """A member of the team that runs in another pod, reached at `url`."""
+
+    spec: AgentSpec
+    url: str
+    timeout_s: float = TASK_TIMEOUT_S
+    transport: httpx.AsyncBaseTransport | None = None
+    _tokens: int = field(default=0)
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    def tokens(self) -> int:
+        return self._tokens
+
+    async def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        where = f"agent {self.name} at {self.url}"
+        async with httpx.AsyncClient(
+            base_url=self.url.rstrip("/"), timeout=self.timeout_s, transport=self.transport
+        ) as client:
+            try:
+                response = await client.post(path, json=body)
+            except httpx.TransportError as exc:
+                raise Unavailable(f"{where}: unreachable ({exc.__class__.__name__})") from exc
+        try:
+            data: dict[str, Any] = response.json()
+        except ValueError as exc:
+            raise ExternalFailure(f"{where}: HTTP {response.status_code}, not JSON") from exc
+        if response.status_code >= 400:
+            message = f"{where}: {data.get('error') or f'HTTP {response.status_code}'}"
+            if response.status_code == 503:
+                raise Unavailable(message)
+            raise ExternalFailure(message)
+        self._tokens = int(data.get("tokens") or self._tokens)
+        return data
+
+    async def execute(self, task: str, chain: tuple[str, ...] = ()) -> WorkResult:
+        data = await self._post("/v1/tasks", {"task": task, "chain": list(chain)})
+        return WorkResult.from_wire(data)
+
+    async def propose(self, task: str, history: str) -> Proposal | None:
+        data = await self._post("/v1/proposals", {"task": task, "history": history})
+        raw = data.get("proposal")
+        return Proposal.model_validate(raw) if raw else None
+
+    async def vote(self, task: str, proposals: Sequence[tuple[str, Proposal]]) -> Ballot:
+        offered = [{"author": a, "proposal": p.model_dump(mode="json")} for a, p in proposals]
+        data = await self._post("/v1/ballots", {"task": task, "proposals": offered})
+        return Ballot.model_validate(data["ballot"])
+
+    async def healthy(self) -> bool:
+        try:
+            async with httpx.AsyncClient(timeout=2.0, transport=self.transport) as client:
+                response = await client.get(self.url.rstrip("/") + "/healthz")
+            return response.status_code == 200
+        except httpx.HTTPError:
+            return False
+
+
+async def wait_for_peers(peers: list[RemoteMember], timeout_s: float) -> list[str]:
+    """Wait until every peer answers /healthz; returns those that never did."""
+    deadline = time.monotonic() + timeout_s
+    waiting = list(peers)
+    delay = 0.2
+    while waiting and time.monotonic() < deadline:
+        answers = await asyncio.gather(*(p.healthy() for p in waiting))
+        waiting = [p for p, ok in zip(waiting, answers, strict=True) if not ok]
+        if waiting:
+            await asyncio.sleep(min(delay, max(0.0, deadline - time.monotonic())))
+            delay = min(delay * 2, 5.0)
+    return [p.name for p in waiting]

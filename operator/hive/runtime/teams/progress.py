@@ -1,0 +1,115 @@
+"""An agent's progress, kept from its events and reported through a status sink.
+
+The tracker follows one agent's events on the bus — tasks started and finished, model calls,
+failures — and reports its `AgentStatus` (phase, active and completed tasks, tokens, what it
+works on, the last error) whenever something changed, at most every `min_interval_s`, and as a
+heartbeat every `heartbeat_s` in between. A failing report is logged and retried on the next
+change; it never stops the agent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+from collections.abc import Callable
+
+from hive.api.agentteam import AgentPhase, AgentStatus, Role
+from hive.runtime.events import Event, EventBus, EventKind
+from hive.runtime.reporting import StatusSink
+
+log = logging.getLogger(__name__)
+
+
+def now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC).replace(microsecond=0)
+
+
+class ProgressTracker:
+    def __init__(
+        self,
+        name: str,
+        role: Role | None,
+        sink: StatusSink,
+        tokens: Callable[[], int],
+        *,
+        heartbeat_s: float = 15.0,
+        min_interval_s: float = 0.5,
+    ) -> None:
+        self.name = name
+        self.role = role
+        self.sink = sink
+        self.tokens = tokens
+        self.heartbeat_s = heartbeat_s
+        self.min_interval_s = min_interval_s
+        self.active = 0
+        self.completed = 0
+        self.failed = False
+        self.last_error: str | None = None
+        self.current: str | None = None
+        self.changed = asyncio.Event()
+        self.reports = 0
+
+    def on_event(self, event: Event) -> None:
+        if event.agent != self.name:
+            return
+        if event.kind is EventKind.TASK_STARTED:
+            self.active += 1
+            self.current = " ".join(str(event.data.get("task", "")).split())[:250]
+        elif event.kind is EventKind.TASK_FINISHED:
+            self.active = max(0, self.active - 1)
+            self.completed += 1
+            if not event.data.get("ok", True):
+                self.last_error = str(event.data.get("error") or "failed")[:1000]
+            if not self.active:
+                self.current = None
+        elif event.kind in (EventKind.FAILED, EventKind.TOOL_FAILED):
+            self.last_error = str(event.data.get("error") or "failed")[:1000]
+        elif event.kind is not EventKind.MODEL_CALLED:
+            return
+        self.changed.set()
+
+    def status(self, phase: AgentPhase | None = None) -> AgentStatus:
+        if phase is None:
+            phase = AgentPhase.WORKING if self.active else AgentPhase.IDLE
+        return AgentStatus(
+            name=self.name,
+            role=self.role,
+            phase=phase,
+            tasks_active=self.active,
+            tasks_completed=self.completed,
+            tokens_used=self.tokens(),
+            current_task=self.current,
+            last_error=self.last_error,
+            last_heartbeat=now(),
+        )
+
+    async def report(self, phase: AgentPhase | None = None) -> None:
+        try:
+            await self.sink.report(self.status(phase))
+            self.reports += 1
+        except Exception as exc:  # reporting must never stop the agent
+            log.warning("status report of %s failed: %s", self.name, exc)
+
+    async def run(self, bus: EventBus, stop: asyncio.Event) -> None:
+        """Report on every change (throttled) and on every heartbeat until `stop` is set."""
+        unsubscribe = bus.subscribe(self.on_event)
+        try:
+            await self.report()
+            while not stop.is_set():
+                waiters = {
+                    asyncio.ensure_future(self.changed.wait()),
+                    asyncio.ensure_future(stop.wait()),
+                }
+                _, pending = await asyncio.wait(
+                    waiters, timeout=self.heartbeat_s, return_when=asyncio.FIRST_COMPLETED
+                )
+                for waiter in pending:
+                    waiter.cancel()
+                if stop.is_set():
+                    break
+                self.changed.clear()
+                await self.report()
+                await asyncio.sleep(self.min_interval_s)
+        finally:
+            unsubscribe()
