@@ -112,3 +112,31 @@ def test_the_negotiation_example_agrees(tmp_path: Path) -> None:
     assert report["output"] == "Go, says pragmatist"
     assert report["message"] == "agreed in round 1 on the proposal of pragmatist with 100% support"
     assert "agreement on pragmatist's proposal (100%)" in out
+
+
+def test_a_team_runs_end_to_end_on_the_embedded_model(tmp_path: Path) -> None:
+    """The real path on SmolLM2-135M: its answers are weak, the run must still complete."""
+    report_path = tmp_path / "report.json"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "hive",
+            "run",
+            str(EXAMPLES / "hierarchical.yaml"),
+            "Name two reasons to sandbox code.",
+            "--no-live",
+            "--report",
+            str(report_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert "Traceback" not in result.stderr, result.stderr
+    report = json.loads(report_path.read_text())
+    assert report["outcome"] in ("Succeeded", "Failed"), report
+    assert result.returncode == (0 if report["outcome"] == "Succeeded" else 1)
+    assert report["tokens"] > 0
+    assert report["delegations"], "the lead handed work down"
+    assert {a["name"] for a in report["agents"]} == {"lead", "researcher", "writer"}

@@ -89,7 +89,7 @@ async def test_a_senior_delegates_by_capability_reviews_and_asks_for_a_revision(
     assert server.remaining() == 0
     assert result.tokens == 15 * len(server.requests)
     assert {a.name: a.tasks_completed for a in result.agents} == {
-        "lead": 0,
+        "lead": 1,
         "researcher": 1,
         "writer": 1,
     }

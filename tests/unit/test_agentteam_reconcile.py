@@ -284,3 +284,25 @@ def test_an_embedded_model_team_gets_its_own_model_server() -> None:
         if c["metadata"]["name"] == "research-lead-config"
     )
     assert config["model"]["endpoint"] == "http://research-model.default.svc:8080/v1"
+
+
+def test_the_runs_outcome_becomes_the_teams_phase() -> None:
+    ready = {"research-lead": available("research-lead"), "research-dev": available("research-dev")}
+
+    def phase_and_degraded(run: dict[str, Any] | None) -> tuple[str, dict[str, Any]]:
+        p = plan(deployments=ready, previous={"run": run} if run else None)
+        degraded = next(c for c in p.status.wire()["conditions"] if c["type"] == "Degraded")
+        return p.status.phase, degraded
+
+    assert phase_and_degraded(None)[0] == "Running"
+    done = {"outcome": "Succeeded", "coordinator": "lead", "generation": 3}
+    assert phase_and_degraded(done)[0] == "Succeeded"
+    assert phase_and_degraded({**done, "generation": 2})[0] == "Running", "an older spec's run"
+    phase, degraded = phase_and_degraded(
+        {**done, "outcome": "Failed", "message": "model 'm' at http://x: unreachable"}
+    )
+    assert phase == "Failed"
+    assert degraded["status"] == "True"
+    assert degraded["reason"] == "RunFailed"
+    assert degraded["message"] == "model 'm' at http://x: unreachable"
+    assert phase_and_degraded({**done, "outcome": "Deadlocked"})[1]["reason"] == "RunDeadlocked"

@@ -271,6 +271,17 @@ class RunOutcome(StrEnum):
     DEADLOCKED = "Deadlocked"
 
 
+class PlanStep(HiveModel):
+    """One subgoal of the team's plan and how far it got."""
+
+    name: str = Field(min_length=1, max_length=128, description="Subgoal name.")
+    phase: str = Field(description="pending, running, done, failed or skipped.")
+    depends_on: list[str] = Field(
+        default_factory=list, description="Subgoals that must be done first."
+    )
+    effort: float = Field(default=1.0, ge=0, description="Estimated effort (minutes).")
+
+
 class RunStatus(HiveModel):
     """The team's work on its goal, written by the agent that coordinates it."""
 
@@ -289,6 +300,11 @@ class RunStatus(HiveModel):
     )
     message: str | None = Field(
         default=None, max_length=1024, description="Why the run failed or deadlocked."
+    )
+    plan: list[PlanStep] = Field(
+        default_factory=list,
+        max_length=100,
+        description="The subgoals of a swarm's plan, with their progress.",
     )
 
 

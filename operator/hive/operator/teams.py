@@ -39,9 +39,11 @@ def _referenced_policies(spec: dict[str, Any]) -> set[str]:
 
 
 def operator_status(plan: TeamPlan) -> dict[str, Any]:
-    """The operator's part of the status: never `agents`, which belongs to the agents."""
+    """The operator's part of the status: never `agents` (the agents') nor `run` (the
+    coordinator's)."""
     status = plan.status.wire()
     status.pop("agents", None)
+    status.pop("run", None)
     return status
 
 

@@ -19,7 +19,14 @@ import yaml
 from pydantic import ValidationError
 
 from hive.api import GROUP
-from hive.api.agentteam import AgentSpec, AgentTeamSpec, AgentTeamStatus, Provider, TeamPhase
+from hive.api.agentteam import (
+    AgentSpec,
+    AgentTeamSpec,
+    AgentTeamStatus,
+    Provider,
+    RunOutcome,
+    TeamPhase,
+)
 from hive.api.common import describe_validation_error
 from hive.api.sandboxpolicy import SandboxPolicySpec
 from hive.reconcile.conditions import condition, merge_conditions, previous_conditions
@@ -605,11 +612,31 @@ def plan_team(
         )
     else:
         msg = f"{ready_count}/{total} agents available"
+        phase, degraded = run_verdict(previous.get("run"), gen)
         status = status_of(
-            TeamPhase.RUNNING,
+            phase,
             (True, "AllAgentsAvailable", msg),
             (False, "Stable", "every agent runs the current configuration"),
-            (False, "AsExpected", "no problem found"),
+            degraded,
             **counts,
         )
     return TeamPlan(children, status, prune=True)
+
+
+def run_verdict(run: Any, generation: int | None) -> tuple[TeamPhase, tuple[bool, str, str]]:
+    """The phase and Degraded condition the team's run (status.run) gives a healthy team.
+
+    A run of the current spec that ended says Succeeded or Failed; anything else, including a
+    run of an older spec, leaves the team Running.
+    """
+    healthy = (False, "AsExpected", "no problem found")
+    if not isinstance(run, Mapping) or run.get("generation") != generation:
+        return TeamPhase.RUNNING, healthy
+    outcome = run.get("outcome")
+    if outcome == RunOutcome.SUCCEEDED:
+        return TeamPhase.SUCCEEDED, healthy
+    if outcome in (RunOutcome.FAILED, RunOutcome.DEADLOCKED):
+        reason = "RunDeadlocked" if outcome == RunOutcome.DEADLOCKED else "RunFailed"
+        message = str(run.get("message") or f"the team's run ended {outcome}")
+        return TeamPhase.FAILED, (True, reason, message)
+    return TeamPhase.RUNNING, healthy

@@ -374,4 +374,5 @@ def embedded_model_client(server: EmbeddedModelServer, **options: Any) -> OpenAI
     """An OpenAICompatible client for a started server; `options` go to the client."""
     options.setdefault("timeout_s", 120.0)  # a 2-core machine may need a while for long answers
     options.setdefault("structured_format", "json_object_schema")  # a grammar from the schema
+    options.setdefault("max_tokens", 384)  # a 135M model rambles; keep answers and runs short
     return OpenAICompatible(base_url=server.base_url, model=server.model_name, **options)

@@ -83,6 +83,7 @@ class OpenAICompatible:
     # (llama.cpp's server: a grammar from the schema), or "json_object" (JSON, any shape).
     structured_format: str = "json_schema"
     repair_temperature: float = 0.7  # a model at temperature 0 repeats its mistake
+    max_tokens: int | None = None  # default answer length limit, unless a request sets one
     clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = field(
         default_factory=weakref.WeakKeyDictionary, repr=False, compare=False
     )
@@ -119,6 +120,8 @@ class OpenAICompatible:
         body: dict[str, Any] = {"model": self.model, "messages": list(messages), **extra}
         if self.user:
             body["user"] = self.user
+        if self.max_tokens is not None:
+            body.setdefault("max_tokens", self.max_tokens)
         if tools:
             body["tools"] = list(tools)
         return body

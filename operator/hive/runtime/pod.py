@@ -20,11 +20,11 @@ from typing import Any, Protocol
 import yaml
 from pydantic import ValidationError
 
-from hive.api.agentteam import AgentPhase, AgentTeamSpec, RunOutcome, RunStatus
+from hive.api.agentteam import AgentPhase, AgentTeamSpec, PlanStep, RunOutcome, RunStatus
 from hive.api.common import describe_validation_error
 from hive.errors import HiveError, InvalidInput
 from hive.runtime.agent import Budget
-from hive.runtime.events import EventBus
+from hive.runtime.events import Event, EventBus, EventKind
 from hive.runtime.models import OpenAICompatible
 from hive.runtime.reporting import RunSink, StatusSink
 from hive.runtime.teams.members import LocalMember, Member
@@ -109,7 +109,40 @@ def run_status(result: TeamResult, generation: int, started: dt.datetime) -> Run
         tokens=result.tokens,
         result=result.output[:2000] or None,
         message=(result.message or "")[:1000] or None,
+        plan=[PlanStep.model_validate(step) for step in result.plan[:100]],
     )
+
+
+class PlanReporter:
+    """Puts a swarm's plan progress into the run status, one report at a time (the latest)."""
+
+    def __init__(self, sink: RunSink, running: RunStatus) -> None:
+        self.sink = sink
+        self.running = running
+        self.pending: RunStatus | None = None
+        self.task: asyncio.Task[None] | None = None
+
+    def on_event(self, event: Event) -> None:
+        if event.kind is not EventKind.PLAN_PROGRESS:
+            return
+        steps = [PlanStep.model_validate(s) for s in event.data.get("plan", [])[:100]]
+        self.pending = self.running.model_copy(
+            update={"plan": steps, "rounds": event.data.get("round", 0)}
+        )
+        if self.task is None or self.task.done():
+            self.task = asyncio.create_task(self._send())
+
+    async def _send(self) -> None:
+        while self.pending is not None:
+            run, self.pending = self.pending, None
+            try:
+                await self.sink.report_run(run)
+            except Exception as exc:  # progress is news, not a reason to stop
+                log.warning("plan progress report failed: %s", exc)
+
+    async def flush(self) -> None:
+        if self.task is not None:
+            await self.task
 
 
 @dataclass
@@ -170,7 +203,13 @@ class AgentPod:
                 )
             )
             return
-        self.result = await team.run()
+        progress = PlanReporter(self.status, running)
+        unsubscribe = self.bus.subscribe(progress.on_event)
+        try:
+            self.result = await team.run()
+        finally:
+            unsubscribe()
+            await progress.flush()
         await self.status.report_run(run_status(self.result, generation, started))
 
     async def serve(self, stop: asyncio.Event) -> TeamResult | None:

@@ -162,6 +162,9 @@ class Team:
             work = await swarm(coordinator, self.roster, task)
         else:
             work = await coordinator.execute(task, (self.coordinator,))
+            self.roster.completed[self.coordinator] = (
+                self.roster.completed.get(self.coordinator, 0) + 1
+            )
         result.output = work.output
         if work.ok:
             result.outcome = RunOutcome.SUCCEEDED
