@@ -56,6 +56,8 @@ def run_agent(
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    for chatty in ("httpx", "httpx2", "aiohttp.access"):
+        logging.getLogger(chatty).setLevel(logging.WARNING)
 
     async def main() -> None:
         client = async_client(settings.kube, field_manager=field_manager_for(agent))

@@ -37,3 +37,11 @@ def api_errors(what: str) -> Iterator[None]:
         raise from_api_error(exc, what) from exc
     except httpx2.TransportError as exc:
         raise Unavailable(f"{what}: API server unreachable ({exc.__class__.__name__})") from exc
+    except httpx2.HTTPStatusError as exc:  # an answer that is not a Status, e.g. no such kind
+        code = exc.response.status_code
+        if code == 404:
+            kind = what.split(" ", 1)[0]
+            raise InvalidInput(what, f"not found (is the {kind} CRD installed?)") from exc
+        if code >= 500:
+            raise Unavailable(f"{what}: HTTP {code}") from exc
+        raise ExternalFailure(f"{what}: HTTP {code}") from exc
