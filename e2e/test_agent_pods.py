@@ -113,6 +113,7 @@ def test_agent_pods_run_the_team_and_fill_in_its_status(
         wait_for(lambda: get_team(cluster)["status"]["phase"] == "Succeeded", 30, "phase")
 
         wide = cluster.kubectl("get", "agentteam", "pods", "-o", "wide").stdout
+        print(wide)
         header, row = wide.splitlines()[:2]
         columns = dict(zip(header.split(), row.split(), strict=False))
         assert columns["PHASE"] == "Succeeded"
