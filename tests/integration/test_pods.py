@@ -73,20 +73,26 @@ class MemoryStatus:
         return self.runs[-1] if self.runs else None
 
 
-def write_configs(tmp_path: Path, endpoint: str, ports: dict[str, int]) -> dict[str, Path]:
+def write_configs(
+    tmp_path: Path,
+    endpoint: str,
+    ports: dict[str, int],
+    agents: list[dict[str, Any]] = AGENTS,
+    pattern: str = "hierarchical",
+) -> dict[str, Path]:
     paths = {}
-    for agent in AGENTS:
+    for agent in agents:
         config: dict[str, Any] = {
             "team": "t",
             "namespace": "default",
             "goal": "A report",
-            "pattern": "hierarchical",
+            "pattern": pattern,
             "model": {"provider": "openai-compatible", "endpoint": endpoint, "name": "m"},
             "agent": agent,
-            "agents": AGENTS,
+            "agents": agents,
             "peerUrls": {
                 a["name"]: f"http://127.0.0.1:{ports[a['name']]}"
-                for a in AGENTS
+                for a in agents
                 if a["name"] != agent["name"]
             },
         }
@@ -96,10 +102,16 @@ def write_configs(tmp_path: Path, endpoint: str, ports: dict[str, int]) -> dict[
     return paths
 
 
-async def run_pods(tmp_path: Path, status: MemoryStatus, script: Script) -> dict[str, AgentPod]:
-    ports = {a["name"]: free_port() for a in AGENTS}
+async def run_pods(
+    tmp_path: Path,
+    status: MemoryStatus,
+    script: Script,
+    agents: list[dict[str, Any]] = AGENTS,
+    pattern: str = "hierarchical",
+) -> dict[str, AgentPod]:
+    ports = {a["name"]: free_port() for a in agents}
     with scripted_model(script) as server:
-        paths = write_configs(tmp_path, server.url, ports)
+        paths = write_configs(tmp_path, server.url, ports, agents, pattern)
         model = OpenAICompatible(server.url, "m", max_retries=0)
         pods = {
             name: AgentPod(
@@ -109,9 +121,10 @@ async def run_pods(tmp_path: Path, status: MemoryStatus, script: Script) -> dict
         }
         stop = asyncio.Event()
         # juniors start late on purpose: the coordinator waits for its peers
-        lead = asyncio.create_task(pods["lead"].serve(stop))
+        first = agents[0]["name"]
+        lead = asyncio.create_task(pods[first].serve(stop))
         await asyncio.sleep(0)
-        others = [asyncio.create_task(pods[n].serve(stop)) for n in ("researcher", "writer")]
+        others = [asyncio.create_task(pods[n].serve(stop)) for n in pods if n != first]
         await status.until(
             lambda: bool(status.runs) and status.runs[-1].outcome != RunOutcome.RUNNING, 30
         )
@@ -184,3 +197,41 @@ def test_a_config_for_another_agent_is_refused(tmp_path: Path) -> None:
     paths = write_configs(tmp_path, "http://127.0.0.1:9/v1", {a["name"]: 1 for a in AGENTS})
     with pytest.raises(InvalidInput, match="describes agent 'lead', not 'writer'"):
         PodConfig.load(paths["lead"], "writer")
+
+
+async def test_a_swarm_across_pods_reports_its_plan_by_subgoal(tmp_path: Path) -> None:
+    agents = [
+        {"name": "hub", "role": "senior"},
+        {"name": "w1", "role": "junior"},
+        {"name": "w2", "role": "junior"},
+    ]
+    plan = {
+        "subgoals": [
+            {"name": "a", "description": "Part A", "outputs": ["x"]},
+            {"name": "b", "description": "Part B", "inputs": ["x"], "effort": 2},
+        ]
+    }
+    work = [{"content": "part"}] * 8
+    script: Script = {
+        "hub": [
+            {"json": plan},
+            {"when": "one answer", "content": "same answer"},
+            {"when": "one answer", "content": "same answer"},
+            *work,
+        ],
+        "w1": list(work),
+        "w2": list(work),
+    }
+    status = MemoryStatus()
+    await run_pods(tmp_path, status, script, agents, "swarm")
+    final = status.runs[-1]
+    assert final.outcome == RunOutcome.SUCCEEDED
+    assert final.rounds == 2
+    assert [(s.name, s.phase, s.depends_on, s.effort) for s in final.plan] == [
+        ("a", "done", [], 1.0),
+        ("b", "done", ["a"], 2.0),
+    ]
+    progress = [r for r in status.runs if r.outcome == RunOutcome.RUNNING and r.plan]
+    assert any(step.phase == "running" for r in progress for step in r.plan), (
+        "the plan's progress was reported while the run went on"
+    )
