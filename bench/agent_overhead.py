@@ -8,11 +8,8 @@ the same scripted OpenAI chat-completions server (bench/_scripted_server.py, its
 then the answer "done". A step is one model request plus the tool call its reply asks for.
 
   hive        Agent(model=OpenAICompatible(...), tools=ToolRegistry.of([Tool("add", ...)]))
-              .run(task), as shipped: a new httpx client per model request, events on the bus,
+              .run(task), as shipped: one kept-open httpx client, events on the bus, budgets,
               argument validation with JSON Schema.
-  hive-shared the same Agent, but OpenAICompatible(transport=httpx.AsyncHTTPTransport()) made
-              once and passed in, so a request no longer builds a new SSL context (about 18 ms
-              on this kind of machine); it still opens a new connection per request.
   langgraph   StateGraph(MessagesState): a "model" node awaiting ChatOpenAI(...).bind_tools(
               [add]).ainvoke(messages), a ToolNode([add]), tools_condition between them;
               compiled once, no checkpointer, graph.ainvoke(...).
@@ -20,8 +17,6 @@ then the answer "done". A step is one model request plus the tool call its reply
               Hive's shape with the tool schema, sent with one httpx.AsyncClient kept open for
               the whole benchmark (one kept-alive connection, as ChatOpenAI's client keeps), the
               reply JSON-decoded; no tool, no framework.
-  raw-fresh   as raw, but a new httpx.AsyncClient per POST, the way Hive's model client works;
-              it shows how much of Hive's figure is that choice rather than its loop.
 
 Every repetition runs each of these once, in a shuffled order, in one asyncio event loop, after
 a gc.collect(); the time of a whole run (perf_counter around the await) is divided by the steps
@@ -77,7 +72,7 @@ ADD_PARAMETERS = {
     "required": ["a", "b"],
 }
 ADD_DESCRIPTION = "Add two integers."
-CLIENTS = ("hive", "hive-shared", "langgraph", "raw", "raw-fresh")
+CLIENTS = ("hive", "langgraph", "raw")
 IMPORTS = {
     "nothing": "pass",
     "hive": "import hive.runtime.agent, hive.runtime.models, hive.runtime.tools",
@@ -108,15 +103,15 @@ def start_server(tool_calls: int) -> tuple[subprocess.Popen[str], str]:
     return server, url
 
 
-def hive_run(url: str, steps: int, transport: httpx.AsyncBaseTransport | None = None) -> Run:
-    label = "hive" if transport is None else "hive-shared"
+def hive_run(url: str, steps: int) -> Run:
+    label = "hive"
 
     async def add(a: int, b: int) -> int:
         return a + b
 
     agent = Agent(
         name="bench",
-        model=OpenAICompatible(base_url=url, model=label, api_key="x", transport=transport),
+        model=OpenAICompatible(base_url=url, model=label, api_key="x"),
         tools=ToolRegistry.of([Tool("add", ADD_DESCRIPTION, ADD_PARAMETERS, add)]),
         system_prompt=SYSTEM,
         budget=Budget(max_steps=steps),
@@ -164,13 +159,10 @@ def langgraph_run(url: str, steps: int) -> Run:
     return run
 
 
-def raw_run(url: str, steps: int, kept: httpx.AsyncClient | None) -> Run:
-    """`steps` POSTs carrying the conversation as Hive sends it; no tool is run.
-
-    With `kept`, every POST goes through that one client (one connection for the whole
-    benchmark); without, each POST gets a new client, as Hive's model client does.
-    """
-    label = "raw" if kept else "raw-fresh"
+def raw_run(url: str, steps: int, kept: httpx.AsyncClient) -> Run:
+    """`steps` POSTs carrying the conversation as Hive sends it, through one kept-open client
+    (one connection for the whole benchmark); no tool is run."""
+    label = "raw"
     schema = [Tool("add", ADD_DESCRIPTION, ADD_PARAMETERS, _never).schema()]
 
     async def run() -> None:
@@ -271,10 +263,8 @@ async def bench(
     async with httpx.AsyncClient(base_url=url) as kept:
         runs = {
             "hive": hive_run(url, args.steps),
-            "hive-shared": hive_run(url, args.steps, httpx.AsyncHTTPTransport()),
             "langgraph": langgraph_run(url, args.steps),
             "raw": raw_run(url, args.steps, kept),
-            "raw-fresh": raw_run(url, args.steps, None),
         }
         per_step = await measure(runs, args.runs, args.warmup, args.steps, args.seed)
         handled = server_stats(url)
@@ -368,19 +358,11 @@ def main() -> None:
     by_name = {row[0]: row for row in rows}
     lang = by_name["langgraph"]
     print()
-    for name in ("hive", "hive-shared"):
-        row = by_name[name]
-        print(
-            f"LangGraph / {name}: step time p50 {lang[1] / row[1]:.2f}x, "
-            f"p99 {lang[2] / row[2]:.2f}x; overhead p50 {lang[3] / row[3]:.2f}x, "
-            f"p99 {lang[4] / row[4]:.2f}x"
-        )
-    loop = [h - f for h, f in zip(per_step["hive"], per_step["raw-fresh"], strict=True)]
+    row = by_name["hive"]
     print(
-        f"Hive's loop alone (hive - raw-fresh, both a new client per request, paired): "
-        f"p50 {percentile(loop, 0.5) * 1e6:.0f}us, p99 {percentile(loop, 0.99) * 1e6:.0f}us "
-        f"per step; the new client per request (raw-fresh - raw): "
-        f"p50 {by_name['raw-fresh'][3]:.0f}us"
+        f"LangGraph / Hive: step time p50 {lang[1] / row[1]:.2f}x, "
+        f"p99 {lang[2] / row[2]:.2f}x; overhead p50 {lang[3] / row[3]:.2f}x, "
+        f"p99 {lang[4] / row[4]:.2f}x"
     )
     if args.import_rounds:
         print()
