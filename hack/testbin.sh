@@ -122,6 +122,7 @@ apt_install() {  # apt_install COMMAND PACKAGE
 
 apt_install runsc runsc
 apt_install redis-server redis-server
+apt_install bwrap bubblewrap   # bench/sandbox_exec.py compares the gVisor sandbox with bubblewrap
 build_kube
 HELM_LDFLAGS="-X helm.sh/helm/v3/internal/version.version=v$HELM_VERSION" build_go_install helm "helm.sh/helm/v3/cmd/helm@v$HELM_VERSION"
 build_go_install kwok "sigs.k8s.io/kwok/cmd/kwok@v$KWOK_VERSION"
@@ -138,5 +139,7 @@ fi
 for tool in runsc redis-server; do ln -sf "$(command -v $tool)" "$BIN/$tool"; done
 ln -sfn "$STAMP" "$BASE/current"
 
+# The code sandbox's root filesystem (Debian + python3, cached by recipe hash in ~/.cache/hive).
+bash "$ROOT/sandbox-images/build-rootfs.sh" >/dev/null
 log "ready in $(( $(date +%s) - started ))s: $BIN"
 echo "$BIN"

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -38,14 +36,6 @@ PROBE = textwrap.dedent(
         print("dns failed", type(exc).__name__)
     """
 )
-
-
-@pytest.fixture
-def host_listener() -> Iterator[int]:
-    with socket.socket() as server:
-        server.bind(("127.0.0.1", 0))
-        server.listen()
-        yield server.getsockname()[1]
 
 
 def run_probe(argv: list[str], script: Path, port: int) -> dict[str, str]:

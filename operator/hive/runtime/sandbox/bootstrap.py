@@ -1,0 +1,722 @@
+"""The code that runs inside the sandbox: a zygote that forks one fresh child per execution.
+
+This file is standard library only and runs as the sandbox's first process (PID 1 under
+``runsc run``) with ``python3 -I /opt/hive/bootstrap.py``. The host also imports it for the frame
+encoding, so both ends share one definition of the protocol.
+
+Protocol (stdin / stdout of the zygote): frames of a 4-byte big-endian length and a JSON object.
+The zygote sends ``{"op": "ready"}`` once, then answers each ``{"op": "run", ...}`` with one
+``{"op": "result", ...}``; ``{"op": "exit"}`` ends it.
+
+Per execution the zygote (root inside the sandbox, PID 1, never running user code itself):
+
+1. has a *spare* child ready, forked from its own clean state before the request came (after the
+   previous run was cleared), with a private work folder ``/tmp/run-<n>`` (mode 700, owned by
+   the sandbox user) when the filesystem mode is ``temp``;
+2. hands the request to the spare, which has started a new session, pointed fds 0/1/2 at
+   /dev/null and two pipes and closed every other descriptor (the protocol's included); it sets
+   RLIMIT_AS (memory), RLIMIT_CPU (CPU seconds), RLIMIT_NPROC (pids), RLIMIT_FSIZE and
+   RLIMIT_CORE, drops to uid/gid 65534 with no groups and no capabilities, installs a seccomp
+   filter that makes execve fail when ``subprocess`` is denied, replaces the environment,
+   removes denied modules from ``sys.modules``, installs a meta-path finder and an audit hook
+   (which cannot be removed) that refuse denied imports and the audit events of denied
+   capabilities (``ctypes.*``, ``subprocess.Popen``, ``os.system``, ``os.exec``,
+   ``os.posix_spawn``, ``socket.*``...), then runs the code as a fresh ``__main__``;
+3. reads stdout and stderr up to the output limit, enforces the wall-clock timeout, every 50 ms
+   counts the sandbox user's processes against the pids limit and adds up their CPU time
+   against the CPU limit, and kills on any limit;
+4. afterwards kills every other process in the sandbox (``kill(-1, SIGKILL)`` from PID 1 spares
+   only itself), reaps them and deletes the work folder, so nothing of a run survives it; only
+   then is the next spare forked.
+"""
+
+from __future__ import annotations
+
+import builtins
+import contextlib
+import errno
+import fcntl
+import io
+import json
+import linecache
+import os
+import resource
+import select
+import signal
+import struct
+import sys
+import time
+import traceback
+import types
+
+TYPE_CHECKING = False  # typing costs ~10 ms to import under gVisor; only the checker needs it
+if TYPE_CHECKING:
+    from typing import Any
+
+SANDBOX_UID = 65534
+HEADER = struct.Struct(">I")
+MAX_FRAME = 256 * 1024 * 1024
+USER_FILENAME = "<sandbox>"
+STATUS_FD = 3
+
+# A denied module also denies the C modules behind it, and the audit events of what it can do.
+BACKENDS: dict[str, tuple[str, ...]] = {
+    "ctypes": ("_ctypes",),
+    "subprocess": ("_posixsubprocess",),
+    "socket": ("_socket",),
+    "multiprocessing": ("_multiprocessing", "_posixshmem"),
+    "ssl": ("_ssl",),
+    "mmap": (),
+    "signal": ("_signal",),
+}
+EVENTS: dict[str, tuple[str, ...]] = {
+    "ctypes": ("ctypes.",),
+    "subprocess": (
+        "subprocess.Popen",
+        "os.system",
+        "os.exec",
+        "os.posix_spawn",
+        "os.spawn",
+        "pty.spawn",
+    ),
+    "socket": ("socket.",),
+}
+
+
+# --- framing (shared with the host) -----------------------------------------------------------
+
+
+def encode(message: dict[str, Any]) -> bytes:
+    body = json.dumps(message, separators=(",", ":")).encode()
+    return HEADER.pack(len(body)) + body
+
+
+def decode(body: bytes) -> dict[str, Any]:
+    message = json.loads(body)
+    if not isinstance(message, dict):
+        raise ValueError("a frame must hold a JSON object")
+    return message
+
+
+def _read_exact(fd: int, size: int) -> bytes | None:
+    chunks = []
+    while size:
+        chunk = os.read(fd, min(size, 1 << 20))
+        if not chunk:
+            return None
+        chunks.append(chunk)
+        size -= len(chunk)
+    return b"".join(chunks)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+# --- the guards installed in each child before user code ---------------------------------------
+
+
+def _matches(name: str, prefixes: set[str]) -> bool:
+    return any(name == p or name.startswith(p + ".") for p in prefixes)
+
+
+def _expand_deny(deny: list[str]) -> set[str]:
+    names = set(deny)
+    for name in deny:
+        names.update(BACKENDS.get(name, ()))
+    return names
+
+
+def _library_dirs() -> tuple[str, ...]:
+    import sysconfig
+
+    dirs = {sysconfig.get_path("stdlib"), sysconfig.get_path("platstdlib")}
+    dirs.update(p for p in sys.path if p.startswith("/usr/lib/python3"))
+    return tuple(sorted(d.rstrip("/") + "/" for d in dirs if d))
+
+
+def install_guards(deny: list[str], allow: list[str], filesystem: str) -> None:
+    """Refuse denied imports and capabilities for the rest of this process's life."""
+    denied = _expand_deny(deny)
+    allowed = set(allow)
+    for name in allow:  # importing a.b imports a first
+        parts = name.split(".")
+        allowed.update(".".join(parts[:i]) for i in range(1, len(parts)))
+    blocked = tuple(e for name in deny for e in EVENTS.get(name, ()))
+    libraries = _LIBRARY_DIRS or _library_dirs()
+    readable = (*libraries, "/dev/null", "/dev/urandom", "/dev/random")
+    bootstrap_file = __file__
+
+    for name in list(sys.modules):
+        if _matches(name, denied):
+            del sys.modules[name]
+
+    def refuse_import(name: str) -> None:
+        if _matches(name, denied):
+            raise ImportError(
+                f"hive sandbox: import of {name!r} is denied by the sandbox policy (modules.deny)",
+                name=name,
+            )
+        if allowed and not _matches(name, allowed) and _imported_by_user_code():
+            raise ImportError(
+                f"hive sandbox: import of {name!r} is not in the sandbox policy's modules.allow",
+                name=name,
+            )
+
+    def _imported_by_user_code() -> bool:
+        frame: types.FrameType | None = sys._getframe(2)
+        while frame is not None:
+            filename = frame.f_code.co_filename
+            if filename.startswith("<frozen importlib") or filename in (
+                bootstrap_file,
+                importlib_init,
+            ):
+                frame = frame.f_back
+                continue
+            return not filename.startswith(libraries)
+        return True
+
+    import importlib
+
+    importlib_init = importlib.__file__ or ""
+
+    class DenyFinder:
+        """First on sys.meta_path: a denied module is refused before any finder looks for it."""
+
+        @staticmethod
+        def find_spec(name: str, path: Any = None, target: Any = None) -> None:
+            refuse_import(name)
+
+    def hook(event: str, args: tuple[Any, ...]) -> None:
+        if event == "import":
+            refuse_import(str(args[0]))
+        elif blocked and event.startswith(blocked):
+            raise PermissionError(
+                f"hive sandbox: {event} is denied by the sandbox policy (modules.deny)"
+            )
+        elif filesystem == "none" and event in ("open", "os.listdir", "os.scandir"):
+            path, writing = args[0], False
+            if event == "open" and len(args) > 1:
+                mode = args[1] if isinstance(args[1], str) else ""
+                flags = args[2] if len(args) > 2 and isinstance(args[2], int) else 0
+                writing = any(c in mode for c in "wax+") or bool(
+                    flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT)
+                )
+            if isinstance(path, int):
+                return
+            text = os.fsdecode(path) if isinstance(path, (str, bytes)) else str(path)
+            if writing or not os.path.abspath(text).startswith(readable):
+                raise PermissionError(
+                    f"hive sandbox: file access is off (filesystem: none): {text}"
+                )
+
+    sys.meta_path.insert(0, DenyFinder)
+    sys.addaudithook(hook)
+
+
+# --- seccomp: no new programs ------------------------------------------------------------------
+
+# (audit arch, execve, execveat) per machine; the filter fails closed on any other arch.
+_EXEC_SYSCALLS = {"x86_64": (0xC000003E, 59, 322), "aarch64": (0xC00000B7, 221, 281)}
+_libc: Any = None
+_no_exec_program: Any = None
+_LIBRARY_DIRS: tuple[str, ...] = ()
+_AS_SLACK = 0  # address space the interpreter maps without using it (RLIMIT_AS counts it)
+
+
+def prepare() -> None:
+    """What every child needs, made once in the zygote before any user code exists.
+
+    libc and the seccomp program through ctypes (the child only calls prctl), and the
+    standard library's folders (sysconfig is slow to import).
+    """
+    global _libc, _no_exec_program, _LIBRARY_DIRS, _AS_SLACK
+    import ctypes
+    import importlib  # noqa: F401  (the guards look at its frames)
+
+    with open("/proc/self/statm") as statm:
+        size, resident = (int(x) for x in statm.read().split()[:2])
+    _AS_SLACK = max(0, size - resident) * os.sysconf("SC_PAGE_SIZE")
+
+    _LIBRARY_DIRS = _library_dirs()
+    _libc = ctypes.CDLL(None, use_errno=True)
+    arch, execve, execveat = _EXEC_SYSCALLS.get(os.uname().machine, (0, -1, -1))
+
+    def op(code: int, k: int, jt: int = 0, jf: int = 0) -> tuple[int, int, int, int]:
+        return (code, jt, jf, k)
+
+    ld, jeq, jge, ret = 0x20, 0x15, 0x35, 0x06
+    program = [
+        op(ld, 4),  # seccomp_data.arch
+        op(jeq, arch, 0, 5),
+        op(ld, 0),  # seccomp_data.nr
+        op(jge, 0x40000000, 3, 0),  # x32 system calls
+        op(jeq, execve & 0xFFFFFFFF, 2, 0),
+        op(jeq, execveat & 0xFFFFFFFF, 1, 0),
+        op(ret, 0x7FFF0000),  # SECCOMP_RET_ALLOW
+        op(ret, 0x00050000 | errno.EPERM),  # SECCOMP_RET_ERRNO
+    ]
+
+    class Filter(ctypes.Structure):
+        _fields_ = [
+            ("code", ctypes.c_uint16),
+            ("jt", ctypes.c_uint8),
+            ("jf", ctypes.c_uint8),
+            ("k", ctypes.c_uint32),
+        ]
+
+    class Program(ctypes.Structure):
+        _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.POINTER(Filter))]
+
+    filters = (Filter * len(program))(*(Filter(*f) for f in program))
+    _no_exec_program = (Program(len(program), filters), filters)
+
+
+def forbid_exec() -> None:
+    """A seccomp filter that makes execve and execveat fail with EPERM, for good.
+
+    With subprocess denied, a run can fork (within its pids limit) but never start another
+    program, even one reached around the Python-level guards (a fresh python3 without them).
+    """
+    import ctypes
+
+    if _no_exec_program is None:
+        prepare()
+    if _libc.prctl(38, 1, 0, 0, 0) != 0:  # PR_SET_NO_NEW_PRIVS
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_NO_NEW_PRIVS) failed")
+    if _libc.prctl(22, 2, ctypes.byref(_no_exec_program[0]), 0, 0) != 0:  # SECCOMP, FILTER
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_SECCOMP) failed")
+
+
+# --- the child: one execution -----------------------------------------------------------------
+
+REQUEST_FD = 4
+
+
+def _set_limits(limits: dict[str, Any]) -> None:
+    # What the run can touch is about the limit: the interpreter's resident pages count, the
+    # address space it only reserves does not.
+    memory = int(limits["memory_bytes"]) + _AS_SLACK
+    resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
+    cpu = max(1, int(-(-float(limits["cpu_seconds"]) // 1)))
+    resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
+    pids = int(limits["pids"])
+    resource.setrlimit(resource.RLIMIT_NPROC, (pids, pids))
+    fsize = int(limits.get("temp_bytes") or 64 << 20)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, fsize))
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+
+
+def _report(status: dict[str, Any]) -> None:
+    """One line to the zygote; processes forked by the run share the pipe, lines stay whole."""
+    with contextlib.suppress(OSError):
+        os.write(STATUS_FD, json.dumps(status).encode() + b"\n")
+
+
+def _spare(req_r: int, out_w: int, err_w: int, st_w: int, workdir: str) -> None:
+    """A child forked ahead of its request: set up, wait for the code, then run it."""
+    os.setsid()
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGCHLD, signal.SIGPIPE, signal.SIGXCPU):
+        signal.signal(sig, signal.SIG_DFL)
+    high = [fcntl.fcntl(fd, fcntl.F_DUPFD, 64) for fd in (out_w, err_w, st_w, req_r)]
+    null = os.open("/dev/null", os.O_RDWR)
+    os.dup2(null, 0)
+    for target, fd in zip((1, 2, STATUS_FD, REQUEST_FD), high, strict=True):
+        os.dup2(fd, target, inheritable=False)
+    os.closerange(REQUEST_FD + 1, 1 << 16)  # the protocol, the other pipes, everything else
+    header = _read_exact(REQUEST_FD, HEADER.size)
+    if header is None:
+        os._exit(0)  # the zygote is gone, or retired this spare
+    body = _read_exact(REQUEST_FD, HEADER.unpack(header)[0])
+    os.close(REQUEST_FD)
+    if body is None:
+        os._exit(0)
+    _child(decode(body), workdir)
+
+
+def _child(request: dict[str, Any], workdir: str) -> None:
+    limits = request["limits"]
+    _set_limits(limits)
+    os.setgroups([])
+    os.setgid(SANDBOX_UID)
+    os.setuid(SANDBOX_UID)
+    if "subprocess" in limits.get("deny", ()):
+        forbid_exec()
+    home = workdir or "/"
+    os.environ.clear()
+    os.environ.update(
+        {"PATH": "/usr/bin:/bin", "HOME": home, "TMPDIR": home, "LANG": "C.UTF-8", "PWD": home}
+    )
+    os.chdir(home)
+    sys.stdin = io.TextIOWrapper(io.FileIO(0, "r", closefd=False), encoding="utf-8")
+    sys.stdout = io.TextIOWrapper(
+        io.FileIO(1, "w", closefd=False),
+        encoding="utf-8",
+        errors="backslashreplace",
+        line_buffering=True,
+    )
+    sys.stderr = io.TextIOWrapper(
+        io.FileIO(2, "w", closefd=False),
+        encoding="utf-8",
+        errors="backslashreplace",
+        line_buffering=True,
+    )
+    sys.argv = [USER_FILENAME]
+    source = str(request["code"])
+    linecache.cache[USER_FILENAME] = (len(source), None, source.splitlines(True), USER_FILENAME)
+    main = types.ModuleType("__main__")
+    main.__dict__["__builtins__"] = builtins
+    main.__dict__["__file__"] = USER_FILENAME
+    sys.modules["__main__"] = main
+    install_guards(
+        list(limits.get("deny", ())),
+        list(limits.get("allow", ())),
+        str(limits.get("filesystem", "temp")),
+    )
+    code = 0
+    try:
+        exec(compile(source, USER_FILENAME, "exec"), main.__dict__)  # noqa: S102
+    except SystemExit as exc:
+        if exc.code is None:
+            code = 0
+        elif isinstance(exc.code, int):
+            code = exc.code & 0xFF
+        else:
+            print(exc.code, file=sys.stderr)
+            code = 1
+    except MemoryError:
+        _report({"limit": "memory"})
+        with contextlib.suppress(MemoryError):
+            sys.stderr.write("MemoryError: the sandbox's memory limit was reached\n")
+        code = 1
+    except BaseException as exc:
+        if isinstance(exc, OSError) and exc.errno == errno.EAGAIN and _at_fork(exc):
+            _report({"limit": "pids"})
+        _print_traceback(exc)
+        code = 1
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(BaseException):
+            stream.flush()
+    os._exit(code)
+
+
+def _print_traceback(exc: BaseException) -> None:
+    """The traceback as Python prints it, without the frames of this file."""
+    report = traceback.TracebackException.from_exception(exc)
+    seen: set[int] = set()
+    part: traceback.TracebackException | None = report
+    while part is not None and id(part) not in seen:
+        seen.add(id(part))
+        part.stack[:] = [f for f in part.stack if f.filename != __file__]
+        part = part.__cause__ or part.__context__
+    sys.stderr.write("".join(report.format()))
+
+
+def _at_fork(exc: BaseException) -> bool:
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    return tb is not None and "fork" in (
+        linecache.getline(tb.tb_frame.f_code.co_filename, tb.tb_lineno) or ""
+    )
+
+
+# --- the zygote ---------------------------------------------------------------------------------
+
+
+def _remove_tree(top: str) -> None:
+    """rm -rf, without importing shutil (and its compression modules) into the zygote."""
+    for folder, dirs, files in os.walk(top, topdown=False):
+        for name in files:
+            with contextlib.suppress(OSError):
+                os.unlink(os.path.join(folder, name))
+        for name in dirs:
+            path = os.path.join(folder, name)
+            with contextlib.suppress(OSError):
+                if os.path.islink(path):
+                    os.unlink(path)
+                else:
+                    os.rmdir(path)
+    with contextlib.suppress(OSError):
+        os.rmdir(top)
+
+
+class Spare:
+    """A forked child waiting for its request, with the pipes of its run and its folder."""
+
+    def __init__(self, counter: int, filesystem: str) -> None:
+        self.workdir = ""
+        if filesystem == "temp":
+            self.workdir = f"/tmp/run-{counter}"  # noqa: S108 (the sandbox's own tmpfs)
+            os.mkdir(self.workdir, 0o700)
+            os.chown(self.workdir, SANDBOX_UID, SANDBOX_UID)
+        self.filesystem = filesystem
+        req_r, self.req_w = os.pipe()
+        self.out_r, out_w = os.pipe()
+        self.err_r, err_w = os.pipe()
+        self.st_r, st_w = os.pipe()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        self.pid = os.fork()
+        if self.pid == 0:
+            try:
+                _spare(req_r, out_w, err_w, st_w, self.workdir)
+            except BaseException:
+                traceback.print_exc()
+            finally:
+                os._exit(126)
+        for fd in (req_r, out_w, err_w, st_w):
+            os.close(fd)
+
+    def send(self, request: dict[str, Any]) -> None:
+        """Hand the request over; a spare that died meanwhile reports through its status."""
+        with contextlib.suppress(OSError):
+            _write_all(self.req_w, encode(request))
+        os.close(self.req_w)
+        self.req_w = -1
+
+    def close(self) -> None:
+        """Close this side's pipes (once) and delete the run's folder."""
+        for fd in (self.req_w, self.out_r, self.err_r, self.st_r):
+            if fd >= 0:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+        self.req_w = self.out_r = self.err_r = self.st_r = -1
+        if self.workdir:
+            _remove_tree(self.workdir)
+
+
+def _sandbox_pids() -> list[int]:
+    pids = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                if os.stat(f"/proc/{entry}").st_uid == SANDBOX_UID:
+                    pids.append(int(entry))
+            except OSError:
+                continue
+    return pids
+
+
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_seconds(pids: list[int]) -> float:
+    """CPU time of `pids` and of the children they have reaped, from /proc/<pid>/stat."""
+    ticks = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as stat:
+                fields = stat.read().rsplit(b")", 1)[1].split()
+        except OSError:
+            continue
+        ticks += sum(int(f) for f in fields[11:15])  # utime stime cutime cstime
+    return ticks / _TICKS
+
+
+def _kill_all() -> None:
+    """Kill every process of the sandbox but this one, and reap what was ours."""
+    if os.getpid() == 1:  # kill(-1) from PID 1 reaches every process but itself
+        while True:
+            with contextlib.suppress(OSError):
+                os.kill(-1, signal.SIGKILL)
+            try:
+                os.waitpid(-1, 0)
+            except ChildProcessError:
+                return
+    # Not PID 1 (a zygote outside a fresh PID namespace): kill the sandbox user's processes.
+    deadline = time.monotonic() + 2
+    while time.monotonic() < deadline:
+        pids = _sandbox_pids()
+        for pid in pids:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+        try:
+            while os.waitpid(-1, os.WNOHANG)[0]:
+                pass
+        except ChildProcessError:
+            pass
+        if not pids:
+            return
+        time.sleep(0.001)
+
+
+def run(request: dict[str, Any], spare: Spare) -> dict[str, Any]:
+    """Hand `request` to `spare`, watch it under the limits, then clear the sandbox."""
+    limits = request["limits"]
+    pid, out_r, err_r, st_r = spare.pid, spare.out_r, spare.err_r, spare.st_r
+    started = time.monotonic()
+    spare.send(request)
+    budget = int(limits["output_bytes"])
+    timeout = float(limits["timeout_s"])
+    pids_limit = int(limits["pids"])
+    cpu_limit = float(limits["cpu_seconds"])
+    cpu_used = 0.0
+    buffers = {out_r: bytearray(), err_r: bytearray()}
+    status = bytearray()
+    open_fds = {out_r, err_r, st_r}
+    limit: str | None = None
+    truncated = False
+    waited: tuple[int, int, Any] | None = None
+    exited_at = 0.0
+    next_count = started + 0.05
+
+    def take(fd: int, chunk: bytes) -> None:
+        nonlocal status, truncated, limit
+        if fd == st_r:
+            status += chunk[: max(0, 4096 - len(status))]
+            return
+        used = len(buffers[out_r]) + len(buffers[err_r])
+        keep = max(0, budget - used)
+        buffers[fd] += chunk[:keep]
+        if len(chunk) > keep:
+            truncated = True
+            limit = limit or "output"
+
+    while True:
+        now = time.monotonic()
+        if waited is None:
+            got = os.wait4(pid, os.WNOHANG)
+            if got[0] == pid:
+                waited, exited_at = got, now
+        if waited is not None and (not (open_fds - {st_r}) or now - exited_at > 0.2):
+            break
+        if waited is None and now - started > timeout:
+            limit = "timeout"
+            break
+        if waited is None and now >= next_count:
+            next_count = now + 0.05
+            pids = _sandbox_pids()
+            if len(pids) >= pids_limit > 1:
+                limit = "pids"
+                break
+            # All of the run's processes together: RLIMIT_CPU counts each one on its own
+            # (and only in whole seconds); it stays as the backstop.
+            cpu_used = _cpu_seconds(pids)
+            if cpu_used >= cpu_limit:
+                limit = "cpu"
+                break
+        if not open_fds:
+            time.sleep(0.002)
+            continue
+        ready, _, _ = select.select(list(open_fds), [], [], 0.01)
+        for fd in ready:
+            chunk = os.read(fd, 65536)
+            if chunk:
+                take(fd, chunk)
+            else:
+                open_fds.discard(fd)
+        if limit == "output":
+            break
+    wall = time.monotonic() - started
+    if waited is None:
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
+        waited = os.wait4(pid, 0)
+    _kill_all()
+    for fd in open_fds:  # what is still buffered in the pipes
+        with contextlib.suppress(OSError):
+            while select.select([fd], [], [], 0)[0] and (chunk := os.read(fd, 65536)):
+                take(fd, chunk)
+    spare.close()
+    _, wstatus, usage = waited
+    exit_code: int | None = None
+    sig: int | None = None
+    if os.WIFEXITED(wstatus):
+        exit_code = os.WEXITSTATUS(wstatus)
+    elif os.WIFSIGNALED(wstatus):
+        sig = os.WTERMSIG(wstatus)
+    reported: dict[str, Any] = {}
+    for line in bytes(status).splitlines():  # the first well-formed report wins
+        with contextlib.suppress(ValueError):
+            candidate = json.loads(line)
+            if isinstance(candidate, dict):
+                reported = candidate
+                break
+    cpu_s = max(cpu_used, (usage.ru_utime + usage.ru_stime) if usage is not None else 0.0)
+    if (
+        limit is None
+        and sig in (signal.SIGXCPU, signal.SIGKILL)
+        and cpu_s >= float(limits["cpu_seconds"]) * 0.9
+    ):
+        limit = "cpu"
+    # The run's own report is the more precise cause: a fork bomb that met the pids limit then
+    # spins until the CPU limit, a failed allocation can end in any way.
+    if limit in (None, "cpu") and reported.get("limit") in ("memory", "pids"):
+        limit = str(reported["limit"])
+    return {
+        "op": "result",
+        "id": request.get("id"),
+        "exit_code": exit_code,
+        "signal": sig,
+        "stdout": buffers[out_r].decode("utf-8", "replace"),
+        "stderr": buffers[err_r].decode("utf-8", "replace"),
+        "truncated": truncated,
+        "wall_s": wall,
+        "cpu_s": cpu_s,
+        "peak_memory_bytes": (usage.ru_maxrss * 1024) if usage is not None else 0,
+        "limit": limit,
+    }
+
+
+def serve() -> None:
+    """Answer run requests until stdin closes or an exit frame comes.
+
+    A spare child is forked before the ready frame and after each answer, so a request finds
+    its child already made: the fork is off the request's path. ``argv[1]`` is the
+    filesystem mode (the one the bundle was made for).
+    """
+    proto_in, proto_out = os.dup(0), os.dup(1)
+    null = os.open("/dev/null", os.O_RDONLY)
+    os.dup2(null, 0)
+    os.dup2(2, 1)  # stray prints of the zygote go to stderr, never into the protocol
+    signal.signal(signal.SIGPIPE, signal.SIG_IGN)  # a dead spare or host is an error, not death
+    prepare()
+    filesystem = sys.argv[1] if len(sys.argv) > 1 else "temp"
+    counter = 1
+    spare: Spare | None = Spare(counter, filesystem)
+    _write_all(proto_out, encode({"op": "ready", "pid": os.getpid(), "python": sys.version}))
+    try:
+        while True:
+            header = _read_exact(proto_in, HEADER.size)
+            if header is None:
+                return
+            (size,) = HEADER.unpack(header)
+            body = _read_exact(proto_in, size) if size <= MAX_FRAME else None
+            if body is None:
+                return
+            request = decode(body)
+            if request.get("op") == "exit":
+                return
+            try:
+                wanted = str(request["limits"].get("filesystem", filesystem))
+                if spare is None or wanted != spare.filesystem:
+                    if spare is not None:
+                        _kill_all()
+                        spare.close()
+                    counter += 1
+                    spare = Spare(counter, wanted)
+                answer = run(request, spare)
+            except Exception as exc:
+                answer = {
+                    "op": "error",
+                    "id": request.get("id"),
+                    "message": f"{type(exc).__name__}: {exc}",
+                }
+                _kill_all()
+            if spare is not None:
+                spare.close()
+                spare = None
+            _write_all(proto_out, encode(answer))
+            counter += 1
+            spare = Spare(counter, filesystem)
+    finally:
+        _kill_all()
+        if spare is not None:
+            spare.close()
+
+
+if __name__ == "__main__":
+    serve()
