@@ -40,7 +40,8 @@ def test_missing_file_is_one_line(tmp_path: Path) -> None:
 
 
 def test_run_shows_the_hierarchy_of_the_sample() -> None:
-    result = hive("run", str(SAMPLE), "--check")
+    policy = SAMPLE.with_name("sandboxpolicy-strict.yaml")
+    result = hive("run", str(SAMPLE), "--check", "--policy", str(policy))
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     lead = next(i for i, line in enumerate(lines) if "lead" in line)
@@ -92,4 +93,13 @@ def test_agent_with_a_config_for_another_agent_is_one_line(tmp_path: Path) -> No
     assert result.returncode == 1
     assert result.stderr.strip() == (
         f"hive: error: --config {config}: describes agent 'lead', not 'coder'"
+    )
+
+
+def test_run_names_a_sandbox_policy_it_cannot_find() -> None:
+    result = hive("run", str(SAMPLE), "--check")
+    assert result.returncode == 1
+    assert result.stderr.strip() == (
+        "hive: error: spec.agents[2].sandboxPolicyRef: SandboxPolicy 'strict' is in no file "
+        "given (add it to the team file or pass --policy FILE)"
     )

@@ -9,12 +9,14 @@ import signal
 from pathlib import Path
 
 from hive.api.agentteam import Provider
+from hive.api.sandboxpolicy import SandboxPolicySpec
 from hive.errors import InvalidInput
 from hive.kube.client import async_client
 from hive.kube.reporter import StatusReporter, field_manager_for
 from hive.runtime.models import OpenAICompatible
 from hive.runtime.pod import AgentPod, PodConfig
 from hive.runtime.reporting import heartbeat
+from hive.runtime.toolbox import Toolbox
 from hive.settings import Settings
 
 API_KEY_ENV = "HIVE_MODEL_API_KEY"
@@ -75,10 +77,20 @@ def run_agent(
                     reporter, agent, role, interval_s=settings.agent.heartbeat_s, stop=stop
                 )
                 return
+            policy = (
+                SandboxPolicySpec.model_validate(config.sandbox_policy)
+                if config.sandbox_policy
+                else None
+            )
+            toolbox = Toolbox()
+            tools = toolbox.for_agent(config.agent_spec(agent), policy)
+            for name in toolbox.unavailable.get(agent, []):
+                logging.getLogger("hive.agent").warning("no built-in implementation of %s", name)
             pod = AgentPod(
                 config=config,
                 model=model_of(config),
                 status=reporter,
+                tools=tools,
                 host=settings.agent.host,
                 port=settings.agent.port,
                 heartbeat_s=settings.agent.heartbeat_s,
@@ -87,7 +99,10 @@ def run_agent(
             for name, url in settings.agent.peer_urls.items():
                 if name in config.peer_urls:
                     config.peer_urls[name] = url
-            await pod.serve(stop)
+            try:
+                await pod.serve(stop)
+            finally:
+                await toolbox.close()
         finally:
             await client.close()
 

@@ -138,6 +138,14 @@ def agent(
     type=click.Path(path_type=Path, dir_okay=False),
     help="Also write the report as JSON.",
 )
+@click.option(
+    "--policy",
+    "policy_files",
+    multiple=True,
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="A file with SandboxPolicies the agents refer to (repeatable); the team file's own "
+    "SandboxPolicy documents count too.",
+)
 @click.option("--check", is_flag=True, help="Only check the team file and show the team.")
 @one_line_errors
 def run(
@@ -148,15 +156,17 @@ def run(
     approve: str,
     live: bool | None,
     report_path: Path | None,
+    policy_files: tuple[Path, ...],
     check: bool,
 ) -> None:
     """Run the team of TEAM_FILE (an AgentTeam or its spec) on TASK (default: its goal).
 
     Exit status: 0 succeeded, 1 failed, 3 deadlocked.
     """
-    from hive.cli.teamfile import load_team, show_team
+    from hive.cli.teamfile import load_policies, load_team, policies_of, show_team
 
     team = load_team(team_file)
+    policies = policies_of(team, load_policies([team_file, *policy_files]))
     if check:
         show_team(team, task)
         return
@@ -172,6 +182,7 @@ def run(
             live=live,
             report_path=report_path,
             model_file=get_settings().embedded_model,
+            policies=policies,
         )
     )
 

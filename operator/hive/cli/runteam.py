@@ -13,11 +13,13 @@ import click
 from rich.console import Console
 
 from hive.api.agentteam import AgentTeamSpec, Provider, RunOutcome
+from hive.api.sandboxpolicy import SandboxPolicySpec
 from hive.errors import InvalidInput
 from hive.runtime.models import OpenAICompatible
 from hive.runtime.teams.approvals import approve_all
 from hive.runtime.teams.roster import Approval, ApprovalRequest, Approver
 from hive.runtime.teams.team import Team, TeamResult
+from hive.runtime.toolbox import Toolbox
 
 EXIT_CODES = {RunOutcome.SUCCEEDED: 0, RunOutcome.FAILED: 1, RunOutcome.DEADLOCKED: 3}
 API_KEY_ENV = "HIVE_MODEL_API_KEY"
@@ -82,18 +84,31 @@ async def run_team(
     live: bool,
     console: Console,
     model_file: Path | None = None,
+    policies: dict[str, SandboxPolicySpec | None] | None = None,
 ) -> TeamResult:
     from hive.cli.live import report, watch
 
     approver: Approver | None = {"auto": approve_all, "ask": ask_at_terminal(console)}.get(approve)
+    toolbox = Toolbox()
+    agents = {a.name: a for a in spec.agents}
+    chosen = policies or {}
     async with model_for(spec, endpoint, model_name, console, model_file) as model:
-        team = Team.local(spec, model, approver=approver)
+        team = Team.local(
+            spec,
+            model,
+            approver=approver,
+            tools=lambda name: toolbox.for_agent(agents[name], chosen.get(name)),
+        )
+        for agent, names in toolbox.unavailable.items():
+            console.print(f"[dim]{agent}: no built-in implementation of {', '.join(names)}[/]")
         display = watch(team.bus, spec, task or spec.goal, console, live and approve != "ask")
         try:
             result = await team.run(task)
         finally:
             if display is not None:
                 display.stop()
+            await toolbox.close()
+            await model.aclose()
     report(result, console)
     return result
 
@@ -108,6 +123,7 @@ def run_command(
     live: bool | None,
     report_path: Path | None,
     model_file: Path | None = None,
+    policies: dict[str, SandboxPolicySpec | None] | None = None,
 ) -> int:
     console = Console()
     result = asyncio.run(
@@ -120,6 +136,7 @@ def run_command(
             live=console.is_terminal if live is None else live,
             console=console,
             model_file=model_file,
+            policies=policies,
         )
     )
     if report_path is not None:

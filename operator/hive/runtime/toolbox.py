@@ -1,0 +1,44 @@
+"""The tools an agent gets: built-in implementations of the tools its spec names.
+
+An agent's spec lists tools by name and version range (the ToolVersion resources describe their
+interfaces); this is where a name becomes something that runs. `python` (or `run-python`) is
+the sandboxed code tool: agent-written Python in a warm gVisor pool under the agent's
+SandboxPolicy, started on first use. A name with no implementation here is reported, not fatal:
+the agent works without it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+from hive.api.agentteam import AgentSpec
+from hive.api.sandboxpolicy import SandboxPolicySpec
+from hive.runtime.sandbox.limits import SandboxLimits, limits_from_policy
+from hive.runtime.sandbox.pool import SandboxPool
+from hive.runtime.sandbox.tool import run_python_tool
+from hive.runtime.tools import Tool, ToolRegistry
+
+CODE_TOOLS = frozenset({"python", "run-python"})
+
+
+@dataclass
+class Toolbox:
+    """Every agent's tools, and the sandboxes behind them, closed together."""
+
+    pools: list[SandboxPool] = field(default_factory=list)
+    unavailable: dict[str, list[str]] = field(default_factory=dict)
+
+    def for_agent(self, agent: AgentSpec, policy: SandboxPolicySpec | None) -> ToolRegistry:
+        tools: list[Tool] = []
+        for requirement in agent.tools:
+            if requirement.name in CODE_TOOLS:
+                pool = SandboxPool(limits_from_policy(policy) if policy else SandboxLimits())
+                self.pools.append(pool)
+                tools.append(run_python_tool(pool))
+            else:
+                self.unavailable.setdefault(agent.name, []).append(requirement.name)
+        return ToolRegistry.of(tools)
+
+    async def close(self) -> None:
+        await asyncio.gather(*(p.close() for p in self.pools), return_exceptions=True)
