@@ -98,6 +98,7 @@ def test_kill_9_mid_reconcile_then_restart_converges(
             "rolebindings",
             "configmaps",
             "networkpolicies",
+            "services",
         ):
             for obj in items(cluster, kind, "-l", "hive.dev/team"):
                 refs = obj["metadata"].get("ownerReferences", [])
@@ -107,6 +108,6 @@ def test_kill_9_mid_reconcile_then_restart_converges(
 
     wait_for(lambda: not orphans(), 90, "garbage collection of crash-1's children")
     for name in [f"crash-{i}" for i in range(TEAMS) if i != 1]:
-        deployments = items(cluster, "deployments", "-l", f"hive.dev/team={name}")
-        assert len(deployments) == 3
+        deployments = items(cluster, "deployments", "-l", f"hive.dev/team={name},hive.dev/agent")
+        assert len(deployments) == 3, "one per agent (the embedded model's is apart)"
     cluster.kubectl("delete", "agentteam", "-l", "suite=crash", "--wait=false")
