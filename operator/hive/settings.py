@@ -9,7 +9,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -107,6 +107,17 @@ class AgentSettings(BaseModel):
     )
 
 
+class SandboxSettings(BaseModel):
+    """Where agent-written code runs: gVisor's runsc on a prepared root filesystem."""
+
+    rootfs: Path | None = Field(
+        default=None,
+        description="Root filesystem of the sandbox; unset uses the one sandbox-images/"
+        "build-rootfs.sh built last (~/.cache/hive/sandbox-rootfs/current/rootfs).",
+    )
+    runsc: str | None = Field(default=None, description="The runsc binary; unset looks on PATH.")
+
+
 class Settings(BaseSettings):
     """Root of the settings tree."""
 
@@ -116,6 +127,12 @@ class Settings(BaseSettings):
     kube: KubeSettings = Field(default_factory=KubeSettings)
     operator: OperatorSettings = Field(default_factory=OperatorSettings)
     agent: AgentSettings = Field(default_factory=AgentSettings)
+    sandbox: SandboxSettings = Field(default_factory=SandboxSettings)
+    model_api_key: SecretStr | None = Field(
+        default=None,
+        description="API key of the team's model (HIVE_MODEL_API_KEY; in a pod it comes from "
+        "the Secret in spec.model.secretRef).",
+    )
     embedded_model: Path | None = Field(
         default=None,
         description="The SmolLM2 GGUF file of the embedded model; unset looks in .models/ "

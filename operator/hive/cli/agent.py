@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import signal
 from pathlib import Path
 
@@ -19,14 +18,12 @@ from hive.runtime.reporting import heartbeat
 from hive.runtime.toolbox import Toolbox
 from hive.settings import Settings
 
-API_KEY_ENV = "HIVE_MODEL_API_KEY"
-
 
 def load_pod_config(path: Path, agent: str) -> PodConfig:
     return PodConfig.load(path, agent)
 
 
-def model_of(config: PodConfig) -> OpenAICompatible:
+def model_of(config: PodConfig, settings: Settings) -> OpenAICompatible:
     model = config.spec.model
     if not model.endpoint:
         hint = (
@@ -35,11 +32,12 @@ def model_of(config: PodConfig) -> OpenAICompatible:
             else ""
         )
         raise InvalidInput("model.endpoint", f"is not set {hint}".strip())
-    api_key = os.environ.get(API_KEY_ENV)
+    key = settings.model_api_key
+    api_key = key.get_secret_value() if key else None
     if model.secret_ref and not api_key:
         raise InvalidInput(
             "model.secretRef",
-            f"{API_KEY_ENV} is empty: the Secret {model.secret_ref.name} is missing",
+            f"HIVE_MODEL_API_KEY is empty: the Secret {model.secret_ref.name} is missing",
         )
     structured = "json_object_schema" if model.provider == Provider.EMBEDDED else "json_schema"
     return OpenAICompatible(
@@ -82,13 +80,13 @@ def run_agent(
                 if config.sandbox_policy
                 else None
             )
-            toolbox = Toolbox()
+            toolbox = Toolbox(rootfs=settings.sandbox.rootfs, runsc=settings.sandbox.runsc)
             tools = toolbox.for_agent(config.agent_spec(agent), policy)
             for name in toolbox.unavailable.get(agent, []):
                 logging.getLogger("hive.agent").warning("no built-in implementation of %s", name)
             pod = AgentPod(
                 config=config,
-                model=model_of(config),
+                model=model_of(config, settings),
                 status=reporter,
                 tools=tools,
                 host=settings.agent.host,

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -20,9 +19,9 @@ from hive.runtime.teams.approvals import approve_all
 from hive.runtime.teams.roster import Approval, ApprovalRequest, Approver
 from hive.runtime.teams.team import Team, TeamResult
 from hive.runtime.toolbox import Toolbox
+from hive.settings import get_settings
 
 EXIT_CODES = {RunOutcome.SUCCEEDED: 0, RunOutcome.FAILED: 1, RunOutcome.DEADLOCKED: 3}
-API_KEY_ENV = "HIVE_MODEL_API_KEY"
 
 
 @contextlib.asynccontextmanager
@@ -35,7 +34,8 @@ async def model_for(
 ) -> AsyncIterator[OpenAICompatible]:
     """The team's model: the endpoint given, the spec's, or an embedded server started here."""
     model_name = name or spec.model.name
-    api_key = os.environ.get(API_KEY_ENV)
+    key = get_settings().model_api_key
+    api_key = key.get_secret_value() if key else None
     if endpoint:
         yield OpenAICompatible(endpoint, model_name, api_key=api_key)
         return
@@ -53,7 +53,7 @@ async def model_for(
     if spec.model.secret_ref and not api_key:
         raise InvalidInput(
             "model.secretRef",
-            f"set {API_KEY_ENV} to the API key (the Secret {spec.model.secret_ref.name} "
+            f"set HIVE_MODEL_API_KEY to the API key (the Secret {spec.model.secret_ref.name} "
             "is only read in a cluster)",
         )
     yield OpenAICompatible(spec.model.endpoint, model_name, api_key=api_key)
@@ -89,7 +89,8 @@ async def run_team(
     from hive.cli.live import report, watch
 
     approver: Approver | None = {"auto": approve_all, "ask": ask_at_terminal(console)}.get(approve)
-    toolbox = Toolbox()
+    sandbox = get_settings().sandbox
+    toolbox = Toolbox(rootfs=sandbox.rootfs, runsc=sandbox.runsc)
     agents = {a.name: a for a in spec.agents}
     chosen = policies or {}
     async with model_for(spec, endpoint, model_name, console, model_file) as model:

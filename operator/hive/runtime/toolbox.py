@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from hive.api.agentteam import AgentSpec
 from hive.api.sandboxpolicy import SandboxPolicySpec
@@ -26,6 +27,8 @@ CODE_TOOLS = frozenset({"python", "run-python"})
 class Toolbox:
     """Every agent's tools, and the sandboxes behind them, closed together."""
 
+    rootfs: Path | None = None
+    runsc: str | None = None
     pools: list[SandboxPool] = field(default_factory=list)
     unavailable: dict[str, list[str]] = field(default_factory=dict)
 
@@ -33,7 +36,8 @@ class Toolbox:
         tools: list[Tool] = []
         for requirement in agent.tools:
             if requirement.name in CODE_TOOLS:
-                pool = SandboxPool(limits_from_policy(policy) if policy else SandboxLimits())
+                limits = limits_from_policy(policy) if policy else SandboxLimits()
+                pool = SandboxPool(limits, rootfs=self.rootfs, runsc=self.runsc)
                 self.pools.append(pool)
                 tools.append(run_python_tool(pool))
             else:
