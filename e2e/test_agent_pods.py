@@ -4,6 +4,9 @@ filling in as the agents delegate, work and review against a scripted model."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -138,3 +141,57 @@ def test_agent_pods_run_the_team_and_fill_in_its_status(
     assert codes == {"lead": 0, "researcher": 0, "writer": 0}, {
         name: pod.log_tail() for name, pod in pods.items()
     }
+
+
+def test_an_agent_that_cannot_work_says_why_in_its_status(
+    cluster: Cluster, operator: OperatorProcess, tmp_path: Path
+) -> None:
+    """A pod whose model key is missing exits with one line, and its entry says the same."""
+    manifest = team_manifest("http://127.0.0.1:9/v1")
+    manifest["metadata"]["name"] = "keyless"
+    manifest["spec"]["model"]["secretRef"] = {"name": "no-such-secret", "key": "apiKey"}
+    path = tmp_path / "keyless.yaml"
+    path.write_text(yaml.safe_dump(manifest))
+    cluster.kubectl("apply", "-f", str(path))
+    wait_for(
+        lambda: (
+            cluster.kubectl("get", "configmap", "keyless-writer-config", check=False).returncode
+            == 0
+        ),
+        60,
+        "the writer's ConfigMap",
+    )
+    config = json.loads(
+        cluster.kubectl("get", "configmap", "keyless-writer-config", "-o", "json").stdout
+    )["data"]["agent.yaml"]
+    mounted = tmp_path / "agent.yaml"
+    mounted.write_text(config)
+    deployment = json.loads(
+        cluster.kubectl("get", "deployment", "keyless-writer", "-o", "json").stdout
+    )
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    args = [str(mounted) if a == "/etc/hive/agent.yaml" else a for a in container["args"]]
+    env = {k: v for k, v in os.environ.items() if k != "HIVE_MODEL_API_KEY"}
+    done = subprocess.run(
+        [sys.executable, "-m", "hive", *args, "--kubeconfig", str(cluster.kubeconfig)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+    message = (
+        "model.secretRef: HIVE_MODEL_API_KEY is empty: key apiKey of Secret no-such-secret "
+        "is missing or empty"
+    )
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines()[-1] == f"hive: error: {message}"
+    assert "Traceback" not in done.stderr
+    entries = {
+        a["name"]: a
+        for a in json.loads(cluster.kubectl("get", "agentteam", "keyless", "-o", "json").stdout)[
+            "status"
+        ]["agents"]
+    }
+    assert entries["writer"]["phase"] == "Failed"
+    assert entries["writer"]["lastError"] == message
+    cluster.kubectl("delete", "agentteam", "keyless", "--wait=false")

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
 import signal
 from pathlib import Path
 
-from hive.api.agentteam import Provider
+from hive.api.agentteam import AgentPhase, AgentStatus, Provider
 from hive.api.sandboxpolicy import SandboxPolicySpec
-from hive.errors import InvalidInput
+from hive.errors import HiveError, InvalidInput
 from hive.kube.client import async_client
 from hive.kube.reporter import StatusReporter, field_manager_for
 from hive.runtime.models import OpenAICompatible
@@ -37,7 +38,8 @@ def model_of(config: PodConfig, settings: Settings) -> OpenAICompatible:
     if model.secret_ref and not api_key:
         raise InvalidInput(
             "model.secretRef",
-            f"HIVE_MODEL_API_KEY is empty: the Secret {model.secret_ref.name} is missing",
+            f"HIVE_MODEL_API_KEY is empty: key {model.secret_ref.key} of Secret "
+            f"{model.secret_ref.name} is missing or empty",
         )
     structured = "json_object_schema" if model.provider == Provider.EMBEDDED else "json_schema"
     return OpenAICompatible(
@@ -51,8 +53,11 @@ def run_agent(
     team: str,
     agent: str,
     once: bool,
-    config: PodConfig | None = None,
+    config_path: Path | None = None,
 ) -> None:
+    """Run one agent pod. A configuration that cannot work is reported into the agent's status
+    entry (phase Failed, with the reason) before the one-line error, so a restarting pod shows
+    why in `kubectl get agentteam -o yaml`, not only in its log."""
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
@@ -67,7 +72,15 @@ def run_agent(
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         try:
-            if once or config is None:
+            try:
+                config = load_pod_config(config_path, agent) if config_path else None
+                built = (
+                    None if once or config is None else build_pod(config, agent, settings, reporter)
+                )
+            except InvalidInput as exc:
+                await report_failure(reporter, agent, str(exc))
+                raise
+            if built is None:
                 if once:
                     stop.set()
                 role = config.agent_spec(agent).role if config else None
@@ -75,28 +88,7 @@ def run_agent(
                     reporter, agent, role, interval_s=settings.agent.heartbeat_s, stop=stop
                 )
                 return
-            policy = (
-                SandboxPolicySpec.model_validate(config.sandbox_policy)
-                if config.sandbox_policy
-                else None
-            )
-            toolbox = Toolbox(rootfs=settings.sandbox.rootfs, runsc=settings.sandbox.runsc)
-            tools = toolbox.for_agent(config.agent_spec(agent), policy)
-            for name in toolbox.unavailable.get(agent, []):
-                logging.getLogger("hive.agent").warning("no built-in implementation of %s", name)
-            pod = AgentPod(
-                config=config,
-                model=model_of(config, settings),
-                status=reporter,
-                tools=tools,
-                host=settings.agent.host,
-                port=settings.agent.port,
-                heartbeat_s=settings.agent.heartbeat_s,
-                peer_wait_s=settings.agent.peer_wait_s,
-            )
-            for name, url in settings.agent.peer_urls.items():
-                if name in config.peer_urls:
-                    config.peer_urls[name] = url
+            toolbox, pod = built
             try:
                 await pod.serve(stop)
             finally:
@@ -105,3 +97,45 @@ def run_agent(
             await client.close()
 
     asyncio.run(main())
+
+
+def build_pod(
+    config: PodConfig, agent: str, settings: Settings, reporter: StatusReporter
+) -> tuple[Toolbox, AgentPod]:
+    policy = (
+        SandboxPolicySpec.model_validate(config.sandbox_policy) if config.sandbox_policy else None
+    )
+    model = model_of(config, settings)
+    toolbox = Toolbox(rootfs=settings.sandbox.rootfs, runsc=settings.sandbox.runsc)
+    tools = toolbox.for_agent(config.agent_spec(agent), policy)
+    for name in toolbox.unavailable.get(agent, []):
+        logging.getLogger("hive.agent").warning("no built-in implementation of %s", name)
+    for name, url in settings.agent.peer_urls.items():
+        if name in config.peer_urls:
+            config.peer_urls[name] = url
+    pod = AgentPod(
+        config=config,
+        model=model,
+        status=reporter,
+        tools=tools,
+        host=settings.agent.host,
+        port=settings.agent.port,
+        heartbeat_s=settings.agent.heartbeat_s,
+        peer_wait_s=settings.agent.peer_wait_s,
+    )
+    return toolbox, pod
+
+
+async def report_failure(reporter: StatusReporter, agent: str, error: str) -> None:
+    """Best effort: the team may be gone or unreachable, and the error is logged anyway."""
+    try:
+        await reporter.report(
+            AgentStatus(
+                name=agent,
+                phase=AgentPhase.FAILED,
+                last_error=error[:1000],
+                last_heartbeat=dt.datetime.now(dt.UTC).replace(microsecond=0),
+            )
+        )
+    except HiveError as exc:
+        logging.getLogger("hive.agent").warning("could not report the failure: %s", exc)

@@ -111,11 +111,10 @@ def agent(
     once: bool,
 ) -> None:
     """Pod entrypoint of one agent: serve its peers, work, and report into its AgentTeam."""
-    from hive.cli.agent import load_pod_config, run_agent
+    from hive.cli.agent import run_agent
 
-    config = load_pod_config(config_path, agent_name) if config_path else None
     settings = settings_with(**{"kube.kubeconfig": kubeconfig})
-    run_agent(settings, namespace, team, agent_name, once, config)
+    run_agent(settings, namespace, team, agent_name, once, config_path)
 
 
 @cli.command()

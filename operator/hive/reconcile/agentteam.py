@@ -127,8 +127,7 @@ def agent_labels(team: str, agent: AgentSpec) -> dict[str, str]:
 
 def agent_config(owner: Owner, team: AgentTeamSpec, agent: AgentSpec, policy: JSON | None) -> JSON:
     """The configuration an agent pod reads from its ConfigMap."""
-    model = team.model.wire()
-    model.pop("secretRef", None)
+    model = team.model.wire()  # secretRef names the Secret; its value comes in through env
     if team.model.provider == Provider.EMBEDDED and not team.model.endpoint:
         model["endpoint"] = embedded_model_url(owner)
     return {
