@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from hypothesis import given, settings
@@ -98,3 +99,16 @@ def test_z3_finds_a_conflict_exactly_when_brute_force_does(
     )
     proof = verify(policy)
     assert proof.holds is not conflict, proof.message
+
+
+def test_proofs_run_at_once_from_many_threads() -> None:
+    """The webhook (kopf's thread pool) and the reconciler may prove at the same time."""
+    good = SandboxPolicySpec.model_validate({"modules": {"deny": ["socket", "ctypes"]}})
+    bad = SandboxPolicySpec.model_validate({"modules": {"allow": ["os"], "deny": ["os.path"]}})
+
+    def prove(i: int) -> bool:
+        return verify(good if i % 2 else bad).holds
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        results = list(pool.map(prove, range(200)))
+    assert results == [bool(i % 2) for i in range(200)]

@@ -55,50 +55,62 @@ class Proof:
     message: str
 
 
-def _module_in(module: z3.SeqRef, entries: Sequence[str]) -> z3.BoolRef:
+def _module_in(module: z3.SeqRef, entries: Sequence[str], ctx: z3.Context) -> z3.BoolRef:
     """`module` is one of `entries` or a submodule of one."""
     return (
         z3.Or(
             [
-                z3.Or(module == z3.StringVal(e), z3.PrefixOf(z3.StringVal(e + "."), module))
+                z3.Or(
+                    module == z3.StringVal(e, ctx), z3.PrefixOf(z3.StringVal(e + ".", ctx), module)
+                )
                 for e in entries
             ]
         )
         if entries
-        else z3.BoolVal(False)
+        else z3.BoolVal(False, ctx)
     )
 
 
 def verify(policy: SandboxPolicySpec) -> Proof:
-    """Prove the properties in this module's docstring, or return the first counterexample."""
-    module = z3.String("module")
-    allowed_entry = _module_in(module, policy.modules.allow)
-    denied = _module_in(module, policy.modules.deny)
-    importable = z3.And(z3.Or(z3.BoolVal(not policy.modules.allow), allowed_entry), z3.Not(denied))
+    """Prove the properties in this module's docstring, or return the first counterexample.
 
-    solver = z3.Solver()
+    Every call works in a Z3 context of its own: Z3's default context is not thread-safe, and
+    the admission webhook (in kopf's thread pool) and the reconciler may prove at once.
+    """
+    ctx = z3.Context()
+    module = z3.String("module", ctx)
+    allowed_entry = _module_in(module, policy.modules.allow, ctx)
+    denied = _module_in(module, policy.modules.deny, ctx)
+    importable = z3.And(
+        z3.Or(z3.BoolVal(not policy.modules.allow, ctx), allowed_entry), z3.Not(denied)
+    )
+
+    solver = z3.Solver(ctx=ctx)
     solver.set("timeout", 5000)
     solver.add(
-        allowed_entry, denied, z3.Length(module) > 0, z3.Not(z3.SuffixOf(z3.StringVal("."), module))
+        allowed_entry,
+        denied,
+        z3.Length(module) > 0,
+        z3.Not(z3.SuffixOf(z3.StringVal(".", ctx), module)),
     )
     if solver.check() == z3.sat:
         witness = solver.model()[module].as_string()
         return Proof(False, f"spec.modules: '{witness}' is both allowed and denied")
 
-    solver = z3.Solver()
+    solver = z3.Solver(ctx=ctx)
     solver.add(denied, importable)
     if solver.check() == z3.sat:  # cannot happen by construction; the proof says so
         return Proof(False, f"spec.modules: denied '{solver.model()[module]}' is importable")
 
     limits = policy.limits
     cpus = quantity(limits.cpu)
-    cpu_time, wall = z3.Reals("cpu_time wall")
-    solver = z3.Solver()
+    cpu_time, wall = z3.Reals("cpu_time wall", ctx)
+    solver = z3.Solver(ctx=ctx)
     solver.add(
         wall >= 0,
-        wall <= z3.RealVal(str(limits.timeout_seconds)),
-        cpu_time <= wall * z3.RealVal(str(cpus)),
-        cpu_time >= z3.RealVal(str(limits.cpu_seconds)),
+        wall <= z3.RealVal(str(limits.timeout_seconds), ctx),
+        cpu_time <= wall * z3.RealVal(str(cpus), ctx),
+        cpu_time >= z3.RealVal(str(limits.cpu_seconds), ctx),
     )
     if solver.check() == z3.unsat:
         return Proof(
@@ -106,9 +118,12 @@ def verify(policy: SandboxPolicySpec) -> Proof:
             f"spec.limits.cpuSeconds: {limits.cpu_seconds}s of CPU cannot be used within "
             f"timeoutSeconds {limits.timeout_seconds}s on {cpus:g} CPU(s)",
         )
-    memory = z3.Real("memory")
-    solver = z3.Solver()
-    solver.add(memory == z3.RealVal(str(quantity(limits.memory))), memory < MIN_INTERPRETER_BYTES)
+    memory = z3.Real("memory", ctx)
+    solver = z3.Solver(ctx=ctx)
+    solver.add(
+        memory == z3.RealVal(str(quantity(limits.memory)), ctx),
+        memory < z3.RealVal(str(MIN_INTERPRETER_BYTES), ctx),
+    )
     if solver.check() == z3.sat:
         return Proof(
             False, f"spec.limits.memory: {limits.memory} is below the 32Mi an interpreter needs"
