@@ -10,6 +10,7 @@ import sys
 import time
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import httpx
 from rich.console import Console
@@ -17,7 +18,7 @@ from rich.table import Table
 
 from hive.dev.controlplane import ControlPlane
 from hive.dev.services import redis_server_argv
-from hive.errors import Unavailable
+from hive.errors import HiveError, Unavailable
 from hive.kube.client import sync_client
 from hive.kube.objects import apply_file, delete_webhook_configuration, wait_for_condition
 from hive.kube.resources import apply_crds
@@ -132,6 +133,19 @@ def start_redis(plane: ControlPlane, port: int) -> str:
     return f"redis://127.0.0.1:{port}/0"
 
 
+def apply_while_the_webhook_settles(client: Any, path: Path, timeout_s: float = 30) -> list[str]:
+    """Apply `path`, trying again while the API server cannot reach the operator's webhook yet
+    (it may still be restarting its server with the certificate it just registered)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            return list(apply_file(client, path))
+        except HiveError as exc:
+            if "failed calling webhook" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+
+
 def demo(settings: Settings) -> None:
     plane = up(settings)
     client = sync_client(KubeSettings(kubeconfig=plane.kubeconfig), field_manager="hive-demo")
@@ -147,7 +161,7 @@ def demo(settings: Settings) -> None:
         local = plane.state / "demo" / name
         local.parent.mkdir(parents=True, exist_ok=True)
         local.write_text(text)
-        for what in apply_file(client, local):
+        for what in apply_while_the_webhook_settles(client, local):
             console.print(f"applied {what}")
     for kind, name in DEMO_READY:
         with console.status(f"waiting for {kind} default/{name} to be Ready ..."):
