@@ -78,7 +78,7 @@ def similarity(a: str, b: str) -> float:
     norm = math.sqrt(sum(c * c for c in left.values())) * math.sqrt(
         sum(c * c for c in right.values())
     )
-    return dot / norm
+    return min(1.0, dot / norm)  # rounding may put identical texts a hair above 1
 
 
 def support(accepts: int, rejects: int) -> float:
