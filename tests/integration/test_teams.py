@@ -377,3 +377,14 @@ async def test_a_model_server_that_is_down_fails_the_run_with_the_reason() -> No
     assert result.outcome is RunOutcome.FAILED
     assert "unreachable" in (result.message or "")
     assert "model 'm' at http://127.0.0.1:9/v1" in (result.message or "")
+
+
+async def test_an_authors_own_vote_among_abstentions_is_no_consensus() -> None:
+    spec = spec_of(NEGOTIATION, negotiation={"consensusThreshold": 0.5, "maxRounds": 1})
+    abstain = {"json": ballot("abstain", "abstain", "abstain")}
+    script: Script = {
+        name: [{"json": {"proposal": f"{name}'s idea"}}, abstain] for name in ("ann", "bob", "cy")
+    }
+    result, _, _ = await run_team(spec, script)
+    assert result.outcome is RunOutcome.DEADLOCKED
+    assert all(t.support == 1.0 for t in result.tallies), "each author accepts its own"

@@ -145,6 +145,12 @@ def agent(
     help="A file with SandboxPolicies the agents refer to (repeatable); the team file's own "
     "SandboxPolicy documents count too.",
 )
+@click.option(
+    "--svg",
+    "svg_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Also save what the terminal showed as an SVG picture.",
+)
 @click.option("--check", is_flag=True, help="Only check the team file and show the team.")
 @one_line_errors
 def run(
@@ -156,6 +162,7 @@ def run(
     live: bool | None,
     report_path: Path | None,
     policy_files: tuple[Path, ...],
+    svg_path: Path | None,
     check: bool,
 ) -> None:
     """Run the team of TEAM_FILE (an AgentTeam or its spec) on TASK (default: its goal).
@@ -182,6 +189,7 @@ def run(
             report_path=report_path,
             model_file=get_settings().embedded_model,
             policies=policies,
+            svg_path=svg_path,
         )
     )
 

@@ -125,8 +125,9 @@ def run_command(
     report_path: Path | None,
     model_file: Path | None = None,
     policies: dict[str, SandboxPolicySpec | None] | None = None,
+    svg_path: Path | None = None,
 ) -> int:
-    console = Console()
+    console = Console(record=svg_path is not None)
     result = asyncio.run(
         run_team(
             spec,
@@ -142,4 +143,6 @@ def run_command(
     )
     if report_path is not None:
         report_path.write_text(json.dumps(result.wire(), indent=2, default=str) + "\n")
+    if svg_path is not None:
+        console.save_svg(str(svg_path), title=f"hive run: {result.pattern} team")
     return EXIT_CODES.get(result.outcome, 1)

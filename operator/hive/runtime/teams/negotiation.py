@@ -4,9 +4,10 @@ Each round every member proposes a solution with its rationale (a member whose m
 valid proposal sits the round out), then every member votes accept, reject or abstain, with a
 reason, on every proposal; an author always accepts its own. A proposal is agreed when its
 support — accepting votes among those that took a side — reaches the team's consensus
-threshold; the best supported wins. Otherwise the proposals and votes go back to the members
-for the next round, and after the last round the negotiation ends deadlocked, naming the best
-proposal and its support.
+threshold and more than half of the members took a side on it (a quorum: the author's own vote
+among abstentions is no consensus); the best supported wins. Otherwise the proposals and votes
+go back to the members for the next round, and after the last round the negotiation ends
+deadlocked, naming the best proposal and its support.
 """
 
 from __future__ import annotations
@@ -112,8 +113,14 @@ async def negotiate(roster: Roster, task: str, coordinator: str) -> NegotiationR
                 votes=[v.model_dump(mode="json") for v in ballot.votes],
             )
         tallies = count(valid, ballots)
-        leader = best(tallies)
-        if leader is not None and leader.support >= settings.consensus_threshold:
+        quorum = len(members) / 2
+        agreeable = [
+            t
+            for t in tallies
+            if t.support >= settings.consensus_threshold and t.accepts + t.rejects > quorum
+        ]
+        leader = best(agreeable)
+        if leader is not None:
             await roster.emit(
                 EventKind.AGREED,
                 coordinator,
