@@ -69,3 +69,15 @@ async def test_the_agent_runs_code_in_the_sandbox_and_sees_the_result() -> None:
     assert denied["exit_code"] != 0
     assert "socket" in denied["stderr"]
     assert toolbox.pools[0].started == 1, "one warm sandbox served both runs"
+
+
+def test_a_policy_the_host_cannot_enforce_leaves_the_agent_without_the_tool() -> None:
+    allowlist = SandboxPolicySpec.model_validate(
+        {"network": {"mode": "allowlist", "egress": [{"host": "api.example.com", "ports": [443]}]}}
+    )
+    toolbox = Toolbox()
+    tools = toolbox.for_agent(TEAM.agents[0], allowlist)
+    assert tools.tools == {}
+    (python, search) = toolbox.unavailable["coder"]
+    assert python.startswith("python (spec.network.mode: ")
+    assert search == "web-search"

@@ -3,8 +3,8 @@
 An agent's spec lists tools by name and version range (the ToolVersion resources describe their
 interfaces); this is where a name becomes something that runs. `python` (or `run-python`) is
 the sandboxed code tool: agent-written Python in a warm gVisor pool under the agent's
-SandboxPolicy, started on first use. A name with no implementation here is reported, not fatal:
-the agent works without it.
+SandboxPolicy, started on first use. A name with no implementation here, or a policy this host
+cannot enforce, is reported, not fatal: the agent works without that tool.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from pathlib import Path
 
 from hive.api.agentteam import AgentSpec
 from hive.api.sandboxpolicy import SandboxPolicySpec
+from hive.errors import HiveError
 from hive.runtime.sandbox.limits import SandboxLimits, limits_from_policy
 from hive.runtime.sandbox.pool import SandboxPool
 from hive.runtime.sandbox.tool import run_python_tool
@@ -36,8 +37,14 @@ class Toolbox:
         tools: list[Tool] = []
         for requirement in agent.tools:
             if requirement.name in CODE_TOOLS:
-                limits = limits_from_policy(policy) if policy else SandboxLimits()
-                pool = SandboxPool(limits, rootfs=self.rootfs, runsc=self.runsc)
+                try:
+                    limits = limits_from_policy(policy) if policy else SandboxLimits()
+                    pool = SandboxPool(limits, rootfs=self.rootfs, runsc=self.runsc)
+                except HiveError as exc:  # e.g. an egress allowlist this host cannot enforce
+                    self.unavailable.setdefault(agent.name, []).append(
+                        f"{requirement.name} ({exc})"
+                    )
+                    continue
                 self.pools.append(pool)
                 tools.append(run_python_tool(pool))
             else:
