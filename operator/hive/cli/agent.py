@@ -65,6 +65,11 @@ def run_agent(
         logging.getLogger(chatty).setLevel(logging.WARNING)
 
     async def main() -> None:
+        try:
+            config = load_pod_config(config_path, agent) if config_path else None
+        except InvalidInput as exc:
+            await report_failure(settings, namespace, team, agent, str(exc))
+            raise
         client = async_client(settings.kube, field_manager=field_manager_for(agent))
         reporter = StatusReporter(client, namespace, team, agent)
         stop = asyncio.Event()
@@ -72,15 +77,7 @@ def run_agent(
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         try:
-            try:
-                config = load_pod_config(config_path, agent) if config_path else None
-                built = (
-                    None if once or config is None else build_pod(config, agent, settings, reporter)
-                )
-            except InvalidInput as exc:
-                await report_failure(reporter, agent, str(exc))
-                raise
-            if built is None:
+            if once or config is None:
                 if once:
                     stop.set()
                 role = config.agent_spec(agent).role if config else None
@@ -88,7 +85,11 @@ def run_agent(
                     reporter, agent, role, interval_s=settings.agent.heartbeat_s, stop=stop
                 )
                 return
-            toolbox, pod = built
+            try:
+                toolbox, pod = build_pod(config, agent, settings, reporter)
+            except InvalidInput as exc:
+                await report_failure(settings, namespace, team, agent, str(exc))
+                raise
             try:
                 await pod.serve(stop)
             finally:
@@ -126,10 +127,18 @@ def build_pod(
     return toolbox, pod
 
 
-async def report_failure(reporter: StatusReporter, agent: str, error: str) -> None:
-    """Best effort: the team may be gone or unreachable, and the error is logged anyway."""
+async def report_failure(
+    settings: Settings, namespace: str, team: str, agent: str, error: str
+) -> None:
+    """Best effort: the cluster, the team or the kubeconfig may be what is wrong."""
+    log = logging.getLogger("hive.agent")
     try:
-        await reporter.report(
+        client = async_client(settings.kube, field_manager=field_manager_for(agent))
+    except HiveError as exc:  # no cluster to tell: the one-line error says it all
+        log.debug("could not report the failure: %s", exc)
+        return
+    try:
+        await StatusReporter(client, namespace, team, agent).report(
             AgentStatus(
                 name=agent,
                 phase=AgentPhase.FAILED,
@@ -138,4 +147,6 @@ async def report_failure(reporter: StatusReporter, agent: str, error: str) -> No
             )
         )
     except HiveError as exc:
-        logging.getLogger("hive.agent").warning("could not report the failure: %s", exc)
+        log.warning("could not report the failure: %s", exc)
+    finally:
+        await client.close()
