@@ -23,6 +23,12 @@ def team(name: str) -> dict:  # type: ignore[type-arg]
     doc = yaml.safe_load(SAMPLE.read_text())
     doc["metadata"]["name"] = name
     doc["metadata"]["labels"] = {"suite": "crash"}
+    # an external model: thirty embedded model servers would only load KWOK, not the operator
+    doc["spec"]["model"] = {
+        "provider": "openai-compatible",
+        "endpoint": "http://vllm.models.svc:8000/v1",
+        "name": "qwen2.5",
+    }
     return doc
 
 

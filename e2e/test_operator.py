@@ -174,11 +174,14 @@ def test_children_are_repaired_pruned_and_collected(cluster: Cluster, operator: 
     cluster.kubectl("apply", "-f", str(path))
     cluster.kubectl("wait", "--for=condition=Ready", "agentteam/repair", "--timeout=60s")
     agents = {"repair-lead", "repair-researcher", "repair-coder"}
-    for kind in ("serviceaccount", "role", "rolebinding", "networkpolicy"):
+    for kind in ("serviceaccount", "role", "rolebinding"):
         assert names_of(cluster, kind, "repair") == agents
-    # the sample runs on the embedded model: the team also gets its model server
+    # the sample runs on the embedded model, and its coder runs Python under the strict policy:
+    # the team also gets its model server and a sandbox pod for that policy
+    sandbox = "repair-sandbox-strict"
+    assert names_of(cluster, "networkpolicy", "repair") == agents | {sandbox}
     for kind in ("deployment", "service"):
-        assert names_of(cluster, kind, "repair") == agents | {"repair-model"}
+        assert names_of(cluster, kind, "repair") == agents | {"repair-model", sandbox}
 
     # A deleted child comes back; an edited one is set right.
     cluster.kubectl("delete", "rolebinding", "repair-coder")

@@ -70,6 +70,10 @@ class OperatorSettings(BaseModel):
     agent_image: str = Field(
         default="ghcr.io/hive-dev/hive:0.1.0", description="Image the agent pods run."
     )
+    sandbox_image: str = Field(
+        default="ghcr.io/hive-dev/hive-sandbox:0.1.0",
+        description="Image of the sandbox pods that run agent-written code (sandbox-images/).",
+    )
     resync_s: float = Field(
         default=60.0, gt=0, description="Every object is reconciled at least this often."
     )

@@ -306,3 +306,37 @@ def test_the_runs_outcome_becomes_the_teams_phase() -> None:
     assert degraded["reason"] == "RunFailed"
     assert degraded["message"] == "model 'm' at http://x: unreachable"
     assert phase_and_degraded({**done, "outcome": "Deadlocked"})[1]["reason"] == "RunDeadlocked"
+
+
+def test_an_agent_that_runs_code_gets_a_sandbox_pod_for_its_policy() -> None:
+    agents = [
+        {"name": "lead", "role": "senior", "subordinates": ["dev"]},
+        {
+            "name": "dev",
+            "role": "junior",
+            "sandboxPolicyRef": {"name": "strict"},
+            "tools": [{"name": "python", "version": "^1"}],
+        },
+    ]
+    p = plan(spec(agents=agents))
+    by_key = {(c["kind"], c["metadata"]["name"]): c for c in p.children}
+    deployment = by_key[("Deployment", "research-sandbox-strict")]
+    pod = deployment["spec"]["template"]["spec"]
+    assert pod["runtimeClassName"] == "gvisor"
+    assert pod["automountServiceAccountToken"] is False
+    (container,) = pod["containers"]
+    assert container["image"] == PODS.sandbox_image
+    assert container["args"] == ["temp", "--listen", "0.0.0.0:7000"]
+    network = by_key[("NetworkPolicy", "research-sandbox-strict")]["spec"]
+    assert network["egress"] == []
+    assert network["ingress"][0]["ports"] == [{"protocol": "TCP", "port": 7000}]
+    assert ("Service", "research-sandbox-strict") in by_key
+    config = yaml.safe_load(by_key[("ConfigMap", "research-dev-config")]["data"]["agent.yaml"])
+    assert config["sandboxUrl"] == "tcp://research-sandbox-strict.default.svc:7000"
+    lead = yaml.safe_load(by_key[("ConfigMap", "research-lead-config")]["data"]["agent.yaml"])
+    assert lead["sandboxUrl"] is None
+
+
+def test_no_sandbox_pod_without_a_code_tool() -> None:
+    kinds = {(c["kind"], c["metadata"]["name"]) for c in plan().children}
+    assert ("Deployment", "research-sandbox-strict") not in kinds

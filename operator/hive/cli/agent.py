@@ -107,7 +107,11 @@ def build_pod(
         SandboxPolicySpec.model_validate(config.sandbox_policy) if config.sandbox_policy else None
     )
     model = model_of(config, settings)
-    toolbox = Toolbox(rootfs=settings.sandbox.rootfs, runsc=settings.sandbox.runsc)
+    toolbox = Toolbox(
+        rootfs=settings.sandbox.rootfs,
+        runsc=settings.sandbox.runsc,
+        sandbox_url=config.sandbox_url,
+    )
     tools = toolbox.for_agent(config.agent_spec(agent), policy)
     for name in toolbox.unavailable.get(agent, []):
         logging.getLogger("hive.agent").warning("no built-in implementation of %s", name)

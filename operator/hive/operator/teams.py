@@ -75,7 +75,9 @@ async def reconcile_team(namespace: str, name: str) -> TeamPlan | None:
         spec,
         team.get("status"),
         TeamObserved(deployments=deployments, sandbox_policies=policies),
-        AgentPodSettings(image=settings.operator.agent_image),
+        AgentPodSettings(
+            image=settings.operator.agent_image, sandbox_image=settings.operator.sandbox_image
+        ),
         dt.datetime.now(dt.UTC),
     )
     # What pods need (service account, config) exists before the Deployment asks for pods;

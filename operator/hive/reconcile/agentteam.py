@@ -39,6 +39,7 @@ from hive.reconcile.meta import (
     child_name,
     metadata,
 )
+from hive.reconcile.sandboxpolicy import quantity
 
 JSON = dict[str, Any]
 CONFIG_PATH = "/etc/hive/agent.yaml"
@@ -55,6 +56,10 @@ CHILD_KINDS = (
 PEER_PORT = 8080
 MODEL_PORT = 8080
 MODEL_COMPONENT = "embedded-model"
+SANDBOX_PORT = 7000
+SANDBOX_COMPONENT = "sandbox"
+CODE_TOOLS = frozenset({"python", "run-python"})
+SANDBOX_OVERHEAD_BYTES = 256 * 1024 * 1024  # the zygote and gVisor beside the runs' own memory
 
 
 @dataclass(frozen=True)
@@ -62,6 +67,7 @@ class AgentPodSettings:
     """How agent pods are built."""
 
     image: str
+    sandbox_image: str = "ghcr.io/hive-dev/hive-sandbox:0.1.0"
     image_pull_policy: str = "IfNotPresent"
     token_expiration_s: int = 3600
     run_as_user: int = 65532
@@ -108,6 +114,18 @@ def embedded_model_url(owner: Owner) -> str:
     return f"http://{name}.{owner.namespace}.svc:{MODEL_PORT}/v1"
 
 
+def sandbox_name(team: str, policy: str) -> str:
+    return service_name(team, f"sandbox-{policy}")
+
+
+def sandbox_url(owner: Owner, policy: str) -> str:
+    return f"tcp://{sandbox_name(owner.name, policy)}.{owner.namespace}.svc:{SANDBOX_PORT}"
+
+
+def runs_code(agent: AgentSpec) -> bool:
+    return any(t.name in CODE_TOOLS for t in agent.tools)
+
+
 def fault_configmap_name(team: str) -> str:
     return child_name(team, "faults")
 
@@ -145,6 +163,11 @@ def agent_config(owner: Owner, team: AgentTeamSpec, agent: AgentSpec, policy: JS
         "peers": [a.name for a in team.agents if a.name != agent.name],
         "peerUrls": {a.name: peer_url(owner, a.name) for a in team.agents if a.name != agent.name},
         "sandboxPolicy": policy,
+        "sandboxUrl": (
+            sandbox_url(owner, agent.sandbox_policy_ref.name)
+            if policy is not None and agent.sandbox_policy_ref and runs_code(agent)
+            else None
+        ),
         "faultsPath": "/etc/hive/faults",
     }
 
@@ -420,6 +443,104 @@ def _embedded_model(owner: Owner, pods: AgentPodSettings) -> list[JSON]:
     return [deployment, service]
 
 
+def _sandbox(
+    owner: Owner, name: str, policy: SandboxPolicySpec, pods: AgentPodSettings
+) -> list[JSON]:
+    """Where an agent's code runs in a cluster: the sandbox image's zygote, serving the team's
+    agents on TCP, under the policy's RuntimeClass, with no egress and no token."""
+    workload = sandbox_name(owner.name, name)
+    labels = {
+        "app.kubernetes.io/name": "hive-sandbox",
+        "app.kubernetes.io/instance": owner.name,
+        "app.kubernetes.io/component": SANDBOX_COMPONENT,
+        TEAM_LABEL: owner.name,
+        POLICY_LABEL: name,
+    }
+    selector = {
+        TEAM_LABEL: owner.name,
+        POLICY_LABEL: name,
+        "app.kubernetes.io/component": SANDBOX_COMPONENT,
+    }
+    memory = quantity(policy.limits.memory) + SANDBOX_OVERHEAD_BYTES
+    # a sandbox idles between runs: it asks for little and may burst to the policy's limits
+    requests = {"cpu": "100m", "memory": str(int(memory))}
+    limits = {"cpu": policy.limits.cpu, "memory": str(int(memory))}
+    deployment = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": metadata(workload, owner, labels),
+        "spec": {
+            "replicas": max(1, policy.pool.size),
+            "selector": {"matchLabels": selector},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {
+                    "runtimeClassName": policy.runtime_class_name,
+                    "automountServiceAccountToken": False,
+                    "enableServiceLinks": False,
+                    "containers": [
+                        {
+                            "name": "sandbox",
+                            "image": pods.sandbox_image,
+                            "imagePullPolicy": pods.image_pull_policy,
+                            "args": [
+                                str(policy.filesystem),
+                                "--listen",
+                                f"0.0.0.0:{SANDBOX_PORT}",
+                            ],
+                            "ports": [{"name": "zygote", "containerPort": SANDBOX_PORT}],
+                            "readinessProbe": {
+                                "tcpSocket": {"port": "zygote"},
+                                "periodSeconds": 10,
+                            },
+                            "resources": {"requests": requests, "limits": limits},
+                            # root inside gVisor only to give each run its folder and drop it
+                            # to uid 65534 with no capabilities
+                            "securityContext": {
+                                "runAsUser": 0,
+                                "allowPrivilegeEscalation": False,
+                                "readOnlyRootFilesystem": True,
+                                "capabilities": {
+                                    "drop": ["ALL"],
+                                    "add": ["CHOWN", "SETUID", "SETGID", "KILL", "FOWNER"],
+                                },
+                            },
+                            "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],  # noqa: S108
+                        }
+                    ],
+                    "volumes": [
+                        {"name": "tmp", "emptyDir": {"medium": "Memory", "sizeLimit": "64Mi"}}
+                    ],
+                },
+            },
+        },
+    }
+    service = _service(owner, workload, labels, selector, SANDBOX_PORT)
+    agents_of_the_team = {
+        "podSelector": {
+            "matchLabels": {TEAM_LABEL: owner.name},
+            "matchExpressions": [{"key": AGENT_LABEL, "operator": "Exists"}],
+        }
+    }
+    network_policy = {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": metadata(workload, owner, labels),
+        "spec": {
+            "podSelector": {"matchLabels": selector},
+            "policyTypes": ["Ingress", "Egress"],
+            "ingress": [
+                {
+                    "from": [agents_of_the_team],
+                    "ports": [{"protocol": "TCP", "port": SANDBOX_PORT}],
+                }
+            ],
+            "egress": [],  # none; an allowlist policy's own NetworkPolicy adds its rules
+        },
+    }
+    return [deployment, service, network_policy]
+
+
 def _network_policy(
     owner: Owner,
     team: AgentTeamSpec,
@@ -522,6 +643,7 @@ def plan_team(
         )
 
     children: list[JSON] = []
+    sandboxes: dict[str, SandboxPolicySpec] = {}
     missing: list[str] = []
     failures: list[str] = []
     waiting: list[str] = []
@@ -542,6 +664,8 @@ def plan_team(
                 policy = SandboxPolicySpec.model_validate(dict(found))
                 policy_wire = policy.wire()
         config = agent_config(owner, team, agent, policy_wire)
+        if policy is not None and agent.sandbox_policy_ref and runs_code(agent):
+            sandboxes[agent.sandbox_policy_ref.name] = policy
         children += [
             _service_account(owner, names, labels),
             _role(owner, names, labels),
@@ -573,6 +697,8 @@ def plan_team(
 
     if team.model.provider == Provider.EMBEDDED and not team.model.endpoint:
         children += _embedded_model(owner, pods)
+    for name in sorted(sandboxes):
+        children += _sandbox(owner, name, sandboxes[name], pods)
     total = len(team.agents)
     counts = {"agents_total": total, "agents_ready": 0 if team.suspend else ready_count}
     if missing:

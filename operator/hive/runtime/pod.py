@@ -47,6 +47,7 @@ class PodConfig:
     spec: AgentTeamSpec
     peer_urls: dict[str, str] = field(default_factory=dict)
     sandbox_policy: dict[str, Any] | None = None
+    sandbox_url: str | None = None
 
     @classmethod
     def load(cls, path: Path, agent: str) -> PodConfig:
@@ -75,6 +76,7 @@ class PodConfig:
             spec=spec,
             peer_urls={str(k): str(v) for k, v in (data.get("peerUrls") or {}).items()},
             sandbox_policy=data.get("sandboxPolicy"),
+            sandbox_url=data.get("sandboxUrl"),
         )
 
     @property

@@ -3,8 +3,9 @@
 An agent's spec lists tools by name and version range (the ToolVersion resources describe their
 interfaces); this is where a name becomes something that runs. `python` (or `run-python`) is
 the sandboxed code tool: agent-written Python in a warm gVisor pool under the agent's
-SandboxPolicy, started on first use. A name with no implementation here, or a policy this host
-cannot enforce, is reported, not fatal: the agent works without that tool.
+SandboxPolicy, started on first use — or, in a cluster, in the team's sandbox pods for that
+policy (`sandboxUrl` in the agent's configuration). A name with no implementation here, or a
+policy this host cannot enforce, is reported, not fatal: the agent works without that tool.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from hive.api.sandboxpolicy import SandboxPolicySpec
 from hive.errors import HiveError
 from hive.runtime.sandbox.limits import SandboxLimits, limits_from_policy
 from hive.runtime.sandbox.pool import SandboxPool
+from hive.runtime.sandbox.remote import RemoteSandboxPool
 from hive.runtime.sandbox.tool import run_python_tool
 from hive.runtime.tools import Tool, ToolRegistry
 
@@ -30,7 +32,8 @@ class Toolbox:
 
     rootfs: Path | None = None
     runsc: str | None = None
-    pools: list[SandboxPool] = field(default_factory=list)
+    sandbox_url: str | None = None  # in a cluster: the team's sandbox pods for this policy
+    pools: list[SandboxPool | RemoteSandboxPool] = field(default_factory=list)
     unavailable: dict[str, list[str]] = field(default_factory=dict)
 
     def for_agent(self, agent: AgentSpec, policy: SandboxPolicySpec | None) -> ToolRegistry:
@@ -39,7 +42,11 @@ class Toolbox:
             if requirement.name in CODE_TOOLS:
                 try:
                     limits = limits_from_policy(policy) if policy else SandboxLimits()
-                    pool = SandboxPool(limits, rootfs=self.rootfs, runsc=self.runsc)
+                    pool: SandboxPool | RemoteSandboxPool = (
+                        RemoteSandboxPool(self.sandbox_url, limits)
+                        if self.sandbox_url
+                        else SandboxPool(limits, rootfs=self.rootfs, runsc=self.runsc)
+                    )
                 except HiveError as exc:  # e.g. an egress allowlist this host cannot enforce
                     self.unavailable.setdefault(agent.name, []).append(
                         f"{requirement.name} ({exc})"

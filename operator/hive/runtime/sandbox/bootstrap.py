@@ -662,19 +662,50 @@ def run(request: dict[str, Any], spare: Spare) -> dict[str, Any]:
 
 
 def serve() -> None:
-    """Answer run requests until stdin closes or an exit frame comes.
+    """Answer run requests on stdin/stdout until stdin closes or an exit frame comes.
 
-    A spare child is forked before the ready frame and after each answer, so a request finds
-    its child already made: the fork is off the request's path. ``argv[1]`` is the
-    filesystem mode (the one the bundle was made for).
+    ``argv[1]`` is the filesystem mode (the one the bundle was made for). With
+    ``--listen HOST:PORT`` the zygote serves TCP instead, one connection at a time, for a
+    sandbox pod in a cluster (its Service is reachable only from its team's agents).
     """
+    filesystem = sys.argv[1] if len(sys.argv) > 1 and not sys.argv[1].startswith("--") else "temp"
+    if "--listen" in sys.argv:
+        host, _, port = sys.argv[sys.argv.index("--listen") + 1].rpartition(":")
+        listen(host or "0.0.0.0", int(port), filesystem)  # noqa: S104 - the pod's own address
+        return
     proto_in, proto_out = os.dup(0), os.dup(1)
     null = os.open("/dev/null", os.O_RDONLY)
     os.dup2(null, 0)
     os.dup2(2, 1)  # stray prints of the zygote go to stderr, never into the protocol
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)  # a dead spare or host is an error, not death
     prepare()
-    filesystem = sys.argv[1] if len(sys.argv) > 1 else "temp"
+    answer_requests(proto_in, proto_out, filesystem)
+
+
+def listen(host: str, port: int, filesystem: str) -> None:
+    """Serve the protocol on TCP: each connection gets a ready frame, then its requests."""
+    import socket
+
+    signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+    prepare()
+    server = socket.create_server((host, port), reuse_port=False)
+    print(f"zygote listening on {host}:{port}", file=sys.stderr, flush=True)
+    while True:
+        connection, _ = server.accept()
+        with connection:
+            fd = connection.fileno()
+            try:
+                answer_requests(fd, fd, filesystem)
+            except OSError:  # the client went away mid-frame
+                _kill_all()
+
+
+def answer_requests(proto_in: int, proto_out: int, filesystem: str) -> None:
+    """The protocol: a ready frame, then one answer per run request, until EOF or exit.
+
+    A spare child is forked before the ready frame and after each answer, so a request finds
+    its child already made: the fork is off the request's path.
+    """
     counter = 1
     spare: Spare | None = Spare(counter, filesystem)
     _write_all(proto_out, encode({"op": "ready", "pid": os.getpid(), "python": sys.version}))

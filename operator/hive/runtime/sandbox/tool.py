@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
 from hive.runtime.sandbox.executor import MAX_CODE_BYTES
-from hive.runtime.sandbox.pool import SandboxPool
+from hive.runtime.sandbox.limits import SandboxLimits
+from hive.runtime.sandbox.result import ExecutionResult
 from hive.runtime.tools import Tool
+
+
+class CodeRunner(Protocol):
+    """A warm pool here (`SandboxPool`) or a sandbox pod's zygote (`RemoteSandboxPool`)."""
+
+    limits: SandboxLimits
+
+    async def execute(self, code: str, limits: SandboxLimits | None = None) -> ExecutionResult: ...
+
 
 DESCRIPTION = (
     "Run a Python 3.11 program in an isolated sandbox (gVisor, no network, no host files) and "
@@ -16,7 +26,7 @@ DESCRIPTION = (
 )
 
 
-def run_python_tool(pool: SandboxPool, name: str = "run_python") -> Tool:
+def run_python_tool(pool: CodeRunner, name: str = "run_python") -> Tool:
     """A Tool that runs its ``code`` argument through `pool`; the result is a JSON-able dict."""
 
     async def run_python(code: str) -> dict[str, Any]:
