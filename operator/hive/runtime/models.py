@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import weakref
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
@@ -22,6 +22,7 @@ from hive.errors import ExternalFailure, InvalidInput, Unavailable
 
 Message = dict[str, Any]
 M = TypeVar("M", bound=BaseModel)
+T = TypeVar("T")
 RETRYABLE_STATUS = {408, 409, 429, 500, 502, 503, 504}
 
 
@@ -254,34 +255,72 @@ class OpenAICompatible:
         Repairs are asked at `repair_temperature` (unless the caller set a temperature), since a
         model asked the same way at temperature 0 tends to give the same wrong answer again.
         """
-        conversation = list(messages)
-        problem = ""
-        options = {"response_format": self.response_format(schema), **extra}
-        for attempt in range(repairs + 1):
-            if attempt and "temperature" not in extra:
-                options["temperature"] = self.repair_temperature
-            reply = await self.complete(conversation, **options)
-            text = reply.content or ""
+
+        def parse(text: str) -> M:
             try:
                 return schema.model_validate_json(json_text(text))
             except ValidationError as exc:
                 first = exc.errors()[0]
                 where = ".".join(str(p) for p in first["loc"])
-                problem = f"{where}: {first['msg']}" if where else first["msg"]
-                conversation += [
-                    {"role": "assistant", "content": text},
-                    {
-                        "role": "user",
-                        "content": (
-                            f"That was not valid: {problem}. Answer again with only a JSON object "
-                            f"matching this schema: {json.dumps(schema.model_json_schema())}"
-                        ),
-                    },
-                ]
-        raise InvalidModelOutput(
-            f"model '{self.model}': no valid {schema.__name__} after {repairs + 1} answers "
-            f"({problem})"
+                raise InvalidInput(where or schema.__name__, first["msg"]) from exc
+
+        options = {"response_format": self.response_format(schema), **extra}
+        repair = {} if "temperature" in extra else {"temperature": self.repair_temperature}
+        answer, problem = await answer_until_parsed(
+            self.complete,
+            messages,
+            parse,
+            schema=schema.model_json_schema(),
+            repairs=repairs,
+            adjective="valid",
+            options=options,
+            repair_options=repair,
         )
+        if answer is None:
+            raise InvalidModelOutput(
+                f"model '{self.model}': no valid {schema.__name__} after {repairs + 1} answers "
+                f"({problem})"
+            )
+        return answer
+
+
+async def answer_until_parsed(
+    complete: Callable[..., Awaitable[Reply]],
+    messages: Sequence[Message],
+    parse: Callable[[str], T],
+    *,
+    schema: dict[str, Any],
+    repairs: int,
+    adjective: str,
+    options: dict[str, Any],
+    repair_options: dict[str, Any] | None = None,
+) -> tuple[T | None, str]:
+    """The one repair loop: ask, parse the answer, send what was wrong back, `repairs` times.
+
+    `parse` raises InvalidInput naming the problem. Returns the parsed answer and "", or None
+    and the last problem; the caller says what it could not get.
+    """
+    conversation = list(messages)
+    problem = ""
+    for attempt in range(repairs + 1):
+        extra = {**options, **(repair_options or {})} if attempt else options
+        reply = await complete(conversation, **extra)
+        text = reply.content or ""
+        try:
+            return parse(text), ""
+        except InvalidInput as exc:
+            problem = str(exc)
+        conversation += [
+            {"role": "assistant", "content": text},
+            {
+                "role": "user",
+                "content": (
+                    f"That was not {adjective}: {problem}. Answer again with only a JSON object "
+                    f"matching this schema: {json.dumps(schema)}"
+                ),
+            },
+        ]
+    return None, problem
 
 
 def _tool_call(raw: dict[str, Any]) -> ToolCall:

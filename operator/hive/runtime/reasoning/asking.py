@@ -16,7 +16,7 @@ from pydantic import BaseModel, ValidationError
 
 from hive.errors import InvalidInput
 from hive.runtime.agent import ChatModel
-from hive.runtime.models import InvalidModelOutput, Message, json_text
+from hive.runtime.models import InvalidModelOutput, Message, answer_until_parsed, json_text
 
 T = TypeVar("T")
 M = TypeVar("M", bound=BaseModel)
@@ -63,25 +63,17 @@ async def ask(
     """Ask `model`, parse its answer, send the problem back up to `repairs` times."""
     if repairs < 0:
         raise InvalidInput("repairs", f"must be 0 or more, not {repairs}")
-    conversation = list(messages)
-    problem = ""
-    for _ in range(repairs + 1):
-        reply = await model.complete(conversation, response_format={"type": "json_object"})
-        text = reply.content or ""
-        try:
-            return parse(text)
-        except InvalidInput as exc:
-            problem = str(exc)
-        conversation += [
-            {"role": "assistant", "content": text},
-            {
-                "role": "user",
-                "content": (
-                    f"That was not usable: {problem}. Answer again with only a JSON object "
-                    f"matching this schema: {json.dumps(schema)}"
-                ),
-            },
-        ]
+    answer, problem = await answer_until_parsed(
+        model.complete,
+        messages,
+        parse,
+        schema=schema,
+        repairs=repairs,
+        adjective="usable",
+        options={"response_format": {"type": "json_object"}},
+    )
+    if answer is not None:
+        return answer
     name = getattr(model, "model", type(model).__name__)
     raise InvalidModelOutput(
         f"model '{name}': no usable {what} after {repairs + 1} answers (last problem: {problem})"
