@@ -2,34 +2,16 @@
 
 from __future__ import annotations
 
-import functools
 import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 
+from hive.cli.errors import one_line_errors
+from hive.cli.trace import trace
 from hive.errors import HiveError
 from hive.settings import Settings, get_settings
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def one_line_errors(func: F) -> F:
-    """Turn a HiveError into 'hive: error: <message>' and exit status 1."""
-
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return func(*args, **kwargs)
-        except HiveError as exc:
-            click.echo(f"hive: error: {exc}", err=True)
-            sys.exit(1)
-        except KeyboardInterrupt:
-            sys.exit(130)
-
-    return wrapper  # type: ignore[return-value]
 
 
 def settings_with(**overrides: Any) -> Settings:
@@ -252,17 +234,11 @@ def demo() -> None:
     run_demo(get_settings())
 
 
+cli.add_command(trace)
+
+
 def main() -> None:
     cli(prog_name="hive")
-
-
-def _register_subcommands() -> None:
-    from hive.cli.trace import trace
-
-    cli.add_command(trace)
-
-
-_register_subcommands()
 
 
 if __name__ == "__main__":

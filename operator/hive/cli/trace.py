@@ -2,35 +2,11 @@
 
 from __future__ import annotations
 
-import functools
-import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
 
 import click
 
-from hive.errors import HiveError
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def _one_line_errors(func: F) -> F:
-    """'hive: error: <message>' and exit status 1, as every hive command does.
-
-    The same as hive.cli.main.one_line_errors, kept here so that main.py can import this
-    module at its top without a circular import.
-    """
-
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return func(*args, **kwargs)
-        except HiveError as exc:
-            click.echo(f"hive: error: {exc}", err=True)
-            sys.exit(1)
-
-    return wrapper  # type: ignore[return-value]
+from hive.cli.errors import one_line_errors
 
 
 @click.group()
@@ -42,7 +18,7 @@ def trace() -> None:
 @click.argument("file", type=click.Path(path_type=Path))
 @click.option("--evidence/--no-evidence", default=True, show_default=True, help="Show evidence.")
 @click.option("--width", type=int, help="Wrap at this many columns (default: the terminal's).")
-@_one_line_errors
+@one_line_errors
 def show(file: Path, evidence: bool, width: int | None) -> None:
     """Show the reasoning trace in FILE as a tree."""
     from rich.console import Console
