@@ -19,6 +19,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from hive.process_groups import signal_group
+
 
 def _start_ticks(pid: int) -> int | None:
     """The process's start time in clock ticks since boot, or None if it is gone."""
@@ -105,13 +107,13 @@ class ProcessTable:
             return False
         was_alive = record.alive()
         if was_alive:
-            _signal_group(record.pid, signal.SIGTERM)
+            signal_group(record.pid, signal.SIGTERM)
             deadline = time.monotonic() + grace_s
             while record.alive() and time.monotonic() < deadline:
                 _reap(record.pid)
                 time.sleep(0.05)
             if record.alive():
-                _signal_group(record.pid, signal.SIGKILL)
+                signal_group(record.pid, signal.SIGKILL)
                 deadline = time.monotonic() + 5
                 while record.alive() and time.monotonic() < deadline:
                     _reap(record.pid)
@@ -131,16 +133,6 @@ class ProcessTable:
         if not path.exists():
             return ""
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-
-
-def _signal_group(pid: int, sig: signal.Signals) -> None:
-    # The group id equals the pid because every process is started in its own session, so
-    # one signal to the group reaches the process and its children, once each.
-    try:
-        os.killpg(pid, sig)
-    except (ProcessLookupError, PermissionError):
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.kill(pid, sig)
 
 
 def _reap(pid: int) -> None:

@@ -52,6 +52,7 @@ import httpx
 from pydantic import BaseModel
 
 from hive.errors import InvalidInput, NotInstalled, Unavailable
+from hive.process_groups import signal_group
 from hive.runtime.models import OpenAICompatible
 
 MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -353,21 +354,13 @@ def _terminate(proc: subprocess.Popen[bytes] | None, grace_s: float) -> None:
     """SIGTERM to the process group, wait up to `grace_s`, then SIGKILL; reaps the child."""
     if proc is None or proc.poll() is not None:
         return
-    _signal_group(proc.pid, signal.SIGTERM)
+    signal_group(proc.pid, signal.SIGTERM)
     try:
         proc.wait(timeout=grace_s)
     except subprocess.TimeoutExpired:
-        _signal_group(proc.pid, signal.SIGKILL)
+        signal_group(proc.pid, signal.SIGKILL)
         with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(timeout=5.0)
-
-
-def _signal_group(pid: int, sig: signal.Signals) -> None:
-    try:
-        os.killpg(pid, sig)
-    except (ProcessLookupError, PermissionError):
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.kill(pid, sig)
 
 
 def embedded_model_client(server: EmbeddedModelServer, **options: Any) -> OpenAICompatible:
