@@ -45,49 +45,31 @@ def store_status(
     now: dt.datetime,
 ) -> MemoryStoreStatus:
     previous = previous_conditions(previous_status)
+
+    def status(ready: bool, reason: str, message: str, **counts: Any) -> MemoryStoreStatus:
+        ready_condition = condition("Ready", ready, reason, message, generation=generation, now=now)
+        return MemoryStoreStatus(
+            observed_generation=generation,
+            ready=ready,
+            conditions=merge_conditions(previous, [ready_condition]),
+            **counts,
+        )
+
     try:
         store = parse_store(spec)
     except ValidationError as exc:
-        ready = condition(
-            "Ready",
-            False,
-            "InvalidSpec",
-            describe_validation_error(exc),
-            generation=generation,
-            now=now,
-        )
-        return MemoryStoreStatus(
-            observed_generation=generation,
-            ready=False,
-            conditions=merge_conditions(previous, [ready]),
-        )
+        return status(False, "InvalidSpec", describe_validation_error(exc))
     endpoint = store.connection.endpoint
     if probe is None or not probe.reachable:
         detail = probe.detail if probe else "not probed yet"
-        ready = condition(
-            "Ready",
+        return status(
             False,
             "BackendUnreachable",
             f"{store.backend} at {endpoint} is not reachable: {detail}",
-            generation=generation,
-            now=now,
         )
-        return MemoryStoreStatus(
-            observed_generation=generation,
-            ready=False,
-            conditions=merge_conditions(previous, [ready]),
-        )
-    ready = condition(
-        "Ready",
+    return status(
         True,
         "BackendReachable",
         f"{store.backend} at {endpoint} answered: {probe.detail}",
-        generation=generation,
-        now=now,
-    )
-    return MemoryStoreStatus(
-        observed_generation=generation,
-        ready=True,
         object_count=probe.object_count,
-        conditions=merge_conditions(previous, [ready]),
     )
