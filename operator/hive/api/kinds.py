@@ -57,7 +57,9 @@ SANDBOX_POLICY = Kind(
         PrinterColumn("Runtime", ".spec.runtimeClassName", description="RuntimeClass."),
         PrinterColumn("Network", ".spec.network.mode", description="none or allowlist."),
         PrinterColumn("Bound", ".status.boundAgentCount", "integer", "Agents governed."),
-        PrinterColumn("Verified", ".status.verified", "boolean", "Proven consistent.", priority=1),
+        PrinterColumn(
+            "Verified", ".status.verified", "boolean", "Consistency checks passed.", priority=1
+        ),
     ),
 )
 

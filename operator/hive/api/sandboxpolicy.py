@@ -125,7 +125,7 @@ class SandboxPolicySpec(HiveModel):
 
 
 class SandboxPolicyStatus(HiveModel):
-    """Which agents the policy governs and whether it was proven consistent."""
+    """Which agents the policy governs and whether its consistency checks passed."""
 
     observed_generation: int | None = Field(default=None, ge=0, description="Last reconciled.")
     bound_agents: list[str] = Field(
@@ -133,9 +133,12 @@ class SandboxPolicyStatus(HiveModel):
     )
     bound_agent_count: int | None = Field(default=None, ge=0, description="Bound agents.")
     verified: bool | None = Field(
-        default=None, description="Z3 proved the policy's rules consistent and enforceable."
+        default=None,
+        description="The policy passed its consistency checks (verification says which).",
     )
-    verification: str | None = Field(default=None, description="What the proof found.")
+    verification: str | None = Field(
+        default=None, description="What was checked, or the first check that failed."
+    )
     conditions: list[Condition] = Field(
         default_factory=list, description="Ready.", json_schema_extra=list_map("type")
     )
