@@ -67,12 +67,43 @@ def test_missing_and_skipping_migrations_break_the_chain() -> None:
     assert ready["search-1.0.0"].status == "True"
 
 
-def test_admission_refuses_holes_but_allows_a_missing_predecessor() -> None:
+def test_a_migration_from_a_missing_version_breaks_the_chain_even_on_the_oldest() -> None:
+    status = plan_tool([tool("1.1.0", "1.0.0"), tool("1.2.0", "1.1.0")], [], T0)
+    for name in ("search-1.1.0", "search-1.2.0"):
+        ready = status[name].conditions[0]
+        assert (ready.status, ready.reason) == ("False", "MigrationChainBroken")
+        assert ready.message == (
+            "1.1.0: spec.migration.from 1.0.0 does not exist (versions: 1.1.0, 1.2.0)"
+        )
+        assert status[name].migration_path_valid is False
+    assert status["search-1.2.0"].migration_path == ["1.1.0", "1.2.0"]
+
+
+def test_a_migration_from_a_newer_version_breaks_the_chain() -> None:
+    status = plan_tool([tool("1.0.0", "1.1.0"), tool("1.1.0", "1.0.0")], [], T0)
+    ready = status["search-1.0.0"].conditions[0]
+    assert ready.message == "1.0.0: spec.migration.from 1.1.0 is not older than 1.0.0"
+    assert status["search-1.1.0"].migration_path_valid is False
+
+
+def test_admission_refuses_holes_and_migrations_from_nowhere() -> None:
     siblings = [tool("1.0.0"), tool("1.1.0", "1.0.0")]
     hole = check_tool_version(tool("1.2.0", "1.0.0")["spec"], siblings, "search-1.2.0")
     assert hole == "spec.migration.from: 1.0.0 skips 1.1.0 (a hole in the chain)"
     later = check_tool_version(tool("3.0.0", "2.0.0")["spec"], siblings, "search-3.0.0")
-    assert later is None, "2.0.0 may still be applied"
+    assert later == (
+        "spec.migration.from: search 2.0.0 does not exist (versions: 1.0.0, 1.1.0); "
+        "a migration from nowhere is a hole in the chain"
+    )
+    first = check_tool_version(tool("2.0.0", "1.0.0")["spec"], [], "search-2.0.0")
+    assert first == (
+        "spec.migration.from: search 1.0.0 does not exist (no other version of search "
+        "exists); a migration from nowhere is a hole in the chain"
+    )
+    own = check_tool_version(tool("1.1.0", "1.0.0")["spec"], siblings, "search-1.1.0")
+    assert own is None, "an update of a version checks it against the others"
+    first_version = check_tool_version(tool("1.0.0")["spec"], [], "search-1.0.0")
+    assert first_version is None
 
 
 def test_quantities() -> None:

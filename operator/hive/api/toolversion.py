@@ -108,7 +108,10 @@ class Migration(HiveModel):
     """How a call written for the previous version becomes a call to this one."""
 
     from_version: str = Field(
-        alias="from", pattern=SEMVER, description="The version this migration starts from."
+        alias="from",
+        pattern=SEMVER,
+        description="The version this migration starts from: the tool's next older version, "
+        "which must exist (a migration from nowhere is a hole in the chain).",
     )
     steps: list[MigrationStep] = Field(
         default_factory=list, max_length=100, description="Steps, applied in order."

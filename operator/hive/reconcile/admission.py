@@ -66,6 +66,16 @@ def check_tool_version(spec: JSON, siblings: Sequence[JSON], own_name: str) -> s
     migration = tool.migration
     if migration and not less(migration.from_version, tool.version):
         return f"spec.migration.from: {migration.from_version} is not older than {tool.version}"
+    if migration and migration.from_version not in versions:
+        known = (
+            f"versions: {', '.join(ordered(versions))}"
+            if versions
+            else f"no other version of {tool.tool} exists"
+        )
+        return (
+            f"spec.migration.from: {tool.tool} {migration.from_version} does not exist "
+            f"({known}); a migration from nowhere is a hole in the chain"
+        )
     older = [v for v in ordered(versions) if less(v, tool.version)]
     if not older:
         return None
@@ -75,7 +85,7 @@ def check_tool_version(spec: JSON, siblings: Sequence[JSON], own_name: str) -> s
             f"spec.migration: required, {tool.tool} {previous} is older; a chain with a hole "
             "leaves its callers nowhere to go"
         )
-    if migration.from_version in versions and less(migration.from_version, previous):
+    if less(migration.from_version, previous):
         return (
             f"spec.migration.from: {migration.from_version} skips {previous} (a hole in the chain)"
         )

@@ -2,7 +2,9 @@
 
 The chain is valid for a version when following ``spec.migration.from`` from it reaches the
 oldest version through versions that exist, each step going to an older one, with no version
-skipped (a skipped version is a hole: calls written for it would have no way forward).
+skipped (a skipped version is a hole: calls written for it would have no way forward). A
+migration from a version that does not exist is a hole too, even on the oldest version: calls
+written for the missing version have nowhere to come from.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from hive.api.common import Condition, describe_validation_error
-from hive.api.semver import best_match, ordered
+from hive.api.semver import best_match, less, ordered
 from hive.api.toolversion import ToolVersionSpec, ToolVersionStatus
 from hive.reconcile.conditions import condition, merge_conditions, previous_conditions
 
@@ -34,15 +36,14 @@ def check_chain(version: str, specs: Mapping[str, ToolVersionSpec]) -> ChainChec
     current = version
     while True:
         position = versions.index(current)
-        if position == 0:
-            return ChainCheck(True, list(reversed(path)), None)
-        previous = versions[position - 1]
         migration = specs[current].migration
+        if position == 0 and migration is None:
+            return ChainCheck(True, list(reversed(path)), None)
         if migration is None:
             return ChainCheck(
                 False,
                 list(reversed(path)),
-                f"{current} has no spec.migration, but {previous} is older",
+                f"{current} has no spec.migration, but {versions[position - 1]} is older",
             )
         source = migration.from_version
         if source not in specs:
@@ -52,6 +53,13 @@ def check_chain(version: str, specs: Mapping[str, ToolVersionSpec]) -> ChainChec
                 f"{current}: spec.migration.from {source} does not exist "
                 f"(versions: {', '.join(versions)})",
             )
+        if not less(source, current):
+            return ChainCheck(
+                False,
+                list(reversed(path)),
+                f"{current}: spec.migration.from {source} is not older than {current}",
+            )
+        previous = versions[position - 1]
         if source != previous:
             return ChainCheck(
                 False,
