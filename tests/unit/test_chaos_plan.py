@@ -6,7 +6,7 @@ import datetime as dt
 import json
 from typing import Any
 
-from hive.reconcile.chaos import plan_chaos, seconds
+from hive.reconcile.chaos import needs_polling, plan_chaos, seconds
 from hive.reconcile.meta import Owner
 
 T0 = dt.datetime(2026, 1, 1, 12, 0, tzinfo=dt.UTC)
@@ -85,6 +85,91 @@ def test_running_keeps_faults_without_killing_again_then_rolls_back() -> None:
     assert recovered.status.recovery_time_seconds == 5.0
     ready = next(c for c in recovered.status.conditions if c.type == "Ready")
     assert ready.status == "True"
+
+
+def ticks(status: dict[str, Any], teams: list[dict[str, Any]], every_s: float = 2.0) -> Any:
+    """Run the plan once per tick, `every_s` apart from 2 s after T0, seeing teams[i] at tick i."""
+    plan = None
+    for i, t in enumerate(teams, start=1):
+        plan = step(status, T0 + dt.timedelta(seconds=every_s * i), t)
+        status = plan.status.wire()
+    return plan
+
+
+def test_a_probe_failing_across_many_ticks_counts_once() -> None:
+    running = step(None, T0).status.wire()
+    plan = ticks(running, [team(ready=False)] * 10)
+    assert plan.status.phase == "Running", "still within the 30s of faults"
+    assert plan.status.failures_detected == 1
+
+
+def test_failing_recovering_and_failing_again_counts_twice() -> None:
+    running = step(None, T0).status.wire()
+    down, up = team(ready=False), team()
+    plan = ticks(running, [down, down, down, up, up, down, down])
+    assert plan.status.failures_detected == 2
+
+
+TWO_PROBES = [
+    {"name": "ready", "kind": "team-ready"},
+    {"name": "healthy", "kind": "agents-healthy"},
+]
+
+
+def test_each_probe_counts_its_own_failures() -> None:
+    s = spec(probes=TWO_PROBES)
+    status = step(None, T0, s=s).status.wire()
+    seen = [
+        team(ready=False),
+        team(ready=False, failed=("coder",)),
+        team(failed=("coder",)),
+        team(),
+    ]
+    for i, t in enumerate(seen, start=1):
+        status = step(status, T0 + dt.timedelta(seconds=2 * i), t, s).status.wire()
+    assert status["failuresDetected"] == 2
+
+
+def test_failures_after_rollback_count_the_same_way() -> None:
+    s = spec(probes=TWO_PROBES)
+    both_down, ready_up = team(ready=False, failed=("coder",)), team(failed=("coder",))
+    status = step(None, T0, s=s).status.wire()
+    for at, t in ((10, both_down), (31, both_down), (33, ready_up), (35, both_down)):
+        plan = step(status, T0 + dt.timedelta(seconds=at), t, s)
+        status = plan.status.wire()
+    assert plan.status.injected == [], "rolled back at 31s"
+    assert plan.status.phase == "Running", "recovering"
+    assert plan.status.failures_detected == 3, "ready failed twice, healthy once"
+    late = step(status, T0 + dt.timedelta(seconds=31 + 61), both_down, s)
+    assert (late.status.verdict, late.status.failures_detected) == ("Fail", 3)
+
+
+def test_a_probe_failing_when_the_faults_go_in_counts_at_once() -> None:
+    plan = step(None, T0, team(ready=False))
+    assert plan.status.failures_detected == 1
+    assert ticks(plan.status.wire(), [team(ready=False)] * 3).status.failures_detected == 1
+
+
+def test_a_new_run_counts_from_zero() -> None:
+    status = step(None, T0, team(ready=False)).status.wire()
+    paused = step(status, T0 + dt.timedelta(seconds=2), s=spec(pause=True)).status.wire()
+    again = step(paused, T0 + dt.timedelta(seconds=4))
+    assert (again.status.runs, again.status.failures_detected) == (2, 0)
+
+
+def test_only_experiments_with_steps_left_are_polled() -> None:
+    scheduled = spec(schedule={"cron": "*/5 * * * *"})
+    for phase in (None, "Pending", "Running", "Paused"):
+        assert needs_polling(spec(), None if phase is None else {"phase": phase}), phase
+    for phase in ("Completed", "Failed"):
+        assert not needs_polling(spec(), {"phase": phase}), phase
+        assert needs_polling(scheduled, {"phase": phase}), "a schedule starts it again"
+    s = step(None, T0).status.wire()
+    s = step(s, T0 + dt.timedelta(seconds=31)).status.wire()
+    assert needs_polling(spec(), s), "recovering"
+    done = step(s, T0 + dt.timedelta(seconds=33)).status
+    assert done.phase == "Completed"
+    assert not needs_polling(spec(), done.wire())
 
 
 def test_no_recovery_within_the_timeout_fails() -> None:

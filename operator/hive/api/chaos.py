@@ -189,7 +189,14 @@ class ChaosExperimentStatus(HiveModel):
     runs: int = Field(default=0, ge=0, description="Runs started (more than one on a schedule).")
     next_run: dt.datetime | None = Field(default=None, description="When a scheduled run starts.")
     faults_injected: int = Field(default=0, ge=0, description="Faults put in place.")
-    failures_detected: int = Field(default=0, ge=0, description="Probe failures seen.")
+    failures_detected: int = Field(
+        default=0,
+        ge=0,
+        description="Probe failures seen in this run, one per failure, not per check: a probe "
+        "counts when it is seen failing at its first check of the run or after it was last seen "
+        "passing. A probe that stays failing across checks counts once; one that fails, "
+        "recovers and fails again counts twice.",
+    )
     recovery_time_seconds: float | None = Field(
         default=None, ge=0, description="From rollback until every probe held again."
     )

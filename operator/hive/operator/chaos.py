@@ -1,9 +1,15 @@
-"""Running ChaosExperiments: the state machine's actions, and rollback on deletion."""
+"""Running ChaosExperiments: the state machine's actions, and rollback on deletion.
+
+``hive_chaos_polls_total`` counts the timer's polls by the phase the experiment was in; a
+finished experiment is not polled, so its phases (Completed, Failed) stop growing.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+
+from prometheus_client import Counter
 
 from hive.kube.children import apply_objects, delete, delete_pods, get_hive_object
 from hive.kube.status import apply_status
@@ -12,6 +18,11 @@ from hive.reconcile.chaos import ChaosActions, field_manager, plan_chaos, rollba
 from hive.reconcile.meta import AGENT_LABEL, TEAM_LABEL, Owner, child_name
 
 log = logging.getLogger(__name__)
+CHAOS_POLLS = Counter(
+    "hive_chaos_polls",
+    "Timer polls of ChaosExperiments, by the phase the experiment was in.",
+    ["phase"],
+)
 
 
 async def act(namespace: str, experiment: str, team: str, actions: ChaosActions) -> None:

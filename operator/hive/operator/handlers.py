@@ -27,12 +27,13 @@ import kopf
 from hive.api import GROUP, VERSION
 from hive.errors import HiveError
 from hive.kube.children import list_hive_objects
-from hive.operator.chaos import reconcile_chaos, roll_back
+from hive.operator.chaos import CHAOS_POLLS, reconcile_chaos, roll_back
 from hive.operator.metrics import RECONCILE_SECONDS, RECONCILES
 from hive.operator.others import reconcile_policy, reconcile_store, reconcile_tool
 from hive.operator.queue import Coalescer
 from hive.operator.state import STATE
 from hive.operator.teams import reconcile_team
+from hive.reconcile.chaos import needs_polling
 from hive.reconcile.meta import MANAGED_BY, TEAM_LABEL
 
 log = logging.getLogger(__name__)
@@ -182,12 +183,33 @@ async def memory_store_changed(name: str, namespace: str, **_: Any) -> None:
 
 
 # --- ChaosExperiment: a state machine driven by a timer; rollback in the finalizer ---------------
+# The timer runs only while the experiment has steps left to take on its own: kopf stops it when
+# the experiment finishes (its filter no longer matches) and starts it again if a change (a new
+# schedule) gives it more to do. Changes themselves come through the create/update handler.
 @kopf.on.resume(GROUP, VERSION, "chaosexperiments")
 @kopf.on.create(GROUP, VERSION, "chaosexperiments")
 @kopf.on.update(GROUP, VERSION, "chaosexperiments")
-@kopf.timer(GROUP, VERSION, "chaosexperiments", interval=2.0, initial_delay=1.0, idle=None)
 @_namespaced
-async def chaos_experiment_tick(name: str, namespace: str, **_: Any) -> None:
+async def chaos_experiment_changed(name: str, namespace: str, **_: Any) -> None:
+    await through(CHAOS, namespace, name)
+
+
+def _unfinished(spec: kopf.Spec, status: kopf.Status, **_: Any) -> bool:
+    return needs_polling(spec, status)
+
+
+@kopf.timer(
+    GROUP,
+    VERSION,
+    "chaosexperiments",
+    interval=2.0,
+    initial_delay=1.0,
+    idle=None,
+    when=_unfinished,
+)
+@_namespaced
+async def chaos_experiment_tick(name: str, namespace: str, status: kopf.Status, **_: Any) -> None:
+    CHAOS_POLLS.labels(str(status.get("phase") or "Pending")).inc()
     await through(CHAOS, namespace, name)
 
 

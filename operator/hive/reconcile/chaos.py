@@ -8,6 +8,13 @@
        |                   v                                        v
        +--- schedule --- Paused                         Completed (Pass | Fail)
 
+Probes are checked at every step of a run; ``status.failuresDetected`` counts failures, not
+checks: a probe adds one when it is seen failing after it was last seen passing (or at its
+first check of the run), so a failure that lasts many checks counts once.
+
+An experiment that has finished (Completed or Failed, with no schedule to start it again) has
+nothing left to do on its own: ``needs_polling`` says so, and only a change to it wakes it.
+
 Faults are recorded in ``status.injected`` *before* they are put in place, so a crash between
 the two still leaves a record to roll back from. Every fault is idempotent to apply and to
 remove: the team's fault ConfigMap holds one key per experiment, written with server-side apply
@@ -120,6 +127,25 @@ def evaluate_probes(
             seen = f"{len(failed)} failed agent(s), at most {probe.threshold} allowed"
         results.append(ProbeResult(name=probe.name, passed=passed, message=seen, time=now))
     return results
+
+
+def new_failures(previous: list[ProbeResult], current: list[ProbeResult]) -> int:
+    """Probes failing now that were passing at their last check (or had none): new failures."""
+    passed_before = {p.name: p.passed for p in previous}
+    return sum(1 for p in current if not p.passed and passed_before.get(p.name, True))
+
+
+FINISHED = (ChaosPhase.COMPLETED, ChaosPhase.FAILED)
+
+
+def needs_polling(spec: Mapping[str, Any], status: Mapping[str, Any] | None) -> bool:
+    """Whether the experiment has steps left to take on its own, so a timer must look at it.
+
+    A finished one (Completed or Failed) has none unless a schedule starts it again; a change
+    to its spec is seen by the operator without polling.
+    """
+    phase = (status or {}).get("phase")
+    return phase not in FINISHED or bool(spec.get("schedule"))
 
 
 def _fault_config(owner: Owner, team_uid: str, team: str, data: dict[str, str]) -> JSON:
@@ -250,6 +276,7 @@ def plan_chaos(
                 ChaosActions(),
             )
         injected = [InjectedFault(type=f.type, target=",".join(targets)) for f in spec.faults]
+        probes = evaluate_probes(spec, team, now)
         running = status.model_copy(
             update={
                 "phase": ChaosPhase.RUNNING,
@@ -259,10 +286,10 @@ def plan_chaos(
                 "end_time": None,
                 "targets": targets,
                 "faults_injected": len(injected),
-                "failures_detected": 0,
+                "failures_detected": new_failures([], probes),
                 "recovery_time_seconds": None,
                 "injected": injected,
-                "probe_results": evaluate_probes(spec, team, now),
+                "probe_results": probes,
             }
         )
         return finish(
@@ -275,14 +302,12 @@ def plan_chaos(
     # Running: faults in place until the duration is over, then recovering until probes hold.
     probes = evaluate_probes(spec, team, now)
     failing = sum(1 for p in probes if not p.passed)
+    failures = status.failures_detected + new_failures(status.probe_results, probes)
     start = status.start_time or now
     if status.injected:
         if now < start + dt.timedelta(seconds=seconds(spec.duration)):
             running = status.model_copy(
-                update={
-                    "probe_results": probes,
-                    "failures_detected": status.failures_detected + failing,
-                }
+                update={"probe_results": probes, "failures_detected": failures}
             )
             return finish(
                 running,
@@ -294,7 +319,7 @@ def plan_chaos(
                 "injected": [],
                 "end_time": now.replace(microsecond=0),
                 "probe_results": probes,
-                "failures_detected": status.failures_detected + failing,
+                "failures_detected": failures,
             }
         )
         return finish(
@@ -322,6 +347,7 @@ def plan_chaos(
                 "phase": ChaosPhase.COMPLETED,
                 "verdict": Verdict.FAIL,
                 "probe_results": probes,
+                "failures_detected": failures,
             }
         )
         return finish(
@@ -335,7 +361,7 @@ def plan_chaos(
             rollback,
         )
     return finish(
-        status.model_copy(update={"probe_results": probes}),
+        status.model_copy(update={"probe_results": probes, "failures_detected": failures}),
         (False, "Recovering", "faults rolled back; waiting for the probes to hold"),
         rollback,
     )
