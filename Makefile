@@ -17,11 +17,8 @@ test: venv testbin models lint ## every gate, then every test
 	$(BIN)/pytest
 
 venv: $(VENV)/.installed
-$(VENV)/.installed: pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check --upgrade pip==25.3
-	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/pip install --quiet --disable-pip-version-check \
-		-e '.[dev,embedded,bench]'
+$(VENV)/.installed: pyproject.toml hack/venv.sh
+	PYTHON=$(PYTHON) CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" bash hack/venv.sh $(VENV)
 	touch $@
 
 testbin:                  ## build or install kube-apiserver, etcd, kubectl, helm, kwok, runsc, redis

@@ -23,7 +23,23 @@ CACHE=${HIVE_TESTBIN_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/hive/testbin}/$STAMP
 
 if [[ "${1:-}" == "--print" ]]; then echo "$BIN"; exit 0; fi
 
-log() { printf '[testbin %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
+log() {
+  printf '[testbin %(%H:%M:%S)T] %s\n' -1 "$*" >&2
+  printf '%s %s\n' "$(date +%s)" "$*" > "$STEP_FILE"
+}
+# A step that prints nothing for a while (a cold Go build takes minutes) is announced again every
+# 30 s with its elapsed time, so a silent terminal always means something is wrong.
+STEP_FILE=$(mktemp)
+heartbeat() {
+  local since step
+  while true; do
+    sleep 30 & wait $!
+    read -r since step < "$STEP_FILE" || continue
+    printf '[testbin %(%H:%M:%S)T]   ... still %s (%ds)\n' -1 "$step" $(( $(date +%s) - since )) >&2
+  done
+}
+heartbeat & HEARTBEAT=$!
+trap 'pkill -P "$HEARTBEAT" 2>/dev/null; kill "$HEARTBEAT" 2>/dev/null; rm -f "$STEP_FILE"' EXIT
 have() { [[ -x "$BIN/$1" ]]; }
 mkdir -p "$BIN" "$CACHE"
 started=$(date +%s)
@@ -140,6 +156,7 @@ for tool in runsc redis-server; do ln -sf "$(command -v $tool)" "$BIN/$tool"; do
 ln -sfn "$STAMP" "$BASE/current"
 
 # The code sandbox's root filesystem (Debian + python3, cached by recipe hash in ~/.cache/hive).
+log "the sandbox's root filesystem (mmdebstrap the first time, then cached by recipe hash)"
 bash "$ROOT/sandbox-images/build-rootfs.sh" >/dev/null
 log "ready in $(( $(date +%s) - started ))s: $BIN"
 echo "$BIN"
