@@ -7,6 +7,13 @@ its timeout plus `BACKSTOP_S` kills the whole sandbox and is reported as a timeo
 sandbox killed by its host memory cgroup (several processes together over the limit) is
 reported as a memory limit. Every answer must carry the run's random id, or the sandbox is
 stopped.
+
+Which process the kernel's OOM killer takes in that cgroup decides what the host sees: the
+sentry (``runsc-sandbox``) dies cleanly and runsc exits 137, but a platform stub (the host
+process behind one address space of the sandbox: the zygote's, a run's) makes the sentry panic
+(runsc exits 2, writing nothing) or hang. Which one is the largest at that moment is a race that
+load decides, so `Sandbox.start` marks the sentry as the OOM killer's first choice
+(``oom_score_adj`` 1000); the stubs it forks later inherit the default from their own parent.
 """
 
 from __future__ import annotations
@@ -37,6 +44,7 @@ from hive.runtime.sandbox.result import ExecutionResult, parse_result, with_mess
 BACKSTOP_S = 10.0
 MAX_CODE_BYTES = 1 << 20
 START_TIMEOUT_S = 60.0
+OOM_FIRST = 1000  # oom_score_adj: the one process the kernel's OOM killer takes first
 _ids = itertools.count(1)
 
 
@@ -57,6 +65,41 @@ def check_network(limits: SandboxLimits) -> None:
 def check_code(code: str) -> None:
     if len(code.encode("utf-8", "surrogatepass")) > MAX_CODE_BYTES:
         raise InvalidInput("code", f"longer than {MAX_CODE_BYTES} bytes")
+
+
+def _children(pid: int) -> list[int]:
+    """The child processes of `pid`, from the parent field of every /proc/<pid>/stat."""
+    found: list[int] = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                stat = Path(f"/proc/{entry}/stat").read_bytes()
+                if int(stat.rsplit(b")", 1)[1].split()[1]) == pid:
+                    found.append(int(entry))
+    return found
+
+
+def sentry_of(runsc_pid: int) -> int | None:
+    """The sandbox (sentry) process that `runsc run` started: its child running ``boot``."""
+    for child in _children(runsc_pid):
+        with contextlib.suppress(OSError):
+            argv = Path(f"/proc/{child}/cmdline").read_bytes().split(b"\0")
+            if b"boot" in argv:
+                return child
+    return None
+
+
+def prefer_for_oom_kill(pid: int) -> bool:
+    """Make `pid` the OOM killer's first choice in its cgroup; False where the host refuses.
+
+    Only the sentry's death stops a sandbox cleanly (runsc exits 137, which `Sandbox.execute`
+    reports as the memory limit); the stubs already forked keep their own score.
+    """
+    try:
+        Path(f"/proc/{pid}/oom_score_adj").write_text(str(OOM_FIRST))
+    except OSError:
+        return False
+    return True
 
 
 class Sandbox:
@@ -83,6 +126,7 @@ class Sandbox:
         self.uses = 0
         self.broken = False
         self.started_s = 0.0
+        self.sentry_pid: int | None = None
         self._proc: asyncio.subprocess.Process | None = None
         self._stderr: deque[str] = deque(maxlen=40)
         self._stderr_task: asyncio.Task[None] | None = None
@@ -117,6 +161,9 @@ class Sandbox:
             await self.close()
             raise ExternalFailure(f"sandbox zygote sent {frame.get('op')!r} instead of 'ready'")
         self.started_s = time.perf_counter() - started
+        self.sentry_pid = sentry_of(self._proc.pid)
+        if self.sentry_pid is not None:
+            prefer_for_oom_kill(self.sentry_pid)
         return self.started_s
 
     async def _drain_stderr(self) -> None:
