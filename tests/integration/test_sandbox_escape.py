@@ -18,7 +18,15 @@ from typing import Any
 import pytest
 
 from hive.api.sandboxpolicy import FilesystemMode
-from hive.runtime.sandbox import LimitKind, SandboxLimits, SandboxPool, run_once, run_python_tool
+from hive.runtime.sandbox import (
+    LimitKind,
+    Sandbox,
+    SandboxLimits,
+    SandboxPool,
+    executor,
+    run_once,
+    run_python_tool,
+)
 from hive.runtime.sandbox.bundle import find_rootfs
 from hive.runtime.sandbox.limits import MiB
 from hive.runtime.tools import ToolRegistry
@@ -298,6 +306,40 @@ async def test_memory_spread_over_processes_is_stopped_by_the_sandbox_cap(
     assert result.limit is LimitKind.MEMORY
     assert "all processes together" in result.message
     assert (await pool.execute("print('next')\n")).stdout == "next\n"  # a fresh sandbox
+
+
+async def test_the_sentry_is_what_the_oom_killer_takes_from_a_sandbox() -> None:
+    # Only the sentry's death ends a sandbox over its cap cleanly (runsc exits 137: the memory
+    # limit). A platform stub killed instead (the host process behind the zygote's or a run's
+    # address space) made runsc exit 2 with no answer, or the sandbox hang.
+    async with Sandbox(LIMITS) as sandbox:
+        sentry = sandbox.sentry_pid
+        assert sentry is not None
+        assert sandbox._proc is not None
+        assert (await sandbox.execute("print('ran')\n")).stdout == "ran\n"
+        tree = descendants(sandbox._proc.pid)
+        assert sentry in tree
+        scores = {pid: oom_score_adj(pid) for pid in tree}
+    assert scores[sentry] == 1000
+    assert [pid for pid, score in scores.items() if score == 1000] == [sentry]
+    assert len(scores) >= 3  # the gofer and the stubs are there, with their own scores
+
+
+def descendants(pid: int) -> set[int]:
+    found: set[int] = set()
+    todo = [pid]
+    while todo:
+        children = set(executor._children(todo.pop())) - found
+        found |= children
+        todo += children
+    return found
+
+
+def oom_score_adj(pid: int) -> int | None:
+    try:
+        return int(Path(f"/proc/{pid}/oom_score_adj").read_text())
+    except OSError:
+        return None  # gone meanwhile
 
 
 async def test_infinite_loop_is_stopped_by_the_cpu_limit(pool: SandboxPool) -> None:
