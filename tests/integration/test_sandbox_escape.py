@@ -455,6 +455,190 @@ async def test_allowed_modules_work_and_the_allow_list_is_enforced() -> None:
     assert "'decimal' is not in the sandbox policy's modules.allow" in refused.stderr
 
 
+# --- bypass families: denied modules reached around the import statement ------------------------
+# With os, subprocess, socket and ctypes denied, each family of known ways around a module
+# list tries to reach os / posix (to make a folder), a socket or ctypes. Each attempt must end in
+# the policy's refusal, and the folder must not exist afterwards.
+
+STRICT = LIMITS.with_(deny_modules=("os", "subprocess", "socket", "ctypes"))
+REFUSAL = ("is denied by the sandbox policy (modules.deny)", "is not allowed in the sandbox")
+ATTEMPTS_PRELUDE = """
+import json, sys
+out = {"tried": {}}
+def attempt(name, fn):
+    try:
+        fn()
+        out["tried"][name] = "escaped"
+    except BaseException as exc:
+        out["tried"][name] = f"{type(exc).__name__}: {exc}"
+"""
+ATTEMPTS_EPILOGUE = """
+try:
+    open("escaped/probe", "w")
+    out["effect"] = "folder made"
+except OSError:
+    out["effect"] = "none"
+print(json.dumps(out))
+"""
+FAMILIES = {
+    "preloaded_modules": """
+        attempt("sys.modules posix", lambda: sys.modules["posix"].mkdir("escaped"))
+        attempt("sys.modules os", lambda: sys.modules["os"].mkdir("escaped"))
+        attempt("os.path's os", lambda: sys.modules["posixpath"].os.mkdir("escaped"))
+        attempt("import system's posix",
+                lambda: sys.modules["_frozen_importlib_external"]._os.mkdir("escaped"))
+        attempt("importlib's posix",
+                lambda: __import__("importlib")._bootstrap_external._os.mkdir("escaped"))
+        attempt("warnings' sys.modules",
+                lambda: __import__("warnings").sys.modules["posix"].mkdir("escaped"))
+    """,
+    "subclasses": """
+        def every_class(root=object, seen=None):
+            seen = set() if seen is None else seen
+            for cls in type.__subclasses__(root):
+                if cls not in seen:
+                    seen.add(cls)
+                    every_class(cls, seen)
+            return seen
+        classes = every_class()
+        out["ctypes classes"] = sorted(c.__name__ for c in classes
+                                       if c.__module__ in ("_ctypes", "ctypes"))
+        out["socket classes"] = sorted(c.__name__ for c in classes
+                                       if c.__module__ in ("_socket", "socket"))
+        found = 0
+        for cls in classes:
+            for value in list(vars(cls).values()):
+                functions = getattr(value, "__globals__", None)
+                if isinstance(functions, dict) and callable(functions.get("mkdir")):
+                    found += 1
+                    name = f"{cls.__module__}.{cls.__name__}"
+                    attempt(name, lambda: functions["mkdir"]("escaped"))
+                    break
+            if found >= 5:
+                break
+        out["reached"] = found
+    """,
+    "frames": """
+        def bottom(frame):
+            while frame.f_back is not None:
+                frame = frame.f_back
+            return frame
+        try:
+            raise RuntimeError("look")
+        except RuntimeError as exc:
+            runner = bottom(exc.__traceback__.tb_frame).f_globals
+        out["native handle"] = repr(runner.get("_libc"))
+        attempt("traceback's globals", lambda: runner["os"].mkdir("escaped"))
+        attempt("_getframe's globals",
+                lambda: bottom(sys._getframe()).f_globals["os"].mkdir("escaped"))
+        def gen():
+            yield bottom(g.gi_frame).f_globals["os"].mkdir("escaped")  # from a running frame
+        g = gen()
+        attempt("generator's globals", lambda: next(g))
+        attempt("a function's __globals__",
+                lambda: runner["install_guards"].__globals__["os"].mkdir("escaped"))
+        attempt("trace function", lambda: sys.settrace(lambda *a: None))
+        attempt("profile function", lambda: sys.setprofile(lambda *a: None))
+    """,
+    "gc_walks": """
+        import gc
+        attempt("gc.get_objects", gc.get_objects)
+        attempt("gc.get_referrers", lambda: gc.get_referrers(sys))
+        attempt("gc.get_referents", lambda: gc.get_referents(sys.modules))
+    """,
+    "import_machinery": """
+        from importlib.machinery import BuiltinImporter, ExtensionFileLoader, ModuleSpec
+        import importlib.util, _imp
+        attempt("__import__", lambda: __import__("posix").mkdir("escaped"))
+        attempt("builtins.__import__",
+                lambda: __builtins__.__import__("posix").mkdir("escaped"))
+        attempt("__loader__.load_module",
+                lambda: __builtins__.__loader__.load_module("posix").mkdir("escaped"))
+        attempt("__spec__.loader.load_module",
+                lambda: sys.__spec__.loader.load_module("posix").mkdir("escaped"))
+        attempt("create_builtin posix", lambda: BuiltinImporter.create_module(
+            ModuleSpec("posix", BuiltinImporter, origin="built-in")).mkdir("escaped"))
+        attempt("create_builtin _socket", lambda: _imp.create_builtin(
+            ModuleSpec("_socket", BuiltinImporter, origin="built-in")).socket())
+        so = "/usr/lib/python3.11/lib-dynload/_ctypes.cpython-311-x86_64-linux-gnu.so"
+        attempt("extension loader _ctypes", lambda: ExtensionFileLoader("_ctypes", so)
+                .create_module(importlib.util.spec_from_file_location("_ctypes", so)))
+        attempt("create_dynamic _ctypes", lambda: _imp.create_dynamic(
+            importlib.util.spec_from_file_location("_ctypes", so)))
+        attempt("find_spec ctypes", lambda: importlib.util.find_spec("ctypes"))
+        attempt("subinterpreter", lambda: __import__("_xxsubinterpreters").create())
+    """,
+    "native_handles": """
+        try:
+            raise RuntimeError("look")
+        except RuntimeError as exc:
+            frame = exc.__traceback__.tb_frame
+            while frame.f_back is not None:
+                frame = frame.f_back
+        runner = frame.f_globals
+        out["runner libc"] = repr(runner.get("_libc"))
+        out["runner seccomp program"] = repr(runner.get("_no_exec_program"))
+        out["ctypes loaded"] = sorted(n for n in sys.modules if "ctypes" in n)
+        attempt("import ctypes", lambda: __import__("ctypes"))
+    """,
+}
+
+
+@pytest.mark.parametrize("family", list(FAMILIES), ids=list(FAMILIES))
+async def test_denied_modules_stay_denied_around_the_import_system(
+    pool: SandboxPool, family: str
+) -> None:
+    code = ATTEMPTS_PRELUDE + dedent(FAMILIES[family]) + ATTEMPTS_EPILOGUE
+    result = await pool.execute(dedent(code), STRICT)
+    assert result.exit_code == 0, result.stderr
+    out = json.loads(result.stdout.strip().splitlines()[-1])
+    assert out.pop("effect") == "none", out
+    assert out["tried"], out
+    for name, outcome in out["tried"].items():
+        assert any(words in outcome for words in REFUSAL), (name, outcome)
+    if family == "subclasses":
+        assert out["ctypes classes"] == []  # nothing of the zygote's ctypes in the run
+        assert out["socket classes"] == []
+        assert out["reached"] >= 1  # the route exists: what it reaches is refused
+    if family in ("frames", "native_handles"):
+        assert out.get("native handle", out.get("runner libc")) == "None"
+    if family == "native_handles":
+        assert out["runner seccomp program"] == "None"
+        assert out["ctypes loaded"] == []
+
+
+async def test_the_run_is_a_fresh_interpreter_not_the_zygote(pool: SandboxPool) -> None:
+    out = await run_json(
+        pool,
+        """
+        import json, sys
+        print(json.dumps({"argv0": sys.orig_argv, "modules": sorted(sys.modules)}))
+        """,
+    )
+    assert "--run" in out["argv0"]
+    assert not [m for m in out["modules"] if m in ("ctypes", "_ctypes", "select", "socket")]
+
+
+async def test_the_thread_limit_is_named(pool: SandboxPool) -> None:
+    code = """
+        import threading, time
+        threads = [threading.Thread(target=time.sleep, args=(1,)) for _ in range(100)]
+        for thread in threads:
+            thread.start()
+    """
+    result = await pool.execute(dedent(code))
+    assert result.limit is LimitKind.PIDS
+    assert "can't start new thread" in result.stderr
+    assert "process limit of 16 processes/threads" in result.message
+
+
+async def test_the_open_files_limit_is_named(pool: SandboxPool) -> None:
+    result = await pool.execute("files = [open('/dev/null', 'rb') for _ in range(5000)]\n")
+    assert result.limit is LimitKind.FILES
+    assert "Too many open files" in result.stderr
+    assert "open-files limit of 1024" in result.message
+
+
 # --- isolation between runs in the same warm sandbox --------------------------------------------
 
 

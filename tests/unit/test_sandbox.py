@@ -194,6 +194,7 @@ def test_a_clean_result_parses() -> None:
         (LimitKind.TIMEOUT, "timeout of 3 s"),
         (LimitKind.PIDS, "process limit of 5"),
         (LimitKind.OUTPUT, "output limit of 10 bytes"),
+        (LimitKind.FILES, "open-files limit of 1024 per process"),
     ],
 )
 def test_a_limit_hit_carries_the_limit_and_a_clear_message(kind: LimitKind, words: str) -> None:
@@ -318,6 +319,69 @@ def test_guards_refuse_denied_modules_however_imported(tmp_path: Path) -> None:
     )
     for how, message in out.items():
         assert "is denied by the sandbox policy (modules.deny)" in message, how
+
+
+OS_DENIED_PROBE = textwrap.dedent(
+    """
+    import gc, json, sys
+    sys.path.insert(0, sys.argv[1])
+    import bootstrap
+    bootstrap.install_guards(["os", "ctypes", "subprocess", "socket"], [], "temp")
+    out = {}
+    def attempt(name, fn):
+        try:
+            fn()
+            out[name] = "allowed"
+        except (ImportError, PermissionError) as exc:
+            out[name] = str(exc)
+    import_system = sys.modules["_frozen_importlib_external"]
+    attempt("sys.modules", lambda: sys.modules["posix"].getcwd())
+    attempt("attribute", lambda: sys.modules["posixpath"].os.getcwd())
+    attempt("import system", lambda: import_system._os.mkdir("never"))
+    attempt("unlink", lambda: import_system._os.unlink("never"))
+    attempt("gc", gc.get_objects)
+    attempt("trace", lambda: sys.settrace(None))
+    real = __builtins__.isinstance, __builtins__.any
+    __builtins__.isinstance = __builtins__.any = lambda *a: False  # what the hook must not use
+    attempt("builtins changed", lambda: __import__("ctypes"))
+    __builtins__.isinstance, __builtins__.any = real
+    attempt("fractions", lambda: __import__("fractions"))
+    print(json.dumps(out))
+    """
+)
+
+
+def test_denying_os_covers_posix_and_what_it_can_do(tmp_path: Path) -> None:
+    probe = tmp_path / "probe.py"
+    probe.write_text(OS_DENIED_PROBE)
+    folder = str(Path(bootstrap.__file__).parent)
+    done = subprocess.run(
+        [sys.executable, "-I", str(probe), folder],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+        cwd=tmp_path,
+    )
+    out = json.loads(done.stdout)
+    assert out.pop("fractions") == "allowed"  # fractions needs neither os nor posix
+    assert "import of 'posix' is denied" in out.pop("sys.modules")
+    assert "import of 'os' is denied" in out.pop("attribute")
+    assert out.pop("import system") == (
+        "hive sandbox: os.mkdir is denied by the sandbox policy (modules.deny)"
+    )
+    assert "os.remove is denied" in out.pop("unlink")
+    assert "gc.get_objects is not allowed in the sandbox" in out.pop("gc")
+    assert "sys.settrace is not allowed in the sandbox" in out.pop("trace")
+    assert "import of 'ctypes' is denied" in out.pop("builtins changed")
+    assert out == {}
+    assert not (tmp_path / "never").exists()
+
+
+def test_deny_lists_reach_the_c_modules_behind_them() -> None:
+    denied = bootstrap.expand_deny(["os", "subprocess", "socket", "ctypes"])
+    assert {"posix", "_posixsubprocess", "_socket", "_ctypes"} <= denied
+    assert "_xxsubinterpreters" in bootstrap.expand_deny([])  # no interpreter without the hooks
 
 
 # --- the tool -----------------------------------------------------------------------------------

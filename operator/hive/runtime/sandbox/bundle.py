@@ -18,7 +18,7 @@ from typing import Any
 from hive.api.sandboxpolicy import FilesystemMode
 from hive.errors import NotInstalled
 from hive.runtime.sandbox import bootstrap
-from hive.runtime.sandbox.limits import SandboxLimits
+from hive.runtime.sandbox.limits import OPEN_FILES, SandboxLimits
 
 BOOTSTRAP_PATH = "/opt/hive/bootstrap.py"
 # The whole sandbox (gVisor's kernel, the zygote, the spare and the run) gets a host memory
@@ -108,7 +108,7 @@ def oci_config(rootfs: Path, limits: SandboxLimits, hostname: str = "sandbox") -
             "env": ["PATH=/usr/bin:/bin", "LANG=C.UTF-8"],
             "cwd": "/",
             "capabilities": {k: caps for k in ("bounding", "effective", "permitted")},
-            "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024}],
+            "rlimits": [{"type": "RLIMIT_NOFILE", "hard": OPEN_FILES, "soft": OPEN_FILES}],
             "noNewPrivileges": True,
         },
         "root": {"path": str(rootfs), "readonly": True},

@@ -19,6 +19,7 @@ from hive.errors import InvalidInput
 MiB = 1 << 20
 MIN_MEMORY = 32 * MiB  # the forked interpreter alone maps about 25 MiB
 DEFAULT_TEMP_BYTES = 64 * MiB
+OPEN_FILES = 1024  # RLIMIT_NOFILE of every process in a sandbox (the OCI bundle sets it)
 
 _QUANTITY = re.compile(r"^([0-9]+(?:\.[0-9]+)?)(m|Ki|Mi|Gi|Ti|k|M|G|T)?$")
 _FACTORS = {
@@ -41,8 +42,9 @@ class LimitKind(StrEnum):
     MEMORY = "memory"
     CPU = "cpu"
     TIMEOUT = "timeout"
-    PIDS = "pids"
+    PIDS = "pids"  # processes and threads: RLIMIT_NPROC counts both
     OUTPUT = "output"
+    FILES = "files"  # open file descriptors of one process
 
 
 def parse_quantity(value: str, field_name: str) -> float:
@@ -133,6 +135,7 @@ class SandboxLimits:
             LimitKind.TIMEOUT: f"stopped: wall-clock timeout of {self.timeout_s:g} s reached",
             LimitKind.PIDS: f"stopped: process limit of {self.pids} processes/threads reached",
             LimitKind.OUTPUT: f"stopped: output limit of {self.output_bytes} bytes reached",
+            LimitKind.FILES: f"stopped: open-files limit of {OPEN_FILES} per process reached",
         }[kind]
 
     def as_dict(self) -> dict[str, Any]:
