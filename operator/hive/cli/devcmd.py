@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from hive.dev.controlplane import ControlPlane
+from hive.dev.processes import ProcessRecord
 from hive.dev.services import redis_server_argv
 from hive.errors import HiveError, Unavailable
 from hive.kube.client import sync_client
@@ -30,7 +31,10 @@ WEBHOOK_CONFIGURATION = "hive.dev"
 
 
 def up(settings: Settings) -> ControlPlane:
+    """Bring back everything `status` lists: the control plane, the CRDs, the operator, and the
+    demo's redis-server when a demo had started one."""
     plane = ControlPlane(settings.dev)
+    had_redis = plane.processes.get("redis") is not None  # dead or alive: it was wanted
     with console.status("starting etcd, kube-apiserver, controllers and KWOK ..."):
         result = plane.up()
     for record in result.cleaned:
@@ -39,6 +43,16 @@ def up(settings: Settings) -> ControlPlane:
         console.print(f"control plane already running at {plane.url}")
     else:
         console.print(f"control plane up at {plane.url} in {result.seconds:.1f}s")
+    client = sync_client(KubeSettings(kubeconfig=plane.kubeconfig), field_manager="hive-dev")
+    with console.status("installing CRDs ..."):
+        names = apply_crds(client)
+    console.print(f"CRDs installed: {', '.join(names)}")
+    with console.status("starting the operator ..."):
+        started = start_operator(plane, settings)
+    log = plane.processes.log_dir / "operator.log"
+    console.print(f"operator {'started' if started else 'already running'} (log: {log})")
+    if had_redis:
+        start_redis(plane, settings.dev.redis_port)
     console.print(f"  export KUBECONFIG={plane.kubeconfig}")
     console.print("  hive dev status | hive dev down")
     return plane
@@ -56,27 +70,46 @@ def down(settings: Settings, *, purge: bool) -> None:
 
 
 def status(settings: Settings) -> int:
+    """A row per part `up` starts: running, dead (its record outlived it) or not started.
+    Exit 0 only when every part runs."""
     plane = ControlPlane(settings.dev)
-    plane.processes.forget_stale()
     table = Table("component", "pid", "port", "state", "log")
-    rows = plane.status()
-    for row in rows:
-        state = "[green]running[/]" if row.running else "[red]stopped[/]"
-        table.add_row(row.name, str(row.pid or "-"), str(row.port), state, str(row.log))
-    for record in plane.processes.records():
-        if record.name not in {r.name for r in rows}:
-            table.add_row(record.name, str(record.pid), "-", "[green]running[/]", record.log)
+    rows: list[tuple[str, ProcessRecord | None, int | None]] = [
+        (row.name, plane.processes.get(row.name), row.port) for row in plane.status()
+    ]
+    known = {name for name, _, _ in rows}
+    ports = {"operator": settings.operator.liveness_port, "redis": settings.dev.redis_port}
+    for name in ("operator", *sorted(r.name for r in plane.processes.records())):
+        if name not in known:
+            known.add(name)
+            rows.append((name, plane.processes.get(name), ports.get(name)))
+    missing = []
+    for name, record, port in rows:
+        if record is None:
+            state = "[red]not started[/]"
+            missing.append(name)
+        elif record.alive():
+            state = "[green]running[/]"
+        else:
+            state = "[red]dead[/]"
+            missing.append(name)
+        log = plane.processes.log_dir / f"{name}.log"
+        pid = str(record.pid) if record else "-"
+        table.add_row(name, pid, str(port or "-"), state, str(log) if log.exists() else "-")
     Console().print(table)
-    if all(r.running for r in rows):
-        console.print(f"KUBECONFIG={plane.kubeconfig}")
-        return 0
-    return 3
+    if missing:
+        console.print(f"not running: {', '.join(missing)}; hive dev up starts them")
+        return 3
+    console.print(f"KUBECONFIG={plane.kubeconfig}")
+    return 0
 
 
-def start_operator(plane: ControlPlane, settings: Settings) -> None:
+def start_operator(plane: ControlPlane, settings: Settings) -> bool:
+    """Start the operator unless it runs; True if it was started. Waits for its health endpoint
+    and its webhook, without which the API server refuses every Hive write."""
     record = plane.processes.get("operator")
     if record is not None and record.alive():
-        return
+        return False
     env = {
         **os.environ,
         **plane.operator_env(
@@ -101,7 +134,7 @@ def start_operator(plane: ControlPlane, settings: Settings) -> None:
         with contextlib.suppress(httpx.HTTPError, OSError):
             if httpx.get(healthz, timeout=1).is_success:
                 socket.create_connection(webhook, timeout=1).close()
-                return
+                return True
         time.sleep(0.2)
     raise Unavailable(
         f"the operator did not answer {healthz} in {settings.dev.start_timeout_s:.0f}s"
@@ -149,11 +182,6 @@ def apply_while_the_webhook_settles(client: Any, path: Path, timeout_s: float = 
 def demo(settings: Settings) -> None:
     plane = up(settings)
     client = sync_client(KubeSettings(kubeconfig=plane.kubeconfig), field_manager="hive-demo")
-    with console.status("installing CRDs ..."):
-        names = apply_crds(client)
-    console.print(f"CRDs installed: {', '.join(names)}")
-    start_operator(plane, settings)
-    console.print(f"operator running (log: {plane.processes.log_dir / 'operator.log'})")
     redis = start_redis(plane, settings.dev.redis_port)
     samples = Path(str(resources.files("hive") / "samples"))
     for name in DEMO_SAMPLES:

@@ -194,13 +194,13 @@ def model_serve(host: str, port: int) -> None:
 
 @cli.group()
 def dev() -> None:
-    """The local control plane: etcd, kube-apiserver, controllers and KWOK on loopback."""
+    """The local cluster: etcd, kube-apiserver, controllers, KWOK and the operator on loopback."""
 
 
 @dev.command("up")
 @one_line_errors
 def dev_up() -> None:
-    """Start the local control plane (idempotent)."""
+    """Start the local control plane, the CRDs and the operator; bring back what died."""
     from hive.cli.devcmd import up
 
     up(get_settings())
@@ -219,7 +219,7 @@ def dev_down(purge: bool) -> None:
 @dev.command("status")
 @one_line_errors
 def dev_status() -> None:
-    """Tell what runs."""
+    """Tell what runs and what died (exit 3 unless everything runs)."""
     from hive.cli.devcmd import status
 
     sys.exit(status(get_settings()))
