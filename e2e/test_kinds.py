@@ -116,45 +116,58 @@ def test_an_unreachable_backend_is_named(cluster: Cluster, operator: dict) -> No
     )
 
 
-def test_a_hole_in_the_migration_chain_is_reported(cluster: Cluster, operator: dict) -> None:  # type: ignore[type-arg]
-    """Admission lets a migration name a version that may still come; status says it is missing."""
-    manifest = """
+def calc(version: str, source: str | None = None) -> str:
+    migration = f", migration: {{from: {source}}}" if source else ""
+    return f"""
 apiVersion: hive.dev/v1alpha1
 kind: ToolVersion
-metadata: {name: calc-1.0.0, namespace: default}
-spec: {tool: calc, version: 1.0.0, inputSchema: {type: object},
-       implementation: {kind: builtin, ref: calc}}
----
-apiVersion: hive.dev/v1alpha1
-kind: ToolVersion
-metadata: {name: calc-2.0.0, namespace: default}
-spec: {tool: calc, version: 2.0.0, inputSchema: {type: object},
-       implementation: {kind: builtin, ref: calc}, migration: {from: 1.5.0}}
+metadata: {{name: calc-{version}, namespace: default}}
+spec: {{tool: calc, version: {version}, inputSchema: {{type: object}},
+       implementation: {{kind: builtin, ref: calc}}{migration}}}
 """
-    cluster.kubectl("apply", "-f", "-", input=manifest)
 
-    def broken() -> str | None:
-        status = get(cluster, "toolversion", "calc-2.0.0").get("status") or {}
-        ready = [c for c in status.get("conditions", []) if c["type"] == "Ready"]
-        return ready[0]["message"] if ready and ready[0]["status"] == "False" else None
 
-    assert wait_for(broken, 60, "MigrationChainBroken") == (
-        "2.0.0: spec.migration.from 1.5.0 does not exist (versions: 1.0.0, 2.0.0)"
-    )
-    assert get(cluster, "toolversion", "calc-2.0.0")["status"]["migrationPathValid"] is False
+def ready_condition(cluster: Cluster, name: str) -> dict | None:  # type: ignore[type-arg]
+    status = get(cluster, "toolversion", name).get("status") or {}
+    return next((c for c in status.get("conditions", []) if c["type"] == "Ready"), None)
 
-    middle = (
-        manifest.split("---")[0]
-        .replace("1.0.0", "1.5.0")
-        .replace(
-            "implementation: {kind: builtin, ref: calc}}",
-            "implementation: {kind: builtin, ref: calc}, migration: {from: 1.0.0}}",
-        )
-    )
-    cluster.kubectl("apply", "-f", "-", input=middle)
+
+def test_a_hole_in_the_migration_chain_is_reported(cluster: Cluster, operator: dict) -> None:  # type: ignore[type-arg]
+    """Admission refuses a migration from nowhere; one left behind by a deletion is reported,
+    naming the missing version, until the chain is whole again."""
+    chain = [calc("1.0.0"), calc("1.5.0", "1.0.0"), calc("2.0.0", "1.5.0")]
+    cluster.kubectl("apply", "-f", "-", input="---".join(chain))
     wait_for(
         lambda: (
-            get(cluster, "toolversion", "calc-2.0.0")["status"].get("migrationPath")
+            get(cluster, "toolversion", "calc-2.0.0").get("status", {}).get("migrationPath")
+            == ["1.0.0", "1.5.0", "2.0.0"]
+        ),
+        60,
+        "the chain to be checked",
+    )
+
+    cluster.kubectl("delete", "toolversion", "calc-1.0.0")
+
+    def broken(name: str) -> str | None:
+        ready = ready_condition(cluster, name)
+        if ready and ready["status"] == "False":
+            return f"{ready['reason']}: {ready['message']}"
+        return None
+
+    missing = "1.5.0: spec.migration.from 1.0.0 does not exist (versions: 1.5.0, 2.0.0)"
+    assert wait_for(lambda: broken("calc-1.5.0"), 60, "the oldest to lose its chain") == (
+        f"MigrationChainBroken: {missing}"
+    )
+    assert wait_for(lambda: broken("calc-2.0.0"), 60, "the newest to lose its chain") == (
+        f"MigrationChainBroken: {missing}"
+    )
+    assert get(cluster, "toolversion", "calc-1.5.0")["status"]["migrationPathValid"] is False
+
+    cluster.kubectl("apply", "-f", "-", input=chain[0])
+    wait_for(
+        lambda: (
+            (ready_condition(cluster, "calc-2.0.0") or {}).get("reason") == "ChainValid"
+            and get(cluster, "toolversion", "calc-2.0.0")["status"].get("migrationPath")
             == ["1.0.0", "1.5.0", "2.0.0"]
         ),
         60,
