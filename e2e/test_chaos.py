@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 
+import httpx
 import pytest
 import yaml
+from prometheus_client.parser import text_string_to_metric_families
 from tests.support import Cluster
 
-from e2e.conftest import SAMPLES, wait_for
+from e2e.conftest import SAMPLES, OperatorProcess, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -104,3 +106,45 @@ def test_pause_rolls_back_and_is_shown(cluster: Cluster, team: None) -> None:
     wait_for(lambda: status(cluster, "pausable").get("phase") == "Paused", 30, "Paused")
     wait_for(lambda: faults_left(cluster, "pausable") == [], 30, "rollback on pause")
     cluster.kubectl("delete", "chaos", "pausable", "--timeout=60s")
+
+
+def polls(operator: OperatorProcess) -> dict[str, float]:
+    """The operator's timer polls of ChaosExperiments so far, by the phase each was in."""
+    text = httpx.get(f"http://127.0.0.1:{operator['metrics']}/metrics", timeout=5).text
+    return {
+        sample.labels["phase"]: sample.value
+        for family in text_string_to_metric_families(text)
+        if family.name == "hive_chaos_polls"
+        for sample in family.samples
+        if sample.name == "hive_chaos_polls_total"
+    }
+
+
+def test_a_finished_experiment_is_not_polled(
+    cluster: Cluster, team: None, operator: OperatorProcess
+) -> None:
+    latency = [{"type": "latency", "latencyMs": 10}]
+    cluster.kubectl("apply", "-f", "-", input=experiment("brief", faults=latency, duration="2s"))
+    done = wait_for(
+        lambda: status(cluster, "brief").get("phase") == "Completed" and status(cluster, "brief"),
+        120,
+        "Completed",
+    )
+
+    # A running experiment keeps its timer: its polls show that time passes for timers.
+    cluster.kubectl("apply", "-f", "-", input=experiment("witness", faults=latency, duration="10m"))
+    wait_for(lambda: status(cluster, "witness").get("phase") == "Running", 30, "witness Running")
+    start = polls(operator).get("Running", 0)
+    wait_for(lambda: polls(operator).get("Running", 0) > start, 30, "a poll of the witness")
+    before = polls(operator)
+    wait_for(
+        lambda: polls(operator).get("Running", 0) >= before["Running"] + 3,
+        30,
+        "three more polls of the witness",
+    )
+    after = polls(operator)
+    for phase in ("Completed", "Failed"):
+        assert after.get(phase, 0) == before.get(phase, 0), f"a {phase} experiment was polled"
+    assert status(cluster, "brief") == done
+    cluster.kubectl("delete", "chaos", "witness", "--timeout=60s")
+    assert faults_left(cluster, "witness") == []
