@@ -160,3 +160,4 @@ log "the sandbox's root filesystem (mmdebstrap the first time, then cached by re
 bash "$ROOT/sandbox-images/build-rootfs.sh" >/dev/null
 log "ready in $(( $(date +%s) - started ))s: $BIN"
 echo "$BIN"
+bash "$ROOT/hack/node.sh" >&2  # a real node: containerd, runc, CNI, kubelet, gVisor shim, images
