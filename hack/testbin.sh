@@ -123,6 +123,51 @@ build_go_install() {  # build_go_install NAME MODULE/PATH@VERSION
   to_cache "$1"
 }
 
+# --- Argo CD's Lua engine: argocd-health runs argocd/health's cases under it --------------------
+# hack/argocd-health/main.go uses Argo CD's own util/lua and util/settings packages. argo-cd's
+# go.mod replaces k8s.io staging modules and its in-repo gitops-engine (./gitops-engine), so, as
+# for kube, a wrapper module copies the versioned replace lines; gitops-engine comes from its own
+# published tag. argo-cd v3.6 needs Go 1.27: GOTOOLCHAIN=auto fetches that Go through the module
+# proxy (Argo CD 3.4 and 3.5 pin a gitops-engine commit the proxy does not serve; 3.3 pins one it no
+# longer compiles against).
+# Cached by Argo CD version and the harness's source hash.
+ARGOCD_VERSION=3.6.1
+build_argocd_health() {
+  local src="$ROOT/hack/argocd-health/main.go"
+  local name
+  name="argocd-health-v$ARGOCD_VERSION-$(sha256sum "$src" | cut -c1-12)"
+  if ! from_cache "$name"; then
+    local w="$BASE/.build/argocd-$ARGOCD_VERSION"
+    mkdir -p "$w"
+    cp "$src" "$w/main.go"
+    if [[ ! -f "$w/go.sum.done" ]]; then
+      log "resolving github.com/argoproj/argo-cd/v3 v$ARGOCD_VERSION (module download, a few minutes cold)"
+      rm -f "$w/go.mod" "$w/go.sum"
+      local gomod
+      gomod=$(cd "$w" && GOTOOLCHAIN=local go list -m -json "github.com/argoproj/argo-cd/v3@v$ARGOCD_VERSION" \
+              | sed -n 's/^\s*"GoMod": "\(.*\)",\?$/\1/p')  # its go.mod only: any Go reads it
+      {
+        echo "module hive.dev/testbin/argocd-health"
+        echo
+        sed -n 's/^go \(.*\)/go \1/p' "$gomod"
+        echo
+        echo "require github.com/argoproj/argo-cd/v3 v$ARGOCD_VERSION"
+        echo
+        echo "replace ("
+        sed -n '/^replace (/,/^)/p; /^replace [^(]/s/^replace //p' "$gomod" \
+          | grep -E '^\s*[^/( ][^ ]* => [^ ]+ v[0-9]' | grep -v ' => \./'
+        echo ")"
+      } > "$w/go.mod"
+      (cd "$w" && GOTOOLCHAIN=auto go mod tidy && GOTOOLCHAIN=auto go mod download)
+      touch "$w/go.sum.done"
+    fi
+    log "building argocd-health with Argo CD v$ARGOCD_VERSION's Lua engine (cold: several minutes on 2 cores)"
+    (cd "$w" && GOTOOLCHAIN=auto go build -trimpath -ldflags "-s -w" -o "$BIN/$name" .)
+    to_cache "$name"
+  fi
+  ln -sfn "$name" "$BIN/argocd-health"
+}
+
 # --- Debian packages: runsc (gVisor) and redis-server -------------------------------------------
 apt_install() {  # apt_install COMMAND PACKAGE
   if command -v "$1" >/dev/null 2>&1; then return 0; fi
@@ -142,6 +187,7 @@ apt_install bwrap bubblewrap   # bench/sandbox_exec.py compares the gVisor sandb
 build_kube
 HELM_LDFLAGS="-X helm.sh/helm/v3/internal/version.version=v$HELM_VERSION" build_go_install helm "helm.sh/helm/v3/cmd/helm@v$HELM_VERSION"
 build_go_install kwok "sigs.k8s.io/kwok/cmd/kwok@v$KWOK_VERSION"
+build_argocd_health
 # KWOK needs Stage definitions to play the kubelet: node initialise + heartbeat, pod lifecycle.
 if [[ ! -s "$BIN/kwok-stages.yaml" ]]; then
   kwok_dir=$(go mod download -json "sigs.k8s.io/kwok@v$KWOK_VERSION" | sed -n 's/^\s*"Dir": "\(.*\)",\?$/\1/p')
