@@ -19,6 +19,31 @@ def _default_state_dir() -> Path:
     return Path.home() / ".local" / "state" / "hive" / "dev"
 
 
+class NodeSettings(BaseModel):
+    """The one real node of the local cluster (``hive dev up --node``): containerd + kubelet."""
+
+    pod_cidr: str = Field(
+        default="10.88.0.0/16",
+        description="Pod addresses: the CNI bridge's host-local range and the node's spec.podCIDR.",
+    )
+    bridge: str = Field(default="hive0", description="Name of the CNI bridge on the host.")
+    kubelet_port: int = Field(default=30250, ge=1, le=65535, description="Kubelet API port.")
+    kubelet_healthz_port: int = Field(
+        default=30248, ge=1, le=65535, description="Kubelet /healthz port (loopback)."
+    )
+    taints: list[str] = Field(
+        default_factory=list,
+        description="Taints the node registers with (key=value:Effect); none by default so "
+        "that the operator's pods schedule onto it.",
+    )
+    runsc_platform: str = Field(
+        default="systrap", description="gVisor platform of runsc pods (systrap or ptrace)."
+    )
+    ready_timeout_s: float = Field(
+        default=180.0, gt=0, description="How long containerd and the kubelet may take to be ready."
+    )
+
+
 class DevSettings(BaseModel):
     """The local control plane started by ``hive dev up``."""
 
@@ -44,6 +69,7 @@ class DevSettings(BaseModel):
     start_timeout_s: float = Field(
         default=120.0, gt=0, description="How long each part may take to become ready."
     )
+    node: NodeSettings = Field(default_factory=NodeSettings)
 
 
 class KubeSettings(BaseModel):

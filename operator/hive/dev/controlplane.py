@@ -165,7 +165,9 @@ class ControlPlane:
 
     def down(self, *, purge: bool = False) -> list[str]:
         """Stop every recorded part, last started first. `purge` also deletes the state folder."""
-        stopped = []
+        from hive.dev.node import RealNode  # a real node's pods go while the API server is up
+
+        stopped = RealNode(self).down()
         for record in self.processes.records():  # what runs on top (the operator) goes first
             if record.name not in COMPONENTS and self.processes.stop(record.name):
                 stopped.append(record.name)
@@ -220,12 +222,22 @@ class ControlPlane:
             ),
             "scheduler": pki.issue("scheduler", common_name="system:kube-scheduler"),
             "kwok": pki.issue("kwok", common_name="hive-kwok", organization="system:masters"),
+            # How the apiserver proves itself to a real node's kubelet (kubectl logs/exec).
+            "kubelet-client": pki.issue(
+                "kubelet-client",
+                common_name="kube-apiserver-kubelet-client",
+                organization="system:masters",
+            ),
             "sa": pki.service_account_keys(),
         }
         for user in ("admin", "controller-manager", "scheduler", "kwok"):
             path = self.kubeconfig if user == "admin" else self.state / f"{user}.kubeconfig"
             self._write_kubeconfig(path, user, certs[user])
         return certs
+
+    def write_kubeconfig(self, path: Path, user: str, pair: CertPair) -> None:
+        """A kubeconfig for `user` with the client certificate `pair` (a component's login)."""
+        self._write_kubeconfig(path, user, pair)
 
     def _write_kubeconfig(self, path: Path, user: str, pair: CertPair) -> None:
         config = {
@@ -304,7 +316,10 @@ class ControlPlane:
                 f"--tls-cert-file={certs['apiserver'].cert}",
                 f"--tls-private-key-file={certs['apiserver'].key}",
                 f"--client-ca-file={self.pki.ca.cert}",
-                "--authorization-mode=RBAC",
+                "--authorization-mode=Node,RBAC",  # Node: a real node's kubelet (hive.dev.node)
+                f"--kubelet-client-certificate={certs['kubelet-client'].cert}",
+                f"--kubelet-client-key={certs['kubelet-client'].key}",
+                f"--kubelet-certificate-authority={self.pki.ca.cert}",
                 "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
                 f"--service-account-key-file={certs['sa'].cert}",
                 f"--service-account-signing-key-file={certs['sa'].key}",

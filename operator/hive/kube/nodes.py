@@ -1,14 +1,21 @@
-"""Fake nodes that KWOK plays the kubelet for."""
+"""Nodes of the local cluster: fake ones that KWOK plays the kubelet for, and the API side of
+the one real node (its pod CIDR, the RuntimeClass its runsc handler serves, readiness, removal)."""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from pathlib import Path
 
+from lightkube import ApiError, Client
 from lightkube.models.core_v1 import NodeSpec, NodeStatus
 from lightkube.models.meta_v1 import ObjectMeta
-from lightkube.resources.core_v1 import Node
+from lightkube.resources.core_v1 import Node, Pod
+from lightkube.resources.node_v1 import RuntimeClass
 
+from hive.errors import Unavailable
 from hive.kube.client import sync_client
+from hive.kube.errors import from_api_error
 from hive.settings import KubeSettings
 
 KWOK_ANNOTATION = "kwok.x-k8s.io/node"
@@ -40,3 +47,96 @@ def ensure_fake_nodes(kubeconfig: Path, count: int) -> list[str]:
     for name in names:
         client.apply(fake_node(name), force=True)
     return names
+
+
+def _client(kubeconfig: Path) -> Client:
+    return sync_client(KubeSettings(kubeconfig=kubeconfig), field_manager="hive-dev")
+
+
+def _ready(node: Node) -> bool:
+    conditions = (node.status.conditions if node.status else None) or []
+    return any(c.type == "Ready" and c.status == "True" for c in conditions)
+
+
+def wait_real_node(
+    kubeconfig: Path,
+    name: str,
+    *,
+    pod_cidr: str,
+    timeout_s: float,
+    alive: Callable[[], str | None],
+) -> None:
+    """Wait for the kubelet to register node `name`, give it `pod_cidr` (the CNI bridge's range,
+    which a NetworkPolicy enforcer reads from spec.podCIDR) and wait until it is Ready.
+    `alive` returns what died (a one-line reason) or None while the node's processes run."""
+    client = _client(kubeconfig)
+    deadline = time.monotonic() + timeout_s
+    last = "not registered"
+    while time.monotonic() < deadline:
+        dead = alive()
+        if dead:
+            raise Unavailable(dead)
+        try:
+            node = client.get(Node, name)
+        except ApiError as exc:
+            if exc.status.code != 404:
+                raise from_api_error(exc, f"Node {name}") from exc
+        else:
+            if node.spec is None or not node.spec.podCIDR:
+                patch = {"spec": {"podCIDR": pod_cidr, "podCIDRs": [pod_cidr]}}
+                client.patch(Node, name, patch)
+            if _ready(node):
+                return
+            last = "registered, not Ready"
+        time.sleep(0.5)
+    raise Unavailable(f"node {name} {last} after {timeout_s:.0f}s")
+
+
+def node_ready(kubeconfig: Path, name: str) -> bool:
+    try:
+        return _ready(_client(kubeconfig).get(Node, name))
+    except ApiError:
+        return False
+
+
+def ensure_runtime_class(kubeconfig: Path, name: str, handler: str) -> None:
+    """The RuntimeClass `name` with `handler`, as a SandboxPolicy would make it."""
+    runtime_class = RuntimeClass(metadata=ObjectMeta(name=name), handler=handler)
+    _client(kubeconfig).apply(runtime_class, force=True)
+
+
+def drain_real_node(kubeconfig: Path, name: str, *, timeout_s: float) -> int:
+    """Cordon node `name` and delete its pods (1 s grace) so that the kubelet stops their
+    sandboxes and releases their network; returns how many pods were still there at the end."""
+    client = _client(kubeconfig)
+    try:
+        client.patch(Node, name, {"spec": {"unschedulable": True}})
+    except ApiError as exc:
+        if exc.status.code == 404:
+            return 0
+        raise from_api_error(exc, f"Node {name}") from exc
+    deadline = time.monotonic() + timeout_s
+    while True:
+        pods = list(client.list(Pod, namespace="*", fields={"spec.nodeName": name}))
+        if not pods or time.monotonic() > deadline:
+            return len(pods)
+        for pod in pods:
+            meta = pod.metadata
+            if meta is None or meta.name is None or meta.deletionTimestamp is not None:
+                continue
+            try:
+                client.delete(Pod, meta.name, namespace=meta.namespace, grace_period=1)
+            except ApiError as exc:
+                if exc.status.code != 404:
+                    raise from_api_error(exc, f"Pod {meta.namespace}/{meta.name}") from exc
+        time.sleep(0.5)
+
+
+def delete_node(kubeconfig: Path, name: str) -> bool:
+    try:
+        _client(kubeconfig).delete(Node, name)
+    except ApiError as exc:
+        if exc.status.code == 404:
+            return False
+        raise from_api_error(exc, f"Node {name}") from exc
+    return True

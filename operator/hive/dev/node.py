@@ -1,0 +1,545 @@
+"""One real node for the local cluster: containerd and a kubelet beside the control plane.
+
+``RealNode.up()`` writes containerd's configuration (its root, state and socket in the dev state
+folder; runc as the default runtime, gVisor's shim for the ``runsc`` handler; CNI bridge +
+host-local + loopback on the pod CIDR), starts containerd, imports the pause image built by
+``hack/node.sh``, starts the kubelet (cgroup v1, cgroupfs, a client certificate for
+``system:node:<host>`` from the dev PKI and a serving certificate the apiserver checks), gives
+the node its ``spec.podCIDR`` and creates the RuntimeClass ``gvisor``. Both processes are
+tracked in the control plane's ProcessTable.
+
+containerd 1.6 and the kubelet also write outside their configured roots: shim sockets and
+runsc state under /run/containerd, CNI allocations under /var/lib/cni, log links in
+/var/log/containers, /var/lib/kubelet/device-plugins, iptables chains, a bridge and
+``ip_forward``. ``down()`` drains the node through the API (so the kubelet tears pod networks
+down), stops both processes and removes those leftovers: only what this node made.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from hive.dev.controlplane import INSTALL_HINT, ControlPlane
+from hive.errors import ExternalFailure, NotInstalled, Unavailable
+from hive.kube import nodes
+from hive.process_groups import signal_group
+from hive.settings import NodeSettings
+
+COMPONENTS = ("containerd", "kubelet")
+K8S_NAMESPACE = "k8s.io"  # containerd's namespace for what the CRI plugin runs
+RUNTIME_CLASS = "gvisor"
+RUNSC_HANDLER = "runsc"
+CNI_BIN = Path("/usr/lib/cni")
+CNI_STATE = Path("/var/lib/cni")
+CONTAINER_LOG_LINKS = Path("/var/log/containers")
+DEVICE_PLUGINS = Path("/var/lib/kubelet/device-plugins")
+RUN_CONTAINERD = Path("/run/containerd")
+IP_FORWARD = Path("/proc/sys/net/ipv4/ip_forward")
+KUBELET_CHAINS = {  # what the kubelet adds to iptables (pkg/kubelet/kubelet_network_linux.go)
+    "mangle": ("KUBE-IPTABLES-HINT", "KUBE-KUBELET-CANARY"),
+    "nat": ("KUBE-KUBELET-CANARY",),
+    "filter": ("KUBE-FIREWALL", "KUBE-KUBELET-CANARY"),
+}
+
+
+@dataclass(frozen=True)
+class NodeStatus:
+    name: str
+    pid: int | None
+    running: bool
+    port: int | None
+    log: Path
+
+
+@dataclass(frozen=True)
+class NodeUpResult:
+    name: str
+    already_running: bool
+    seconds: float
+
+
+class RealNode:
+    """containerd + kubelet registered with one local control plane."""
+
+    def __init__(self, plane: ControlPlane, settings: NodeSettings | None = None) -> None:
+        self.plane = plane
+        self.settings = settings or plane.settings.node
+        self.processes = plane.processes
+        self.folder = plane.state / "node"
+        self.socket = self.folder / "containerd" / "containerd.sock"
+        self.name = socket.gethostname().lower()
+        self.network = f"hive-{self.settings.bridge}"  # CNI network name, also its state folder
+
+    # --- where things are ------------------------------------------------------------------
+    def binary(self, name: str) -> Path:
+        return self.plane.binary(name)
+
+    def gvisor(self, name: str) -> Path:
+        path = self.plane.settings.testbin_dir / "gvisor" / name
+        if not path.is_file():
+            raise NotInstalled(f"{name} (gVisor, looked in {path.parent})", INSTALL_HINT)
+        return path
+
+    def image_archive(self, name: str) -> Path:
+        """An OCI archive that hack/node.sh built (pause, busybox)."""
+        path = self.plane.settings.testbin_dir / "images" / f"{name}.oci.tar"
+        if not path.is_file():
+            raise NotInstalled(f"the {name} image ({path})", INSTALL_HINT)
+        return path
+
+    def pause_image(self) -> str:
+        version_file = self.plane.settings.testbin_dir / "images" / "pause.version"
+        if not version_file.is_file():
+            raise NotInstalled(f"the pause image ({version_file})", INSTALL_HINT)
+        return f"localhost/hive-pause:{version_file.read_text().strip()}"
+
+    def ports(self) -> dict[str, int | None]:
+        return {"containerd": None, "kubelet": self.settings.kubelet_port}
+
+    # --- state -----------------------------------------------------------------------------
+    def status(self) -> list[NodeStatus]:
+        out = []
+        for name in COMPONENTS:
+            record = self.processes.get(name)
+            out.append(
+                NodeStatus(
+                    name=name,
+                    pid=record.pid if record else None,
+                    running=record is not None and record.alive(),
+                    port=self.ports()[name],
+                    log=self.processes.log_dir / f"{name}.log",
+                )
+            )
+        return out
+
+    def started(self) -> bool:
+        """True when this state folder has a node, running or not, that down() has not ended."""
+        marker = self.folder / "started"
+        return marker.exists() or any(self.processes.get(n) is not None for n in COMPONENTS)
+
+    def running(self) -> bool:
+        return all(c.running for c in self.status()) and nodes.node_ready(
+            self.plane.kubeconfig, self.name
+        )
+
+    # --- up / down -------------------------------------------------------------------------
+    def up(self) -> NodeUpResult:
+        started = time.monotonic()
+        if self.running():
+            return NodeUpResult(self.name, True, time.monotonic() - started)
+        for name in reversed(COMPONENTS):  # a half-started node starts again from scratch
+            self.processes.stop(name)
+        binaries = {
+            "containerd": self.binary("containerd"),
+            "ctr": self.binary("ctr"),
+            "runc": self.binary("runc"),
+            "kubelet": self.binary("kubelet"),
+            "shim": self.gvisor("containerd-shim-runsc-v1"),
+            "runsc": self.gvisor("runsc"),
+        }
+        for plugin in ("bridge", "host-local", "loopback"):
+            if not (CNI_BIN / plugin).is_file():
+                raise NotInstalled(f"the CNI plugin {plugin} ({CNI_BIN})", INSTALL_HINT)
+        pause = self.image_archive("pause")
+        self.folder.mkdir(parents=True, exist_ok=True)
+        (self.folder / "started").touch()
+        try:
+            self._start_containerd(binaries)
+            self.import_image(pause)
+            self._start_kubelet(binaries["kubelet"])
+            nodes.wait_real_node(
+                self.plane.kubeconfig,
+                self.name,
+                pod_cidr=self.settings.pod_cidr,
+                timeout_s=self.settings.ready_timeout_s,
+                alive=self._what_died,
+            )
+            nodes.ensure_runtime_class(self.plane.kubeconfig, RUNTIME_CLASS, RUNSC_HANDLER)
+        except BaseException:
+            self.down()
+            raise
+        return NodeUpResult(self.name, False, time.monotonic() - started)
+
+    def down(self) -> list[str]:
+        """Drain, stop and clean up; returns the names of what was running."""
+        if not self.started():
+            return []
+        if self.plane.running():
+            with contextlib.suppress(Unavailable, ExternalFailure, OSError):
+                nodes.drain_real_node(self.plane.kubeconfig, self.name, timeout_s=60)
+        stopped = [name for name in ("kubelet",) if self.processes.stop(name)]
+        self._kill_tasks()
+        if self.processes.stop("containerd"):
+            stopped.append("containerd")
+        self._kill_leftovers()
+        self._clean_host()
+        if self.plane.running():
+            with contextlib.suppress(Unavailable, ExternalFailure, OSError):
+                nodes.delete_node(self.plane.kubeconfig, self.name)
+        (self.folder / "started").unlink(missing_ok=True)
+        return stopped
+
+    # --- containerd ------------------------------------------------------------------------
+    def ctr(self, *args: str, timeout: float = 60) -> str:
+        """Run ``ctr`` against this node's containerd in the CRI namespace; its output."""
+        argv = [str(self.binary("ctr")), "--address", str(self.socket), "-n", K8S_NAMESPACE]
+        result = subprocess.run(
+            [*argv, *args], capture_output=True, text=True, timeout=timeout, check=False
+        )
+        if result.returncode != 0:
+            message = (result.stderr.strip().splitlines() or ["no output"])[-1]
+            raise ExternalFailure(f"ctr {' '.join(args)}: {message}")
+        return result.stdout
+
+    def import_image(self, archive: Path) -> None:
+        """Import an OCI archive into the node's containerd, for pods that never pull."""
+        self.ctr("images", "import", "--no-unpack=false", str(archive), timeout=120)
+
+    def container_pid(self, container_id: str) -> int:
+        """The host PID of a running container's task (``containerd://<id>`` or ``<id>``)."""
+        wanted = container_id.removeprefix("containerd://")
+        for line in self.ctr("tasks", "ls").splitlines()[1:]:
+            fields = line.split()
+            if len(fields) >= 3 and fields[0] == wanted and fields[2] == "RUNNING":
+                return int(fields[1])
+        raise Unavailable(f"container {wanted} has no running task on node {self.name}")
+
+    def _start_containerd(self, binaries: dict[str, Path]) -> None:
+        base = self.folder / "containerd"
+        for sub in ("root", "state", "opt"):
+            (base / sub).mkdir(parents=True, exist_ok=True)
+        (self.folder / "cni").mkdir(parents=True, exist_ok=True)
+        cni = self.folder / "cni" / "10-hive.conflist"
+        cni.write_text(json.dumps(self._cni_config(), indent=2))
+        runsc_toml = base / "runsc.toml"
+        runsc_toml.write_text(
+            f'binary_name = "{binaries["runsc"]}"\n'
+            f'root = "{RUN_CONTAINERD / "runsc"}"\n'
+            "[runsc_config]\n"
+            f'  platform = "{self.settings.runsc_platform}"\n'
+        )
+        config = base / "config.toml"
+        config.write_text(self._containerd_config(base, cni.parent, runsc_toml))
+        self._remember_ip_forward()
+        # The shim is found on PATH, next to runc; runsc by the path in runsc.toml.
+        path = os.pathsep.join(
+            [str(binaries["shim"].parent), str(binaries["runc"].parent), os.environ["PATH"]]
+        )
+        self.processes.start(
+            "containerd",
+            [str(binaries["containerd"]), "--config", str(config)],
+            env={**os.environ, "PATH": path},
+        )
+        deadline = time.monotonic() + self.settings.ready_timeout_s
+        while time.monotonic() < deadline:
+            dead = self._what_died()
+            if dead:
+                raise Unavailable(dead)
+            if self.socket.exists():
+                with contextlib.suppress(ExternalFailure, subprocess.TimeoutExpired):
+                    self.ctr("version", timeout=5)
+                    return
+            time.sleep(0.2)
+        raise Unavailable(f"containerd not ready after {self.settings.ready_timeout_s:.0f}s")
+
+    def _cni_config(self) -> dict[str, object]:
+        return {
+            "cniVersion": "1.0.0",
+            "name": self.network,
+            "plugins": [
+                {
+                    "type": "bridge",
+                    "bridge": self.settings.bridge,
+                    "isGateway": True,
+                    "ipMasq": False,  # pods reach this host, nothing beyond it: no NAT chains
+                    "hairpinMode": True,
+                    "ipam": {
+                        "type": "host-local",
+                        "ranges": [[{"subnet": self.settings.pod_cidr}]],
+                        "routes": [{"dst": "0.0.0.0/0"}],
+                    },
+                },
+                {"type": "loopback"},
+            ],
+        }
+
+    def _containerd_config(self, base: Path, cni_conf: Path, runsc_toml: Path) -> str:
+        cri = 'plugins."io.containerd.grpc.v1.cri"'
+        return f"""version = 2
+root = "{base / "root"}"
+state = "{base / "state"}"
+
+[grpc]
+  address = "{self.socket}"
+
+[ttrpc]
+  address = ""
+
+[metrics]
+  address = ""
+
+[plugins."io.containerd.internal.v1.opt"]
+  path = "{base / "opt"}"
+
+[{cri}]
+  sandbox_image = "{self.pause_image()}"
+  restrict_oom_score_adj = true  # root here lacks CAP_SYS_RESOURCE
+  disable_tcp_service = true
+  stream_server_address = "127.0.0.1"
+  stream_server_port = "0"
+  enable_selinux = false
+  disable_apparmor = true
+
+[{cri}.containerd]
+  snapshotter = "overlayfs"
+  default_runtime_name = "runc"
+
+[{cri}.containerd.runtimes.runc]
+  runtime_type = "io.containerd.runc.v2"
+
+[{cri}.containerd.runtimes.runc.options]
+  SystemdCgroup = false
+
+[{cri}.containerd.runtimes.{RUNSC_HANDLER}]
+  runtime_type = "io.containerd.runsc.v1"
+
+[{cri}.containerd.runtimes.{RUNSC_HANDLER}.options]
+  TypeUrl = "io.containerd.runsc.v1.options"
+  ConfigPath = "{runsc_toml}"
+
+[{cri}.cni]
+  bin_dir = "{CNI_BIN}"
+  conf_dir = "{cni_conf}"
+  max_conf_num = 1
+"""
+
+    # --- kubelet ---------------------------------------------------------------------------
+    def _start_kubelet(self, kubelet: Path) -> None:
+        pki = self.plane.pki
+        client = pki.issue(
+            "kubelet", common_name=f"system:node:{self.name}", organization="system:nodes"
+        )
+        serving = pki.issue(
+            "kubelet-serving",
+            common_name=f"system:node:{self.name}",
+            server_hosts=(self.name, "localhost", "127.0.0.1"),
+            client=False,
+        )
+        kubeconfig = self.folder / "kubelet.kubeconfig"
+        self.plane.write_kubeconfig(kubeconfig, "kubelet", client)
+        root = self.folder / "kubelet"
+        root.mkdir(parents=True, exist_ok=True)
+        (self.folder / "pod-logs").mkdir(parents=True, exist_ok=True)
+        config = self.folder / "kubelet.yaml"
+        config.write_text(yaml.safe_dump(self._kubelet_config(serving.cert, serving.key)))
+        self.processes.start(
+            "kubelet",
+            [
+                str(kubelet),
+                f"--config={config}",
+                f"--kubeconfig={kubeconfig}",
+                f"--root-dir={root}",
+                f"--hostname-override={self.name}",
+                "--node-labels=hive.dev/node=real",
+                "--v=1",
+            ],
+        )
+
+    def _kubelet_config(self, cert: Path, key: Path) -> dict[str, object]:
+        s = self.settings
+        taints = []
+        for taint in s.taints:
+            key_value, _, effect = taint.partition(":")
+            taint_key, _, value = key_value.partition("=")
+            taints.append({"key": taint_key, "value": value, "effect": effect or "NoSchedule"})
+        return {
+            "apiVersion": "kubelet.config.k8s.io/v1beta1",
+            "kind": "KubeletConfiguration",
+            "failCgroupV1": False,  # this machine runs cgroup v1
+            "cgroupDriver": "cgroupfs",
+            "containerRuntimeEndpoint": f"unix://{self.socket}",
+            "address": self.plane.settings.host,
+            "port": s.kubelet_port,
+            "healthzBindAddress": "127.0.0.1",
+            "healthzPort": s.kubelet_healthz_port,
+            "readOnlyPort": 0,
+            "tlsCertFile": str(cert),
+            "tlsPrivateKeyFile": str(key),
+            "authentication": {
+                "anonymous": {"enabled": False},
+                "webhook": {"enabled": False},
+                "x509": {"clientCAFile": str(self.plane.pki.ca.cert)},
+            },
+            # Only holders of a certificate from the dev CA get past authentication.
+            "authorization": {"mode": "AlwaysAllow"},
+            "podLogsDir": str(self.folder / "pod-logs"),
+            "registerWithTaints": taints,
+            "makeIPTablesUtilChains": False,
+            # Images are imported, never pulled: never collect them, never evict for disk.
+            "imageGCHighThresholdPercent": 100,
+            "imageGCLowThresholdPercent": 99,
+            "evictionHard": {
+                "memory.available": "100Mi",
+                "nodefs.available": "1%",
+                "imagefs.available": "1%",
+                "nodefs.inodesFree": "1%",
+            },
+            "resolvConf": "/etc/resolv.conf",
+            "serializeImagePulls": False,
+            "syncFrequency": "10s",
+            "fileCheckFrequency": "10s",
+        }
+
+    # --- cleaning up -----------------------------------------------------------------------
+    def _what_died(self) -> str | None:
+        for name in COMPONENTS:
+            record = self.processes.get(name)
+            if record is not None and not record.alive():
+                tail = self.processes.log_tail(name, lines=5).replace("\n", " | ")
+                return f"{name} exited during start; last log lines: {tail}"
+        return None
+
+    def _kill_tasks(self) -> None:
+        """Kill what still runs in containerd (when the kubelet could not drain it)."""
+        record = self.processes.get("containerd")
+        if record is None or not record.alive():
+            return
+        with contextlib.suppress(ExternalFailure, subprocess.TimeoutExpired, NotInstalled):
+            for line in self.ctr("tasks", "ls", timeout=10).splitlines()[1:]:
+                task = line.split()[0]
+                with contextlib.suppress(ExternalFailure, subprocess.TimeoutExpired):
+                    self.ctr("tasks", "kill", "--all", "--signal", "SIGKILL", task, timeout=10)
+                with contextlib.suppress(ExternalFailure, subprocess.TimeoutExpired):
+                    self.ctr("tasks", "delete", "--force", task, timeout=10)
+
+    def _kill_leftovers(self) -> None:
+        """Shims of this containerd (found by its socket in their command line) and the
+        processes in their pods' cgroups outlive containerd: end them by PID."""
+        mine = f"-address {self.socket}".encode()
+        for proc in Path("/proc").iterdir():
+            if not proc.name.isdigit():
+                continue
+            try:
+                argv = (proc / "cmdline").read_bytes().replace(b"\0", b" ")
+            except OSError:
+                continue
+            if b"containerd-shim" in argv and mine in argv:
+                with contextlib.suppress(OSError):
+                    signal_group(int(proc.name), signal.SIGKILL)
+        for procs in Path("/sys/fs/cgroup/pids/kubepods").glob("**/cgroup.procs"):
+            with contextlib.suppress(OSError, ValueError):
+                for pid in procs.read_text().split():
+                    os.kill(int(pid), signal.SIGKILL)
+
+    def _clean_host(self) -> None:
+        # Mounts under the node's folder (rootfs, shm, kubelet volumes), deepest first.
+        for mount in sorted(self._mounts_under(self.folder), key=len, reverse=True):
+            subprocess.run(["umount", "-l", mount], capture_output=True, check=False)
+        shutil.rmtree(CNI_STATE / "networks" / self.network, ignore_errors=True)
+        for result in (CNI_STATE / "results").glob(f"{self.network}-*"):
+            result.unlink(missing_ok=True)
+        if CONTAINER_LOG_LINKS.is_dir():
+            for link in CONTAINER_LOG_LINKS.iterdir():
+                with contextlib.suppress(OSError):
+                    if link.is_symlink() and str(os.readlink(link)).startswith(str(self.folder)):
+                        link.unlink()
+        for leftover in ("kubelet.sock", "kubelet_internal_checkpoint"):
+            (DEVICE_PLUGINS / leftover).unlink(missing_ok=True)
+        self._clean_run_containerd()
+        for folder in (
+            DEVICE_PLUGINS,
+            DEVICE_PLUGINS.parent,
+            CNI_STATE / "networks",
+            CNI_STATE / "results",
+            CNI_STATE,
+            CONTAINER_LOG_LINKS,
+            Path("/run/netns"),
+        ):
+            with contextlib.suppress(OSError):
+                folder.rmdir()  # only when empty: another user's files stay
+        for binary in ("iptables", "ip6tables"):
+            if shutil.which(binary):
+                self._remove_kubelet_chains(binary)
+        subprocess.run(
+            ["ip", "link", "delete", self.settings.bridge], capture_output=True, check=False
+        )
+        saved = self.folder / "ip_forward"
+        if saved.is_file():
+            with contextlib.suppress(OSError):
+                IP_FORWARD.write_text(saved.read_text())
+            saved.unlink()
+
+    def _clean_run_containerd(self) -> None:
+        """Shim sockets nobody listens on any more, and gVisor's null-netns once no runsc shim
+        is left; then the folders, when empty."""
+        for sock in (RUN_CONTAINERD / "s").glob("*"):
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+                try:
+                    probe.connect(str(sock))
+                except ConnectionRefusedError:
+                    sock.unlink(missing_ok=True)
+                except OSError:
+                    pass
+        runsc_ns = RUN_CONTAINERD / "runsc" / K8S_NAMESPACE
+        null_netns = runsc_ns / "null-netns"
+        if null_netns.exists() and not self._shims_running("containerd-shim-runsc-v1"):
+            subprocess.run(["umount", "-l", str(null_netns)], capture_output=True, check=False)
+            null_netns.unlink(missing_ok=True)
+        for folder in (
+            RUN_CONTAINERD / "s",
+            runsc_ns,
+            runsc_ns.parent,
+            RUN_CONTAINERD / "runc" / K8S_NAMESPACE,
+            RUN_CONTAINERD / "runc",
+            RUN_CONTAINERD,
+        ):
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+
+    @staticmethod
+    def _shims_running(name: str) -> bool:
+        for proc in Path("/proc").iterdir():
+            if proc.name.isdigit():
+                with contextlib.suppress(OSError):
+                    if name.encode() in (proc / "cmdline").read_bytes():
+                        return True
+        return False
+
+    def _remove_kubelet_chains(self, binary: str) -> None:
+        def run(*args: str) -> None:
+            subprocess.run([binary, "-w", *args], capture_output=True, check=False, timeout=30)
+
+        for table, chains in KUBELET_CHAINS.items():
+            for chain in chains:
+                for hook in ("INPUT", "OUTPUT", "PREROUTING", "POSTROUTING", "FORWARD"):
+                    run("-t", table, "-D", hook, "-j", chain)
+                run("-t", table, "-F", chain)
+                run("-t", table, "-X", chain)
+
+    def _remember_ip_forward(self) -> None:
+        saved = self.folder / "ip_forward"
+        if not saved.exists():
+            with contextlib.suppress(OSError):
+                saved.write_text(IP_FORWARD.read_text())
+
+    @staticmethod
+    def _mounts_under(folder: Path) -> list[str]:
+        prefix = str(folder.resolve()) + "/"
+        found = []
+        with contextlib.suppress(OSError):
+            for line in Path("/proc/self/mountinfo").read_text().splitlines():
+                point = line.split()[4].replace("\\040", " ")
+                if point.startswith(prefix):
+                    found.append(point)
+        return found
