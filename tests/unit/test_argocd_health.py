@@ -46,6 +46,8 @@ def run_health(kind: str, obj: dict[str, Any]) -> tuple[str, str]:
     g = lua.globals()
     for unsafe in ("require", "dofile", "loadfile", "io", "os", "package"):
         g[unsafe] = None  # Argo loads each script alone: nothing may be pulled in from outside
+    for unopened in ("string", "math", "coroutine", "debug"):
+        g[unopened] = None  # an argocd-cm check gets only base, table, package and a safe os
     g.obj = to_lua(lua, obj)
     hs = lua.execute((HEALTH / kind / "health.lua").read_text(encoding="utf-8"))
     assert lua51.lua_type(hs) == "table", f"{kind}: health.lua must return a table"
