@@ -6,9 +6,14 @@ what they mean everywhere else.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 
 import nodesemver
+
+# node-semver logs every range it cannot parse at INFO with a traceback, and its parsing at DEBUG:
+# an invalid range is an answer here (admission names the field), not a failure worth a traceback.
+logging.getLogger(nodesemver.__name__).setLevel(logging.WARNING)
 
 
 def is_version(text: str) -> bool:
