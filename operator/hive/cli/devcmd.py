@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from hive.dev.controlplane import ControlPlane
+from hive.dev.node import RUNTIME_CLASS, RealNode
 from hive.dev.processes import ProcessRecord
 from hive.dev.services import redis_server_argv
 from hive.errors import HiveError, Unavailable
@@ -30,9 +31,10 @@ DEV_WEBHOOK_PORT = 37443
 WEBHOOK_CONFIGURATION = "hive.dev"
 
 
-def up(settings: Settings) -> ControlPlane:
-    """Bring back everything `status` lists: the control plane, the CRDs, the operator, and the
-    demo's redis-server when a demo had started one."""
+def up(settings: Settings, *, node: bool = False) -> ControlPlane:
+    """Bring back everything `status` lists: the control plane, the real node with `node` or
+    once it was started, the CRDs, the operator, and the demo's redis-server when a demo had
+    started one."""
     plane = ControlPlane(settings.dev)
     had_redis = plane.processes.get("redis") is not None  # dead or alive: it was wanted
     with console.status("starting etcd, kube-apiserver, controllers and KWOK ..."):
@@ -43,6 +45,8 @@ def up(settings: Settings) -> ControlPlane:
         console.print(f"control plane already running at {plane.url}")
     else:
         console.print(f"control plane up at {plane.url} in {result.seconds:.1f}s")
+    if node or RealNode(plane).started():
+        start_node(plane)
     client = sync_client(KubeSettings(kubeconfig=plane.kubeconfig), field_manager="hive-dev")
     with console.status("installing CRDs ..."):
         names = apply_crds(client)
@@ -56,6 +60,19 @@ def up(settings: Settings) -> ControlPlane:
     console.print(f"  export KUBECONFIG={plane.kubeconfig}")
     console.print("  hive dev status | hive dev down")
     return plane
+
+
+def start_node(plane: ControlPlane) -> None:
+    """The real node: containerd and a kubelet, runc by default, runsc for RuntimeClass gvisor."""
+    with console.status("starting the real node: containerd and the kubelet ..."):
+        result = RealNode(plane).up()
+    if result.already_running:
+        console.print(f"node {result.name} already running")
+    else:
+        console.print(
+            f"node {result.name} Ready in {result.seconds:.1f}s "
+            f"(runc; runsc for RuntimeClass {RUNTIME_CLASS})"
+        )
 
 
 def down(settings: Settings, *, purge: bool) -> None:
@@ -78,7 +95,11 @@ def status(settings: Settings) -> int:
         (row.name, plane.processes.get(row.name), row.port) for row in plane.status()
     ]
     known = {name for name, _, _ in rows}
-    ports = {"operator": settings.operator.liveness_port, "redis": settings.dev.redis_port}
+    ports = {
+        "operator": settings.operator.liveness_port,
+        "redis": settings.dev.redis_port,
+        "kubelet": settings.dev.node.kubelet_port,
+    }
     for name in ("operator", *sorted(r.name for r in plane.processes.records())):
         if name not in known:
             known.add(name)

@@ -198,12 +198,18 @@ def dev() -> None:
 
 
 @dev.command("up")
+@click.option(
+    "--node",
+    is_flag=True,
+    help="Also start a real node (containerd + kubelet; runc, and runsc for RuntimeClass "
+    "gvisor) where pods really run. Needs root.",
+)
 @one_line_errors
-def dev_up() -> None:
+def dev_up(node: bool) -> None:
     """Start the local control plane, the CRDs and the operator; bring back what died."""
     from hive.cli.devcmd import up
 
-    up(get_settings())
+    up(get_settings(), node=node)
 
 
 @dev.command("down")
