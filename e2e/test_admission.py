@@ -143,18 +143,6 @@ CASES: list[tuple[str, str, dict, str]] = [  # type: ignore[type-arg]
     ),
     (
         "ToolVersion",
-        "migration-from-nowhere",
-        {"tool": "chain", "version": "3.0.0", "migration": {"from": "2.5.0"}},
-        "spec.migration.from: chain 2.5.0 does not exist (versions: 1.0.0, 2.0.0)",
-    ),
-    (
-        "ToolVersion",
-        "first-from-nowhere",
-        {"tool": "lonely", "version": "2.0.0", "migration": {"from": "1.0.0"}},
-        "spec.migration.from: lonely 1.0.0 does not exist (no other version of lonely exists)",
-    ),
-    (
-        "ToolVersion",
         "duplicate-version",
         {"tool": "chain", "version": "2.0.0", "migration": {"from": "1.0.0"}},
         "spec.version: chain 2.0.0 is already declared by chain-2",

@@ -133,26 +133,37 @@ def ready_condition(cluster: Cluster, name: str) -> dict | None:  # type: ignore
 
 
 def test_a_hole_in_the_migration_chain_is_reported(cluster: Cluster, operator: dict) -> None:  # type: ignore[type-arg]
-    """Admission refuses a migration from nowhere; one left behind by a deletion is reported,
-    naming the missing version, until the chain is whole again."""
+    """A migration from a version not applied yet is accepted with a warning (a GitOps sync
+    applies in its own order) and reported, naming the missing version, until the chain is whole;
+    so is one left behind by a deletion."""
     chain = [calc("1.0.0"), calc("1.5.0", "1.0.0"), calc("2.0.0", "1.5.0")]
-    cluster.kubectl("apply", "-f", "-", input="---".join(chain))
-    wait_for(
-        lambda: (
-            get(cluster, "toolversion", "calc-2.0.0").get("status", {}).get("migrationPath")
-            == ["1.0.0", "1.5.0", "2.0.0"]
-        ),
-        60,
-        "the chain to be checked",
-    )
-
-    cluster.kubectl("delete", "toolversion", "calc-1.0.0")
 
     def broken(name: str) -> str | None:
         ready = ready_condition(cluster, name)
         if ready and ready["status"] == "False":
             return f"{ready['reason']}: {ready['message']}"
         return None
+
+    early = cluster.kubectl("apply", "-f", "-", input=chain[1])
+    assert (
+        "Warning: spec.migration.from: calc 1.0.0 does not exist (no other version of calc "
+        "exists); this version stays Ready=False (MigrationChainBroken) until 1.0.0 is applied"
+    ) in early.stderr
+    assert wait_for(lambda: broken("calc-1.5.0"), 60, "the early version to be reported") == (
+        "MigrationChainBroken: 1.5.0: spec.migration.from 1.0.0 does not exist (versions: 1.5.0)"
+    )
+    cluster.kubectl("apply", "-f", "-", input="---".join(chain))
+    wait_for(
+        lambda: (
+            get(cluster, "toolversion", "calc-2.0.0").get("status", {}).get("migrationPath")
+            == ["1.0.0", "1.5.0", "2.0.0"]
+            and (ready_condition(cluster, "calc-1.5.0") or {}).get("reason") == "ChainValid"
+        ),
+        60,
+        "the chain to be checked",
+    )
+
+    cluster.kubectl("delete", "toolversion", "calc-1.0.0")
 
     missing = "1.5.0: spec.migration.from 1.0.0 does not exist (versions: 1.5.0, 2.0.0)"
     assert wait_for(lambda: broken("calc-1.5.0"), 60, "the oldest to lose its chain") == (

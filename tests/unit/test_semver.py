@@ -13,7 +13,8 @@ def test_ranges_mean_what_npm_says() -> None:
     assert best_match(["1.0.0", "1.4.2", "2.0.0"], "^1.2") == "1.4.2"
     assert best_match(["1.0.0"], ">=2") is None
     assert ordered(["2.0.0", "1.0.0-rc.1", "1.0.0"]) == ["1.0.0-rc.1", "1.0.0", "2.0.0"]
-    assert is_version("1.2.3") and not is_version("1.2")
+    assert is_version("1.2.3")
+    assert not is_version("1.2")
 
 
 def test_an_invalid_range_is_refused_without_a_logged_traceback(

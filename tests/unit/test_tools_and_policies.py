@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hive.api.sandboxpolicy import SandboxPolicySpec
-from hive.reconcile.admission import check_tool_version
+from hive.reconcile.admission import check_tool_version, tool_version_warnings
 from hive.reconcile.sandboxpolicy import quantity, verify
 from hive.reconcile.toolversion import plan_tool
 
@@ -86,24 +86,26 @@ def test_a_migration_from_a_newer_version_breaks_the_chain() -> None:
     assert status["search-1.1.0"].migration_path_valid is False
 
 
-def test_admission_refuses_holes_and_migrations_from_nowhere() -> None:
+def test_admission_refuses_holes_and_warns_of_migrations_from_nowhere() -> None:
     siblings = [tool("1.0.0"), tool("1.1.0", "1.0.0")]
     hole = check_tool_version(tool("1.2.0", "1.0.0")["spec"], siblings, "search-1.2.0")
     assert hole == "spec.migration.from: 1.0.0 skips 1.1.0 (a hole in the chain)"
-    later = check_tool_version(tool("3.0.0", "2.0.0")["spec"], siblings, "search-3.0.0")
-    assert later == (
-        "spec.migration.from: search 2.0.0 does not exist (versions: 1.0.0, 1.1.0); "
-        "a migration from nowhere is a hole in the chain"
-    )
-    first = check_tool_version(tool("2.0.0", "1.0.0")["spec"], [], "search-2.0.0")
-    assert first == (
+    later = tool("3.0.0", "2.0.0")["spec"]
+    assert check_tool_version(later, siblings, "search-3.0.0") is None, "2.0.0 may come next"
+    assert tool_version_warnings(later, siblings, "search-3.0.0") == [
+        "spec.migration.from: search 2.0.0 does not exist (versions: 1.0.0, 1.1.0); this "
+        "version stays Ready=False (MigrationChainBroken) until 2.0.0 is applied"
+    ]
+    first = tool("2.0.0", "1.0.0")["spec"]
+    assert check_tool_version(first, [], "search-2.0.0") is None
+    assert tool_version_warnings(first, [], "search-2.0.0") == [
         "spec.migration.from: search 1.0.0 does not exist (no other version of search "
-        "exists); a migration from nowhere is a hole in the chain"
-    )
-    own = check_tool_version(tool("1.1.0", "1.0.0")["spec"], siblings, "search-1.1.0")
-    assert own is None, "an update of a version checks it against the others"
-    first_version = check_tool_version(tool("1.0.0")["spec"], [], "search-1.0.0")
-    assert first_version is None
+        "exists); this version stays Ready=False (MigrationChainBroken) until 1.0.0 is applied"
+    ]
+    own = tool("1.1.0", "1.0.0")["spec"]
+    assert check_tool_version(own, siblings, "search-1.1.0") is None
+    assert tool_version_warnings(own, siblings, "search-1.1.0") == []
+    assert tool_version_warnings(tool("1.0.0")["spec"], [], "search-1.0.0") == []
 
 
 def test_quantities() -> None:

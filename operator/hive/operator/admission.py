@@ -1,7 +1,8 @@
 """Validating admission webhooks, one per kind, served by kopf at /validate-<plural>.
 
 Each handler gathers what its rule needs from the API server and asks the pure rules in
-`hive.reconcile.admission`; a refusal is HTTP 422 with a message that names the field.
+`hive.reconcile.admission`; a refusal is HTTP 422 with a message that names the field, and what
+is accepted but worth hearing at once comes back as an admission warning (kubectl prints it).
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ def validate_memory_store(spec: kopf.Spec, **_: Any) -> None:
 
 @kopf.on.validate(GROUP, VERSION, "toolversions", id="validate-toolversions", operations=OPERATIONS)
 async def validate_tool_version(
-    spec: kopf.Spec, name: str | None, namespace: str | None, **_: Any
+    spec: kopf.Spec, name: str | None, namespace: str | None, warnings: list[str], **_: Any
 ) -> None:
     tool = spec.get("tool")
     siblings = []
@@ -53,6 +54,7 @@ async def validate_tool_version(
             if (o.get("spec") or {}).get("tool") == tool
         ]
     _refuse(admission.check_tool_version(dict(spec), siblings, name or ""))
+    warnings.extend(admission.tool_version_warnings(dict(spec), siblings, name or ""))
 
 
 @kopf.on.validate(

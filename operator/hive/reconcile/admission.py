@@ -48,34 +48,35 @@ def check_memory_store(spec: JSON) -> str | None:
     return _parse(MemoryStoreSpec, spec)[1]
 
 
-def check_tool_version(spec: JSON, siblings: Sequence[JSON], own_name: str) -> str | None:
-    """`siblings`: the other ToolVersion objects of the same tool in the namespace."""
-    tool, problem = _parse(ToolVersionSpec, spec)
-    if problem:
-        return problem
-    assert isinstance(tool, ToolVersionSpec)
+def _sibling_versions(siblings: Sequence[JSON], own_name: str) -> dict[str, str]:
+    """Version -> object name of the tool's other ToolVersions."""
     versions: dict[str, str] = {}
     for other in siblings:
         name = other.get("metadata", {}).get("name", "?")
         version = (other.get("spec") or {}).get("version")
         if name != own_name and isinstance(version, str):
             versions[version] = name
+    return versions
+
+
+def check_tool_version(spec: JSON, siblings: Sequence[JSON], own_name: str) -> str | None:
+    """`siblings`: the other ToolVersion objects of the same tool in the namespace.
+
+    A migration from a version that does not exist (yet) is not refused here: GitOps tools
+    apply a folder in their own order, so the predecessor may arrive a moment later. It is
+    warned about (`tool_version_warnings`) and reported Ready=False until it exists.
+    """
+    tool, problem = _parse(ToolVersionSpec, spec)
+    if problem:
+        return problem
+    assert isinstance(tool, ToolVersionSpec)
+    versions = _sibling_versions(siblings, own_name)
     if tool.version in versions:
         owner = versions[tool.version]
         return f"spec.version: {tool.tool} {tool.version} is already declared by {owner}"
     migration = tool.migration
     if migration and not less(migration.from_version, tool.version):
         return f"spec.migration.from: {migration.from_version} is not older than {tool.version}"
-    if migration and migration.from_version not in versions:
-        known = (
-            f"versions: {', '.join(ordered(versions))}"
-            if versions
-            else f"no other version of {tool.tool} exists"
-        )
-        return (
-            f"spec.migration.from: {tool.tool} {migration.from_version} does not exist "
-            f"({known}); a migration from nowhere is a hole in the chain"
-        )
     older = [v for v in ordered(versions) if less(v, tool.version)]
     if not older:
         return None
@@ -90,6 +91,26 @@ def check_tool_version(spec: JSON, siblings: Sequence[JSON], own_name: str) -> s
             f"spec.migration.from: {migration.from_version} skips {previous} (a hole in the chain)"
         )
     return None
+
+
+def tool_version_warnings(spec: JSON, siblings: Sequence[JSON], own_name: str) -> list[str]:
+    """What admission accepts but the user should hear at once: a migration from nowhere."""
+    tool, problem = _parse(ToolVersionSpec, spec)
+    if problem or not isinstance(tool, ToolVersionSpec) or tool.migration is None:
+        return []
+    versions = _sibling_versions(siblings, own_name)
+    source = tool.migration.from_version
+    if source in versions:
+        return []
+    known = (
+        f"versions: {', '.join(ordered(versions))}"
+        if versions
+        else f"no other version of {tool.tool} exists"
+    )
+    return [
+        f"spec.migration.from: {tool.tool} {source} does not exist ({known}); this version "
+        f"stays Ready=False (MigrationChainBroken) until {source} is applied"
+    ]
 
 
 def check_chaos_experiment(spec: JSON, team: JSON | None) -> str | None:
