@@ -111,7 +111,7 @@ class Migration(HiveModel):
         alias="from",
         pattern=SEMVER,
         description="The version this migration starts from: the tool's next older version, "
-        "which must exist (a migration from nowhere is a hole in the chain).",
+        "which must exist: until it does, this version is Ready=False (MigrationChainBroken).",
     )
     steps: list[MigrationStep] = Field(
         default_factory=list, max_length=100, description="Steps, applied in order."
