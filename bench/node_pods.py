@@ -89,6 +89,8 @@ def main() -> None:
             up = node.up()
             print(f"real node {up.name} Ready in {up.seconds:.1f}s", flush=True)
             node.import_image(node.image_archive("busybox"))
+            # Pods are refused until the controller manager has made the namespace's account.
+            kubectl(plane, "wait", "--for=create", "serviceaccount/default", "--timeout=60s")
             figures: dict[str, list[float]] = {}
             for runtime in ("runc", "gvisor"):
                 for i in range(args.pods):
