@@ -45,6 +45,12 @@ LIMITS = SandboxLimits(
 SECRET_ENV = "HIVE_ESCAPE_TEST_SECRET"
 SECRET_VALUE = "s3cr3t-" + os.urandom(8).hex()
 TOKEN_PATH = Path("/var/run/secrets/kubernetes.io/serviceaccount/token")
+# Python expression, inside a run: the pids of the sandbox user's processes (the zygote and the
+# runners it keeps ready are root's).
+SANDBOX_USERS = (
+    'sorted(int(p) for p in os.listdir("/proc") if p.isdigit() and os.stat(f"/proc/{p}").st_uid '
+    "== os.getuid())"
+)
 
 
 def dedent(code: str) -> str:
@@ -264,10 +270,10 @@ async def test_fork_bomb_is_stopped_by_the_pids_limit(pool: SandboxPool) -> None
         pool,
         """
         import json, os
-        print(json.dumps({"procs": sorted(int(p) for p in os.listdir("/proc") if p.isdigit())}))
-        """,
+        print(json.dumps({"procs": SANDBOX_USERS, "me": os.getpid()}))
+        """.replace("SANDBOX_USERS", SANDBOX_USERS),
     )
-    assert after["procs"] == [1, after["procs"][-1]]  # the zygote and this run, nothing else
+    assert after["procs"] == [after["me"]]  # of the sandbox user's processes, only this run
 
 
 @pytest.mark.parametrize(
@@ -667,23 +673,60 @@ async def test_nothing_of_a_run_survives_into_the_next() -> None:
             print(json.dumps({{
                 "cwd": os.getcwd(),
                 "old_folder": os.path.exists("{first["cwd"]}"),
-                "tmp": os.listdir("/tmp"),
+                "tmp": {{n: os.access("/tmp/" + n, os.W_OK) for n in os.listdir("/tmp")}},
                 "here": os.listdir("."),
                 "builtins": hasattr(builtins, "LEFTOVER"),
                 "sys": hasattr(sys, "LEFTOVER"),
                 "module": hasattr(json, "LEFTOVER"),
                 "env": "LEFTOVER" in os.environ,
-                "procs": sorted(int(p) for p in os.listdir("/proc") if p.isdigit()),
+                "procs": {SANDBOX_USERS},
+                "me": os.getpid(),
             }}))
             """,
         )
         assert one.started == 1  # the same warm sandbox ran both
     assert second["cwd"] != first["cwd"]
     assert second["old_folder"] is False
-    assert second["tmp"] == [os.path.basename(str(second["cwd"]))]
+    # its own folder, and those made ahead for the next runs: root's until their run starts
+    assert {k for k, writable in second["tmp"].items() if writable} == {
+        os.path.basename(str(second["cwd"]))
+    }
+    assert os.path.basename(str(first["cwd"])) not in second["tmp"]
     assert second["here"] == []
     assert not any(second[k] for k in ("builtins", "sys", "module", "env"))
-    assert second["procs"] == [1, second["procs"][-1]]
+    assert second["procs"] == [second["me"]]
+
+
+async def test_a_run_cannot_touch_the_runners_made_ready_for_the_next_runs(
+    pool: SandboxPool,
+) -> None:
+    out = await run_json(
+        pool,
+        """
+        import json, os
+        mine = os.path.basename(os.getcwd())
+        out = {"folders": {}, "processes": {}}
+        for name in os.listdir("/tmp"):
+            if name != mine:
+                try:
+                    open(f"/tmp/{name}/planted", "w").close()
+                    out["folders"][name] = "written"
+                except OSError as exc:
+                    out["folders"][name] = type(exc).__name__
+        for pid in (int(p) for p in os.listdir("/proc") if p.isdigit()):
+            if pid != os.getpid():
+                try:
+                    os.kill(pid, 0)
+                    out["processes"][pid] = "signalled"
+                except OSError as exc:
+                    out["processes"][pid] = type(exc).__name__
+        print(json.dumps(out))
+        """,
+    )
+    assert out["folders"], "the next runs' folders are made ahead"
+    assert set(out["folders"].values()) == {"PermissionError"}
+    assert len(out["processes"]) >= 2  # the zygote and at least one runner made ahead
+    assert set(out["processes"].values()) == {"PermissionError"}
 
 
 async def test_pool_recycles_after_max_uses_and_after_a_limit_hit() -> None:

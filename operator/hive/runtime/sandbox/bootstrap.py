@@ -10,14 +10,15 @@ The zygote sends ``{"op": "ready"}`` once, then answers each ``{"op": "run", ...
 
 Per execution the zygote (root inside the sandbox, PID 1, never running user code itself):
 
-1. has a *spare* ready before the request came (after the previous run was cleared): a child
+1. has *spares* ready before the request came (made while earlier runs ran): each a child
    that started a new session, pointed fds 0/1/2 at /dev/null and two pipes, closed every other
    descriptor (the protocol's included), installed (when ``subprocess`` is denied) a seccomp
    filter that lets no program start but the one next step, and then replaced itself with a
    fresh interpreter, ``python3 -I -S -B bootstrap.py --run`` (the *runner*), which holds
-   nothing of the zygote: none of its modules, globals, frames or native (ctypes) handles; a
-   private work folder ``/tmp/run-<n>`` (mode 700, owned by the sandbox user) when the
-   filesystem mode is ``temp``;
+   nothing of the zygote: none of its modules, globals, frames or native (ctypes) handles; and
+   a private work folder ``/tmp/run-<n>`` (mode 700, root's until the request, then the
+   sandbox user's) when the filesystem mode is ``temp``. Spares are root's and never ran user
+   code: no run can signal, trace or write to them;
 2. hands the request to the runner, which sets RLIMIT_AS (memory), RLIMIT_CPU (CPU seconds),
    RLIMIT_NPROC (pids), RLIMIT_FSIZE and RLIMIT_CORE, drops to uid/gid 65534 with no groups and
    no capabilities, replaces the environment, puts a stub that refuses every use in place of
@@ -31,9 +32,9 @@ Per execution the zygote (root inside the sandbox, PID 1, never running user cod
 3. reads stdout and stderr up to the output limit, enforces the wall-clock timeout, every 50 ms
    counts the sandbox user's processes against the pids limit and adds up their CPU time
    against the CPU limit, and kills on any limit;
-4. afterwards kills every other process in the sandbox (``kill(-1, SIGKILL)`` from PID 1 spares
-   only itself), reaps them and deletes the work folder, so nothing of a run survives it; only
-   then is the next spare made.
+4. afterwards kills every process of the sandbox user (``kill(-1, SIGKILL)`` from a helper that
+   became that user: one atomic sweep), reaps them and deletes the work folder, so nothing of a
+   run survives it.
 
 The lists are enforced on what a module *does*, not only on its name: a denied module reached
 around the import system (another module's attribute, ``object.__subclasses__()``, a frame's
@@ -46,7 +47,6 @@ interpreter per execution, and each import costs it startup time under gVisor.
 from __future__ import annotations
 
 import builtins
-import contextlib
 import errno
 import marshal
 import os
@@ -65,7 +65,12 @@ USER_FILENAME = "<sandbox>"
 STATUS_FD = 3
 REQUEST_FD = 4
 EXEC_FD = 5  # the runner's interpreter, the one program a spare may start under seccomp
+CODE_FD = 6  # this file, compiled once by the zygote (a memfd): no runner compiles it again
+# Runners started ahead of their requests: a fresh interpreter takes a few round trips of a
+# small run to start under gVisor, so a run that follows another at once still finds one ready.
+SPARES = 3
 RUN_FLAG = "--run"
+UNTOUCHED_MARGIN = 4 << 20
 
 # A denied module also denies the C modules behind it, and the audit events of what it can do.
 BACKENDS: dict[str, tuple[str, ...]] = {
@@ -116,6 +121,19 @@ INTROSPECTION_EVENTS = (
     "sys.setprofile",
     "cpython.PyInterpreterState_New",
 )
+
+
+class suppress:
+    """`contextlib.suppress`, without contextlib (collections, functools) in every runner."""
+
+    def __init__(self, *kinds: type[BaseException]) -> None:
+        self.kinds = kinds
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type[BaseException] | None, *rest: object) -> bool:
+        return kind is not None and issubclass(kind, self.kinds)
 
 
 # --- framing (shared with the host) -----------------------------------------------------------
@@ -288,7 +306,7 @@ def _make_hook(
                 frame = frame.f_back
                 continue
             return not filename.startswith(libraries)
-        return True
+        return False  # only this file's frames: the runner's own import
 
     def absolute(path: str) -> str:
         if not path.startswith("/"):
@@ -363,9 +381,12 @@ def install_guards(
     read_events = READ_EVENTS if "os" in deny else ()
     libraries = libraries if libraries is not None else _library_dirs()
     readable = (*libraries, "/usr/lib/python3", "/etc/python3", "/dev/null")
-    import importlib
-
-    own_files = (__file__, importlib.__file__ or "")
+    # this file, importlib's import_module, and the runner's first line (``python3 -c``)
+    own_files = (
+        __file__,
+        os.path.join(os.path.dirname(os.__file__), "importlib", "__init__.py"),
+        "<string>",
+    )
     # This file and what prints the run's traceback keep theirs (what they can do is refused
     # all the same).
     keep = tuple(
@@ -400,6 +421,7 @@ AT_EMPTY_PATH = 0x1000
 _libc: Any = None
 _no_exec_program: Any = None
 _LIBRARY_DIRS: tuple[str, ...] = ()
+_CODE_MEMFD = -1
 
 
 def prepare() -> None:
@@ -409,10 +431,17 @@ def prepare() -> None:
     fresh interpreter, never loads ctypes), and the standard library's folders (sysconfig is
     slow to import).
     """
-    global _libc, _no_exec_program, _LIBRARY_DIRS
+    global _libc, _no_exec_program, _LIBRARY_DIRS, _CODE_MEMFD
     import ctypes
 
     _LIBRARY_DIRS = _library_dirs()
+    try:
+        with open(__file__, "rb") as source:
+            compiled = marshal.dumps(compile(source.read(), __file__, "exec"))
+        _CODE_MEMFD = os.memfd_create("hive-runner", 0)
+        _write_all(_CODE_MEMFD, compiled)
+    except (OSError, AttributeError):
+        _CODE_MEMFD = -1  # no memfd: each runner compiles this file itself
     _libc = ctypes.CDLL(None, use_errno=True)
     arch, execve, execveat = _EXEC_SYSCALLS.get(os.uname().machine, (0, -1, -1))
 
@@ -485,7 +514,9 @@ def _set_limits(limits: dict[str, Any]) -> None:
     with open("/proc/self/statm") as statm:
         size, resident = (int(x) for x in statm.read().split()[:2])
     slack = max(0, size - resident) * os.sysconf("SC_PAGE_SIZE")
-    memory = int(limits["memory_bytes"]) + slack
+    # ...less what a fresh interpreter maps now and touches later (its own code pages, which
+    # a forked interpreter had all resident): the peak stays within the limit.
+    memory = int(limits["memory_bytes"]) + max(0, slack - UNTOUCHED_MARGIN)
     resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
     cpu = max(1, int(-(-float(limits["cpu_seconds"]) // 1)))
     resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
@@ -499,13 +530,21 @@ def _set_limits(limits: dict[str, Any]) -> None:
 def _report(status: dict[str, Any]) -> None:
     """One line to the zygote; processes forked by the run share the pipe, lines stay whole."""
     text = "{" + ",".join(f'"{k}":"{v}"' for k, v in status.items()) + "}\n"
-    with contextlib.suppress(OSError):
+    with suppress(OSError):
         os.write(STATUS_FD, text.encode())
 
 
-def runner_argv(workdir: str) -> list[str]:
+# The runner's first lines when the zygote compiled this file: its code from `CODE_FD`.
+RUNNER_STUB = (
+    "import marshal, os; code = marshal.loads(os.pread(6, os.fstat(6).st_size, 0)); os.close(6)"
+    "; __file__ = code.co_filename; del marshal, os; exec(code)"
+)
+
+
+def runner_argv(workdir: str, compiled: bool = False) -> list[str]:
     """How a spare starts the runner: this file, in a fresh isolated interpreter."""
-    return [sys.executable, "-I", "-S", "-B", os.path.abspath(__file__), RUN_FLAG, workdir]
+    program = ["-c", RUNNER_STUB] if compiled else [os.path.abspath(__file__)]
+    return [sys.executable, "-I", "-S", "-B", *program, RUN_FLAG, workdir]
 
 
 def runner(workdir: str) -> None:
@@ -515,9 +554,7 @@ def runner(workdir: str) -> None:
     from the request on, the run's own limits, user and guards apply.
     """
     import io
-    import linecache
     import resource  # noqa: F401 - imported before the request: _set_limits uses it
-    import traceback  # noqa: F401 - imported before the request: _print_traceback uses it
 
     data = _read_all(REQUEST_FD)
     os.close(REQUEST_FD)
@@ -526,6 +563,8 @@ def runner(workdir: str) -> None:
     handed = marshal.loads(data)  # noqa: S302 - written by the zygote, before any user code
     request, libraries = handed["request"], tuple(handed["libraries"])
     limits = request["limits"]
+    if workdir:
+        os.chown(workdir, SANDBOX_UID, SANDBOX_UID)
     _set_limits(limits)
     os.setgroups([])
     os.setgid(SANDBOX_UID)
@@ -551,7 +590,7 @@ def runner(workdir: str) -> None:
     )
     sys.argv = [USER_FILENAME]
     source = str(request["code"])
-    linecache.cache[USER_FILENAME] = (len(source), None, source.splitlines(True), USER_FILENAME)
+    _show_source_in_tracebacks(source)
     main = types.ModuleType("__main__")
     main.__dict__["__builtins__"] = builtins
     main.__dict__["__file__"] = USER_FILENAME
@@ -575,7 +614,7 @@ def runner(workdir: str) -> None:
             code = 1
     except MemoryError:
         _report({"limit": "memory"})
-        with contextlib.suppress(MemoryError):
+        with suppress(MemoryError):
             sys.stderr.write("MemoryError: the sandbox's memory limit was reached\n")
         code = 1
     except BaseException as exc:
@@ -585,9 +624,43 @@ def runner(workdir: str) -> None:
         _print_traceback(exc)
         code = 1
     for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(BaseException):
+        with suppress(BaseException):
             stream.flush()
     os._exit(code)
+
+
+def _show_source_in_tracebacks(source: str) -> None:
+    """The run's source in linecache, whenever linecache is imported (the runner, user code).
+
+    Importing linecache (tokenize, re) on every run would cost each runner ~10 ms; a finder
+    adds the source right after linecache is loaded, if it ever is.
+    """
+    entry = (len(source), None, source.splitlines(True), USER_FILENAME)
+
+    class LinecacheFinder:
+        @staticmethod
+        def find_spec(name: str, path: Any = None, target: Any = None) -> Any:
+            if name != "linecache":
+                return None
+            sys.meta_path.remove(LinecacheFinder)
+            import importlib.util
+
+            spec = importlib.util.find_spec(name)
+            if spec is None or spec.loader is None:
+                return spec
+            execute = spec.loader.exec_module
+
+            def exec_module(module: types.ModuleType) -> None:
+                execute(module)
+                module.cache[USER_FILENAME] = entry
+
+            spec.loader.exec_module = exec_module  # type: ignore[method-assign]
+            return spec
+
+    if "linecache" in sys.modules:
+        sys.modules["linecache"].cache[USER_FILENAME] = entry
+    else:
+        sys.meta_path.insert(0, LinecacheFinder)
 
 
 def limit_of(exc: BaseException) -> str | None:
@@ -634,16 +707,16 @@ def _remove_tree(top: str) -> None:
 
     for folder, dirs, files in os.walk(top, topdown=False):
         for name in files:
-            with contextlib.suppress(OSError):
+            with suppress(OSError):
                 os.unlink(os.path.join(folder, name))
         for name in dirs:
             path = os.path.join(folder, name)
-            with contextlib.suppress(OSError):
+            with suppress(OSError):
                 if os.path.islink(path):
                     os.unlink(path)
                 else:
                     os.rmdir(path)
-    with contextlib.suppress(OSError):
+    with suppress(OSError):
         os.rmdir(top)
 
 
@@ -657,9 +730,9 @@ class Spare:
     def __init__(self, counter: int, filesystem: str, no_exec: bool = True) -> None:
         self.workdir = ""
         if filesystem == "temp":
+            # root's until the runner has its request: the run before it cannot touch it
             self.workdir = f"/tmp/run-{counter}"  # noqa: S108 (the sandbox's own tmpfs)
             os.mkdir(self.workdir, 0o700)
-            os.chown(self.workdir, SANDBOX_UID, SANDBOX_UID)
         self.filesystem = filesystem
         self.no_exec = no_exec
         req_r, self.req_w = os.pipe()
@@ -685,10 +758,18 @@ class Spare:
     def kind(self) -> tuple[str, bool]:
         return (self.filesystem, self.no_exec)
 
+    def retire(self) -> None:
+        """Stop a spare that no request will use (root's, so no run could have touched it)."""
+        with suppress(OSError):
+            os.kill(self.pid, 9)
+        with suppress(ChildProcessError):
+            os.waitpid(self.pid, 0)
+        self.close()
+
     def send(self, request: dict[str, Any]) -> None:
         """Hand the request over; a spare that died meanwhile reports through its status."""
         handed = {"request": request, "libraries": list(_LIBRARY_DIRS)}
-        with contextlib.suppress(OSError):
+        with suppress(OSError):
             _write_all(self.req_w, marshal.dumps(handed))
         os.close(self.req_w)
         self.req_w = -1
@@ -697,7 +778,7 @@ class Spare:
         """Close this side's pipes (once) and delete the run's folder."""
         for fd in (self.req_w, self.out_r, self.err_r, self.st_r):
             if fd >= 0:
-                with contextlib.suppress(OSError):
+                with suppress(OSError):
                     os.close(fd)
         self.req_w = self.out_r = self.err_r = self.st_r = -1
         if self.workdir:
@@ -712,19 +793,25 @@ def _spare(req_r: int, out_w: int, err_w: int, st_w: int, workdir: str, no_exec:
     os.setsid()
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGCHLD, signal.SIGPIPE, signal.SIGXCPU):
         signal.signal(sig, signal.SIG_DFL)
-    high = [fcntl.fcntl(fd, fcntl.F_DUPFD, 64) for fd in (out_w, err_w, st_w, req_r)]
+    # Everything the runner gets moves above 64 first, then to its place; the rest is closed
+    # (the protocol, the other spares' pipes).
+    compiled = _CODE_MEMFD >= 0
+    kept = (out_w, err_w, st_w, req_r, *((_CODE_MEMFD,) if compiled else ()))
+    high = [fcntl.fcntl(fd, fcntl.F_DUPFD, 64) for fd in kept]
     null = os.open("/dev/null", os.O_RDWR)
     os.dup2(null, 0)
-    for target, fd in zip((1, 2, STATUS_FD, REQUEST_FD), high, strict=True):
+    for target, fd in zip((1, 2, STATUS_FD, REQUEST_FD, CODE_FD), high, strict=False):
         os.dup2(fd, target, inheritable=True)
-    os.closerange(REQUEST_FD + 1, 1 << 16)  # the protocol, the other pipes, everything else
+    os.closerange((CODE_FD if compiled else REQUEST_FD) + 1, 1 << 16)
+    if not compiled:
+        os.closerange(REQUEST_FD + 1, CODE_FD + 1)
     interpreter = os.open(sys.executable, os.O_RDONLY | os.O_CLOEXEC)
     if interpreter != EXEC_FD:
         os.dup2(interpreter, EXEC_FD, inheritable=False)
         os.close(interpreter)
     if no_exec:
         forbid_exec()
-    argv = runner_argv(workdir)
+    argv = runner_argv(workdir, compiled=compiled)
     os.execve(EXEC_FD, argv, {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"})  # noqa: S606
 
 
@@ -756,6 +843,39 @@ def _cpu_seconds(pids: list[int]) -> float:
     return ticks / _TICKS
 
 
+def _reap() -> None:
+    """Reap what has died: the run, and its orphans (PID 1 inherits them); spares live on."""
+    with suppress(ChildProcessError):
+        while os.waitpid(-1, os.WNOHANG)[0]:
+            pass
+
+
+def _kill_runs() -> None:
+    """Kill every process of the sandbox user, and reap them; the spares (root's) stay.
+
+    A helper that becomes the sandbox user sends ``kill(-1, SIGKILL)``: one atomic sweep over
+    every process of that user (a fork bomb cannot outrun it), itself included.
+    """
+    import time
+
+    deadline = time.monotonic() + 5
+    while _sandbox_pids() and time.monotonic() < deadline:
+        killer = os.fork()
+        if killer == 0:
+            try:
+                os.setgroups([])
+                os.setgid(SANDBOX_UID)
+                os.setuid(SANDBOX_UID)
+                os.kill(-1, 9)
+            finally:
+                os._exit(0)
+        with suppress(ChildProcessError):
+            os.waitpid(killer, 0)
+        _reap()
+        time.sleep(0.001)
+    _reap()
+
+
 def _kill_all() -> None:
     """Kill every process of the sandbox but this one, and reap what was ours."""
     import signal
@@ -763,7 +883,7 @@ def _kill_all() -> None:
 
     if os.getpid() == 1:  # kill(-1) from PID 1 reaches every process but itself
         while True:
-            with contextlib.suppress(OSError):
+            with suppress(OSError):
                 os.kill(-1, signal.SIGKILL)
             try:
                 os.waitpid(-1, 0)
@@ -774,7 +894,7 @@ def _kill_all() -> None:
     while time.monotonic() < deadline:
         pids = _sandbox_pids()
         for pid in pids:
-            with contextlib.suppress(OSError):
+            with suppress(OSError):
                 os.kill(pid, signal.SIGKILL)
         try:
             while os.waitpid(-1, os.WNOHANG)[0]:
@@ -860,12 +980,12 @@ def run(request: dict[str, Any], spare: Spare) -> dict[str, Any]:
             break
     wall = time.monotonic() - started
     if waited is None:
-        with contextlib.suppress(OSError):
+        with suppress(OSError):
             os.kill(pid, signal.SIGKILL)
         waited = os.wait4(pid, 0)
-    _kill_all()
+    _kill_runs()
     for fd in open_fds:  # what is still buffered in the pipes
-        with contextlib.suppress(OSError):
+        with suppress(OSError):
             while select.select([fd], [], [], 0)[0] and (chunk := os.read(fd, 65536)):
                 take(fd, chunk)
     spare.close()
@@ -878,7 +998,7 @@ def run(request: dict[str, Any], spare: Spare) -> dict[str, Any]:
         sig = os.WTERMSIG(wstatus)
     reported: dict[str, Any] = {}
     for line in bytes(status).splitlines():  # the first well-formed report wins
-        with contextlib.suppress(ValueError):
+        with suppress(ValueError):
             candidate = json.loads(line)
             if isinstance(candidate, dict):
                 reported = candidate
@@ -948,21 +1068,35 @@ def listen(host: str, port: int, filesystem: str) -> None:
             try:
                 answer_requests(fd, fd, filesystem)
             except OSError:  # the client went away mid-frame
-                _kill_all()
+                _kill_runs()
 
 
 def answer_requests(proto_in: int, proto_out: int, filesystem: str) -> None:
     """The protocol: a ready frame, then one answer per run request, until EOF or exit.
 
-    A spare is made before the ready frame and after each answer, so a request finds its
-    runner already started: the fork and the fresh interpreter are off the request's path.
-    The next spare is of the kind the last request wanted (no programs when it denied
-    ``subprocess``), the first of the safe kind.
+    `SPARES` runners are started ahead (one before the ready frame, the rest after it, and
+    again after each answer), so a request finds its runner already started: the fork and the
+    fresh interpreter are off the request's path. They are of the kind the last request wanted
+    (no programs when it denied ``subprocess``), the first ones of the safe kind.
     """
-    counter = 1
-    no_exec = True
-    spare: Spare | None = Spare(counter, filesystem, no_exec)
+    counter = 0
+    kind = (filesystem, True)
+    spares: list[Spare] = []
+
+    def top_up(count: int = SPARES) -> None:
+        """Make spares up to `count`, one at a time while no request is waiting."""
+        nonlocal counter
+        while len(spares) < count:
+            counter += 1
+            spares.append(Spare(counter, *kind))
+            if count > 1 and select.select([proto_in], [], [], 0)[0]:
+                return  # the next request first: it needs one spare, not all of them
+
+    import select
+
+    top_up(1)
     _write_all(proto_out, encode({"op": "ready", "pid": os.getpid(), "python": sys.version}))
+    top_up()
     try:
         while True:
             header = _read_exact(proto_in, HEADER.size)
@@ -977,32 +1111,29 @@ def answer_requests(proto_in: int, proto_out: int, filesystem: str) -> None:
                 return
             try:
                 limits = request["limits"]
-                no_exec = "subprocess" in limits.get("deny", ())
-                wanted = (str(limits.get("filesystem", filesystem)), no_exec)
-                if spare is None or wanted != spare.kind:
-                    if spare is not None:
-                        _kill_all()
-                        spare.close()
-                    counter += 1
-                    spare = Spare(counter, *wanted)
-                answer = run(request, spare)
+                wanted = (
+                    str(limits.get("filesystem", filesystem)),
+                    "subprocess" in limits.get("deny", ()),
+                )
+                if wanted != kind:
+                    while spares:
+                        spares.pop().retire()
+                    kind = wanted
+                top_up(1)
+                answer = run(request, spares.pop(0))
             except Exception as exc:
                 answer = {
                     "op": "error",
                     "id": request.get("id"),
                     "message": f"{type(exc).__name__}: {exc}",
                 }
-                _kill_all()
-            if spare is not None:
-                spare.close()
-                spare = None
+                _kill_runs()
             _write_all(proto_out, encode(answer))
-            counter += 1
-            spare = Spare(counter, filesystem, no_exec)
+            top_up()
     finally:
+        while spares:
+            spares.pop().retire()
         _kill_all()
-        if spare is not None:
-            spare.close()
 
 
 if __name__ == "__main__":

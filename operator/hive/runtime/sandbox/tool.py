@@ -21,8 +21,8 @@ class CodeRunner(Protocol):
 DESCRIPTION = (
     "Run a Python 3.11 program in an isolated sandbox (gVisor, no network, no host files) and "
     "return its stdout, stderr, exit code and, if one stopped it, the limit it hit (memory, "
-    "cpu, timeout, pids or output). Each call starts from a clean interpreter: nothing from an "
-    "earlier call (files, variables, environment) is kept. Print what you want to see."
+    "cpu, timeout, pids, output or files). Each call starts from a clean interpreter: nothing "
+    "from an earlier call (files, variables, environment) is kept. Print what you want to see."
 )
 
 
