@@ -182,8 +182,8 @@ async def main() -> None:
             f"{rate:>22.1f}"
         )
     print(
-        "\nround trip of the one-process runners is a full start each time; the pool's is one "
-        "fork inside a started sandbox. Program: print(1)."
+        "\nround trip of the one-process runners is a full start each time; the pool's is a "
+        "runner (a fresh interpreter) started ahead inside a started sandbox. Program: print(1)."
     )
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     print(f"machine: {os.cpu_count()} cores, load average {load} (1, 5, 15 min) at the end")

@@ -14,8 +14,9 @@ Per execution the zygote (root inside the sandbox, PID 1, never running user cod
    that started a new session, pointed fds 0/1/2 at /dev/null and two pipes, closed every other
    descriptor (the protocol's included), installed (when ``subprocess`` is denied) a seccomp
    filter that lets no program start but the one next step, and then replaced itself with a
-   fresh interpreter, ``python3 -I -S -B bootstrap.py --run`` (the *runner*), which holds
-   nothing of the zygote: none of its modules, globals, frames or native (ctypes) handles; and
+   fresh interpreter, ``python3 -I -S -B -c <stub> --run`` running this file as the zygote
+   compiled it once (the *runner*), which holds nothing of the zygote: none of its modules,
+   globals, frames or native (ctypes) handles; and
    a private work folder ``/tmp/run-<n>`` (mode 700, root's until the request, then the
    sandbox user's) when the filesystem mode is ``temp``. Spares are root's and never ran user
    code: no run can signal, trace or write to them;
