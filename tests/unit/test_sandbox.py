@@ -6,6 +6,7 @@ The same paths run for real under runsc in tests/integration/test_sandbox_escape
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -16,7 +17,7 @@ import pytest
 
 from hive.api.sandboxpolicy import FilesystemMode, NetworkMode, SandboxPolicySpec
 from hive.errors import ExternalFailure, InvalidInput, NotInstalled
-from hive.runtime.sandbox import bootstrap
+from hive.runtime.sandbox import bootstrap, executor
 from hive.runtime.sandbox.bundle import (
     BOOTSTRAP_PATH,
     SANDBOX_OVERHEAD_BYTES,
@@ -273,6 +274,25 @@ def test_missing_rootfs_and_runsc_name_make_testbin(tmp_path: Path) -> None:
         find_rootfs(tmp_path / "nothing")
     with pytest.raises(NotInstalled, match="make testbin"):
         find_runsc(tmp_path / "no-runsc")
+
+
+def test_the_sentry_is_found_among_runscs_children_and_made_the_oom_killers_choice() -> None:
+    # runsc run's children are the gofer and the sentry (``runsc-sandbox ... boot ...``); here
+    # this test process plays runsc run, two of its children the gofer and the sentry.
+    sleep = [sys.executable, "-c", "import time; time.sleep(60)"]
+    gofer = subprocess.Popen([*sleep, "gofer"])
+    sentry = subprocess.Popen([*sleep, "boot", "--attached"])
+    try:
+        assert executor.sentry_of(os.getpid()) == sentry.pid
+        assert executor.prefer_for_oom_kill(sentry.pid)
+        assert Path(f"/proc/{sentry.pid}/oom_score_adj").read_text().strip() == "1000"
+        assert Path(f"/proc/{gofer.pid}/oom_score_adj").read_text().strip() != "1000"
+        assert executor.sentry_of(gofer.pid) is None
+        assert not executor.prefer_for_oom_kill(2**22 + 1)  # no such process: refused, quietly
+    finally:
+        for process in (gofer, sentry):
+            process.kill()
+            process.wait()
 
 
 # --- the in-sandbox guards, in a plain interpreter ----------------------------------------------
