@@ -31,7 +31,7 @@ from pathlib import Path
 import yaml
 
 from hive.dev.controlplane import INSTALL_HINT, ControlPlane
-from hive.errors import ExternalFailure, NotInstalled, Unavailable
+from hive.errors import ExternalFailure, HiveError, NotInstalled, Unavailable
 from hive.kube import nodes
 from hive.process_groups import signal_group
 from hive.settings import NodeSettings
@@ -104,6 +104,14 @@ class RealNode:
             raise NotInstalled(f"the pause image ({version_file})", INSTALL_HINT)
         return f"localhost/hive-pause:{version_file.read_text().strip()}"
 
+    def address(self) -> str:
+        """Where the kubelet listens: what the host name resolves to, the address the API server
+        dials for logs and exec (the node reports its host name first). Here: loopback."""
+        try:
+            return socket.gethostbyname(self.name)
+        except OSError:
+            return self.plane.settings.host
+
     def ports(self) -> dict[str, int | None]:
         return {"containerd": None, "kubelet": self.settings.kubelet_port}
 
@@ -175,8 +183,10 @@ class RealNode:
         """Drain, stop and clean up; returns the names of what was running."""
         if not self.started():
             return []
-        if self.plane.running():
-            with contextlib.suppress(Unavailable, ExternalFailure, OSError):
+        kubelet = self.processes.get("kubelet")
+        if kubelet is not None and kubelet.alive() and self.plane.running():
+            # Only a live kubelet can stop the pods' sandboxes (and release their network).
+            with contextlib.suppress(HiveError, OSError):
                 nodes.drain_real_node(self.plane.kubeconfig, self.name, timeout_s=60)
         stopped = [name for name in ("kubelet",) if self.processes.stop(name)]
         self._kill_tasks()
@@ -185,7 +195,7 @@ class RealNode:
         self._kill_leftovers()
         self._clean_host()
         if self.plane.running():
-            with contextlib.suppress(Unavailable, ExternalFailure, OSError):
+            with contextlib.suppress(HiveError, OSError):
                 nodes.delete_node(self.plane.kubeconfig, self.name)
         (self.folder / "started").unlink(missing_ok=True)
         return stopped
@@ -333,7 +343,7 @@ state = "{base / "state"}"
         serving = pki.issue(
             "kubelet-serving",
             common_name=f"system:node:{self.name}",
-            server_hosts=(self.name, "localhost", "127.0.0.1"),
+            server_hosts=(self.name, "localhost", "127.0.0.1", self.address()),
             client=False,
         )
         kubeconfig = self.folder / "kubelet.kubeconfig"
@@ -369,7 +379,7 @@ state = "{base / "state"}"
             "failCgroupV1": False,  # this machine runs cgroup v1
             "cgroupDriver": "cgroupfs",
             "containerRuntimeEndpoint": f"unix://{self.socket}",
-            "address": self.plane.settings.host,
+            "address": self.address(),
             "port": s.kubelet_port,
             "healthzBindAddress": "127.0.0.1",
             "healthzPort": s.kubelet_healthz_port,
@@ -411,17 +421,33 @@ state = "{base / "state"}"
         return None
 
     def _kill_tasks(self) -> None:
-        """Kill what still runs in containerd (when the kubelet could not drain it)."""
+        """Kill what still runs in containerd when the kubelet could not drain it, and release
+        what the kubelet would have: the pods' network namespaces and CNI results."""
         record = self.processes.get("containerd")
         if record is None or not record.alive():
             return
+        ids: list[str] = []
+        netns: set[str] = set()
         with contextlib.suppress(ExternalFailure, subprocess.TimeoutExpired, NotInstalled):
+            ids = self.ctr("containers", "ls", "-q", timeout=10).split()
+            for container_id in ids:
+                with contextlib.suppress(ExternalFailure, subprocess.TimeoutExpired, ValueError):
+                    info = json.loads(self.ctr("containers", "info", container_id, timeout=10))
+                    for ns in (info.get("Spec") or {}).get("linux", {}).get("namespaces", []):
+                        if ns.get("type") == "network" and "/netns/cni-" in ns.get("path", ""):
+                            netns.add(ns["path"])
             for line in self.ctr("tasks", "ls", timeout=10).splitlines()[1:]:
                 task = line.split()[0]
                 with contextlib.suppress(ExternalFailure, subprocess.TimeoutExpired):
                     self.ctr("tasks", "kill", "--all", "--signal", "SIGKILL", task, timeout=10)
                 with contextlib.suppress(ExternalFailure, subprocess.TimeoutExpired):
                     self.ctr("tasks", "delete", "--force", task, timeout=10)
+        for path in netns:  # the kernel drops the pods' veth pairs with their namespace
+            subprocess.run(["umount", "-l", path], capture_output=True, check=False)
+            Path(path).unlink(missing_ok=True)
+        for container_id in ids:
+            for result in (CNI_STATE / "results").glob(f"*-{container_id}-*"):
+                result.unlink(missing_ok=True)
 
     def _kill_leftovers(self) -> None:
         """Shims of this containerd (found by its socket in their command line) and the

@@ -13,9 +13,9 @@ from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.core_v1 import Node, Pod
 from lightkube.resources.node_v1 import RuntimeClass
 
-from hive.errors import Unavailable
+from hive.errors import InvalidInput, Unavailable
 from hive.kube.client import sync_client
-from hive.kube.errors import from_api_error
+from hive.kube.errors import api_errors, from_api_error
 from hive.settings import KubeSettings
 
 KWOK_ANNOTATION = "kwok.x-k8s.io/node"
@@ -110,14 +110,14 @@ def drain_real_node(kubeconfig: Path, name: str, *, timeout_s: float) -> int:
     sandboxes and releases their network; returns how many pods were still there at the end."""
     client = _client(kubeconfig)
     try:
-        client.patch(Node, name, {"spec": {"unschedulable": True}})
-    except ApiError as exc:
-        if exc.status.code == 404:
-            return 0
-        raise from_api_error(exc, f"Node {name}") from exc
+        with api_errors(f"Node {name}"):
+            client.patch(Node, name, {"spec": {"unschedulable": True}})
+    except InvalidInput:  # no such node
+        return 0
     deadline = time.monotonic() + timeout_s
     while True:
-        pods = list(client.list(Pod, namespace="*", fields={"spec.nodeName": name}))
+        with api_errors(f"pods on node {name}"):
+            pods = list(client.list(Pod, namespace="*", fields={"spec.nodeName": name}))
         if not pods or time.monotonic() > deadline:
             return len(pods)
         for pod in pods:
@@ -134,9 +134,8 @@ def drain_real_node(kubeconfig: Path, name: str, *, timeout_s: float) -> int:
 
 def delete_node(kubeconfig: Path, name: str) -> bool:
     try:
-        _client(kubeconfig).delete(Node, name)
-    except ApiError as exc:
-        if exc.status.code == 404:
-            return False
-        raise from_api_error(exc, f"Node {name}") from exc
+        with api_errors(f"Node {name}"):
+            _client(kubeconfig).delete(Node, name)
+    except InvalidInput:  # no such node
+        return False
     return True
