@@ -39,7 +39,8 @@ heartbeat() {
   done
 }
 heartbeat & HEARTBEAT=$!
-trap 'pkill -P "$HEARTBEAT" 2>/dev/null; kill "$HEARTBEAT" 2>/dev/null; rm -f "$STEP_FILE"' EXIT
+# (the script's own exit status survives the clean-up, whatever pkill and kill answer)
+trap 'rc=$?; set +e; pkill -P "$HEARTBEAT" 2>/dev/null; kill "$HEARTBEAT" 2>/dev/null; rm -f "$STEP_FILE"; exit $rc' EXIT
 have() { [[ -x "$BIN/$1" ]]; }
 mkdir -p "$BIN" "$CACHE"
 started=$(date +%s)
@@ -204,6 +205,6 @@ ln -sfn "$STAMP" "$BASE/current"
 # The code sandbox's root filesystem (Debian + python3, cached by recipe hash in ~/.cache/hive).
 log "the sandbox's root filesystem (mmdebstrap the first time, then cached by recipe hash)"
 bash "$ROOT/sandbox-images/build-rootfs.sh" >/dev/null
+bash "$ROOT/hack/node.sh" >&2  # a real node: containerd, runc, CNI, kubelet, gVisor shim, images
 log "ready in $(( $(date +%s) - started ))s: $BIN"
 echo "$BIN"
-bash "$ROOT/hack/node.sh" >&2  # a real node: containerd, runc, CNI, kubelet, gVisor shim, images
