@@ -21,10 +21,11 @@ log "1/3 virtual environment in $VENV ($($PYTHON --version))"
 
 llama=$(grep -o 'llama-cpp-python\[server\]==[0-9.]*' "$ROOT/pyproject.toml")
 log "2/3 $llama: compiled for the baseline CPU (minutes the first time, then cached by pip)"
-# pip -v streams the build's output; keep only CMake's progress, once per new percentage.
+# Only the compile here (its dependencies come, pinned, in step 3). pip -v streams the build's
+# output; keep CMake's progress, once per 5% more: the Makefile generator prints [ 42%], Ninja
+# prints [42/190].
 build_log="$VENV/llama-build.log"
-"${PIP[@]}" install -v "$llama" 2>&1 | tee "$build_log" | awk '
-  # CMake's Makefile generator prints [ 42%], Ninja prints [42/190]
+"${PIP[@]}" install -v --no-deps "$llama" 2>&1 | tee "$build_log" | awk '
   match($0, /\[ *[0-9]+%\]/) { pct = substr($0, RSTART + 1, RLENGTH - 2) + 0 }
   match($0, /\[[0-9]+\/[0-9]+\]/) {
     split(substr($0, RSTART + 1, RLENGTH - 2), n, "/"); pct = int(100 * n[1] / n[2])
