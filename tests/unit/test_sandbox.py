@@ -321,9 +321,10 @@ GUARD_PROBE = textwrap.dedent(
 )
 
 
-def test_guards_refuse_denied_modules_however_imported(tmp_path: Path) -> None:
+def run_probe(source: str, tmp_path: Path) -> dict[str, str]:
+    """Run a guard probe in a fresh isolated interpreter (in `tmp_path`); its JSON verdicts."""
     probe = tmp_path / "probe.py"
-    probe.write_text(GUARD_PROBE)
+    probe.write_text(source)
     folder = str(Path(bootstrap.__file__).parent)
     done = subprocess.run(
         [sys.executable, "-I", str(probe), folder],
@@ -331,8 +332,13 @@ def test_guards_refuse_denied_modules_however_imported(tmp_path: Path) -> None:
         text=True,
         timeout=60,
         check=True,
+        cwd=tmp_path,
     )
-    out = json.loads(done.stdout)
+    return dict(json.loads(done.stdout))
+
+
+def test_guards_refuse_denied_modules_however_imported(tmp_path: Path) -> None:
+    out = run_probe(GUARD_PROBE, tmp_path)
     assert out.pop("json") == "allowed"
     assert out.pop("system") == (
         "hive sandbox: os.system is denied by the sandbox policy (modules.deny)"
@@ -372,18 +378,7 @@ OS_DENIED_PROBE = textwrap.dedent(
 
 
 def test_denying_os_covers_posix_and_what_it_can_do(tmp_path: Path) -> None:
-    probe = tmp_path / "probe.py"
-    probe.write_text(OS_DENIED_PROBE)
-    folder = str(Path(bootstrap.__file__).parent)
-    done = subprocess.run(
-        [sys.executable, "-I", str(probe), folder],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-        cwd=tmp_path,
-    )
-    out = json.loads(done.stdout)
+    out = run_probe(OS_DENIED_PROBE, tmp_path)
     assert out.pop("fractions") == "allowed"  # fractions needs neither os nor posix
     assert "import of 'posix' is denied" in out.pop("sys.modules")
     assert "import of 'os' is denied" in out.pop("attribute")
