@@ -10,115 +10,23 @@ from __future__ import annotations
 import json
 import os
 import signal
-import time
-from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 
 from hive.dev.node import RealNode
-from hive.settings import NodeSettings
-from tests.support import Cluster, free_port
+from tests.nodepods import (
+    NAMESPACE,
+    container,
+    get_pod,
+    pod_manifest,
+    running,
+    start_pod,
+    wait_pod,
+)
+from tests.support import Cluster
 
 pytestmark = pytest.mark.integration
-
-NAMESPACE = "realnode"
-BUSYBOX = "localhost/hive-busybox:1"
-TAINT_KEY = "hive.dev/real-node"
-
-
-@pytest.fixture(scope="session")
-def real_node(cluster: Cluster) -> Iterator[RealNode]:
-    settings = NodeSettings(
-        kubelet_port=free_port(),
-        kubelet_healthz_port=free_port(),
-        taints=[f"{TAINT_KEY}=tests:NoSchedule"],
-    )
-    node = RealNode(cluster.plane, settings)
-    try:
-        result = node.up()
-        print(f"\nreal node {result.name} Ready in {result.seconds:.1f}s")
-        node.import_image(node.image_archive("busybox"))
-        cluster.kubectl("create", "namespace", NAMESPACE)
-        # Pods are refused until the controller manager has made the namespace's account.
-        cluster.kubectl(
-            "wait", "--for=create", "serviceaccount/default", "-n", NAMESPACE, "--timeout=60s"
-        )
-        yield node
-    finally:
-        node.down()
-
-
-def pod_manifest(
-    node: RealNode,
-    name: str,
-    script: str,
-    *,
-    image: str = BUSYBOX,
-    runtime_class: str | None = None,
-) -> dict[str, Any]:
-    spec: dict[str, Any] = {
-        "nodeSelector": {"kubernetes.io/hostname": node.name},
-        "tolerations": [{"key": TAINT_KEY, "operator": "Exists", "effect": "NoSchedule"}],
-        "automountServiceAccountToken": False,
-        "enableServiceLinks": False,
-        "terminationGracePeriodSeconds": 1,
-        "containers": [
-            {
-                "name": "main",
-                "image": image,
-                "imagePullPolicy": "Never",
-                "command": ["/bin/sh", "-c", script],
-            }
-        ],
-    }
-    if runtime_class:
-        spec["runtimeClassName"] = runtime_class
-    return {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {"name": name, "namespace": NAMESPACE},
-        "spec": spec,
-    }
-
-
-def get_pod(cluster: Cluster, name: str) -> dict[str, Any]:
-    out = cluster.kubectl("get", "pod", name, "-n", NAMESPACE, "-o", "json").stdout
-    return dict(json.loads(out))
-
-
-def wait_pod(
-    cluster: Cluster, name: str, done: Callable[[dict[str, Any]], bool], timeout_s: float = 120
-) -> dict[str, Any]:
-    """Poll the pod until `done(pod)`; fail with its status after `timeout_s`."""
-    deadline = time.monotonic() + timeout_s
-    pod = get_pod(cluster, name)
-    while not done(pod):
-        if time.monotonic() > deadline:
-            status = json.dumps(pod.get("status", {}), indent=1)[-1500:]
-            pytest.fail(f"pod {name}: condition not met in {timeout_s:.0f}s; status: {status}")
-        time.sleep(0.1)
-        pod = get_pod(cluster, name)
-    return pod
-
-
-def container(pod: dict[str, Any]) -> dict[str, Any]:
-    statuses = pod.get("status", {}).get("containerStatuses") or [{}]
-    return dict(statuses[0])
-
-
-def running(pod: dict[str, Any]) -> bool:
-    return pod.get("status", {}).get("phase") == "Running" and "running" in container(pod).get(
-        "state", {}
-    )
-
-
-def start_pod(cluster: Cluster, manifest: dict[str, Any]) -> float:
-    """Create the pod and wait until it runs; returns create → Running in seconds."""
-    started = time.monotonic()
-    cluster.kubectl("create", "-f", "-", input=json.dumps(manifest))
-    wait_pod(cluster, manifest["metadata"]["name"], running)
-    return time.monotonic() - started
 
 
 def test_a_runc_pod_runs_a_local_image_and_its_logs_are_read(
