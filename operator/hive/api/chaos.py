@@ -99,13 +99,13 @@ class Fault(HiveModel):
 
 
 class Schedule(HiveModel):
-    """Repeat the experiment on a cron schedule."""
+    """Repeat the experiment on a cron schedule. Runs never overlap: the next run is the first
+    cron time after the last run ended."""
 
-    cron: str = Field(pattern=CRON, description="Five-field cron expression or @hourly etc.")
-    concurrency_policy: str = Field(
-        default="Forbid",
-        pattern="^(Allow|Forbid|Replace)$",
-        description="Allow, Forbid or Replace a run still going when the next is due.",
+    cron: str = Field(
+        pattern=CRON,
+        description="Five-field cron expression or @hourly etc.; the next run is the first such "
+        "time after the last run ended, so runs never overlap.",
     )
 
 
