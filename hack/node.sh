@@ -2,7 +2,7 @@
 # Installs or builds what one real node of the local cluster needs, cached by version.
 #
 #   hack/node.sh            install/build what is missing (make testbin runs it)
-#   hack/node.sh PART...    only these parts: packages, kubelet, gvisor, images
+#   hack/node.sh PART...    only these parts: packages, kubelet, gvisor, kube-router, images
 #
 # - Debian packages, only when missing: containerd + ctr (1.6), runc, the CNI plugins (bridge,
 #   host-local, loopback), iptables and ipset, buildah (images without a daemon), busybox-static.
@@ -12,16 +12,19 @@
 #   gvisor.dev/gvisor version (Debian ships runsc only, from 2022: too old for a 2026 shim). The
 #   shim speaks containerd 2's start protocol; hack/gvisor-shim-containerd16.patch makes it
 #   speak containerd 1.6's and tolerate a refused oom_score_adj write.
+# - kube-router, built from its pinned Go module: the node runs it as a firewall-only
+#   NetworkPolicy controller (iptables + ipset), without its router, proxy or CNI parts.
 # - Two OCI archives built with buildah from scratch: the pod sandbox ("pause", compiled from
 #   the kubernetes module's build/pause/linux/pause.c) and a tiny busybox image for tests.
 #
 # Everything lands under testbin's bin folder (hack/testbin.sh --print):
-#   kubelet, gvisor/{containerd-shim-runsc-v1,runsc}, images/{pause,busybox}.oci.tar
+#   kubelet, gvisor/{containerd-shim-runsc-v1,runsc}, kube-router, images/{pause,busybox}.oci.tar
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 KUBE_VERSION=$(sed -n 's/^KUBE_VERSION=\([0-9.]*\).*/\1/p' "$ROOT/hack/testbin.sh")
 GVISOR_VERSION=v0.0.0-20260905035102-160fafc42237   # gvisor.dev/gvisor@latest when pinned
+KUBE_ROUTER_VERSION=v2.1.0
 PAUSE_VERSION=3.10.2                                 # TAG in the module's build/pause/Makefile
 BUSYBOX_IMAGE=localhost/hive-busybox:1
 PATCH="$ROOT/hack/gvisor-shim-containerd16.patch"
@@ -135,6 +138,26 @@ build_gvisor() {
   ln -sfn "$GVISOR_DIR" "$BIN/gvisor"
 }
 
+# --- kube-router: built in its own module's source (its go.mod pins its dependencies) -----------
+build_kube_router() {
+  local name="kube-router-$KUBE_ROUTER_VERSION"
+  if [[ ! -x "$BIN/$name" && -x "$CACHE/$name" ]]; then
+    cp "$CACHE/$name" "$BIN/$name"; log "kube-router: from machine cache"
+  fi
+  if [[ ! -x "$BIN/$name" ]]; then
+    local dir
+    dir=$(go mod download -json "github.com/cloudnativelabs/kube-router/v2@$KUBE_ROUTER_VERSION" \
+          | sed -n 's/^\s*"Dir": "\(.*\)",\?$/\1/p')
+    log "building kube-router $KUBE_ROUTER_VERSION"
+    (cd "$dir" && GOFLAGS="-buildvcs=false -mod=readonly" go build -trimpath \
+       -ldflags "-s -w -X github.com/cloudnativelabs/kube-router/v2/pkg/version.Version=$KUBE_ROUTER_VERSION" \
+       -o "$BIN/$name.tmp" ./cmd/kube-router)
+    mv "$BIN/$name.tmp" "$BIN/$name"
+    cp "$BIN/$name" "$CACHE/$name.tmp" && mv "$CACHE/$name.tmp" "$CACHE/$name"
+  fi
+  ln -sfn "$name" "$BIN/kube-router"
+}
+
 # --- images: buildah from scratch into OCI archives -----------------------------------------------
 BUILDAH=(buildah --storage-driver vfs --root "$BASE/.build/buildah/root"
          --runroot "$BASE/.build/buildah/run")
@@ -174,12 +197,13 @@ build_images() {
   echo "$PAUSE_VERSION" > "$BIN/images/pause.version"
 }
 
-ALL=(packages kubelet gvisor images)
+ALL=(packages kubelet gvisor kube-router images)
 for part in "${@:-${ALL[@]}}"; do
   case $part in
     packages) step "debian packages (containerd, runc, CNI plugins, iptables, buildah ...)" apt_packages ;;
     kubelet) step "kubelet v$KUBE_VERSION" build_kubelet ;;
     gvisor) step "gvisor shim and runsc ($GVISOR_VERSION)" build_gvisor ;;
+    kube-router) step "kube-router $KUBE_ROUTER_VERSION" build_kube_router ;;
     images) step "images (pause, busybox)" build_images ;;
     *) echo "node: unknown part '$part' (parts: ${ALL[*]})" >&2; exit 2 ;;
   esac
