@@ -20,7 +20,8 @@ def _default_state_dir() -> Path:
 
 
 class NodeSettings(BaseModel):
-    """The one real node of the local cluster (``hive dev up --node``): containerd + kubelet."""
+    """The one real node of the local cluster (``hive dev up --node``): containerd, a kubelet
+    and kube-router enforcing NetworkPolicies."""
 
     pod_cidr: str = Field(
         default="10.88.0.0/16",
@@ -36,11 +37,20 @@ class NodeSettings(BaseModel):
         description="Taints the node registers with (key=value:Effect); none by default so "
         "that the operator's pods schedule onto it.",
     )
+    kube_router_health_port: int = Field(
+        default=30244,
+        ge=1,
+        le=65535,
+        description="kube-router's /healthz port (its NetworkPolicy controller; it binds every "
+        "address: v2.1.0 has no flag to choose one).",
+    )
     runsc_platform: str = Field(
         default="systrap", description="gVisor platform of runsc pods (systrap or ptrace)."
     )
     ready_timeout_s: float = Field(
-        default=180.0, gt=0, description="How long containerd and the kubelet may take to be ready."
+        default=180.0,
+        gt=0,
+        description="How long containerd, the kubelet and kube-router may take to be ready.",
     )
 
 

@@ -99,6 +99,7 @@ def status(settings: Settings) -> int:
         "operator": settings.operator.liveness_port,
         "redis": settings.dev.redis_port,
         "kubelet": settings.dev.node.kubelet_port,
+        "kube-router": settings.dev.node.kube_router_health_port,
     }
     for name in ("operator", *sorted(r.name for r in plane.processes.records())):
         if name not in known:

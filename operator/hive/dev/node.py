@@ -5,14 +5,19 @@ folder; runc as the default runtime, gVisor's shim for the ``runsc`` handler; CN
 host-local + loopback on the pod CIDR), starts containerd, imports the pause image built by
 ``hack/node.sh``, starts the kubelet (cgroup v1, cgroupfs, a client certificate for
 ``system:node:<host>`` from the dev PKI and a serving certificate the apiserver checks), gives
-the node its ``spec.podCIDR`` and creates the RuntimeClass ``gvisor``. Both processes are
-tracked in the control plane's ProcessTable.
+the node its ``spec.podCIDR``, creates the RuntimeClass ``gvisor`` and starts kube-router as a
+firewall-only NetworkPolicy controller (iptables + ipset; no routes, no service proxy, no CNI),
+with its own client certificate (group ``system:masters``: a dev cluster's controller, not a
+production grant). All three processes are tracked in the control plane's ProcessTable.
 
 containerd 1.6 and the kubelet also write outside their configured roots: shim sockets and
 runsc state under /run/containerd, CNI allocations under /var/lib/cni, log links in
 /var/log/containers, /var/lib/kubelet/device-plugins, iptables chains, a bridge and
-``ip_forward``. ``down()`` drains the node through the API (so the kubelet tears pod networks
-down), stops both processes and removes those leftovers: only what this node made.
+``ip_forward``; kube-router adds its chains (``KUBE-ROUTER-*``, ``KUBE-NWPLCY-*``,
+``KUBE-POD-FW-*``, jumped to from INPUT, FORWARD and OUTPUT) and ipsets (``KUBE-SRC-*``,
+``KUBE-DST-*``), and its ``--cleanup-config`` panics. ``down()`` drains the node through the API
+(so the kubelet tears pod networks down), stops the processes and removes those leftovers: only
+what this node made.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shlex
 import shutil
 import signal
 import socket
@@ -28,6 +34,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import yaml
 
 from hive.dev.controlplane import INSTALL_HINT, ControlPlane
@@ -36,7 +43,7 @@ from hive.kube import nodes
 from hive.process_groups import signal_group
 from hive.settings import NodeSettings
 
-COMPONENTS = ("containerd", "kubelet")
+COMPONENTS = ("containerd", "kubelet", "kube-router")
 K8S_NAMESPACE = "k8s.io"  # containerd's namespace for what the CRI plugin runs
 RUNTIME_CLASS = "gvisor"
 RUNSC_HANDLER = "runsc"
@@ -46,6 +53,12 @@ CONTAINER_LOG_LINKS = Path("/var/log/containers")
 DEVICE_PLUGINS = Path("/var/lib/kubelet/device-plugins")
 RUN_CONTAINERD = Path("/run/containerd")
 IP_FORWARD = Path("/proc/sys/net/ipv4/ip_forward")
+# Pods on one bridge reach each other without routing: iptables sees (and kube-router can
+# filter) their packets only while the bridge hands them to it.
+BRIDGE_NF_CALL_IPTABLES = Path("/proc/sys/net/bridge/bridge-nf-call-iptables")
+KUBE_ROUTER_CHAIN_PREFIXES = ("KUBE-ROUTER-", "KUBE-NWPLCY-", "KUBE-POD-FW-")
+KUBE_ROUTER_IPSET_PREFIXES = ("KUBE-SRC-", "KUBE-DST-", "TMP-")
+KUBE_ROUTER_HOOKS = ("INPUT", "FORWARD", "OUTPUT")
 KUBELET_CHAINS = {  # what the kubelet adds to iptables (pkg/kubelet/kubelet_network_linux.go)
     "mangle": ("KUBE-IPTABLES-HINT", "KUBE-KUBELET-CANARY"),
     "nat": ("KUBE-KUBELET-CANARY",),
@@ -70,7 +83,8 @@ class NodeUpResult:
 
 
 class RealNode:
-    """containerd + kubelet registered with one local control plane."""
+    """containerd + kubelet registered with one local control plane, and kube-router enforcing
+    NetworkPolicies on the node's pods."""
 
     def __init__(self, plane: ControlPlane, settings: NodeSettings | None = None) -> None:
         self.plane = plane
@@ -113,7 +127,11 @@ class RealNode:
             return self.plane.settings.host
 
     def ports(self) -> dict[str, int | None]:
-        return {"containerd": None, "kubelet": self.settings.kubelet_port}
+        return {
+            "containerd": None,
+            "kubelet": self.settings.kubelet_port,
+            "kube-router": self.settings.kube_router_health_port,
+        }
 
     # --- state -----------------------------------------------------------------------------
     def status(self) -> list[NodeStatus]:
@@ -153,6 +171,7 @@ class RealNode:
             "ctr": self.binary("ctr"),
             "runc": self.binary("runc"),
             "kubelet": self.binary("kubelet"),
+            "kube-router": self.binary("kube-router"),
             "shim": self.gvisor("containerd-shim-runsc-v1"),
             "runsc": self.gvisor("runsc"),
         }
@@ -174,6 +193,7 @@ class RealNode:
                 alive=self._what_died,
             )
             nodes.ensure_runtime_class(self.plane.kubeconfig, RUNTIME_CLASS, RUNSC_HANDLER)
+            self._start_kube_router(binaries["kube-router"])
         except BaseException:
             self.down()
             raise
@@ -188,7 +208,7 @@ class RealNode:
             # Only a live kubelet can stop the pods' sandboxes (and release their network).
             with contextlib.suppress(HiveError, OSError):
                 nodes.drain_real_node(self.plane.kubeconfig, self.name, timeout_s=60)
-        stopped = [name for name in ("kubelet",) if self.processes.stop(name)]
+        stopped = [name for name in ("kube-router", "kubelet") if self.processes.stop(name)]
         self._kill_tasks()
         if self.processes.stop("containerd"):
             stopped.append("containerd")
@@ -411,6 +431,135 @@ state = "{base / "state"}"
             "fileCheckFrequency": "10s",
         }
 
+    # --- kube-router -----------------------------------------------------------------------
+    def _start_kube_router(self, kube_router: Path) -> None:
+        """kube-router's firewall only: it reads the node's spec.podCIDR and programs iptables
+        and ipsets for the NetworkPolicies that select this node's pods."""
+        client = self.plane.pki.issue(
+            "kube-router", common_name="kube-router", organization="system:masters"
+        )
+        kubeconfig = self.folder / "kube-router.kubeconfig"
+        self.plane.write_kubeconfig(kubeconfig, "kube-router", client)
+        self._bridge_to_iptables()
+        port = self.settings.kube_router_health_port
+        self.processes.start(
+            "kube-router",
+            [
+                str(kube_router),
+                f"--kubeconfig={kubeconfig}",
+                f"--hostname-override={self.name}",
+                "--run-firewall=true",
+                "--run-router=false",
+                "--run-service-proxy=false",
+                "--run-loadbalancer=false",
+                "--enable-cni=false",
+                "--enable-ipv6=false",
+                f"--health-port={port}",
+                "--metrics-port=0",
+                "--v=1",
+            ],
+        )
+        deadline = time.monotonic() + self.settings.ready_timeout_s
+        while time.monotonic() < deadline:
+            dead = self._what_died()
+            if dead:
+                raise Unavailable(dead)
+            if self.kube_router_healthy():
+                return
+            time.sleep(0.2)
+        raise Unavailable(f"kube-router not healthy after {self.settings.ready_timeout_s:.0f}s")
+
+    def kube_router_healthy(self) -> bool:
+        """kube-router's /healthz answers 200 once every controller it runs has synced."""
+        url = f"http://127.0.0.1:{self.settings.kube_router_health_port}/healthz"
+        try:
+            return httpx.get(url, timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def _bridge_to_iptables(self) -> None:
+        saved = self.folder / "bridge-nf-call-iptables"
+        if not BRIDGE_NF_CALL_IPTABLES.is_file():
+            subprocess.run(["modprobe", "br_netfilter"], capture_output=True, check=False)
+        if not BRIDGE_NF_CALL_IPTABLES.is_file():
+            raise Unavailable(
+                f"{BRIDGE_NF_CALL_IPTABLES} is missing (br_netfilter): pods on one bridge "
+                "would bypass iptables, and no NetworkPolicy could hold"
+            )
+        if not saved.exists():
+            saved.write_text(BRIDGE_NF_CALL_IPTABLES.read_text())
+        BRIDGE_NF_CALL_IPTABLES.write_text("1\n")
+
+    def _remove_kube_router_rules(self, binary: str) -> None:
+        """What kube-router's --cleanup-config should remove (it panics in v2.1.0): the jumps
+        from the built-in chains, then its own chains, in the filter table."""
+
+        def run(*args: str) -> subprocess.CompletedProcess[str]:
+            return subprocess.run(
+                [binary, "-w", "-t", "filter", *args],
+                capture_output=True,
+                text=True,
+                check=False,
+                timeout=30,
+            )
+
+        for hook in KUBE_ROUTER_HOOKS:
+            for line in run("-S", hook).stdout.splitlines():
+                fields = shlex.split(line)  # the rules carry quoted comments
+                if "-j" in fields and fields.index("-j") + 1 < len(fields):
+                    target = fields[fields.index("-j") + 1]
+                    if target.startswith(KUBE_ROUTER_CHAIN_PREFIXES):
+                        run("-D", *fields[1:])
+        chains = [
+            line.split()[1]
+            for line in run("-S").stdout.splitlines()
+            if line.startswith("-N ") and line.split()[1].startswith(KUBE_ROUTER_CHAIN_PREFIXES)
+        ]
+        for chain in chains:  # empty them all first: they jump to one another
+            run("-F", chain)
+        for chain in chains:
+            run("-X", chain)
+
+    @staticmethod
+    def kube_router_leftovers() -> list[str]:
+        """kube-router's chains and ipsets still on this host ("iptables:CHAIN", "ipset:SET")."""
+        found = []
+        for binary in ("iptables", "ip6tables"):
+            if shutil.which(binary):
+                out = subprocess.run(
+                    [binary, "-w", "-t", "filter", "-S"],
+                    capture_output=True,
+                    text=True,
+                    check=False,
+                    timeout=30,
+                ).stdout
+                for line in out.splitlines():
+                    fields = line.split()
+                    if any(f.startswith(KUBE_ROUTER_CHAIN_PREFIXES) for f in fields):
+                        found.append(f"{binary}:{line}")
+        found += [f"ipset:{name}" for name in RealNode._kube_router_ipsets()]
+        return found
+
+    @staticmethod
+    def _kube_router_ipsets() -> list[str]:
+        if not shutil.which("ipset"):
+            return []
+        out = subprocess.run(
+            ["ipset", "list", "-n"], capture_output=True, text=True, check=False, timeout=30
+        ).stdout
+        return [
+            name
+            for name in out.split()
+            if name.removeprefix("inet6:").startswith(KUBE_ROUTER_IPSET_PREFIXES)
+        ]
+
+    def _remove_kube_router_ipsets(self) -> None:
+        names = self._kube_router_ipsets()
+        for name in names:  # a set in use by another set's rule goes once that one is gone
+            subprocess.run(["ipset", "flush", name], capture_output=True, check=False, timeout=30)
+        for name in names:
+            subprocess.run(["ipset", "destroy", name], capture_output=True, check=False, timeout=30)
+
     # --- cleaning up -----------------------------------------------------------------------
     def _what_died(self) -> str | None:
         for name in COMPONENTS:
@@ -496,7 +645,9 @@ state = "{base / "state"}"
                 folder.rmdir()  # only when empty: another user's files stay
         for binary in ("iptables", "ip6tables"):
             if shutil.which(binary):
+                self._remove_kube_router_rules(binary)
                 self._remove_kubelet_chains(binary)
+        self._remove_kube_router_ipsets()
         subprocess.run(
             ["ip", "link", "delete", self.settings.bridge], capture_output=True, check=False
         )
@@ -504,6 +655,11 @@ state = "{base / "state"}"
         if saved.is_file():
             with contextlib.suppress(OSError):
                 IP_FORWARD.write_text(saved.read_text())
+            saved.unlink()
+        saved = self.folder / "bridge-nf-call-iptables"
+        if saved.is_file():
+            with contextlib.suppress(OSError):
+                BRIDGE_NF_CALL_IPTABLES.write_text(saved.read_text())
             saved.unlink()
 
     def _clean_run_containerd(self) -> None:
