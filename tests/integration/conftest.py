@@ -29,6 +29,7 @@ def real_node(cluster: Cluster) -> Iterator[RealNode]:
     settings = NodeSettings(
         kubelet_port=free_port(),
         kubelet_healthz_port=free_port(),
+        kube_router_health_port=free_port(),
         taints=[f"{TAINT_KEY}=tests:NoSchedule"],
     )
     node = RealNode(cluster.plane, settings)
@@ -44,3 +45,6 @@ def real_node(cluster: Cluster) -> Iterator[RealNode]:
         yield node
     finally:
         node.down()
+    # kube-router's --cleanup-config panics: down() removes its chains and ipsets itself.
+    leftovers = RealNode.kube_router_leftovers()
+    assert not leftovers, f"kube-router left these on the host: {leftovers}"
