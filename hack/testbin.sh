@@ -206,5 +206,6 @@ ln -sfn "$STAMP" "$BASE/current"
 log "the sandbox's root filesystem (mmdebstrap the first time, then cached by recipe hash)"
 bash "$ROOT/sandbox-images/build-rootfs.sh" >/dev/null
 bash "$ROOT/hack/node.sh" >&2  # a real node: containerd, runc, CNI, kubelet, gVisor shim, images
+bash "$ROOT/sandbox-images/build-image.sh" >/dev/null  # its OCI image (needs node.sh's buildah)
 log "ready in $(( $(date +%s) - started ))s: $BIN"
 echo "$BIN"
