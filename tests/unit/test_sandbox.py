@@ -297,19 +297,29 @@ def test_the_sentry_is_found_among_runscs_children_and_made_the_oom_killers_choi
 
 # --- the in-sandbox guards, in a plain interpreter ----------------------------------------------
 
-GUARD_PROBE = textwrap.dedent(
-    """
-    import importlib, json, sys
+
+def probe_with_guards(deny: list[str], body: str) -> str:
+    """A probe program: the guards installed with `deny`, then `body`, which records each
+    `attempt(name, fn)` as "allowed" or the refusal's message and prints them as JSON."""
+    prelude = f"""
+    import gc, importlib, json, sys
     sys.path.insert(0, sys.argv[1])
     import bootstrap
-    bootstrap.install_guards(["ctypes", "subprocess", "socket"], [], "temp")
-    out = {}
+    bootstrap.install_guards({deny!r}, [], "temp")
+    out = {{}}
     def attempt(name, fn):
         try:
             fn()
             out[name] = "allowed"
         except (ImportError, PermissionError) as exc:
             out[name] = str(exc)
+    """
+    return textwrap.dedent(prelude) + textwrap.dedent(body)
+
+
+GUARD_PROBE = probe_with_guards(
+    ["ctypes", "subprocess", "socket"],
+    """
     attempt("import", lambda: __import__("ctypes"))
     attempt("import_module", lambda: importlib.import_module("_ctypes"))
     attempt("exec", lambda: exec(compile("import socket", "x", "exec")))
@@ -317,7 +327,7 @@ GUARD_PROBE = textwrap.dedent(
     attempt("system", lambda: __import__("os").system("true"))
     attempt("json", lambda: __import__("fractions"))
     print(json.dumps(out))
-    """
+    """,
 )
 
 
@@ -347,19 +357,9 @@ def test_guards_refuse_denied_modules_however_imported(tmp_path: Path) -> None:
         assert "is denied by the sandbox policy (modules.deny)" in message, how
 
 
-OS_DENIED_PROBE = textwrap.dedent(
+OS_DENIED_PROBE = probe_with_guards(
+    ["os", "ctypes", "subprocess", "socket"],
     """
-    import gc, json, sys
-    sys.path.insert(0, sys.argv[1])
-    import bootstrap
-    bootstrap.install_guards(["os", "ctypes", "subprocess", "socket"], [], "temp")
-    out = {}
-    def attempt(name, fn):
-        try:
-            fn()
-            out[name] = "allowed"
-        except (ImportError, PermissionError) as exc:
-            out[name] = str(exc)
     import_system = sys.modules["_frozen_importlib_external"]
     attempt("sys.modules", lambda: sys.modules["posix"].getcwd())
     attempt("attribute", lambda: sys.modules["posixpath"].os.getcwd())
@@ -373,7 +373,7 @@ OS_DENIED_PROBE = textwrap.dedent(
     __builtins__.isinstance, __builtins__.any = real
     attempt("fractions", lambda: __import__("fractions"))
     print(json.dumps(out))
-    """
+    """,
 )
 
 
