@@ -1,0 +1,188 @@
+"""The sandbox image, built here, as the operator's sandbox pod under gVisor on the real node.
+
+The pod is the operator's own: the pod template of the sandbox Deployment that `plan_team` builds
+for a team whose coding agent names a SandboxPolicy, with the locally built image
+(sandbox-images/build-image.sh, imported into the node's containerd, never pulled) and the real
+node's toleration and node selector added. The agent-side client then runs code in it over TCP,
+as an agent in the cluster does through the sandbox's Service.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import socket
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from hive.api.sandboxpolicy import SandboxPolicySpec
+from hive.dev.node import RealNode
+from hive.reconcile.agentteam import (
+    SANDBOX_PORT,
+    AgentPodSettings,
+    TeamObserved,
+    plan_team,
+    sandbox_name,
+)
+from hive.reconcile.meta import Owner
+from hive.runtime.sandbox.limits import SandboxLimits, limits_from_policy
+from hive.runtime.sandbox.remote import RemoteSandboxPool
+from tests.nodepods import NAMESPACE, TAINT_KEY, get_pod, start_pod
+from tests.support import Cluster
+
+pytestmark = pytest.mark.integration
+
+TEAM = "coders"
+POLICY_NAME = "strict"
+POLICY: dict[str, Any] = {
+    "runtimeClassName": "gvisor",
+    "network": {"mode": "none"},
+    "modules": {"deny": ["ctypes", "subprocess", "socket", "multiprocessing"]},
+    "limits": {"memory": "128Mi", "cpu": "1", "timeoutSeconds": 10},
+    "pool": {"size": 1},
+}
+POD = "sandbox"
+# CHOWN, FOWNER, KILL, SETGID, SETUID: the capabilities the builder adds back after dropping all
+CAPABILITIES = (1 << 0) | (1 << 3) | (1 << 5) | (1 << 6) | (1 << 7)
+
+
+@dataclass(frozen=True)
+class SandboxPod:
+    url: str
+    limits: SandboxLimits
+    image: str
+    seconds: float
+
+
+def sandbox_pod_manifest(node: RealNode, image: str) -> dict[str, Any]:
+    """The operator's sandbox pod for POLICY: its Deployment's template as a bare pod."""
+    owner = Owner("AgentTeam", TEAM, NAMESPACE, "uid-sandbox-pod", generation=1)
+    spec = {
+        "goal": "run code",
+        "model": {"name": "m", "endpoint": "http://model:8000/v1", "secretRef": {"name": "key"}},
+        "agents": [
+            {
+                "name": "dev",
+                "role": "junior",
+                "tools": [{"name": "python"}],
+                "sandboxPolicyRef": {"name": POLICY_NAME},
+            }
+        ],
+    }
+    pods = AgentPodSettings(image="hive:unused", sandbox_image=image, image_pull_policy="Never")
+    observed = TeamObserved(sandbox_policies={POLICY_NAME: POLICY})
+    plan = plan_team(owner, spec, None, observed, pods, dt.datetime.now(dt.UTC))
+    name = sandbox_name(TEAM, POLICY_NAME)
+    found = [c for c in plan.children if (c["kind"], c["metadata"]["name"]) == ("Deployment", name)]
+    assert found, f"no sandbox Deployment in the plan: {plan.status}"
+    deployment = found[0]
+    template = deployment["spec"]["template"]
+    pod_spec = dict(template["spec"])
+    pod_spec["nodeSelector"] = {"kubernetes.io/hostname": node.name}
+    pod_spec["tolerations"] = [{"key": TAINT_KEY, "operator": "Exists", "effect": "NoSchedule"}]
+    pod_spec["terminationGracePeriodSeconds"] = 1
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": POD, "namespace": NAMESPACE, "labels": template["metadata"]["labels"]},
+        "spec": pod_spec,
+    }
+
+
+def wait_listening(host: str, port: int, timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            socket.create_connection((host, port), timeout=1).close()
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
+@pytest.fixture(scope="module")
+def sandbox_pod(cluster: Cluster, real_node: RealNode) -> Iterator[SandboxPod]:
+    archive = real_node.image_archive("sandbox")
+    image = archive.with_name("sandbox.image").read_text().strip()
+    started = time.monotonic()
+    real_node.import_image(archive)
+    print(f"\nsandbox image {image} imported in {time.monotonic() - started:.1f}s")
+    manifest = sandbox_pod_manifest(real_node, image)
+    try:
+        seconds = start_pod(cluster, manifest)
+        print(f"sandbox pod create -> Running: {seconds:.2f}s")
+        ip = get_pod(cluster, POD)["status"]["podIP"]
+        wait_listening(ip, SANDBOX_PORT)
+        limits = limits_from_policy(SandboxPolicySpec.model_validate(POLICY))
+        yield SandboxPod(f"tcp://{ip}:{SANDBOX_PORT}", limits, image, seconds)
+    finally:
+        cluster.kubectl(
+            "delete", "pod", POD, "-n", NAMESPACE, "--ignore-not-found", "--timeout=60s",
+            check=False, timeout=90,
+        )  # fmt: skip
+
+
+def exec_in(cluster: Cluster, *argv: str, check: bool = True) -> str:
+    result = cluster.kubectl("exec", POD, "-n", NAMESPACE, "--", *argv, check=check)
+    return result.stdout + result.stderr
+
+
+def test_the_sandbox_pod_is_the_operators_and_runs_under_gvisor(
+    cluster: Cluster, sandbox_pod: SandboxPod
+) -> None:
+    pod = get_pod(cluster, POD)
+    assert pod["spec"]["runtimeClassName"] == "gvisor"
+    assert pod["spec"]["containers"][0]["image"] == sandbox_pod.image
+    assert "gVisor" in exec_in(cluster, "dmesg")
+
+
+async def test_the_agents_client_runs_code_and_the_policy_denies_modules(
+    sandbox_pod: SandboxPod,
+) -> None:
+    pool = RemoteSandboxPool(sandbox_pod.url, sandbox_pod.limits)
+    first = await pool.execute("print(1+1)")
+    assert first.exit_code == 0, first
+    assert first.stdout.strip() == "2"
+    denied = await pool.execute("import ctypes")
+    assert denied.exit_code != 0
+    assert "import of 'ctypes' is denied" in denied.stderr
+    times = []
+    for _ in range(10):
+        started = time.perf_counter()
+        run = await pool.execute("print(1+1)")
+        times.append(time.perf_counter() - started)
+        assert run.stdout.strip() == "2"
+    times.sort()
+    p50, worst = times[5] * 1000, times[-1] * 1000
+    print(f"\nrun round trip, print(1+1): p50 {p50:.0f} ms, max {worst:.0f} ms")
+
+
+async def test_the_containers_security_context_is_honoured(
+    cluster: Cluster, sandbox_pod: SandboxPod
+) -> None:
+    # the zygote: root inside gVisor as the pod says, with only the added capabilities
+    status = dict(
+        line.split(":", 1) for line in exec_in(cluster, "cat", "/proc/1/status").splitlines()
+    )
+    assert status["Uid"].split()[0] == "0"
+    assert int(status["CapEff"], 16) == CAPABILITIES, status["CapEff"]
+    # the root filesystem is read-only, /tmp is the pod's emptyDir
+    refused = cluster.kubectl("exec", POD, "-n", NAMESPACE, "--", "touch", "/probe", check=False)
+    assert refused.returncode != 0
+    assert "Read-only file system" in refused.stderr
+    code = (
+        "import os\n"
+        "try:\n    open('/etc/probe', 'w')\nexcept OSError as e:\n    print('root', e.strerror)\n"
+        "open('here.txt', 'w').write('x')\n"
+        "print('uid', os.getuid(), os.geteuid(), 'cwd', os.getcwd().startswith('/tmp'))\n"
+    )
+    run = await RemoteSandboxPool(sandbox_pod.url, sandbox_pod.limits).execute(code)
+    assert run.exit_code == 0, run
+    lines = run.stdout.splitlines()
+    assert lines[0] in ("root Read-only file system", "root Permission denied"), lines
+    assert lines[1] == "uid 65534 65534 cwd True", json.dumps(lines)
