@@ -12,9 +12,11 @@ from __future__ import annotations
 import datetime as dt
 import json
 import socket
+import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -46,6 +48,7 @@ POLICY: dict[str, Any] = {
     "pool": {"size": 1},
 }
 POD = "sandbox"
+BUILD_IMAGE = Path(__file__).resolve().parents[2] / "sandbox-images" / "build-image.sh"
 # CHOWN, FOWNER, KILL, SETGID, SETUID: the capabilities the builder adds back after dropping all
 CAPABILITIES = (1 << 0) | (1 << 3) | (1 << 5) | (1 << 6) | (1 << 7)
 
@@ -109,6 +112,10 @@ def wait_listening(host: str, port: int, timeout_s: float = 60) -> None:
 def sandbox_pod(cluster: Cluster, real_node: RealNode) -> Iterator[SandboxPod]:
     archive = real_node.image_archive("sandbox")
     image = archive.with_name("sandbox.image").read_text().strip()
+    wanted = subprocess.run(
+        ["bash", str(BUILD_IMAGE), "--print"], capture_output=True, text=True, check=True
+    ).stdout.split()[-1]
+    assert image == wanted, f"{archive} holds {image}, not {wanted}: run {BUILD_IMAGE}"
     started = time.monotonic()
     real_node.import_image(archive)
     print(f"\nsandbox image {image} imported in {time.monotonic() - started:.1f}s")
