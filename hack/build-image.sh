@@ -54,7 +54,8 @@ ROOTFS="$CACHE/image-rootfs/$ROOTFS_KEY/rootfs"
 LLAMA_PIN=$(sed -n 's/^\s*"\(llama-cpp-python\[server\]==[^"]*\)".*/\1/p' "$ROOT/pyproject.toml")
 # the [project] dependencies: every quoted pin between `dependencies = [` and its `]`
 DEPS=$(sed -n '/^dependencies = \[/,/^\]/s/^\s*"\([^"]*\)".*/\1/p' "$ROOT/pyproject.toml")
-PIP_VERSION=$("$ROOT/.venv/bin/python" -c 'import importlib.metadata as m; print(m.version("pip"))')
+PIP_VERSION=$("$ROOT/.venv/bin/python" -c 'import importlib.metadata as m; print(m.version("pip"))' \
+  2>/dev/null || echo "no venv")
 WHEELS_KEY=$(echo "$ROOTFS_KEY $DEPS $LLAMA_PIN $PIP_VERSION" | sha256sum | cut -c1-16)
 WHEELS="$CACHE/image-wheels/$WHEELS_KEY"
 MODEL_SHA=$(sed -n 's/^GGUF_SHA256=\([0-9a-f]*\).*/\1/p' "$ROOT/hack/models.sh")
