@@ -9,14 +9,17 @@ as an agent in the cluster does through the sandbox's Service.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
+import os
 import socket
 import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from subprocess import PIPE
 from typing import Any
 
 import pytest
@@ -193,3 +196,35 @@ async def test_the_containers_security_context_is_honoured(
     lines = run.stdout.splitlines()
     assert lines[0] in ("root Read-only file system", "root Permission denied"), lines
     assert lines[1] == "uid 65534 65534 cwd True", json.dumps(lines)
+
+
+async def test_the_end_of_a_session_kills_nothing_else_in_the_pod(
+    cluster: Cluster, sandbox_pod: SandboxPod
+) -> None:
+    """The zygote is the pod's PID 1 and serves one connection after another: the end of a
+    connection kills what its runs left, never the pod's other processes (a `kubectl exec`)."""
+    kubectl = [str(cluster.plane.binary("kubectl")), "exec", POD, "-n", NAMESPACE, "--"]
+    env = {**os.environ, "KUBECONFIG": str(cluster.kubeconfig)}
+    sleeper = await asyncio.create_subprocess_exec(
+        *kubectl, "sleep", "8", env=env, stdout=PIPE, stderr=PIPE
+    )
+    try:
+        deadline = time.monotonic() + 30
+        listing = "for p in /proc/[0-9]*; do tr '\\0' ' ' < $p/cmdline; echo; done"
+        while "sleep 8" not in exec_in(cluster, "sh", "-c", listing):
+            assert time.monotonic() < deadline, "the exec'd sleep never showed in the pod"
+            await asyncio.sleep(0.1)
+        for _ in range(3):  # three connections, each ended by its client
+            run = await RemoteSandboxPool(sandbox_pod.url, sandbox_pod.limits).execute("print(1)")
+            assert run.stdout.strip() == "1", run
+        _, stderr = await asyncio.wait_for(sleeper.communicate(), timeout=60)
+    finally:
+        if sleeper.returncode is None:
+            sleeper.kill()
+    assert sleeper.returncode == 0, f"the exec'd sleep ended with {sleeper.returncode}: {stderr!r}"
+    # and every run's folder is gone once its session ended, whatever its user wrote there
+    # (the pod's root has no CAP_DAC_OVERRIDE: the zygote takes each folder back first)
+    deadline = time.monotonic() + 10
+    while left := [n for n in exec_in(cluster, "ls", "-A", "/tmp").split() if "run-" in n]:
+        assert time.monotonic() < deadline, f"run folders left in the pod's /tmp: {left}"
+        await asyncio.sleep(0.1)

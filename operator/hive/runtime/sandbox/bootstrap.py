@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import builtins
 import errno
+import itertools
 import marshal
 import os
 import struct
@@ -703,22 +704,38 @@ def _at_fork(exc: BaseException) -> bool:
 # --- the zygote ---------------------------------------------------------------------------------
 
 
-def _remove_tree(top: str) -> None:
-    """rm -rf, without importing shutil (and its compression modules) into the zygote."""
+# Run folders are /tmp/run-<n>, numbered over the zygote's whole life: a sandbox pod serves one
+# connection after another, and a new one must never meet a name an earlier one used.
+_RUN_NUMBERS = itertools.count(1)
 
-    for folder, dirs, files in os.walk(top, topdown=False):
-        for name in files:
-            with suppress(OSError):
-                os.unlink(os.path.join(folder, name))
-        for name in dirs:
-            path = os.path.join(folder, name)
-            with suppress(OSError):
-                if os.path.islink(path):
-                    os.unlink(path)
-                else:
-                    os.rmdir(path)
-    with suppress(OSError):
-        os.rmdir(top)
+
+def _remove_tree(top: str) -> None:
+    """rm -rf, without importing shutil (and its compression modules) into the zygote.
+
+    Each folder is taken back first (owner root, mode 0700): a sandbox pod's zygote is root
+    without CAP_DAC_OVERRIDE (the pod drops it, keeping CAP_CHOWN), so it could not list or
+    empty a folder the run's user made. Links are removed, never followed.
+    """
+    folders, pending = [], [top]
+    while pending:
+        folder = pending.pop()
+        with suppress(OSError):
+            os.lchown(folder, 0, 0)
+            os.chmod(folder, 0o700)
+        folders.append(folder)
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:
+            continue
+        for entry in entries:
+            if entry.is_dir(follow_symlinks=False):
+                pending.append(entry.path)
+            else:
+                with suppress(OSError):
+                    os.unlink(entry.path)
+    for folder in reversed(folders):
+        with suppress(OSError):
+            os.rmdir(folder)
 
 
 class Spare:
@@ -1067,29 +1084,34 @@ def listen(host: str, port: int, filesystem: str) -> None:
         with connection:
             fd = connection.fileno()
             try:
-                answer_requests(fd, fd, filesystem)
+                answer_requests(fd, fd, filesystem, last_session=False)
             except OSError:  # the client went away mid-frame
                 _kill_runs()
 
 
-def answer_requests(proto_in: int, proto_out: int, filesystem: str) -> None:
+def answer_requests(
+    proto_in: int, proto_out: int, filesystem: str, *, last_session: bool = True
+) -> None:
     """The protocol: a ready frame, then one answer per run request, until EOF or exit.
+
+    At its end the spares are retired and what the runs left is killed. Only the last session
+    of the zygote (stdin mode) kills every process of the sandbox: a sandbox pod serves one
+    connection after another, and the end of one must not kill what else runs in the pod (the
+    next connection's spares, a `kubectl exec` into it), so there only the sandbox user's
+    processes are killed.
 
     `SPARES` runners are started ahead (one before the ready frame, the rest after it, and
     again after each answer), so a request finds its runner already started: the fork and the
     fresh interpreter are off the request's path. They are of the kind the last request wanted
     (no programs when it denied ``subprocess``), the first ones of the safe kind.
     """
-    counter = 0
     kind = (filesystem, True)
     spares: list[Spare] = []
 
     def top_up(count: int = SPARES) -> None:
         """Make spares up to `count`, one at a time while no request is waiting."""
-        nonlocal counter
         while len(spares) < count:
-            counter += 1
-            spares.append(Spare(counter, *kind))
+            spares.append(Spare(next(_RUN_NUMBERS), *kind))
             if count > 1 and select.select([proto_in], [], [], 0)[0]:
                 return  # the next request first: it needs one spare, not all of them
 
@@ -1134,7 +1156,10 @@ def answer_requests(proto_in: int, proto_out: int, filesystem: str) -> None:
     finally:
         while spares:
             spares.pop().retire()
-        _kill_all()
+        if last_session:
+            _kill_all()
+        else:
+            _kill_runs()
 
 
 if __name__ == "__main__":
