@@ -72,18 +72,10 @@ log() { printf '[hive-image %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
 step_started=$(date +%s)
 step() { local now; now=$(date +%s); log "$* (previous step $(( now - step_started ))s)"; step_started=$now; }
 
-if [[ -s "$ARCHIVE" && "$(cat "$NAME_FILE" 2>/dev/null)" == "$IMAGE" ]]; then
-  log "cached: $IMAGE in $ARCHIVE"
-  echo "$ARCHIVE"
-  exit 0
-fi
-
-if [[ $(id -u) -ne 0 ]]; then
-  echo "build-image: the rootfs's owners and the chroot install need root" >&2
-  exit 1
-fi
-command -v buildah >/dev/null 2>&1 \
-  || { echo "build-image: buildah is missing: run hack/node.sh packages" >&2; exit 1; }
+# shellcheck source=hack/image-lib.sh
+source "$ROOT/hack/image-lib.sh"
+exit_if_cached
+require_root_and_buildah "the rootfs's owners and the chroot install need root"
 command -v mmdebstrap >/dev/null 2>&1 \
   || { echo "build-image: mmdebstrap is missing: apt-get install -y mmdebstrap" >&2; exit 1; }
 [[ -x $PIP ]] || { echo "build-image: $PIP is missing: run make venv" >&2; exit 1; }

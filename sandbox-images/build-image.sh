@@ -38,18 +38,10 @@ IMAGE="localhost/hive-sandbox:$KEY"
 
 if [[ "${1:-}" == "--print" ]]; then echo "$ARCHIVE $IMAGE"; exit 0; fi
 
-if [[ -s "$ARCHIVE" && "$(cat "$NAME_FILE" 2>/dev/null)" == "$IMAGE" ]]; then
-  log "cached: $IMAGE in $ARCHIVE"
-  echo "$ARCHIVE"
-  exit 0
-fi
-
-if [[ $(id -u) -ne 0 ]]; then
-  echo "build-image: copying the rootfs into the image keeps its owners only as root" >&2
-  exit 1
-fi
-command -v buildah >/dev/null 2>&1 \
-  || { echo "build-image: buildah is missing: run hack/node.sh packages" >&2; exit 1; }
+# shellcheck source=hack/image-lib.sh
+source "$ROOT/hack/image-lib.sh"
+exit_if_cached
+require_root_and_buildah "copying the rootfs into the image keeps its owners only as root"
 ROOTFS=$(bash "$HERE/build-rootfs.sh")  # builds it if missing
 
 started=$(date +%s)

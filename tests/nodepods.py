@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -87,3 +89,19 @@ def start_pod(cluster: Cluster, manifest: dict[str, Any]) -> float:
     cluster.kubectl("create", "-f", "-", input=json.dumps(manifest))
     wait_pod(cluster, manifest["metadata"]["name"], running)
     return time.monotonic() - started
+
+
+def import_built_image(node: RealNode, name: str, build_script: Path) -> str:
+    """Import the image `build_script` built (images/<name>.oci.tar) into the node; its name.
+
+    Fails, naming the script, when the archive is older than what the script would build now."""
+    archive = node.image_archive(name)
+    image = archive.with_name(f"{name}.image").read_text().strip()
+    wanted = subprocess.run(
+        ["bash", str(build_script), "--print"], capture_output=True, text=True, check=True
+    ).stdout.split()[-1]
+    assert image == wanted, f"{archive} holds {image}, not {wanted}: run {build_script}"
+    started = time.monotonic()
+    node.import_image(archive)
+    print(f"\n{name} image {image} imported in {time.monotonic() - started:.1f}s")
+    return image

@@ -13,7 +13,6 @@ from __future__ import annotations
 import datetime as dt
 import importlib.metadata
 import json
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,7 +24,15 @@ import pytest
 from hive.dev.node import RealNode
 from hive.reconcile.agentteam import MODEL_PORT, AgentPodSettings, TeamObserved, plan_team
 from hive.reconcile.meta import Owner
-from tests.nodepods import NAMESPACE, TAINT_KEY, container, get_pod, start_pod, wait_pod
+from tests.nodepods import (
+    NAMESPACE,
+    TAINT_KEY,
+    container,
+    get_pod,
+    import_built_image,
+    start_pod,
+    wait_pod,
+)
 from tests.support import Cluster
 
 pytestmark = pytest.mark.integration
@@ -82,15 +89,7 @@ def model_pod_manifest(node: RealNode, image: str) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def hive_image(cluster: Cluster, real_node: RealNode) -> str:
-    archive = real_node.image_archive("hive")
-    image = archive.with_name("hive.image").read_text().strip()
-    wanted = subprocess.run(
-        ["bash", str(BUILD_IMAGE), "--print"], capture_output=True, text=True, check=True
-    ).stdout.split()[-1]
-    assert image == wanted, f"{archive} holds {image}, not {wanted}: run {BUILD_IMAGE}"
-    started = time.monotonic()
-    real_node.import_image(archive)
-    print(f"\nhive image {image} imported in {time.monotonic() - started:.1f}s")
+    image = import_built_image(real_node, "hive", BUILD_IMAGE)
     return image
 
 

@@ -14,7 +14,6 @@ import datetime as dt
 import json
 import os
 import socket
-import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -36,7 +35,7 @@ from hive.reconcile.agentteam import (
 from hive.reconcile.meta import Owner
 from hive.runtime.sandbox.limits import SandboxLimits, limits_from_policy
 from hive.runtime.sandbox.remote import RemoteSandboxPool
-from tests.nodepods import NAMESPACE, TAINT_KEY, get_pod, start_pod
+from tests.nodepods import NAMESPACE, TAINT_KEY, get_pod, import_built_image, start_pod
 from tests.support import Cluster
 
 pytestmark = pytest.mark.integration
@@ -113,15 +112,7 @@ def wait_listening(host: str, port: int, timeout_s: float = 60) -> None:
 
 @pytest.fixture(scope="module")
 def sandbox_pod(cluster: Cluster, real_node: RealNode) -> Iterator[SandboxPod]:
-    archive = real_node.image_archive("sandbox")
-    image = archive.with_name("sandbox.image").read_text().strip()
-    wanted = subprocess.run(
-        ["bash", str(BUILD_IMAGE), "--print"], capture_output=True, text=True, check=True
-    ).stdout.split()[-1]
-    assert image == wanted, f"{archive} holds {image}, not {wanted}: run {BUILD_IMAGE}"
-    started = time.monotonic()
-    real_node.import_image(archive)
-    print(f"\nsandbox image {image} imported in {time.monotonic() - started:.1f}s")
+    image = import_built_image(real_node, "sandbox", BUILD_IMAGE)
     manifest = sandbox_pod_manifest(real_node, image)
     try:
         seconds = start_pod(cluster, manifest)
