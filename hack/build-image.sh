@@ -187,12 +187,8 @@ step "installed: $version, $(du -sh "$mnt" | cut -f1) tree"
   --label org.opencontainers.image.title=hive \
   --label "dev.hive.rootfs-key=$ROOTFS_KEY" "$ctr"
 step "commit: the archive"
-rm -f "$ARCHIVE.tmp"
-"${BUILDAH[@]}" commit --quiet --rm --squash --timestamp 0 "$ctr" \
-  "oci-archive:$ARCHIVE.tmp:$IMAGE" >/dev/null
+commit_archive "$ctr"
 trap - EXIT
-mv "$ARCHIVE.tmp" "$ARCHIVE"
-echo "$IMAGE" > "$NAME_FILE.tmp" && mv "$NAME_FILE.tmp" "$NAME_FILE"
 rm -rf "$work"
 step "built in $(( $(date +%s) - started ))s: $IMAGE, $(du -h "$ARCHIVE" | cut -f1) archive"
 echo "$ARCHIVE"

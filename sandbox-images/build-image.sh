@@ -62,11 +62,7 @@ install -D -m 0644 -o 0 -g 0 "$BOOTSTRAP" "$mnt/opt/hive/bootstrap.py"
   --label org.opencontainers.image.title=hive-sandbox \
   --label "dev.hive.rootfs-key=$ROOTFS_KEY" "$ctr"
 log "committing the archive"
-rm -f "$ARCHIVE.tmp"
-"${BUILDAH[@]}" commit --quiet --rm --squash --timestamp 0 "$ctr" \
-  "oci-archive:$ARCHIVE.tmp:$IMAGE" >/dev/null
+commit_archive "$ctr"
 trap - EXIT
-mv "$ARCHIVE.tmp" "$ARCHIVE"
-echo "$IMAGE" > "$NAME_FILE.tmp" && mv "$NAME_FILE.tmp" "$NAME_FILE"
 log "built in $(( $(date +%s) - started ))s: $IMAGE, $(du -h "$ARCHIVE" | cut -f1) archive"
 echo "$ARCHIVE"
