@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,15 +10,10 @@ from pathlib import Path
 from lightkube import Client
 
 from hive.dev.controlplane import ControlPlane
+from hive.ports import free_port
 from hive.settings import DevSettings, get_settings
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def dev_settings(state_dir: Path, **overrides: object) -> DevSettings:

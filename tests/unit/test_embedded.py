@@ -21,7 +21,6 @@ from hive.runtime.embedded import (
     EmbeddedModelServer,
     embedded_model_client,
     find_model,
-    free_port,
     require_llama_cpp,
     schema_response_format,
     server_argv,
@@ -161,8 +160,3 @@ def test_the_client_points_at_the_server() -> None:
     assert client.api_key is None
     assert client.max_retries == 1
     assert client.timeout_s == 120.0
-
-
-def test_free_port_is_a_loopback_port_nobody_holds() -> None:
-    port = free_port()
-    assert 1024 <= port <= 65535

@@ -37,7 +37,6 @@ import importlib.util
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -52,6 +51,7 @@ import httpx
 from pydantic import BaseModel
 
 from hive.errors import InvalidInput, NotInstalled, Unavailable
+from hive.ports import free_port
 from hive.process_groups import signal_group
 from hive.runtime.models import OpenAICompatible
 
@@ -156,13 +156,6 @@ def schema_response_format(schema: type[BaseModel] | Mapping[str, Any]) -> dict[
     """The ``response_format`` that makes llama-cpp-python constrain its answer to `schema`."""
     raw = schema.model_json_schema() if isinstance(schema, type) else dict(schema)
     return {"type": "json_object", "schema": raw}
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A port nobody listens on right now (the server may still lose a race for it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
 
 
 class EmbeddedModelServer:
