@@ -1,15 +1,18 @@
-"""Shared fixtures: one real control plane on loopback for the whole test run."""
+"""Shared fixtures: one real control plane on loopback for the whole test run, and one real
+node beside it for the tests that run pods."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
 import pytest
-from tests.support import Cluster, dev_settings
+from tests.nodepods import NAMESPACE, TAINT_KEY, import_built_image
+from tests.support import REPO, Cluster, dev_settings, free_port
 
 from hive.dev.controlplane import ControlPlane
+from hive.dev.node import RealNode
 from hive.kube.client import sync_client
-from hive.settings import KubeSettings
+from hive.settings import KubeSettings, NodeSettings
 
 
 @pytest.fixture(scope="session")
@@ -22,3 +25,38 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         yield Cluster(plane, client)
     finally:
         plane.down(purge=True)
+
+
+@pytest.fixture(scope="session")
+def real_node(cluster: Cluster) -> Iterator[RealNode]:
+    """One real node on the session's control plane, tainted so only pods that ask land there;
+    the busybox image imported and the tests' namespace made."""
+    settings = NodeSettings(
+        kubelet_port=free_port(),
+        kubelet_healthz_port=free_port(),
+        kube_router_health_port=free_port(),
+        kube_proxy_healthz_port=free_port(),
+        taints=[f"{TAINT_KEY}=tests:NoSchedule"],
+    )
+    node = RealNode(cluster.plane, settings)
+    try:
+        result = node.up()
+        print(f"\nreal node {result.name} Ready in {result.seconds:.1f}s")
+        node.import_image(node.image_archive("busybox"))
+        cluster.kubectl("create", "namespace", NAMESPACE)
+        # Pods are refused until the controller manager has made the namespace's account.
+        cluster.kubectl(
+            "wait", "--for=create", "serviceaccount/default", "-n", NAMESPACE, "--timeout=60s"
+        )
+        yield node
+    finally:
+        node.down()
+    # kube-router's --cleanup-config panics: down() removes its chains and ipsets itself.
+    leftovers = RealNode.kube_router_leftovers()
+    assert not leftovers, f"kube-router left these on the host: {leftovers}"
+
+
+@pytest.fixture(scope="session")
+def hive_image(cluster: Cluster, real_node: RealNode) -> str:
+    """The Hive image hack/build-image.sh built, imported into the real node once."""
+    return import_built_image(real_node, "hive", REPO / "hack" / "build-image.sh")

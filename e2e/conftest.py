@@ -36,9 +36,10 @@ def wait_for(predicate: Callable[[], T], timeout_s: float = 30.0, what: str = "c
 class OperatorProcess:
     """`hive operator` as its own process against the test control plane."""
 
-    def __init__(self, cluster: Cluster, folder: Path) -> None:
+    def __init__(self, cluster: Cluster, folder: Path, env: dict[str, str] | None = None) -> None:
         self.cluster = cluster
         self.table = ProcessTable(folder)
+        self.env = env or {}
         self.ports = {"metrics": free_port(), "liveness": free_port(), "webhook": free_port()}
 
     def __getitem__(self, port: str) -> int:
@@ -52,6 +53,7 @@ class OperatorProcess:
                 liveness_port=self.ports["liveness"],
                 webhook_port=self.ports["webhook"],
             ),
+            **self.env,
         }
         record = self.table.start(
             "operator",
@@ -99,11 +101,15 @@ class OperatorProcess:
 
 @pytest.fixture(scope="session")
 def operator(
-    cluster: Cluster, tmp_path_factory: pytest.TempPathFactory
+    cluster: Cluster, tmp_path_factory: pytest.TempPathFactory, hive_image: str
 ) -> Iterator[OperatorProcess]:
+    """The operator, making agent pods of the Hive image built here (imported into the real
+    node, never pulled); a team's pods go to the real node when its spec.scheduling says so,
+    and to the KWOK nodes otherwise."""
     apply_crds(cluster.client)
     cluster.kubectl("apply", "-f", str(SAMPLES / "sandboxpolicy-strict.yaml"))
-    process = OperatorProcess(cluster, tmp_path_factory.mktemp("operator"))
+    env = {"HIVE_OPERATOR__AGENT_IMAGE": hive_image, "HIVE_OPERATOR__POD_PULL_POLICY": "Never"}
+    process = OperatorProcess(cluster, tmp_path_factory.mktemp("operator"), env)
     process.start()
     yield process
     log = process.stop()

@@ -1,23 +1,23 @@
-"""Agent pods at work: the operator's pod specs run by a stand-in kubelet, the team's status
-filling in as the agents delegate, work and review against a scripted model."""
+"""Agent pods at work on the real node: the operator's pods of the Hive image built here, run
+by the kubelet under containerd, reaching their peers through Service names (CoreDNS,
+kube-proxy) and the API server through the `kubernetes` Service; the team's status fills in as
+the agents delegate, work and review against a scripted model served on the node's bridge."""
 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from tests.nodepods import TAINT_KEY
 from tests.scripted_model import ScriptedModel, scripted_model
 from tests.support import Cluster
 
 from e2e.conftest import OperatorProcess, wait_for
-from e2e.kubelet import Kubelet
+from hive.dev.node import RealNode
 
 SCRIPT = {
     "lead": [
@@ -42,16 +42,25 @@ SCRIPT = {
 }
 
 
-def team_manifest(endpoint: str) -> dict[str, Any]:
+def on_the_real_node(node: RealNode) -> dict[str, Any]:
+    """The team's scheduling: the real node, whose test taint it tolerates."""
+    return {
+        "nodeSelector": {"kubernetes.io/hostname": node.name},
+        "tolerations": [{"key": TAINT_KEY, "operator": "Exists", "effect": "NoSchedule"}],
+    }
+
+
+def team_manifest(endpoint: str, node: RealNode, name: str = "pods") -> dict[str, Any]:
     return {
         "apiVersion": "hive.dev/v1alpha1",
         "kind": "AgentTeam",
-        "metadata": {"name": "pods", "namespace": "default"},
+        "metadata": {"name": name, "namespace": "default"},
         "spec": {
             "goal": "Summarise gVisor",
             "pattern": "hierarchical",
             "model": {"provider": "openai-compatible", "endpoint": endpoint, "name": "scripted"},
             "delegation": {"qualityThreshold": 0.7, "maxRevisions": 2},
+            "scheduling": on_the_real_node(node),
             "agents": [
                 {"name": "lead", "role": "senior", "subordinates": ["researcher", "writer"]},
                 {"name": "researcher", "role": "junior", "capabilities": ["research"]},
@@ -62,41 +71,45 @@ def team_manifest(endpoint: str) -> dict[str, Any]:
 
 
 @pytest.fixture
-def model() -> Iterator[ScriptedModel]:
-    with scripted_model(SCRIPT) as server:
+def model(real_node: RealNode) -> Iterator[ScriptedModel]:
+    with scripted_model(SCRIPT, host=real_node.gateway()) as server:
         yield server
 
 
-def get_team(cluster: Cluster) -> dict[str, Any]:
-    return json.loads(cluster.kubectl("get", "agentteam", "pods", "-o", "json").stdout)
+def get_team(cluster: Cluster, name: str = "pods") -> dict[str, Any]:
+    return json.loads(cluster.kubectl("get", "agentteam", name, "-o", "json").stdout)
+
+
+def agent_pods(cluster: Cluster, team: str) -> dict[str, dict[str, Any]]:
+    found = cluster.kubectl("get", "pods", "-l", f"hive.dev/team={team}", "-o", "json").stdout
+    return {p["metadata"]["labels"]["hive.dev/agent"]: p for p in json.loads(found)["items"]}
 
 
 def test_agent_pods_run_the_team_and_fill_in_its_status(
-    cluster: Cluster, operator: OperatorProcess, model: ScriptedModel, tmp_path: Path
+    cluster: Cluster,
+    operator: OperatorProcess,
+    real_node: RealNode,
+    model: ScriptedModel,
+    tmp_path: Path,
 ) -> None:
     manifest = tmp_path / "team.yaml"
-    manifest.write_text(yaml.safe_dump(team_manifest(model.url)))
+    manifest.write_text(yaml.safe_dump(team_manifest(model.url, real_node)))
     cluster.kubectl("apply", "-f", str(manifest))
-    cluster.kubectl("wait", "--for=condition=Ready", "agentteam/pods", "--timeout=60s")
-    services = cluster.kubectl("get", "services", "-l", "hive.dev/team=pods", "-o", "name")
-    assert sorted(services.stdout.split()) == [
-        "service/pods-lead",
-        "service/pods-researcher",
-        "service/pods-writer",
-    ]
-
-    kubelet = Kubelet(cluster, tmp_path / "kubelet")
-    pods = kubelet.start_team("pods")
     try:
+        cluster.kubectl("wait", "--for=condition=Ready", "agentteam/pods", "--timeout=120s")
+        pods = agent_pods(cluster, "pods")
+        assert sorted(pods) == ["lead", "researcher", "writer"]
+        for pod in pods.values():
+            assert pod["spec"]["nodeName"] == real_node.name
+            assert pod["status"]["phase"] == "Running"
+            assert pod["status"]["containerStatuses"][0]["imageID"]  # containerd ran it
 
         def finished() -> dict[str, Any] | None:
-            for pod in pods.values():
-                assert pod.process.poll() is None, f"{pod.agent} exited:\n{pod.log_tail()}"
             team = get_team(cluster)
             run = team.get("status", {}).get("run") or {}
             return team if run.get("outcome") not in (None, "Running") else None
 
-        team = wait_for(finished, 90, "the team's run to end")
+        team = wait_for(finished, 120, "the team's run to end")
         run = team["status"]["run"]
         assert run["outcome"] == "Succeeded", run
         assert run["result"] == "gVisor intercepts syscalls; 2 facts, 1 summary."
@@ -109,7 +122,7 @@ def test_agent_pods_run_the_team_and_fill_in_its_status(
             done = entries.get("researcher", {}).get("tasksCompleted") == 2
             return entries if done and entries.get("writer", {}).get("tasksCompleted") else None
 
-        entries = wait_for(agents_reported, 30, "every agent's entry")
+        entries = wait_for(agents_reported, 60, "every agent's entry")
         assert entries["researcher"]["tokensUsed"] == 30
         assert entries["researcher"]["role"] == "junior"
         assert entries["lead"]["tasksCompleted"] == 1
@@ -135,63 +148,43 @@ def test_agent_pods_run_the_team_and_fill_in_its_status(
         assert "hive-coordinator" in managers
         revision = model.requests_of("researcher")[1]["messages"][-1]["content"]
         assert "add numbers" in revision
+        for agent, pod in agent_pods(cluster, "pods").items():
+            assert pod["status"]["containerStatuses"][0]["restartCount"] == 0, agent
     finally:
-        codes = kubelet.stop()
         cluster.kubectl("delete", "agentteam", "pods", "--wait=false")
-    assert codes == {"lead": 0, "researcher": 0, "writer": 0}, {
-        name: pod.log_tail() for name, pod in pods.items()
-    }
 
 
 def test_an_agent_that_cannot_work_says_why_in_its_status(
-    cluster: Cluster, operator: OperatorProcess, tmp_path: Path
+    cluster: Cluster, operator: OperatorProcess, real_node: RealNode
 ) -> None:
-    """A pod whose model key is missing exits with one line, and its entry says the same."""
-    manifest = team_manifest("http://127.0.0.1:9/v1")
-    manifest["metadata"]["name"] = "keyless"
-    manifest["spec"]["model"]["secretRef"] = {"name": "no-such-secret", "key": "apiKey"}
-    path = tmp_path / "keyless.yaml"
-    path.write_text(yaml.safe_dump(manifest))
-    cluster.kubectl("apply", "-f", str(path))
-    wait_for(
-        lambda: (
-            cluster.kubectl("get", "configmap", "keyless-writer-config", check=False).returncode
-            == 0
-        ),
-        60,
-        "the writer's ConfigMap",
-    )
-    config = json.loads(
-        cluster.kubectl("get", "configmap", "keyless-writer-config", "-o", "json").stdout
-    )["data"]["agent.yaml"]
-    mounted = tmp_path / "agent.yaml"
-    mounted.write_text(config)
-    deployment = json.loads(
-        cluster.kubectl("get", "deployment", "keyless-writer", "-o", "json").stdout
-    )
-    (container,) = deployment["spec"]["template"]["spec"]["containers"]
-    args = [str(mounted) if a == "/etc/hive/agent.yaml" else a for a in container["args"]]
-    env = {k: v for k, v in os.environ.items() if k != "HIVE_MODEL_API_KEY"}
-    done = subprocess.run(
-        [sys.executable, "-m", "hive", *args, "--kubeconfig", str(cluster.kubeconfig)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=env,
-    )
+    """A pod whose model key is missing exits with one line, its entry says the same, and
+    the kubelet restarts it (CrashLoopBackOff) without the team losing that reason."""
+    manifest = team_manifest("http://127.0.0.1:9/v1", real_node, name="keyless")
+    manifest["spec"]["model"]["secretRef"] = {"name": "empty-key", "key": "apiKey"}
+    cluster.kubectl("create", "secret", "generic", "empty-key", "--from-literal=apiKey=")
+    cluster.kubectl("apply", "-f", "-", input=json.dumps(manifest))
     message = (
-        "model.secretRef: HIVE_MODEL_API_KEY is empty: key apiKey of Secret no-such-secret "
+        "model.secretRef: HIVE_MODEL_API_KEY is empty: key apiKey of Secret empty-key "
         "is missing or empty"
     )
-    assert done.returncode == 1
-    assert done.stderr.strip().splitlines()[-1] == f"hive: error: {message}"
-    assert "Traceback" not in done.stderr
-    entries = {
-        a["name"]: a
-        for a in json.loads(cluster.kubectl("get", "agentteam", "keyless", "-o", "json").stdout)[
-            "status"
-        ]["agents"]
-    }
-    assert entries["writer"]["phase"] == "Failed"
-    assert entries["writer"]["lastError"] == message
-    cluster.kubectl("delete", "agentteam", "keyless", "--wait=false")
+    try:
+
+        def writer_failed() -> dict[str, Any] | None:
+            agents = get_team(cluster, "keyless").get("status", {}).get("agents") or []
+            entry = next((a for a in agents if a["name"] == "writer"), None)
+            return entry if entry and entry.get("phase") == "Failed" else None
+
+        entry = wait_for(writer_failed, 120, "the writer's entry to say Failed")
+        assert entry["lastError"] == message
+        pod = agent_pods(cluster, "keyless")["writer"]
+        logs = (
+            cluster.kubectl(
+                "logs", pod["metadata"]["name"], "--all-containers", "--previous", check=False
+            ).stdout
+            or cluster.kubectl("logs", pod["metadata"]["name"]).stdout
+        )
+        assert logs.strip().splitlines()[-1] == f"hive: error: {message}"
+        assert "Traceback" not in logs
+    finally:
+        cluster.kubectl("delete", "agentteam", "keyless", "--wait=false")
+        cluster.kubectl("delete", "secret", "empty-key")

@@ -15,7 +15,7 @@ from hive.dev.node import RealNode
 from tests.support import Cluster
 
 NAMESPACE = "realnode"
-BUSYBOX = "localhost/hive-busybox:1"
+BUSYBOX = "localhost/hive-busybox:3"
 TAINT_KEY = "hive.dev/real-node"
 
 

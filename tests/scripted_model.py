@@ -99,8 +99,9 @@ class ScriptedModel:
 
 
 @contextmanager
-def scripted_model(steps: Script) -> Iterator[ScriptedModel]:
-    """Serve `steps` on 127.0.0.1 in a background thread; yields the model with its `url`."""
+def scripted_model(steps: Script, host: str = "127.0.0.1") -> Iterator[ScriptedModel]:
+    """Serve `steps` on `host` (loopback; the real node's bridge address for pods) in a
+    background thread; yields the model with its `url`."""
     copied = {k: list(v) for k, v in steps.items()} if isinstance(steps, dict) else list(steps)
     model = ScriptedModel(copied)
     loop = asyncio.new_event_loop()
@@ -112,10 +113,10 @@ def scripted_model(steps: Script) -> Iterator[ScriptedModel]:
         app.router.add_post("/v1/chat/completions", model.handle)
         runner = web.AppRunner(app)
         await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
+        site = web.TCPSite(runner, host, 0)
         await site.start()
         port = runner.addresses[0][1]
-        model.url = f"http://127.0.0.1:{port}/v1"
+        model.url = f"http://{host}:{port}/v1"
         runner_box["runner"] = runner
         ready.set()
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -43,6 +44,20 @@ class NodeSettings(BaseModel):
         le=65535,
         description="kube-router's /healthz port (its NetworkPolicy controller; it binds every "
         "address: v2.1.0 has no flag to choose one).",
+    )
+    kube_proxy_healthz_port: int = Field(
+        default=30256, ge=1, le=65535, description="kube-proxy's /healthz port (loopback)."
+    )
+    apiserver_relay_port: int = Field(
+        default=6443,
+        ge=1,
+        le=65535,
+        description="Port on the bridge's gateway address where pods reach the API server (the "
+        "`kubernetes` Service's endpoint; relayed to the API server on loopback).",
+    )
+    dns_service_ip: str = Field(
+        default="10.96.0.10",
+        description="ClusterIP of the kube-dns Service (CoreDNS), handed to every pod.",
     )
     runsc_platform: str = Field(
         default="systrap", description="gVisor platform of runsc pods (systrap or ptrace)."
@@ -109,6 +124,20 @@ class OperatorSettings(BaseModel):
     sandbox_image: str = Field(
         default="ghcr.io/hive-dev/hive-sandbox:0.1.0",
         description="Image of the sandbox pods that run agent-written code (sandbox-images/).",
+    )
+    pod_pull_policy: Literal["Always", "IfNotPresent", "Never"] = Field(
+        default="IfNotPresent",
+        description="imagePullPolicy of the pods the operator makes (Never for images imported "
+        "into the node, as in the local cluster).",
+    )
+    pod_node_selector: dict[str, str] = Field(
+        default_factory=dict,
+        description="nodeSelector of the pods the operator makes (agents, embedded model, "
+        "sandboxes); JSON in the environment.",
+    )
+    pod_tolerations: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="Tolerations of the pods the operator makes; JSON in the environment.",
     )
     resync_s: float = Field(
         default=60.0, gt=0, description="Every object is reconciled at least this often."

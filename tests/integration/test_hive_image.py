@@ -15,7 +15,6 @@ import importlib.metadata
 import json
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -29,7 +28,6 @@ from tests.nodepods import (
     TAINT_KEY,
     container,
     get_pod,
-    import_built_image,
     start_pod,
     wait_pod,
 )
@@ -40,7 +38,6 @@ pytestmark = pytest.mark.integration
 TEAM = "embedded"
 MODEL_POD = "hive-model"
 VERSION_POD = "hive-version"
-BUILD_IMAGE = Path(__file__).resolve().parents[2] / "hack" / "build-image.sh"
 
 
 def on_the_node(node: RealNode, spec: dict[str, Any]) -> dict[str, Any]:
@@ -85,12 +82,6 @@ def model_pod_manifest(node: RealNode, image: str) -> dict[str, Any]:
         },
         "spec": on_the_node(node, template["spec"]),
     }
-
-
-@pytest.fixture(scope="module")
-def hive_image(cluster: Cluster, real_node: RealNode) -> str:
-    image = import_built_image(real_node, "hive", BUILD_IMAGE)
-    return image
 
 
 def test_hive_answers_its_version_as_the_images_non_root_user(

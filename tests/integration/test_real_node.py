@@ -78,3 +78,44 @@ def test_a_killed_container_is_restarted(cluster: Cluster, real_node: RealNode) 
     after = container(wait_pod(cluster, "phoenix", restarted, timeout_s=90))
     assert after["containerID"] != before["containerID"]
     assert after["lastState"]["terminated"]["exitCode"] == 137
+
+
+IN_CLUSTER_CLIENT = """
+import json, socket, ssl, urllib.request
+sa = "/var/run/secrets/kubernetes.io/serviceaccount"
+print(socket.gethostbyname("kubernetes.default.svc.cluster.local"))
+context = ssl.create_default_context(cafile=f"{sa}/ca.crt")
+request = urllib.request.Request(
+    "https://kubernetes.default.svc/api",
+    headers={"Authorization": "Bearer " + open(f"{sa}/token").read()},
+)
+print(json.dumps(json.load(urllib.request.urlopen(request, context=context, timeout=20))))
+"""
+
+
+def test_pods_resolve_service_names_and_reach_the_api_server_through_its_service(
+    cluster: Cluster, real_node: RealNode, hive_image: str
+) -> None:
+    """CoreDNS (the kube-dns pod) answers for Services and kube-proxy carries the `kubernetes`
+    Service's address to the API server, whose certificate the pod checks: what an in-cluster
+    client (the operator, an agent) needs."""
+    manifest = pod_manifest(real_node, "incluster", "", image=hive_image)
+    manifest["spec"]["automountServiceAccountToken"] = True
+    manifest["spec"]["restartPolicy"] = "Never"
+    manifest["spec"]["containers"][0]["command"] = ["python3", "-c", IN_CLUSTER_CLIENT]
+    cluster.kubectl("create", "-f", "-", input=json.dumps(manifest))
+    pod = wait_pod(
+        cluster,
+        "incluster",
+        lambda p: p.get("status", {}).get("phase") in ("Succeeded", "Failed"),
+        timeout_s=90,
+    )
+    logs = cluster.kubectl("logs", "incluster", "-n", NAMESPACE).stdout
+    assert pod["status"]["phase"] == "Succeeded", (container(pod), logs)
+    address, api = logs.strip().splitlines()
+    kubernetes_ip = cluster.kubectl(
+        "get", "service", "kubernetes", "-n", "default", "-o", "jsonpath={.spec.clusterIP}"
+    ).stdout
+    assert address == kubernetes_ip
+    assert json.loads(api)["kind"] == "APIVersions"
+    assert pod["spec"]["dnsPolicy"] == "ClusterFirst"

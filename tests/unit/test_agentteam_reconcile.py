@@ -340,3 +340,47 @@ def test_an_agent_that_runs_code_gets_a_sandbox_pod_for_its_policy() -> None:
 def test_no_sandbox_pod_without_a_code_tool() -> None:
     kinds = {(c["kind"], c["metadata"]["name"]) for c in plan().children}
     assert ("Deployment", "research-sandbox-strict") not in kinds
+
+
+def test_every_pod_of_the_team_goes_where_the_operator_and_the_team_say() -> None:
+    agents = [
+        {"name": "lead", "role": "senior", "subordinates": ["dev"]},
+        {
+            "name": "dev",
+            "role": "junior",
+            "sandboxPolicyRef": {"name": "strict"},
+            "tools": [{"name": "python", "version": "^1"}],
+        },
+    ]
+    scheduling = {
+        "nodeSelector": {"pool": "agents", "zone": "b"},
+        "tolerations": [{"key": "dedicated", "operator": "Exists", "effect": "NoSchedule"}],
+    }
+    s = spec(agents=agents, scheduling=scheduling)
+    s["model"] = {"provider": "embedded", "name": "smollm2-135m-instruct"}
+    operator_pods = AgentPodSettings(
+        image="hive:test",
+        node_selector={"zone": "a", "os": "linux"},
+        tolerations=({"key": "hive", "operator": "Equal", "value": "yes"},),
+    )
+    observed = TeamObserved(sandbox_policies={"strict": POLICY})
+    p = plan_team(OWNER, s, None, observed, operator_pods, T0)
+    pods = [c["spec"]["template"]["spec"] for c in p.children if c["kind"] == "Deployment"]
+    assert len(pods) == 4  # two agents, the embedded model, one sandbox
+    for pod in pods:
+        assert pod["nodeSelector"] == {"zone": "b", "os": "linux", "pool": "agents"}
+        assert pod["tolerations"] == [
+            {"key": "hive", "operator": "Equal", "value": "yes"},
+            {"key": "dedicated", "operator": "Exists", "effect": "NoSchedule"},
+        ]
+
+
+def test_a_toleration_that_cannot_match_is_an_invalid_spec() -> None:
+    bad = {"tolerations": [{"operator": "Equal", "value": "x"}]}
+    p = plan(spec(scheduling=bad))
+    ready = cond(p, "Ready")
+    assert ready.status == "False"
+    assert ready.reason == "InvalidSpec"
+    assert "spec.scheduling.tolerations[0]" in ready.message
+    assert "operator must be Exists when key is empty" in ready.message
+    assert p.children == []

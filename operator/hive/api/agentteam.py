@@ -172,6 +172,55 @@ class BudgetSpec(HiveModel):
     )
 
 
+class TolerationOperator(StrEnum):
+    EXISTS = "Exists"
+    EQUAL = "Equal"
+
+
+class TaintEffect(StrEnum):
+    NO_SCHEDULE = "NoSchedule"
+    PREFER_NO_SCHEDULE = "PreferNoSchedule"
+    NO_EXECUTE = "NoExecute"
+
+
+class Toleration(HiveModel):
+    """A Kubernetes toleration for the team's pods."""
+
+    key: str | None = Field(default=None, max_length=316, description="Taint key; empty: all.")
+    operator: TolerationOperator = Field(
+        default=TolerationOperator.EQUAL, description="Exists or Equal (to `value`)."
+    )
+    value: str | None = Field(default=None, max_length=63, description="Taint value.")
+    effect: TaintEffect | None = Field(default=None, description="Effect; empty: all effects.")
+    toleration_seconds: int | None = Field(
+        default=None, ge=0, description="How long a NoExecute taint is tolerated."
+    )
+
+    @model_validator(mode="after")
+    def _exists_has_no_value(self) -> Toleration:
+        if self.operator == TolerationOperator.EXISTS and self.value:
+            raise PydanticCustomError(
+                "toleration", "value must be empty when operator is Exists", {}
+            )
+        if not self.key and self.operator != TolerationOperator.EXISTS:
+            raise PydanticCustomError("toleration", "operator must be Exists when key is empty", {})
+        return self
+
+
+class SchedulingSpec(HiveModel):
+    """Where the team's pods (agents, embedded model, sandboxes) may run."""
+
+    node_selector: dict[str, str] = Field(
+        default_factory=dict,
+        description="Node labels the pods require; merged over the operator's defaults.",
+    )
+    tolerations: list[Toleration] = Field(
+        default_factory=list,
+        max_length=50,
+        description="Taints the pods tolerate, beside the operator's defaults.",
+    )
+
+
 class AgentTeamSpec(HiveModel):
     """The desired team."""
 
@@ -195,6 +244,9 @@ class AgentTeamSpec(HiveModel):
         default_factory=NegotiationSpec, description="Negotiation settings."
     )
     budget: BudgetSpec = Field(default_factory=BudgetSpec, description="Spending limits.")
+    scheduling: SchedulingSpec = Field(
+        default_factory=SchedulingSpec, description="Where the team's pods may run."
+    )
     suspend: bool = Field(
         default=False, description="Scale every agent to zero and stop work, keeping state."
     )

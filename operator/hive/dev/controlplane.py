@@ -324,6 +324,9 @@ class ControlPlane:
                 f"--service-account-key-file={certs['sa'].cert}",
                 f"--service-account-signing-key-file={certs['sa'].key}",
                 f"--service-cluster-ip-range={SERVICE_CIDR}",
+                # Pods reach the API server through the `kubernetes` Service; its endpoint
+                # cannot be loopback, so a real node publishes its own (hive.dev.addons).
+                "--endpoint-reconciler-type=none",
                 "--allow-privileged=true",
                 "--profiling=false",
                 "--v=1",

@@ -23,6 +23,7 @@ what this node made.
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import json
 import os
 import shlex
@@ -30,22 +31,26 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import yaml
 
+from hive.dev import addons
 from hive.dev.controlplane import INSTALL_HINT, ControlPlane
 from hive.errors import ExternalFailure, HiveError, NotInstalled, Unavailable
 from hive.kube import nodes
 from hive.process_groups import signal_group
 from hive.settings import NodeSettings
 
-COMPONENTS = ("containerd", "kubelet", "kube-router")
+COMPONENTS = ("containerd", "apiserver-relay", "kubelet", "kube-router", "kube-proxy")
 K8S_NAMESPACE = "k8s.io"  # containerd's namespace for what the CRI plugin runs
 RUNTIME_CLASS = "gvisor"
+NODE_LABEL = "hive.dev/node"
 RUNSC_HANDLER = "runsc"
 CNI_BIN = Path("/usr/lib/cni")
 CNI_STATE = Path("/var/lib/cni")
@@ -131,7 +136,34 @@ class RealNode:
             "containerd": None,
             "kubelet": self.settings.kubelet_port,
             "kube-router": self.settings.kube_router_health_port,
+            "kube-proxy": self.settings.kube_proxy_healthz_port,
+            "apiserver-relay": self.settings.apiserver_relay_port,
         }
+
+    def gateway(self) -> str:
+        """The bridge's address: the pods' default route, where they reach this host."""
+        return str(next(ipaddress.ip_network(self.settings.pod_cidr).hosts()))
+
+    def coredns_image(self) -> str:
+        version_file = self.plane.settings.testbin_dir / "images" / "coredns.version"
+        if not version_file.is_file():
+            raise NotInstalled(f"the CoreDNS image ({version_file})", INSTALL_HINT)
+        return f"localhost/hive-coredns:{version_file.read_text().strip()}"
+
+    def addons(self, *, coredns_image: str | None = None) -> list[dict[str, object]]:
+        """The cluster add-ons this node brings: CoreDNS and the API server's endpoint."""
+        image = self.coredns_image() if coredns_image is None else coredns_image
+        return [
+            addons.apiserver_endpoint_slice(self.gateway(), self.settings.apiserver_relay_port),
+            *addons.coredns_objects(
+                image,
+                self.settings.dns_service_ip,
+                {NODE_LABEL: "real"},
+                sorted(
+                    {taint.partition(":")[0].partition("=")[0] for taint in self.settings.taints}
+                ),
+            ),
+        ]
 
     # --- state -----------------------------------------------------------------------------
     def status(self) -> list[NodeStatus]:
@@ -172,6 +204,7 @@ class RealNode:
             "runc": self.binary("runc"),
             "kubelet": self.binary("kubelet"),
             "kube-router": self.binary("kube-router"),
+            "kube-proxy": self.binary("kube-proxy"),
             "shim": self.gvisor("containerd-shim-runsc-v1"),
             "runsc": self.gvisor("runsc"),
         }
@@ -179,11 +212,15 @@ class RealNode:
             if not (CNI_BIN / plugin).is_file():
                 raise NotInstalled(f"the CNI plugin {plugin} ({CNI_BIN})", INSTALL_HINT)
         pause = self.image_archive("pause")
+        coredns = self.image_archive("coredns")
         self.folder.mkdir(parents=True, exist_ok=True)
         (self.folder / "started").touch()
         try:
             self._start_containerd(binaries)
             self.import_image(pause)
+            self.import_image(coredns)
+            self._make_bridge()
+            self._start_apiserver_relay()
             self._start_kubelet(binaries["kubelet"])
             nodes.wait_real_node(
                 self.plane.kubeconfig,
@@ -194,6 +231,15 @@ class RealNode:
             )
             nodes.ensure_runtime_class(self.plane.kubeconfig, RUNTIME_CLASS, RUNSC_HANDLER)
             self._start_kube_router(binaries["kube-router"])
+            self._start_kube_proxy(binaries["kube-proxy"])
+            nodes.apply_manifests(self.plane.kubeconfig, self.addons())
+            nodes.wait_deployment_available(
+                self.plane.kubeconfig,
+                addons.DNS_NAMESPACE,
+                addons.DNS_NAME,
+                timeout_s=self.settings.ready_timeout_s,
+                alive=self._what_died,
+            )
         except BaseException:
             self.down()
             raise
@@ -203,12 +249,19 @@ class RealNode:
         """Drain, stop and clean up; returns the names of what was running."""
         if not self.started():
             return []
+        if self.plane.running():  # first: CoreDNS's Deployment would refill the drained node
+            with contextlib.suppress(HiveError, OSError):
+                nodes.delete_manifests(self.plane.kubeconfig, self._addons_or_none())
         kubelet = self.processes.get("kubelet")
         if kubelet is not None and kubelet.alive() and self.plane.running():
             # Only a live kubelet can stop the pods' sandboxes (and release their network).
             with contextlib.suppress(HiveError, OSError):
                 nodes.drain_real_node(self.plane.kubeconfig, self.name, timeout_s=60)
-        stopped = [name for name in ("kube-router", "kubelet") if self.processes.stop(name)]
+        stopped = [
+            name
+            for name in ("kube-proxy", "kube-router", "kubelet", "apiserver-relay")
+            if self.processes.stop(name)
+        ]
         self._kill_tasks()
         if self.processes.stop("containerd"):
             stopped.append("containerd")
@@ -219,6 +272,12 @@ class RealNode:
                 nodes.delete_node(self.plane.kubeconfig, self.name)
         (self.folder / "started").unlink(missing_ok=True)
         return stopped
+
+    def _addons_or_none(self) -> list[dict[str, object]]:
+        try:
+            return self.addons()
+        except NotInstalled:  # no image version to name: the objects still go by name
+            return self.addons(coredns_image="")
 
     # --- containerd ------------------------------------------------------------------------
     def ctr(self, *args: str, timeout: float = 60) -> str:
@@ -381,7 +440,7 @@ state = "{base / "state"}"
                 f"--kubeconfig={kubeconfig}",
                 f"--root-dir={root}",
                 f"--hostname-override={self.name}",
-                "--node-labels=hive.dev/node=real",
+                f"--node-labels={NODE_LABEL}=real",
                 "--v=1",
             ],
         )
@@ -426,10 +485,83 @@ state = "{base / "state"}"
                 "nodefs.inodesFree": "1%",
             },
             "resolvConf": "/etc/resolv.conf",
+            "clusterDNS": [s.dns_service_ip],
+            "clusterDomain": addons.CLUSTER_DOMAIN,
             "serializeImagePulls": False,
             "syncFrequency": "10s",
             "fileCheckFrequency": "10s",
         }
+
+    # --- the bridge and the API server's relay ---------------------------------------------
+    def _make_bridge(self) -> None:
+        """The CNI bridge with its gateway address, made before any pod so that the relay can
+        listen there; the bridge plugin takes it over as it is."""
+        bridge = self.settings.bridge
+        prefix = ipaddress.ip_network(self.settings.pod_cidr).prefixlen
+        for argv in (
+            ["ip", "link", "add", bridge, "type", "bridge"],
+            ["ip", "addr", "add", f"{self.gateway()}/{prefix}", "dev", bridge],
+        ):
+            result = subprocess.run(argv, capture_output=True, text=True, check=False)
+            if result.returncode != 0 and "exists" not in result.stderr:
+                raise ExternalFailure(f"{' '.join(argv)}: {result.stderr.strip()}")
+        subprocess.run(["ip", "link", "set", bridge, "up"], capture_output=True, check=True)
+
+    def _start_apiserver_relay(self) -> None:
+        listen = f"{self.gateway()}:{self.settings.apiserver_relay_port}"
+        target = f"{self.plane.settings.host}:{self.plane.settings.apiserver_port}"
+        self.processes.start(
+            "apiserver-relay", [sys.executable, "-m", "hive.dev.forward", listen, target]
+        )
+        self._wait(
+            "the API server relay",
+            lambda: _accepts(self.gateway(), self.settings.apiserver_relay_port),
+        )
+
+    def _wait(self, what: str, ready: Callable[[], bool]) -> None:
+        deadline = time.monotonic() + self.settings.ready_timeout_s
+        while time.monotonic() < deadline:
+            dead = self._what_died()
+            if dead:
+                raise Unavailable(dead)
+            if ready():
+                return
+            time.sleep(0.2)
+        raise Unavailable(f"{what} not ready after {self.settings.ready_timeout_s:.0f}s")
+
+    # --- kube-proxy ------------------------------------------------------------------------
+    def _start_kube_proxy(self, kube_proxy: Path) -> None:
+        """kube-proxy in iptables mode: Service addresses (the ``kubernetes`` Service, kube-dns,
+        each agent's Service) reach their endpoints from the node's pods."""
+        client = self.plane.pki.issue(
+            "kube-proxy", common_name="system:kube-proxy", organization="system:node-proxier"
+        )
+        kubeconfig = self.folder / "kube-proxy.kubeconfig"
+        self.plane.write_kubeconfig(kubeconfig, "kube-proxy", client)
+        port = self.settings.kube_proxy_healthz_port
+        self.processes.start(
+            "kube-proxy",
+            [
+                str(kube_proxy),
+                f"--kubeconfig={kubeconfig}",
+                f"--hostname-override={self.name}",
+                "--proxy-mode=iptables",
+                f"--cluster-cidr={self.settings.pod_cidr}",
+                f"--healthz-bind-address=127.0.0.1:{port}",
+                "--metrics-bind-address=",
+                f"--nodeport-addresses={self.gateway()}/32",
+                "--conntrack-max-per-core=0",  # leave the host's conntrack table size alone
+                "--v=1",
+            ],
+        )
+
+        def healthy() -> bool:
+            try:
+                return httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        self._wait("kube-proxy", healthy)
 
     # --- kube-router -----------------------------------------------------------------------
     def _start_kube_router(self, kube_router: Path) -> None:
@@ -643,6 +775,14 @@ state = "{base / "state"}"
         ):
             with contextlib.suppress(OSError):
                 folder.rmdir()  # only when empty: another user's files stay
+        with contextlib.suppress(NotInstalled, OSError, subprocess.TimeoutExpired):
+            # kube-proxy's own way to remove its chains (KUBE-SERVICES, KUBE-SVC-*, ...).
+            subprocess.run(
+                [str(self.binary("kube-proxy")), "--cleanup", "--proxy-mode=iptables"],
+                capture_output=True,
+                check=False,
+                timeout=60,
+            )
         for binary in ("iptables", "ip6tables"):
             if shutil.which(binary):
                 self._remove_kube_router_rules(binary)
@@ -725,3 +865,13 @@ state = "{base / "state"}"
                 if point.startswith(prefix):
                     found.append(point)
         return found
+
+
+def _accepts(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(1)
+        try:
+            sock.connect((host, port))
+        except OSError:
+            return False
+    return True

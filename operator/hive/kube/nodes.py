@@ -1,15 +1,18 @@
 """Nodes of the local cluster: fake ones that KWOK plays the kubelet for, and the API side of
-the one real node (its pod CIDR, the RuntimeClass its runsc handler serves, readiness, removal)."""
+the one real node (its pod CIDR, the RuntimeClass its runsc handler serves, its cluster add-ons,
+readiness, removal)."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
-from lightkube import ApiError, Client
+from lightkube import ApiError, Client, codecs
 from lightkube.models.core_v1 import NodeSpec, NodeStatus
 from lightkube.models.meta_v1 import ObjectMeta
+from lightkube.resources.apps_v1 import Deployment
 from lightkube.resources.core_v1 import Node, Pod
 from lightkube.resources.node_v1 import RuntimeClass
 
@@ -139,3 +142,56 @@ def delete_node(kubeconfig: Path, name: str) -> bool:
     except InvalidInput:  # no such node
         return False
     return True
+
+
+def apply_manifests(kubeconfig: Path, objects: Sequence[Mapping[str, Any]]) -> None:
+    """Server-side apply plain manifests (a real node's cluster add-ons)."""
+    client = _client(kubeconfig)
+    for obj in objects:
+        resource = codecs.from_dict(dict(obj))
+        with api_errors(f"{obj['kind']} {obj['metadata']['name']}"):
+            client.apply(resource, force=True)
+
+
+def delete_manifests(kubeconfig: Path, objects: Sequence[Mapping[str, Any]]) -> None:
+    """Delete what :func:`apply_manifests` applied; what is gone already is fine."""
+    client = _client(kubeconfig)
+    for obj in reversed(objects):
+        kind: Any = type(codecs.from_dict(dict(obj)))
+        meta = obj["metadata"]
+        try:
+            client.delete(kind, meta["name"], namespace=meta.get("namespace"))
+        except ApiError as exc:
+            if exc.status.code != 404:
+                raise from_api_error(exc, f"{obj['kind']} {meta['name']}") from exc
+
+
+def wait_deployment_available(
+    kubeconfig: Path,
+    namespace: str,
+    name: str,
+    *,
+    timeout_s: float,
+    alive: Callable[[], str | None],
+) -> None:
+    """Wait until Deployment `name` has all its replicas available."""
+    client = _client(kubeconfig)
+    deadline = time.monotonic() + timeout_s
+    seen = "not found"
+    while time.monotonic() < deadline:
+        dead = alive()
+        if dead:
+            raise Unavailable(dead)
+        try:
+            dep = client.get(Deployment, name, namespace=namespace)
+        except ApiError as exc:
+            if exc.status.code != 404:
+                raise from_api_error(exc, f"Deployment {namespace}/{name}") from exc
+        else:
+            want = dep.spec.replicas if dep.spec and dep.spec.replicas is not None else 1
+            available = (dep.status.availableReplicas if dep.status else None) or 0
+            if available >= want:
+                return
+            seen = f"{available}/{want} available"
+        time.sleep(0.5)
+    raise Unavailable(f"Deployment {namespace}/{name}: {seen} after {timeout_s:.0f}s")

@@ -76,7 +76,11 @@ async def reconcile_team(namespace: str, name: str) -> TeamPlan | None:
         team.get("status"),
         TeamObserved(deployments=deployments, sandbox_policies=policies),
         AgentPodSettings(
-            image=settings.operator.agent_image, sandbox_image=settings.operator.sandbox_image
+            image=settings.operator.agent_image,
+            sandbox_image=settings.operator.sandbox_image,
+            image_pull_policy=settings.operator.pod_pull_policy,
+            node_selector=settings.operator.pod_node_selector,
+            tolerations=tuple(settings.operator.pod_tolerations),
         ),
         dt.datetime.now(dt.UTC),
     )

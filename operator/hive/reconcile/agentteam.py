@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -71,6 +71,35 @@ class AgentPodSettings:
     image_pull_policy: str = "IfNotPresent"
     token_expiration_s: int = 3600
     run_as_user: int = 65532
+    # Where the operator's pods (agents, embedded model, sandboxes) may run.
+    node_selector: Mapping[str, str] = field(default_factory=dict)
+    tolerations: tuple[Mapping[str, Any], ...] = ()
+
+
+def placed(pod_spec: JSON, pods: AgentPodSettings) -> JSON:
+    """`pod_spec` with the node selector and tolerations of `pods` (the operator's defaults
+    with the team's own scheduling merged in: see :func:`team_pods`)."""
+    if pods.node_selector:
+        pod_spec["nodeSelector"] = dict(pods.node_selector)
+    if pods.tolerations:
+        pod_spec["tolerations"] = [dict(t) for t in pods.tolerations]
+    return pod_spec
+
+
+def team_pods(pods: AgentPodSettings, team: AgentTeamSpec) -> AgentPodSettings:
+    """The operator's pod settings with the team's scheduling: its node labels win over the
+    operator's on the same key, and its tolerations add to the operator's."""
+    scheduling = team.scheduling
+    if not scheduling.node_selector and not scheduling.tolerations:
+        return pods
+    tolerations = [
+        t.model_dump(by_alias=True, exclude_none=True, mode="json") for t in scheduling.tolerations
+    ]
+    return replace(
+        pods,
+        node_selector={**pods.node_selector, **scheduling.node_selector},
+        tolerations=(*pods.tolerations, *tolerations),
+    )
 
 
 @dataclass(frozen=True)
@@ -352,7 +381,7 @@ def _deployment(
                     "labels": labels,
                     "annotations": {"hive.dev/config-checksum": config_digest},
                 },
-                "spec": pod_spec,
+                "spec": placed(pod_spec, pods),
             },
         },
     }
@@ -390,7 +419,7 @@ def _embedded_model(owner: Owner, pods: AgentPodSettings) -> list[JSON]:
     }
     selector = {TEAM_LABEL: owner.name, "app.kubernetes.io/component": MODEL_COMPONENT}
     resources = {"cpu": "1", "memory": "1Gi"}
-    deployment = {
+    deployment: JSON = {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
         "metadata": metadata(name, owner, labels),
@@ -439,6 +468,7 @@ def _embedded_model(owner: Owner, pods: AgentPodSettings) -> list[JSON]:
             },
         },
     }
+    placed(deployment["spec"]["template"]["spec"], pods)
     service = _service(owner, service_name(owner.name, "model"), labels, selector, MODEL_PORT)
     return [deployment, service]
 
@@ -465,7 +495,7 @@ def _sandbox(
     # a sandbox idles between runs: it asks for little and may burst to the policy's limits
     requests = {"cpu": "100m", "memory": str(int(memory))}
     limits = {"cpu": policy.limits.cpu, "memory": str(int(memory))}
-    deployment = {
+    deployment: JSON = {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
         "metadata": metadata(workload, owner, labels),
@@ -515,6 +545,7 @@ def _sandbox(
             },
         },
     }
+    placed(deployment["spec"]["template"]["spec"], pods)
     service = _service(owner, workload, labels, selector, SANDBOX_PORT)
     agents_of_the_team = {
         "podSelector": {
@@ -642,6 +673,7 @@ def plan_team(
             prune=False,
         )
 
+    pods = team_pods(pods, team)
     children: list[JSON] = []
     sandboxes: dict[str, SandboxPolicySpec] = {}
     missing: list[str] = []
