@@ -94,6 +94,9 @@ class DevSettings(BaseModel):
     start_timeout_s: float = Field(
         default=120.0, gt=0, description="How long each part may take to become ready."
     )
+    demo_run_timeout_s: float = Field(
+        default=1200.0, gt=0, description="How long `hive demo` waits for its team's run to end."
+    )
     node: NodeSettings = Field(default_factory=NodeSettings)
 
 

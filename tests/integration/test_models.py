@@ -70,6 +70,15 @@ async def test_structured_output_is_repaired_within_bounds() -> None:
     assert repair.startswith("That was not valid")
 
 
+async def test_raw_line_breaks_inside_strings_are_read_as_meant() -> None:
+    """JSON forbids a raw newline or tab in a string; small models write them anyway."""
+    answer = '{"steps": ["read\nthe docs", "write\tit"], "confidence": 0.5}'
+    with scripted_model([{"content": answer}]) as server:
+        plan = await client(server.url).structured(ASK, Plan, repairs=0)
+        assert len(server.requests) == 1
+    assert plan == Plan(steps=["read\nthe docs", "write\tit"], confidence=0.5)
+
+
 async def test_structured_output_gives_up_with_a_clear_error() -> None:
     with scripted_model([{"content": "no"}] * 3) as server:
         with pytest.raises(InvalidModelOutput, match="no valid Plan after 3 answers"):

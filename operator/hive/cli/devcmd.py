@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import socket
 import subprocess
@@ -22,7 +23,12 @@ from hive.dev.processes import ProcessRecord
 from hive.dev.services import redis_server_argv
 from hive.errors import HiveError, Unavailable
 from hive.kube.client import sync_client
-from hive.kube.objects import apply_file, delete_webhook_configuration, wait_for_condition
+from hive.kube.objects import (
+    apply_file,
+    delete_webhook_configuration,
+    get_hive_status,
+    wait_for_condition,
+)
 from hive.kube.resources import apply_crds
 from hive.settings import KubeSettings, Settings
 
@@ -45,14 +51,15 @@ def up(settings: Settings, *, node: bool = False) -> ControlPlane:
         console.print(f"control plane already running at {plane.url}")
     else:
         console.print(f"control plane up at {plane.url} in {result.seconds:.1f}s")
+    operator_env: dict[str, str] = {}
     if node or RealNode(plane).started():
-        start_node(plane)
+        operator_env = start_node(plane)
     client = sync_client(KubeSettings(kubeconfig=plane.kubeconfig), field_manager="hive-dev")
     with console.status("installing CRDs ..."):
         names = apply_crds(client)
     console.print(f"CRDs installed: {', '.join(names)}")
     with console.status("starting the operator ..."):
-        started = start_operator(plane, settings)
+        started = start_operator(plane, settings, operator_env)
     log = plane.processes.log_dir / "operator.log"
     console.print(f"operator {'started' if started else 'already running'} (log: {log})")
     if had_redis:
@@ -62,10 +69,14 @@ def up(settings: Settings, *, node: bool = False) -> ControlPlane:
     return plane
 
 
-def start_node(plane: ControlPlane) -> None:
-    """The real node: containerd and a kubelet, runc by default, runsc for RuntimeClass gvisor."""
-    with console.status("starting the real node: containerd and the kubelet ..."):
-        result = RealNode(plane).up()
+def start_node(plane: ControlPlane) -> dict[str, str]:
+    """The real node: containerd and a kubelet, runc by default, runsc for RuntimeClass gvisor;
+    the Hive and sandbox images imported. Returns the operator's settings for its pods."""
+    node = RealNode(plane)
+    with console.status(
+        "starting the real node: containerd, kubelet, kube-proxy, kube-router, CoreDNS ..."
+    ):
+        result = node.up()
     if result.already_running:
         console.print(f"node {result.name} already running")
     else:
@@ -73,6 +84,13 @@ def start_node(plane: ControlPlane) -> None:
             f"node {result.name} Ready in {result.seconds:.1f}s "
             f"(runc; runsc for RuntimeClass {RUNTIME_CLASS})"
         )
+    started = time.monotonic()
+    with console.status("importing the Hive and sandbox images into the node ..."):
+        images = node.import_built_images()
+    console.print(
+        f"images on the node ({time.monotonic() - started:.1f}s): {', '.join(images.values())}"
+    )
+    return node.operator_env(images)
 
 
 def down(settings: Settings, *, purge: bool) -> None:
@@ -126,12 +144,21 @@ def status(settings: Settings) -> int:
     return 0
 
 
-def start_operator(plane: ControlPlane, settings: Settings) -> bool:
-    """Start the operator unless it runs; True if it was started. Waits for its health endpoint
-    and its webhook, without which the API server refuses every Hive write."""
+def start_operator(
+    plane: ControlPlane, settings: Settings, extra_env: dict[str, str] | None = None
+) -> bool:
+    """Start the operator unless it runs with the same `extra_env`; True if it was (re)started.
+    Waits for its health endpoint and its webhook, without which the API server refuses every
+    Hive write."""
+    extra_env = extra_env or {}
+    wanted = plane.state / "operator-env.json"
     record = plane.processes.get("operator")
     if record is not None and record.alive():
-        return False
+        with contextlib.suppress(OSError, ValueError):
+            if json.loads(wanted.read_text()) == extra_env:
+                return False
+        plane.processes.stop("operator")  # its pods' settings changed (a node came or went)
+    wanted.write_text(json.dumps(extra_env))
     env = {
         **os.environ,
         **plane.operator_env(
@@ -139,6 +166,7 @@ def start_operator(plane: ControlPlane, settings: Settings) -> bool:
             liveness_port=settings.operator.liveness_port,
             webhook_port=settings.operator.webhook_port or DEV_WEBHOOK_PORT,
         ),
+        **extra_env,
     }
     record = plane.processes.start(
         "operator",
@@ -202,7 +230,7 @@ def apply_while_the_webhook_settles(client: Any, path: Path, timeout_s: float = 
 
 
 def demo(settings: Settings) -> None:
-    plane = up(settings)
+    plane = up(settings, node=True)
     client = sync_client(KubeSettings(kubeconfig=plane.kubeconfig), field_manager="hive-demo")
     redis = start_redis(plane, settings.dev.redis_port)
     samples = Path(str(resources.files("hive") / "samples"))
@@ -215,11 +243,50 @@ def demo(settings: Settings) -> None:
             console.print(f"applied {what}")
     for kind, name in DEMO_READY:
         with console.status(f"waiting for {kind} default/{name} to be Ready ..."):
-            wait_for_condition(client, kind, "default", name, timeout_s=120)
+            wait_for_condition(client, kind, "default", name, timeout_s=600)
+        console.print(f"{kind} default/{name} is Ready")
+    run = follow_run(client, "research", timeout_s=settings.dev.demo_run_timeout_s)
     kubectl = plane.binary("kubectl")
     env = {**os.environ, "KUBECONFIG": str(plane.kubeconfig)}
-    for args in (["get", "agentteams", "-o", "wide"], ["get", "hive"]):
+    for args in (
+        ["get", "agentteams", "-o", "wide"],
+        ["get", "pods", "-o", "wide"],
+        ["get", "hive"],
+    ):
         console.print(f"$ kubectl {' '.join(args)}")
         subprocess.run([str(kubectl), *args], env=env, check=True)
+    console.print("$ kubectl get agentteam research -o jsonpath='{.status.run.result}'")
+    Console().print(run.get("result") or run.get("message") or "(no answer)", soft_wrap=True)
     console.print(f"\nexport KUBECONFIG={plane.kubeconfig}", soft_wrap=True)
     console.print("stop everything with: hive dev down", soft_wrap=True)
+
+
+def follow_run(client: Any, team: str, *, timeout_s: float) -> dict[str, Any]:
+    """Print each change of the team's run and of its agents' entries until the run ends;
+    returns the run's status."""
+    deadline = time.monotonic() + timeout_s
+    shown: dict[str, str] = {}
+    with console.status(f"team {team} at work ...") as spinner:
+        while True:
+            status = get_hive_status(client, "AgentTeam", "default", team)
+            run = status.get("run") or {}
+            lines = {"run": f"run: {run.get('outcome') or 'not started'}"}
+            for agent in status.get("agents") or []:
+                lines[agent["name"]] = (
+                    f"{agent['name']}: {agent.get('phase', '?')}, "
+                    f"{agent.get('tasksCompleted', 0)} tasks, {agent.get('tokensUsed', 0)} tokens"
+                    + (f", {agent['lastError']}" if agent.get("lastError") else "")
+                )
+            for key, line in lines.items():
+                if shown.get(key) != line:
+                    console.print(line)
+                    shown[key] = line
+            if run.get("outcome") not in (None, "Running"):
+                return dict(run)
+            if time.monotonic() > deadline:
+                raise Unavailable(
+                    f"team {team}: the run did not end in {timeout_s:.0f}s "
+                    f"(hive dev status; kubectl get pods)"
+                )
+            spinner.update(f"team {team} at work ... ({', '.join(shown.values())})")
+            time.sleep(1)

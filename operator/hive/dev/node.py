@@ -117,6 +117,32 @@ class RealNode:
             raise NotInstalled(f"the {name} image ({path})", INSTALL_HINT)
         return path
 
+    def built_image(self, name: str) -> str:
+        """The name of an image the project's build scripts made (images/<name>.image)."""
+        archive = self.image_archive(name)
+        return archive.with_name(f"{name}.image").read_text().strip()
+
+    def import_built_images(self) -> dict[str, str]:
+        """Import the Hive and sandbox images into containerd unless it holds them already;
+        their names by kind ("hive", "sandbox")."""
+        have = set(self.ctr("images", "ls", "-q").split())
+        names = {}
+        for kind in ("hive", "sandbox"):
+            image = self.built_image(kind)
+            if image not in have:
+                self.import_image(self.image_archive(kind))
+            names[kind] = image
+        return names
+
+    def operator_env(self, images: dict[str, str]) -> dict[str, str]:
+        """Settings for an operator whose team pods run on this node, from imported images."""
+        return {
+            "HIVE_OPERATOR__AGENT_IMAGE": images["hive"],
+            "HIVE_OPERATOR__SANDBOX_IMAGE": images["sandbox"],
+            "HIVE_OPERATOR__POD_PULL_POLICY": "Never",
+            "HIVE_OPERATOR__POD_NODE_SELECTOR": json.dumps({NODE_LABEL: "real"}),
+        }
+
     def pause_image(self) -> str:
         version_file = self.plane.settings.testbin_dir / "images" / "pause.version"
         if not version_file.is_file():

@@ -76,3 +76,11 @@ def delete_webhook_configuration(client: Client, name: str) -> bool:
             return False
         raise from_api_error(exc, f"ValidatingWebhookConfiguration {name}") from exc
     return True
+
+
+def get_hive_status(client: Client, kind: str, namespace: str, name: str) -> dict[str, Any]:
+    """The status of one Hive object (empty when it has none yet)."""
+    with api_errors(f"{kind} {namespace}/{name}"):
+        obj = client.get(resource(kind), name, namespace=namespace)
+    status = obj.get("status") if isinstance(obj, dict) else getattr(obj, "status", None)
+    return dict(status or {})

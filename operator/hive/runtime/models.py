@@ -257,8 +257,20 @@ class OpenAICompatible:
         """
 
         def parse(text: str) -> M:
+            body = json_text(text)
             try:
-                return schema.model_validate_json(json_text(text))
+                try:
+                    return schema.model_validate_json(body)
+                except ValidationError as exc:
+                    if exc.errors()[0]["type"] != "json_invalid":
+                        raise
+                    # Small models put raw newlines and tabs inside strings: JSON forbids them,
+                    # their meaning is plain, so they are read as they were meant.
+                    try:
+                        loose = json.loads(body, strict=False)
+                    except json.JSONDecodeError:
+                        raise exc from None
+                    return schema.model_validate(loose)
             except ValidationError as exc:
                 first = exc.errors()[0]
                 where = ".".join(str(p) for p in first["loc"])
@@ -352,7 +364,7 @@ def json_text(text: str) -> str:
     there is prose around it. Returns the best candidate; parsing is the caller's business."""
     body = strip_fence(text)
     try:
-        json.loads(body)
+        json.loads(body, strict=False)
         return body
     except json.JSONDecodeError:
         pass
@@ -361,7 +373,7 @@ def json_text(text: str) -> str:
         if 0 <= first < last:
             candidate = body[first : last + 1]
             try:
-                json.loads(candidate)
+                json.loads(candidate, strict=False)
                 return candidate
             except json.JSONDecodeError:
                 continue
