@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from hive.reconcile.agentteam import AgentPodSettings, TeamObserved, TeamPlan, plan_team
 from hive.reconcile.meta import Owner, child_name
+from hive.reconcile.pods import PodObserved, node_not_ready, observe_pod
 
 T0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 OWNER = Owner("AgentTeam", "research", "default", "uid-1", generation=3)
@@ -38,10 +39,14 @@ def plan(
     policies: dict[str, Any] | None = None,
     previous: dict[str, Any] | None = None,
     now: dt.datetime = T0,
+    pods: dict[str, list[PodObserved]] | None = None,
+    nodes_not_ready: dict[str, str] | None = None,
 ) -> TeamPlan:
     observed = TeamObserved(
         deployments=deployments or {},
         sandbox_policies={"strict": POLICY} if policies is None else policies,
+        pods=pods or {},
+        nodes_not_ready=nodes_not_ready or {},
     )
     return plan_team(OWNER, s or spec(), previous, observed, PODS, now)
 
@@ -384,3 +389,280 @@ def test_a_toleration_that_cannot_match_is_an_invalid_spec() -> None:
     assert "spec.scheduling.tolerations[0]" in ready.message
     assert "operator must be Exists when key is empty" in ready.message
     assert p.children == []
+
+
+# --- Why pods cannot run ---------------------------------------------------------------------
+BOTH = ("research-lead", "research-dev")
+
+
+def pod(
+    name: str = "research-lead-7d9f-abcde",
+    *,
+    node: str | None = "node-1",
+    phase: str = "Pending",
+    waiting: tuple[str, str] | None = None,
+    last: dict[str, Any] | None = None,
+    conditions: list[dict[str, Any]] | None = None,
+    deleting: bool = False,
+) -> dict[str, Any]:
+    container: dict[str, Any] = {"name": "agent", "ready": False, "restartCount": 0}
+    if waiting:
+        container["state"] = {"waiting": {"reason": waiting[0], "message": waiting[1]}}
+    else:
+        container["state"] = {"running": {"startedAt": "2026-01-01T00:00:00Z"}}
+    if last:
+        container["lastState"] = {"terminated": last}
+    meta: dict[str, Any] = {"name": name, "labels": {"hive.dev/agent": "lead"}}
+    if deleting:
+        meta["deletionTimestamp"] = "2026-01-01T00:00:00Z"
+    return {
+        "metadata": meta,
+        "spec": {"nodeName": node} if node else {},
+        "status": {
+            "phase": phase,
+            "conditions": conditions or [],
+            "containerStatuses": [container],
+        },
+    }
+
+
+def observed(*pods: dict[str, Any]) -> list[PodObserved]:
+    return [p for p in (observe_pod(x) for x in pods) if p is not None]
+
+
+NEVER_PULL = (
+    "ErrImageNeverPull",
+    'Container image "hive:test" is not present with pull policy of Never',
+)
+
+
+def test_an_image_the_node_lacks_says_so_in_ready_and_recovers() -> None:
+    deployments = {"research-lead": available("research-lead", 0)}
+    deployments["research-dev"] = available("research-dev")
+    stuck = plan(deployments=deployments, pods={"lead": observed(pod(waiting=NEVER_PULL))})
+    ready = cond(stuck, "Ready")
+    assert (ready.status, ready.reason) == ("False", "PodsFailing")
+    assert ready.message == (
+        'agent lead: container agent: ErrImageNeverPull: Container image "hive:test" is not '
+        "present with pull policy of Never"
+    )
+    assert (cond(stuck, "Degraded").status, cond(stuck, "Degraded").reason) == (
+        "True",
+        "PodsFailing",
+    )
+    assert cond(stuck, "Progressing").status == "False"
+    assert stuck.status.phase == "Pending"
+    assert stuck.prune
+
+    # the image arrives: the pod runs, the Deployment is available, the team is Ready again
+    later = T0 + dt.timedelta(minutes=5)
+    healthy = {n: available(n) for n in BOTH}
+    recovered = plan(
+        deployments=healthy,
+        pods={"lead": observed(pod(phase="Running"))},
+        previous=stuck.status.wire(),
+        now=later,
+    )
+    ready = cond(recovered, "Ready")
+    assert (ready.status, ready.reason) == ("True", "AllAgentsAvailable")
+    assert ready.last_transition_time == later
+    assert (cond(recovered, "Degraded").status, cond(recovered, "Degraded").reason) == (
+        "False",
+        "AsExpected",
+    )
+    assert recovered.status.phase == "Running"
+
+
+def test_every_failing_waiting_reason_is_reported_and_creating_is_not() -> None:
+    healthy = {n: available(n) for n in BOTH}
+    for reason in (
+        "ErrImageNeverPull",
+        "ErrImagePull",
+        "ImagePullBackOff",
+        "InvalidImageName",
+        "CreateContainerConfigError",
+        "CreateContainerError",
+        "RunContainerError",
+        "CrashLoopBackOff",
+    ):
+        p = plan(deployments=healthy, pods={"lead": observed(pod(waiting=(reason, "why")))})
+        assert cond(p, "Ready").reason == "PodsFailing", reason
+        assert cond(p, "Ready").message == f"agent lead: container agent: {reason}: why"
+    creating = plan(
+        deployments=healthy, pods={"lead": observed(pod(waiting=("ContainerCreating", "")))}
+    )
+    assert cond(creating, "Ready").reason == "AllAgentsAvailable"
+
+
+def test_a_crash_loop_quotes_the_last_exit() -> None:
+    crashing = pod(
+        phase="Running",
+        waiting=("CrashLoopBackOff", "back-off 40s restarting failed container=agent"),
+        last={"exitCode": 2, "reason": "Error", "message": "config: no such\nfile"},
+    )
+    p = plan(pods={"lead": observed(crashing)})
+    assert cond(p, "Ready").message == (
+        "agent lead: container agent: CrashLoopBackOff: back-off 40s restarting failed "
+        "container=agent; last exit code 2 (Error): config: no such file"
+    )
+
+
+def test_a_pod_no_node_fits_quotes_the_scheduler() -> None:
+    unschedulable = pod(
+        node=None,
+        conditions=[
+            {
+                "type": "PodScheduled",
+                "status": "False",
+                "reason": "Unschedulable",
+                "message": "0/1 nodes are available: 1 node(s) didn't match node selector.",
+            }
+        ],
+    )
+    p = plan(pods={"lead": observed(unschedulable)})
+    ready = cond(p, "Ready")
+    assert (ready.status, ready.reason) == ("False", "PodsFailing")
+    assert ready.message == (
+        "agent lead: Unschedulable: 0/1 nodes are available: 1 node(s) didn't match node selector."
+    )
+
+
+def test_a_pod_without_a_sandbox_is_reported_after_a_grace() -> None:
+    creating = pod(
+        waiting=("ContainerCreating", ""),
+        conditions=[
+            {
+                "type": "PodReadyToStartContainers",
+                "status": "False",
+                "lastTransitionTime": "2026-01-01T00:00:00Z",
+            }
+        ],
+    )
+    pods = {"lead": observed(creating)}
+    soon = plan(pods=pods, now=T0 + dt.timedelta(seconds=30))
+    assert cond(soon, "Ready").reason == "AgentsUnavailable"
+    late = plan(pods=pods, now=T0 + dt.timedelta(minutes=3))
+    ready = cond(late, "Ready")
+    assert (ready.status, ready.reason) == ("False", "PodsFailing")
+    assert ready.message == (
+        "agent lead: pod research-lead-7d9f-abcde has no sandbox after 90s "
+        "(PodReadyToStartContainers=False; the pod's events say why)"
+    )
+
+
+def test_a_node_gone_not_ready_is_named_and_recovers() -> None:
+    healthy = {n: available(n) for n in BOTH}
+    pods = {"lead": observed(pod(phase="Running"))}
+    down = plan(
+        deployments=healthy,
+        pods=pods,
+        nodes_not_ready={"node-1": "NodeStatusUnknown: Kubelet stopped posting node status."},
+    )
+    ready = cond(down, "Ready")
+    assert (ready.status, ready.reason) == ("False", "NodeNotReady")
+    assert ready.message == (
+        "agent lead: node node-1 is NotReady "
+        "(NodeStatusUnknown: Kubelet stopped posting node status.)"
+    )
+    assert cond(down, "Degraded").status == "True"
+    back = plan(deployments=healthy, pods=pods, previous=down.status.wire())
+    assert cond(back, "Ready").reason == "AllAgentsAvailable"
+    assert down.status.phase == "Pending"
+    assert back.status.phase == "Running"
+
+
+def test_the_node_comes_first_then_pods_then_deployments() -> None:
+    broken = available("research-dev", 0)
+    broken["status"]["conditions"] = [
+        {"type": "ReplicaFailure", "status": "True", "message": "quota exceeded"}
+    ]
+    deployments = {"research-lead": available("research-lead"), "research-dev": broken}
+    dev_pod = pod("research-dev-1", node="node-2", waiting=("ErrImagePull", "not found"))
+    pods = {"lead": observed(pod(phase="Running")), "dev": observed(dev_pod)}
+    p = plan(deployments=deployments, pods=pods, nodes_not_ready={"node-1": ""})
+    ready = cond(p, "Ready")
+    assert ready.reason == "NodeNotReady"
+    assert ready.message == (
+        "agent lead: node node-1 is NotReady; agent dev: container agent: ErrImagePull: "
+        "not found; dev: quota exceeded"
+    )
+    assert cond(plan(deployments=deployments, pods=pods), "Ready").reason == "PodsFailing"
+
+
+def test_replicas_with_one_problem_are_counted_once() -> None:
+    one = pod("research-lead-a", waiting=NEVER_PULL)
+    two = pod("research-lead-b", waiting=NEVER_PULL)
+    message = cond(plan(pods={"lead": observed(one, two)}), "Ready").message
+    assert message.endswith("pull policy of Never (2 pods)")
+    assert message.count("agent lead") == 1
+
+
+def test_pods_on_their_way_out_or_of_other_agents_do_not_count() -> None:
+    healthy = {n: available(n) for n in BOTH}
+    assert observe_pod(pod(waiting=NEVER_PULL, deleting=True)) is None
+    assert observe_pod(pod(phase="Failed", waiting=NEVER_PULL)) is None
+    stray = {"gone": observed(pod(waiting=NEVER_PULL))}
+    assert cond(plan(deployments=healthy, pods=stray), "Ready").reason == "AllAgentsAvailable"
+
+
+def test_a_suspended_team_ignores_its_pods() -> None:
+    p = plan(spec(suspend=True), pods={"lead": observed(pod(waiting=NEVER_PULL))})
+    assert cond(p, "Ready").reason == "Suspended"
+
+
+def test_node_readiness_reads_the_ready_condition() -> None:
+    def node(*conditions: dict[str, Any]) -> dict[str, Any]:
+        return {"metadata": {"name": "n"}, "status": {"conditions": list(conditions)}}
+
+    assert node_not_ready(node({"type": "Ready", "status": "True"})) is None
+    assert (
+        node_not_ready(
+            node(
+                {"type": "MemoryPressure", "status": "False"},
+                {
+                    "type": "Ready",
+                    "status": "Unknown",
+                    "reason": "NodeStatusUnknown",
+                    "message": "Kubelet stopped posting node status.",
+                },
+            )
+        )
+        == "NodeStatusUnknown: Kubelet stopped posting node status."
+    )
+    assert node_not_ready({}) == "it reports no Ready condition"
+
+
+def test_a_long_message_is_clipped() -> None:
+    long = pod(waiting=("ErrImagePull", "x" * 5000))
+    message = cond(plan(pods={"lead": observed(long)}), "Ready").message
+    assert len(message) == len("agent lead: ") + 300
+    assert message.endswith("...")
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=5),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.dictionaries(
+        st.sampled_from(["metadata", "spec", "status", "kind"]),
+        json_values
+        | st.fixed_dictionaries(
+            {
+                "phase": json_values,
+                "conditions": json_values,
+                "containerStatuses": json_values,
+                "nodeName": json_values,
+            }
+        ),
+    )
+)
+def test_any_pod_shape_is_observed_without_an_error(body: dict[str, Any]) -> None:
+    seen = observe_pod(body)
+    if seen is not None:
+        plan(pods={"lead": [seen]}, nodes_not_ready={"n": "x"})
+    node_not_ready(body)

@@ -8,7 +8,7 @@ from typing import Any
 
 from lightkube import ALL_NS, ApiError, codecs
 from lightkube.resources.apps_v1 import Deployment
-from lightkube.resources.core_v1 import ConfigMap, Pod, Service, ServiceAccount
+from lightkube.resources.core_v1 import ConfigMap, Node, Pod, Service, ServiceAccount
 from lightkube.resources.networking_v1 import NetworkPolicy
 from lightkube.resources.node_v1 import RuntimeClass
 from lightkube.resources.rbac_authorization_v1 import Role, RoleBinding
@@ -27,6 +27,7 @@ KIND_RESOURCES: dict[str, Any] = {  # kind -> lightkube resource class
     "Service": Service,
     "NetworkPolicy": NetworkPolicy,
     "Pod": Pod,
+    "Node": Node,
     "RuntimeClass": RuntimeClass,
 }
 
@@ -97,6 +98,21 @@ async def delete(client: ApiClient, kind: str, namespace: str | None, name: str)
         with api_errors(f"{kind} {namespace}/{name}"):
             raise
     return True
+
+
+async def get_object(
+    client: ApiClient, kind: str, namespace: str | None, name: str
+) -> dict[str, Any] | None:
+    """An object of a built-in `kind` (None `namespace` for a cluster-wide one) as a dict, or
+    None when it does not exist."""
+    try:
+        obj = await client.get(KIND_RESOURCES[kind], name, namespace=namespace)
+    except ApiError as exc:
+        if exc.status.code == 404:
+            return None
+        with api_errors(f"{kind} {namespace + '/' if namespace else ''}{name}"):
+            raise
+    return dict(obj.to_dict())
 
 
 async def get_hive_object(

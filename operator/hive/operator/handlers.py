@@ -34,7 +34,8 @@ from hive.operator.queue import Coalescer
 from hive.operator.state import STATE
 from hive.operator.teams import reconcile_team
 from hive.reconcile.chaos import needs_polling
-from hive.reconcile.meta import MANAGED_BY, TEAM_LABEL
+from hive.reconcile.meta import AGENT_LABEL, MANAGED_BY, TEAM_LABEL
+from hive.reconcile.pods import PodObserved, observe_pod
 
 log = logging.getLogger(__name__)
 R = TypeVar("R")
@@ -151,6 +152,40 @@ for _group, _version, _plural in (
     ("networking.k8s.io", "v1", "networkpolicies"),
 ):
     _watch_children(_group, _version, _plural)
+
+
+# The agents' pods: what keeps one from running (an image it cannot pull, a crash loop, no node
+# that fits, a node gone NotReady) goes into the team's status. Pods carry the team's labels,
+# not the managed-by one. Their status changes often (probes, restarts), so a pod wakes its team
+# only when what the team reports from it changes: it came, went, moved, or its problems did.
+# A node going NotReady wakes the team through its Deployments: the node controller marks the
+# node's pods not Ready (about 40 s after the kubelet's last word), so the Deployments lose
+# available replicas; the periodic resync (resync_s) is the safety net.
+_seen_pods: dict[str, PodObserved | None] = {}
+
+
+@kopf.on.event("", "v1", "pods", labels={TEAM_LABEL: kopf.PRESENT, AGENT_LABEL: kopf.PRESENT})
+@_namespaced
+async def agent_pod_event(
+    body: kopf.Body,
+    uid: str,
+    labels: dict[str, str],
+    namespace: str,
+    type: str | None,
+    **_: Any,
+) -> None:
+    team = labels.get(TEAM_LABEL)
+    if not team:
+        return
+    if type == "DELETED":
+        _seen_pods.pop(uid, None)
+        TEAMS.request(namespace, team)
+        return
+    seen = observe_pod(body)
+    if uid in _seen_pods and _seen_pods[uid] == seen:
+        return
+    _seen_pods[uid] = seen
+    TEAMS.request(namespace, team)
 
 
 # --- SandboxPolicy: its own reconcile, then the teams that use it --------------------------------

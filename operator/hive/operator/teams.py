@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Iterable
 from typing import Any
 
+from hive.errors import HiveError
 from hive.kube.children import (
     apply_objects,
     get_hive_object,
+    get_object,
     list_labelled,
     prune,
 )
+from hive.kube.client import ApiClient
 from hive.kube.status import apply_status
 from hive.operator.state import STATE
 from hive.reconcile.agentteam import (
@@ -21,7 +25,8 @@ from hive.reconcile.agentteam import (
     TeamPlan,
     plan_team,
 )
-from hive.reconcile.meta import MANAGED_BY, TEAM_LABEL, Owner
+from hive.reconcile.meta import AGENT_LABEL, MANAGED_BY, TEAM_LABEL, Owner
+from hive.reconcile.pods import PodObserved, node_not_ready, observe_pod
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +41,33 @@ def _referenced_policies(spec: dict[str, Any]) -> set[str]:
         if isinstance(ref, dict) and isinstance(ref.get("name"), str):
             names.add(ref["name"])
     return names
+
+
+async def _agent_pods(client: ApiClient, namespace: str, team: str) -> dict[str, list[PodObserved]]:
+    """The team's agent pods, observed, by agent name."""
+    pods: dict[str, list[PodObserved]] = {}
+    for pod in await list_labelled(client, "Pod", namespace, {TEAM_LABEL: team}):
+        agent = ((pod.get("metadata") or {}).get("labels") or {}).get(AGENT_LABEL)
+        seen = observe_pod(pod)
+        if isinstance(agent, str) and seen is not None:
+            pods.setdefault(agent, []).append(seen)
+    return pods
+
+
+async def _nodes_not_ready(client: ApiClient, names: Iterable[str]) -> dict[str, str]:
+    """Of the nodes `names`, those that are not Ready, with why. A node that cannot be read is
+    left out (logged): it must not stop the team's reconcile."""
+    found = {}
+    for name in sorted(set(names)):
+        try:
+            node = await get_object(client, "Node", None, name)
+        except HiveError as exc:
+            log.warning("cannot read node %s: %s", name, exc)
+            continue
+        why = "the node no longer exists" if node is None else node_not_ready(node)
+        if why is not None:
+            found[name] = why
+    return found
 
 
 def operator_status(plan: TeamPlan) -> dict[str, Any]:
@@ -70,11 +102,18 @@ async def reconcile_team(namespace: str, name: str) -> TeamPlan | None:
         found = await get_hive_object(client, "SandboxPolicy", namespace, policy_name)
         if found is not None:
             policies[policy_name] = found.get("spec") or {}
+    pods = await _agent_pods(client, namespace, name)
+    nodes = await _nodes_not_ready(client, (p.node for ps in pods.values() for p in ps if p.node))
     plan = plan_team(
         owner,
         spec,
         team.get("status"),
-        TeamObserved(deployments=deployments, sandbox_policies=policies),
+        TeamObserved(
+            deployments=deployments,
+            sandbox_policies=policies,
+            pods=pods,
+            nodes_not_ready=nodes,
+        ),
         AgentPodSettings(
             image=settings.operator.agent_image,
             sandbox_image=settings.operator.sandbox_image,

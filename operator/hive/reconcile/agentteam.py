@@ -10,7 +10,7 @@ caller observes and applies.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import urlsplit
@@ -39,6 +39,7 @@ from hive.reconcile.meta import (
     child_name,
     metadata,
 )
+from hive.reconcile.pods import PodObserved, agent_problems, joined
 from hive.reconcile.sandboxpolicy import quantity
 
 JSON = dict[str, Any]
@@ -104,10 +105,13 @@ def team_pods(pods: AgentPodSettings, team: AgentTeamSpec) -> AgentPodSettings:
 
 @dataclass(frozen=True)
 class TeamObserved:
-    """What exists now: the team's Deployments, and the SandboxPolicies it refers to."""
+    """What exists now: the team's Deployments, the SandboxPolicies it refers to, its agents'
+    pods (by agent name) and the nodes under those pods that are not Ready (name -> why)."""
 
     deployments: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     sandbox_policies: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    pods: Mapping[str, Sequence[PodObserved]] = field(default_factory=dict)
+    nodes_not_ready: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -678,6 +682,8 @@ def plan_team(
     sandboxes: dict[str, SandboxPolicySpec] = {}
     missing: list[str] = []
     failures: list[str] = []
+    node_problems: list[str] = []
+    pod_problems: list[str] = []
     waiting: list[str] = []
     ready_count = 0
     for index, agent in enumerate(team.agents):
@@ -722,6 +728,11 @@ def plan_team(
         available, failure = _deployment_state(observed.deployments.get(names["workload"]), want)
         if failure:
             failures.append(f"{agent.name}: {failure}")
+        on_nodes, in_pods = agent_problems(
+            agent.name, observed.pods.get(agent.name, ()), observed.nodes_not_ready, now
+        )
+        node_problems += on_nodes
+        pod_problems += in_pods
         if available:
             ready_count += 1
         else:
@@ -749,13 +760,21 @@ def plan_team(
             **counts,
         )
         return TeamPlan(children, status, prune=True)
-    if failures:
-        msg = "; ".join(failures)
+    if node_problems or pod_problems or failures:
+        # The pods' own words first: a Deployment's failure often only says it timed out.
+        reason = (
+            "NodeNotReady"
+            if node_problems
+            else "PodsFailing"
+            if pod_problems
+            else "AgentDeploymentFailed"
+        )
+        msg = joined([*node_problems, *pod_problems, *failures])
         status = status_of(
             TeamPhase.PENDING,
-            (False, "AgentDeploymentFailed", msg),
-            (False, "AgentDeploymentFailed", msg),
-            (True, "AgentDeploymentFailed", msg),
+            (False, reason, msg),
+            (False, reason, msg),
+            (True, reason, msg),
             **counts,
         )
     elif waiting:
