@@ -60,3 +60,9 @@ def real_node(cluster: Cluster) -> Iterator[RealNode]:
 def hive_image(cluster: Cluster, real_node: RealNode) -> str:
     """The Hive image hack/build-image.sh built, imported into the real node once."""
     return import_built_image(real_node, "hive", REPO / "hack" / "build-image.sh")
+
+
+@pytest.fixture(scope="session")
+def sandbox_image(cluster: Cluster, real_node: RealNode) -> str:
+    """The sandbox image sandbox-images/build-image.sh built, imported into the real node once."""
+    return import_built_image(real_node, "sandbox", REPO / "sandbox-images" / "build-image.sh")

@@ -101,14 +101,18 @@ class OperatorProcess:
 
 @pytest.fixture(scope="session")
 def operator(
-    cluster: Cluster, tmp_path_factory: pytest.TempPathFactory, hive_image: str
+    cluster: Cluster, tmp_path_factory: pytest.TempPathFactory, hive_image: str, sandbox_image: str
 ) -> Iterator[OperatorProcess]:
-    """The operator, making agent pods of the Hive image built here (imported into the real
-    node, never pulled); a team's pods go to the real node when its spec.scheduling says so,
+    """The operator, making pods of the Hive and sandbox images built here (imported into the
+    real node, never pulled); a team's pods go to the real node when its spec.scheduling says so,
     and to the KWOK nodes otherwise."""
     apply_crds(cluster.client)
     cluster.kubectl("apply", "-f", str(SAMPLES / "sandboxpolicy-strict.yaml"))
-    env = {"HIVE_OPERATOR__AGENT_IMAGE": hive_image, "HIVE_OPERATOR__POD_PULL_POLICY": "Never"}
+    env = {
+        "HIVE_OPERATOR__AGENT_IMAGE": hive_image,
+        "HIVE_OPERATOR__SANDBOX_IMAGE": sandbox_image,
+        "HIVE_OPERATOR__POD_PULL_POLICY": "Never",
+    }
     process = OperatorProcess(cluster, tmp_path_factory.mktemp("operator"), env)
     process.start()
     yield process

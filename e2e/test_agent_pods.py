@@ -81,7 +81,8 @@ def get_team(cluster: Cluster, name: str = "pods") -> dict[str, Any]:
 
 
 def agent_pods(cluster: Cluster, team: str) -> dict[str, dict[str, Any]]:
-    found = cluster.kubectl("get", "pods", "-l", f"hive.dev/team={team}", "-o", "json").stdout
+    selector = f"hive.dev/team={team},hive.dev/agent"
+    found = cluster.kubectl("get", "pods", "-l", selector, "-o", "json").stdout
     return {p["metadata"]["labels"]["hive.dev/agent"]: p for p in json.loads(found)["items"]}
 
 

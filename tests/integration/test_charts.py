@@ -208,6 +208,7 @@ def test_cluster_role_is_least_privilege(cluster: Cluster) -> None:
     expected["", "pods"] = read | {"delete"}
     expected["", "events"] = {"create", "patch"}
     expected["", "secrets"] = {"get"}
+    expected["", "nodes"] = {"get"}
     expected["apps", "deployments"] = manage
     expected["rbac.authorization.k8s.io", "roles"] = manage
     expected["rbac.authorization.k8s.io", "rolebindings"] = manage

@@ -17,7 +17,6 @@ import socket
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from subprocess import PIPE
 from typing import Any
 
@@ -35,7 +34,7 @@ from hive.reconcile.agentteam import (
 from hive.reconcile.meta import Owner
 from hive.runtime.sandbox.limits import SandboxLimits, limits_from_policy
 from hive.runtime.sandbox.remote import RemoteSandboxPool
-from tests.nodepods import NAMESPACE, TAINT_KEY, get_pod, import_built_image, start_pod
+from tests.nodepods import NAMESPACE, TAINT_KEY, get_pod, start_pod
 from tests.support import Cluster
 
 pytestmark = pytest.mark.integration
@@ -50,7 +49,6 @@ POLICY: dict[str, Any] = {
     "pool": {"size": 1},
 }
 POD = "sandbox"
-BUILD_IMAGE = Path(__file__).resolve().parents[2] / "sandbox-images" / "build-image.sh"
 # CHOWN, FOWNER, KILL, SETGID, SETUID: the capabilities the builder adds back after dropping all
 CAPABILITIES = (1 << 0) | (1 << 3) | (1 << 5) | (1 << 6) | (1 << 7)
 
@@ -111,8 +109,8 @@ def wait_listening(host: str, port: int, timeout_s: float = 60) -> None:
 
 
 @pytest.fixture(scope="module")
-def sandbox_pod(cluster: Cluster, real_node: RealNode) -> Iterator[SandboxPod]:
-    image = import_built_image(real_node, "sandbox", BUILD_IMAGE)
+def sandbox_pod(cluster: Cluster, real_node: RealNode, sandbox_image: str) -> Iterator[SandboxPod]:
+    image = sandbox_image
     manifest = sandbox_pod_manifest(real_node, image)
     try:
         seconds = start_pod(cluster, manifest)

@@ -529,7 +529,8 @@ state = "{base / "state"}"
             ["ip", "addr", "add", f"{self.gateway()}/{prefix}", "dev", bridge],
         ):
             result = subprocess.run(argv, capture_output=True, text=True, check=False)
-            if result.returncode != 0 and "exists" not in result.stderr:
+            already = "exists" in result.stderr or "already assigned" in result.stderr
+            if result.returncode != 0 and not already:
                 raise ExternalFailure(f"{' '.join(argv)}: {result.stderr.strip()}")
         subprocess.run(["ip", "link", "set", bridge, "up"], capture_output=True, check=True)
 
