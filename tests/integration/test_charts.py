@@ -206,7 +206,7 @@ def test_cluster_role_is_least_privilege(cluster: Cluster) -> None:
     for resource in ("serviceaccounts", "configmaps", "services"):
         expected["", resource] = manage
     expected["", "pods"] = read | {"delete"}
-    expected["", "events"] = {"create", "patch"}
+    expected["", "events"] = {"create", "patch", "list"}
     expected["", "secrets"] = {"get"}
     expected["", "nodes"] = {"get"}
     expected["apps", "deployments"] = manage

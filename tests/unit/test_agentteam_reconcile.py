@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import replace
 from typing import Any
 
 import yaml
@@ -11,7 +12,13 @@ from hypothesis import strategies as st
 
 from hive.reconcile.agentteam import AgentPodSettings, TeamObserved, TeamPlan, plan_team
 from hive.reconcile.meta import Owner, child_name
-from hive.reconcile.pods import PodObserved, node_not_ready, observe_pod
+from hive.reconcile.pods import (
+    PodObserved,
+    needs_sandbox_event,
+    node_not_ready,
+    observe_pod,
+    recheck_after,
+)
 
 T0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 OWNER = Owner("AgentTeam", "research", "default", "uid-1", generation=3)
@@ -548,6 +555,52 @@ def test_a_pod_without_a_sandbox_is_reported_after_a_grace() -> None:
         "agent lead: pod research-lead-7d9f-abcde has no sandbox after 90s "
         "(PodReadyToStartContainers=False; the pod's events say why)"
     )
+
+
+def test_the_runtimes_words_are_quoted_once_its_event_is_read() -> None:
+    creating = pod(
+        waiting=("ContainerCreating", ""),
+        conditions=[
+            {
+                "type": "PodReadyToStartContainers",
+                "status": "False",
+                "lastTransitionTime": "2026-01-01T00:00:00Z",
+            }
+        ],
+    )
+    (seen,) = observed(creating)
+    now = T0 + dt.timedelta(seconds=12)
+    assert not needs_sandbox_event(seen, T0 + dt.timedelta(seconds=5))
+    assert needs_sandbox_event(seen, now)
+    said = replace(
+        seen,
+        sandbox_failure='FailedCreatePodSandBox: no runtime for "nosuch" is configured',
+    )
+    ready = cond(plan(pods={"lead": [said]}, now=now), "Ready")
+    assert (ready.status, ready.reason) == ("False", "PodsFailing")
+    assert ready.message == (
+        "agent lead: pod research-lead-7d9f-abcde cannot start: FailedCreatePodSandBox: "
+        'no runtime for "nosuch" is configured'
+    )
+
+
+def test_a_waiting_pod_asks_for_a_reconcile_when_a_grace_ends() -> None:
+    creating = observed(
+        pod(
+            waiting=("ContainerCreating", ""),
+            conditions=[
+                {
+                    "type": "PodReadyToStartContainers",
+                    "status": "False",
+                    "lastTransitionTime": "2026-01-01T00:00:00Z",
+                }
+            ],
+        )
+    )
+    assert recheck_after(creating, T0 + dt.timedelta(seconds=4)) == 7.0  # 10 s grace, +1
+    assert recheck_after(creating, T0 + dt.timedelta(seconds=30)) == 61.0  # then 90 s
+    assert recheck_after(creating, T0 + dt.timedelta(minutes=5)) is None
+    assert recheck_after(observed(pod(phase="Running")), T0) is None
 
 
 def test_a_node_gone_not_ready_is_named_and_recovers() -> None:

@@ -440,6 +440,19 @@ state = "{base / "state"}"
 """
 
     # --- kubelet ---------------------------------------------------------------------------
+    def restart_kubelet(self) -> None:
+        """Start the kubelet again after it died or was stopped (the node's pods keep running
+        in containerd meanwhile) and wait until the node is Ready."""
+        self.processes.stop("kubelet")
+        self._start_kubelet(self.binary("kubelet"))
+        nodes.wait_real_node(
+            self.plane.kubeconfig,
+            self.name,
+            pod_cidr=self.settings.pod_cidr,
+            timeout_s=self.settings.ready_timeout_s,
+            alive=self._what_died,
+        )
+
     def _start_kubelet(self, kubelet: Path) -> None:
         pki = self.plane.pki
         client = pki.issue(

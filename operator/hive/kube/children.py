@@ -8,7 +8,14 @@ from typing import Any
 
 from lightkube import ALL_NS, ApiError, codecs
 from lightkube.resources.apps_v1 import Deployment
-from lightkube.resources.core_v1 import ConfigMap, Node, Pod, Service, ServiceAccount
+from lightkube.resources.core_v1 import (
+    ConfigMap,
+    Event,
+    Node,
+    Pod,
+    Service,
+    ServiceAccount,
+)
 from lightkube.resources.networking_v1 import NetworkPolicy
 from lightkube.resources.node_v1 import RuntimeClass
 from lightkube.resources.rbac_authorization_v1 import Role, RoleBinding
@@ -113,6 +120,23 @@ async def get_object(
         with api_errors(f"{kind} {namespace + '/' if namespace else ''}{name}"):
             raise
     return dict(obj.to_dict())
+
+
+async def latest_event(
+    client: ApiClient, namespace: str, object_name: str, reason: str
+) -> str | None:
+    """The message of the latest event with `reason` about the object `object_name`."""
+    fields: dict[str, Any] = {"involvedObject.name": object_name, "reason": reason}
+    with api_errors(f"events of {namespace}/{object_name}"):
+        found = [e async for e in client.list(Event, namespace=namespace, fields=fields)]
+    if not found:
+        return None
+
+    def when(event: Event) -> str:
+        stamp = event.lastTimestamp or event.eventTime or event.metadata.creationTimestamp
+        return stamp.isoformat() if stamp is not None else ""
+
+    return " ".join((max(found, key=when).message or "").split()) or None
 
 
 async def get_hive_object(

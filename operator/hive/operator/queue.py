@@ -4,7 +4,9 @@ Creating a team's eighteen children fires eighteen watch events; each asks for t
 reconciled. Requests for an object that is already waiting join the waiting run instead of
 adding one, and at most one run per object is in progress at a time. A request made while a
 run is in progress queues exactly one more run, so the last change is never missed. A run
-that fails with a retryable error is requested again after a backoff (1 s doubling to 60 s).
+that fails with a retryable error is requested again after a backoff (1 s doubling to 60 s);
+a run whose result has a ``recheck_after_s`` (a time-based change nothing will announce) is
+requested again after that many seconds.
 """
 
 from __future__ import annotations
@@ -55,6 +57,11 @@ class Coalescer:
         error = None if future.cancelled() else future.exception()
         if error is None:
             self._failures.pop(key, None)
+            later = (
+                None if future.cancelled() else getattr(future.result(), "recheck_after_s", None)
+            )
+            if later:
+                asyncio.get_running_loop().call_later(later, self.request, *key)
             return
         log.warning("%s %s/%s: %s", self.what, key[0], key[1], error)
         if isinstance(error, HiveError) and error.retryable:

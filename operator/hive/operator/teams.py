@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Iterable
+from dataclasses import replace
 from typing import Any
 
 from hive.errors import HiveError
@@ -12,6 +13,7 @@ from hive.kube.children import (
     apply_objects,
     get_hive_object,
     get_object,
+    latest_event,
     list_labelled,
     prune,
 )
@@ -26,7 +28,14 @@ from hive.reconcile.agentteam import (
     plan_team,
 )
 from hive.reconcile.meta import AGENT_LABEL, MANAGED_BY, TEAM_LABEL, Owner
-from hive.reconcile.pods import PodObserved, node_not_ready, observe_pod
+from hive.reconcile.pods import (
+    SANDBOX_EVENT_REASON,
+    PodObserved,
+    needs_sandbox_event,
+    node_not_ready,
+    observe_pod,
+    recheck_after,
+)
 
 log = logging.getLogger(__name__)
 
@@ -43,15 +52,31 @@ def _referenced_policies(spec: dict[str, Any]) -> set[str]:
     return names
 
 
-async def _agent_pods(client: ApiClient, namespace: str, team: str) -> dict[str, list[PodObserved]]:
-    """The team's agent pods, observed, by agent name."""
+async def _agent_pods(
+    client: ApiClient, namespace: str, team: str, now: dt.datetime
+) -> dict[str, list[PodObserved]]:
+    """The team's agent pods, observed, by agent name; a pod that has waited long for its
+    sandbox carries what its latest FailedCreatePodSandBox event says."""
     pods: dict[str, list[PodObserved]] = {}
     for pod in await list_labelled(client, "Pod", namespace, {TEAM_LABEL: team}):
         agent = ((pod.get("metadata") or {}).get("labels") or {}).get(AGENT_LABEL)
         seen = observe_pod(pod)
-        if isinstance(agent, str) and seen is not None:
-            pods.setdefault(agent, []).append(seen)
+        if not isinstance(agent, str) or seen is None:
+            continue
+        if needs_sandbox_event(seen, now):
+            try:
+                said = await latest_event(client, namespace, seen.name, SANDBOX_EVENT_REASON)
+            except HiveError as exc:
+                log.warning("cannot read the events of pod %s/%s: %s", namespace, seen.name, exc)
+                said = None
+            if said:
+                seen = replace(seen, sandbox_failure=f"{SANDBOX_EVENT_REASON}: {said}")
+        pods.setdefault(agent, []).append(seen)
     return pods
+
+
+def _all(pods: dict[str, list[PodObserved]]) -> list[PodObserved]:
+    return [p for found in pods.values() for p in found]
 
 
 async def _nodes_not_ready(client: ApiClient, names: Iterable[str]) -> dict[str, str]:
@@ -102,7 +127,8 @@ async def reconcile_team(namespace: str, name: str) -> TeamPlan | None:
         found = await get_hive_object(client, "SandboxPolicy", namespace, policy_name)
         if found is not None:
             policies[policy_name] = found.get("spec") or {}
-    pods = await _agent_pods(client, namespace, name)
+    now = dt.datetime.now(dt.UTC)
+    pods = await _agent_pods(client, namespace, name, now)
     nodes = await _nodes_not_ready(client, (p.node for ps in pods.values() for p in ps if p.node))
     plan = plan_team(
         owner,
@@ -121,8 +147,9 @@ async def reconcile_team(namespace: str, name: str) -> TeamPlan | None:
             node_selector=settings.operator.pod_node_selector,
             tolerations=tuple(settings.operator.pod_tolerations),
         ),
-        dt.datetime.now(dt.UTC),
+        now,
     )
+    plan = replace(plan, recheck_after_s=recheck_after(_all(pods), now))
     # What pods need (service account, config) exists before the Deployment asks for pods;
     # otherwise the ReplicaSet controller backs off and the team is Ready seconds later.
     await apply_objects(client, [c for c in plan.children if c["kind"] != "Deployment"])

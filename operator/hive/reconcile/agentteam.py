@@ -121,6 +121,7 @@ class TeamPlan:
     children: list[JSON]
     status: AgentTeamStatus
     prune: bool  # delete owned children that are not in `children`
+    recheck_after_s: float | None = None  # reconcile again then, though nothing changes
 
 
 def parse_spec(spec: Mapping[str, Any]) -> AgentTeamSpec:

@@ -29,6 +29,10 @@ FAILING_WAITING_REASONS = frozenset(
 # How long a pod's sandbox may take to be made before it counts as failing: a missing runtime
 # handler leaves a pod ContainerCreating, with only PodReadyToStartContainers=False to show.
 SANDBOX_GRACE = dt.timedelta(seconds=90)
+# After this long without a sandbox, the pod's FailedCreatePodSandBox event (what the runtime
+# said: an unknown runtime handler, a CNI failure) is read and reported.
+SANDBOX_EVENT_GRACE = dt.timedelta(seconds=10)
+SANDBOX_EVENT_REASON = "FailedCreatePodSandBox"
 PROBLEM_LIMIT = 300  # characters of one problem
 MESSAGE_LIMIT = 2000  # characters of all problems together
 
@@ -41,6 +45,11 @@ class PodObserved:
     node: str | None = None
     problems: tuple[str, ...] = ()  # in the pod's own words, one per container or condition
     sandbox_pending_since: dt.datetime | None = None  # PodReadyToStartContainers=False since
+    sandbox_failure: str | None = None  # the runtime's words, from the pod's latest event
+
+    def sandbox_pending_for(self, now: dt.datetime) -> dt.timedelta | None:
+        since = self.sandbox_pending_since
+        return None if since is None else now - since
 
 
 def _text(value: Any) -> str:
@@ -162,8 +171,13 @@ def agent_problems(
             continue
         for problem in pod.problems:
             count(pod_lines, f"agent {agent}: {problem}")
-        since = pod.sandbox_pending_since
-        if not pod.problems and since is not None and now - since >= SANDBOX_GRACE:
+        pending = pod.sandbox_pending_for(now)
+        if not pod.problems and pod.sandbox_failure and pending and pending >= SANDBOX_EVENT_GRACE:
+            count(
+                pod_lines,
+                _clip(f"agent {agent}: pod {pod.name} cannot start: {pod.sandbox_failure}"),
+            )
+        elif not pod.problems and pending is not None and pending >= SANDBOX_GRACE:
             grace = int(SANDBOX_GRACE.total_seconds())
             count(
                 pod_lines,
@@ -180,3 +194,24 @@ def agent_problems(
 def joined(problems: Iterable[str]) -> str:
     """Problems as one condition message, clipped to a readable length."""
     return _clip("; ".join(problems), MESSAGE_LIMIT)
+
+
+def needs_sandbox_event(pod: PodObserved, now: dt.datetime) -> bool:
+    """True when the pod has waited for its sandbox long enough that its events say why."""
+    pending = pod.sandbox_pending_for(now)
+    return not pod.problems and pending is not None and pending >= SANDBOX_EVENT_GRACE
+
+
+def recheck_after(pods: Iterable[PodObserved], now: dt.datetime) -> float | None:
+    """Seconds until a pod's wait for its sandbox crosses a grace above (nothing else wakes
+    the team then: the pod itself does not change); None when no pod waits."""
+    waits = []
+    for pod in pods:
+        pending = pod.sandbox_pending_for(now)
+        if pod.problems or pending is None:
+            continue
+        for grace in (SANDBOX_EVENT_GRACE, SANDBOX_GRACE):
+            if pending < grace:
+                waits.append((grace - pending).total_seconds() + 1)
+                break
+    return min(waits) if waits else None
