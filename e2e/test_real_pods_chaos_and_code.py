@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 import yaml
+from tests.nodepods import connects_from
 from tests.scripted_model import ScriptedModel, scripted_model
 from tests.support import Cluster
 
@@ -117,17 +118,7 @@ def experiment(name: str, team_name: str, agents: list[str], duration: str) -> s
 
 
 def peer_reachable(cluster: Cluster, from_pod: str, service: str) -> str:
-    """Can `from_pod` open a TCP connection to the peer port of `service`? "open" when it
-    can, else "closed" and why."""
-    code = (
-        "import socket\n"
-        "try:\n"
-        f"    socket.create_connection(('{service}', 8080), timeout=3).close(); print('open')\n"
-        "except OSError as exc:\n"
-        "    print('closed', exc)\n"
-    )
-    out = cluster.kubectl("exec", from_pod, "--", "python3", "-c", code, timeout=60).stdout
-    return out.strip()
+    return connects_from(cluster, from_pod, service, 8080)
 
 
 def test_chaos_kills_a_real_container_and_cuts_the_agent_off_until_it_ends(

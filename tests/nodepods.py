@@ -105,3 +105,19 @@ def import_built_image(node: RealNode, name: str, build_script: Path) -> str:
     node.import_image(archive)
     print(f"\n{name} image {image} imported in {time.monotonic() - started:.1f}s")
     return image
+
+
+def connects_from(
+    cluster: Cluster, pod: str, host: str, port: int, namespace: str = "default"
+) -> str:
+    """Can `pod` (an image with python3) open a TCP connection to host:port? "open" when it
+    can, else "closed" and why."""
+    code = (
+        "import socket\n"
+        "try:\n"
+        f"    socket.create_connection(('{host}', {port}), timeout=3).close(); print('open')\n"
+        "except OSError as exc:\n"
+        "    print('closed', exc)\n"
+    )
+    argv = ("exec", pod, "-n", namespace, "--", "python3", "-c", code)
+    return str(cluster.kubectl(*argv, timeout=60).stdout.strip())

@@ -118,6 +118,8 @@ def status(settings: Settings) -> int:
         "redis": settings.dev.redis_port,
         "kubelet": settings.dev.node.kubelet_port,
         "kube-router": settings.dev.node.kube_router_health_port,
+        "kube-proxy": settings.dev.node.kube_proxy_healthz_port,
+        "apiserver-relay": settings.dev.node.apiserver_relay_port,
     }
     for name in ("operator", *sorted(r.name for r in plane.processes.records())):
         if name not in known:
