@@ -138,7 +138,7 @@ class Agent:
                     try:
                         tool = self.tools.check(call.name, call.arguments)
                         try:
-                            result = await tool.function(**call.arguments)
+                            result = await self.tools.call(tool, call.arguments)
                         except Exception as exc:  # a failing tool is news for the model
                             raise InvalidInput(f"tool {call.name!r}", f"failed: {exc}") from exc
                         content = result if isinstance(result, str) else json.dumps(result)

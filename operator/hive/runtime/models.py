@@ -19,6 +19,7 @@ import httpx
 from pydantic import BaseModel, ValidationError
 
 from hive.errors import ExternalFailure, InvalidInput, Unavailable
+from hive.runtime.resilience.calls import EMPTY, Call, CallKind, Chain
 
 Message = dict[str, Any]
 M = TypeVar("M", bound=BaseModel)
@@ -85,13 +86,14 @@ class OpenAICompatible:
     structured_format: str = "json_schema"
     repair_temperature: float = 0.7  # a model at temperature 0 repeats its mistake
     max_tokens: int | None = None  # default answer length limit, unless a request sets one
+    chain: Chain = EMPTY  # the middlewares every completion passes (faults, breakers, ...)
     clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = field(
         default_factory=weakref.WeakKeyDictionary, repr=False, compare=False
     )
 
     def for_agent(self, agent: str) -> OpenAICompatible:
         """The same model for one agent: requests name it as `user`, usage is counted apart."""
-        return replace(self, user=agent, usage=Usage())
+        return replace(self, user=agent, usage=Usage(), chain=self.chain.with_agent(agent))
 
     def _client(self) -> httpx.AsyncClient:
         """The HTTP client of the running event loop, kept open and shared with every copy
@@ -166,6 +168,15 @@ class OpenAICompatible:
         raise Unavailable(f"{where}: {last} after {self.max_retries + 1} attempts")
 
     async def complete(
+        self,
+        messages: Sequence[Message],
+        tools: Sequence[dict[str, Any]] | None = None,
+        **extra: Any,
+    ) -> Reply:
+        call = Call(CallKind.MODEL, self.model, "complete", self.user or "")
+        return await self.chain.run(call, lambda: self._complete(messages, tools, **extra))
+
+    async def _complete(
         self,
         messages: Sequence[Message],
         tools: Sequence[dict[str, Any]] | None = None,

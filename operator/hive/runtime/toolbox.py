@@ -17,6 +17,7 @@ from pathlib import Path
 from hive.api.agentteam import AgentSpec
 from hive.api.sandboxpolicy import SandboxPolicySpec
 from hive.errors import HiveError
+from hive.runtime.resilience.calls import EMPTY, Chain
 from hive.runtime.sandbox.limits import SandboxLimits, limits_from_policy
 from hive.runtime.sandbox.pool import SandboxPool
 from hive.runtime.sandbox.remote import RemoteSandboxPool
@@ -34,6 +35,7 @@ class Toolbox:
     runsc: str | None = None
     sandbox_url: str | None = None  # in a cluster: the team's sandbox pods for this policy
     pools: list[SandboxPool | RemoteSandboxPool] = field(default_factory=list)
+    chain: Chain = EMPTY  # the middlewares every tool call and sandbox execution passes
     unavailable: dict[str, list[str]] = field(default_factory=dict)
 
     def for_agent(self, agent: AgentSpec, policy: SandboxPolicySpec | None) -> ToolRegistry:
@@ -53,10 +55,14 @@ class Toolbox:
                     )
                     continue
                 self.pools.append(pool)
-                tools.append(run_python_tool(pool))
+                sandbox = agent.sandbox_policy_ref.name if agent.sandbox_policy_ref else "local"
+                chain = self.chain.with_agent(agent.name)
+                tools.append(run_python_tool(pool, sandbox=sandbox, chain=chain))
             else:
                 self.unavailable.setdefault(agent.name, []).append(requirement.name)
-        return ToolRegistry.of(tools)
+        registry = ToolRegistry.of(tools)
+        registry.chain = self.chain.with_agent(agent.name)
+        return registry
 
     async def close(self) -> None:
         await asyncio.gather(*(p.close() for p in self.pools), return_exceptions=True)

@@ -9,6 +9,7 @@ from typing import Any
 import jsonschema
 
 from hive.errors import InvalidInput
+from hive.runtime.resilience.calls import EMPTY, Call, CallKind, Chain
 
 ToolFunction = Callable[..., Awaitable[Any]]
 
@@ -36,6 +37,7 @@ class Tool:
 @dataclass
 class ToolRegistry:
     tools: dict[str, Tool] = field(default_factory=dict)
+    chain: Chain = EMPTY  # the middlewares every tool call passes
     # checking a schema itself costs ~0.5 ms per call; each tool's validator is built once
     _validators: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
@@ -62,3 +64,8 @@ class ToolRegistry:
             where = ".".join(str(p) for p in error.absolute_path) or "arguments"
             raise InvalidInput(f"tool {name!r} {where}", error.message)
         return tool
+
+    async def call(self, tool: Tool, arguments: dict[str, Any]) -> Any:
+        """Run a checked tool through the chain."""
+        call = Call(CallKind.TOOL, tool.name, "call")
+        return await self.chain.run(call, lambda: tool.function(**arguments))

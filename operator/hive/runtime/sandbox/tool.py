@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
+from hive.runtime.resilience.calls import EMPTY, Call, CallKind, Chain
 from hive.runtime.sandbox.executor import MAX_CODE_BYTES
 from hive.runtime.sandbox.limits import SandboxLimits
 from hive.runtime.sandbox.result import ExecutionResult
@@ -26,11 +27,15 @@ DESCRIPTION = (
 )
 
 
-def run_python_tool(pool: CodeRunner, name: str = "run_python") -> Tool:
-    """A Tool that runs its ``code`` argument through `pool`; the result is a JSON-able dict."""
+def run_python_tool(
+    pool: CodeRunner, name: str = "run_python", *, sandbox: str = "local", chain: Chain = EMPTY
+) -> Tool:
+    """A Tool that runs its ``code`` argument through `pool`; the result is a JSON-able dict.
+    Each execution passes `chain` as a call to the sandbox named `sandbox` (its policy)."""
 
     async def run_python(code: str) -> dict[str, Any]:
-        result = await pool.execute(code)
+        call = Call(CallKind.SANDBOX, sandbox, "execute")
+        result = await chain.run(call, lambda: pool.execute(code))
         return result.to_json()
 
     limits = pool.limits

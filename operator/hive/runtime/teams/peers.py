@@ -20,6 +20,7 @@ from aiohttp import web
 
 from hive.api.agentteam import AgentSpec
 from hive.errors import ExternalFailure, HiveError, Unavailable
+from hive.runtime.resilience.calls import EMPTY, Call, CallKind, Chain
 from hive.runtime.teams.members import LocalMember, WorkResult
 from hive.runtime.teams.schemas import Ballot, Proposal
 
@@ -107,6 +108,7 @@ class RemoteMember:
     url: str
     timeout_s: float = TASK_TIMEOUT_S
     transport: httpx.AsyncBaseTransport | None = None
+    chain: Chain = EMPTY  # the middlewares every request to the peer passes
     _tokens: int = field(default=0)
 
     @property
@@ -117,6 +119,10 @@ class RemoteMember:
         return self._tokens
 
     async def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        call = Call(CallKind.PEER, self.name, path.rsplit("/", 1)[-1])
+        return await self.chain.run(call, lambda: self._send(path, body))
+
+    async def _send(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         where = f"agent {self.name} at {self.url}"
         async with httpx.AsyncClient(
             base_url=self.url.rstrip("/"), timeout=self.timeout_s, transport=self.transport
