@@ -6,6 +6,7 @@ import asyncio
 import datetime as dt
 import logging
 import signal
+from dataclasses import replace
 from pathlib import Path
 
 from hive.api.agentteam import AgentPhase, AgentStatus, Provider
@@ -16,6 +17,7 @@ from hive.kube.reporter import StatusReporter, field_manager_for
 from hive.runtime.models import OpenAICompatible
 from hive.runtime.pod import AgentPod, PodConfig
 from hive.runtime.reporting import heartbeat
+from hive.runtime.resilience.chain import ChainParts
 from hive.runtime.toolbox import Toolbox
 from hive.settings import Settings
 
@@ -101,16 +103,22 @@ def run_agent(
 
 
 def build_pod(
-    config: PodConfig, agent: str, settings: Settings, reporter: StatusReporter
+    config: PodConfig,
+    agent: str,
+    settings: Settings,
+    reporter: StatusReporter,
+    parts: ChainParts | None = None,
 ) -> tuple[Toolbox, AgentPod]:
     policy = (
         SandboxPolicySpec.model_validate(config.sandbox_policy) if config.sandbox_policy else None
     )
-    model = model_of(config, settings)
+    chain = (parts or ChainParts()).chain(agent)
+    model = replace(model_of(config, settings), chain=chain)
     toolbox = Toolbox(
         rootfs=settings.sandbox.rootfs,
         runsc=settings.sandbox.runsc,
         sandbox_url=config.sandbox_url,
+        chain=chain,
     )
     tools = toolbox.for_agent(config.agent_spec(agent), policy)
     for name in toolbox.unavailable.get(agent, []):
@@ -127,6 +135,7 @@ def build_pod(
         port=settings.agent.port,
         heartbeat_s=settings.agent.heartbeat_s,
         peer_wait_s=settings.agent.peer_wait_s,
+        chain=chain,
     )
     return toolbox, pod
 

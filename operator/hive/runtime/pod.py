@@ -27,6 +27,7 @@ from hive.runtime.agent import Budget
 from hive.runtime.events import Event, EventBus, EventKind
 from hive.runtime.models import OpenAICompatible
 from hive.runtime.reporting import RunSink, StatusSink
+from hive.runtime.resilience.calls import EMPTY, Chain
 from hive.runtime.teams.members import LocalMember, Member
 from hive.runtime.teams.peers import PeerServer, RemoteMember, wait_for_peers
 from hive.runtime.teams.progress import ProgressTracker
@@ -159,6 +160,7 @@ class AgentPod:
     tools: ToolRegistry = field(default_factory=ToolRegistry)
     bus: EventBus = field(default_factory=EventBus)
     result: TeamResult | None = None
+    chain: Chain = EMPTY  # the middlewares the agent's calls to its peers pass
 
     def members(self) -> tuple[LocalMember, dict[str, Member]]:
         me = self.config.agent_spec(self.config.agent)
@@ -177,7 +179,7 @@ class AgentPod:
             url = self.config.peer_urls.get(spec.name)
             if url is None:
                 raise InvalidInput("peerUrls", f"no address for peer {spec.name!r}")
-            members[spec.name] = RemoteMember(spec, url)
+            members[spec.name] = RemoteMember(spec, url, chain=self.chain)
         return local, members
 
     async def coordinate(self, team: Team, peers: list[RemoteMember]) -> None:

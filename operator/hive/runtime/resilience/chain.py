@@ -1,0 +1,25 @@
+"""Which middlewares one agent's calls pass, and in which order.
+
+The order follows the call outwards from the agent: the error recorder sees every outcome
+(including a breaker's refusal), the breakers stand before the dependency, and injected faults
+sit next to the transport so that they look to everything above like the dependency failing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from hive.runtime.resilience.calls import Chain, Middleware
+
+
+@dataclass
+class ChainParts:
+    """The middlewares an agent has; None where a capability is off."""
+
+    errors: Middleware | None = None  # error patterns (fingerprints, learned recoveries)
+    breakers: Middleware | None = None  # one circuit breaker per dependency
+    faults: Middleware | None = None  # faults a ChaosExperiment injects
+
+    def chain(self, agent: str) -> Chain:
+        order = (self.errors, self.breakers, self.faults)
+        return Chain(tuple(m for m in order if m is not None), agent)
