@@ -23,6 +23,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from tests.nodepods import BUSYBOX
 from tests.support import dev_settings
 
 from hive.dev.controlplane import ControlPlane
@@ -52,7 +53,7 @@ def pod(node: RealNode, name: str, runtime_class: str | None) -> dict[str, Any]:
         "containers": [
             {
                 "name": "main",
-                "image": "localhost/hive-busybox:1",
+                "image": BUSYBOX,
                 "imagePullPolicy": "Never",
                 "command": ["/bin/sleep", "3600"],
             }
