@@ -173,8 +173,11 @@ class OpenAICompatible:
         tools: Sequence[dict[str, Any]] | None = None,
         **extra: Any,
     ) -> Reply:
-        call = Call(CallKind.MODEL, self.model, "complete", self.user or "")
-        return await self.chain.run(call, lambda: self._complete(messages, tools, **extra))
+        request: dict[str, Any] = {"messages": list(messages)}
+        call = Call(CallKind.MODEL, self.model, "complete", self.user or "", request)
+        return await self.chain.run(
+            call, lambda: self._complete(request["messages"], tools, **extra)
+        )
 
     async def _complete(
         self,

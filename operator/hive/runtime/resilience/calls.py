@@ -19,7 +19,7 @@ directly, so an agent without resilience settings pays nothing.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any, Protocol, TypeVar
 
@@ -44,6 +44,9 @@ class Call:
     dependency: str
     operation: str
     agent: str = ""
+    request: dict[str, Any] | None = field(default=None, compare=False, repr=False)
+    """The call's arguments where a middleware may change them before it tries again (a model
+    call's ``messages``); the transport reads them each time it runs. None: not changeable."""
 
     @property
     def key(self) -> str:
@@ -66,7 +69,7 @@ class Chain:
         if not self.middlewares:
             return await transport()
         if self.agent and not call.agent:
-            call = Call(call.kind, call.dependency, call.operation, self.agent)
+            call = replace(call, agent=self.agent)
 
         async def at(index: int) -> T:
             if index == len(self.middlewares):
