@@ -294,6 +294,23 @@ class AgentPhase(StrEnum):
     FAILED = "Failed"
 
 
+class FaultCount(HiveModel):
+    """Faults of one type from one ChaosExperiment that the agent injected into its calls."""
+
+    experiment: str = Field(description="The ChaosExperiment.")
+    type: str = Field(description="Fault type.")
+    count: int = Field(ge=0, description="Injections so far (since the agent started).")
+    first_time: dt.datetime = Field(description="First injection.")
+    last_time: dt.datetime = Field(description="Latest injection.")
+
+
+class FaultProblem(HiveModel):
+    """A fault the agent skipped, and why."""
+
+    experiment: str = Field(description="The ChaosExperiment (its key in the fault ConfigMap).")
+    message: str = Field(max_length=1024, description="What is wrong, naming the field.")
+
+
 class AgentStatus(HiveModel):
     """One agent's own report. Each agent writes only its entry, under its own field manager."""
 
@@ -314,6 +331,14 @@ class AgentStatus(HiveModel):
         default=None, max_length=256, description="What the agent works on now, shortened."
     )
     tokens_used: int = Field(default=0, ge=0, description="Model tokens the agent used so far.")
+    faults: list[FaultCount] = Field(
+        default_factory=list,
+        max_length=64,
+        description="Faults of ChaosExperiments the agent injected into its own calls.",
+    )
+    fault_problems: list[FaultProblem] = Field(
+        default_factory=list, max_length=20, description="Faults the agent skipped, and why."
+    )
 
 
 class RunOutcome(StrEnum):

@@ -71,7 +71,12 @@ class Selector(HiveModel):
 class FaultType(StrEnum):
     LATENCY = "latency"
     ERROR = "error"
+    TIMEOUT = "timeout"
     EMPTY_ANSWER = "empty-answer"
+    MALFORMED_JSON = "malformed-json"
+    UNAVAILABLE = "unavailable"
+    SANDBOX_KILL = "sandbox-kill"
+    RESOURCE = "resource"
     POD_KILL = "pod-kill"
     NETWORK_PARTITION = "network-partition"
 
@@ -79,23 +84,97 @@ class FaultType(StrEnum):
 class FaultTarget(StrEnum):
     LLM = "llm"
     TOOL = "tool"
+    PEER = "peer"
+    SANDBOX = "sandbox"
+    MEMORY = "memory"
+
+
+class ResourceKind(StrEnum):
+    TOKENS = "tokens"
+    CPU = "cpu"
+    MEMORY = "memory"
+
+
+ANSWER_FAULTS = ("empty-answer", "malformed-json")
 
 
 class Fault(HiveModel):
-    """One fault."""
+    """One fault. Every type but pod-kill is injected by the agents themselves, read from the
+    team's fault ConfigMap; network-partition is also a NetworkPolicy."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel(
+                    "!(self.type in ['empty-answer', 'malformed-json']) || "
+                    "!has(self.target) || self.target == 'llm'",
+                    "empty-answer and malformed-json apply to target llm only",
+                    ".target",
+                ),
+                cel(
+                    "self.type != 'resource' || has(self.resource)",
+                    "type resource needs 'resource' (tokens, cpu or memory)",
+                    ".resource",
+                ),
+            ]
+        }
+    )
 
     type: FaultType = Field(
-        description="latency, error or empty-answer (read by agents from the team's fault "
-        "ConfigMap), pod-kill, or network-partition (a NetworkPolicy)."
+        description="In the agents: latency, error (httpStatus), timeout, empty-answer, "
+        "malformed-json (model answers), unavailable, sandbox-kill (the running execution), "
+        "resource (tokens, cpu or memory pressure), network-partition (calls to and from the "
+        "targets fail, and a NetworkPolicy); by the operator: pod-kill."
     )
     target: FaultTarget = Field(
-        default=FaultTarget.LLM, description="For latency, error, empty-answer: llm or tool."
+        default=FaultTarget.LLM,
+        description="What the agents' fault hits: llm, tool, peer, sandbox or memory calls.",
+    )
+    dependency: str | None = Field(
+        default=None,
+        max_length=253,
+        description="Only calls to this model, tool, peer, sandbox policy or memory store; "
+        "unset means every one of the target's kind.",
     )
     probability: float = Field(default=1.0, ge=0, le=1, description="Chance per call or round.")
-    latency_ms: int | None = Field(default=None, ge=1, le=600000, description="Added latency.")
+    latency_ms: int | None = Field(
+        default=None,
+        ge=1,
+        le=600000,
+        description="Added latency; for timeout the wait before it; for sandbox-kill how long "
+        "the execution runs before it is killed.",
+    )
     error_message: str | None = Field(
         default=None, max_length=1024, description="Message of the injected error."
     )
+    http_status: int | None = Field(
+        default=None,
+        ge=400,
+        le=599,
+        description="For error: the HTTP status the dependency seems to answer (default 500).",
+    )
+    resource: ResourceKind | None = Field(
+        default=None,
+        description="For resource: tokens (model answers cut to maxTokens), cpu (a busy "
+        "thread in the agent process) or memory (memory held by the agent process).",
+    )
+    max_tokens: int | None = Field(
+        default=None, ge=1, le=100000, description="For resource tokens (default 16)."
+    )
+    cpu_percent: int | None = Field(
+        default=None, ge=1, le=100, description="For resource cpu: share of one core (default 50)."
+    )
+    memory_mb: int | None = Field(
+        default=None, ge=1, le=1024, description="For resource memory: MiB held (default 64)."
+    )
+
+    @model_validator(mode="after")
+    def _fits_type(self) -> Fault:
+        if self.type in ANSWER_FAULTS and self.target != FaultTarget.LLM:
+            raise ValueError("empty-answer and malformed-json apply to target llm only")
+        if self.type == FaultType.RESOURCE and self.resource is None:
+            raise ValueError("type resource needs 'resource' (tokens, cpu or memory)")
+        return self
 
 
 class Schedule(HiveModel):
@@ -145,6 +224,12 @@ class ChaosExperimentSpec(HiveModel):
         description="After rollback, how long every probe has to hold again for a Pass.",
     )
     pause: bool = Field(default=False, description="Roll back now and wait until unpaused.")
+    seed: int | None = Field(
+        default=None,
+        ge=0,
+        description="Seed of the agents' fault draws, so a run replays; unset: derived from the "
+        "experiment's name and the agent.",
+    )
 
 
 class ChaosPhase(StrEnum):
@@ -177,6 +262,16 @@ class InjectedFault(HiveModel):
     target: str = Field(description="What it was applied to (an object or agent name).")
 
 
+class AgentFaults(HiveModel):
+    """Faults of one type an agent injected into its own calls (as the agent reports them)."""
+
+    agent: str = Field(description="The agent.")
+    type: FaultType = Field(description="Fault type.")
+    count: int = Field(ge=0, description="Injections so far.")
+    first_time: dt.datetime = Field(description="First injection.")
+    last_time: dt.datetime = Field(description="Latest injection.")
+
+
 class ChaosExperimentStatus(HiveModel):
     """Where the experiment stands."""
 
@@ -207,6 +302,16 @@ class ChaosExperimentStatus(HiveModel):
     )
     injected: list[InjectedFault] = Field(
         default_factory=list, description="Faults in place now (rolled back by the finalizer)."
+    )
+    faults_injected_by_agent: list[AgentFaults] = Field(
+        default_factory=list,
+        description="What the agents report they injected, per agent and fault type.",
+    )
+    fault_problems: list[str] = Field(
+        default_factory=list,
+        max_length=50,
+        description="Faults the agents skipped, and why (malformed file, unknown type, a "
+        "dependency the team does not have).",
     )
     conditions: list[Condition] = Field(
         default_factory=list, description="Ready.", json_schema_extra=list_map("type")

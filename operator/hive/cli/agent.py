@@ -18,6 +18,9 @@ from hive.runtime.models import OpenAICompatible
 from hive.runtime.pod import AgentPod, PodConfig
 from hive.runtime.reporting import heartbeat
 from hive.runtime.resilience.chain import ChainParts
+from hive.runtime.resilience.faultfiles import FaultFolder
+from hive.runtime.resilience.faults import FaultInjector
+from hive.runtime.resilience.faultspec import dependencies_of
 from hive.runtime.toolbox import Toolbox
 from hive.settings import Settings
 
@@ -88,18 +91,36 @@ def run_agent(
                 )
                 return
             try:
-                toolbox, pod = build_pod(config, agent, settings, reporter)
+                injector = FaultInjector()
+                parts = ChainParts(faults=injector)
+                toolbox, pod = build_pod(config, agent, settings, reporter, parts)
             except InvalidInput as exc:
                 await report_failure(settings, namespace, team, agent, str(exc))
                 raise
+            watching = watch_faults(config, agent, injector, pod, stop)
             try:
                 await pod.serve(stop)
             finally:
                 await toolbox.close()
+                if watching is not None:
+                    await watching
         finally:
             await client.close()
 
     asyncio.run(main())
+
+
+def watch_faults(
+    config: PodConfig, agent: str, injector: FaultInjector, pod: AgentPod, stop: asyncio.Event
+) -> asyncio.Task[None] | None:
+    """Keep the faults of the team's mounted fault ConfigMap in force, reported in the agent's
+    status entry and published on its bus; None when the pod has no fault folder."""
+    if config.faults_path is None:
+        return None
+    injector.bus = pod.bus
+    pod.faults = injector.report
+    folder = FaultFolder(config.faults_path, injector, [agent], dependencies_of(config.spec))
+    return asyncio.create_task(folder.run(stop))
 
 
 def build_pod(

@@ -133,6 +133,12 @@ def agent(
     type=click.Path(path_type=Path, dir_okay=False),
     help="Also save what the terminal showed as an SVG picture.",
 )
+@click.option(
+    "--chaos",
+    "chaos_file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="A ChaosExperiment whose faults the run's agents meet, as agent pods would.",
+)
 @click.option("--check", is_flag=True, help="Only check the team file and show the team.")
 @one_line_errors
 def run(
@@ -145,6 +151,7 @@ def run(
     report_path: Path | None,
     policy_files: tuple[Path, ...],
     svg_path: Path | None,
+    chaos_file: Path | None,
     check: bool,
 ) -> None:
     """Run the team of TEAM_FILE (an AgentTeam or its spec) on TASK (default: its goal).
@@ -158,7 +165,10 @@ def run(
     if check:
         show_team(team, task)
         return
+    from hive.cli.chaosrun import load_chaos
     from hive.cli.runteam import run_command
+
+    chaos = load_chaos(chaos_file) if chaos_file else None
 
     sys.exit(
         run_command(
@@ -172,6 +182,7 @@ def run(
             model_file=get_settings().embedded_model,
             policies=policies,
             svg_path=svg_path,
+            chaos=chaos,
         )
     )
 

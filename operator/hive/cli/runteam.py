@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import json
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 
 import click
@@ -13,8 +14,12 @@ from rich.console import Console
 
 from hive.api.agentteam import AgentTeamSpec, Provider, RunOutcome
 from hive.api.sandboxpolicy import SandboxPolicySpec
+from hive.cli.chaosrun import LocalChaos, fault_folder
 from hive.errors import InvalidInput
+from hive.runtime.events import EventBus
 from hive.runtime.models import OpenAICompatible
+from hive.runtime.resilience.chain import ChainParts
+from hive.runtime.resilience.faults import FaultInjector, now_utc
 from hive.runtime.teams.approvals import approve_all
 from hive.runtime.teams.roster import Approval, ApprovalRequest, Approver
 from hive.runtime.teams.team import Team, TeamResult
@@ -85,33 +90,65 @@ async def run_team(
     console: Console,
     model_file: Path | None = None,
     policies: dict[str, SandboxPolicySpec | None] | None = None,
+    chaos: LocalChaos | None = None,
 ) -> TeamResult:
     from hive.cli.live import report, watch
 
     approver: Approver | None = {"auto": approve_all, "ask": ask_at_terminal(console)}.get(approve)
     sandbox = get_settings().sandbox
-    toolbox = Toolbox(rootfs=sandbox.rootfs, runsc=sandbox.runsc)
+    bus = EventBus()
+    injector = FaultInjector(bus=bus)
+    chain = ChainParts(faults=injector if chaos else None).chain("")
+    toolbox = Toolbox(rootfs=sandbox.rootfs, runsc=sandbox.runsc, chain=chain)
     agents = {a.name: a for a in spec.agents}
     chosen = policies or {}
-    async with model_for(spec, endpoint, model_name, console, model_file) as model:
-        team = Team.local(
-            spec,
-            model,
-            approver=approver,
-            tools=lambda name: toolbox.for_agent(agents[name], chosen.get(name)),
+    with contextlib.ExitStack() as stack:
+        faults = (
+            stack.enter_context(fault_folder(chaos, spec, injector, now_utc())) if chaos else None
         )
-        for agent, names in toolbox.unavailable.items():
-            console.print(f"[dim]{agent}: no built-in implementation of {', '.join(names)}[/]")
-        display = watch(team.bus, spec, task or spec.goal, console, live and approve != "ask")
-        try:
-            result = await team.run(task)
-        finally:
-            if display is not None:
-                display.stop()
-            await toolbox.close()
-            await model.aclose()
+        async with model_for(spec, endpoint, model_name, console, model_file) as plain:
+            model = replace(plain, chain=chain)
+            team = Team.local(
+                spec,
+                model,
+                bus=bus,
+                approver=approver,
+                tools=lambda name: toolbox.for_agent(agents[name], chosen.get(name)),
+            )
+            for agent, names in toolbox.unavailable.items():
+                console.print(f"[dim]{agent}: no built-in implementation of {', '.join(names)}[/]")
+            display = watch(team.bus, spec, task or spec.goal, console, live and approve != "ask")
+            stop = asyncio.Event()
+            watching = None
+            if faults is not None:
+                await faults.refresh()  # in force before the first call
+                for problem in injector.problems:
+                    console.print(f"[yellow]fault skipped: {problem.message}[/]")
+                watching = asyncio.create_task(faults.run(stop))
+            try:
+                result = await team.run(task)
+            finally:
+                stop.set()
+                if watching is not None:
+                    await watching
+                if display is not None:
+                    display.stop()
+                await toolbox.close()
+                await model.aclose()
     report(result, console)
+    if chaos is not None:
+        report_injections(injector, list(agents), console)
     return result
+
+
+def report_injections(injector: FaultInjector, agents: list[str], console: Console) -> None:
+    """One line per agent and fault type: how many injections, first and last."""
+    for agent in agents:
+        for count in injector.report(agent)[0]:
+            console.print(
+                f"chaos {count.experiment}: {count.count} {count.type} fault(s) in {agent}'s "
+                f"calls ({count.first_time:%H:%M:%S}-{count.last_time:%H:%M:%S})"
+            )
 
 
 def run_command(
@@ -126,6 +163,7 @@ def run_command(
     model_file: Path | None = None,
     policies: dict[str, SandboxPolicySpec | None] | None = None,
     svg_path: Path | None = None,
+    chaos: LocalChaos | None = None,
 ) -> int:
     console = Console(record=svg_path is not None)
     result = asyncio.run(
@@ -139,6 +177,7 @@ def run_command(
             console=console,
             model_file=model_file,
             policies=policies,
+            chaos=chaos,
         )
     )
     if report_path is not None:

@@ -16,7 +16,7 @@ from hive.api.sandboxpolicy import SandboxPolicySpec
 from hive.errors import InvalidInput
 
 
-def _documents(path: Path) -> list[Any]:
+def documents(path: Path) -> list[Any]:
     if not path.is_file():
         raise InvalidInput(str(path), "no such file")
     try:
@@ -27,7 +27,7 @@ def _documents(path: Path) -> list[Any]:
 
 def load_team(path: Path) -> AgentTeamSpec:
     """The AgentTeam of a team file: its only AgentTeam document, or a bare spec."""
-    docs = _documents(path)
+    docs = documents(path)
     teams = [d for d in docs if isinstance(d, dict) and d.get("kind") in (None, "AgentTeam")]
     if not docs or not isinstance(docs[0], dict):
         raise InvalidInput(str(path), "expected a mapping (an AgentTeam or its spec)")
@@ -46,7 +46,7 @@ def load_policies(paths: list[Path]) -> dict[str, SandboxPolicySpec]:
     """SandboxPolicies by name, from every SandboxPolicy document in `paths`."""
     policies: dict[str, SandboxPolicySpec] = {}
     for path in paths:
-        for doc in _documents(path):
+        for doc in documents(path):
             if not isinstance(doc, dict) or doc.get("kind") != "SandboxPolicy":
                 continue
             name = str((doc.get("metadata") or {}).get("name") or "")

@@ -39,9 +39,11 @@ from croniter import croniter
 from pydantic import ValidationError
 
 from hive.api.chaos import (
+    AgentFaults,
     ChaosExperimentSpec,
     ChaosExperimentStatus,
     ChaosPhase,
+    Fault,
     FaultType,
     InjectedFault,
     ProbeKind,
@@ -56,7 +58,7 @@ from hive.reconcile.meta import AGENT_LABEL, CHAOS_LABEL, TEAM_LABEL, Owner, chi
 
 JSON = dict[str, Any]
 FAULTS_LABEL = "hive.dev/faults-for"
-CONFIG_FAULTS = (FaultType.LATENCY, FaultType.ERROR, FaultType.EMPTY_ANSWER)
+OPERATOR_FAULTS = (FaultType.POD_KILL,)  # every other type is injected by the agents
 
 
 def field_manager(experiment: str) -> str:
@@ -148,6 +150,62 @@ def needs_polling(spec: Mapping[str, Any], status: Mapping[str, Any] | None) -> 
     return phase not in FINISHED or bool(spec.get("schedule"))
 
 
+def fault_file(
+    experiment: str,
+    agents: list[str],
+    faults: list[Fault],
+    start: dt.datetime,
+    until: dt.datetime,
+    seed: int | None,
+) -> str:
+    """The text of an experiment's fault file, as the agents read it (see
+    hive.runtime.resilience.faultspec): its agents, faults, time window and seed."""
+    payload: JSON = {
+        "experiment": experiment,
+        "agents": agents,
+        "faults": [f.wire() for f in faults if f.type not in OPERATOR_FAULTS],
+        "start": start.isoformat(),
+        "until": until.isoformat(),
+    }
+    if seed is not None:
+        payload["seed"] = seed
+    return json.dumps(payload, sort_keys=True)
+
+
+def agents_report(
+    experiment: str, team: Mapping[str, Any] | None, previous: list[AgentFaults]
+) -> tuple[list[AgentFaults], list[str]]:
+    """What the team's agents say they injected for `experiment` (merged with what was seen
+    before, so a restarted agent's lower count does not take injections back), and the faults
+    they skipped, each as "agent: problem"."""
+    merged = {(a.agent, str(a.type)): a for a in previous}
+    problems: list[str] = []
+    for entry in ((team or {}).get("status") or {}).get("agents") or []:
+        agent = str(entry.get("name") or "")
+        for raw in entry.get("faults") or []:
+            if raw.get("experiment") != experiment:
+                continue
+            try:
+                fields = {k: v for k, v in raw.items() if k != "experiment"}
+                seen = AgentFaults.model_validate({"agent": agent, **fields})
+            except ValidationError:
+                continue
+            before = merged.get((agent, str(seen.type)))
+            if before is not None:
+                seen = seen.model_copy(
+                    update={
+                        "count": max(seen.count, before.count),
+                        "first_time": min(seen.first_time, before.first_time),
+                        "last_time": max(seen.last_time, before.last_time),
+                    }
+                )
+            merged[(agent, str(seen.type))] = seen
+        for raw in entry.get("faultProblems") or []:
+            if raw.get("experiment") == experiment and raw.get("message"):
+                problems.append(f"{agent}: {raw['message']}")
+    return [merged[k] for k in sorted(merged)], sorted(set(problems))[:50]
+
+
 def _fault_config(owner: Owner, team_uid: str, team: str, data: dict[str, str]) -> JSON:
     """The experiment's share of the team's fault ConfigMap; no data gives its key back."""
     config: JSON = {
@@ -213,10 +271,13 @@ def plan_chaos(
         status_first: bool = False,
     ) -> ChaosPlan:
         cond = condition("Ready", *ready, generation=gen, now=now)
+        by_agent, problems = agents_report(owner.name, team, status.faults_injected_by_agent)
         status = status.model_copy(
             update={
                 "observed_generation": gen,
                 "conditions": merge_conditions(old_conditions, [cond]),
+                "faults_injected_by_agent": by_agent,
+                "fault_problems": problems,
             }
         )
         return ChaosPlan(status, actions, status_first)
@@ -376,20 +437,12 @@ def _inject(
     *,
     kill: bool,
 ) -> ChaosActions:
-    config_faults = [f.wire() for f in spec.faults if f.type in CONFIG_FAULTS]
     config = None
-    if config_faults:
+    if any(f.type not in OPERATOR_FAULTS for f in spec.faults) and status.start_time:
         start = status.start_time
-        until = start + dt.timedelta(seconds=seconds(spec.duration)) if start else None
-        payload = {
-            "experiment": owner.name,
-            "agents": status.targets,
-            "faults": config_faults,
-            "until": until.isoformat() if until else None,
-        }
-        config = _fault_config(
-            owner, team_uid, team, {f"{owner.name}.json": json.dumps(payload, sort_keys=True)}
-        )
+        until = start + dt.timedelta(seconds=seconds(spec.duration))
+        text = fault_file(owner.name, status.targets, spec.faults, start, until, spec.seed)
+        config = _fault_config(owner, team_uid, team, {f"{owner.name}.json": text})
     types = {f.type for f in spec.faults}
     return ChaosActions(
         fault_config=config,

@@ -47,6 +47,8 @@ class EventKind(StrEnum):
     FINISHED = "finished"
     FAILED = "failed"
     CANCELLED = "cancelled"
+    FAULT_INJECTED = "fault-injected"  # a ChaosExperiment's fault hit one of the agent's calls
+    FAULT_SKIPPED = "fault-skipped"  # a fault the agent could not use (malformed, unknown, ...)
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 import httpx
 from pydantic import BaseModel, ValidationError
 
-from hive.errors import ExternalFailure, InvalidInput, Unavailable
+from hive.errors import ExternalFailure, HiveError, InvalidInput, Unavailable
 from hive.runtime.resilience.calls import EMPTY, Call, CallKind, Chain
 
 Message = dict[str, Any]
@@ -29,6 +29,18 @@ RETRYABLE_STATUS = {408, 409, 429, 500, 502, 503, 504}
 
 class InvalidModelOutput(ExternalFailure):
     """The model kept answering in a shape that could not be used."""
+
+
+def status_error(where: str, status: int, text: str = "") -> HiveError:
+    """The error a completion ends with when the server answers `status` (after the retries,
+    for the statuses that are retried)."""
+    if status in RETRYABLE_STATUS:
+        return Unavailable(f"{where}: HTTP {status}: {text}".rstrip(": "))
+    if status == 404:
+        return InvalidInput("model", f"{where}: not found (HTTP 404)")
+    if status in (401, 403):
+        return InvalidInput("model.secretRef", f"{where}: the API key was refused")
+    return ExternalFailure(f"{where}: HTTP {status}: {text}")
 
 
 @dataclass(frozen=True)
@@ -156,14 +168,8 @@ class OpenAICompatible:
             if response.status_code in RETRYABLE_STATUS:
                 last = f"HTTP {response.status_code}"
                 continue
-            if response.status_code == 404:
-                raise InvalidInput("model", f"{where}: not found (HTTP 404)")
-            if response.status_code in (401, 403):
-                raise InvalidInput("model.secretRef", f"{where}: the API key was refused")
             if response.status_code >= 400:
-                raise ExternalFailure(
-                    f"{where}: HTTP {response.status_code}: {response.text[:200]}"
-                )
+                raise status_error(where, response.status_code, response.text[:200])
             return response
         raise Unavailable(f"{where}: {last} after {self.max_retries + 1} attempts")
 

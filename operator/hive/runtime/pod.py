@@ -30,7 +30,7 @@ from hive.runtime.reporting import RunSink, StatusSink
 from hive.runtime.resilience.calls import EMPTY, Chain
 from hive.runtime.teams.members import LocalMember, Member
 from hive.runtime.teams.peers import PeerServer, RemoteMember, wait_for_peers
-from hive.runtime.teams.progress import ProgressTracker
+from hive.runtime.teams.progress import FaultReport, ProgressTracker
 from hive.runtime.teams.team import Team, TeamResult, coordinator_of
 from hive.runtime.tools import ToolRegistry
 
@@ -49,6 +49,7 @@ class PodConfig:
     peer_urls: dict[str, str] = field(default_factory=dict)
     sandbox_policy: dict[str, Any] | None = None
     sandbox_url: str | None = None
+    faults_path: Path | None = None  # the team's fault ConfigMap, mounted
 
     @classmethod
     def load(cls, path: Path, agent: str) -> PodConfig:
@@ -78,6 +79,7 @@ class PodConfig:
             peer_urls={str(k): str(v) for k, v in (data.get("peerUrls") or {}).items()},
             sandbox_policy=data.get("sandboxPolicy"),
             sandbox_url=data.get("sandboxUrl"),
+            faults_path=Path(data["faultsPath"]) if data.get("faultsPath") else None,
         )
 
     @property
@@ -161,6 +163,7 @@ class AgentPod:
     bus: EventBus = field(default_factory=EventBus)
     result: TeamResult | None = None
     chain: Chain = EMPTY  # the middlewares the agent's calls to its peers pass
+    faults: FaultReport | None = None  # the faults injected into its calls, for its status
 
     def members(self) -> tuple[LocalMember, dict[str, Member]]:
         me = self.config.agent_spec(self.config.agent)
@@ -223,7 +226,12 @@ class AgentPod:
         server = PeerServer(local, self.host, self.port)
         self.port = await server.start()
         tracker = ProgressTracker(
-            local.name, local.spec.role, self.status, local.tokens, heartbeat_s=self.heartbeat_s
+            local.name,
+            local.spec.role,
+            self.status,
+            local.tokens,
+            heartbeat_s=self.heartbeat_s,
+            faults=self.faults,
         )
         reporting = asyncio.create_task(tracker.run(self.bus, stop))
         try:

@@ -14,11 +14,12 @@ import datetime as dt
 import logging
 from collections.abc import Callable
 
-from hive.api.agentteam import AgentPhase, AgentStatus, Role
+from hive.api.agentteam import AgentPhase, AgentStatus, FaultCount, FaultProblem, Role
 from hive.runtime.events import Event, EventBus, EventKind
 from hive.runtime.reporting import StatusSink
 
 log = logging.getLogger(__name__)
+FaultReport = Callable[[str], tuple[list[FaultCount], list[FaultProblem]]]
 
 
 def now() -> dt.datetime:
@@ -35,6 +36,7 @@ class ProgressTracker:
         *,
         heartbeat_s: float = 15.0,
         min_interval_s: float = 0.5,
+        faults: FaultReport | None = None,
     ) -> None:
         self.name = name
         self.role = role
@@ -42,6 +44,7 @@ class ProgressTracker:
         self.tokens = tokens
         self.heartbeat_s = heartbeat_s
         self.min_interval_s = min_interval_s
+        self.faults = faults  # the ChaosExperiment faults injected into its calls, if any
         self.active = 0
         self.completed = 0
         self.failed = False
@@ -65,14 +68,21 @@ class ProgressTracker:
                 self.current = None
         elif event.kind in (EventKind.FAILED, EventKind.TOOL_FAILED):
             self.last_error = str(event.data.get("error") or "failed")[:1000]
-        elif event.kind is not EventKind.MODEL_CALLED:
+        elif event.kind not in (
+            EventKind.MODEL_CALLED,
+            EventKind.FAULT_INJECTED,
+            EventKind.FAULT_SKIPPED,
+        ):
             return
         self.changed.set()
 
     def status(self, phase: AgentPhase | None = None) -> AgentStatus:
         if phase is None:
             phase = AgentPhase.WORKING if self.active else AgentPhase.IDLE
+        faults, problems = self.faults(self.name) if self.faults else ([], [])
         return AgentStatus(
+            faults=faults,
+            fault_problems=problems,
             name=self.name,
             role=self.role,
             phase=phase,
