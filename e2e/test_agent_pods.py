@@ -50,24 +50,33 @@ def on_the_real_node(node: RealNode) -> dict[str, Any]:
     }
 
 
-def team_manifest(endpoint: str, node: RealNode, name: str = "pods") -> dict[str, Any]:
+def real_team(
+    name: str, node: RealNode, endpoint: str, goal: str, agents: list[dict[str, Any]], **spec: Any
+) -> dict[str, Any]:
+    """An AgentTeam whose pods run on the real node and call the scripted model at
+    `endpoint`."""
     return {
         "apiVersion": "hive.dev/v1alpha1",
         "kind": "AgentTeam",
         "metadata": {"name": name, "namespace": "default"},
         "spec": {
-            "goal": "Summarise gVisor",
-            "pattern": "hierarchical",
+            "goal": goal,
             "model": {"provider": "openai-compatible", "endpoint": endpoint, "name": "scripted"},
-            "delegation": {"qualityThreshold": 0.7, "maxRevisions": 2},
             "scheduling": on_the_real_node(node),
-            "agents": [
-                {"name": "lead", "role": "senior", "subordinates": ["researcher", "writer"]},
-                {"name": "researcher", "role": "junior", "capabilities": ["research"]},
-                {"name": "writer", "role": "junior", "capabilities": ["writing"]},
-            ],
+            "agents": agents,
+            **spec,
         },
     }
+
+
+def team_manifest(endpoint: str, node: RealNode, name: str = "pods") -> dict[str, Any]:
+    agents = [
+        {"name": "lead", "role": "senior", "subordinates": ["researcher", "writer"]},
+        {"name": "researcher", "role": "junior", "capabilities": ["research"]},
+        {"name": "writer", "role": "junior", "capabilities": ["writing"]},
+    ]
+    delegation = {"qualityThreshold": 0.7, "maxRevisions": 2}
+    return real_team(name, node, endpoint, "Summarise gVisor", agents, delegation=delegation)
 
 
 @pytest.fixture

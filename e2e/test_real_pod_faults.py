@@ -16,24 +16,14 @@ from tests.scripted_model import scripted_model
 from tests.support import Cluster
 
 from e2e.conftest import OperatorProcess, wait_for
-from e2e.test_agent_pods import on_the_real_node
+from e2e.test_agent_pods import real_team
 from hive.dev.node import RealNode
 
 pytestmark = pytest.mark.e2e
 
 
 def solo_team(name: str, node: RealNode, endpoint: str, **agent: Any) -> dict[str, Any]:
-    return {
-        "apiVersion": "hive.dev/v1alpha1",
-        "kind": "AgentTeam",
-        "metadata": {"name": name, "namespace": "default"},
-        "spec": {
-            "goal": "Stay up",
-            "model": {"provider": "openai-compatible", "endpoint": endpoint, "name": "scripted"},
-            "scheduling": on_the_real_node(node),
-            "agents": [{"name": "solo", "role": "junior", **agent}],
-        },
-    }
+    return real_team(name, node, endpoint, "Stay up", [{"name": "solo", "role": "junior", **agent}])
 
 
 def ready_condition(cluster: Cluster, team: str) -> dict[str, Any]:

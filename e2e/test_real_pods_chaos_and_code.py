@@ -20,7 +20,7 @@ from tests.scripted_model import ScriptedModel, scripted_model
 from tests.support import Cluster
 
 from e2e.conftest import OperatorProcess, wait_for
-from e2e.test_agent_pods import agent_pods, get_team, on_the_real_node
+from e2e.test_agent_pods import agent_pods, get_team, real_team
 from hive.dev.node import RealNode
 
 pytestmark = pytest.mark.e2e
@@ -40,26 +40,15 @@ SCRIPT = {
 
 
 def team(name: str, endpoint: str, node: RealNode) -> dict[str, Any]:
-    return {
-        "apiVersion": "hive.dev/v1alpha1",
-        "kind": "AgentTeam",
-        "metadata": {"name": name, "namespace": "default"},
-        "spec": {
-            "goal": "Read the sandbox's kernel",
-            "model": {"provider": "openai-compatible", "endpoint": endpoint, "name": "scripted"},
-            "scheduling": on_the_real_node(node),
-            "agents": [
-                {"name": "lead", "role": "senior", "subordinates": ["coder"]},
-                {
-                    "name": "coder",
-                    "role": "specialist",
-                    "capabilities": ["python"],
-                    "sandboxPolicyRef": {"name": "strict"},
-                    "tools": [{"name": "python", "version": ">=1.0 <2"}],
-                },
-            ],
-        },
+    coder = {
+        "name": "coder",
+        "role": "specialist",
+        "capabilities": ["python"],
+        "sandboxPolicyRef": {"name": "strict"},
+        "tools": [{"name": "python", "version": ">=1.0 <2"}],
     }
+    lead = {"name": "lead", "role": "senior", "subordinates": ["coder"]}
+    return real_team(name, node, endpoint, "Read the sandbox's kernel", [lead, coder])
 
 
 @pytest.fixture

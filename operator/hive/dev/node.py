@@ -248,13 +248,6 @@ class RealNode:
             self._make_bridge()
             self._start_apiserver_relay()
             self._start_kubelet(binaries["kubelet"])
-            nodes.wait_real_node(
-                self.plane.kubeconfig,
-                self.name,
-                pod_cidr=self.settings.pod_cidr,
-                timeout_s=self.settings.ready_timeout_s,
-                alive=self._what_died,
-            )
             nodes.ensure_runtime_class(self.plane.kubeconfig, RUNTIME_CLASS, RUNSC_HANDLER)
             self._start_kube_router(binaries["kube-router"])
             self._start_kube_proxy(binaries["kube-proxy"])
@@ -445,15 +438,10 @@ state = "{base / "state"}"
         in containerd meanwhile) and wait until the node is Ready."""
         self.processes.stop("kubelet")
         self._start_kubelet(self.binary("kubelet"))
-        nodes.wait_real_node(
-            self.plane.kubeconfig,
-            self.name,
-            pod_cidr=self.settings.pod_cidr,
-            timeout_s=self.settings.ready_timeout_s,
-            alive=self._what_died,
-        )
 
     def _start_kubelet(self, kubelet: Path) -> None:
+        """Start the kubelet and wait until it has registered the node and the node is Ready
+        (with its spec.podCIDR, which kube-router reads)."""
         pki = self.plane.pki
         client = pki.issue(
             "kubelet", common_name=f"system:node:{self.name}", organization="system:nodes"
@@ -482,6 +470,13 @@ state = "{base / "state"}"
                 f"--node-labels={NODE_LABEL}=real",
                 "--v=1",
             ],
+        )
+        nodes.wait_real_node(
+            self.plane.kubeconfig,
+            self.name,
+            pod_cidr=self.settings.pod_cidr,
+            timeout_s=self.settings.ready_timeout_s,
+            alive=self._what_died,
         )
 
     def _kubelet_config(self, cert: Path, key: Path) -> dict[str, object]:
