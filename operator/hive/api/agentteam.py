@@ -221,6 +221,48 @@ class SchedulingSpec(HiveModel):
     )
 
 
+class BreakerSpec(HiveModel):
+    """The circuit breaker every agent keeps per dependency (each model, tool, peer, sandbox)."""
+
+    failure_rate_threshold: float = Field(
+        default=0.5,
+        gt=0,
+        le=1,
+        description="Share of failed calls in the window at which the breaker opens.",
+    )
+    window_size: int = Field(
+        default=10, ge=1, le=1000, description="The last calls whose outcomes are counted."
+    )
+    minimum_calls: int = Field(
+        default=5, ge=1, le=1000, description="Calls the window must hold before it may open."
+    )
+    open_duration_seconds: float = Field(
+        default=5.0, gt=0, le=3600, description="How long an open breaker refuses calls."
+    )
+    half_open_max_calls: int = Field(
+        default=1, ge=1, le=100, description="Probe calls let through at a time when half-open."
+    )
+    half_open_successes: int = Field(
+        default=1, ge=1, le=100, description="Successful probes that close the breaker."
+    )
+
+    @model_validator(mode="after")
+    def _minimum_fits_the_window(self) -> BreakerSpec:
+        if self.minimum_calls > self.window_size:
+            raise PydanticCustomError(
+                "breaker_minimum", "minimumCalls must not exceed windowSize", {}
+            )
+        return self
+
+
+class ResilienceSpec(HiveModel):
+    """How the team's agents protect themselves from failing dependencies."""
+
+    breaker: BreakerSpec = Field(
+        default_factory=BreakerSpec, description="Circuit breakers, one per dependency."
+    )
+
+
 class AgentTeamSpec(HiveModel):
     """The desired team."""
 
@@ -244,6 +286,10 @@ class AgentTeamSpec(HiveModel):
         default_factory=NegotiationSpec, description="Negotiation settings."
     )
     budget: BudgetSpec = Field(default_factory=BudgetSpec, description="Spending limits.")
+    resilience: ResilienceSpec = Field(
+        default_factory=ResilienceSpec,
+        description="Circuit breakers of the agents' calls.",
+    )
     scheduling: SchedulingSpec = Field(
         default_factory=SchedulingSpec, description="Where the team's pods may run."
     )
@@ -311,6 +357,38 @@ class FaultProblem(HiveModel):
     message: str = Field(max_length=1024, description="What is wrong, naming the field.")
 
 
+class BreakerState(StrEnum):
+    CLOSED = "closed"
+    OPEN = "open"
+    HALF_OPEN = "half-open"
+
+
+class BreakerStatus(HiveModel):
+    """One circuit breaker of an agent."""
+
+    dependency: str = Field(
+        max_length=256, description="What the agent calls: kind:name (model:..., tool:...)."
+    )
+    state: BreakerState = Field(description="closed, open or half-open.")
+    failures: int = Field(default=0, ge=0, description="Failed calls in the breaker's window.")
+    since: dt.datetime = Field(description="When the breaker entered this state.")
+
+
+class ErrorPatternStatus(HiveModel):
+    """A kind of failure the team met, and the recovery that worked best for it."""
+
+    fingerprint: str = Field(max_length=64, description="The pattern's fingerprint.")
+    dependency: str = Field(max_length=256, description="Where it happens (kind:name).")
+    category: str = Field(description="transient, rate-limit, bad-output, auth, resource or logic.")
+    message: str = Field(max_length=300, description="The error, numbers and ids taken out.")
+    count: int = Field(ge=0, description="How often the team met it.")
+    last_seen: dt.datetime = Field(description="When it last happened.")
+    fix: str | None = Field(default=None, description="The recovery that worked best.")
+    success_rate: float | None = Field(
+        default=None, ge=0, le=1, description="How often that recovery worked."
+    )
+
+
 class AgentStatus(HiveModel):
     """One agent's own report. Each agent writes only its entry, under its own field manager."""
 
@@ -322,9 +400,17 @@ class AgentStatus(HiveModel):
     last_heartbeat: dt.datetime | None = Field(
         default=None, description="When the agent last reported."
     )
-    breakers: dict[str, str] = Field(
-        default_factory=dict,
-        description="Circuit breaker state (closed, open, half-open) by dependency.",
+    breakers: list[BreakerStatus] = Field(
+        default_factory=list,
+        max_length=200,
+        description="The agent's circuit breakers, one per dependency it called.",
+        json_schema_extra=list_map("dependency"),
+    )
+    error_patterns: list[ErrorPatternStatus] = Field(
+        default_factory=list,
+        max_length=10,
+        description="The team's most frequent error patterns with their learned fix "
+        "(reported by the coordinator).",
     )
     last_error: str | None = Field(default=None, description="The last error the agent met.")
     current_task: str | None = Field(
@@ -396,6 +482,9 @@ class AgentTeamStatus(HiveModel):
         default=None, ge=0, description="Agents whose pods are all available."
     )
     agents_total: int | None = Field(default=None, ge=0, description="Agents in the spec.")
+    breakers_open: int | None = Field(
+        default=None, ge=0, description="Open circuit breakers over the agents' entries."
+    )
     conditions: list[Condition] = Field(
         default_factory=list,
         description="Ready, Progressing and Degraded.",

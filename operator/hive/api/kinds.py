@@ -26,6 +26,9 @@ AGENT_TEAM = Kind(
             "Delegations", ".status.run.delegations", "integer", "Tasks handed on.", priority=1
         ),
         PrinterColumn("Tokens", ".status.run.tokens", "integer", "Tokens used.", priority=1),
+        PrinterColumn(
+            "Breakers", ".status.breakersOpen", "integer", "Open circuit breakers.", priority=1
+        ),
         PrinterColumn("Goal", ".spec.goal", description="What the team works towards.", priority=1),
     ),
 )

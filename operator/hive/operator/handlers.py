@@ -33,6 +33,7 @@ from hive.operator.others import reconcile_policy, reconcile_store, reconcile_to
 from hive.operator.queue import Coalescer
 from hive.operator.state import STATE
 from hive.operator.teams import reconcile_team
+from hive.reconcile.agentteam import breakers_open
 from hive.reconcile.chaos import needs_polling
 from hive.reconcile.meta import AGENT_LABEL, MANAGED_BY, TEAM_LABEL
 from hive.reconcile.pods import PodObserved, observe_pod
@@ -111,8 +112,10 @@ async def agent_team_event(
     if type != "DELETED":
         _seen_specs[uid] = digest
         generation = body.get("metadata", {}).get("generation")
-        observed = (body.get("status") or {}).get("observedGeneration")
-        if previous == digest and observed == generation:
+        status = body.get("status") or {}
+        observed = status.get("observedGeneration")
+        counted = status.get("breakersOpen") == breakers_open(status)
+        if previous == digest and observed == generation and counted:
             return  # a status write (the operator's or an agent's): nothing to do
         TEAMS.request(namespace, name)
         if previous == digest:

@@ -192,6 +192,7 @@ def agent_config(owner: Owner, team: AgentTeamSpec, agent: AgentSpec, policy: JS
         "swarm": team.swarm.wire(),
         "negotiation": team.negotiation.wire(),
         "budget": team.budget.wire(),
+        "resilience": team.resilience.wire(),
         "agent": agent.wire(),
         "agents": [a.wire() for a in team.agents],
         "peers": [a.name for a in team.agents if a.name != agent.name],
@@ -204,6 +205,16 @@ def agent_config(owner: Owner, team: AgentTeamSpec, agent: AgentSpec, policy: JS
         ),
         "faultsPath": "/etc/hive/faults",
     }
+
+
+def breakers_open(status: Mapping[str, Any]) -> int:
+    """Open circuit breakers over the agents' own entries (each agent reports its breakers)."""
+    return sum(
+        1
+        for entry in status.get("agents") or []
+        for breaker in (entry.get("breakers") or [] if isinstance(entry, dict) else [])
+        if isinstance(breaker, dict) and breaker.get("state") == "open"
+    )
 
 
 def _service_account(owner: Owner, names: dict[str, str], labels: dict[str, str]) -> JSON:
@@ -744,7 +755,11 @@ def plan_team(
     for name in sorted(sandboxes):
         children += _sandbox(owner, name, sandboxes[name], pods)
     total = len(team.agents)
-    counts = {"agents_total": total, "agents_ready": 0 if team.suspend else ready_count}
+    counts = {
+        "agents_total": total,
+        "agents_ready": 0 if team.suspend else ready_count,
+        "breakers_open": breakers_open(previous),
+    }
     if missing:
         why = (False, "SandboxPolicyNotFound", "; ".join(missing))
         status = status_of(

@@ -35,7 +35,17 @@ from hive.runtime.teams.team import Team, TeamResult, coordinator_of
 from hive.runtime.tools import ToolRegistry
 
 log = logging.getLogger(__name__)
-TEAM_KEYS = ("goal", "pattern", "model", "delegation", "swarm", "negotiation", "budget", "agents")
+TEAM_KEYS = (
+    "goal",
+    "pattern",
+    "model",
+    "delegation",
+    "swarm",
+    "negotiation",
+    "budget",
+    "resilience",
+    "agents",
+)
 
 
 @dataclass(frozen=True)
