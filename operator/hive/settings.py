@@ -177,6 +177,12 @@ class AgentSettings(BaseModel):
     peer_wait_s: float = Field(
         default=300.0, gt=0, description="How long the coordinator waits for its peers."
     )
+    errors_redis_url: str | None = Field(
+        default=None,
+        description="Redis (redis://host:port/db) where the team's pods share their error "
+        "patterns and learned recoveries, kept across restarts; unset: each pod learns alone, "
+        "in memory.",
+    )
 
 
 class SandboxSettings(BaseModel):

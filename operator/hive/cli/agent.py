@@ -21,6 +21,7 @@ from hive.runtime.resilience.chain import ChainParts
 from hive.runtime.resilience.faultfiles import FaultFolder
 from hive.runtime.resilience.faults import FaultInjector
 from hive.runtime.resilience.faultspec import dependencies_of
+from hive.runtime.resilience.wiring import Resilience, learning_store
 from hive.runtime.toolbox import Toolbox
 from hive.settings import Settings
 
@@ -92,8 +93,12 @@ def run_agent(
                 return
             try:
                 injector = FaultInjector()
-                parts = ChainParts(faults=injector)
+                store = learning_store(settings.agent.errors_redis_url, namespace, team)
+                resilience = Resilience.of(config.spec.resilience, store)
+                parts = ChainParts(resilience.errors, resilience.breakers, injector)
                 toolbox, pod = build_pod(config, agent, settings, reporter, parts)
+                resilience.publish_to(pod.bus)
+                pod.resilience = resilience.report
             except InvalidInput as exc:
                 await report_failure(settings, namespace, team, agent, str(exc))
                 raise
@@ -102,6 +107,7 @@ def run_agent(
                 await pod.serve(stop)
             finally:
                 await toolbox.close()
+                await resilience.close()
                 if watching is not None:
                     await watching
         finally:

@@ -49,6 +49,7 @@ class EventKind(StrEnum):
     CANCELLED = "cancelled"
     FAULT_INJECTED = "fault-injected"  # a ChaosExperiment's fault hit one of the agent's calls
     FAULT_SKIPPED = "fault-skipped"  # a fault the agent could not use (malformed, unknown, ...)
+    BREAKER_CHANGED = "breaker-changed"  # a circuit breaker of the agent opened, probes, closed
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ from hive.runtime.events import Event, EventBus, EventKind
 from hive.runtime.models import OpenAICompatible
 from hive.runtime.reporting import RunSink, StatusSink
 from hive.runtime.resilience.calls import EMPTY, Chain
+from hive.runtime.resilience.report import ResilienceReport
 from hive.runtime.teams.members import LocalMember, Member
 from hive.runtime.teams.peers import PeerServer, RemoteMember, wait_for_peers
 from hive.runtime.teams.progress import FaultReport, ProgressTracker
@@ -174,6 +175,7 @@ class AgentPod:
     result: TeamResult | None = None
     chain: Chain = EMPTY  # the middlewares the agent's calls to its peers pass
     faults: FaultReport | None = None  # the faults injected into its calls, for its status
+    resilience: ResilienceReport | None = None  # its breakers, the team's error patterns
 
     def members(self) -> tuple[LocalMember, dict[str, Member]]:
         me = self.config.agent_spec(self.config.agent)
@@ -242,6 +244,8 @@ class AgentPod:
             local.tokens,
             heartbeat_s=self.heartbeat_s,
             faults=self.faults,
+            resilience=self.resilience,
+            team_patterns=self.config.is_coordinator,
         )
         reporting = asyncio.create_task(tracker.run(self.bus, stop))
         try:

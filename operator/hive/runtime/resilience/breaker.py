@@ -27,19 +27,13 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Any
 
+from hive.api.agentteam import BreakerState
 from hive.errors import ExternalFailure, HiveError, Unavailable
 from hive.runtime.resilience.calls import Call, Proceed
 
 SERVER_SIDE_STATUS = re.compile(r"\bHTTP (5\d\d|429)\b")
-
-
-class BreakerState(StrEnum):
-    CLOSED = "closed"
-    OPEN = "open"
-    HALF_OPEN = "half-open"
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx
 from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from hive.api.agentteam import AgentSpec
 from hive.errors import ExternalFailure, HiveError, Unavailable
@@ -75,7 +76,13 @@ def peer_app(member: LocalMember) -> web.Application:
     app.router.add_post("/v1/proposals", proposals)
     app.router.add_post("/v1/ballots", ballots)
     app.router.add_get("/healthz", healthz)
+    app.router.add_get("/metrics", metrics)
     return app
+
+
+async def metrics(request: web.Request) -> web.Response:
+    """The agent's Prometheus metrics (breakers, injected faults, ...)."""
+    return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
 @dataclass

@@ -14,9 +14,17 @@ import datetime as dt
 import logging
 from collections.abc import Callable
 
-from hive.api.agentteam import AgentPhase, AgentStatus, FaultCount, FaultProblem, Role
+from hive.api.agentteam import (
+    AgentPhase,
+    AgentStatus,
+    ErrorPatternStatus,
+    FaultCount,
+    FaultProblem,
+    Role,
+)
 from hive.runtime.events import Event, EventBus, EventKind
 from hive.runtime.reporting import StatusSink
+from hive.runtime.resilience.report import ResilienceReport
 
 log = logging.getLogger(__name__)
 FaultReport = Callable[[str], tuple[list[FaultCount], list[FaultProblem]]]
@@ -37,6 +45,8 @@ class ProgressTracker:
         heartbeat_s: float = 15.0,
         min_interval_s: float = 0.5,
         faults: FaultReport | None = None,
+        resilience: ResilienceReport | None = None,
+        team_patterns: bool = False,
     ) -> None:
         self.name = name
         self.role = role
@@ -45,6 +55,9 @@ class ProgressTracker:
         self.heartbeat_s = heartbeat_s
         self.min_interval_s = min_interval_s
         self.faults = faults  # the ChaosExperiment faults injected into its calls, if any
+        self.resilience = resilience  # its circuit breakers and the team's error patterns
+        self.team_patterns = team_patterns  # the coordinator reports the team's error patterns
+        self.error_patterns: list[ErrorPatternStatus] = []
         self.active = 0
         self.completed = 0
         self.failed = False
@@ -72,6 +85,7 @@ class ProgressTracker:
             EventKind.MODEL_CALLED,
             EventKind.FAULT_INJECTED,
             EventKind.FAULT_SKIPPED,
+            EventKind.BREAKER_CHANGED,
         ):
             return
         self.changed.set()
@@ -92,9 +106,16 @@ class ProgressTracker:
             current_task=self.current,
             last_error=self.last_error,
             last_heartbeat=now(),
+            breakers=self.resilience.breaker_statuses() if self.resilience else [],
+            error_patterns=self.error_patterns,
         )
 
     async def report(self, phase: AgentPhase | None = None) -> None:
+        if self.resilience is not None and self.team_patterns:
+            try:
+                self.error_patterns = await self.resilience.error_patterns()
+            except Exception as exc:  # the store is help, not a reason to stop reporting
+                log.warning("error patterns of the team not read: %s", exc)
         try:
             await self.sink.report(self.status(phase))
             self.reports += 1

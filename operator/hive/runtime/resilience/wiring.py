@@ -1,0 +1,56 @@
+"""An agent's resilience, put together from its team's spec: breakers, the error recorder and
+its learner, and the report of both."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from hive.api.agentteam import BreakerSpec, ResilienceSpec
+from hive.runtime.events import EventBus
+from hive.runtime.resilience.breaker import Breakers, BreakerSettings
+from hive.runtime.resilience.learning import (
+    ErrorRecorder,
+    Learner,
+    LearningStore,
+    MemoryLearningStore,
+)
+from hive.runtime.resilience.learning_redis import RedisLearningStore, team_key
+from hive.runtime.resilience.report import ResilienceReport
+
+
+def breaker_settings(spec: BreakerSpec) -> BreakerSettings:
+    return BreakerSettings(
+        failure_rate_threshold=spec.failure_rate_threshold,
+        window_size=spec.window_size,
+        minimum_calls=spec.minimum_calls,
+        open_duration_s=spec.open_duration_seconds,
+        half_open_max_calls=spec.half_open_max_calls,
+        half_open_successes=spec.half_open_successes,
+    )
+
+
+def learning_store(redis_url: str | None, namespace: str, team: str) -> LearningStore:
+    """The team's Redis hash where one is configured, else this process's memory."""
+    if redis_url:
+        return RedisLearningStore(redis_url, team_key(namespace, team))
+    return MemoryLearningStore()
+
+
+@dataclass
+class Resilience:
+    errors: ErrorRecorder
+    breakers: Breakers
+    report: ResilienceReport
+
+    @classmethod
+    def of(cls, spec: ResilienceSpec, store: LearningStore) -> Resilience:
+        report = ResilienceReport(store=store)
+        breakers = Breakers(breaker_settings(spec.breaker), listeners=[report.on_change])
+        return cls(ErrorRecorder(Learner(store)), breakers, report)
+
+    def publish_to(self, bus: EventBus) -> None:
+        self.report.bus = bus
+
+    async def close(self) -> None:
+        if isinstance(self.report.store, RedisLearningStore):
+            await self.report.store.close()
