@@ -22,7 +22,7 @@ import pytest
 from aiohttp import web
 from pydantic import BaseModel
 
-from hive.api.agentteam import AgentSpec
+from hive.api.agentteam import AgentSpec, RunOutcome
 from hive.api.chaos import Fault
 from hive.errors import ExternalFailure, InvalidInput, Unavailable
 from hive.runtime.models import InvalidModelOutput, OpenAICompatible
@@ -312,3 +312,54 @@ def test_hive_run_with_chaos_changes_the_runs_outcome(tmp_path: Path) -> None:
     assert "HTTP 503" in json.dumps(stormy_report)
     for agent in ("pragmatist", "purist", "operator"):
         assert f"error fault(s) in {agent}'s calls" in stormy.stdout, stormy.stdout
+
+
+async def test_agent_pods_report_their_injections_and_skipped_faults_in_their_entries(
+    tmp_path: Path,
+) -> None:
+    from hive.cli.agent import watch_faults
+    from hive.runtime.pod import AgentPod, PodConfig
+    from tests.integration.test_pods import AGENTS, SCRIPT, MemoryStatus, write_configs
+    from tests.support import free_port
+
+    faults = tmp_path / "faults"
+    faults.mkdir()
+    (faults / "slow-writer.json").write_text(
+        json.dumps(
+            {
+                "experiment": "slow-writer",
+                "agents": ["writer"],
+                "faults": [{"type": "latency", "latencyMs": 50}, {"type": "meteor"}],
+            }
+        )
+    )
+    status = MemoryStatus()
+    ports = {a["name"]: free_port() for a in AGENTS}
+    stop = asyncio.Event()
+    with scripted_model(SCRIPT) as server:
+        paths = write_configs(tmp_path, server.url, ports)
+        model = OpenAICompatible(server.url, "m", max_retries=0)
+        serving, watching = [], []
+        for name, path in paths.items():
+            config = replace(PodConfig.load(path, name), faults_path=faults)
+            injector = FaultInjector()
+            chain = ChainParts(faults=injector).chain(name)
+            pod = AgentPod(
+                config, replace(model, chain=chain), status, port=ports[name], chain=chain
+            )
+            watching.append(watch_faults(config, name, injector, pod, stop))
+            serving.append(asyncio.create_task(pod.serve(stop)))
+        await status.until(
+            lambda: bool(status.runs) and status.runs[-1].outcome != RunOutcome.RUNNING, 30
+        )
+        stop.set()
+        await asyncio.gather(*serving, *(w for w in watching if w is not None))
+    assert status.runs[-1].outcome == RunOutcome.SUCCEEDED
+    writer = status.entries["writer"]
+    assert [(f.experiment, f.type, f.count) for f in writer.faults] == [
+        ("slow-writer", "latency", 1)
+    ]
+    assert status.entries["lead"].faults == []
+    for entry in status.entries.values():
+        assert [p.experiment for p in entry.fault_problems] == ["slow-writer"]
+        assert "faults[1]" in entry.fault_problems[0].message
