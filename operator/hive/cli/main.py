@@ -251,6 +251,25 @@ def demo() -> None:
     run_demo(get_settings())
 
 
+@cli.command()
+@click.option("--team", required=True, help="The AgentTeam.")
+@click.option("--namespace", "-n", default="default", show_default=True)
+@click.option(
+    "--redis",
+    "redis_url",
+    help="Redis where the team's agents keep what they learn (default: the agents' setting, "
+    "HIVE_AGENT__ERRORS_REDIS_URL).",
+)
+@click.option("--top", default=10, show_default=True, help="How many patterns to show.")
+@one_line_errors
+def errors(team: str, namespace: str, redis_url: str | None, top: int) -> None:
+    """The team's most frequent error patterns, with the recovery that worked best so far."""
+    from hive.cli.errorscmd import errors_command
+
+    url = redis_url or get_settings().agent.errors_redis_url
+    click.echo(errors_command(url, namespace, team, top))
+
+
 cli.add_command(trace)
 
 
