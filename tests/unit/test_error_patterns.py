@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -137,8 +138,15 @@ async def test_a_tool_that_cannot_be_cured_is_skipped_with_a_note() -> None:
     async def refused() -> Any:
         raise InvalidInput("model.secretRef", "the API key was refused")
 
+    async def missing() -> Any:
+        raise InvalidInput("model", "model 'm' at http://x/v1: not found (HTTP 404)")
+
     with pytest.raises(InvalidInput):  # a refused key is neither retried nor skipped
         await Chain((recorder,)).run(MODEL, refused)
+    request = {"messages": [{"role": "user", "content": "hi"}]}
+    with pytest.raises(InvalidInput):  # nor is a model that does not exist
+        await Chain((recorder,)).run(replace(MODEL, request=request), missing)
+    assert request["messages"] == [{"role": "user", "content": "hi"}]
 
 
 def test_shrink_drops_the_oldest_non_system_messages() -> None:

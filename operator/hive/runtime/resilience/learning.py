@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol
 
+from hive.errors import InvalidInput
 from hive.runtime.resilience.breaker import BreakerOpen
 from hive.runtime.resilience.calls import Call, CallKind, Proceed
 from hive.runtime.resilience.patterns import Category, ErrorPattern, Failure, fingerprint
@@ -175,6 +176,8 @@ class ErrorRecorder:
             await self.learner.seen(failure)
             if isinstance(exc, BreakerOpen):
                 raise  # the breaker says when to try again; a retry now would be refused too
+            if isinstance(exc, InvalidInput) and call.kind is not CallKind.TOOL:
+                raise  # a wrong model name or setting: no retry or rewording changes it
             return await self.recover(call, proceed, exc, failure)
 
     async def recover(
