@@ -54,7 +54,11 @@ class ResilienceReport:
             await self.bus.publish(Event(EventKind.BREAKER_CHANGED, change.agent, data))
 
     def breaker_statuses(self) -> list[BreakerStatus]:
-        return [self.breakers[key] for key in sorted(self.breakers)]
+        """Every breaker, open ones first (the status entry holds at most 200)."""
+        order = sorted(
+            self.breakers, key=lambda k: (self.breakers[k].state is BreakerState.CLOSED, k)
+        )
+        return [self.breakers[key] for key in order][:200]
 
     async def error_patterns(self, n: int = 5) -> list[ErrorPatternStatus]:
         """The team's most frequent patterns; empty when there is no store."""
