@@ -127,7 +127,7 @@ def test_each_probe_counts_its_own_failures() -> None:
     ]
     for i, t in enumerate(seen, start=1):
         status = step(status, T0 + dt.timedelta(seconds=2 * i), t, s).status.wire()
-    assert status["failuresDetected"] == 2
+    assert status["failuresDetected"] == 3, "ready once, healthy once, coder Failed once"
 
 
 def test_failures_after_rollback_count_the_same_way() -> None:
@@ -139,9 +139,9 @@ def test_failures_after_rollback_count_the_same_way() -> None:
         status = plan.status.wire()
     assert plan.status.injected == [], "rolled back at 31s"
     assert plan.status.phase == "Running", "recovering"
-    assert plan.status.failures_detected == 3, "ready failed twice, healthy once"
+    assert plan.status.failures_detected == 4, "ready twice, healthy once, coder Failed once"
     late = step(status, T0 + dt.timedelta(seconds=31 + 61), both_down, s)
-    assert (late.status.verdict, late.status.failures_detected) == ("Fail", 3)
+    assert (late.status.verdict, late.status.failures_detected) == ("Fail", 4)
 
 
 def test_a_probe_failing_when_the_faults_go_in_counts_at_once() -> None:
@@ -223,3 +223,144 @@ def test_a_schedule_starts_the_next_run_when_due() -> None:
 def test_durations() -> None:
     assert seconds("1h30m") == 5400
     assert seconds("250ms") == 0.25
+
+
+def probed(kind: str, **extra: Any) -> dict[str, Any]:
+    """The experiment with one probe of `kind`, named after it."""
+    return spec(probes=[{"name": kind, "kind": kind, **extra}])
+
+
+def with_status(base: dict[str, Any] | None = None, **status: Any) -> dict[str, Any]:
+    t = base or team()
+    t["status"].update(status)
+    return t
+
+
+def run(outcome: str, started: dt.datetime = T0, finished: dt.datetime | None = None) -> Any:
+    out: dict[str, Any] = {"outcome": outcome, "coordinator": "lead", "startedAt": started}
+    if finished is not None:
+        out["finishedAt"] = finished.isoformat()
+    out["startedAt"] = started.isoformat()
+    return out
+
+
+def at(seconds_after: float) -> dt.datetime:
+    return T0 + dt.timedelta(seconds=seconds_after)
+
+
+def through(s: dict[str, Any], moments: list[tuple[float, dict[str, Any]]]) -> Any:
+    """Plan at each (seconds after T0, team seen) in turn, from the injection at T0."""
+    plan = step(None, T0, moments[0][1], s)
+    for when, t in moments:
+        plan = step(plan.status.wire(), at(when), t, s)
+    return plan
+
+
+def test_run_succeeds_waits_for_a_running_run_then_passes() -> None:
+    s = probed("run-succeeds")
+    going = with_status(run=run("Running", started=at(-5)))
+    done = with_status(run=run("Succeeded", started=at(-5), finished=at(40)))
+    plan = through(s, [(10, going), (31, going), (35, going)])
+    assert (plan.status.phase, plan.status.verdict) == ("Running", None), "waits for the run"
+    assert plan.status.probe_results[0].waiting
+    assert plan.status.failures_detected == 0, "a running run is no failure"
+    plan = step(plan.status.wire(), at(41), done, s)
+    assert (plan.status.verdict, plan.status.recovery_time_seconds) == ("Pass", 10.0)
+
+
+def test_run_succeeds_fails_at_once_naming_the_probe_when_the_run_fails() -> None:
+    s = probed("run-succeeds")
+    failed = with_status(run=run("Failed", started=at(1), finished=at(20)) | {"message": "boom"})
+    plan = through(s, [(10, with_status(run=run("Running", at(1)))), (20, failed), (31, failed)])
+    assert plan.status.verdict is None, "the faults are rolled back first"
+    plan = step(plan.status.wire(), at(33), failed, s)
+    assert (plan.status.phase, plan.status.verdict) == ("Completed", "Fail")
+    ready = next(c for c in plan.status.conditions if c.type == "Ready")
+    assert "run-succeeds (run-succeeds): the team's run ended Failed: boom" in ready.message
+    assert plan.status.failures_detected == 1
+
+
+def test_run_succeeds_ignores_a_run_that_ended_before_the_faults() -> None:
+    s = probed("run-succeeds")
+    old = with_status(run=run("Succeeded", started=at(-60), finished=at(-30)))
+    plan = through(s, [(31, old), (40, old)])
+    assert plan.status.probe_results[0].waiting
+    assert "ended before the faults" in plan.status.probe_results[0].message
+    late = step(plan.status.wire(), at(31 + 61), old, s)
+    assert late.status.verdict == "Fail"
+
+
+def latencies(**p95: int | None) -> dict[str, Any]:
+    agents = [{"name": a, "stepLatencyP95Ms": v} for a, v in p95.items() if v is not None]
+    return with_status(agents=agents)
+
+
+def test_step_latency_passes_under_the_bound_and_fails_over_it() -> None:
+    s = probed("step-latency", thresholdMs=1000)
+    fast = latencies(coder=300, researcher=900, lead=5000)  # lead is no target
+    plan = through(s, [(10, fast), (31, fast), (33, fast)])
+    assert plan.status.verdict == "Pass"
+    slow = latencies(coder=1500, researcher=900)
+    plan = through(s, [(10, slow), (20, slow), (31, slow)])
+    assert plan.status.failures_detected == 1, "failing across ticks counts once"
+    assert "coder 1500 ms" in plan.status.probe_results[0].message
+    late = step(plan.status.wire(), at(31 + 61), slow, s)
+    assert late.status.verdict == "Fail"
+
+
+def test_step_latency_without_any_step_says_what_is_missing() -> None:
+    s = probed("step-latency", thresholdMs=1000)
+    plan = through(s, [(10, team()), (31, team())])
+    result = plan.status.probe_results[0]
+    assert (result.passed, result.waiting) == (False, True)
+    assert result.message == "no step latency reported yet (no step taken by coder, researcher)"
+    assert plan.status.failures_detected == 0
+    late = step(plan.status.wire(), at(31 + 61), team(), s)
+    assert late.status.verdict == "Fail"
+    assert "no step taken" in next(c for c in late.status.conditions if c.type == "Ready").message
+
+
+def breakers(state: str, agent: str = "coder") -> dict[str, Any]:
+    entry = {"dependency": "model:m", "state": state, "failures": 3, "since": T0.isoformat()}
+    return with_status(agents=[{"name": agent, "phase": "Working", "breakers": [entry]}])
+
+
+def test_breaker_recovers_passes_once_closed_after_the_faults() -> None:
+    s = probed("breaker-recovers")
+    plan = through(s, [(5, breakers("open")), (10, breakers("half-open")), (31, breakers("open"))])
+    assert plan.status.failures_detected == 1, "one breaker episode, open or half-open"
+    assert plan.status.open_failures == ["breaker:coder/model:m"]
+    assert plan.status.probe_results[0].waiting
+    plan = step(plan.status.wire(), at(37), breakers("closed"), s)
+    assert (plan.status.verdict, plan.status.recovery_time_seconds) == ("Pass", 6.0)
+
+
+def test_breaker_still_open_at_the_deadline_fails_naming_the_probe() -> None:
+    s = probed("breaker-recovers")
+    plan = through(s, [(5, breakers("open")), (31, breakers("open"))])
+    late = step(plan.status.wire(), at(31 + 60), breakers("open"), s)
+    assert late.status.verdict == "Fail"
+    ready = next(c for c in late.status.conditions if c.type == "Ready")
+    assert "breaker-recovers did not hold within 60s" in ready.message
+    assert "coder/model:m" in ready.message
+
+
+def test_distinct_failures_over_many_ticks() -> None:
+    """Breakers and agents count once per episode: open, close, open again is two."""
+    s = probed("agents-healthy")
+    failed = with_status(agents=[{"name": "coder", "phase": "Failed"}])
+    seen = [breakers("open")] * 5 + [breakers("closed")] * 3 + [breakers("open")] * 5
+    seen += [failed] * 4 + [team()] * 2
+    plan = step(None, T0, team(), s)
+    for i, t in enumerate(seen, start=1):
+        plan = step(plan.status.wire(), at(i * 0.5), t, s)
+    # breaker twice; coder Failed once and agents-healthy failing once
+    assert plan.status.failures_detected == 4
+    assert plan.status.open_failures == []
+
+
+def test_step_latency_needs_its_threshold() -> None:
+    plan = plan_chaos(OWNER, probed("step-latency"), None, team(), T0)
+    assert plan.status.phase == "Failed"
+    ready = next(c for c in plan.status.conditions if c.type == "Ready")
+    assert "thresholdMs" in ready.message

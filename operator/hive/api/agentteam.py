@@ -417,6 +417,12 @@ class AgentStatus(HiveModel):
         default=None, max_length=256, description="What the agent works on now, shortened."
     )
     tokens_used: int = Field(default=0, ge=0, description="Model tokens the agent used so far.")
+    step_latency_p95_ms: int | None = Field(
+        default=None,
+        ge=0,
+        description="95th percentile of the agent's last steps (model calls), in ms; unset "
+        "before its first step.",
+    )
     faults: list[FaultCount] = Field(
         default_factory=list,
         max_length=64,

@@ -192,17 +192,44 @@ class ProbeKind(StrEnum):
     TEAM_READY = "team-ready"
     AGENTS_HEALTHY = "agents-healthy"
     MAX_FAILED_AGENTS = "max-failed-agents"
+    RUN_SUCCEEDS = "run-succeeds"
+    STEP_LATENCY = "step-latency"
+    BREAKER_RECOVERS = "breaker-recovers"
 
 
 class Probe(HiveModel):
     """A steady-state hypothesis checked before, during and after the faults."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel(
+                    "self.kind != 'step-latency' || has(self.thresholdMs)",
+                    "a step-latency probe needs 'thresholdMs'",
+                    ".thresholdMs",
+                ),
+            ]
+        }
+    )
+
     name: str = Field(min_length=1, max_length=63, description="Probe name.")
     kind: ProbeKind = Field(
         description="team-ready: the team's Ready is True; agents-healthy: no agent Failed; "
-        "max-failed-agents: at most 'threshold' agents Failed."
+        "max-failed-agents: at most 'threshold' agents Failed; run-succeeds: the team's run "
+        "that was going while the faults were in ends Succeeded; step-latency: the p95 step "
+        "latency each target agent reports stays at most 'thresholdMs'; breaker-recovers: "
+        "every circuit breaker of the team's agents is closed again after the faults end."
     )
     threshold: int = Field(default=0, ge=0, description="For max-failed-agents.")
+    threshold_ms: int | None = Field(
+        default=None, ge=1, le=3600000, description="For step-latency: the p95 bound in ms."
+    )
+
+    @model_validator(mode="after")
+    def _threshold_fits_kind(self) -> Probe:
+        if self.kind == ProbeKind.STEP_LATENCY and self.threshold_ms is None:
+            raise ValueError("a step-latency probe needs 'thresholdMs'")
+        return self
 
 
 class ChaosExperimentSpec(HiveModel):
@@ -251,6 +278,12 @@ class ProbeResult(HiveModel):
 
     name: str = Field(description="Probe name.")
     passed: bool = Field(description="Whether the hypothesis held.")
+    waiting: bool = Field(
+        default=False,
+        description="No answer yet (the run still going, no step or a breaker still open): "
+        "not passed, yet not counted as a failure; a Pass waits for it until the recovery "
+        "timeout.",
+    )
     message: str = Field(description="What was seen.")
     time: dt.datetime = Field(description="When.")
 
@@ -287,13 +320,21 @@ class ChaosExperimentStatus(HiveModel):
     failures_detected: int = Field(
         default=0,
         ge=0,
-        description="Probe failures seen in this run, one per failure, not per check: a probe "
-        "counts when it is seen failing at its first check of the run or after it was last seen "
-        "passing. A probe that stays failing across checks counts once; one that fails, "
-        "recovers and fails again counts twice.",
+        description="Distinct failures seen in this run, one per episode, not per check: a "
+        "probe failing, an agent Failed, a circuit breaker open (or half-open). Each counts when "
+        "it is first seen (at the first check of the run or after it ended); one that lasts "
+        "across checks counts once, one that ends and comes back counts twice.",
+    )
+    open_failures: list[str] = Field(
+        default_factory=list,
+        max_length=500,
+        description="Failures going on at the last check (probe:NAME, agent:NAME, "
+        "breaker:AGENT/DEPENDENCY), so that each is counted once.",
     )
     recovery_time_seconds: float | None = Field(
-        default=None, ge=0, description="From rollback until every probe held again."
+        default=None,
+        ge=0,
+        description="From the faults' end (rollback) until every probe held again.",
     )
     probe_results: list[ProbeResult] = Field(
         default_factory=list,

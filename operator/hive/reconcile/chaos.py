@@ -8,9 +8,12 @@
        |                   v                                        v
        +--- schedule --- Paused                         Completed (Pass | Fail)
 
-Probes are checked at every step of a run; ``status.failuresDetected`` counts failures, not
-checks: a probe adds one when it is seen failing after it was last seen passing (or at its
-first check of the run), so a failure that lasts many checks counts once.
+Probes (see hive.reconcile.probes) are checked at every step of a run; ``failuresDetected``
+counts failure episodes (a probe failing, an agent Failed, a breaker open), not checks. The run
+passes when every probe holds after rollback, with ``recoveryTimeSeconds`` from rollback to
+then; it fails when the recovery timeout passes first, or at once when the team's run ended
+other than Succeeded; the Ready condition names the probes that did not hold and what they saw.
+Every decision takes the time as an argument, so the machine is tested with explicit times.
 
 An experiment that has finished (Completed or Failed, with no schedule to start it again) has
 nothing left to do on its own: ``needs_polling`` says so, and only a change to it wakes it.
@@ -46,7 +49,6 @@ from hive.api.chaos import (
     Fault,
     FaultType,
     InjectedFault,
-    ProbeKind,
     ProbeResult,
     SelectorMode,
     Verdict,
@@ -55,6 +57,13 @@ from hive.api.common import Condition, describe_validation_error
 from hive.reconcile.agentteam import fault_configmap_name
 from hive.reconcile.conditions import condition, merge_conditions
 from hive.reconcile.meta import AGENT_LABEL, CHAOS_LABEL, TEAM_LABEL, Owner, child_name, metadata
+from hive.reconcile.probes import (
+    Window,
+    count_new,
+    evaluate_probes,
+    failing_for_good,
+    failures_now,
+)
 
 JSON = dict[str, Any]
 FAULTS_LABEL = "hive.dev/faults-for"
@@ -104,37 +113,6 @@ def choose_targets(spec: ChaosExperimentSpec, members: list[str], seed: str) -> 
     else:
         count = 1
     return sorted(rng.sample(candidates, count))
-
-
-def evaluate_probes(
-    spec: ChaosExperimentSpec, team: Mapping[str, Any] | None, now: dt.datetime
-) -> list[ProbeResult]:
-    status = (team or {}).get("status") or {}
-    ready = next((c for c in status.get("conditions", []) if c.get("type") == "Ready"), None)
-    failed = [a["name"] for a in status.get("agents", []) if a.get("phase") == "Failed"]
-    results = []
-    for probe in spec.probes:
-        if probe.kind == ProbeKind.TEAM_READY:
-            passed = bool(ready and ready.get("status") == "True")
-            seen = (
-                f"team Ready={ready.get('status')} ({ready.get('reason')})"
-                if ready
-                else ("team has no Ready condition")
-            )
-        elif probe.kind == ProbeKind.AGENTS_HEALTHY:
-            passed = not failed
-            seen = f"failed agents: {', '.join(failed)}" if failed else "no agent failed"
-        else:
-            passed = len(failed) <= probe.threshold
-            seen = f"{len(failed)} failed agent(s), at most {probe.threshold} allowed"
-        results.append(ProbeResult(name=probe.name, passed=passed, message=seen, time=now))
-    return results
-
-
-def new_failures(previous: list[ProbeResult], current: list[ProbeResult]) -> int:
-    """Probes failing now that were passing at their last check (or had none): new failures."""
-    passed_before = {p.name: p.passed for p in previous}
-    return sum(1 for p in current if not p.passed and passed_before.get(p.name, True))
 
 
 FINISHED = (ChaosPhase.COMPLETED, ChaosPhase.FAILED)
@@ -337,7 +315,8 @@ def plan_chaos(
                 ChaosActions(),
             )
         injected = [InjectedFault(type=f.type, target=",".join(targets)) for f in spec.faults]
-        probes = evaluate_probes(spec, team, now)
+        probes = evaluate_probes(spec, team, now, targets, Window(now.replace(microsecond=0)))
+        episodes = failures_now(team, probes)
         running = status.model_copy(
             update={
                 "phase": ChaosPhase.RUNNING,
@@ -347,7 +326,8 @@ def plan_chaos(
                 "end_time": None,
                 "targets": targets,
                 "faults_injected": len(injected),
-                "failures_detected": new_failures([], probes),
+                "failures_detected": len(episodes),
+                "open_failures": episodes,
                 "recovery_time_seconds": None,
                 "injected": injected,
                 "probe_results": probes,
@@ -361,15 +341,16 @@ def plan_chaos(
         )
 
     # Running: faults in place until the duration is over, then recovering until probes hold.
-    probes = evaluate_probes(spec, team, now)
-    failing = sum(1 for p in probes if not p.passed)
-    failures = status.failures_detected + new_failures(status.probe_results, probes)
     start = status.start_time or now
+    window = Window(start, None if status.injected else status.end_time or now)
+    probes = evaluate_probes(spec, team, now, status.targets, window, status.probe_results)
+    failing = [p for p in probes if not p.passed]
+    episodes = failures_now(team, probes)
+    failures = status.failures_detected + count_new(status.open_failures, episodes)
+    counted = {"probe_results": probes, "failures_detected": failures, "open_failures": episodes}
     if status.injected:
         if now < start + dt.timedelta(seconds=seconds(spec.duration)):
-            running = status.model_copy(
-                update={"probe_results": probes, "failures_detected": failures}
-            )
+            running = status.model_copy(update=counted)
             return finish(
                 running,
                 (False, "Running", f"faults in place on {', '.join(status.targets)}"),
@@ -379,8 +360,7 @@ def plan_chaos(
             update={
                 "injected": [],
                 "end_time": now.replace(microsecond=0),
-                "probe_results": probes,
-                "failures_detected": failures,
+                **counted,
             }
         )
         return finish(
@@ -389,43 +369,39 @@ def plan_chaos(
             rollback,
         )
     ended = status.end_time or now
-    if failing == 0:
+    if not failing:
         done = status.model_copy(
             update={
                 "phase": ChaosPhase.COMPLETED,
                 "verdict": Verdict.PASS,
-                "probe_results": probes,
+                **counted,
                 "recovery_time_seconds": round((now - ended).total_seconds(), 3),
             }
         )
         return finish(
             done, (True, "Completed", "verdict Pass: the steady state came back"), rollback
         )
-    if now >= ended + dt.timedelta(seconds=seconds(spec.recovery_timeout)):
-        failed = [p.name for p in probes if not p.passed]
+    final = failing_for_good(spec, probes)
+    if final or now >= ended + dt.timedelta(seconds=seconds(spec.recovery_timeout)):
         done = status.model_copy(
-            update={
-                "phase": ChaosPhase.COMPLETED,
-                "verdict": Verdict.FAIL,
-                "probe_results": probes,
-                "failures_detected": failures,
-            }
+            update={"phase": ChaosPhase.COMPLETED, "verdict": Verdict.FAIL, **counted}
         )
-        return finish(
-            done,
-            (
-                False,
-                "Completed",
-                f"verdict Fail: {', '.join(failed)} did not "
-                f"hold within {spec.recovery_timeout} of rollback",
-            ),
-            rollback,
-        )
+        return finish(done, (False, "Completed", fail_message(spec, final or failing)), rollback)
     return finish(
-        status.model_copy(update={"probe_results": probes, "failures_detected": failures}),
+        status.model_copy(update=counted),
         (False, "Recovering", "faults rolled back; waiting for the probes to hold"),
         rollback,
     )
+
+
+def fail_message(spec: ChaosExperimentSpec, failing: list[ProbeResult]) -> str:
+    """The Fail verdict's message: each probe that did not hold, and what it saw."""
+    kinds = {p.name: str(p.kind) for p in spec.probes}
+    names = ", ".join(p.name for p in failing)
+    seen = "; ".join(f"{p.name} ({kinds.get(p.name, '?')}): {p.message}" for p in failing)
+    return (
+        f"verdict Fail: {names} did not hold within {spec.recovery_timeout} of rollback: {seen}"
+    )[:1024]
 
 
 def _inject(

@@ -97,6 +97,7 @@ class Agent:
                             f"agent {self.name}: deadline of {self.budget.deadline_s:g}s passed"
                         )
                 steps += 1
+                step_started = time.monotonic()
                 try:
                     reply = await asyncio.wait_for(
                         self.model.complete(messages, self.tools.schemas() or None), remaining
@@ -110,6 +111,7 @@ class Agent:
                     EventKind.MODEL_CALLED,
                     step=steps,
                     tokens=tokens,
+                    duration_ms=round((time.monotonic() - step_started) * 1000, 3),
                     tool_calls=[c.name for c in reply.tool_calls],
                 )
                 if not reply.tool_calls:

@@ -2,8 +2,9 @@
 
 The tracker follows one agent's events on the bus — tasks started and finished, model calls,
 failures — and reports its `AgentStatus` (phase, active and completed tasks, tokens, what it
-works on, the last error) whenever something changed, at most every `min_interval_s`, and as a
-heartbeat every `heartbeat_s` in between. A failing report is logged and retried on the next
+works on, the last error, the p95 latency of its last 100 steps, a step being one model call)
+whenever something changed, at most every `min_interval_s`, and as a heartbeat every
+`heartbeat_s` in between. A failing report is logged and retried on the next
 change; it never stops the agent.
 """
 
@@ -12,6 +13,8 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import math
+from collections import deque
 from collections.abc import Callable
 
 from hive.api.agentteam import (
@@ -28,6 +31,15 @@ from hive.runtime.resilience.report import ResilienceReport
 
 log = logging.getLogger(__name__)
 FaultReport = Callable[[str], tuple[list[FaultCount], list[FaultProblem]]]
+STEP_WINDOW = 100  # the last steps whose latency the p95 is taken over
+
+
+def p95(values: list[float]) -> int | None:
+    """The 95th percentile (nearest rank) of `values`, rounded up to a whole ms; None if none."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    return math.ceil(ordered[max(0, math.ceil(0.95 * len(ordered)) - 1)])
 
 
 def now() -> dt.datetime:
@@ -63,6 +75,7 @@ class ProgressTracker:
         self.failed = False
         self.last_error: str | None = None
         self.current: str | None = None
+        self.steps_ms: deque[float] = deque(maxlen=STEP_WINDOW)  # a step is one model call
         self.changed = asyncio.Event()
         self.reports = 0
 
@@ -79,10 +92,13 @@ class ProgressTracker:
                 self.last_error = str(event.data.get("error") or "failed")[:1000]
             if not self.active:
                 self.current = None
+        elif event.kind is EventKind.MODEL_CALLED:
+            duration = event.data.get("duration_ms")
+            if isinstance(duration, int | float) and not isinstance(duration, bool):
+                self.steps_ms.append(max(0.0, float(duration)))
         elif event.kind in (EventKind.FAILED, EventKind.TOOL_FAILED):
             self.last_error = str(event.data.get("error") or "failed")[:1000]
         elif event.kind not in (
-            EventKind.MODEL_CALLED,
             EventKind.FAULT_INJECTED,
             EventKind.FAULT_SKIPPED,
             EventKind.BREAKER_CHANGED,
@@ -103,6 +119,7 @@ class ProgressTracker:
             tasks_active=self.active,
             tasks_completed=self.completed,
             tokens_used=self.tokens(),
+            step_latency_p95_ms=p95(list(self.steps_ms)),
             current_task=self.current,
             last_error=self.last_error,
             last_heartbeat=now(),
