@@ -124,6 +124,11 @@ class OperatorSettings(BaseModel):
     agent_image: str = Field(
         default="ghcr.io/hive-dev/hive:0.1.0", description="Image the agent pods run."
     )
+    errors_redis_url: str | None = Field(
+        default=None,
+        description="Redis (redis://host:port/db) given to the agent pods of teams that name "
+        "no MemoryStore for error learning (spec.resilience.learning.memoryRef).",
+    )
     sandbox_image: str = Field(
         default="ghcr.io/hive-dev/hive-sandbox:0.1.0",
         description="Image of the sandbox pods that run agent-written code (sandbox-images/).",

@@ -255,9 +255,23 @@ class BreakerSpec(HiveModel):
         return self
 
 
+class LearningSpec(HiveModel):
+    """Where the team's agents share the recoveries they learn from errors."""
+
+    memory_ref: LocalRef | None = Field(
+        default=None,
+        description="MemoryStore of backend redis where the team's pods share their error "
+        "patterns and learned recoveries, kept across restarts; unset: the operator's "
+        "errorsRedisUrl if set, else each pod learns alone, in memory.",
+    )
+
+
 class ResilienceSpec(HiveModel):
     """How the team's agents protect themselves from failing dependencies."""
 
+    learning: LearningSpec = Field(
+        default_factory=LearningSpec, description="Error-pattern learning shared by the pods."
+    )
     breaker: BreakerSpec = Field(
         default_factory=BreakerSpec, description="Circuit breakers, one per dependency."
     )

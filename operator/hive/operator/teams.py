@@ -52,6 +52,15 @@ def _referenced_policies(spec: dict[str, Any]) -> set[str]:
     return names
 
 
+def _learning_store(spec: dict[str, Any]) -> str | None:
+    """The MemoryStore the team's pods learn into (spec.resilience.learning.memoryRef)."""
+    resilience = spec.get("resilience")
+    learning = resilience.get("learning") if isinstance(resilience, dict) else None
+    ref = learning.get("memoryRef") if isinstance(learning, dict) else None
+    name = ref.get("name") if isinstance(ref, dict) else None
+    return name if isinstance(name, str) and name else None
+
+
 async def _agent_pods(
     client: ApiClient, namespace: str, team: str, now: dt.datetime
 ) -> dict[str, list[PodObserved]]:
@@ -127,6 +136,12 @@ async def reconcile_team(namespace: str, name: str) -> TeamPlan | None:
         found = await get_hive_object(client, "SandboxPolicy", namespace, policy_name)
         if found is not None:
             policies[policy_name] = found.get("spec") or {}
+    stores = {}
+    store_name = _learning_store(spec)
+    if store_name is not None:
+        store = await get_hive_object(client, "MemoryStore", namespace, store_name)
+        if store is not None:
+            stores[store_name] = store.get("spec") or {}
     now = dt.datetime.now(dt.UTC)
     pods = await _agent_pods(client, namespace, name, now)
     nodes = await _nodes_not_ready(client, (p.node for ps in pods.values() for p in ps if p.node))
@@ -139,6 +154,7 @@ async def reconcile_team(namespace: str, name: str) -> TeamPlan | None:
             sandbox_policies=policies,
             pods=pods,
             nodes_not_ready=nodes,
+            memory_stores=stores,
         ),
         AgentPodSettings(
             image=settings.operator.agent_image,
@@ -146,6 +162,7 @@ async def reconcile_team(namespace: str, name: str) -> TeamPlan | None:
             image_pull_policy=settings.operator.pod_pull_policy,
             node_selector=settings.operator.pod_node_selector,
             tolerations=tuple(settings.operator.pod_tolerations),
+            errors_redis_url=settings.operator.errors_redis_url,
         ),
         now,
     )

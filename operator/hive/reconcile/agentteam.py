@@ -30,6 +30,7 @@ from hive.api.agentteam import (
 from hive.api.common import describe_validation_error
 from hive.api.sandboxpolicy import SandboxPolicySpec
 from hive.reconcile.conditions import condition, merge_conditions, previous_conditions
+from hive.reconcile.learning import allow_egress, learning_wiring
 from hive.reconcile.meta import (
     AGENT_LABEL,
     POLICY_LABEL,
@@ -75,6 +76,8 @@ class AgentPodSettings:
     # Where the operator's pods (agents, embedded model, sandboxes) may run.
     node_selector: Mapping[str, str] = field(default_factory=dict)
     tolerations: tuple[Mapping[str, Any], ...] = ()
+    errors_redis_url: str | None = None  # for teams that name no MemoryStore to learn into
+    env: tuple[Mapping[str, Any], ...] = ()  # more env of agent containers (see team_pods)
 
 
 def placed(pod_spec: JSON, pods: AgentPodSettings) -> JSON:
@@ -112,6 +115,7 @@ class TeamObserved:
     sandbox_policies: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     pods: Mapping[str, Sequence[PodObserved]] = field(default_factory=dict)
     nodes_not_ready: Mapping[str, str] = field(default_factory=dict)
+    memory_stores: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # name -> spec
 
 
 @dataclass(frozen=True)
@@ -297,6 +301,7 @@ def _deployment(
                 },
             }
         )
+    env += [dict(e) for e in pods.env]
     resources = {"cpu": agent.resources.cpu, "memory": agent.resources.memory}
     pod_spec: JSON = {
         "serviceAccountName": names["workload"],
@@ -690,6 +695,8 @@ def plan_team(
         )
 
     pods = team_pods(pods, team)
+    learning = learning_wiring(team, observed.memory_stores, pods.errors_redis_url)
+    pods = replace(pods, env=tuple(learning.env))
     children: list[JSON] = []
     sandboxes: dict[str, SandboxPolicySpec] = {}
     missing: list[str] = []
@@ -736,6 +743,8 @@ def plan_team(
             )
         )
         children.append(_network_policy(owner, team, agent, names, labels))
+        if learning.port:
+            allow_egress(children[-1], learning.port)
         want = 0 if team.suspend else agent.replicas
         available, failure = _deployment_state(observed.deployments.get(names["workload"]), want)
         if failure:
@@ -765,6 +774,11 @@ def plan_team(
         status = status_of(
             TeamPhase.PENDING, why, why, (True, "SandboxPolicyNotFound", why[2]), **counts
         )
+        return TeamPlan(children, status, prune=False)
+    if learning.problem is not None:
+        reason, message = learning.problem
+        why = (False, reason, message)
+        status = status_of(TeamPhase.PENDING, why, why, (True, reason, message), **counts)
         return TeamPlan(children, status, prune=False)
     if team.suspend:
         msg = "the team is suspended; every agent is scaled to zero"
