@@ -216,6 +216,12 @@ class Settings(BaseSettings):
         description="API key of the team's model (HIVE_MODEL_API_KEY; in a pod it comes from "
         "the Secret in spec.model.secretRef).",
     )
+    fallback_model_api_keys: dict[str, SecretStr] = Field(
+        default_factory=dict,
+        description="API keys of the team's fallback models by their index in "
+        "spec.model.fallbacks (HIVE_FALLBACK_MODEL_API_KEYS__0, ...; in a pod they come from "
+        "the Secrets in their secretRef).",
+    )
     embedded_model: Path | None = Field(
         default=None,
         description="The SmolLM2 GGUF file of the embedded model; unset looks in .models/ "

@@ -35,6 +35,31 @@ class Provider(StrEnum):
     SCRIPTED = "scripted"
 
 
+class FallbackModelSpec(HiveModel):
+    """A model the agents call when the team's model fails or its circuit breaker is open."""
+
+    provider: Provider = Field(
+        default=Provider.OPENAI_COMPATIBLE,
+        description="openai-compatible (the only provider a fallback may use).",
+    )
+    endpoint: str = Field(
+        pattern=r"^https?://",
+        description="Base URL of the fallback's chat-completions API, e.g. http://vllm:8000/v1.",
+    )
+    name: str = Field(min_length=1, description="Model name sent in each request.")
+    secret_ref: SecretKeyRef | None = Field(
+        default=None,
+        description="Secret key holding the fallback's API key; none for keyless servers.",
+    )
+
+    @field_validator("provider")
+    @classmethod
+    def _served_over_http(cls, value: Provider) -> Provider:
+        if value != Provider.OPENAI_COMPATIBLE:
+            raise ValueError("a fallback model must be openai-compatible")
+        return value
+
+
 class ModelSpec(HiveModel):
     """Which language model the agents call."""
 
@@ -54,6 +79,26 @@ class ModelSpec(HiveModel):
     secret_ref: SecretKeyRef | None = Field(
         default=None, description="Secret key holding the API key; none for keyless servers."
     )
+    fallbacks: list[FallbackModelSpec] = Field(
+        default_factory=list,
+        max_length=5,
+        description="Models tried in order when this one fails or its circuit breaker is open "
+        "(each has its own breaker); at a reduced capability level they are tried first.",
+    )
+
+    @model_validator(mode="after")
+    def _fallbacks_are_other_models(self) -> ModelSpec:
+        seen = {self.name}
+        for i, fallback in enumerate(self.fallbacks):
+            if fallback.name in seen:
+                raise PydanticCustomError(
+                    "fallback_name",
+                    "fallbacks[{i}].name: '{name}' is already a model of this team; each model "
+                    "has its own circuit breaker, named by the model",
+                    {"i": i, "name": fallback.name},
+                )
+            seen.add(fallback.name)
+        return self
 
 
 class ToolRequirement(HiveModel):
@@ -71,6 +116,12 @@ class ToolRequirement(HiveModel):
         default="*",
         min_length=1,
         description="Semver range the ToolVersion must satisfy, e.g. '^1.2', '>=1.0 <2', '*'.",
+    )
+    alternatives: list[Annotated[str, Field(max_length=63, pattern=DNS_LABEL)]] = Field(
+        default_factory=list,
+        max_length=8,
+        description="Tools of the same agent called, in order and with the same arguments, "
+        "when this one fails; when they fail too the call is skipped with a note.",
     )
 
 
@@ -112,6 +163,19 @@ class AgentSpec(HiveModel):
     max_concurrent_tasks: int = Field(
         default=1, ge=1, le=1000, description="Tasks one agent works on at once."
     )
+
+    @model_validator(mode="after")
+    def _alternatives_are_own_tools(self) -> AgentSpec:
+        names = {t.name for t in self.tools}
+        for i, tool in enumerate(self.tools):
+            for alternative in tool.alternatives:
+                if alternative == tool.name or alternative not in names:
+                    raise PydanticCustomError(
+                        "tool_alternative",
+                        "tools[{i}].alternatives: '{alt}' is not another tool of this agent",
+                        {"i": i, "alt": alternative},
+                    )
+        return self
 
 
 class DelegationSpec(HiveModel):
@@ -255,6 +319,54 @@ class BreakerSpec(HiveModel):
         return self
 
 
+class DegradationSpec(HiveModel):
+    """When an agent steps down from full capability, and what it may answer with instead."""
+
+    cached_answers: bool = Field(
+        default=True,
+        description="When no model answers, give the last good answer to the same prompt "
+        "(kept in the agent's memory, not across restarts).",
+    )
+    partial_answers: bool = Field(
+        default=True,
+        description="When no model answers and nothing is cached, give a partial answer marked "
+        "as degraded instead of failing the call.",
+    )
+    latency_p99_ms: int | None = Field(
+        default=None,
+        ge=1,
+        le=3_600_000,
+        description="Model-call latency (p99 over the last minute) above which the agent "
+        "works at reduced capability; unset: latency is not considered.",
+    )
+    min_tokens_left: int | None = Field(
+        default=None,
+        ge=1,
+        description="Tokens left of budget.maxTokens below which the agent works at reduced "
+        "capability; unset, or no budget: not considered.",
+    )
+    max_cpu_percent: int | None = Field(
+        default=None,
+        ge=1,
+        le=100,
+        description="CPU use of the agent process (percent of the pod's CPU) above which it "
+        "works at reduced capability; unset: not considered.",
+    )
+    max_memory_percent: int | None = Field(
+        default=None,
+        ge=1,
+        le=100,
+        description="Memory of the agent process (percent of the pod's limit) above which it "
+        "works at reduced capability; unset: not considered.",
+    )
+    reduced_max_tokens: int | None = Field(
+        default=None,
+        ge=1,
+        description="Answer length limit (max_tokens) of model calls at reduced capability; "
+        "unset: answers are not shortened.",
+    )
+
+
 class LearningSpec(HiveModel):
     """Where the team's agents share the recoveries they learn from errors."""
 
@@ -274,6 +386,11 @@ class ResilienceSpec(HiveModel):
     )
     breaker: BreakerSpec = Field(
         default_factory=BreakerSpec, description="Circuit breakers, one per dependency."
+    )
+    degradation: DegradationSpec = Field(
+        default_factory=DegradationSpec,
+        description="Capability levels (full, reduced, minimal) and the fallbacks below the "
+        "models: cached and partial answers.",
     )
 
 
@@ -302,7 +419,7 @@ class AgentTeamSpec(HiveModel):
     budget: BudgetSpec = Field(default_factory=BudgetSpec, description="Spending limits.")
     resilience: ResilienceSpec = Field(
         default_factory=ResilienceSpec,
-        description="Circuit breakers of the agents' calls.",
+        description="Circuit breakers and graceful degradation of the agents' calls.",
     )
     scheduling: SchedulingSpec = Field(
         default_factory=SchedulingSpec, description="Where the team's pods may run."
@@ -403,6 +520,20 @@ class ErrorPatternStatus(HiveModel):
     )
 
 
+class CapabilityLevel(StrEnum):
+    FULL = "full"
+    REDUCED = "reduced"
+    MINIMAL = "minimal"
+
+
+class CapabilityStatus(HiveModel):
+    """The capability level an agent works at, chosen from what it observes."""
+
+    level: CapabilityLevel = Field(description="full, reduced or minimal.")
+    reason: str = Field(max_length=512, description="What brought it below full (empty at full).")
+    since: dt.datetime = Field(description="When the agent entered this level.")
+
+
 class AgentStatus(HiveModel):
     """One agent's own report. Each agent writes only its entry, under its own field manager."""
 
@@ -444,6 +575,10 @@ class AgentStatus(HiveModel):
     )
     fault_problems: list[FaultProblem] = Field(
         default_factory=list, max_length=20, description="Faults the agent skipped, and why."
+    )
+    capability: CapabilityStatus | None = Field(
+        default=None,
+        description="The capability level the agent works at (full, reduced, minimal) and why.",
     )
 
 

@@ -29,6 +29,7 @@ from hive.api.agentteam import (
 )
 from hive.api.common import describe_validation_error
 from hive.api.sandboxpolicy import SandboxPolicySpec
+from hive.reconcile.capability import capability_degraded
 from hive.reconcile.conditions import condition, merge_conditions, previous_conditions
 from hive.reconcile.learning import allow_egress, learning_wiring
 from hive.reconcile.meta import (
@@ -301,6 +302,15 @@ def _deployment(
                 },
             }
         )
+    for index, fallback in enumerate(team.model.fallbacks):
+        if fallback.secret_ref:
+            ref = {"name": fallback.secret_ref.name, "key": fallback.secret_ref.key}
+            env.append(
+                {
+                    "name": f"HIVE_FALLBACK_MODEL_API_KEYS__{index}",
+                    "valueFrom": {"secretKeyRef": ref},
+                }
+            )
     env += [dict(e) for e in pods.env]
     resources = {"cpu": agent.resources.cpu, "memory": agent.resources.memory}
     pod_spec: JSON = {
@@ -602,9 +612,10 @@ def _network_policy(
 ) -> JSON:
     same_team = {"podSelector": {"matchLabels": {TEAM_LABEL: owner.name}}}
     api_ports = [{"protocol": "TCP", "port": 443}, {"protocol": "TCP", "port": 6443}]
-    model_port = _model_port(team.model.endpoint)
-    if model_port and model_port not in (443, 6443):
-        api_ports.append({"protocol": "TCP", "port": model_port})
+    endpoints = [team.model.endpoint, *(f.endpoint for f in team.model.fallbacks)]
+    for model_port in sorted({p for p in map(_model_port, endpoints) if p}):
+        if model_port not in (443, 6443):
+            api_ports.append({"protocol": "TCP", "port": model_port})
     return {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "NetworkPolicy",
@@ -819,6 +830,8 @@ def plan_team(
     else:
         msg = f"{ready_count}/{total} agents available"
         phase, degraded = run_verdict(previous.get("run"), gen)
+        if not degraded[0]:
+            degraded = capability_degraded(previous) or degraded
         status = status_of(
             phase,
             (True, "AllAgentsAvailable", msg),
