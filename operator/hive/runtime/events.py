@@ -50,6 +50,8 @@ class EventKind(StrEnum):
     FAULT_INJECTED = "fault-injected"  # a ChaosExperiment's fault hit one of the agent's calls
     FAULT_SKIPPED = "fault-skipped"  # a fault the agent could not use (malformed, unknown, ...)
     BREAKER_CHANGED = "breaker-changed"  # a circuit breaker of the agent opened, probes, closed
+    CAPABILITY_CHANGED = "capability-changed"  # the agent's capability level went down or up
+    DEGRADED_ANSWER = "degraded-answer"  # a fallback model, cached or partial answer was used
 
 
 @dataclass(frozen=True)

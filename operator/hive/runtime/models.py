@@ -179,10 +179,10 @@ class OpenAICompatible:
         tools: Sequence[dict[str, Any]] | None = None,
         **extra: Any,
     ) -> Reply:
-        request: dict[str, Any] = {"messages": list(messages)}
+        request: dict[str, Any] = {"messages": list(messages), "tools": tools, "options": extra}
         call = Call(CallKind.MODEL, self.model, "complete", self.user or "", request)
         return await self.chain.run(
-            call, lambda: self._complete(request["messages"], tools, **extra)
+            call, lambda: self._complete(request["messages"], tools, **request["options"])
         )
 
     async def _complete(

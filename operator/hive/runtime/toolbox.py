@@ -62,6 +62,7 @@ class Toolbox:
                 self.unavailable.setdefault(agent.name, []).append(requirement.name)
         registry = ToolRegistry.of(tools)
         registry.chain = self.chain.with_agent(agent.name)
+        registry.alternatives = {t.name: t.alternatives for t in agent.tools if t.alternatives}
         return registry
 
     async def close(self) -> None:

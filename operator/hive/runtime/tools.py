@@ -38,6 +38,7 @@ class Tool:
 class ToolRegistry:
     tools: dict[str, Tool] = field(default_factory=dict)
     chain: Chain = EMPTY  # the middlewares every tool call passes
+    alternatives: dict[str, list[str]] = field(default_factory=dict)  # tried when one fails
     # checking a schema itself costs ~0.5 ms per call; each tool's validator is built once
     _validators: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
@@ -66,6 +67,28 @@ class ToolRegistry:
         return tool
 
     async def call(self, tool: Tool, arguments: dict[str, Any]) -> Any:
-        """Run a checked tool through the chain."""
-        call = Call(CallKind.TOOL, tool.name, "call")
+        """Run a checked tool through the chain; when it fails, its alternatives in order.
+
+        Each call but the last tells the chain (``request["alternatives"]``) that alternatives
+        are left, so the error recorder lets the failure through instead of skipping the tool;
+        the last one left is skipped with a note when it fails too.
+        """
+        tried = [tool]
+        for name in self.alternatives.get(tool.name, ()):
+            try:
+                tried.append(self.check(name, arguments))
+            except InvalidInput:
+                continue  # not a tool of this agent, or it takes other arguments
+        for index, current in enumerate(tried):
+            left = [t.name for t in tried[index + 1 :]]
+            try:
+                return await self._call_one(current, arguments, left)
+            except Exception:
+                if not left:
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _call_one(self, tool: Tool, arguments: dict[str, Any], left: list[str]) -> Any:
+        request = {"alternatives": left} if left else None
+        call = Call(CallKind.TOOL, tool.name, "call", request=request)
         return await self.chain.run(call, lambda: tool.function(**arguments))

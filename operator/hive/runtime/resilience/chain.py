@@ -1,6 +1,8 @@
 """Which middlewares one agent's calls pass, and in which order.
 
-The order follows the call outwards from the agent: the error recorder sees every outcome
+The order follows the call outwards from the agent: graceful degradation stands first, so it
+sees what the team's model finally did (after recoveries) and turns to the fallback models,
+each of which passes the rest of the chain on its own; the error recorder sees every outcome
 (including a breaker's refusal), the breakers stand before the dependency, and injected faults
 sit next to the transport so that they look to everything above like the dependency failing.
 """
@@ -16,10 +18,11 @@ from hive.runtime.resilience.calls import Chain, Middleware
 class ChainParts:
     """The middlewares an agent has; None where a capability is off."""
 
+    degradation: Middleware | None = None  # fallback models, cached and partial answers
     errors: Middleware | None = None  # error patterns (fingerprints, learned recoveries)
     breakers: Middleware | None = None  # one circuit breaker per dependency
     faults: Middleware | None = None  # faults a ChaosExperiment injects
 
     def chain(self, agent: str) -> Chain:
-        order = (self.errors, self.breakers, self.faults)
+        order = (self.degradation, self.errors, self.breakers, self.faults)
         return Chain(tuple(m for m in order if m is not None), agent)

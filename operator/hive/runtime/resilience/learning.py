@@ -199,7 +199,12 @@ class ErrorRecorder:
                 continue
             await self.outcome(Recovery(failure, strategy, attempt, ok=True))
             return result
-        if call.kind is CallKind.TOOL and self.skip_tools and failure.category is not Category.AUTH:
+        if (
+            call.kind is CallKind.TOOL
+            and self.skip_tools
+            and failure.category is not Category.AUTH
+            and not (call.request or {}).get("alternatives")  # the registry tries those first
+        ):
             return f"[tool {call.dependency} was skipped: {error}]"
         raise error
 

@@ -1,8 +1,10 @@
-"""What an agent tells about its resilience: its breakers and the team's error patterns.
+"""What an agent tells about its resilience: its breakers, its capability level and the team's
+error patterns.
 
 Every breaker transition becomes, at once, a ``breaker-changed`` event on the agent's bus (the
 progress tracker reports the status entry on it, not only on the next heartbeat), the
-``hive_breaker_state`` gauge and a ``hive_breaker_transitions_total`` count. The coordinator's
+``hive_breaker_state`` gauge and a ``hive_breaker_transitions_total`` count; its capability
+level goes into its status entry and the ``hive_capability_level`` gauge. The coordinator's
 entry also carries the team's top error patterns with their learned fix, read from the team's
 learning store.
 """
@@ -13,7 +15,13 @@ from collections.abc import Sequence
 
 from prometheus_client import Counter, Gauge
 
-from hive.api.agentteam import BreakerState, BreakerStatus, ErrorPatternStatus
+from hive.api.agentteam import (
+    BreakerState,
+    BreakerStatus,
+    CapabilityLevel,
+    CapabilityStatus,
+    ErrorPatternStatus,
+)
 from hive.runtime.events import Event, EventBus, EventKind
 from hive.runtime.resilience.breaker import BreakerChange
 from hive.runtime.resilience.learning import LearningStore, top_patterns
@@ -32,11 +40,25 @@ BREAKER_TRANSITIONS = Counter(
 )
 
 
+LEVEL_VALUE = {CapabilityLevel.FULL: 0, CapabilityLevel.REDUCED: 1, CapabilityLevel.MINIMAL: 2}
+CAPABILITY_LEVEL = Gauge(
+    "hive_capability_level",
+    "Capability level an agent works at: 0 full, 1 reduced, 2 minimal.",
+    ["agent"],
+)
+
+
 class ResilienceReport:
     def __init__(self, bus: EventBus | None = None, store: LearningStore | None = None) -> None:
         self.bus = bus
         self.store = store
         self.breakers: dict[str, BreakerStatus] = {}
+        self.capability: CapabilityStatus | None = None
+
+    def on_capability(self, agent: str, status: CapabilityStatus) -> None:
+        """A capability listener (see :class:`~hive.runtime.resilience.degradation.Degradation`)."""
+        self.capability = status
+        CAPABILITY_LEVEL.labels(agent).set(LEVEL_VALUE[CapabilityLevel(status.level)])
 
     async def on_change(self, change: BreakerChange) -> None:
         """A breaker listener (see :class:`~hive.runtime.resilience.breaker.Breakers`)."""

@@ -1,13 +1,16 @@
 """An agent's resilience, put together from its team's spec: breakers, the error recorder and
-its learner, and the report of both."""
+its learner, graceful degradation, and the report of them."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from hive.api.agentteam import BreakerSpec, ResilienceSpec
+from hive.api.agentteam import AgentTeamSpec, BreakerSpec, ResilienceSpec
 from hive.runtime.events import EventBus
+from hive.runtime.models import OpenAICompatible
 from hive.runtime.resilience.breaker import Breakers, BreakerSettings
+from hive.runtime.resilience.degradation import Degradation
 from hive.runtime.resilience.learning import (
     ErrorRecorder,
     Learner,
@@ -16,6 +19,7 @@ from hive.runtime.resilience.learning import (
 )
 from hive.runtime.resilience.learning_redis import RedisLearningStore, team_key
 from hive.runtime.resilience.report import ResilienceReport
+from hive.runtime.resilience.usage import ProcessUsage
 
 
 def breaker_settings(spec: BreakerSpec) -> BreakerSettings:
@@ -41,6 +45,7 @@ class Resilience:
     errors: ErrorRecorder
     breakers: Breakers
     report: ResilienceReport
+    degradation: Degradation | None = None
 
     @classmethod
     def of(cls, spec: ResilienceSpec, store: LearningStore) -> Resilience:
@@ -48,8 +53,29 @@ class Resilience:
         breakers = Breakers(breaker_settings(spec.breaker), listeners=[report.on_change])
         return cls(ErrorRecorder(Learner(store)), breakers, report)
 
+    def degrade(
+        self, team: AgentTeamSpec, fallbacks: Sequence[OpenAICompatible], agent: str
+    ) -> Degradation:
+        """Graceful degradation of the agent's calls to the team's model (the chain's first
+        middleware); `fallbacks` must call through the rest of the chain."""
+        self.degradation = Degradation(
+            team.resilience.degradation,
+            team.model.name,
+            fallbacks,
+            agent=agent,
+            breakers=self.breakers,
+            learner=self.errors.learner,
+            max_tokens=team.budget.max_tokens,
+            usage=ProcessUsage(),
+            bus=self.report.bus,
+            listeners=[self.report.on_capability],
+        )
+        return self.degradation
+
     def publish_to(self, bus: EventBus) -> None:
         self.report.bus = bus
+        if self.degradation is not None:
+            self.degradation.bus = bus
 
     async def close(self) -> None:
         if isinstance(self.report.store, RedisLearningStore):

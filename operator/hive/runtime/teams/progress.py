@@ -102,6 +102,7 @@ class ProgressTracker:
             EventKind.FAULT_INJECTED,
             EventKind.FAULT_SKIPPED,
             EventKind.BREAKER_CHANGED,
+            EventKind.CAPABILITY_CHANGED,
         ):
             return
         self.changed.set()
@@ -124,6 +125,7 @@ class ProgressTracker:
             last_error=self.last_error,
             last_heartbeat=now(),
             breakers=self.resilience.breaker_statuses() if self.resilience else [],
+            capability=self.resilience.capability if self.resilience else None,
             error_patterns=self.error_patterns,
         )
 
