@@ -183,7 +183,8 @@ async def test_the_fallback_answers_and_the_level_comes_back_when_the_primary_re
 async def test_cached_then_partial_answers_when_no_model_answers() -> None:
     primary = Switch("first")
     primary.up = True
-    model, _degradation, bus, _ = wired(primary, {"small": failing([])})
+    both = DegradationSpec(cached_answers=True, partial_answers=True)
+    model, _degradation, bus, _ = wired(primary, {"small": failing([])}, both)
     ask = [{"role": "user", "content": "what is 2+2?"}]
     assert (await model.complete(ask)).content == "first"
     primary.up = False
@@ -199,7 +200,7 @@ async def test_cached_then_partial_answers_when_no_model_answers() -> None:
 
 
 async def test_without_cached_or_partial_answers_the_failure_stands() -> None:
-    off = DegradationSpec(cached_answers=False, partial_answers=False)
+    off = DegradationSpec()
     model, _, _, _ = wired(failing([]), {}, off)
     with pytest.raises(Unavailable):
         await model.complete([{"role": "user", "content": "hi"}])

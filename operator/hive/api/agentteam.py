@@ -323,12 +323,12 @@ class DegradationSpec(HiveModel):
     """When an agent steps down from full capability, and what it may answer with instead."""
 
     cached_answers: bool = Field(
-        default=True,
+        default=False,
         description="When no model answers, give the last good answer to the same prompt "
         "(kept in the agent's memory, not across restarts).",
     )
     partial_answers: bool = Field(
-        default=True,
+        default=False,
         description="When no model answers and nothing is cached, give a partial answer marked "
         "as degraded instead of failing the call.",
     )

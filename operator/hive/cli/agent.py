@@ -17,12 +17,11 @@ from hive.kube.reporter import StatusReporter, field_manager_for
 from hive.runtime.models import OpenAICompatible
 from hive.runtime.pod import AgentPod, PodConfig
 from hive.runtime.reporting import heartbeat
-from hive.runtime.resilience.calls import Chain
 from hive.runtime.resilience.chain import ChainParts
 from hive.runtime.resilience.faultfiles import FaultFolder
 from hive.runtime.resilience.faults import FaultInjector
 from hive.runtime.resilience.faultspec import dependencies_of
-from hive.runtime.resilience.wiring import Resilience, learning_store
+from hive.runtime.resilience.wiring import Resilience, fallback_models, learning_store
 from hive.runtime.toolbox import Toolbox
 from hive.settings import Settings
 
@@ -52,25 +51,6 @@ def model_of(config: PodConfig, settings: Settings) -> OpenAICompatible:
     return OpenAICompatible(
         model.endpoint, model.name, api_key=api_key, timeout_s=300, structured_format=structured
     )
-
-
-def fallbacks_of(config: PodConfig, settings: Settings, chain: Chain) -> list[OpenAICompatible]:
-    """The team's fallback models, each calling through `chain` (its own breaker, errors and
-    faults), with their API keys from HIVE_FALLBACK_MODEL_API_KEYS__<index>."""
-    out = []
-    for index, spec in enumerate(config.spec.model.fallbacks):
-        key = settings.fallback_model_api_keys.get(str(index))
-        api_key = key.get_secret_value() if key else None
-        if spec.secret_ref and not api_key:
-            raise InvalidInput(
-                f"model.fallbacks[{index}].secretRef",
-                f"HIVE_FALLBACK_MODEL_API_KEYS__{index} is empty: key {spec.secret_ref.key} of "
-                f"Secret {spec.secret_ref.name} is missing or empty",
-            )
-        out.append(
-            OpenAICompatible(spec.endpoint, spec.name, api_key=api_key, timeout_s=300, chain=chain)
-        )
-    return out
 
 
 def run_agent(
@@ -118,7 +98,9 @@ def run_agent(
                 parts = ChainParts(
                     errors=resilience.errors, breakers=resilience.breakers, faults=injector
                 )
-                fallbacks = fallbacks_of(config, settings, parts.chain(agent))
+                fallbacks = fallback_models(
+                    config.spec, settings.fallback_model_api_keys, parts.chain(agent)
+                )
                 parts.degradation = resilience.degrade(config.spec, fallbacks, agent)
                 toolbox, pod = build_pod(config, agent, settings, reporter, parts)
                 resilience.publish_to(pod.bus)

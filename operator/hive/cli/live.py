@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from rich.console import Console, Group, RenderableType
 from rich.live import Live
 from rich.markdown import Markdown
+from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
@@ -39,6 +40,8 @@ NOTEWORTHY = {
     EventKind.TOOL_CALLED: "calls tool {tool}",
     EventKind.TOOL_FAILED: "{tool}: {error}",
     EventKind.FAILED: "failed: {error}",
+    EventKind.CAPABILITY_CHANGED: "works at {level} capability (was {from}) {reason}",
+    EventKind.DEGRADED_ANSWER: "answered by {how} {model}",
     EventKind.TEAM_FINISHED: "ends the run: {outcome}",
 }
 
@@ -89,6 +92,7 @@ class LiveView:
     task: str
     rows: dict[str, AgentRow] = field(default_factory=dict)
     log: deque[str] = field(default_factory=lambda: deque(maxlen=12))
+    capability: str = "full"  # the run's capability level now, and why
 
     def __post_init__(self) -> None:
         self.rows = {a.name: AgentRow(str(a.role)) for a in self.spec.agents}
@@ -110,12 +114,19 @@ class LiveView:
                 if target is not None:
                     target.phase = "working"
                     target.task = shorten(event.data.get("task", ""), 48)
+        if event.kind is EventKind.CAPABILITY_CHANGED:
+            level, reason = event.data.get("level", ""), event.data.get("reason", "")
+            self.capability = f"{level} since {event.at:%H:%M:%S}: {reason}" if reason else level
         line = describe(event)
         if line:
             self.log.append(f"[bold]{event.agent}[/] {line}")
 
     def render(self) -> RenderableType:
-        table = Table(title=f"{self.spec.pattern} team: {shorten(self.task, 80)}", expand=True)
+        table = Table(
+            title=f"{self.spec.pattern} team: {shorten(self.task, 80)}",
+            caption=f"capability: {escape(self.capability)}",
+            expand=True,
+        )
         for column in ("agent", "role", "phase", "working on", "steps", "done"):
             table.add_column(column, justify="right" if column in ("steps", "done") else "left")
         for name, row in self.rows.items():
@@ -214,6 +225,13 @@ def report(result: TeamResult, console: Console) -> None:
             table.add_column(column)
         for step in result.plan:
             table.add_row(step["name"], step["phase"], ", ".join(step.get("dependsOn", [])))
+        parts.append(table)
+    if result.capability:
+        table = Table(title="capability")
+        for column in ("since", "level", "why"):
+            table.add_column(column)
+        for change in result.capability:
+            table.add_row(change["since"], change["level"], change["reason"])
         parts.append(table)
     agents = Table(title="agents")
     for column in ("agent", "role", "tasks done", "tokens"):

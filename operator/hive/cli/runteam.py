@@ -16,10 +16,13 @@ from hive.api.agentteam import AgentTeamSpec, Provider, RunOutcome
 from hive.api.sandboxpolicy import SandboxPolicySpec
 from hive.cli.chaosrun import LocalChaos, fault_folder
 from hive.errors import InvalidInput
-from hive.runtime.events import EventBus
+from hive.runtime.events import EventBus, EventKind
 from hive.runtime.models import OpenAICompatible
+from hive.runtime.resilience.calls import Chain
 from hive.runtime.resilience.chain import ChainParts
 from hive.runtime.resilience.faults import FaultInjector, now_utc
+from hive.runtime.resilience.learning import MemoryLearningStore
+from hive.runtime.resilience.wiring import Resilience, fallback_models
 from hive.runtime.teams.approvals import approve_all
 from hive.runtime.teams.roster import Approval, ApprovalRequest, Approver
 from hive.runtime.teams.team import Team, TeamResult
@@ -79,6 +82,35 @@ def ask_at_terminal(console: Console) -> Approver:
     return decide
 
 
+def local_chain(
+    spec: AgentTeamSpec, injector: FaultInjector | None, bus: EventBus
+) -> tuple[Chain, Resilience | None]:
+    """The middlewares of a local run's calls: its chaos faults, and where the team declares
+    fallback models, breakers, learned recovery and graceful degradation as in a pod (the
+    run's agents share them)."""
+    if not spec.model.fallbacks:
+        return ChainParts(faults=injector).chain(""), None
+    resilience = Resilience.of(spec.resilience, MemoryLearningStore())
+    parts = ChainParts(errors=resilience.errors, breakers=resilience.breakers, faults=injector)
+    keys = get_settings().fallback_model_api_keys
+    fallbacks = fallback_models(spec, keys, parts.chain(""))
+    parts.degradation = resilience.degrade(spec, fallbacks, LOCAL_AGENT)
+    resilience.publish_to(bus)
+    return parts.chain(""), resilience
+
+
+LOCAL_AGENT = "team"  # a local run's agents share one chain; its level is the team's
+
+
+def capability_changes(bus: EventBus) -> list[dict[str, str]]:
+    """The run's capability levels as they changed (for the report)."""
+    return [
+        {"level": e.data["level"], "reason": e.data.get("reason", ""), "since": f"{e.at:%FT%TZ}"}
+        for e in bus.history
+        if e.kind is EventKind.CAPABILITY_CHANGED
+    ]
+
+
 async def run_team(
     spec: AgentTeamSpec,
     task: str | None,
@@ -98,7 +130,7 @@ async def run_team(
     sandbox = get_settings().sandbox
     bus = EventBus()
     injector = FaultInjector(bus=bus)
-    chain = ChainParts(faults=injector if chaos else None).chain("")
+    chain, resilience = local_chain(spec, injector if chaos else None, bus)
     toolbox = Toolbox(rootfs=sandbox.rootfs, runsc=sandbox.runsc, chain=chain)
     agents = {a.name: a for a in spec.agents}
     chosen = policies or {}
@@ -108,6 +140,10 @@ async def run_team(
         )
         async with model_for(spec, endpoint, model_name, console, model_file) as plain:
             model = replace(plain, chain=chain)
+            if resilience is not None and resilience.degradation is not None:
+                resilience.degradation.model = plain.model  # --model-name may rename it
+                stop_watch = asyncio.Event()
+                degrading = asyncio.create_task(resilience.degradation.watch(stop_watch))
             team = Team.local(
                 spec,
                 model,
@@ -129,12 +165,16 @@ async def run_team(
                 result = await team.run(task)
             finally:
                 stop.set()
+                if resilience is not None and resilience.degradation is not None:
+                    stop_watch.set()
+                    await degrading
                 if watching is not None:
                     await watching
                 if display is not None:
                     display.stop()
                 await toolbox.close()
                 await model.aclose()
+    result.capability = capability_changes(bus)
     report(result, console)
     if chaos is not None:
         report_injections(injector, list(agents), console)

@@ -3,13 +3,17 @@ its learner, graceful degradation, and the report of them."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from pydantic import SecretStr
+
 from hive.api.agentteam import AgentTeamSpec, BreakerSpec, ResilienceSpec
+from hive.errors import InvalidInput
 from hive.runtime.events import EventBus
 from hive.runtime.models import OpenAICompatible
 from hive.runtime.resilience.breaker import Breakers, BreakerSettings
+from hive.runtime.resilience.calls import Chain
 from hive.runtime.resilience.degradation import Degradation
 from hive.runtime.resilience.learning import (
     ErrorRecorder,
@@ -31,6 +35,27 @@ def breaker_settings(spec: BreakerSpec) -> BreakerSettings:
         half_open_max_calls=spec.half_open_max_calls,
         half_open_successes=spec.half_open_successes,
     )
+
+
+def fallback_models(
+    team: AgentTeamSpec, keys: Mapping[str, SecretStr], chain: Chain
+) -> list[OpenAICompatible]:
+    """The team's fallback models, each calling through `chain` (its own breaker, error
+    patterns and faults), with their API keys by index (HIVE_FALLBACK_MODEL_API_KEYS__<i>)."""
+    out = []
+    for index, spec in enumerate(team.model.fallbacks):
+        key = keys.get(str(index))
+        api_key = key.get_secret_value() if key else None
+        if spec.secret_ref and not api_key:
+            raise InvalidInput(
+                f"model.fallbacks[{index}].secretRef",
+                f"HIVE_FALLBACK_MODEL_API_KEYS__{index} is empty: key {spec.secret_ref.key} of "
+                f"Secret {spec.secret_ref.name} is missing or empty",
+            )
+        out.append(
+            OpenAICompatible(spec.endpoint, spec.name, api_key=api_key, timeout_s=300, chain=chain)
+        )
+    return out
 
 
 def learning_store(redis_url: str | None, namespace: str, team: str) -> LearningStore:

@@ -52,6 +52,8 @@ class TeamResult:
     agents: list[AgentReport] = field(default_factory=list)
     tokens: int = 0
     duration_s: float = 0.0
+    # the capability levels the run went through: {level, reason, since}, oldest first
+    capability: list[dict[str, str]] = field(default_factory=list)
 
     def wire(self) -> dict[str, Any]:
         """The report as plain JSON-able data."""
