@@ -14,7 +14,7 @@ from pydantic import ValidationError
 from hive.api.agentteam import AgentTeamSpec, CapabilityLevel, DegradationSpec
 from hive.errors import Unavailable
 from hive.reconcile.agentteam import AgentPodSettings, TeamObserved, agent_names, plan_team
-from hive.reconcile.capability import capability_degraded
+from hive.reconcile.capability import capability_degraded, capability_settled
 from hive.reconcile.meta import Owner
 from hive.runtime.events import EventBus, EventKind
 from hive.runtime.models import OpenAICompatible
@@ -322,3 +322,25 @@ def test_fallback_secrets_and_ports_reach_the_agent_pods() -> None:
     policy = next(c for c in children if c["kind"] == "NetworkPolicy")
     ports = {p["port"] for rule in policy["spec"]["egress"] for p in rule.get("ports", [])}
     assert {8000, 9000} <= ports
+
+
+def test_an_agents_level_change_wakes_the_teams_reconcile_until_degraded_says_it() -> None:
+    since = "2026-01-01T00:00:00Z"
+    reduced = {"level": "reduced", "reason": "circuit breaker of model:m open", "since": since}
+    entries: list[dict[str, Any]] = [{"name": "dev", "capability": reduced}]
+    healthy = [
+        {
+            "type": "Degraded",
+            "status": "False",
+            "reason": "AsExpected",
+            "message": "no problem found",
+            "lastTransitionTime": since,
+            "observedGeneration": 2,
+        }
+    ]
+    assert not capability_settled({"agents": entries, "conditions": healthy})
+    status = planned({"agents": entries, "conditions": healthy}).status.wire()
+    assert capability_settled({**status, "agents": entries})
+    entries[0]["capability"] = {"level": "full", "reason": "", "since": since}
+    assert not capability_settled({**status, "agents": entries})
+    assert capability_settled({"agents": entries, "conditions": healthy})

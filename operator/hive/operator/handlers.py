@@ -34,6 +34,7 @@ from hive.operator.queue import Coalescer
 from hive.operator.state import STATE
 from hive.operator.teams import reconcile_team
 from hive.reconcile.agentteam import breakers_open
+from hive.reconcile.capability import capability_settled
 from hive.reconcile.chaos import needs_polling
 from hive.reconcile.meta import AGENT_LABEL, MANAGED_BY, TEAM_LABEL
 from hive.reconcile.pods import PodObserved, observe_pod
@@ -115,6 +116,7 @@ async def agent_team_event(
         status = body.get("status") or {}
         observed = status.get("observedGeneration")
         counted = status.get("breakersOpen") == breakers_open(status)
+        counted = counted and capability_settled(status)
         if previous == digest and observed == generation and counted:
             return  # a status write (the operator's or an agent's): nothing to do
         TEAMS.request(namespace, name)

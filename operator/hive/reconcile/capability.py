@@ -41,3 +41,23 @@ def capability_degraded(status: Mapping[str, Any]) -> tuple[bool, str, str] | No
     if len(message) > 1000:
         message = message[:997] + "..."
     return True, REASON[below[0][0]], message
+
+
+def capability_settled(status: Mapping[str, Any]) -> bool:
+    """Whether the Degraded condition already says what the agents' levels say: an agent's
+    status write that changes a level must wake the team's reconcile, others need not."""
+    wanted = capability_degraded(status)
+    degraded = next(
+        (
+            c
+            for c in status.get("conditions") or []
+            if isinstance(c, Mapping) and c.get("type") == "Degraded"
+        ),
+        None,
+    )
+    reason = str((degraded or {}).get("reason") or "")
+    if wanted is None:
+        return not reason.startswith("Capability")
+    if reason.startswith("Capability"):
+        return (reason, (degraded or {}).get("message")) == wanted[1:]
+    return (degraded or {}).get("status") == "True"  # Degraded for a weightier reason already
