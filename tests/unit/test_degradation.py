@@ -18,6 +18,7 @@ from hive.reconcile.capability import capability_degraded, capability_settled
 from hive.reconcile.meta import Owner
 from hive.runtime.events import EventBus, EventKind
 from hive.runtime.models import OpenAICompatible
+from hive.runtime.pod import PodConfig
 from hive.runtime.resilience.breaker import Breakers, BreakerSettings
 from hive.runtime.resilience.chain import ChainParts
 from hive.runtime.resilience.degradation import Degradation
@@ -344,3 +345,51 @@ def test_an_agents_level_change_wakes_the_teams_reconcile_until_degraded_says_it
     entries[0]["capability"] = {"level": "full", "reason": "", "since": since}
     assert not capability_settled({**status, "agents": entries})
     assert capability_settled({"agents": entries, "conditions": healthy})
+
+
+async def test_minimal_when_every_model_is_refused_answers_from_the_cache() -> None:
+    primary, small = Switch("first"), Switch("small")
+    primary.up = True
+    both = DegradationSpec(cached_answers=True)
+    model, degradation, _, _ = wired(primary, {"small": small}, both)
+    ask = [{"role": "user", "content": "q"}]
+    assert (await model.complete(ask)).content == "first"
+    primary.up = False
+    for _ in range(3):
+        assert (await model.complete(ask)).content == "first"
+    assert degradation.level is CapabilityLevel.MINIMAL
+    asked = len(primary.calls) + len(small.calls)
+    assert (await model.complete(ask)).content == "first"
+    assert len(primary.calls) + len(small.calls) == asked  # open breakers refuse at once
+
+
+def test_the_agent_config_carries_fallbacks_and_degradation(tmp_path: Any) -> None:
+    spec = {**SPEC, "resilience": {"degradation": {"latencyP99Ms": 900, "cachedAnswers": True}}}
+    owner = Owner("AgentTeam", "t", "default", "uid", generation=1)
+    plan = plan_team(owner, spec, None, TeamObserved(), AgentPodSettings("hive"), dt.datetime.now())
+    config_map = next(c for c in plan.children if c["kind"] == "ConfigMap")
+    path = tmp_path / "agent.yaml"
+    path.write_text(config_map["data"]["agent.yaml"])
+    loaded = PodConfig.load(path, "lead").spec
+    assert [f.name for f in loaded.model.fallbacks] == ["s"]
+    assert loaded.resilience.degradation.latency_p99_ms == 900
+    assert loaded.resilience.degradation.cached_answers is True
+
+
+def test_hive_run_shows_the_capability_level() -> None:
+    from hive.api.agentteam import AgentTeamSpec as Spec
+    from hive.cli.live import LiveView
+    from hive.cli.runteam import local_chain
+    from hive.runtime.events import Event
+
+    keyless = {"name": "s", "endpoint": "http://small:9000/v1"}
+    spec = Spec.model_validate({**SPEC, "model": {**SPEC["model"], "fallbacks": [keyless]}})
+    chain, resilience = local_chain(spec, None, EventBus())
+    assert resilience is not None
+    assert resilience.degradation is not None
+    assert chain.middlewares[0] is resilience.degradation
+    view = LiveView(spec, "task")
+    data = {"level": "reduced", "from": "full", "reason": "circuit breaker of model:m open"}
+    view.on_event(Event(EventKind.CAPABILITY_CHANGED, "team", data))
+    assert view.capability.startswith("reduced since")
+    assert "works at reduced capability (was full)" in view.log[-1]
