@@ -95,6 +95,7 @@ class Resilience:
             bus=self.report.bus,
             listeners=[self.report.on_capability],
         )
+        self.report.on_capability(agent, self.degradation.status)  # full, from the start
         return self.degradation
 
     def publish_to(self, bus: EventBus) -> None:
