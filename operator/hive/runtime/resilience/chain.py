@@ -18,10 +18,10 @@ from hive.runtime.resilience.calls import Chain, Middleware
 class ChainParts:
     """The middlewares an agent has; None where a capability is off."""
 
-    degradation: Middleware | None = None  # fallback models, cached and partial answers
     errors: Middleware | None = None  # error patterns (fingerprints, learned recoveries)
     breakers: Middleware | None = None  # one circuit breaker per dependency
     faults: Middleware | None = None  # faults a ChaosExperiment injects
+    degradation: Middleware | None = None  # fallback models, cached and partial answers (first)
 
     def chain(self, agent: str) -> Chain:
         order = (self.degradation, self.errors, self.breakers, self.faults)
