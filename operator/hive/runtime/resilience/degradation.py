@@ -86,20 +86,25 @@ class Latencies:
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self.clock = clock
         self.samples: dict[str, deque[tuple[float, float]]] = {}
+        self._p99: dict[str, float] | None = None  # until a sample comes or one expires
 
     def add(self, key: str, ms: float) -> None:
         self.samples.setdefault(key, deque(maxlen=LATENCY_SAMPLES)).append((self.clock(), ms))
+        self._p99 = None
 
     def p99(self) -> dict[str, float]:
         since = self.clock() - LATENCY_WINDOW_S
-        out = {}
-        for key, samples in self.samples.items():
+        for samples in self.samples.values():
             while samples and samples[0][0] < since:
                 samples.popleft()
-            if samples:
-                ordered = sorted(ms for _, ms in samples)
-                out[key] = ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))]
-        return out
+                self._p99 = None
+        if self._p99 is None:
+            self._p99 = {}
+            for key, samples in self.samples.items():
+                if samples:
+                    ordered = sorted(ms for _, ms in samples)
+                    self._p99[key] = ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))]
+        return self._p99
 
 
 def partial_answer(request: dict[str, Any], why: str) -> Reply:
@@ -151,6 +156,7 @@ class Degradation:
         self.tokens_used = 0
         self.status = CapabilityStatus(level=CapabilityLevel.FULL, reason="", since=_now())
         self._per_agent: dict[tuple[str, str], OpenAICompatible] = {}
+        self.seen = Observation()  # what the last assessment saw
         self._cpu: float | None = None
         self._memory: float | None = None
 
@@ -203,7 +209,7 @@ class Degradation:
         return Observation(
             models=self.models,
             open_breakers=self.open_breakers(),
-            latency_p99_ms=self.latencies.p99(),
+            latency_p99_ms=self.latencies.p99() if self.spec.latency_p99_ms is not None else {},
             tokens_left=tokens_left,
             cpu_percent=self._cpu,
             memory_percent=self._memory,
@@ -211,7 +217,8 @@ class Degradation:
 
     async def assess(self) -> CapabilityStatus:
         """Choose the level from what is observed now; tell the listeners when it changed."""
-        level, reason = choose(self.observe(), self.spec)
+        self.seen = self.observe()
+        level, reason = choose(self.seen, self.spec)
         previous = self.level
         if level is previous and reason == self.status.reason:
             return self.status
@@ -248,8 +255,8 @@ class Degradation:
             options = request.setdefault("options", {})
             asked = options.get("max_tokens") or self.spec.reduced_max_tokens
             options["max_tokens"] = min(asked, self.spec.reduced_max_tokens)
-        key = prompt_key(request)
-        seen = self.observe()
+        key = prompt_key(request) if self.spec.cached_answers else ""
+        seen = self.seen
         order = model_order(
             self.models,
             self.level,
@@ -272,9 +279,11 @@ class Degradation:
                 if model == self.primary:
                     primary_failure = fingerprint(call, exc)
                 continue
-            self.latencies.add(model, 1000 * (self.clock() - started))
+            if self.spec.latency_p99_ms is not None:
+                self.latencies.add(model, 1000 * (self.clock() - started))
             self.tokens_used += reply.prompt_tokens + reply.completion_tokens
-            self.cache.put(key, reply)
+            if key:
+                self.cache.put(key, reply)
             if model != self.primary:
                 await self._learned(primary_failure, ok=True)
                 await self._degraded(call, "fallback-model", model, failures)
@@ -283,7 +292,7 @@ class Degradation:
         await self._learned(primary_failure, ok=False)
         await self.assess()
         why = "; ".join(f"{m}: {str(e)[:120]}" for m, e in failures) or "no model"
-        cached = self.cache.get(key) if self.spec.cached_answers else None
+        cached = self.cache.get(key) if key else None
         if cached is not None:
             await self._degraded(call, "cached-answer", "", failures)
             return cached
