@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import redis
 from lightkube import Client
 
 from hive.dev.controlplane import ControlPlane
+from hive.dev.services import redis_server_argv
 from hive.ports import free_port
 from hive.settings import DevSettings, get_settings
 
@@ -59,3 +64,29 @@ class Cluster:
         if check and result.returncode != 0:
             raise AssertionError(f"kubectl {' '.join(args)} failed: {result.stderr.strip()}")
         return result
+
+
+@contextmanager
+def redis_server(folder: Path) -> Iterator[str]:
+    """A redis-server on a free loopback port with its data in `folder`, answering PING;
+    yields its URL (database 0)."""
+    port = free_port()
+    server = subprocess.Popen(
+        redis_server_argv("redis-server", port, folder), stdout=subprocess.DEVNULL
+    )
+    client = redis.Redis(host="127.0.0.1", port=port, socket_timeout=2)
+    deadline = time.monotonic() + 20
+    try:
+        while True:
+            try:
+                assert client.ping() is True
+                break
+            except redis.ConnectionError:
+                if time.monotonic() > deadline or server.poll() is not None:
+                    raise
+                time.sleep(0.05)
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        client.close()
+        server.terminate()
+        server.wait(timeout=10)

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,13 +14,12 @@ import pytest
 import redis
 
 from hive.cli.errorscmd import errors_command
-from hive.dev.services import redis_server_argv
 from hive.runtime.models import OpenAICompatible
 from hive.runtime.resilience.calls import Chain
 from hive.runtime.resilience.learning import ErrorRecorder, Learner, Recovery, Strategy
 from hive.runtime.resilience.learning_redis import RedisLearningStore, team_key
 from tests.scripted_model import ScriptedModel, scripted_model
-from tests.support import free_port
+from tests.support import redis_server
 
 pytestmark = pytest.mark.integration
 
@@ -32,24 +29,8 @@ KEY = team_key("default", "research")
 
 @pytest.fixture
 def redis_url(tmp_path: Path) -> Iterator[str]:
-    port = free_port()
-    server = subprocess.Popen(redis_server_argv("redis-server", port, tmp_path))
-    client = redis.Redis(host="127.0.0.1", port=port, socket_timeout=2)
-    deadline = time.monotonic() + 20
-    try:
-        while True:
-            try:
-                assert client.ping() is True
-                break
-            except redis.ConnectionError:
-                if time.monotonic() > deadline or server.poll() is not None:
-                    raise
-                time.sleep(0.05)
-        yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        client.close()
-        server.terminate()
-        server.wait(timeout=10)
+    with redis_server(tmp_path) as url:
+        yield url
 
 
 @pytest.fixture

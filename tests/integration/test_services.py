@@ -7,14 +7,12 @@ import shutil
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
 import redis
 
-from hive.dev.services import redis_server_argv
-from tests.support import free_port
+from tests.support import redis_server
 
 pytestmark = pytest.mark.integration
 
@@ -70,25 +68,9 @@ def test_runsc_runs_a_process_that_cannot_reach_the_network(
 
 
 def test_redis_answers(tmp_path: Path) -> None:
-    port = free_port()
-    server = subprocess.Popen(
-        redis_server_argv("redis-server", port, tmp_path),
-        stdout=subprocess.DEVNULL,
-    )
-    try:
-        client = redis.Redis(host="127.0.0.1", port=port, socket_timeout=2)
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                assert client.ping() is True
-                break
-            except redis.ConnectionError:
-                if time.monotonic() > deadline or server.poll() is not None:
-                    raise
-                time.sleep(0.05)
+    with redis_server(tmp_path) as url:
+        client = redis.Redis.from_url(url, socket_timeout=2)
         client.set("hive:probe", "42")
         assert client.get("hive:probe") == b"42"
         assert client.info("server")["redis_version"].startswith("7.")
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
+        client.close()
