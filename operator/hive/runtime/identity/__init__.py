@@ -1,0 +1,1 @@
+"""Agent identity: Vault login, delegation certificates, audit."""
