@@ -6,6 +6,7 @@ prefix ``HIVE_`` and ``__`` between levels (``HIVE_DEV__APISERVER_PORT=7443``), 
 
 from __future__ import annotations
 
+import tempfile
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
@@ -90,6 +91,12 @@ class DevSettings(BaseModel):
     scheduler_port: int = Field(default=36259, ge=1, le=65535, description="kube-scheduler port.")
     kwok_port: int = Field(default=36247, ge=1, le=65535, description="KWOK controller port.")
     redis_port: int = Field(default=36379, ge=1, le=65535, description="Demo redis-server.")
+    vault_port: int = Field(
+        default=38200, ge=1, le=65535, description="OpenBao (Vault API) listener, TLS."
+    )
+    vault_cluster_port: int = Field(
+        default=38201, ge=1, le=65535, description="OpenBao's raft cluster port (loopback)."
+    )
     kwok_nodes: int = Field(default=3, ge=0, le=5000, description="Fake nodes KWOK manages.")
     start_timeout_s: float = Field(
         default=120.0, gt=0, description="How long each part may take to become ready."
@@ -188,6 +195,11 @@ class AgentSettings(BaseModel):
         "patterns and learned recoveries, kept across restarts; unset: each pod learns alone, "
         "in memory.",
     )
+    audit_dir: Path = Field(
+        default_factory=lambda: Path(tempfile.gettempdir()) / "hive-audit",
+        description="Folder of the audit logs, one hash-chained JSON-lines file per team "
+        "(<namespace>.<team>.audit.jsonl); every record also goes to the process log.",
+    )
 
 
 class SandboxSettings(BaseModel):
@@ -201,6 +213,46 @@ class SandboxSettings(BaseModel):
     runsc: str | None = Field(default=None, description="The runsc binary; unset looks on PATH.")
 
 
+class VaultSettings(BaseModel):
+    """A Vault or OpenBao server (the same HTTP API): where agent identities and the model keys
+    live. Unset `address` turns every Vault feature off: ServiceAccount identity and secretRef
+    only. Used by the operator (policies, roles) and by agents (login, secret reads)."""
+
+    address: str | None = Field(
+        default=None, description="Base URL of the server, e.g. https://vault.vault.svc:8200."
+    )
+    ca_file: Path | None = Field(
+        default=None, description="CA bundle that signed the server's certificate."
+    )
+    auth_mount: str = Field(
+        default="kubernetes", description="Mount path of the Kubernetes auth method."
+    )
+    kv_mount: str = Field(default="secret", description="Mount path of the KV version 2 engine.")
+    transit_mount: str = Field(default="transit", description="Mount path of the transit engine.")
+    role: str | None = Field(
+        default=None,
+        description="Kubernetes-auth role this process logs in with, using its ServiceAccount "
+        "token (the operator's own role in a cluster; an agent's role in its pod).",
+    )
+    token_file: Path | None = Field(
+        default=None,
+        description="File holding a Vault token to use instead of a Kubernetes login (the "
+        "operator's token that `hive dev up` writes; never a root token).",
+    )
+    jwt_file: Path | None = Field(
+        default=None,
+        description="ServiceAccount token to log in with; unset uses <kube.service_account_dir>"
+        "/token.",
+    )
+    token_ttl_s: int = Field(
+        default=900, ge=1, description="TTL of the tokens agents get on login (role token_ttl)."
+    )
+    token_max_ttl_s: int = Field(
+        default=3600, ge=1, description="Longest life of an agent token, renewals included."
+    )
+    request_timeout_s: float = Field(default=5.0, gt=0, description="Per-request timeout.")
+
+
 class Settings(BaseSettings):
     """Root of the settings tree."""
 
@@ -211,6 +263,7 @@ class Settings(BaseSettings):
     operator: OperatorSettings = Field(default_factory=OperatorSettings)
     agent: AgentSettings = Field(default_factory=AgentSettings)
     sandbox: SandboxSettings = Field(default_factory=SandboxSettings)
+    vault: VaultSettings = Field(default_factory=VaultSettings)
     model_api_key: SecretStr | None = Field(
         default=None,
         description="API key of the team's model (HIVE_MODEL_API_KEY; in a pod it comes from "
