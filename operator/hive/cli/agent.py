@@ -14,6 +14,8 @@ from hive.api.sandboxpolicy import SandboxPolicySpec
 from hive.errors import HiveError, InvalidInput
 from hive.kube.client import async_client
 from hive.kube.reporter import StatusReporter, field_manager_for
+from hive.runtime.identity.audit import AuditLog, team_log_path
+from hive.runtime.identity.auditcalls import AuditCalls
 from hive.runtime.models import OpenAICompatible
 from hive.runtime.pod import AgentPod, PodConfig
 from hive.runtime.reporting import heartbeat
@@ -116,6 +118,8 @@ def run_agent(
                 stop.set()
                 await degrading
                 await toolbox.close()
+                if pod.audit is not None:
+                    pod.audit.close()
                 await resilience.close()
                 if watching is not None:
                     await watching
@@ -148,7 +152,10 @@ def build_pod(
     policy = (
         SandboxPolicySpec.model_validate(config.sandbox_policy) if config.sandbox_policy else None
     )
-    chain = (parts or ChainParts()).chain(agent)
+    parts = parts or ChainParts()
+    audit = AuditLog(team_log_path(settings.agent.audit_dir, config.namespace, config.team))
+    parts.audit = AuditCalls(audit)
+    chain = parts.chain(agent)
     model = replace(model_of(config, settings), chain=chain)
     toolbox = Toolbox(
         rootfs=settings.sandbox.rootfs,
@@ -172,6 +179,7 @@ def build_pod(
         heartbeat_s=settings.agent.heartbeat_s,
         peer_wait_s=settings.agent.peer_wait_s,
         chain=chain,
+        audit=audit,
     )
     return toolbox, pod
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from hive.cli.audit import audit
 from hive.cli.errors import one_line_errors
 from hive.cli.trace import trace
 from hive.errors import HiveError
@@ -271,6 +272,7 @@ def errors(team: str, namespace: str, redis_url: str | None, top: int) -> None:
 
 
 cli.add_command(trace)
+cli.add_command(audit)
 
 
 def main() -> None:

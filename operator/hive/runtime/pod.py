@@ -25,6 +25,7 @@ from hive.api.common import describe_validation_error
 from hive.errors import HiveError, InvalidInput
 from hive.runtime.agent import Budget
 from hive.runtime.events import Event, EventBus, EventKind
+from hive.runtime.identity.audit import AuditLog
 from hive.runtime.models import OpenAICompatible
 from hive.runtime.reporting import RunSink, StatusSink
 from hive.runtime.resilience.calls import EMPTY, Chain
@@ -176,6 +177,7 @@ class AgentPod:
     chain: Chain = EMPTY  # the middlewares the agent's calls to its peers pass
     faults: FaultReport | None = None  # the faults injected into its calls, for its status
     resilience: ResilienceReport | None = None  # its breakers, the team's error patterns
+    audit: AuditLog | None = None  # where its peer server records its access decisions
 
     def members(self) -> tuple[LocalMember, dict[str, Member]]:
         me = self.config.agent_spec(self.config.agent)
@@ -235,7 +237,7 @@ class AgentPod:
         """Serve peers, report progress, coordinate when it is this agent's part, until `stop`."""
         local, members = self.members()
         team = Team(self.config.spec, members, bus=self.bus)
-        server = PeerServer(local, self.host, self.port)
+        server = PeerServer(local, self.host, self.port, audit=self.audit)
         self.port = await server.start()
         tracker = ProgressTracker(
             local.name,

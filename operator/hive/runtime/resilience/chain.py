@@ -1,6 +1,7 @@
 """Which middlewares one agent's calls pass, and in which order.
 
-The order follows the call outwards from the agent: graceful degradation stands first, so it
+The order follows the call outwards from the agent: the audit record of a tool or peer call
+is written outermost, so it tells what the agent finally got; graceful degradation comes next, so it
 sees what the team's model finally did (after recoveries) and turns to the fallback models,
 each of which passes the rest of the chain on its own; the error recorder sees every outcome
 (including a breaker's refusal), the breakers stand before the dependency, and injected faults
@@ -21,8 +22,9 @@ class ChainParts:
     errors: Middleware | None = None  # error patterns (fingerprints, learned recoveries)
     breakers: Middleware | None = None  # one circuit breaker per dependency
     faults: Middleware | None = None  # faults a ChaosExperiment injects
-    degradation: Middleware | None = None  # fallback models, cached and partial answers (first)
+    degradation: Middleware | None = None  # fallback models, cached and partial answers
+    audit: Middleware | None = None  # one audit record per tool and peer call (first)
 
     def chain(self, agent: str) -> Chain:
-        order = (self.degradation, self.errors, self.breakers, self.faults)
+        order = (self.audit, self.degradation, self.errors, self.breakers, self.faults)
         return Chain(tuple(m for m in order if m is not None), agent)

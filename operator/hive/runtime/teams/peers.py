@@ -21,6 +21,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from hive.api.agentteam import AgentSpec
 from hive.errors import ExternalFailure, HiveError, Unavailable
+from hive.runtime.identity.audit import Action, AuditLog, Outcome, agent_actor
 from hive.runtime.resilience.calls import EMPTY, Call, CallKind, Chain
 from hive.runtime.teams.members import LocalMember, WorkResult
 from hive.runtime.teams.schemas import Ballot, Proposal
@@ -28,8 +29,9 @@ from hive.runtime.teams.schemas import Ballot, Proposal
 TASK_TIMEOUT_S = 3600.0
 
 
-def peer_app(member: LocalMember) -> web.Application:
-    """The HTTP face of one local member."""
+def peer_app(member: LocalMember, audit: AuditLog | None = None) -> web.Application:
+    """The HTTP face of one local member; with `audit`, each request to its API is an access
+    decision on record (refused: answered 401 or 403)."""
 
     async def tasks(request: web.Request) -> web.Response:
         body = await request.json()
@@ -71,7 +73,27 @@ def peer_app(member: LocalMember) -> web.Application:
         except (KeyError, ValueError) as exc:
             return web.json_response({"error": f"bad request: {exc}"}, status=400)
 
-    app = web.Application(middlewares=[errors])
+    def decided(request: web.Request, status: int) -> None:
+        if audit is not None and request.path.startswith("/v1/"):
+            audit.record(
+                agent_actor(member.name),
+                Action.ACCESS,
+                f"{request.method} {request.path} from {request.remote}",
+                Outcome.REFUSED if status in (401, 403) else Outcome.ALLOWED,
+                reason=f"HTTP {status}",
+            )
+
+    @web.middleware
+    async def audited(request: web.Request, handler: Any) -> web.StreamResponse:
+        try:
+            response: web.StreamResponse = await handler(request)
+        except web.HTTPException as exc:
+            decided(request, exc.status)
+            raise
+        decided(request, response.status)
+        return response
+
+    app = web.Application(middlewares=[audited, errors])
     app.router.add_post("/v1/tasks", tasks)
     app.router.add_post("/v1/proposals", proposals)
     app.router.add_post("/v1/ballots", ballots)
@@ -92,10 +114,11 @@ class PeerServer:
     member: LocalMember
     host: str = "127.0.0.1"
     port: int = 0
+    audit: AuditLog | None = None  # records each request it serves or refuses
     _runner: web.AppRunner | None = None
 
     async def start(self) -> int:
-        self._runner = web.AppRunner(peer_app(self.member), access_log=None)
+        self._runner = web.AppRunner(peer_app(self.member, self.audit), access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)
         await site.start()
