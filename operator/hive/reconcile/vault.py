@@ -1,0 +1,118 @@
+"""The Vault identities a team needs: per agent a policy and a Kubernetes-auth role (pure).
+
+Names, for team ``t`` in namespace ``ns``::
+
+    policy and role   hive_<ns>_<t>_<agent>       (one of each per agent; "_" is in no
+                                                  namespace, team or agent name, so one team's
+                                                  prefix never covers another team's names)
+    transit key       hive-<ns>-<t>               (the team's ed25519 signing key)
+    agent's secrets   <kv>/data/hive/<ns>/<t>/<agent>/*
+
+An agent's policy grants its own secret paths, read on the team's model key (spec.model.vaultRef)
+and sign/verify with the team's transit key; nothing of another agent or team. Its role binds
+the agent's ServiceAccount (``<t>-<agent>``) in ``ns`` with short token TTLs. The operator
+applies this plan (hive.operator.vault) and removes the names under the team's prefix that the
+plan no longer holds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from hive.api.agentteam import AgentTeamSpec
+from hive.reconcile.meta import child_name
+
+
+@dataclass(frozen=True)
+class Mounts:
+    auth: str = "kubernetes"
+    kv: str = "secret"
+    transit: str = "transit"
+
+
+@dataclass(frozen=True)
+class AgentIdentity:
+    agent: str
+    name: str  # the policy's and the role's name
+    service_account: str
+    namespace: str
+    policy_hcl: str
+    token_ttl_s: int
+    token_max_ttl_s: int
+
+
+@dataclass(frozen=True)
+class IdentityPlan:
+    prefix: str  # every name this team owns starts with it
+    transit_key: str
+    identities: tuple[AgentIdentity, ...]
+
+    def names(self) -> set[str]:
+        return {i.name for i in self.identities}
+
+
+def team_prefix(namespace: str, team: str) -> str:
+    return f"hive_{namespace}_{team}_"
+
+
+def transit_key(namespace: str, team: str) -> str:
+    return f"hive-{namespace}-{team}"
+
+
+def identity_name(namespace: str, team: str, agent: str) -> str:
+    """The policy and role name of one agent (also what the agent logs in as)."""
+    return f"{team_prefix(namespace, team)}{agent}"
+
+
+def agent_secret_prefix(namespace: str, team: str, agent: str) -> str:
+    """Where an agent keeps its own secrets, relative to the KV mount."""
+    return f"hive/{namespace}/{team}/{agent}"
+
+
+def policy_hcl(
+    namespace: str, team: str, agent: str, model_path: str | None, mounts: Mounts
+) -> str:
+    own = agent_secret_prefix(namespace, team, agent)
+    key = transit_key(namespace, team)
+    rules = [
+        f'path "{mounts.kv}/data/{own}/*" '
+        '{ capabilities = ["create", "read", "update", "delete"] }',
+        f'path "{mounts.kv}/metadata/{own}/*" {{ capabilities = ["read", "list", "delete"] }}',
+        f'path "{mounts.transit}/sign/{key}" {{ capabilities = ["update"] }}',
+        f'path "{mounts.transit}/verify/{key}" {{ capabilities = ["update"] }}',
+        f'path "{mounts.transit}/keys/{key}" {{ capabilities = ["read"] }}',
+    ]
+    if model_path:
+        rules.append(f'path "{mounts.kv}/data/{model_path}" {{ capabilities = ["read"] }}')
+    return "\n".join(rules) + "\n"
+
+
+def identity_plan(
+    namespace: str,
+    team: str,
+    spec: AgentTeamSpec,
+    mounts: Mounts,
+    *,
+    token_ttl_s: int,
+    token_max_ttl_s: int,
+) -> IdentityPlan:
+    """What Vault must hold for `team`: one policy and one role per agent, the transit key."""
+    model_path = spec.model.vault_ref.path if spec.model.vault_ref else None
+    identities = tuple(
+        AgentIdentity(
+            agent=agent.name,
+            name=identity_name(namespace, team, agent.name),
+            service_account=child_name(team, agent.name),
+            namespace=namespace,
+            policy_hcl=policy_hcl(namespace, team, agent.name, model_path, mounts),
+            token_ttl_s=token_ttl_s,
+            token_max_ttl_s=max(token_ttl_s, token_max_ttl_s),
+        )
+        for agent in spec.agents
+    )
+    return IdentityPlan(team_prefix(namespace, team), transit_key(namespace, team), identities)
+
+
+def leftovers(plan: IdentityPlan, existing: set[str]) -> set[str]:
+    """Names under the team's prefix that the plan no longer holds (removed agents)."""
+    return {name for name in existing if name.startswith(plan.prefix)} - plan.names()
