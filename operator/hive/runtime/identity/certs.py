@@ -50,6 +50,7 @@ class Reason(StrEnum):
     WRONG_TEAM = "wrong-team"  # issued for another team
     BROKEN_CHAIN = "broken-chain"  # links do not follow each other, or no root grant on top
     WRONG_SUBJECT = "wrong-subject"  # presented by or to an agent it does not name
+    NOT_GRANTED = "not-granted"  # a call outside the holder's grant (a tool, the budget)
 
 
 class CertificateRefused(HiveError):

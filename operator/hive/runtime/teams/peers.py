@@ -22,6 +22,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from hive.api.agentteam import AgentSpec
 from hive.errors import ExternalFailure, HiveError, Unavailable
 from hive.runtime.identity.audit import Action, AuditLog, Outcome, agent_actor
+from hive.runtime.identity.certs import CertificateRefused, Reason
+from hive.runtime.identity.delegation import Authority
 from hive.runtime.resilience.calls import EMPTY, Call, CallKind, Chain
 from hive.runtime.teams.members import LocalMember, WorkResult
 from hive.runtime.teams.schemas import Ballot, Proposal
@@ -29,9 +31,13 @@ from hive.runtime.teams.schemas import Ballot, Proposal
 TASK_TIMEOUT_S = 3600.0
 
 
-def peer_app(member: LocalMember, audit: AuditLog | None = None) -> web.Application:
+def peer_app(
+    member: LocalMember, audit: AuditLog | None = None, authority: Authority | None = None
+) -> web.Application:
     """The HTTP face of one local member; with `audit`, each request to its API is an access
-    decision on record (refused: answered 401 or 403)."""
+    decision on record (refused: answered 401 or 403). With `authority`, a request works under
+    the delegation certificate it carries, and one with a bad certificate is refused (403), as
+    is one without where the authority requires one (401)."""
 
     async def tasks(request: web.Request) -> web.Response:
         body = await request.json()
@@ -93,7 +99,34 @@ def peer_app(member: LocalMember, audit: AuditLog | None = None) -> web.Applicat
         decided(request, response.status)
         return response
 
-    app = web.Application(middlewares=[audited, errors])
+    @web.middleware
+    async def certified(request: web.Request, handler: Any) -> web.StreamResponse:
+        if authority is None or not request.path.startswith("/v1/"):
+            return await handler(request)  # type: ignore[no-any-return]
+        what = f"{request.method} {request.path} from {request.remote}"
+        try:
+            certificate = authority.admit(request.headers.get("Authorization"))
+        except CertificateRefused as exc:
+            if audit is not None:
+                audit.record(
+                    agent_actor(member.name), Action.CERTIFICATE, what, Outcome.REFUSED, str(exc)
+                )
+            status = 401 if exc.reason is Reason.MISSING else 403
+            return web.json_response({"error": str(exc), "reason": str(exc.reason)}, status=status)
+        if certificate is None:
+            return await handler(request)  # type: ignore[no-any-return]
+        if audit is not None:
+            audit.record(
+                agent_actor(member.name),
+                Action.CERTIFICATE,
+                what,
+                Outcome.ALLOWED,
+                authority=certificate.authority,
+            )
+        with authority.holding(certificate):
+            return await handler(request)  # type: ignore[no-any-return]
+
+    app = web.Application(middlewares=[audited, certified, errors])
     app.router.add_post("/v1/tasks", tasks)
     app.router.add_post("/v1/proposals", proposals)
     app.router.add_post("/v1/ballots", ballots)
@@ -115,10 +148,12 @@ class PeerServer:
     host: str = "127.0.0.1"
     port: int = 0
     audit: AuditLog | None = None  # records each request it serves or refuses
+    authority: Authority | None = None  # checks the delegation certificate of each request
     _runner: web.AppRunner | None = None
 
     async def start(self) -> int:
-        self._runner = web.AppRunner(peer_app(self.member, self.audit), access_log=None)
+        app = peer_app(self.member, self.audit, self.authority)
+        self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)
         await site.start()
@@ -149,16 +184,20 @@ class RemoteMember:
         return self._tokens
 
     async def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        call = Call(CallKind.PEER, self.name, path.rsplit("/", 1)[-1])
-        return await self.chain.run(call, lambda: self._send(path, body))
+        request: dict[str, Any] = {}  # middlewares may add headers (a delegation certificate)
+        call = Call(CallKind.PEER, self.name, path.rsplit("/", 1)[-1], request=request)
+        return await self.chain.run(call, lambda: self._send(path, body, request))
 
-    async def _send(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+    async def _send(
+        self, path: str, body: dict[str, Any], request: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
         where = f"agent {self.name} at {self.url}"
         async with httpx.AsyncClient(
             base_url=self.url.rstrip("/"), timeout=self.timeout_s, transport=self.transport
         ) as client:
             try:
-                response = await client.post(path, json=body)
+                headers = (request or {}).get("headers")
+                response = await client.post(path, json=body, headers=headers)
             except httpx.TransportError as exc:
                 raise Unavailable(f"{where}: unreachable ({exc.__class__.__name__})") from exc
         try:
