@@ -1,4 +1,5 @@
-"""lightkube resource classes for Hive's kinds, and applying the CRDs themselves."""
+"""lightkube resource classes for Hive's kinds, and applying the CRDs themselves (with the
+admission policy that keeps each agent to its own status entry)."""
 
 from __future__ import annotations
 
@@ -7,11 +8,16 @@ from typing import Any
 
 from lightkube import ApiError, Client
 from lightkube.generic_resource import create_namespaced_resource
+from lightkube.resources.admissionregistration_v1 import (
+    ValidatingAdmissionPolicy,
+    ValidatingAdmissionPolicyBinding,
+)
 from lightkube.resources.apiextensions_v1 import CustomResourceDefinition
 
 from hive.api import GROUP, VERSION
 from hive.api.crd import Kind, crd_manifest
 from hive.api.kinds import KINDS
+from hive.api.statuspolicy import binding, policy
 from hive.errors import Unavailable
 
 FIELD_MANAGER = "hive-operator"
@@ -23,8 +29,16 @@ def resource(kind: Kind | str) -> Any:
     return RESOURCES[kind if isinstance(kind, str) else kind.kind]
 
 
+def apply_status_policy(client: Client) -> None:
+    """The admission policy and binding of agents' status writes (hive.api.statuspolicy)."""
+    client.apply(ValidatingAdmissionPolicy.from_dict(policy()), force=True)  # type: ignore[call-overload]
+    client.apply(ValidatingAdmissionPolicyBinding.from_dict(binding()), force=True)  # type: ignore[call-overload]
+
+
 def apply_crds(client: Client, *, timeout_s: float = 60.0) -> list[str]:
-    """Apply every CRD and wait until the API server serves it. Returns the CRD names."""
+    """Apply every CRD (and the status policy) and wait until the API server serves it.
+    Returns the CRD names."""
+    apply_status_policy(client)
     names = []
     for kind in KINDS:
         manifest = crd_manifest(kind)

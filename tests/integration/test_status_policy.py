@@ -1,0 +1,204 @@
+"""The API server keeps each agent to its own status entry, with real ServiceAccount tokens:
+an agent writes its own entry, the coordinator writes the run, and a forged entry, a forged
+run or a forged team phase is refused with the policy's message."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from hive.api.agentteam import AgentPhase, AgentStatus, RunOutcome, RunStatus
+from hive.errors import HiveError
+from hive.kube.client import async_client
+from hive.kube.reporter import StatusReporter, field_manager_for
+from hive.kube.resources import apply_crds
+from hive.kube.status import apply_status
+from hive.settings import KubeSettings
+from tests.support import Cluster
+
+pytestmark = pytest.mark.integration
+SAMPLE = Path(__file__).resolve().parents[2] / "operator/hive/samples/agentteam-research.yaml"
+NS = "status-policy"
+TEAM = "research"
+
+
+def agent_rbac(agent: str) -> str:
+    """What the operator gives each agent: may get and patch its own team's status."""
+    name = f"{TEAM}-{agent}"
+    return f"""
+apiVersion: v1
+kind: ServiceAccount
+metadata: {{name: {name}, namespace: {NS}}}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: {{name: {name}, namespace: {NS}}}
+rules:
+- {{apiGroups: [hive.dev], resources: [agentteams/status], resourceNames: [{TEAM}],
+   verbs: [get, patch]}}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {{name: {name}, namespace: {NS}}}
+roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: Role, name: {name}}}
+subjects: [{{kind: ServiceAccount, name: {name}, namespace: {NS}}}]
+"""
+
+
+@pytest.fixture(scope="module")
+def team(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    apply_crds(cluster.client)
+    folder = tmp_path_factory.mktemp("status-policy")
+    cluster.kubectl("create", "namespace", NS)
+    manifest = folder / "team.yaml"
+    manifest.write_text(SAMPLE.read_text().replace("namespace: default", f"namespace: {NS}"))
+    cluster.kubectl("apply", "-f", str(manifest))
+    rbac = folder / "rbac.yaml"
+    rbac.write_text("---".join(agent_rbac(a) for a in ("lead", "researcher", "coder")))
+    cluster.kubectl("apply", "-f", str(rbac))
+    return folder
+
+
+def kubeconfig_of(cluster: Cluster, folder: Path, agent: str) -> Path:
+    """A kubeconfig holding only the agent's ServiceAccount token (no client certificate)."""
+    token = cluster.kubectl(
+        "create", "token", f"{TEAM}-{agent}", "-n", NS, "--duration", "10m"
+    ).stdout.strip()
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [
+            {
+                "name": "c",
+                "cluster": {
+                    "server": cluster.plane.url,
+                    "certificate-authority": str(cluster.plane.pki.ca.cert),
+                },
+            }
+        ],
+        "users": [{"name": agent, "user": {"token": token}}],
+        "contexts": [{"name": agent, "context": {"cluster": "c", "user": agent}}],
+        "current-context": agent,
+    }
+    path = folder / f"{agent}.kubeconfig"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def as_agent(
+    cluster: Cluster, folder: Path, agent: str, act: Callable[[Any], Coroutine[Any, Any, None]]
+) -> None:
+    async def main() -> None:
+        settings = KubeSettings(kubeconfig=kubeconfig_of(cluster, folder, agent))
+        client = async_client(settings, field_manager=field_manager_for(agent))
+        try:
+            await act(client)
+        finally:
+            await client.close()
+
+    asyncio.run(main())
+
+
+def entry(name: str, phase: AgentPhase = AgentPhase.WORKING) -> AgentStatus:
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    return AgentStatus(name=name, phase=phase, last_heartbeat=now)
+
+
+def run(coordinator: str) -> RunStatus:
+    return RunStatus(outcome=RunOutcome.RUNNING, coordinator=coordinator, generation=1)
+
+
+def status_of(cluster: Cluster) -> dict[str, Any]:
+    got = cluster.kubectl("get", "agentteam", TEAM, "-n", NS, "-o", "yaml").stdout
+    status: dict[str, Any] = yaml.safe_load(got).get("status") or {}
+    return status
+
+
+def test_each_agent_writes_its_own_entry_and_the_coordinator_the_run(
+    cluster: Cluster, team: Path
+) -> None:
+    for agent in ("researcher", "lead"):
+
+        async def report(client: Any, agent: str = agent) -> None:
+            await StatusReporter(client, NS, TEAM, agent).report(entry(agent))
+
+        as_agent(cluster, team, agent, report)
+
+    async def lead_run(client: Any) -> None:
+        await StatusReporter(client, NS, TEAM, "lead").report_run(run("lead"))
+
+    as_agent(cluster, team, "lead", lead_run)
+    status = status_of(cluster)
+    assert {e["name"]: e["phase"] for e in status["agents"]} == {
+        "researcher": "Working",
+        "lead": "Working",
+    }
+    assert status["run"]["coordinator"] == "lead"
+
+    async def again(client: Any) -> None:  # its own entry again, changed: still its own
+        await StatusReporter(client, NS, TEAM, "researcher").report(
+            entry("researcher", AgentPhase.DONE)
+        )
+
+    as_agent(cluster, team, "researcher", again)
+    assert {e["name"]: e["phase"] for e in status_of(cluster)["agents"]}["researcher"] == "Done"
+
+
+def test_forging_another_entry_the_run_or_the_phase_is_refused(
+    cluster: Cluster, team: Path
+) -> None:
+    async def seed(client: Any) -> None:
+        await StatusReporter(client, NS, TEAM, "lead").report(entry("lead"))
+
+    as_agent(cluster, team, "lead", seed)
+    before = status_of(cluster)
+
+    async def forge_entry(client: Any) -> None:
+        await apply_status(
+            client,
+            "AgentTeam",
+            NS,
+            TEAM,
+            {"agents": [entry("lead", AgentPhase.FAILED).wire()]},
+            field_manager=field_manager_for("coder"),
+        )
+
+    with pytest.raises(HiveError, match="agent coder may write only its own entry, not lead"):
+        as_agent(cluster, team, "coder", forge_entry)
+
+    async def forge_run(client: Any) -> None:
+        await StatusReporter(client, NS, TEAM, "coder").report_run(run("coder"))
+
+    refused = r"status.run: only the coordinator \(lead\) writes the run, not agent coder"
+    with pytest.raises(HiveError, match=refused):
+        as_agent(cluster, team, "coder", forge_run)
+
+    async def forge_phase(client: Any) -> None:
+        await apply_status(
+            client,
+            "AgentTeam",
+            NS,
+            TEAM,
+            {"phase": "Succeeded"},
+            field_manager=field_manager_for("coder"),
+        )
+
+    with pytest.raises(HiveError, match=r"not status.phase"):
+        as_agent(cluster, team, "coder", forge_phase)
+    after = status_of(cluster)
+    assert after.get("run") == before.get("run")
+    assert after["agents"] == before["agents"]
+    assert after.get("phase") == before.get("phase")
+
+    # the operator (here the tests' admin) is no agent of the team: RBAC alone decides for it
+    cluster.kubectl(
+        "patch", "agentteam", TEAM, "-n", NS, "--subresource=status", "--type=merge",
+        "-p", '{"status": {"agentsTotal": 3}}',
+    )  # fmt: skip
+    assert status_of(cluster)["agentsTotal"] == 3
