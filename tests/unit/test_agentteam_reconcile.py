@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from dataclasses import replace
 from typing import Any
 
@@ -338,7 +339,11 @@ def test_an_agent_that_runs_code_gets_a_sandbox_pod_for_its_policy() -> None:
     assert pod["automountServiceAccountToken"] is False
     (container,) = pod["containers"]
     assert container["image"] == PODS.sandbox_image
-    assert container["args"] == ["temp", "--listen", "0.0.0.0:7000"]
+    assert container["args"][:4] == ["temp", "--listen", "0.0.0.0:7000", "--policy"]
+    policy = json.loads(container["args"][4])  # the policy's limits, which runs may only tighten
+    assert policy["timeout_s"] > 0
+    assert policy["memory_bytes"] > 0
+    assert set(policy) >= {"cpu_seconds", "pids", "output_bytes", "deny", "allow", "filesystem"}
     network = by_key[("NetworkPolicy", "research-sandbox-strict")]["spec"]
     assert network["egress"] == []
     assert network["ingress"][0]["ports"] == [{"protocol": "TCP", "port": 7000}]

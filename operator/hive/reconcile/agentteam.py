@@ -10,6 +10,7 @@ caller observes and applies.
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -43,6 +44,7 @@ from hive.reconcile.meta import (
 )
 from hive.reconcile.pods import PodObserved, agent_problems, joined
 from hive.reconcile.sandboxpolicy import quantity
+from hive.runtime.sandbox.limits import limits_from_policy
 
 JSON = dict[str, Any]
 CONFIG_PATH = "/etc/hive/agent.yaml"
@@ -508,7 +510,7 @@ def _sandbox(
     owner: Owner, name: str, policy: SandboxPolicySpec, pods: AgentPodSettings
 ) -> list[JSON]:
     """Where an agent's code runs in a cluster: the sandbox image's zygote, serving the team's
-    agents on TCP, under the policy's RuntimeClass, with no egress and no token."""
+    agents on TCP, under the policy's RuntimeClass and limits, with no egress and no token."""
     workload = sandbox_name(owner.name, name)
     labels = {
         "app.kubernetes.io/name": "hive-sandbox",
@@ -548,6 +550,9 @@ def _sandbox(
                                 str(policy.filesystem),
                                 "--listen",
                                 f"0.0.0.0:{SANDBOX_PORT}",
+                                # the policy's limits: a request may only tighten them
+                                "--policy",
+                                json.dumps(limits_from_policy(policy).wire(), sort_keys=True),
                             ],
                             "ports": [{"name": "zygote", "containerPort": SANDBOX_PORT}],
                             "readinessProbe": {

@@ -1052,12 +1052,19 @@ def serve() -> None:
 
     ``argv[1]`` is the filesystem mode (the one the bundle was made for). With
     ``--listen HOST:PORT`` the zygote serves TCP instead, one connection at a time, for a
-    sandbox pod in a cluster (its Service is reachable only from its team's agents).
+    sandbox pod in a cluster (its Service is reachable only from its team's agents); there
+    ``--policy JSON`` gives the limits of its SandboxPolicy (as ``SandboxLimits.wire`` writes
+    them, passed by the operator), which every request may only tighten (:func:`tighten`).
     """
     filesystem = sys.argv[1] if len(sys.argv) > 1 and not sys.argv[1].startswith("--") else "temp"
     if "--listen" in sys.argv:
         host, _, port = sys.argv[sys.argv.index("--listen") + 1].rpartition(":")
-        listen(host or "0.0.0.0", int(port), filesystem)  # noqa: S104 - the pod's own address
+        policy = None
+        if "--policy" in sys.argv:
+            import json
+
+            policy = json.loads(sys.argv[sys.argv.index("--policy") + 1])
+        listen(host or "0.0.0.0", int(port), filesystem, policy)  # noqa: S104 - the pod's address
         return
     import signal
 
@@ -1070,8 +1077,44 @@ def serve() -> None:
     answer_requests(proto_in, proto_out, filesystem)
 
 
-def listen(host: str, port: int, filesystem: str) -> None:
-    """Serve the protocol on TCP: each connection gets a ready frame, then its requests."""
+NUMERIC_LIMITS = ("memory_bytes", "cpu_seconds", "timeout_s", "pids", "output_bytes", "temp_bytes")
+FILESYSTEMS = ("none", "readonly", "temp")  # the strictest first
+
+
+def tighten(policy: dict[str, Any], requested: dict[str, Any]) -> dict[str, Any]:
+    """The limits a run gets where a policy holds: the request's where they are at least as
+    strict as the policy's, else the policy's (a looser request is clamped, never refused).
+
+    Each number is the smaller of the two; the filesystem the stricter (none < readonly <
+    temp); the denied modules the policy's and the request's; the allowed modules the request's
+    that the policy's allow list covers (all of the request's when the policy allows every
+    module not denied), the policy's where none of the request's is covered.
+    """
+    limits = dict(policy)
+    for key in NUMERIC_LIMITS:
+        if key in requested and key in policy:
+            limits[key] = min(float(requested[key]), float(policy[key]))
+            if isinstance(policy[key], int) and float(limits[key]).is_integer():
+                limits[key] = int(limits[key])
+    if "filesystem" in requested and "filesystem" in policy:
+        asked, held = str(requested["filesystem"]), str(policy["filesystem"])
+        if asked in FILESYSTEMS and FILESYSTEMS.index(asked) < FILESYSTEMS.index(held):
+            limits["filesystem"] = asked
+    denied = [str(m) for m in policy.get("deny", ())]
+    limits["deny"] = denied + [str(m) for m in requested.get("deny", ()) if m not in denied]
+    held_allow = frozenset(str(m) for m in policy.get("allow", ()))
+    asked_allow = [str(m) for m in requested.get("allow", ())]
+    if held_allow:
+        covered = [m for m in asked_allow if _matches(m, held_allow)]
+        limits["allow"] = covered or sorted(held_allow)
+    else:
+        limits["allow"] = asked_allow
+    return limits
+
+
+def listen(host: str, port: int, filesystem: str, policy: dict[str, Any] | None = None) -> None:
+    """Serve the protocol on TCP: each connection gets a ready frame, then its requests (under
+    `policy`'s limits, which a request may only tighten, when it is given)."""
     import signal
     import socket
 
@@ -1084,13 +1127,18 @@ def listen(host: str, port: int, filesystem: str) -> None:
         with connection:
             fd = connection.fileno()
             try:
-                answer_requests(fd, fd, filesystem, last_session=False)
+                answer_requests(fd, fd, filesystem, last_session=False, policy=policy)
             except OSError:  # the client went away mid-frame
                 _kill_runs()
 
 
 def answer_requests(
-    proto_in: int, proto_out: int, filesystem: str, *, last_session: bool = True
+    proto_in: int,
+    proto_out: int,
+    filesystem: str,
+    *,
+    last_session: bool = True,
+    policy: dict[str, Any] | None = None,
 ) -> None:
     """The protocol: a ready frame, then one answer per run request, until EOF or exit.
 
@@ -1133,6 +1181,8 @@ def answer_requests(
             if request.get("op") == "exit":
                 return
             try:
+                if policy is not None:
+                    request["limits"] = tighten(policy, request.get("limits") or {})
                 limits = request["limits"]
                 wanted = (
                     str(limits.get("filesystem", filesystem)),
