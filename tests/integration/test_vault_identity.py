@@ -1,0 +1,187 @@
+"""Agent identities in a real OpenBao, logged in with real ServiceAccount tokens of the session's
+API server: each agent reads only its own secrets, tokens are renewed or replaced without a failed
+read, a restarted server is recovered from, and the operator reports down/sealed/denied."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import hvac
+import pytest
+
+from hive.api.agentteam import AgentTeamSpec
+from hive.dev.vault import DevVault
+from hive.errors import ExternalFailure, Unavailable
+from hive.kube.tokens import service_account_token, token_reviewer
+from hive.operator.vault import DENIED, SEALED, UNAVAILABLE, IdentityStore, VaultProblem
+from hive.ports import free_port
+from hive.reconcile.vault import IdentityPlan, Mounts, identity_name, identity_plan
+from hive.runtime.identity.vault import AgentVault
+from hive.settings import KubeSettings, VaultSettings
+from tests.support import Cluster, dev_settings
+
+pytestmark = pytest.mark.integration
+NS = "vault-ids"
+MODEL = "teams/research/model"
+
+
+def team(name: str) -> AgentTeamSpec:
+    return AgentTeamSpec.model_validate(
+        {
+            "goal": "answer",
+            "model": {"name": "m", "vaultRef": {"path": MODEL, "key": "api-key"}},
+            "agents": [{"name": "a", "role": "senior"}, {"name": "b", "role": "junior"}],
+        }
+    )
+
+
+@pytest.fixture(scope="module")
+def vault(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevVault]:
+    state = tmp_path_factory.mktemp("vault")
+    server = DevVault(dev_settings(state, vault_port=free_port(), vault_cluster_port=free_port()))
+    try:
+        server.up()
+        server.configure_kubernetes_auth(
+            cluster.plane.url,
+            cluster.plane.pki.ca.cert.read_text(),
+            token_reviewer(cluster.client, "hive-system"),
+        )
+        cluster.kubectl("create", "namespace", NS, check=False)
+        for team_name in ("research", "quick"):
+            for agent in ("a", "b"):
+                cluster.kubectl("create", "serviceaccount", f"{team_name}-{agent}", "-n", NS)
+        root = server.client()
+        root.secrets.kv.v2.create_or_update_secret(MODEL, secret={"api-key": "sk-model"})
+        for agent in ("a", "b"):
+            root.secrets.kv.v2.create_or_update_secret(
+                f"hive/{NS}/research/{agent}/notes", secret={"v": f"secret of {agent}"}
+            )
+        yield server
+    finally:
+        server.down()
+
+
+def settings_of(vault: DevVault, **overrides: object) -> VaultSettings:
+    values: dict[str, object] = {
+        "address": vault.address,
+        "ca_file": vault.ca_file,
+        "token_file": vault.operator_token_file,
+    }
+    values.update(overrides)
+    return VaultSettings.model_validate(values)
+
+
+def apply(vault: DevVault, name: str, ttl_s: int = 900, max_ttl_s: int = 3600) -> IdentityPlan:
+    plan = identity_plan(
+        NS, name, team(name), Mounts(), token_ttl_s=ttl_s, token_max_ttl_s=max_ttl_s
+    )
+    store = IdentityStore(settings_of(vault), KubeSettings())
+    applied = store.apply(plan)
+    assert [(a.agent, a.bound) for a in applied] == [("a", True), ("b", True)]
+    return plan
+
+
+def agent(cluster: Cluster, vault: DevVault, tmp: Path, team_name: str, name: str) -> AgentVault:
+    jwt = tmp / f"{team_name}-{name}.jwt"
+    jwt.write_text(service_account_token(cluster.client, NS, f"{team_name}-{name}"))
+    return AgentVault(
+        settings_of(vault, token_file=None),
+        role=identity_name(NS, team_name, name),
+        jwt_file=jwt,
+    )
+
+
+def test_an_agent_reads_its_own_secrets_and_the_model_key_and_not_another_agents(
+    cluster: Cluster, vault: DevVault, tmp_path: Path
+) -> None:
+    apply(vault, "research")
+    a = agent(cluster, vault, tmp_path, "research", "a")
+    assert a.read(f"hive/{NS}/research/a/notes", "v").get_secret_value() == "secret of a"
+    assert a.read(MODEL, "api-key").get_secret_value() == "sk-model"
+    with pytest.raises(ExternalFailure, match="403"):
+        a.read(f"hive/{NS}/research/b/notes", "v")
+    with pytest.raises(hvac.exceptions.Forbidden):  # the same refusal, as Vault answers it
+        a.client.secrets.kv.v2.read_secret_version(
+            f"hive/{NS}/research/b/notes", raise_on_deleted_version=True
+        )
+    signed = a.client.secrets.transit.sign_data(f"hive-{NS}-research", "aGk=")
+    assert signed["data"]["signature"].startswith("vault:v1:")
+
+
+def test_a_token_of_another_service_account_cannot_log_in_as_this_agent(
+    cluster: Cluster, vault: DevVault, tmp_path: Path
+) -> None:
+    apply(vault, "research")
+    b_as_a = agent(cluster, vault, tmp_path, "research", "b")
+    b_as_a.role = identity_name(NS, "research", "a")
+    with pytest.raises(hvac.exceptions.Forbidden):
+        b_as_a.login()
+
+
+def test_short_lived_tokens_are_renewed_then_replaced_without_a_failed_read(
+    cluster: Cluster, vault: DevVault, tmp_path: Path
+) -> None:
+    apply(vault, "quick", ttl_s=2, max_ttl_s=4)
+    root = vault.client()
+    root.secrets.kv.v2.create_or_update_secret(f"hive/{NS}/quick/a/k", secret={"v": "x"})
+    a = agent(cluster, vault, tmp_path, "quick", "a")
+    deadline = time.monotonic() + 9
+    reads = 0
+    while time.monotonic() < deadline:
+        assert a.read(f"hive/{NS}/quick/a/k", "v").get_secret_value() == "x"
+        reads += 1
+        time.sleep(0.2)
+    assert a.renewals >= 1, "the token was never renewed"
+    assert a.logins >= 2, "the token was never replaced after its max TTL"
+    print(f"{reads} reads, {a.renewals} renewals, {a.logins} logins, none failed")
+
+
+def test_an_agent_recovers_when_vault_restarts(
+    cluster: Cluster, vault: DevVault, tmp_path: Path
+) -> None:
+    apply(vault, "research")
+    a = agent(cluster, vault, tmp_path, "research", "a")
+    assert a.read(MODEL, "api-key").get_secret_value() == "sk-model"
+    vault.down()
+    with pytest.raises(Unavailable):
+        a.read(MODEL, "api-key")
+    vault.up()
+    assert a.read(MODEL, "api-key").get_secret_value() == "sk-model"
+
+
+def test_the_operator_names_a_down_a_sealed_and_a_refusing_vault(
+    vault: DevVault, tmp_path: Path
+) -> None:
+    plan = identity_plan(NS, "bad", team("bad"), Mounts(), token_ttl_s=900, token_max_ttl_s=3600)
+    down = IdentityStore(
+        settings_of(vault, address=f"https://127.0.0.1:{free_port()}"), KubeSettings()
+    )
+    with pytest.raises(VaultProblem) as caught:
+        down.apply(plan)
+    assert caught.value.reason == UNAVAILABLE
+    wrong = tmp_path / "token"
+    wrong.write_text("s.not-a-token")
+    with pytest.raises(VaultProblem) as caught:
+        IdentityStore(settings_of(vault, token_file=wrong), KubeSettings()).apply(plan)
+    assert caught.value.reason == DENIED
+    store = IdentityStore(settings_of(vault), KubeSettings())
+    vault.client().sys.seal()
+    try:
+        with pytest.raises(VaultProblem) as caught:
+            store.apply(plan)
+        assert caught.value.reason == SEALED
+    finally:
+        vault.up()  # unseals from the key file
+    assert store.names(plan.prefix) == set()  # nothing half-created by the failed calls
+
+
+def test_removing_a_team_deletes_its_roles_policies_and_key_only(vault: DevVault) -> None:
+    kept = apply(vault, "research")
+    gone = apply(vault, "quick")
+    store = IdentityStore(settings_of(vault), KubeSettings())
+    removed = store.remove(gone.prefix, gone.transit_key)
+    assert len(removed) == 5  # two roles, two policies, one transit key
+    assert store.names(gone.prefix) == set()
+    assert store.names(kept.prefix) == {i.name for i in kept.identities}
