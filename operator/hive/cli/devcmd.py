@@ -21,6 +21,7 @@ from hive.dev.controlplane import ControlPlane
 from hive.dev.node import RUNTIME_CLASS, RealNode
 from hive.dev.processes import ProcessRecord
 from hive.dev.services import redis_server_argv
+from hive.dev.vault import DevVault
 from hive.errors import HiveError, Unavailable
 from hive.kube.client import sync_client
 from hive.kube.objects import (
@@ -30,6 +31,7 @@ from hive.kube.objects import (
     wait_for_condition,
 )
 from hive.kube.resources import apply_crds
+from hive.kube.tokens import token_reviewer
 from hive.settings import KubeSettings, Settings
 
 console = Console(stderr=True)
@@ -39,8 +41,8 @@ WEBHOOK_CONFIGURATION = "hive.dev"
 
 def up(settings: Settings, *, node: bool = False) -> ControlPlane:
     """Bring back everything `status` lists: the control plane, the real node with `node` or
-    once it was started, the CRDs, the operator, and the demo's redis-server when a demo had
-    started one."""
+    once it was started, the CRDs, OpenBao (the Vault API), the operator (set up with that
+    Vault), and the demo's redis-server when a demo had started one."""
     plane = ControlPlane(settings.dev)
     had_redis = plane.processes.get("redis") is not None  # dead or alive: it was wanted
     with console.status("starting etcd, kube-apiserver, controllers and KWOK ..."):
@@ -58,6 +60,7 @@ def up(settings: Settings, *, node: bool = False) -> ControlPlane:
     with console.status("installing CRDs ..."):
         names = apply_crds(client)
     console.print(f"CRDs installed: {', '.join(names)}")
+    operator_env.update(start_vault(plane, settings, client))
     with console.status("starting the operator ..."):
         started = start_operator(plane, settings, operator_env)
     log = plane.processes.log_dir / "operator.log"
@@ -67,6 +70,23 @@ def up(settings: Settings, *, node: bool = False) -> ControlPlane:
     console.print(f"  export KUBECONFIG={plane.kubeconfig}")
     console.print("  hive dev status | hive dev down")
     return plane
+
+
+def start_vault(plane: ControlPlane, settings: Settings, client: Any) -> dict[str, str]:
+    """OpenBao as a real server (raft, TLS), unsealed, its Kubernetes auth pointed at this API
+    server. Returns the operator's Vault settings."""
+    vault = DevVault(settings.dev)
+    with console.status("starting OpenBao (the Vault API): init or unseal, mounts ..."):
+        result = vault.up()
+        vault.configure_kubernetes_auth(
+            plane.url, plane.pki.ca.cert.read_text(), token_reviewer(client, "hive-system")
+        )
+    if result.already_running:
+        console.print(f"vault already running at {vault.address}")
+    else:
+        done = "initialised and unsealed" if result.initialised else "unsealed"
+        console.print(f"vault {done} at {vault.address} in {result.seconds:.1f}s")
+    return vault.operator_env()
 
 
 def start_node(plane: ControlPlane) -> dict[str, str]:
@@ -116,6 +136,7 @@ def status(settings: Settings) -> int:
     ports = {
         "operator": settings.operator.liveness_port,
         "redis": settings.dev.redis_port,
+        "vault": settings.dev.vault_port,
         "kubelet": settings.dev.node.kubelet_port,
         "kube-router": settings.dev.node.kube_router_health_port,
         "kube-proxy": settings.dev.node.kube_proxy_healthz_port,
