@@ -206,6 +206,18 @@ class AgentSettings(BaseModel):
         description="Folder of the audit logs, one hash-chained JSON-lines file per team "
         "(<namespace>.<team>.audit.jsonl); every record also goes to the process log.",
     )
+    require_certificates: bool = Field(
+        default=False,
+        description="Refuse (HTTP 401) peer calls that carry no delegation certificate; a "
+        "certificate that fails a check is refused (403) either way. Off by default so that "
+        "teams without Vault transit keys keep working.",
+    )
+    certificate_ttl_s: float = Field(
+        default=3600.0,
+        gt=0,
+        description="How long the root grant the coordinator issues for a run is valid (never "
+        "past the team's budget.deadline); every certificate below it expires no later.",
+    )
 
 
 class SandboxSettings(BaseModel):
