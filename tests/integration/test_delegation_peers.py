@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import AsyncIterator, Sequence
@@ -12,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from hive.api.agentteam import AgentTeamSpec
+from hive.api.agentteam import AgentTeamSpec, RunOutcome
 from hive.errors import ExternalFailure
 from hive.runtime.events import EventBus
 from hive.runtime.identity.audit import AuditLog
@@ -24,10 +25,14 @@ from hive.runtime.identity.certs import (
     sign_link,
 )
 from hive.runtime.identity.delegation import HELD, SCHEME, Authority, scopes, team_root
-from hive.runtime.models import Reply, Usage
+from hive.runtime.models import OpenAICompatible, Reply, Usage
+from hive.runtime.pod import AgentPod, PodConfig
 from hive.runtime.resilience.calls import Chain
 from hive.runtime.teams.members import LocalMember, WorkResult
 from hive.runtime.teams.peers import PeerServer, RemoteMember
+from tests.integration.test_pods import AGENTS, SCRIPT, MemoryStatus, write_configs
+from tests.scripted_model import scripted_model
+from tests.support import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -230,3 +235,38 @@ async def test_without_required_certificates_peers_answer_as_before() -> None:
         assert (await post(f"http://127.0.0.1:{server.port}", forged)).status_code == 403
     finally:
         await server.stop()
+
+
+async def test_pods_that_require_certificates_run_a_team_under_the_coordinators_root(
+    tmp_path: Path,
+) -> None:
+    status = MemoryStatus()
+    ports = {a["name"]: free_port() for a in AGENTS}
+    with scripted_model(SCRIPT) as server:
+        paths = write_configs(tmp_path, server.url, ports, AGENTS, "hierarchical")
+        model = OpenAICompatible(server.url, "m", max_retries=0)
+        pods = {}
+        for name, path in paths.items():
+            config = PodConfig.load(path, name)
+            team = f"{config.namespace}/{config.team}"
+            auth = Authority.of_team(
+                name, config.spec, team, "lead", SIGNER, SIGNER.keys(), require=True
+            )
+            pods[name] = AgentPod(
+                config,
+                model,
+                status,
+                port=ports[name],
+                heartbeat_s=60,
+                chain=Chain((auth.middleware,), name),
+                authority=auth,
+            )
+        stop = asyncio.Event()
+        tasks = [asyncio.create_task(pod.serve(stop)) for pod in pods.values()]
+        await status.until(
+            lambda: bool(status.runs) and status.runs[-1].outcome != RunOutcome.RUNNING, 30
+        )
+        stop.set()
+        await asyncio.gather(*tasks)
+    assert status.runs[-1].outcome == RunOutcome.SUCCEEDED, status.runs[-1].message
+    assert status.runs[-1].delegations == 2

@@ -26,6 +26,7 @@ from hive.errors import HiveError, InvalidInput
 from hive.runtime.agent import Budget
 from hive.runtime.events import Event, EventBus, EventKind
 from hive.runtime.identity.audit import AuditLog
+from hive.runtime.identity.delegation import Authority, team_root
 from hive.runtime.models import OpenAICompatible
 from hive.runtime.reporting import RunSink, StatusSink
 from hive.runtime.resilience.calls import EMPTY, Chain
@@ -178,6 +179,7 @@ class AgentPod:
     faults: FaultReport | None = None  # the faults injected into its calls, for its status
     resilience: ResilienceReport | None = None  # its breakers, the team's error patterns
     audit: AuditLog | None = None  # where its peer server records its access decisions
+    authority: Authority | None = None  # delegation certificates: issued, presented, checked
 
     def members(self) -> tuple[LocalMember, dict[str, Member]]:
         me = self.config.agent_spec(self.config.agent)
@@ -227,17 +229,34 @@ class AgentPod:
         progress = PlanReporter(self.status, running)
         unsubscribe = self.bus.subscribe(progress.on_event)
         try:
-            self.result = await team.run()
+            self.result = await self._run(team)
         finally:
             unsubscribe()
             await progress.flush()
         await self.status.report_run(run_status(self.result, generation, started))
 
+    async def _run(self, team: Team) -> TeamResult:
+        """The team's run; with an authority, under the team's root grant, which the
+        coordinator issues to itself for this run."""
+        if self.authority is None:
+            return await team.run()
+        spec, config = self.config.spec, self.config
+        root = team_root(
+            self.authority.signer,
+            spec,
+            f"{config.namespace}/{config.team}",
+            config.agent,
+            self.authority.clock(),
+            self.authority.root_ttl_s,
+        )
+        with self.authority.holding(root):
+            return await team.run()
+
     async def serve(self, stop: asyncio.Event) -> TeamResult | None:
         """Serve peers, report progress, coordinate when it is this agent's part, until `stop`."""
         local, members = self.members()
         team = Team(self.config.spec, members, bus=self.bus)
-        server = PeerServer(local, self.host, self.port, audit=self.audit)
+        server = PeerServer(local, self.host, self.port, audit=self.audit, authority=self.authority)
         self.port = await server.start()
         tracker = ProgressTracker(
             local.name,

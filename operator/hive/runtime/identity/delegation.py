@@ -27,6 +27,7 @@ from hive.api.agentteam import AgentSpec, AgentTeamSpec
 from hive.runtime.identity.certs import (
     Certificate,
     CertificateRefused,
+    Keys,
     Reason,
     Signer,
     Verifier,
@@ -95,8 +96,26 @@ class Authority:
     scopes: Mapping[str, Scope]  # by agent name
     tokens: Callable[[], int] = lambda: 0  # tokens this agent has spent so far
     require: bool = False  # refuse peer requests that carry no certificate
+    root_ttl_s: float = 3600.0  # how long the root grant of a run is valid (the coordinator's)
     clock: Callable[[], float] = time.time
     _issued: dict[tuple[str, str], Certificate] = field(default_factory=dict)
+
+    @classmethod
+    def of_team(
+        cls,
+        agent: str,
+        spec: AgentTeamSpec,
+        team: str,
+        coordinator: str,
+        signer: Signer,
+        keys: Keys,
+        **options: Any,
+    ) -> Authority:
+        """`agent`'s authority in the team of `spec` (``team`` is ``<namespace>/<name>``, the
+        coordinator is the team's senior at the top): with the team's transit signer and keys
+        (`hive.runtime.identity.transit`) in a pod, a local key in one process."""
+        verifier = Verifier(team, coordinator, keys)
+        return cls(agent, signer, verifier, scopes(spec.agents), **options)
 
     @contextmanager
     def holding(self, certificate: Certificate) -> Iterator[Held]:
