@@ -6,10 +6,12 @@ Requests go through per-kind work queues (`Coalescer`) so a burst of child event
 run. A failing reconcile never takes the operator down: retryable errors are retried by kopf
 with a delay; the others are logged and reported in the object's Ready condition.
 
-Only ChaosExperiments carry a finalizer (their rollback must run). The periodic resync is a
-plain background task rather than kopf timers, because kopf adds a finalizer to every object
-that has a timer, and a finalizer on an AgentTeam would block its deletion while the operator
-is away.
+Only ChaosExperiments carry a finalizer (their rollback must run). An AgentTeam's Vault roles
+and policies are removed on its DELETED event (bounded tries) and, for a team deleted while
+Vault or the operator was away, by the resync's sweep: a deletion never waits for Vault.
+The periodic resync is a plain background task rather than kopf timers, because kopf adds a
+finalizer to every object that has a timer, and a finalizer on an AgentTeam would block its
+deletion while the operator is away.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from hive.operator.others import reconcile_policy, reconcile_store, reconcile_to
 from hive.operator.queue import Coalescer
 from hive.operator.state import STATE
 from hive.operator.teams import reconcile_team
+from hive.operator.vault import forget_team, store_for, sweep
 from hive.reconcile.agentteam import breakers_open
 from hive.reconcile.capability import capability_settled
 from hive.reconcile.chaos import needs_polling
@@ -110,6 +113,9 @@ async def agent_team_event(
     spec = dict(body.get("spec") or {})
     digest = json.dumps(spec, sort_keys=True, default=str)
     previous = _seen_specs.pop(uid, None) if type == "DELETED" else _seen_specs.get(uid)
+    store = store_for(STATE.require_settings())
+    if type == "DELETED" and store is not None:  # its Vault names go; never holds the deletion
+        _spawn(forget_team(store, namespace, name))
     if type != "DELETED":
         _seen_specs[uid] = digest
         generation = body.get("metadata", {}).get("generation")
@@ -281,14 +287,20 @@ async def chaos_experiment_deleted(
 
 # --- Periodic resync -----------------------------------------------------------------------------
 async def resync_forever(interval_s: float) -> None:
-    """Every `interval_s`, ask for a run of every object: the safety net of level-based control."""
+    """Every `interval_s`, ask for a run of every object: the safety net of level-based control.
+    With Vault set up, it also removes what deleted teams left there while it was away."""
     queues = (("AgentTeam", TEAMS), ("SandboxPolicy", POLICIES), ("MemoryStore", STORES))
     while True:
         await asyncio.sleep(interval_s)
         try:
             for kind, queue in queues:
-                for obj in await list_hive_objects(STATE.client(), kind, None):
+                objects = await list_hive_objects(STATE.client(), kind, None)
+                for obj in objects:
                     queue.request(obj["metadata"]["namespace"], obj["metadata"]["name"])
+                store = store_for(STATE.require_settings())
+                if kind == "AgentTeam" and store is not None:
+                    teams = {(o["metadata"]["namespace"], o["metadata"]["name"]) for o in objects}
+                    _spawn(sweep(store, teams))
             for obj in await list_hive_objects(STATE.client(), "ToolVersion", None):
                 tool = (obj.get("spec") or {}).get("tool")
                 if isinstance(tool, str):
@@ -298,6 +310,12 @@ async def resync_forever(interval_s: float) -> None:
 
 
 _background: set[asyncio.Task[None]] = set()
+
+
+def _spawn(work: Awaitable[None]) -> None:
+    task: asyncio.Task[None] = asyncio.ensure_future(work)
+    _background.add(task)
+    task.add_done_callback(_background.discard)
 
 
 @kopf.on.startup()

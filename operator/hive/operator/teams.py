@@ -8,6 +8,9 @@ from collections.abc import Iterable
 from dataclasses import replace
 from typing import Any
 
+from pydantic import ValidationError
+
+from hive.api.agentteam import AgentTeamStatus
 from hive.errors import HiveError
 from hive.kube.children import (
     apply_objects,
@@ -20,11 +23,19 @@ from hive.kube.children import (
 from hive.kube.client import ApiClient
 from hive.kube.status import apply_status
 from hive.operator.state import STATE
+from hive.operator.vault import (
+    TeamIdentities,
+    ensure_identities,
+    plan_for,
+    replace_identities,
+    store_for,
+)
 from hive.reconcile.agentteam import (
     CHILD_KINDS,
     AgentPodSettings,
     TeamObserved,
     TeamPlan,
+    parse_spec,
     plan_team,
 )
 from hive.reconcile.meta import AGENT_LABEL, MANAGED_BY, TEAM_LABEL, Owner
@@ -36,10 +47,13 @@ from hive.reconcile.pods import (
     observe_pod,
     recheck_after,
 )
+from hive.reconcile.vault import vault_blocked
+from hive.settings import Settings
 
 log = logging.getLogger(__name__)
 
 
+VAULT_RECHECK_S = 10.0  # a team waiting for Vault is tried again this often
 _pruned: dict[str, int] = {}  # team uid -> generation whose surplus children were pruned
 
 
@@ -104,13 +118,29 @@ async def _nodes_not_ready(client: ApiClient, names: Iterable[str]) -> dict[str,
     return found
 
 
-def operator_status(plan: TeamPlan) -> dict[str, Any]:
+def operator_status(plan: TeamPlan | AgentTeamStatus) -> dict[str, Any]:
     """The operator's part of the status: never `agents` (the agents') nor `run` (the
     coordinator's)."""
-    status = plan.status.wire()
+    status = (plan.status if isinstance(plan, TeamPlan) else plan).wire()
     status.pop("agents", None)
     status.pop("run", None)
     return status
+
+
+async def _vault_identities(
+    settings: Settings, namespace: str, name: str, spec: dict[str, Any]
+) -> TeamIdentities | None:
+    """Each agent's Vault policy and role, applied; None when no Vault is set up (or the spec
+    is invalid: the plan reports that)."""
+    store = store_for(settings)
+    if store is None:
+        return None
+    try:
+        team_spec = parse_spec(spec)
+    except ValidationError:
+        return None
+    plan = plan_for(settings, namespace, name, team_spec)
+    return TeamIdentities(plan, await ensure_identities(store, plan))
 
 
 def _unchanged(current: dict[str, Any], desired: dict[str, Any]) -> bool:
@@ -143,6 +173,7 @@ async def reconcile_team(namespace: str, name: str) -> TeamPlan | None:
         if store is not None:
             stores[store_name] = store.get("spec") or {}
     now = dt.datetime.now(dt.UTC)
+    identities = await _vault_identities(settings, namespace, name, spec)
     pods = await _agent_pods(client, namespace, name, now)
     nodes = await _nodes_not_ready(client, (p.node for ps in pods.values() for p in ps if p.node))
     plan = plan_team(
@@ -167,6 +198,14 @@ async def reconcile_team(namespace: str, name: str) -> TeamPlan | None:
         now,
     )
     plan = replace(plan, recheck_after_s=recheck_after(_all(pods), now))
+    if identities is not None:
+        status = replace_identities(plan.status, identities)
+        if identities.problem is not None:  # nothing is created without its identities
+            reason, message = identities.problem.reason, identities.problem.message
+            status = vault_blocked(status, reason, message, generation=owner.generation, now=now)
+            await apply_status(client, "AgentTeam", namespace, name, operator_status(status))
+            return replace(plan, status=status, recheck_after_s=VAULT_RECHECK_S)
+        plan = replace(plan, status=status)
     # What pods need (service account, config) exists before the Deployment asks for pods;
     # otherwise the ReplicaSet controller backs off and the team is Ready seconds later.
     await apply_objects(client, [c for c in plan.children if c["kind"] != "Deployment"])

@@ -14,7 +14,10 @@ half-way, what this call created is removed again, so a team never holds half an
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import logging
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -23,10 +26,21 @@ import hvac
 import hvac.exceptions
 import requests
 
-from hive.errors import ExternalFailure, HiveError, Unavailable
-from hive.reconcile.vault import IdentityPlan, leftovers
-from hive.settings import KubeSettings, VaultSettings
+from hive.api.agentteam import AgentTeamSpec, AgentTeamStatus
+from hive.errors import HiveError
+from hive.reconcile.vault import (
+    IdentityPlan,
+    Mounts,
+    identities_status,
+    identity_plan,
+    leftovers,
+    orphaned_teams,
+    team_prefix,
+    transit_key,
+)
+from hive.settings import KubeSettings, Settings, VaultSettings
 
+log = logging.getLogger(__name__)
 UNAVAILABLE, SEALED, DENIED = "VaultUnavailable", "VaultSealed", "VaultDenied"
 
 
@@ -37,12 +51,6 @@ class VaultProblem(HiveError):
         super().__init__(f"{reason}: {message}")
         self.reason = reason
         self.retryable = reason != DENIED
-
-
-def as_hive_error(problem: VaultProblem) -> HiveError:
-    if problem.reason == DENIED:
-        return ExternalFailure(problem.message)
-    return Unavailable(problem.message)
 
 
 @contextlib.contextmanager
@@ -201,3 +209,99 @@ class IdentityStore:
         with _vault_errors(self.address):
             policies, roles = self._existing(client, prefix)
         return policies | roles
+
+
+# --- what the AgentTeam reconcile and the resync call (async: hvac blocks) ---------------------
+FORGET_ATTEMPTS = 5
+REAPPLY_S = 300.0  # an unchanged plan is written again this often (a Vault restored from backup)
+_stores: dict[str, IdentityStore] = {}
+_applied: dict[str, tuple[str, float]] = {}  # team prefix -> (plan, when it was applied)
+
+
+def store_for(settings: Settings) -> IdentityStore | None:
+    """The process's IdentityStore, or None when the operator is not set up with Vault."""
+    if not settings.vault.address:
+        return None
+    key = settings.vault.model_dump_json()
+    if key not in _stores:
+        _stores[key] = IdentityStore(settings.vault, settings.kube)
+    return _stores[key]
+
+
+def plan_for(settings: Settings, namespace: str, team: str, spec: AgentTeamSpec) -> IdentityPlan:
+    vault = settings.vault
+    return identity_plan(
+        namespace,
+        team,
+        spec,
+        Mounts(vault.auth_mount, vault.kv_mount, vault.transit_mount),
+        token_ttl_s=vault.token_ttl_s,
+        token_max_ttl_s=vault.token_max_ttl_s,
+    )
+
+
+@dataclass(frozen=True)
+class TeamIdentities:
+    plan: IdentityPlan
+    problem: VaultProblem | None
+
+
+def replace_identities(status: AgentTeamStatus, identities: TeamIdentities) -> AgentTeamStatus:
+    bound = identities.problem is None
+    return status.model_copy(update={"identities": identities_status(identities.plan, bound=bound)})
+
+
+async def ensure_identities(store: IdentityStore, plan: IdentityPlan) -> VaultProblem | None:
+    """Apply `plan` (again only when it changed or REAPPLY_S passed); a VaultProblem is
+    returned (and logged), never raised."""
+    digest = repr(plan)
+    last = _applied.get(plan.prefix)
+    if last is not None and last[0] == digest and time.monotonic() - last[1] < REAPPLY_S:
+        return None
+    try:
+        await asyncio.to_thread(store.apply, plan)
+    except VaultProblem as problem:
+        _applied.pop(plan.prefix, None)
+        log.warning("vault identities of %s*: %s", plan.prefix, problem)
+        return problem
+    _applied[plan.prefix] = (digest, time.monotonic())
+    return None
+
+
+async def forget_team(store: IdentityStore, namespace: str, team: str) -> None:
+    """Remove a deleted team's roles, policies and transit key: FORGET_ATTEMPTS tries, then
+    the leftovers are reported and left to the resync's sweep once Vault is back."""
+    prefix, key = team_prefix(namespace, team), transit_key(namespace, team)
+    _applied.pop(prefix, None)
+    for attempt in range(1, FORGET_ATTEMPTS + 1):
+        try:
+            removed = await asyncio.to_thread(store.remove, prefix, key)
+        except VaultProblem as problem:
+            if attempt == FORGET_ATTEMPTS:
+                log.error(
+                    "AgentTeam %s/%s: Vault roles and policies %s* left behind after %d tries "
+                    "(%s); they are removed once Vault answers again",
+                    namespace,
+                    team,
+                    prefix,
+                    attempt,
+                    problem,
+                )
+                return
+            await asyncio.sleep(2.0 * attempt)
+        else:
+            if removed:
+                log.info("AgentTeam %s/%s: removed from Vault %s", namespace, team, removed)
+            return
+
+
+async def sweep(store: IdentityStore, teams: set[tuple[str, str]]) -> None:
+    """Remove what teams that no longer exist still hold in Vault (deleted while it was away)."""
+    try:
+        names = await asyncio.to_thread(store.names, "hive_")
+    except VaultProblem as problem:
+        log.warning("vault sweep skipped: %s", problem)
+        return
+    for namespace, team in sorted(orphaned_teams(names, teams)):
+        log.warning("AgentTeam %s/%s is gone but held Vault names: removing them", namespace, team)
+        await forget_team(store, namespace, team)

@@ -17,9 +17,11 @@ plan no longer holds.
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 
-from hive.api.agentteam import AgentTeamSpec
+from hive.api.agentteam import AgentTeamSpec, AgentTeamStatus, IdentityStatus, TeamPhase
+from hive.reconcile.conditions import condition, merge_conditions
 from hive.reconcile.meta import child_name
 
 
@@ -116,3 +118,44 @@ def identity_plan(
 def leftovers(plan: IdentityPlan, existing: set[str]) -> set[str]:
     """Names under the team's prefix that the plan no longer holds (removed agents)."""
     return {name for name in existing if name.startswith(plan.prefix)} - plan.names()
+
+
+def owner_of(name: str) -> tuple[str, str] | None:
+    """(namespace, team) of a policy or role name this plan scheme made, else None."""
+    parts = name.split("_")
+    if len(parts) != 4 or parts[0] != "hive" or not all(parts[1:]):
+        return None
+    return parts[1], parts[2]
+
+
+def orphaned_teams(names: set[str], teams: set[tuple[str, str]]) -> set[tuple[str, str]]:
+    """Teams that still hold Vault names but no longer exist (deleted while Vault was away)."""
+    owners = {owner_of(name) for name in names}
+    return {o for o in owners if o is not None and o not in teams}
+
+
+def identities_status(plan: IdentityPlan, *, bound: bool) -> list[IdentityStatus]:
+    return [
+        IdentityStatus(agent=i.agent, role=i.name, policy=i.name, bound=bound)
+        for i in plan.identities
+    ]
+
+
+def vault_blocked(
+    status: AgentTeamStatus, reason: str, message: str, *, generation: int, now: dt.datetime
+) -> AgentTeamStatus:
+    """`status` with Ready and Progressing False and Degraded True for a Vault problem."""
+    why = {
+        "Ready": condition("Ready", False, reason, message, generation=generation, now=now),
+        "Progressing": condition(
+            "Progressing", False, reason, message, generation=generation, now=now
+        ),
+        "Degraded": condition("Degraded", True, reason, message, generation=generation, now=now),
+    }
+    desired = [why.get(c.type, c) for c in status.conditions]
+    return status.model_copy(
+        update={
+            "phase": TeamPhase.PENDING,
+            "conditions": merge_conditions(status.conditions, desired),
+        }
+    )
