@@ -23,7 +23,9 @@ NORMALISERS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b", re.I), "<id>"),
     (re.compile(r"(?<![\w/])(?:[\w.-]+)?(?:/[\w.@+-]+){2,}/?"), "<path>"),
     (re.compile(r"'[^']*'|\"[^\"]*\"|`[^`]*`"), "<value>"),
-    (re.compile(r"\b0x[0-9a-f]+\b|\b(?=[0-9a-f]*\d)[0-9a-f]{6,}\b", re.I), "<n>"),
+    # hex ids: 0x..., 6+ hex digits with a digit among them, or 8+ with none (no English word
+    # of eight letters is spelt with a-f only, but "babadaea" is an id)
+    (re.compile(r"\b0x[0-9a-f]+\b|\b(?=[0-9a-f]*\d)[0-9a-f]{6,}\b|\b[0-9a-f]{8,}\b", re.I), "<n>"),
     (re.compile(r"(?<!HTTP )\b[\w-]*\d[\w-]*\b"), "<n>"),
     (re.compile(r"\s+"), " "),
 )
