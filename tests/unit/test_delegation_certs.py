@@ -267,15 +267,18 @@ class FakeTransit:
         self.signer = LocalSigner.generate()
         self.reads = 0
 
-    def sign_data(self, name: str, hash_input: str, mount_point: str) -> dict[str, Any]:
-        assert (name, mount_point) == ("hive-default-bees", "transit")
+    def sign_data(
+        self, name: str, hash_input: str, key_version: int, mount_point: str
+    ) -> dict[str, Any]:
+        assert (name, key_version, mount_point) == ("hive-default-bees", 1, "transit")
         signature = self.signer.sign(base64.b64decode(hash_input))
         return {"data": {"signature": "vault:v1:" + base64.b64encode(signature).decode()}}
 
     def read_key(self, name: str, mount_point: str) -> dict[str, Any]:
         self.reads += 1
         raw = self.signer.private.public_key().public_bytes_raw()
-        return {"data": {"keys": {"1": {"public_key": base64.b64encode(raw).decode()}}}}
+        keys = {"1": {"public_key": base64.b64encode(raw).decode()}}
+        return {"data": {"keys": keys, "latest_version": 1}}
 
 
 class FakeClient:
@@ -290,7 +293,7 @@ class FakeClient:
 def test_transit_signs_and_its_public_key_is_fetched_once() -> None:
     client = FakeClient()
     name = team_key("default", "bees")
-    signer = TransitSigner(client, name)
+    signer = TransitSigner.latest(client, name)
     keys = TransitKeys(client, name)
     check = Verifier(TEAM, "lead", keys)
     cert = delegate(signer, root(signer), "junior")  # type: ignore[arg-type]
@@ -298,5 +301,5 @@ def test_transit_signs_and_its_public_key_is_fetched_once() -> None:
     for _ in range(3):
         check.verify(cert.wire, NOW)
         check.verify(delegate(signer, cert, "other").wire, NOW)
-    assert client.transit.reads == 1
+    assert client.transit.reads == 2  # the signer's latest version, then the public key
     assert keys.public_key("hive-default-wasps:v1") is None

@@ -27,29 +27,34 @@ def team_key(namespace: str, team: str) -> str:
 
 @dataclass
 class TransitSigner:
-    """Signs with the transit key `name`; its `key_id` is ``<name>:v<version>`` of the last
-    signature (the latest version until the first one)."""
+    """Signs with one version of the transit key `name` (``key_id`` ``<name>:v<version>``,
+    named in each link's header before it is signed); `latest` picks the newest version."""
 
     client: Any  # hvac.Client
     name: str
+    version: int = 1
     mount: str = "transit"
-    key_id: str = ""
 
-    def __post_init__(self) -> None:
-        if not self.key_id:
-            self.key_id = f"{self.name}:v1"
+    @classmethod
+    def latest(cls, client: Any, name: str, mount: str = "transit") -> TransitSigner:
+        response = client.secrets.transit.read_key(name=name, mount_point=mount)
+        return cls(client, name, int(response["data"]["latest_version"]), mount)
+
+    @property
+    def key_id(self) -> str:
+        return f"{self.name}:v{self.version}"
 
     def sign(self, data: bytes) -> bytes:
         response = self.client.secrets.transit.sign_data(
             name=self.name,
             hash_input=base64.b64encode(data).decode(),
+            key_version=self.version,
             mount_point=self.mount,
         )
         signature = str(response["data"]["signature"])
         prefix, _, encoded = signature.rpartition(":")
-        if not prefix.startswith("vault:v"):
-            raise ExternalFailure(f"transit key {self.name}: unexpected signature {prefix!r}")
-        self.key_id = f"{self.name}:{prefix.removeprefix('vault:')}"
+        if prefix != f"vault:v{self.version}":
+            raise ExternalFailure(f"transit key {self.key_id}: unexpected signature {prefix!r}")
         return base64.b64decode(encoded)
 
 
