@@ -4,6 +4,7 @@ read, a restarted server is recovered from, and the operator reports down/sealed
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,12 +15,23 @@ import pytest
 from hive.api.agentteam import AgentTeamSpec
 from hive.dev.vault import DevVault
 from hive.errors import ExternalFailure, Unavailable
+from hive.kube.resources import apply_crds
 from hive.kube.tokens import service_account_token, token_reviewer
-from hive.operator.vault import DENIED, SEALED, UNAVAILABLE, IdentityStore, VaultProblem
+from hive.operator.state import STATE
+from hive.operator.teams import reconcile_team
+from hive.operator.vault import (
+    DENIED,
+    SEALED,
+    UNAVAILABLE,
+    IdentityStore,
+    VaultProblem,
+    forget_applied,
+    sweep,
+)
 from hive.ports import free_port
-from hive.reconcile.vault import IdentityPlan, Mounts, identity_name, identity_plan
+from hive.reconcile.vault import IdentityPlan, Mounts, identity_name, identity_plan, team_prefix
 from hive.runtime.identity.vault import AgentVault
-from hive.settings import KubeSettings, VaultSettings
+from hive.settings import KubeSettings, Settings, VaultSettings
 from tests.support import Cluster, dev_settings
 
 pytestmark = pytest.mark.integration
@@ -185,3 +197,77 @@ def test_removing_a_team_deletes_its_roles_policies_and_key_only(vault: DevVault
     assert len(removed) == 5  # two roles, two policies, one transit key
     assert store.names(gone.prefix) == set()
     assert store.names(kept.prefix) == {i.name for i in kept.identities}
+
+
+@pytest.fixture
+def operator_with_vault(cluster: Cluster, vault: DevVault) -> Iterator[None]:
+    """The operator's state as `hive operator` sets it, pointed at the session's API server and
+    at this Vault."""
+    apply_crds(cluster.client)
+    before = (STATE.settings, STATE._client)
+    STATE.settings = Settings(
+        kube=KubeSettings(kubeconfig=cluster.kubeconfig), vault=settings_of(vault)
+    )
+    STATE._client = None
+    try:
+        yield
+    finally:
+        STATE.settings, STATE._client = before
+
+
+def ready_of(cluster: Cluster, name: str) -> tuple[str, str, list[dict[str, object]]]:
+    status = json.loads(cluster.kubectl("get", "agentteam", name, "-n", NS, "-o", "json").stdout)[
+        "status"
+    ]
+    ready = next(c for c in status["conditions"] if c["type"] == "Ready")
+    return ready["status"], ready["reason"], status.get("identities", [])
+
+
+async def test_the_team_is_not_ready_and_has_no_children_while_vault_is_sealed_or_down(
+    cluster: Cluster, vault: DevVault, operator_with_vault: None, tmp_path: Path
+) -> None:
+    name = "guarded"
+    manifest = tmp_path / "team.yaml"
+    manifest.write_text(
+        json.dumps(
+            {
+                "apiVersion": "hive.dev/v1alpha1",
+                "kind": "AgentTeam",
+                "metadata": {"name": name, "namespace": NS},
+                "spec": {
+                    "goal": "answer",
+                    "model": {"name": "m", "vaultRef": {"path": MODEL}},
+                    "agents": [{"name": "a", "role": "senior"}],
+                },
+            }
+        )
+    )
+    cluster.kubectl("apply", "-f", str(manifest))
+    vault.client().sys.seal()
+    try:
+        await reconcile_team(NS, name)
+        assert ready_of(cluster, name)[:2] == ("False", "VaultSealed")
+        got = cluster.kubectl("get", "serviceaccount", f"{name}-a", "-n", NS, check=False)
+        assert got.returncode != 0, "a ServiceAccount was made without its Vault identity"
+    finally:
+        vault.up()
+    await reconcile_team(NS, name)
+    _, reason, identities = ready_of(cluster, name)
+    assert reason != "VaultSealed"
+    role = identity_name(NS, name, "a")
+    assert identities == [{"agent": "a", "role": role, "policy": role, "bound": True}]
+    cluster.kubectl("get", "serviceaccount", f"{name}-a", "-n", NS)
+
+    vault.down()
+    try:
+        forget_applied()
+        await reconcile_team(NS, name)
+        assert ready_of(cluster, name)[:2] == ("False", "VaultUnavailable")
+        # deleting the team while Vault is down neither waits nor fails; the sweep cleans up
+        cluster.kubectl("delete", "agentteam", name, "-n", NS, "--wait=true")
+    finally:
+        vault.up()
+    store = IdentityStore(settings_of(vault), KubeSettings())
+    assert store.names(team_prefix(NS, name)) == {role}
+    await sweep(store, set())  # no team exists any more in this view
+    assert store.names(team_prefix(NS, name)) == set()

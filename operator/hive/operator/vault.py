@@ -251,6 +251,11 @@ def replace_identities(status: AgentTeamStatus, identities: TeamIdentities) -> A
     return status.model_copy(update={"identities": identities_status(identities.plan, bound=bound)})
 
 
+def forget_applied() -> None:
+    """Write every plan again on its next reconcile (as after a restart of the operator)."""
+    _applied.clear()
+
+
 async def ensure_identities(store: IdentityStore, plan: IdentityPlan) -> VaultProblem | None:
     """Apply `plan` (again only when it changed or REAPPLY_S passed); a VaultProblem is
     returned (and logged), never raised."""
