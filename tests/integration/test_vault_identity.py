@@ -13,6 +13,7 @@ import hvac
 import pytest
 
 from hive.api.agentteam import AgentTeamSpec
+from hive.cli.agent import vault_model_key
 from hive.dev.vault import DevVault
 from hive.errors import ExternalFailure, Unavailable
 from hive.kube.resources import apply_crds
@@ -31,6 +32,7 @@ from hive.operator.vault import (
 from hive.ports import free_port
 from hive.reconcile.vault import IdentityPlan, Mounts, identity_name, identity_plan, team_prefix
 from hive.runtime.identity.vault import AgentVault
+from hive.runtime.pod import PodConfig
 from hive.settings import KubeSettings, Settings, VaultSettings
 from tests.support import Cluster, dev_settings
 
@@ -271,3 +273,17 @@ async def test_the_team_is_not_ready_and_has_no_children_while_vault_is_sealed_o
     assert store.names(team_prefix(NS, name)) == {role}
     await sweep(store, set())  # no team exists any more in this view
     assert store.names(team_prefix(NS, name)) == set()
+
+
+def test_an_agent_pod_reads_its_model_key_from_vault_not_the_environment(
+    cluster: Cluster, vault: DevVault, tmp_path: Path
+) -> None:
+    apply(vault, "research")
+    jwt = tmp_path / "token"
+    jwt.write_text(service_account_token(cluster.client, NS, "research-a"))
+    config = PodConfig(team="research", namespace=NS, agent="a", spec=team("research"))
+    settings = Settings(
+        model_api_key="from-the-environment",
+        vault=settings_of(vault, token_file=None, jwt_file=jwt),
+    )
+    assert vault_model_key(config, settings).get_secret_value() == "sk-model"

@@ -9,13 +9,17 @@ import signal
 from dataclasses import replace
 from pathlib import Path
 
+from pydantic import SecretStr
+
 from hive.api.agentteam import AgentPhase, AgentStatus, Provider
 from hive.api.sandboxpolicy import SandboxPolicySpec
 from hive.errors import HiveError, InvalidInput
 from hive.kube.client import async_client
 from hive.kube.reporter import StatusReporter, field_manager_for
+from hive.reconcile.vault import identity_name
 from hive.runtime.identity.audit import AuditLog, team_log_path
 from hive.runtime.identity.auditcalls import AuditCalls
+from hive.runtime.identity.vault import AgentVault
 from hive.runtime.models import OpenAICompatible
 from hive.runtime.pod import AgentPod, PodConfig
 from hive.runtime.reporting import heartbeat
@@ -32,6 +36,20 @@ def load_pod_config(path: Path, agent: str) -> PodConfig:
     return PodConfig.load(path, agent)
 
 
+def vault_model_key(config: PodConfig, settings: Settings) -> SecretStr:
+    """The model key at spec.model.vaultRef, read after logging in as this agent's role."""
+    ref = config.spec.model.vault_ref
+    assert ref is not None
+    if not settings.vault.address:
+        raise InvalidInput("model.vaultRef", "needs HIVE_VAULT__ADDRESS (the agent's Vault)")
+    session = AgentVault(
+        settings.vault,
+        role=settings.vault.role or identity_name(config.namespace, config.team, config.agent),
+        jwt_file=settings.vault.jwt_file or settings.kube.service_account_dir / "token",
+    )
+    return session.read(ref.path, ref.key)
+
+
 def model_of(config: PodConfig, settings: Settings) -> OpenAICompatible:
     model = config.spec.model
     if not model.endpoint:
@@ -42,6 +60,8 @@ def model_of(config: PodConfig, settings: Settings) -> OpenAICompatible:
         )
         raise InvalidInput("model.endpoint", f"is not set {hint}".strip())
     key = settings.model_api_key
+    if model.vault_ref:  # read with the agent's own Vault identity, never from the environment
+        key = vault_model_key(config, settings)
     api_key = key.get_secret_value() if key else None
     if model.secret_ref and not api_key:
         raise InvalidInput(
