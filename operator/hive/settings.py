@@ -7,7 +7,6 @@ prefix ``HIVE_`` and ``__`` between levels (``HIVE_DEV__APISERVER_PORT=7443``), 
 from __future__ import annotations
 
 import tempfile
-import tempfile
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
@@ -195,11 +194,6 @@ class AgentSettings(BaseModel):
         description="Redis (redis://host:port/db) where the team's pods share their error "
         "patterns and learned recoveries, kept across restarts; unset: each pod learns alone, "
         "in memory.",
-    )
-    audit_dir: Path = Field(
-        default_factory=lambda: Path(tempfile.gettempdir()) / "hive-audit",
-        description="Folder of the audit logs, one hash-chained JSON-lines file per team "
-        "(<namespace>.<team>.audit.jsonl); every record also goes to the process log.",
     )
     audit_dir: Path = Field(
         default_factory=lambda: Path(tempfile.gettempdir()) / "hive-audit",
