@@ -30,6 +30,7 @@ Script = list[dict[str, Any]] | dict[str, list[dict[str, Any]]]
 class ScriptedModel:
     steps: Script
     requests: list[dict[str, Any]] = field(default_factory=list)
+    authorizations: list[str] = field(default_factory=list)  # each request's Authorization
     url: str = ""
 
     def queue(self, agent: str | None) -> list[dict[str, Any]]:
@@ -48,6 +49,7 @@ class ScriptedModel:
     async def handle(self, request: web.Request) -> web.StreamResponse:
         body = await request.json()
         self.requests.append(body)
+        self.authorizations.append(request.headers.get("Authorization", ""))
         queue = self.queue(body.get("user"))
         if not queue:
             message = f"script exhausted for {body.get('user') or 'the client'}"

@@ -56,6 +56,13 @@ class NodeSettings(BaseModel):
         description="Port on the bridge's gateway address where pods reach the API server (the "
         "`kubernetes` Service's endpoint; relayed to the API server on loopback).",
     )
+    vault_relay_port: int = Field(
+        default=8200,
+        ge=1,
+        le=65535,
+        description="Port on the bridge's gateway address where pods reach the local Vault "
+        "(relayed to it on loopback).",
+    )
     dns_service_ip: str = Field(
         default="10.96.0.10",
         description="ClusterIP of the kube-dns Service (CoreDNS), handed to every pod.",
@@ -235,6 +242,11 @@ class VaultSettings(BaseModel):
     )
     ca_file: Path | None = Field(
         default=None, description="CA bundle that signed the server's certificate."
+    )
+    pod_address: str | None = Field(
+        default=None,
+        description="The operator only: the address agent pods reach the server at, when it "
+        "differs from `address` (a local server behind the real node's relay); unset: `address`.",
     )
     auth_mount: str = Field(
         default="kubernetes", description="Mount path of the Kubernetes auth method."

@@ -11,7 +11,13 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hive.reconcile.agentteam import AgentPodSettings, TeamObserved, TeamPlan, plan_team
+from hive.reconcile.agentteam import (
+    AgentPodSettings,
+    PodVault,
+    TeamObserved,
+    TeamPlan,
+    plan_team,
+)
 from hive.reconcile.meta import Owner, child_name
 from hive.reconcile.pods import (
     PodObserved,
@@ -724,3 +730,22 @@ def test_any_pod_shape_is_observed_without_an_error(body: dict[str, Any]) -> Non
     if seen is not None:
         plan(pods={"lead": [seen]}, nodes_not_ready={"n": "x"})
     node_not_ready(body)
+
+
+def test_with_vault_the_agents_get_its_address_ca_and_port_and_no_key_from_a_secret() -> None:
+    vault = PodVault(address="https://10.88.0.1:8200", ca_pem="-----BEGIN CERTIFICATE-----x")
+    s = spec()
+    s["model"] = {"name": "m", "endpoint": "http://vllm:8000/v1", "vaultRef": {"path": "hive/m"}}
+    pods = AgentPodSettings(image="hive:test", vault=vault)
+    p = plan_team(OWNER, s, None, TeamObserved(sandbox_policies={"strict": POLICY}), pods, T0)
+    deployment = child(p, "Deployment", "research-lead")
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["HIVE_VAULT__ADDRESS"] == "https://10.88.0.1:8200"
+    assert env["HIVE_VAULT__CA_FILE"] == "/etc/hive/vault-ca.crt"
+    assert "HIVE_MODEL_API_KEY" not in env
+    config = child(p, "ConfigMap", "research-lead-config")
+    assert config["data"]["vault-ca.crt"] == vault.ca_pem
+    egress = child(p, "NetworkPolicy", "research-lead")["spec"]["egress"]
+    open_ports = {port["port"] for rule in egress if "to" not in rule for port in rule["ports"]}
+    assert 8200 in open_ports

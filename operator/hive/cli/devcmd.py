@@ -54,13 +54,14 @@ def up(settings: Settings, *, node: bool = False) -> ControlPlane:
     else:
         console.print(f"control plane up at {plane.url} in {result.seconds:.1f}s")
     operator_env: dict[str, str] = {}
-    if node or RealNode(plane).started():
+    with_node = node or RealNode(plane).started()
+    if with_node:
         operator_env = start_node(plane)
     client = sync_client(KubeSettings(kubeconfig=plane.kubeconfig), field_manager="hive-dev")
     with console.status("installing CRDs ..."):
         names = apply_crds(client)
     console.print(f"CRDs installed: {', '.join(names)}")
-    operator_env.update(start_vault(plane, settings, client))
+    operator_env.update(start_vault(plane, settings, client, with_node=with_node))
     with console.status("starting the operator ..."):
         started = start_operator(plane, settings, operator_env)
     log = plane.processes.log_dir / "operator.log"
@@ -72,9 +73,12 @@ def up(settings: Settings, *, node: bool = False) -> ControlPlane:
     return plane
 
 
-def start_vault(plane: ControlPlane, settings: Settings, client: Any) -> dict[str, str]:
+def start_vault(
+    plane: ControlPlane, settings: Settings, client: Any, *, with_node: bool = False
+) -> dict[str, str]:
     """OpenBao as a real server (raft, TLS), unsealed, its Kubernetes auth pointed at this API
-    server. Returns the operator's Vault settings."""
+    server, and with a real node, relayed to the node's pods. Returns the operator's Vault
+    settings."""
     vault = DevVault(settings.dev)
     with console.status("starting OpenBao (the Vault API): init or unseal, mounts ..."):
         result = vault.up()
@@ -86,7 +90,17 @@ def start_vault(plane: ControlPlane, settings: Settings, client: Any) -> dict[st
     else:
         done = "initialised and unsealed" if result.initialised else "unsealed"
         console.print(f"vault {done} at {vault.address} in {result.seconds:.1f}s")
-    return vault.operator_env()
+    env = vault.operator_env()
+    if with_node:
+        node = RealNode(plane)
+        listen = node.relay(
+            "vault-relay",
+            settings.dev.node.vault_relay_port,
+            settings.dev.host,
+            settings.dev.vault_port,
+        )
+        env["HIVE_VAULT__POD_ADDRESS"] = f"https://{listen}"
+    return env
 
 
 def start_node(plane: ControlPlane) -> dict[str, str]:

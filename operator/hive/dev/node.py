@@ -278,7 +278,7 @@ class RealNode:
                 nodes.drain_real_node(self.plane.kubeconfig, self.name, timeout_s=60)
         stopped = [
             name
-            for name in ("kube-proxy", "kube-router", "kubelet", "apiserver-relay")
+            for name in ("kube-proxy", "kube-router", "kubelet", "apiserver-relay", "vault-relay")
             if self.processes.stop(name)
         ]
         self._kill_tasks()
@@ -543,15 +543,25 @@ state = "{base / "state"}"
         subprocess.run(["ip", "link", "set", bridge, "up"], capture_output=True, check=True)
 
     def _start_apiserver_relay(self) -> None:
-        listen = f"{self.gateway()}:{self.settings.apiserver_relay_port}"
-        target = f"{self.plane.settings.host}:{self.plane.settings.apiserver_port}"
-        self.processes.start(
-            "apiserver-relay", [sys.executable, "-m", "hive.dev.forward", listen, target]
+        self.relay(
+            "apiserver-relay",
+            self.settings.apiserver_relay_port,
+            self.plane.settings.host,
+            self.plane.settings.apiserver_port,
         )
-        self._wait(
-            "the API server relay",
-            lambda: _accepts(self.gateway(), self.settings.apiserver_relay_port),
-        )
+
+    def relay(self, name: str, port: int, target_host: str, target_port: int) -> str:
+        """Make a loopback server reachable from the node's pods: a TCP relay on the bridge's
+        gateway at `port` (tracked as process `name`); returns "gateway:port"."""
+        listen = f"{self.gateway()}:{port}"
+        record = self.processes.get(name)
+        if record is None or not record.alive():
+            self.processes.start(
+                name,
+                [sys.executable, "-m", "hive.dev.forward", listen, f"{target_host}:{target_port}"],
+            )
+        self._wait(f"the relay {name}", lambda: _accepts(self.gateway(), port))
+        return listen
 
     def _wait(self, what: str, ready: Callable[[], bool]) -> None:
         deadline = time.monotonic() + self.settings.ready_timeout_s

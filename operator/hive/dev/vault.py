@@ -17,6 +17,7 @@ Only what both HashiCorp Vault and OpenBao offer is used.
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import json
 import os
 import shutil
@@ -206,10 +207,12 @@ audit "file" "file" {{
 
     # --- pieces ----------------------------------------------------------------------------
     def _server_cert(self) -> CertPair:
+        # Also valid at the real node's gateway, where pods reach this server through a relay.
+        gateway = str(next(ipaddress.ip_network(self.settings.node.pod_cidr).hosts()))
         return self.pki.issue(
-            "vault",
+            "vault-server",
             common_name="hive-vault",
-            server_hosts=(self.settings.host, "localhost"),
+            server_hosts=(self.settings.host, "localhost", gateway),
             client=False,
         )
 

@@ -33,6 +33,7 @@ from hive.operator.vault import (
 from hive.reconcile.agentteam import (
     CHILD_KINDS,
     AgentPodSettings,
+    PodVault,
     TeamObserved,
     TeamPlan,
     parse_spec,
@@ -48,7 +49,7 @@ from hive.reconcile.pods import (
     recheck_after,
 )
 from hive.reconcile.vault import vault_blocked
-from hive.settings import Settings
+from hive.settings import Settings, VaultSettings
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +97,26 @@ async def _agent_pods(
                 seen = replace(seen, sandbox_failure=f"{SANDBOX_EVENT_REASON}: {said}")
         pods.setdefault(agent, []).append(seen)
     return pods
+
+
+def _pod_vault(vault: VaultSettings) -> PodVault | None:
+    """What agent pods need to log in to Vault, when the operator manages identities there."""
+    address = vault.pod_address or vault.address
+    if not address:
+        return None
+    ca_pem = None
+    if vault.ca_file is not None:
+        try:
+            ca_pem = vault.ca_file.read_text()
+        except OSError as exc:
+            log.warning("cannot read the Vault CA %s for agent pods: %s", vault.ca_file, exc)
+    return PodVault(
+        address=address,
+        ca_pem=ca_pem,
+        auth_mount=vault.auth_mount,
+        kv_mount=vault.kv_mount,
+        transit_mount=vault.transit_mount,
+    )
 
 
 def _all(pods: dict[str, list[PodObserved]]) -> list[PodObserved]:
@@ -194,6 +215,7 @@ async def reconcile_team(namespace: str, name: str) -> TeamPlan | None:
             node_selector=settings.operator.pod_node_selector,
             tolerations=tuple(settings.operator.pod_tolerations),
             errors_redis_url=settings.operator.errors_redis_url,
+            vault=_pod_vault(settings.vault),
         ),
         now,
     )

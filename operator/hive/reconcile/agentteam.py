@@ -48,6 +48,7 @@ from hive.runtime.sandbox.limits import limits_from_policy
 
 JSON = dict[str, Any]
 CONFIG_PATH = "/etc/hive/agent.yaml"
+VAULT_CA_PATH = "/etc/hive/vault-ca.crt"  # beside the config: the same ConfigMap
 SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
 CHILD_KINDS = (
     "ServiceAccount",
@@ -68,6 +69,33 @@ SANDBOX_OVERHEAD_BYTES = 256 * 1024 * 1024  # the zygote and gVisor beside the r
 
 
 @dataclass(frozen=True)
+class PodVault:
+    """What an agent pod needs to log in to Vault: where it is, the CA that signed it (PEM,
+    carried in the agent's ConfigMap), and the mounts."""
+
+    address: str
+    ca_pem: str | None = None
+    auth_mount: str = "kubernetes"
+    kv_mount: str = "secret"
+    transit_mount: str = "transit"
+
+    def env(self) -> list[JSON]:
+        env = [
+            {"name": "HIVE_VAULT__ADDRESS", "value": self.address},
+            {"name": "HIVE_VAULT__AUTH_MOUNT", "value": self.auth_mount},
+            {"name": "HIVE_VAULT__KV_MOUNT", "value": self.kv_mount},
+            {"name": "HIVE_VAULT__TRANSIT_MOUNT", "value": self.transit_mount},
+        ]
+        if self.ca_pem:
+            env.append({"name": "HIVE_VAULT__CA_FILE", "value": VAULT_CA_PATH})
+        return env
+
+    def port(self) -> int:
+        parsed = urlsplit(self.address)
+        return parsed.port or (443 if parsed.scheme == "https" else 80)
+
+
+@dataclass(frozen=True)
 class AgentPodSettings:
     """How agent pods are built."""
 
@@ -76,6 +104,7 @@ class AgentPodSettings:
     image_pull_policy: str = "IfNotPresent"
     token_expiration_s: int = 3600
     run_as_user: int = 65532
+    vault: PodVault | None = None  # agents log in to Vault with their ServiceAccount token
     # Where the operator's pods (agents, embedded model, sandboxes) may run.
     node_selector: Mapping[str, str] = field(default_factory=dict)
     tolerations: tuple[Mapping[str, Any], ...] = ()
@@ -271,12 +300,21 @@ def _role_binding(owner: Owner, names: dict[str, str], labels: dict[str, str]) -
     }
 
 
-def _config_map(owner: Owner, names: dict[str, str], labels: dict[str, str], config: JSON) -> JSON:
+def _config_map(
+    owner: Owner,
+    names: dict[str, str],
+    labels: dict[str, str],
+    config: JSON,
+    vault: PodVault | None = None,
+) -> JSON:
+    data = {"agent.yaml": yaml.safe_dump(config, sort_keys=True)}
+    if vault is not None and vault.ca_pem:
+        data["vault-ca.crt"] = vault.ca_pem
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",
         "metadata": metadata(names["config"], owner, labels),
-        "data": {"agent.yaml": yaml.safe_dump(config, sort_keys=True)},
+        "data": data,
     }
 
 
@@ -292,6 +330,8 @@ def _deployment(
 ) -> JSON:
     selector = {TEAM_LABEL: owner.name, AGENT_LABEL: agent.name}
     env: list[JSON] = [{"name": "HIVE_AGENT_CONFIG", "value": CONFIG_PATH}]
+    if pods.vault is not None:
+        env += pods.vault.env()
     if team.model.secret_ref:
         env.append(
             {
@@ -743,7 +783,7 @@ def plan_team(
             _service_account(owner, names, labels),
             _role(owner, names, labels),
             _role_binding(owner, names, labels),
-            _config_map(owner, names, labels, config),
+            _config_map(owner, names, labels, config, pods.vault),
         ]
         if not agent.sandbox_policy_ref or policy is not None:
             children.append(
@@ -761,6 +801,8 @@ def plan_team(
         children.append(_network_policy(owner, team, agent, names, labels))
         if learning.port:
             allow_egress(children[-1], learning.port)
+        if pods.vault is not None:
+            allow_egress(children[-1], pods.vault.port())
         want = 0 if team.suspend else agent.replicas
         available, failure = _deployment_state(observed.deployments.get(names["workload"]), want)
         if failure:
