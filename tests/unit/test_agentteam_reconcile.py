@@ -377,7 +377,10 @@ def test_every_pod_of_the_team_goes_where_the_operator_and_the_team_say() -> Non
     ]
     scheduling = {
         "nodeSelector": {"pool": "agents", "zone": "b"},
-        "tolerations": [{"key": "dedicated", "operator": "Exists", "effect": "NoSchedule"}],
+        "tolerations": [
+            {"key": "dedicated", "operator": "Exists", "effect": "NoSchedule"},
+            {"key": "flaky", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 30},
+        ],
     }
     s = spec(agents=agents, scheduling=scheduling)
     s["model"] = {"provider": "embedded", "name": "smollm2-135m-instruct"}
@@ -395,6 +398,7 @@ def test_every_pod_of_the_team_goes_where_the_operator_and_the_team_say() -> Non
         assert pod["tolerations"] == [
             {"key": "hive", "operator": "Equal", "value": "yes"},
             {"key": "dedicated", "operator": "Exists", "effect": "NoSchedule"},
+            {"key": "flaky", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 30},
         ]
 
 
