@@ -61,6 +61,38 @@ def _ready(node: Node) -> bool:
     return any(c.type == "Ready" and c.status == "True" for c in conditions)
 
 
+def _wait_for(
+    what: str,
+    get: Callable[[], Any],
+    done: Callable[[Any], str | None],
+    *,
+    timeout_s: float,
+    alive: Callable[[], str | None],
+    absent: str = "not found",
+) -> None:
+    """Poll `get()` (None while the object does not exist) until `done(object)` says None (it
+    returns how far the object is otherwise); raise Unavailable with what died or how far it
+    got. `alive` returns what died (a one-line reason) or None while the processes run."""
+    deadline = time.monotonic() + timeout_s
+    last = absent
+    while time.monotonic() < deadline:
+        dead = alive()
+        if dead:
+            raise Unavailable(dead)
+        try:
+            obj = get()
+        except ApiError as exc:
+            if exc.status.code != 404:
+                raise from_api_error(exc, what) from exc
+        else:
+            progress = done(obj)
+            if progress is None:
+                return
+            last = progress
+        time.sleep(0.5)
+    raise Unavailable(f"{what}: {last} after {timeout_s:.0f}s")
+
+
 def wait_real_node(
     kubeconfig: Path,
     name: str,
@@ -70,29 +102,22 @@ def wait_real_node(
     alive: Callable[[], str | None],
 ) -> None:
     """Wait for the kubelet to register node `name`, give it `pod_cidr` (the CNI bridge's range,
-    which a NetworkPolicy enforcer reads from spec.podCIDR) and wait until it is Ready.
-    `alive` returns what died (a one-line reason) or None while the node's processes run."""
+    which a NetworkPolicy enforcer reads from spec.podCIDR) and wait until it is Ready."""
     client = _client(kubeconfig)
-    deadline = time.monotonic() + timeout_s
-    last = "not registered"
-    while time.monotonic() < deadline:
-        dead = alive()
-        if dead:
-            raise Unavailable(dead)
-        try:
-            node = client.get(Node, name)
-        except ApiError as exc:
-            if exc.status.code != 404:
-                raise from_api_error(exc, f"Node {name}") from exc
-        else:
-            if node.spec is None or not node.spec.podCIDR:
-                patch = {"spec": {"podCIDR": pod_cidr, "podCIDRs": [pod_cidr]}}
-                client.patch(Node, name, patch)
-            if _ready(node):
-                return
-            last = "registered, not Ready"
-        time.sleep(0.5)
-    raise Unavailable(f"node {name} {last} after {timeout_s:.0f}s")
+
+    def ready(node: Node) -> str | None:
+        if node.spec is None or not node.spec.podCIDR:
+            client.patch(Node, name, {"spec": {"podCIDR": pod_cidr, "podCIDRs": [pod_cidr]}})
+        return None if _ready(node) else "registered, not Ready"
+
+    _wait_for(
+        f"node {name}",
+        lambda: client.get(Node, name),
+        ready,
+        timeout_s=timeout_s,
+        alive=alive,
+        absent="not registered",
+    )
 
 
 def node_ready(kubeconfig: Path, name: str) -> bool:
@@ -176,22 +201,16 @@ def wait_deployment_available(
 ) -> None:
     """Wait until Deployment `name` has all its replicas available."""
     client = _client(kubeconfig)
-    deadline = time.monotonic() + timeout_s
-    seen = "not found"
-    while time.monotonic() < deadline:
-        dead = alive()
-        if dead:
-            raise Unavailable(dead)
-        try:
-            dep = client.get(Deployment, name, namespace=namespace)
-        except ApiError as exc:
-            if exc.status.code != 404:
-                raise from_api_error(exc, f"Deployment {namespace}/{name}") from exc
-        else:
-            want = dep.spec.replicas if dep.spec and dep.spec.replicas is not None else 1
-            available = (dep.status.availableReplicas if dep.status else None) or 0
-            if available >= want:
-                return
-            seen = f"{available}/{want} available"
-        time.sleep(0.5)
-    raise Unavailable(f"Deployment {namespace}/{name}: {seen} after {timeout_s:.0f}s")
+
+    def available(dep: Deployment) -> str | None:
+        want = dep.spec.replicas if dep.spec and dep.spec.replicas is not None else 1
+        have = (dep.status.availableReplicas if dep.status else None) or 0
+        return None if have >= want else f"{have}/{want} available"
+
+    _wait_for(
+        f"Deployment {namespace}/{name}",
+        lambda: client.get(Deployment, name, namespace=namespace),
+        available,
+        timeout_s=timeout_s,
+        alive=alive,
+    )
