@@ -1,6 +1,7 @@
-"""Agent identities on Vault, in real pods: an agent pod on the real node logs in to OpenBao
-with its own ServiceAccount token and reads the team's model key from Vault, never from a
-Secret or an environment variable the operator filled.
+"""Agent identities on Vault, in real pods: agent pods on the real node log in to OpenBao with
+their own ServiceAccount tokens, read the team's model key from Vault (never from a Secret or an
+environment variable the operator filled), and delegate with certificates signed by the team's
+transit key.
 
 OpenBao runs as a real server (raft, TLS from the dev CA) on loopback, relayed to the node's
 pods on the bridge's gateway; its Kubernetes auth reviews the pods' tokens with the session's
@@ -18,7 +19,7 @@ from tests.scripted_model import scripted_model
 from tests.support import Cluster, dev_settings
 
 from e2e.conftest import OperatorProcess, wait_for
-from e2e.test_agent_pods import get_team, real_team
+from e2e.test_agent_pods import agent_pods, get_team, real_team
 from hive.dev.node import RealNode
 from hive.dev.vault import DevVault
 from hive.kube.tokens import token_reviewer
@@ -73,13 +74,32 @@ def operator_with_vault(
         operator.start()
 
 
-def test_an_agent_pod_reads_its_model_key_from_vault_with_its_own_identity(
+SCRIPT = {
+    "lead": [
+        {"json": {"subtasks": [{"description": "Find a fact", "capabilities": ["research"]}]}},
+        {"when": "gave researcher", "json": {"score": 0.9, "feedback": ""}},
+        {"when": "final answer", "content": "Done."},
+    ],
+    "researcher": [{"content": "A fact."}],
+}
+AGENTS = [
+    {"name": "lead", "role": "senior", "subordinates": ["researcher"]},
+    {"name": "researcher", "role": "junior", "capabilities": ["research"]},
+]
+
+
+def audit_records(cluster: Cluster, pod: str) -> list[dict[str, Any]]:
+    """The team's audit log as the agent in `pod` wrote it."""
+    path = "/tmp/hive-audit/default.vaulted.audit.jsonl"
+    out = cluster.kubectl("exec", pod, "--", "cat", path).stdout
+    return [json.loads(line) for line in out.splitlines() if line.strip()]
+
+
+def test_agent_pods_log_in_to_vault_read_the_model_key_and_delegate_with_certificates(
     cluster: Cluster, operator_with_vault: OperatorProcess, real_node: RealNode
 ) -> None:
-    with scripted_model({"*": [{"content": "Done."}] * 4}, host=real_node.gateway()) as model:
-        team = real_team(
-            "vaulted", real_node, model.url, "Say done", [{"name": "solo", "role": "senior"}]
-        )
+    with scripted_model(SCRIPT, host=real_node.gateway()) as model:
+        team = real_team("vaulted", real_node, model.url, "Find a fact", AGENTS)
         team["spec"]["model"]["vaultRef"] = {"path": MODEL_PATH, "key": "api-key"}
         cluster.kubectl("apply", "-f", "-", input=json.dumps(team))
         try:
@@ -93,11 +113,21 @@ def test_an_agent_pod_reads_its_model_key_from_vault_with_its_own_identity(
             assert model.authorizations, "the model was never called"
             assert set(model.authorizations) == {f"Bearer {KEY}"}
             status = get_team(cluster, "vaulted")["status"]
-            (identity,) = status["identities"]
-            assert identity["agent"] == "solo"
-            assert identity["bound"] is True
+            assert {i["agent"]: i["bound"] for i in status["identities"]} == {
+                "lead": True,
+                "researcher": True,
+            }
+            # The lead's delegation reached the researcher with a certificate signed by the
+            # team's transit key, checked there: lead's root grant, then lead -> researcher.
+            researcher = agent_pods(cluster, "vaulted")["researcher"]["metadata"]["name"]
+            checks = [
+                r for r in audit_records(cluster, researcher) if r["action"] == "certificate-check"
+            ]
+            assert checks, "the researcher checked no certificate"
+            assert {r["outcome"] for r in checks} == {"allowed"}
+            assert len(checks[0]["authority"]) == 2
             deployment = json.loads(
-                cluster.kubectl("get", "deployment", "vaulted-solo", "-o", "json").stdout
+                cluster.kubectl("get", "deployment", "vaulted-lead", "-o", "json").stdout
             )
             (container,) = deployment["spec"]["template"]["spec"]["containers"]
             names = {e["name"] for e in container.get("env") or []}

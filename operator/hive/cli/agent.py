@@ -8,6 +8,7 @@ import logging
 import signal
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from pydantic import SecretStr
 
@@ -19,6 +20,8 @@ from hive.kube.reporter import StatusReporter, field_manager_for
 from hive.reconcile.vault import identity_name
 from hive.runtime.identity.audit import AuditLog, team_log_path
 from hive.runtime.identity.auditcalls import AuditCalls
+from hive.runtime.identity.delegation import Authority
+from hive.runtime.identity.transit import TransitKeys, TransitSigner, team_key
 from hive.runtime.identity.vault import AgentVault
 from hive.runtime.models import OpenAICompatible
 from hive.runtime.pod import AgentPod, PodConfig
@@ -28,6 +31,7 @@ from hive.runtime.resilience.faultfiles import FaultFolder
 from hive.runtime.resilience.faults import FaultInjector
 from hive.runtime.resilience.faultspec import dependencies_of
 from hive.runtime.resilience.wiring import Resilience, fallback_models, learning_store
+from hive.runtime.teams.team import coordinator_of
 from hive.runtime.toolbox import Toolbox
 from hive.settings import Settings
 
@@ -36,18 +40,49 @@ def load_pod_config(path: Path, agent: str) -> PodConfig:
     return PodConfig.load(path, agent)
 
 
+def vault_session(config: PodConfig, settings: Settings) -> AgentVault:
+    """This agent's Vault session: its own role, its ServiceAccount token."""
+    return AgentVault(
+        settings.vault,
+        role=settings.vault.role or identity_name(config.namespace, config.team, config.agent),
+        jwt_file=settings.vault.jwt_file or settings.kube.service_account_dir / "token",
+    )
+
+
 def vault_model_key(config: PodConfig, settings: Settings) -> SecretStr:
     """The model key at spec.model.vaultRef, read after logging in as this agent's role."""
     ref = config.spec.model.vault_ref
     assert ref is not None
     if not settings.vault.address:
         raise InvalidInput("model.vaultRef", "needs HIVE_VAULT__ADDRESS (the agent's Vault)")
-    session = AgentVault(
-        settings.vault,
-        role=settings.vault.role or identity_name(config.namespace, config.team, config.agent),
-        jwt_file=settings.vault.jwt_file or settings.kube.service_account_dir / "token",
+    return vault_session(config, settings).read(ref.path, ref.key)
+
+
+class _FreshClient:
+    """The session's hvac client, its token renewed (or a new login) before each use."""
+
+    def __init__(self, session: AgentVault) -> None:
+        self.session = session
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.session.fresh(), name)
+
+
+def vault_authority(config: PodConfig, settings: Settings) -> Authority:
+    """Delegation certificates signed with the team's transit key, as this agent."""
+    client = _FreshClient(vault_session(config, settings))
+    key = team_key(config.namespace, config.team)
+    mount = settings.vault.transit_mount
+    return Authority.of_team(
+        config.agent,
+        config.spec,
+        f"{config.namespace}/{config.team}",
+        coordinator_of(config.spec),
+        TransitSigner.latest(client, key, mount),
+        TransitKeys(client, key, mount),
+        require=settings.agent.require_certificates,
+        root_ttl_s=settings.agent.certificate_ttl_s,
     )
-    return session.read(ref.path, ref.key)
 
 
 def model_of(config: PodConfig, settings: Settings) -> OpenAICompatible:
@@ -175,6 +210,10 @@ def build_pod(
     parts = parts or ChainParts()
     audit = AuditLog(team_log_path(settings.agent.audit_dir, config.namespace, config.team))
     parts.audit = AuditCalls(audit)
+    # With Vault, delegation certificates signed with the team's transit key.
+    authority = vault_authority(config, settings) if settings.vault.address else None
+    if authority is not None:
+        parts.authority = authority.middleware
     chain = parts.chain(agent)
     model = replace(model_of(config, settings), chain=chain)
     toolbox = Toolbox(
@@ -200,6 +239,7 @@ def build_pod(
         peer_wait_s=settings.agent.peer_wait_s,
         chain=chain,
         audit=audit,
+        authority=authority,
     )
     return toolbox, pod
 

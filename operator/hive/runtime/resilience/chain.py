@@ -24,7 +24,15 @@ class ChainParts:
     faults: Middleware | None = None  # faults a ChaosExperiment injects
     degradation: Middleware | None = None  # fallback models, cached and partial answers
     audit: Middleware | None = None  # one audit record per tool and peer call (first)
+    authority: Middleware | None = None  # delegation certificates presented and checked
 
     def chain(self, agent: str) -> Chain:
-        order = (self.audit, self.degradation, self.errors, self.breakers, self.faults)
+        order = (
+            self.audit,
+            self.authority,
+            self.degradation,
+            self.errors,
+            self.breakers,
+            self.faults,
+        )
         return Chain(tuple(m for m in order if m is not None), agent)
