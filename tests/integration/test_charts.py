@@ -19,6 +19,7 @@ import pytest
 import yaml
 from cryptography import x509
 
+from hive.settings import VaultSettings
 from tests.support import REPO, Cluster
 
 pytestmark = pytest.mark.integration
@@ -172,6 +173,11 @@ def test_operator_chart_accepted_by_the_api_server(
         ("certManager.enabled=maybe", "/certManager/enabled"),
         ("image.pullPolicy=Sometimes", "/image/pullPolicy"),
         ("notAValue=1", "notAValue"),
+        ("vault.enabled=true,vault.role=hive-operator", "/vault/address"),
+        ("vault.enabled=true,vault.address=https://vault:8200", "/vault/role"),
+        ("vault.address=vault.vault.svc:8200", "/vault/address"),
+        ("vault.kvMount=", "/vault/kvMount"),
+        ("vault.token=s.root", "token"),  # no token is ever a value of the chart
     ],
 )
 def test_schema_rejects_bad_values(cluster: Cluster, setting: str, message: str) -> None:
@@ -387,3 +393,84 @@ def test_cert_manager_variant(cluster: Cluster) -> None:
         "kind": "ClusterIssuer",
         "group": "cert-manager.io",
     }
+
+
+VAULT_ON = [
+    "--set",
+    "vault.enabled=true",
+    "--set",
+    "vault.address=https://vault.vault.svc:8200",
+    "--set",
+    "vault.role=hive-operator",
+]
+
+
+def operator_container(docs: list[Doc]) -> tuple[Doc, Doc]:
+    pod = one(docs, "Deployment")["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    return pod, container
+
+
+def test_vault_off_gives_the_operator_no_vault_settings(cluster: Cluster) -> None:
+    for args in ([], ["--set", "vault.address=https://vault:8200", "--set", "vault.role=r"]):
+        pod, container = operator_container(documents(render(cluster, OPERATOR_CHART, *args)))
+        assert not [e for e in container["env"] if e["name"].startswith("HIVE_VAULT__")]
+        assert "vault-ca" not in {v["name"] for v in pod["volumes"]}
+        assert "vault-ca" not in {m["name"] for m in container["volumeMounts"]}
+
+
+@pytest.mark.parametrize("source", ["caSecret", "caConfigMap"])
+def test_vault_on_gives_the_operator_its_settings_and_the_ca(
+    cluster: Cluster, crds_installed: None, source: str
+) -> None:
+    args = [
+        *VAULT_ON,
+        "--set",
+        f"vault.{source}.name=vault-ca",
+        "--set",
+        f"vault.{source}.key=ca.pem",
+    ]
+    args += ["--set", "vault.tokenTTLSeconds=1200000", "--set", "vault.transitMount=hive/transit"]
+    manifest = render(cluster, OPERATOR_CHART, *args)
+    pod, container = operator_container(documents(manifest))
+    env = {e["name"]: e["value"] for e in container["env"] if e["name"].startswith("HIVE_VAULT__")}
+    assert env == {
+        "HIVE_VAULT__ADDRESS": "https://vault.vault.svc:8200",
+        "HIVE_VAULT__ROLE": "hive-operator",
+        "HIVE_VAULT__AUTH_MOUNT": "kubernetes",
+        "HIVE_VAULT__KV_MOUNT": "secret",
+        "HIVE_VAULT__TRANSIT_MOUNT": "hive/transit",
+        "HIVE_VAULT__TOKEN_TTL_S": "1200000",
+        "HIVE_VAULT__TOKEN_MAX_TTL_S": "3600",
+        "HIVE_VAULT__REQUEST_TIMEOUT_S": "5",
+        "HIVE_VAULT__CA_FILE": "/vault-ca/ca.crt",
+    }
+    mounts = {m["name"]: m for m in container["volumeMounts"]}
+    assert mounts["vault-ca"] == {"name": "vault-ca", "mountPath": "/vault-ca", "readOnly": True}
+    (volume,) = [v for v in pod["volumes"] if v["name"] == "vault-ca"]
+    kind, ref = ("secret", "secretName") if source == "caSecret" else ("configMap", "name")
+    assert volume[kind][ref] == "vault-ca"
+    assert volume[kind]["items"] == [{"key": "ca.pem", "path": "ca.crt"}]
+
+    # What the operator makes of that environment: a Kubernetes login as its role, no token.
+    vault = VaultSettings.model_validate(
+        {name.removeprefix("HIVE_VAULT__").lower(): value for name, value in env.items()}
+    )
+    assert vault.role == "hive-operator"
+    assert vault.token_file is None
+    assert vault.ca_file == Path("/vault-ca/ca.crt")
+
+    deployment = yaml.safe_dump(one(documents(manifest), "Deployment"))
+    assert "deployment.apps" in kubectl_apply(cluster, deployment, "--dry-run=server")
+
+
+def test_vault_without_a_ca_uses_the_images_cas_and_one_ca_source_only(cluster: Cluster) -> None:
+    pod, container = operator_container(documents(render(cluster, OPERATOR_CHART, *VAULT_ON)))
+    names = {e["name"] for e in container["env"]}
+    assert "HIVE_VAULT__ADDRESS" in names
+    assert "HIVE_VAULT__CA_FILE" not in names
+    assert "vault-ca" not in {v["name"] for v in pod["volumes"]}
+    both = ["--set", "vault.caSecret.name=a", "--set", "vault.caConfigMap.name=b"]
+    result = helm(cluster, "template", RELEASE, str(OPERATOR_CHART), *VAULT_ON, *both, check=False)
+    assert result.returncode != 0
+    assert "set caSecret.name or caConfigMap.name, not both" in result.stderr

@@ -14,7 +14,7 @@ import pytest
 
 from hive.api.agentteam import AgentTeamSpec
 from hive.cli.agent import vault_model_key
-from hive.dev.vault import DevVault
+from hive.dev.vault import OPERATOR_POLICY, DevVault
 from hive.errors import ExternalFailure, Unavailable
 from hive.kube.resources import apply_crds
 from hive.kube.tokens import service_account_token, token_reviewer
@@ -287,3 +287,71 @@ def test_an_agent_pod_reads_its_model_key_from_vault_not_the_environment(
         vault=settings_of(vault, token_file=None, jwt_file=jwt),
     )
     assert vault_model_key(config, settings).get_secret_value() == "sk-model"
+
+
+def operator_role(
+    cluster: Cluster, vault: DevVault, tmp: Path, *, ttl_s: int, max_ttl_s: int
+) -> Path:
+    """What a Vault admin makes for the operator in a cluster: a Kubernetes-auth role bound to
+    its ServiceAccount with the policy `hive-operator`; returns that ServiceAccount's token."""
+    cluster.kubectl("create", "serviceaccount", "hive-operator", "-n", NS, check=False)
+    vault.client().adapter.post(
+        "/v1/auth/kubernetes/role/hive-operator",
+        json={
+            "bound_service_account_names": ["hive-operator"],
+            "bound_service_account_namespaces": [NS],
+            "token_policies": [OPERATOR_POLICY],
+            "token_ttl": ttl_s,
+            "token_max_ttl": max_ttl_s,
+        },
+    )
+    jwt = tmp / "operator.jwt"
+    jwt.write_text(service_account_token(cluster.client, NS, "hive-operator"))
+    return jwt
+
+
+def test_the_operator_logs_in_with_its_kubernetes_role_and_keeps_its_token_fresh(
+    cluster: Cluster, vault: DevVault, tmp_path: Path
+) -> None:
+    jwt = operator_role(cluster, vault, tmp_path, ttl_s=2, max_ttl_s=4)
+    settings = settings_of(vault, token_file=None, role="hive-operator")
+    # In the pod the token is <kube.service_account_dir>/token: the default of jwt_file.
+    store = IdentityStore(settings, KubeSettings(service_account_dir=tmp_path / "sa"))
+    assert store.jwt_file == tmp_path / "sa" / "token"
+    (tmp_path / "sa").mkdir()
+    (tmp_path / "sa" / "token").write_text(jwt.read_text())
+    assert store.session is not None
+
+    plan = identity_plan(NS, "byrole", team("byrole"), Mounts(), token_ttl_s=60, token_max_ttl_s=60)
+    assert [(a.agent, a.bound) for a in store.apply(plan)] == [("a", True), ("b", True)]
+    me = store.client().auth.token.lookup_self()["data"]
+    assert me["policies"] == ["default", OPERATOR_POLICY]  # its role's policy, never root
+    assert me["meta"]["service_account_name"] == "hive-operator"
+
+    deadline = time.monotonic() + 9
+    calls = 0
+    while time.monotonic() < deadline:  # past the max TTL twice, and not one refusal
+        assert store.names(plan.prefix) == plan.names()
+        calls += 1
+        time.sleep(0.3)
+    assert store.session.renewals >= 1, "the operator's token was never renewed"
+    assert store.session.logins >= 2, "the operator's token was never replaced at its max TTL"
+
+    removed = store.remove(plan.prefix, plan.transit_key)
+    assert f"transit key {plan.transit_key}" in removed
+    assert store.names(plan.prefix) == set()
+    print(f"{calls} calls, {store.session.renewals} renewals, {store.session.logins} logins")
+
+
+def test_the_operators_role_refuses_another_service_accounts_token(
+    cluster: Cluster, vault: DevVault, tmp_path: Path
+) -> None:
+    operator_role(cluster, vault, tmp_path, ttl_s=60, max_ttl_s=120)
+    other = tmp_path / "other.jwt"
+    other.write_text(service_account_token(cluster.client, NS, "research-a"))
+    settings = settings_of(vault, token_file=None, role="hive-operator", jwt_file=other)
+    plan = identity_plan(NS, "nope", team("nope"), Mounts(), token_ttl_s=60, token_max_ttl_s=60)
+    with pytest.raises(VaultProblem) as caught:
+        IdentityStore(settings, KubeSettings()).apply(plan)
+    assert caught.value.reason == DENIED
+    assert not caught.value.retryable

@@ -8,6 +8,11 @@ team's Ready condition carries::
     VaultSealed        reachable but sealed                     (Unavailable: retried)
     VaultDenied        the operator's token or role is refused  (ExternalFailure)
 
+The operator's own token: in a cluster a Kubernetes login as ``vault.role`` with its
+ServiceAccount token (the JWT file is read again at every login), renewed past two thirds of its
+TTL and replaced by a new login when renewal cannot extend it (hive.runtime.identity.vault, the
+same session agents keep); in the local environment the token file ``hive dev up`` writes.
+
 Applying checks the seal and the operator's token before writing anything; if a write fails
 half-way, what this call created is removed again, so a team never holds half an identity.
 """
@@ -18,7 +23,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,6 +43,7 @@ from hive.reconcile.vault import (
     team_prefix,
     transit_key,
 )
+from hive.runtime.identity.vault import AgentVault
 from hive.settings import KubeSettings, Settings, VaultSettings
 
 log = logging.getLogger(__name__)
@@ -81,13 +87,26 @@ class Applied:
 class IdentityStore:
     """Agent identities in one Vault, written with the operator's own token."""
 
-    def __init__(self, settings: VaultSettings, kube: KubeSettings) -> None:
+    def __init__(
+        self,
+        settings: VaultSettings,
+        kube: KubeSettings,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         if not settings.address:
             raise ValueError("IdentityStore needs vault.address")
         self.settings = settings
         self.address = settings.address
         self.jwt_file = settings.jwt_file or kube.service_account_dir / "token"
-        self._client: hvac.Client | None = None
+        self._client: hvac.Client | None = None  # with the token file's token
+        # In a cluster: a Kubernetes login as `role` with the operator's ServiceAccount token,
+        # renewed past two thirds of its TTL and replaced at its max TTL, as an agent's is.
+        self.session: AgentVault | None = None
+        if settings.token_file is None and settings.role:
+            self.session = AgentVault(
+                settings, role=settings.role, jwt_file=self.jwt_file, clock=clock
+            )
 
     # --- the operator's own login ----------------------------------------------------------
     def _new_client(self, token: str | None = None) -> hvac.Client:
@@ -97,23 +116,22 @@ class IdentityStore:
         )
 
     def client(self) -> hvac.Client:
-        """A client with a valid token: the token file, or a Kubernetes login as `role`."""
-        if self._client is not None:
-            return self._client
+        """A client with a valid token: the token file's, or a Kubernetes login as `role`
+        (logged in at first use, renewed or logged in again when it is getting old)."""
         with _vault_errors(self.address):
             if self.settings.token_file is not None:
-                client = self._new_client(self.settings.token_file.read_text().strip())
-            elif self.settings.role:
-                client = self._new_client()
-                client.auth.kubernetes.login(
-                    self.settings.role,
-                    self.jwt_file.read_text().strip(),
-                    mount_point=self.settings.auth_mount,
-                )
-            else:
-                raise VaultProblem(DENIED, "set vault.role or vault.token_file for the operator")
-        self._client = client
-        return client
+                if self._client is None:
+                    token = self.settings.token_file.read_text().strip()
+                    self._client = self._new_client(token)
+                return self._client
+            if self.session is not None:
+                return self.session.fresh()
+            raise VaultProblem(DENIED, "set vault.role or vault.token_file for the operator")
+
+    def _forget_token(self) -> None:
+        self._client = None
+        if self.session is not None:
+            self.session.forget_token()
 
     def _checked(self) -> hvac.Client:
         """Reachable, unsealed, and the operator's token accepted; else a VaultProblem."""
@@ -125,8 +143,8 @@ class IdentityStore:
                 client = self.client()
                 client.auth.token.lookup_self()
             except (hvac.exceptions.Forbidden, hvac.exceptions.Unauthorized):
-                self._client = None  # a token that expired: log in again once
-                client = self.client()
+                self._forget_token()  # a token that went away (revoked, a restored server)
+                client = self.client()  # read the file or log in again, once
                 client.auth.token.lookup_self()
         return client
 

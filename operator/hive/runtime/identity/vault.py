@@ -1,4 +1,4 @@
-"""An agent's Vault session: log in with its ServiceAccount token, renew, log in again.
+"""A Vault session: log in with a ServiceAccount token, renew, log in again.
 
 ``AgentVault`` logs in through the Kubernetes auth method as the agent's role (the operator made
 it: hive.reconcile.vault), renews its token once two thirds of its TTL have passed, and logs in
@@ -6,6 +6,7 @@ again when renewal fails or the token cannot be renewed for long enough (its max
 refused with 403 because the token went away (expired, revoked, a restored server) logs in again
 and is tried once more; a second 403 is a real denial. The JWT file is read at every login: the
 kubelet rotates a projected token in place. Works the same against HashiCorp Vault and OpenBao.
+The operator keeps its own session the same way (``fresh()``, as its role ``vault.role``).
 """
 
 from __future__ import annotations
@@ -65,6 +66,18 @@ class AgentVault:
     def _took(self, ttl_s: float) -> None:
         self._ttl_s = float(ttl_s)
         self._since = self.clock()
+
+    def fresh(self) -> hvac.Client:
+        """The client, holding a token that is good for a while yet (the operator's session
+        uses this before its own writes; hvac errors of the login come through unchanged)."""
+        with self._lock:
+            self._fresh()
+            return self.client
+
+    def forget_token(self) -> None:
+        """Drop the token (refused by Vault): the next `fresh()` logs in again."""
+        with self._lock:
+            self.client.token = None
 
     def _fresh(self) -> None:
         """Log in the first time; renew past two thirds of the TTL; log in again if that fails."""
