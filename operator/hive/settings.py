@@ -182,6 +182,50 @@ class OperatorSettings(BaseModel):
     )
 
 
+class EmbeddingsSettings(BaseModel):
+    """The sentence-embedding model that memory uses: the local all-MiniLM-L6-v2 ONNX model
+    (make models) or any OpenAI-compatible ``/v1/embeddings`` endpoint."""
+
+    endpoint: str | None = Field(
+        default=None,
+        description="Base URL of an OpenAI-compatible embeddings endpoint (POST {endpoint}/v1/"
+        "embeddings), e.g. a `hive model serve --embeddings` pod; unset runs the local model "
+        "in this process.",
+    )
+    api_key: SecretStr | None = Field(
+        default=None, description="Bearer token sent to `endpoint`, if it wants one."
+    )
+    model: str = Field(
+        default="all-MiniLM-L6-v2",
+        min_length=1,
+        description="Model name asked of `endpoint`, and the name the local model answers to.",
+    )
+    dimensions: int = Field(
+        default=384,
+        ge=1,
+        description="Length of the vectors the model returns; vectors of another length are "
+        "refused.",
+    )
+    model_dir: Path | None = Field(
+        default=None,
+        description="Folder holding the local model's model.onnx and tokenizer.json; unset "
+        "looks in .models/all-MiniLM-L6-v2-onnx-int8 (make models).",
+    )
+    max_tokens: int = Field(
+        default=256,
+        ge=8,
+        le=512,
+        description="The local model truncates each text to this many tokens (all-MiniLM-L6-v2 "
+        "was trained on 256; its position table ends at 512).",
+    )
+    batch_size: int = Field(
+        default=32, ge=1, description="Texts per model run (local) or per request (endpoint)."
+    )
+    request_timeout_s: float = Field(
+        default=60.0, gt=0, description="Per-request timeout of calls to `endpoint`."
+    )
+
+
 class AgentSettings(BaseModel):
     """An agent pod: where it listens for its peers and how often it reports."""
 
@@ -219,6 +263,7 @@ class AgentSettings(BaseModel):
         description="How long the root grant the coordinator issues for a run is valid (never "
         "past the team's budget.deadline); every certificate below it expires no later.",
     )
+    embeddings: EmbeddingsSettings = Field(default_factory=EmbeddingsSettings)
 
 
 class SandboxSettings(BaseModel):

@@ -190,17 +190,26 @@ def run(
 
 @cli.group()
 def model() -> None:
-    """The embedded model: SmolLM2-135M-Instruct served by llama.cpp, offline."""
+    """The embedded models, offline: SmolLM2-135M-Instruct (chat, llama.cpp) and all-MiniLM-L6-v2
+    (embeddings, onnxruntime)."""
 
 
 @model.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8080, show_default=True, help="Port to listen on.")
+@click.option(
+    "--embeddings",
+    is_flag=True,
+    help="Serve the sentence-embedding model (all-MiniLM-L6-v2, /v1/embeddings) instead.",
+)
 @one_line_errors
-def model_serve(host: str, port: int) -> None:
+def model_serve(host: str, port: int, embeddings: bool) -> None:
     """Serve the embedded model's chat-completions API until interrupted (a team's model pod)."""
-    from hive.cli.modelcmd import serve
+    from hive.cli.modelcmd import serve, serve_embeddings
 
+    if embeddings:
+        serve_embeddings(host, port, get_settings().agent.embeddings)
+        return
     serve(host, port, get_settings().embedded_model)
 
 
