@@ -152,7 +152,7 @@ async def test_http_embedder_refuses_a_single_string_and_non_strings() -> None:
 
 
 def test_http_embedder_refuses_a_url_that_is_not_http() -> None:
-    with pytest.raises(InvalidInput, match="agent.embeddings.endpoint"):
+    with pytest.raises(InvalidInput, match=r"agent\.embeddings\.endpoint"):
         OpenAIEmbeddings("emb:9")
 
 
