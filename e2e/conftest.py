@@ -112,6 +112,8 @@ def operator(
         "HIVE_OPERATOR__AGENT_IMAGE": hive_image,
         "HIVE_OPERATOR__SANDBOX_IMAGE": sandbox_image,
         "HIVE_OPERATOR__POD_PULL_POLICY": "Never",
+        # kept across the operator's restarts (test_crash), as the chart keeps it in a Secret
+        "HIVE_OPERATOR__SANDBOX_KEY": os.urandom(32).hex(),
     }
     process = OperatorProcess(cluster, tmp_path_factory.mktemp("operator"), env)
     process.start()

@@ -85,6 +85,10 @@ def test_the_coders_code_runs_in_the_teams_sandbox_pod_under_gvisor(
         # gVisor answers with its own kernel, not the host's.
         assert "Linux version" in kernel
         assert os.uname().release not in kernel
+        # The sandbox pod ran it for the coder, who proved it holds its own key.
+        log = "".join(cluster.kubectl("logs", p["metadata"]["name"]).stdout for p in sandbox)
+        decisions = [json.loads(line) for line in log.splitlines() if line.startswith('{"audit"')]
+        assert ("coder", "allowed") in {(d["caller"], d["outcome"]) for d in decisions}, log
     finally:
         cluster.kubectl("delete", "agentteam", "coding", "--wait=false")
 

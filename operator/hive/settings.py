@@ -147,6 +147,13 @@ class OperatorSettings(BaseModel):
         default="ghcr.io/hive-dev/hive-sandbox:0.1.0",
         description="Image of the sandbox pods that run agent-written code (sandbox-images/).",
     )
+    sandbox_key: SecretStr | None = Field(
+        default=None,
+        min_length=32,
+        description="Master key of the keys with which agents prove who they are to their "
+        "team's sandbox pods (at least 32 characters; the chart keeps one in a Secret). Unset: "
+        "a random key per operator process, so the keys change when the operator restarts.",
+    )
     pod_pull_policy: Literal["Always", "IfNotPresent", "Never"] = Field(
         default="IfNotPresent",
         description="imagePullPolicy of the pods the operator makes (Never for images imported "
@@ -256,6 +263,12 @@ class AgentSettings(BaseModel):
         description="Refuse (HTTP 401) peer calls that carry no delegation certificate; a "
         "certificate that fails a check is refused (403) either way. Off by default so that "
         "teams without Vault transit keys keep working.",
+    )
+    sandbox_key_file: Path = Field(
+        default=Path("/etc/hive/sandbox/key"),
+        description="The agent's key for its team's sandbox pods (hex; the operator mounts it "
+        "from the team's sandbox-keys Secret): each run it asks of them carries a proof made "
+        "with it.",
     )
     certificate_ttl_s: float = Field(
         default=3600.0,

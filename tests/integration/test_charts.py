@@ -62,6 +62,13 @@ def one(docs: list[Doc], kind: str) -> Doc:
     return found[0]
 
 
+def tls_secret(docs: list[Doc]) -> Doc:
+    """The webhook's serving certificate (the chart's other Secret is the sandbox master key)."""
+    found = [d for d in docs if d["kind"] == "Secret" and "tls.crt" in (d.get("data") or {})]
+    assert len(found) == 1, f"expected one TLS Secret, got {len(found)}"
+    return found[0]
+
+
 def kubectl_apply(cluster: Cluster, manifest: str, *args: str) -> str:
     result = cluster.kubectl("apply", *args, "-f", "-", input=manifest, check=False)
     assert result.returncode == 0, result.stderr
@@ -158,7 +165,8 @@ def test_operator_chart_accepted_by_the_api_server(
         "validatingwebhookconfiguration.admissionregistration.k8s.io/hive.dev",
     ]:
         assert kind in out, out
-    assert ("secret/" in out) is not cert_manager
+    assert "-sandbox-key created" in out
+    assert ("-tls created" in out) is not cert_manager, out
     assert "(server dry run)" in out
     after = cluster.kubectl(*webhook, "-o", "jsonpath={.metadata.resourceVersion}").stdout
     assert after == before, "a dry run must leave the webhook configuration as it was"
@@ -213,7 +221,7 @@ def test_cluster_role_is_least_privilege(cluster: Cluster) -> None:
         expected["", resource] = manage
     expected["", "pods"] = read | {"delete"}
     expected["", "events"] = {"create", "patch", "list"}
-    expected["", "secrets"] = {"get"}
+    expected["", "secrets"] = {"get", "create", "patch"}
     expected["", "nodes"] = {"get"}
     expected["apps", "deployments"] = manage
     expected["rbac.authorization.k8s.io", "roles"] = manage
@@ -271,7 +279,7 @@ def test_deployment_runs_the_operator_hardened(cluster: Cluster) -> None:
     assert volumes["tmp"]["emptyDir"] == {}
     tls = volumes["tls"]["secret"]
     assert {i["key"] for i in tls["items"]} == {"tls.crt", "tls.key", "ca.crt"}
-    assert tls["secretName"] == one(docs, "Secret")["metadata"]["name"]
+    assert tls["secretName"] == tls_secret(docs)["metadata"]["name"]
 
     labels = deployment["metadata"]["labels"]
     assert labels["app.kubernetes.io/part-of"] == "hive"
@@ -302,7 +310,7 @@ def test_webhook_configuration_one_per_kind_with_a_trusted_certificate(cluster: 
     config = one(docs, "ValidatingWebhookConfiguration")
     assert config["metadata"]["name"] == "hive.dev"
     service = next(d for d in docs if d["kind"] == "Service" and "webhook" in d["metadata"]["name"])
-    secret = one(docs, "Secret")
+    secret = tls_secret(docs)
     assert [w["name"] for w in config["webhooks"]] == [f"validate-{p}.hive.dev" for p in PLURALS]
     for plural, hook in zip(PLURALS, config["webhooks"], strict=True):
         assert hook["rules"] == [
@@ -341,25 +349,60 @@ def test_webhook_configuration_one_per_kind_with_a_trusted_certificate(cluster: 
 
 
 def test_upgrade_keeps_the_existing_certificate(cluster: Cluster, crds_installed: None) -> None:
-    first = one(documents(render(cluster, OPERATOR_CHART)), "Secret")
+    first = tls_secret(documents(render(cluster, OPERATOR_CHART)))
     name = first["metadata"]["name"]
     cluster.kubectl("delete", "secret", name, "-n", NAMESPACE, "--ignore-not-found")
     try:
         kubectl_apply(cluster, yaml.safe_dump(first))
         # --dry-run=server lets `lookup` see the cluster, as `helm upgrade` does.
         again = documents(render(cluster, OPERATOR_CHART, "--dry-run=server"))
-        assert one(again, "Secret")["data"] == first["data"]
+        assert tls_secret(again)["data"] == first["data"]
         hooks = one(again, "ValidatingWebhookConfiguration")["webhooks"]
         assert {hook["clientConfig"]["caBundle"] for hook in hooks} == {first["data"]["ca.crt"]}
     finally:
         cluster.kubectl("delete", "secret", name, "-n", NAMESPACE, "--ignore-not-found")
-    fresh = one(documents(render(cluster, OPERATOR_CHART)), "Secret")
+    fresh = tls_secret(documents(render(cluster, OPERATOR_CHART)))
     assert fresh["data"]["ca.crt"] != first["data"]["ca.crt"], "no secret: a new CA each time"
+
+
+def sandbox_key(docs: list[Doc]) -> Doc:
+    (found,) = [d for d in docs if d["kind"] == "Secret" and "key" in (d.get("data") or {})]
+    return found
+
+
+def operator_env(docs: list[Doc]) -> dict[str, Any]:
+    (container,) = one(docs, "Deployment")["spec"]["template"]["spec"]["containers"]
+    return {e["name"]: e for e in container["env"]}
+
+
+def test_the_sandbox_master_key_is_made_once_and_kept(
+    cluster: Cluster, crds_installed: None
+) -> None:
+    docs = documents(render(cluster, OPERATOR_CHART))
+    first = sandbox_key(docs)
+    assert len(base64.b64decode(first["data"]["key"])) >= 32
+    assert first["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+    ref = operator_env(docs)["HIVE_OPERATOR__SANDBOX_KEY"]["valueFrom"]["secretKeyRef"]
+    assert ref == {"name": first["metadata"]["name"], "key": "key"}
+    name = first["metadata"]["name"]
+    cluster.kubectl("delete", "secret", name, "-n", NAMESPACE, "--ignore-not-found")
+    try:
+        kubectl_apply(cluster, yaml.safe_dump(first))
+        again = documents(render(cluster, OPERATOR_CHART, "--dry-run=server"))
+        assert sandbox_key(again)["data"] == first["data"], "an upgrade keeps the key"
+    finally:
+        cluster.kubectl("delete", "secret", name, "-n", NAMESPACE, "--ignore-not-found")
+    own = documents(render(cluster, OPERATOR_CHART, "--set", "operator.sandboxKeySecret=mine"))
+    assert not [d for d in own if d["kind"] == "Secret" and "key" in d["data"]]
+    ref = operator_env(own)["HIVE_OPERATOR__SANDBOX_KEY"]["valueFrom"]["secretKeyRef"]
+    assert ref == {"name": "mine", "key": "key"}
 
 
 def test_cert_manager_variant(cluster: Cluster) -> None:
     docs = documents(render(cluster, OPERATOR_CHART, "--set", "certManager.enabled=true"))
-    assert not [d for d in docs if d["kind"] == "Secret"], "cert-manager writes the secret"
+    assert not [d for d in docs if d["kind"] == "Secret" and "tls.crt" in d["data"]], (
+        "cert-manager writes the TLS secret"
+    )
     certificate = one(docs, "Certificate")
     issuer = one(docs, "Issuer")
     assert certificate["spec"]["issuerRef"]["name"] == issuer["metadata"]["name"]

@@ -220,6 +220,7 @@ def build_pod(
         rootfs=settings.sandbox.rootfs,
         runsc=settings.sandbox.runsc,
         sandbox_url=config.sandbox_url,
+        sandbox_key_file=settings.agent.sandbox_key_file,
         chain=chain,
     )
     tools = toolbox.for_agent(config.agent_spec(agent), policy)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
 from collections.abc import Iterable
 from dataclasses import replace
 from typing import Any
@@ -97,6 +98,23 @@ async def _agent_pods(
                 seen = replace(seen, sandbox_failure=f"{SANDBOX_EVENT_REASON}: {said}")
         pods.setdefault(agent, []).append(seen)
     return pods
+
+
+_process_sandbox_key: list[bytes] = []  # made once, on first use, when none is configured
+
+
+def sandbox_master_key(settings: Settings) -> bytes:
+    """The master key of the agents' sandbox keys: the configured one, else this process's."""
+    configured = settings.operator.sandbox_key
+    if configured is not None:
+        return configured.get_secret_value().encode()
+    if not _process_sandbox_key:
+        _process_sandbox_key.append(os.urandom(32))
+        log.warning(
+            "HIVE_OPERATOR__SANDBOX_KEY is unset: the agents' sandbox keys change when the "
+            "operator restarts (the chart keeps one in a Secret)"
+        )
+    return _process_sandbox_key[0]
 
 
 def _pod_vault(vault: VaultSettings) -> PodVault | None:
@@ -216,6 +234,7 @@ async def reconcile_team(namespace: str, name: str) -> TeamPlan | None:
             tolerations=tuple(settings.operator.pod_tolerations),
             errors_redis_url=settings.operator.errors_redis_url,
             vault=_pod_vault(settings.vault),
+            sandbox_key=sandbox_master_key(settings),
         ),
         now,
     )

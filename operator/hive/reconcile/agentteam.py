@@ -43,6 +43,13 @@ from hive.reconcile.meta import (
     metadata,
 )
 from hive.reconcile.pods import PodObserved, agent_problems, joined
+from hive.reconcile.sandboxkeys import (
+    AGENT_KEY_DIR,
+    CALLERS_DIR,
+    agent_key_volume,
+    callers_volume,
+    keys_secret,
+)
 from hive.reconcile.sandboxpolicy import quantity
 from hive.runtime.sandbox.limits import limits_from_policy
 
@@ -110,6 +117,9 @@ class AgentPodSettings:
     tolerations: tuple[Mapping[str, Any], ...] = ()
     errors_redis_url: str | None = None  # for teams that name no MemoryStore to learn into
     env: tuple[Mapping[str, Any], ...] = ()  # more env of agent containers (see team_pods)
+    # the master key of the agents' sandbox keys (hive.reconcile.sandboxkeys); without one no
+    # keys are given out and the sandbox pods refuse every run
+    sandbox_key: bytes | None = None
 
 
 def placed(pod_spec: JSON, pods: AgentPodSettings) -> JSON:
@@ -327,7 +337,9 @@ def _deployment(
     policy: SandboxPolicySpec | None,
     config_digest: str,
     pods: AgentPodSettings,
+    sandbox_caller: bool = False,
 ) -> JSON:
+    """An agent's Deployment; a `sandbox_caller` gets its sandbox key mounted."""
     selector = {TEAM_LABEL: owner.name, AGENT_LABEL: agent.name}
     env: list[JSON] = [{"name": "HIVE_AGENT_CONFIG", "value": CONFIG_PATH}]
     if pods.vault is not None:
@@ -442,6 +454,11 @@ def _deployment(
     }
     if policy is not None:
         pod_spec["runtimeClassName"] = policy.runtime_class_name
+    if sandbox_caller and pods.sandbox_key is not None:
+        pod_spec["volumes"].append(agent_key_volume(owner.name, agent.name))
+        pod_spec["containers"][0]["volumeMounts"].append(
+            {"name": "sandbox-key", "mountPath": AGENT_KEY_DIR, "readOnly": True}
+        )
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -547,10 +564,16 @@ def _embedded_model(owner: Owner, pods: AgentPodSettings) -> list[JSON]:
 
 
 def _sandbox(
-    owner: Owner, name: str, policy: SandboxPolicySpec, pods: AgentPodSettings
+    owner: Owner,
+    name: str,
+    policy: SandboxPolicySpec,
+    pods: AgentPodSettings,
+    callers: Sequence[str],
 ) -> list[JSON]:
     """Where an agent's code runs in a cluster: the sandbox image's zygote, serving the team's
-    agents on TCP, under the policy's RuntimeClass and limits, with no egress and no token."""
+    agents on TCP, under the policy's RuntimeClass and limits, with no egress and no token;
+    it runs code only for `callers` that prove they hold their keys (hive.reconcile.sandboxkeys:
+    without the operator's master key there are none and it refuses every run)."""
     workload = sandbox_name(owner.name, name)
     labels = {
         "app.kubernetes.io/name": "hive-sandbox",
@@ -593,6 +616,8 @@ def _sandbox(
                                 # the policy's limits: a request may only tighten them
                                 "--policy",
                                 json.dumps(limits_from_policy(policy).wire(), sort_keys=True),
+                                "--callers",
+                                CALLERS_DIR,
                             ],
                             "ports": [{"name": "zygote", "containerPort": SANDBOX_PORT}],
                             "readinessProbe": {
@@ -621,6 +646,12 @@ def _sandbox(
             },
         },
     }
+    if pods.sandbox_key is not None and callers:
+        pod_spec = deployment["spec"]["template"]["spec"]
+        pod_spec["volumes"].append(callers_volume(owner.name, callers))
+        pod_spec["containers"][0]["volumeMounts"].append(
+            {"name": "callers", "mountPath": CALLERS_DIR, "readOnly": True}
+        )
     placed(deployment["spec"]["template"]["spec"], pods)
     service = _service(owner, workload, labels, selector, SANDBOX_PORT)
     agents_of_the_team = {
@@ -755,6 +786,7 @@ def plan_team(
     pods = replace(pods, env=tuple(learning.env))
     children: list[JSON] = []
     sandboxes: dict[str, SandboxPolicySpec] = {}
+    callers: dict[str, list[str]] = {}  # sandbox policy -> the agents that run code there
     missing: list[str] = []
     failures: list[str] = []
     node_problems: list[str] = []
@@ -777,8 +809,10 @@ def plan_team(
                 policy = SandboxPolicySpec.model_validate(dict(found))
                 policy_wire = policy.wire()
         config = agent_config(owner, team, agent, policy_wire)
-        if policy is not None and agent.sandbox_policy_ref and runs_code(agent):
+        sandbox_caller = bool(policy and agent.sandbox_policy_ref and runs_code(agent))
+        if policy is not None and agent.sandbox_policy_ref and sandbox_caller:
             sandboxes[agent.sandbox_policy_ref.name] = policy
+            callers.setdefault(agent.sandbox_policy_ref.name, []).append(agent.name)
         children += [
             _service_account(owner, names, labels),
             _role(owner, names, labels),
@@ -787,7 +821,17 @@ def plan_team(
         ]
         if not agent.sandbox_policy_ref or policy is not None:
             children.append(
-                _deployment(owner, team, agent, names, labels, policy, checksum(config), pods)
+                _deployment(
+                    owner,
+                    team,
+                    agent,
+                    names,
+                    labels,
+                    policy,
+                    checksum(config),
+                    pods,
+                    sandbox_caller=sandbox_caller,
+                )
             )
         children.append(
             _service(
@@ -819,8 +863,12 @@ def plan_team(
 
     if team.model.provider == Provider.EMBEDDED and not team.model.endpoint:
         children += _embedded_model(owner, pods)
+    if pods.sandbox_key is not None and callers:
+        every_caller = [a for agents in callers.values() for a in agents]
+        keys_labels = {TEAM_LABEL: owner.name, "app.kubernetes.io/component": SANDBOX_COMPONENT}
+        children.append(keys_secret(owner, pods.sandbox_key, every_caller, keys_labels))
     for name in sorted(sandboxes):
-        children += _sandbox(owner, name, sandboxes[name], pods)
+        children += _sandbox(owner, name, sandboxes[name], pods, callers.get(name, []))
     total = len(team.agents)
     counts = {
         "agents_total": total,

@@ -20,7 +20,7 @@ from hive.errors import HiveError
 from hive.runtime.resilience.calls import EMPTY, Chain
 from hive.runtime.sandbox.limits import SandboxLimits, limits_from_policy
 from hive.runtime.sandbox.pool import SandboxPool
-from hive.runtime.sandbox.remote import RemoteSandboxPool
+from hive.runtime.sandbox.remote import RemoteSandboxPool, SandboxCaller
 from hive.runtime.sandbox.tool import run_python_tool
 from hive.runtime.tools import Tool, ToolRegistry
 
@@ -34,6 +34,7 @@ class Toolbox:
     rootfs: Path | None = None
     runsc: str | None = None
     sandbox_url: str | None = None  # in a cluster: the team's sandbox pods for this policy
+    sandbox_key_file: Path | None = None  # the agent's key for them (see SandboxCaller)
     pools: list[SandboxPool | RemoteSandboxPool] = field(default_factory=list)
     chain: Chain = EMPTY  # the middlewares every tool call and sandbox execution passes
     unavailable: dict[str, list[str]] = field(default_factory=dict)
@@ -45,7 +46,7 @@ class Toolbox:
                 try:
                     limits = limits_from_policy(policy) if policy else SandboxLimits()
                     pool: SandboxPool | RemoteSandboxPool = (
-                        RemoteSandboxPool(self.sandbox_url, limits)
+                        RemoteSandboxPool(self.sandbox_url, limits, caller=self._caller(agent))
                         if self.sandbox_url
                         else SandboxPool(limits, rootfs=self.rootfs, runsc=self.runsc)
                     )
@@ -64,6 +65,11 @@ class Toolbox:
         registry.chain = self.chain.with_agent(agent.name)
         registry.alternatives = {t.name: t.alternatives for t in agent.tools if t.alternatives}
         return registry
+
+    def _caller(self, agent: AgentSpec) -> SandboxCaller | None:
+        if self.sandbox_key_file is None:
+            return None
+        return SandboxCaller(agent.name, self.sandbox_key_file)
 
     async def close(self) -> None:
         await asyncio.gather(*(p.close() for p in self.pools), return_exceptions=True)

@@ -8,6 +8,16 @@ Protocol (stdin / stdout of the zygote): frames of a 4-byte big-endian length an
 The zygote sends ``{"op": "ready"}`` once, then answers each ``{"op": "run", ...}`` with one
 ``{"op": "result", ...}``; ``{"op": "exit"}`` ends it.
 
+On TCP (a sandbox pod, ``--listen``) every run must also say who asks: the ready frame carries a
+fresh ``nonce``, and a run carries ``caller`` (an agent's name) and ``proof``, the HMAC-SHA256
+under that agent's key of the nonce, the run's id, the code's digest and its limits
+(:func:`run_proof`). The keys of the agents that may call lie in the ``--callers`` folder, one
+file per agent (a Secret the operator derives and mounts, root's and 0400: no run can read
+them). A missing, unknown or wrong proof is answered with an ``error`` frame whose ``code`` is
+``unauthenticated`` and nothing runs; the key itself never crosses the wire, a proof holds for
+one connection's nonce and one request (no replay), and every decision is a JSON line on
+stderr (the pod's log).
+
 Per execution the zygote (root inside the sandbox, PID 1, never running user code itself):
 
 1. has *spares* ready before the request came (made while earlier runs ran): each a child
@@ -155,6 +165,62 @@ def decode(body: bytes) -> dict[str, Any]:
     if not isinstance(message, dict):
         raise ValueError("a frame must hold a JSON object")
     return message
+
+
+def run_proof(key: bytes, nonce: str, run_id: str, code: str, limits: dict[str, Any]) -> str:
+    """The caller's proof for one run: HMAC-SHA256 under its key of what the run is."""
+    import hashlib
+    import hmac
+    import json
+
+    digest = hashlib.sha256(code.encode()).hexdigest()
+    wire_limits = json.dumps(limits, sort_keys=True, separators=(",", ":"))
+    message = "\n".join(("hive-sandbox-run/1", nonce, run_id, digest, wire_limits))
+    return hmac.new(key, message.encode(), hashlib.sha256).hexdigest()
+
+
+def read_key(path: str) -> bytes:
+    """A caller key as the operator writes it: hex text."""
+    with open(path) as handle:
+        return bytes.fromhex(handle.read().strip())
+
+
+class Refused(Exception):
+    """A run request that does not prove who sends it."""
+
+
+def check_caller(callers: str, nonce: str, request: dict[str, Any], seen: set[str]) -> str:
+    """The caller of `request` once its proof holds; `Refused` says why it does not."""
+    import hmac
+
+    caller, proof, run_id = request.get("caller"), request.get("proof"), request.get("id")
+    if not isinstance(caller, str) or not isinstance(proof, str) or not caller:
+        raise Refused("the run names no caller and proof")
+    if not isinstance(run_id, str) or run_id in seen:
+        raise Refused(f"run id {run_id!r} is missing or was used on this connection")
+    if caller.startswith(".") or "/" in caller:
+        raise Refused(f"caller {caller!r} is not an agent name")
+    try:
+        key = read_key(os.path.join(callers, caller))
+    except (OSError, ValueError):
+        raise Refused(f"caller {caller!r} may not use this sandbox") from None
+    code = request.get("code")
+    limits = request.get("limits")
+    if not isinstance(code, str) or not isinstance(limits, dict):
+        raise Refused("the run has no code or limits")
+    if not hmac.compare_digest(run_proof(key, nonce, run_id, code, limits), proof):
+        raise Refused(f"the proof of caller {caller!r} does not hold")
+    seen.add(run_id)
+    return caller
+
+
+def _log_access(caller: object, outcome: str, reason: str) -> None:
+    import json
+    import time
+
+    record = {"audit": "sandbox-access", "caller": caller, "outcome": outcome, "reason": reason}
+    record["time"] = time.time()
+    print(json.dumps(record, sort_keys=True), file=sys.stderr, flush=True)
 
 
 def _read_exact(fd: int, size: int) -> bytes | None:
@@ -1054,7 +1120,9 @@ def serve() -> None:
     ``--listen HOST:PORT`` the zygote serves TCP instead, one connection at a time, for a
     sandbox pod in a cluster (its Service is reachable only from its team's agents); there
     ``--policy JSON`` gives the limits of its SandboxPolicy (as ``SandboxLimits.wire`` writes
-    them, passed by the operator), which every request may only tighten (:func:`tighten`).
+    them, passed by the operator), which every request may only tighten (:func:`tighten`), and
+    ``--callers DIR`` the keys of the agents that may call (required: a sandbox on a network
+    runs nothing for a caller that cannot prove who it is).
     """
     filesystem = sys.argv[1] if len(sys.argv) > 1 and not sys.argv[1].startswith("--") else "temp"
     if "--listen" in sys.argv:
@@ -1064,7 +1132,11 @@ def serve() -> None:
             import json
 
             policy = json.loads(sys.argv[sys.argv.index("--policy") + 1])
-        listen(host or "0.0.0.0", int(port), filesystem, policy)  # noqa: S104 - the pod's address
+        if "--callers" not in sys.argv:
+            sys.exit("bootstrap.py: --listen needs --callers DIR (the keys of its callers)")
+        callers = sys.argv[sys.argv.index("--callers") + 1]
+        address = host or "0.0.0.0"  # noqa: S104 - the pod's address
+        listen(address, int(port), filesystem, policy, callers)
         return
     import signal
 
@@ -1112,8 +1184,11 @@ def tighten(policy: dict[str, Any], requested: dict[str, Any]) -> dict[str, Any]
     return limits
 
 
-def listen(host: str, port: int, filesystem: str, policy: dict[str, Any] | None = None) -> None:
-    """Serve the protocol on TCP: each connection gets a ready frame, then its requests (under
+def listen(
+    host: str, port: int, filesystem: str, policy: dict[str, Any] | None, callers: str
+) -> None:
+    """Serve the protocol on TCP: each connection gets a ready frame with a nonce, then its
+    requests, each run only for a caller whose key is in `callers` and whose proof holds (under
     `policy`'s limits, which a request may only tighten, when it is given)."""
     import signal
     import socket
@@ -1127,7 +1202,9 @@ def listen(host: str, port: int, filesystem: str, policy: dict[str, Any] | None 
         with connection:
             fd = connection.fileno()
             try:
-                answer_requests(fd, fd, filesystem, last_session=False, policy=policy)
+                answer_requests(
+                    fd, fd, filesystem, last_session=False, policy=policy, callers=callers
+                )
             except OSError:  # the client went away mid-frame
                 _kill_runs()
 
@@ -1139,6 +1216,7 @@ def answer_requests(
     *,
     last_session: bool = True,
     policy: dict[str, Any] | None = None,
+    callers: str | None = None,
 ) -> None:
     """The protocol: a ready frame, then one answer per run request, until EOF or exit.
 
@@ -1166,7 +1244,11 @@ def answer_requests(
     import select
 
     top_up(1)
-    _write_all(proto_out, encode({"op": "ready", "pid": os.getpid(), "python": sys.version}))
+    ready: dict[str, Any] = {"op": "ready", "pid": os.getpid(), "python": sys.version}
+    seen: set[str] = set()
+    if callers is not None:
+        ready["nonce"] = os.urandom(16).hex()
+    _write_all(proto_out, encode(ready))
     top_up()
     try:
         while True:
@@ -1180,6 +1262,20 @@ def answer_requests(
             request = decode(body)
             if request.get("op") == "exit":
                 return
+            if callers is not None:
+                try:
+                    caller = check_caller(callers, ready["nonce"], request, seen)
+                except Refused as refused:
+                    _log_access(request.get("caller"), "refused", str(refused))
+                    answer = {
+                        "op": "error",
+                        "id": request.get("id"),
+                        "code": "unauthenticated",
+                        "message": f"refused: {refused}",
+                    }
+                    _write_all(proto_out, encode(answer))
+                    continue
+                _log_access(caller, "allowed", f"run {request.get('id')}")
             try:
                 if policy is not None:
                     request["limits"] = tighten(policy, request.get("limits") or {})

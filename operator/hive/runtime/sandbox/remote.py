@@ -7,6 +7,10 @@ same frame protocol on TCP that it serves on runsc's pipes here (`bootstrap.py -
 execution is one connection: a ready frame, the run request, its answer. Isolation between runs
 is the zygote's (a fresh child per run, everything it left killed and wiped); isolation from the
 world is the pod's (gVisor, its own filesystem, no service-account token, egress denied).
+
+Every run says who asks: the agent proves it holds its sandbox key (a file the operator mounts
+from the team's sandbox-keys Secret) with an HMAC over the connection's nonce and the run
+(`bootstrap.run_proof`); a zygote refuses a run without one.
 """
 
 from __future__ import annotations
@@ -15,10 +19,12 @@ import asyncio
 import contextlib
 import os
 import time
+from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from hive.errors import ExternalFailure, InvalidInput, Unavailable
-from hive.runtime.sandbox.bootstrap import HEADER, MAX_FRAME, decode, encode
+from hive.runtime.sandbox.bootstrap import HEADER, MAX_FRAME, decode, encode, read_key, run_proof
 from hive.runtime.sandbox.executor import BACKSTOP_S, Sandbox, check_code
 from hive.runtime.sandbox.limits import LimitKind, SandboxLimits
 from hive.runtime.sandbox.result import ExecutionResult, parse_result
@@ -43,13 +49,37 @@ async def _recv(reader: asyncio.StreamReader, where: str) -> dict[str, object]:
         raise ExternalFailure(f"{where}: the connection closed mid-answer") from exc
 
 
+@dataclass(frozen=True)
+class SandboxCaller:
+    """Who runs code in a sandbox pod: the agent's name and its key's file (read per run, so a
+    rotated key is used as soon as the kubelet updates the file)."""
+
+    name: str
+    key_file: Path
+
+    def proof(self, nonce: str, run_id: str, code: str, limits: dict[str, object]) -> str:
+        try:
+            key = read_key(str(self.key_file))
+        except (OSError, ValueError) as exc:
+            raise Unavailable(
+                f"agent {self.name}: no sandbox key at {self.key_file} ({exc.__class__.__name__})"
+            ) from exc
+        return run_proof(key, nonce, run_id, code, limits)
+
+
 class RemoteSandboxPool:
     """Runs code in the sandbox pods behind `url` (a Service); the pool's API of SandboxPool."""
 
     def __init__(
-        self, url: str, limits: SandboxLimits, *, connect_timeout_s: float = CONNECT_TIMEOUT_S
+        self,
+        url: str,
+        limits: SandboxLimits,
+        *,
+        caller: SandboxCaller | None = None,
+        connect_timeout_s: float = CONNECT_TIMEOUT_S,
     ) -> None:
         self.url = url
+        self.caller = caller
         self.host, self.port = parse_url(url)
         self.limits = limits
         self.connect_timeout_s = connect_timeout_s
@@ -75,7 +105,19 @@ class RemoteSandboxPool:
                 raise ExternalFailure(f"{where}: sent {ready.get('op')!r} instead of 'ready'")
             self.runs += 1
             run_id = f"{self.runs}-{os.urandom(8).hex()}"
-            writer.write(encode({"op": "run", "id": run_id, "code": code, "limits": limits.wire()}))
+            request: dict[str, object] = {
+                "op": "run",
+                "id": run_id,
+                "code": code,
+                "limits": limits.wire(),
+            }
+            nonce = ready.get("nonce")
+            if isinstance(nonce, str):
+                if self.caller is None:
+                    raise ExternalFailure(f"{where}: asks who calls, and this agent has no key")
+                request["caller"] = self.caller.name
+                request["proof"] = self.caller.proof(nonce, run_id, code, limits.wire())
+            writer.write(encode(request))
             await writer.drain()
             try:
                 frame = await asyncio.wait_for(_recv(reader, where), limits.timeout_s + BACKSTOP_S)

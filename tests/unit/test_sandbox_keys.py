@@ -1,0 +1,115 @@
+"""The agents' sandbox keys: each agent pod holds its own key, each sandbox pod its callers'."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+from dataclasses import replace
+from typing import Any
+
+from hive.reconcile.agentteam import AgentPodSettings, TeamObserved, plan_team
+from hive.reconcile.meta import Owner
+from hive.reconcile.sandboxkeys import agent_key, keys_secret, team_key
+from hive.runtime.sandbox.bootstrap import run_proof
+
+T0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+OWNER = Owner("AgentTeam", "research", "default", "uid-1", generation=1)
+MASTER = b"m" * 32
+PODS = AgentPodSettings(image="hive:test", sandbox_key=MASTER)
+PYTHON = [{"name": "python", "version": "^1"}]
+POLICIES = {p: {"runtimeClassName": "gvisor", "network": {"mode": "none"}} for p in ("a", "b")}
+
+
+def team() -> dict[str, Any]:
+    return {
+        "goal": "answer",
+        "model": {"name": "m", "endpoint": "http://vllm:8000/v1"},
+        "agents": [
+            {"name": "lead", "role": "senior", "subordinates": ["one", "two", "three"]},
+            {"name": "one", "role": "junior", "sandboxPolicyRef": {"name": "a"}, "tools": PYTHON},
+            {"name": "two", "role": "junior", "sandboxPolicyRef": {"name": "b"}, "tools": PYTHON},
+            {"name": "three", "role": "junior", "sandboxPolicyRef": {"name": "a"}},
+        ],
+    }
+
+
+def children(pods: AgentPodSettings = PODS) -> dict[tuple[str, str], dict[str, Any]]:
+    observed = TeamObserved(sandbox_policies=POLICIES)
+    plan = plan_team(OWNER, team(), None, observed, pods, T0)
+    return {(c["kind"], c["metadata"]["name"]): c for c in plan.children}
+
+
+def pod(objects: dict[tuple[str, str], dict[str, Any]], name: str) -> dict[str, Any]:
+    spec: dict[str, Any] = objects[("Deployment", name)]["spec"]["template"]["spec"]
+    return spec
+
+
+def secret_volumes(spec: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {v["name"]: v["secret"] for v in spec["volumes"] if "secret" in v}
+
+
+def test_only_agents_that_run_code_in_a_sandbox_pod_get_a_key() -> None:
+    objects = children()
+    secret = objects[("Secret", "research-sandbox-keys")]
+    assert sorted(secret["data"]) == ["one", "two"]
+    keys = {name: bytes.fromhex(base64.b64decode(v).decode()) for name, v in secret["data"].items()}
+    assert keys["one"] != keys["two"]
+    assert keys["one"] == agent_key(team_key(MASTER, OWNER), "one")
+    assert secret_volumes(pod(objects, "research-lead")) == {}
+    assert secret_volumes(pod(objects, "research-three")) == {}, "no python tool, no key"
+
+
+def test_an_agent_pod_mounts_its_own_key_and_nothing_else() -> None:
+    spec = pod(children(), "research-one")
+    volume = secret_volumes(spec)["sandbox-key"]
+    assert volume["secretName"] == "research-sandbox-keys"
+    assert volume["items"] == [{"key": "one", "path": "key"}]
+    assert volume["defaultMode"] == 0o440
+    mounts = {m["name"]: m for m in spec["containers"][0]["volumeMounts"]}
+    assert mounts["sandbox-key"]["mountPath"] == "/etc/hive/sandbox"
+    assert mounts["sandbox-key"]["readOnly"] is True
+
+
+def test_a_sandbox_pod_holds_only_the_keys_of_its_policys_callers() -> None:
+    objects = children()
+    for policy, callers in (("a", ["one"]), ("b", ["two"])):
+        spec = pod(objects, f"research-sandbox-{policy}")
+        volume = secret_volumes(spec)["callers"]
+        assert [item["key"] for item in volume["items"]] == callers
+        assert volume["defaultMode"] == 0o400, "root's: the runs inside cannot read them"
+        args = spec["containers"][0]["args"]
+        assert args[args.index("--callers") + 1] == "/etc/hive/callers"
+
+
+def test_without_a_master_key_no_key_is_given_out_and_the_sandbox_refuses_every_run() -> None:
+    objects = children(replace(PODS, sandbox_key=None))
+    assert not any(kind == "Secret" for kind, _ in objects)
+    sandbox = pod(objects, "research-sandbox-a")
+    assert secret_volumes(sandbox) == {}
+    assert "--callers" in sandbox["containers"][0]["args"], "an empty callers folder: no runs"
+    assert secret_volumes(pod(objects, "research-one")) == {}
+
+
+def test_keys_are_stable_across_reconciles_and_new_for_a_new_team_under_the_same_name() -> None:
+    first = keys_secret(OWNER, MASTER, ["one"], {})
+    assert keys_secret(OWNER, MASTER, ["one"], {}) == first
+    again = keys_secret(replace(OWNER, uid="uid-2"), MASTER, ["one"], {})
+    assert again["data"] != first["data"], "deleted and made again: a new UID, new keys"
+    other_master = keys_secret(OWNER, b"n" * 32, ["one"], {})
+    assert other_master["data"] != first["data"]
+
+
+def test_a_proof_binds_the_key_the_nonce_the_run_and_its_limits() -> None:
+    key = agent_key(team_key(MASTER, OWNER), "one")
+    limits = {"timeout_s": 1.5, "deny": ["socket"]}
+    proof = run_proof(key, "n1", "r1", "print(1)", limits)
+    assert proof == run_proof(key, "n1", "r1", "print(1)", dict(reversed(limits.items())))
+    others = [
+        run_proof(agent_key(team_key(MASTER, OWNER), "two"), "n1", "r1", "print(1)", limits),
+        run_proof(key, "n2", "r1", "print(1)", limits),
+        run_proof(key, "n1", "r2", "print(1)", limits),
+        run_proof(key, "n1", "r1", "print(2)", limits),
+        run_proof(key, "n1", "r1", "print(1)", {**limits, "timeout_s": 60}),
+    ]
+    assert proof not in others
+    assert len(set(others)) == len(others)
