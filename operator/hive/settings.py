@@ -6,12 +6,13 @@ prefix ``HIVE_`` and ``__`` between levels (``HIVE_DEV__APISERVER_PORT=7443``), 
 
 from __future__ import annotations
 
+import ipaddress
 import tempfile
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -127,6 +128,57 @@ class KubeSettings(BaseModel):
     )
 
 
+def nameserver_address(entry: str) -> tuple[str, int]:
+    """(address, port) of a nameserver written as address, v4address:port or [v6address]:port."""
+    text, port = entry.strip(), 53
+    if text.startswith("["):
+        text, _, rest = text[1:].partition("]")
+        port = int(rest[1:]) if rest.startswith(":") and rest[1:].isdigit() else -1
+    elif text.count(":") == 1:
+        text, _, digits = text.partition(":")
+        port = int(digits) if digits.isdigit() else -1
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        port = -1
+    if not 1 <= port <= 65535:
+        raise ValueError(f"nameserver {entry!r} is not an address, address:port or [v6]:port")
+    return text, port
+
+
+class EgressSettings(BaseModel):
+    """How the operator resolves the DNS names of SandboxPolicy egress allowlists."""
+
+    nameservers: list[str] = Field(
+        default_factory=list,
+        description="Nameservers asked (address, or address:port, [v6]:port); empty uses the "
+        "system resolver (/etc/resolv.conf: in a cluster, the cluster DNS the pods use). JSON "
+        "in the environment.",
+    )
+    timeout_s: float = Field(
+        default=3.0, gt=0, le=60, description="A lookup without an answer by then fails."
+    )
+    min_ttl_s: int = Field(
+        default=5, ge=1, le=3600, description="An answer is held at least this long."
+    )
+    max_ttl_s: int = Field(
+        default=300, ge=1, le=86400, description="An answer is held at most this long."
+    )
+
+    @field_validator("nameservers")
+    @classmethod
+    def _addresses(cls, nameservers: list[str]) -> list[str]:
+        for entry in nameservers:
+            nameserver_address(entry)
+        return nameservers
+
+    @model_validator(mode="after")
+    def _floor_below_ceiling(self) -> EgressSettings:
+        if self.min_ttl_s > self.max_ttl_s:
+            raise ValueError("egress.min_ttl_s must not exceed egress.max_ttl_s")
+        return self
+
+
 class OperatorSettings(BaseModel):
     """The kopf operator."""
 
@@ -187,6 +239,7 @@ class OperatorSettings(BaseModel):
         description="Let the operator create the ValidatingWebhookConfiguration itself "
         "(local runs); the Helm chart ships its own.",
     )
+    egress: EgressSettings = Field(default_factory=EgressSettings)
 
 
 class EmbeddingsSettings(BaseModel):

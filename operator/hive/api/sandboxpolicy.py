@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from enum import StrEnum
 
 from pydantic import ConfigDict, Field, model_validator
@@ -124,6 +125,32 @@ class SandboxPolicySpec(HiveModel):
     pool: Pool = Field(default_factory=Pool, description="Warm pool.")
 
 
+class RetiringAddress(HiveModel):
+    """An address a name's earlier answer gave and its latest does not: still open until `until`."""
+
+    address: str = Field(description="IPv4 or IPv6 address.")
+    until: dt.datetime = Field(description="When it closes: one TTL after it dropped out.")
+
+
+class ResolvedEgress(HiveModel):
+    """What an egress DNS name resolved to, as opened by the policy's NetworkPolicy."""
+
+    host: str = Field(description="The DNS name from spec.network.egress.")
+    addresses: list[str] = Field(
+        default_factory=list, description="Its A and AAAA answer; empty when it did not resolve."
+    )
+    resolved_at: dt.datetime = Field(description="When it was looked up.")
+    ttl_seconds: int = Field(
+        ge=0, description="The answer's TTL (clamped); it is looked up again after that."
+    )
+    retiring: list[RetiringAddress] = Field(
+        default_factory=list,
+        description="Addresses of an earlier answer, kept open for one more TTL so that DNS "
+        "rotation does not cut live connections.",
+    )
+    error: str | None = Field(default=None, description="Why it did not resolve.")
+
+
 class SandboxPolicyStatus(HiveModel):
     """Which agents the policy governs and whether its consistency checks passed."""
 
@@ -139,6 +166,13 @@ class SandboxPolicyStatus(HiveModel):
     verification: str | None = Field(
         default=None, description="What was checked, or the first check that failed."
     )
+    egress: list[ResolvedEgress] = Field(
+        default_factory=list,
+        description="The egress DNS names and the addresses they opened (allowlist only).",
+        json_schema_extra=list_map("host"),
+    )
     conditions: list[Condition] = Field(
-        default_factory=list, description="Ready.", json_schema_extra=list_map("type")
+        default_factory=list,
+        description="Ready; EgressResolved when the allowlist names hosts.",
+        json_schema_extra=list_map("type"),
     )

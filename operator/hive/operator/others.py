@@ -14,11 +14,12 @@ from hive.kube.children import (
     prune,
 )
 from hive.kube.status import apply_status
+from hive.operator.egress import policy_answers
 from hive.operator.probes import probe_backend
 from hive.operator.state import STATE
 from hive.reconcile.memorystore import parse_store, store_status
 from hive.reconcile.meta import MANAGED_BY, POLICY_LABEL, Owner
-from hive.reconcile.sandboxpolicy import plan_policy
+from hive.reconcile.sandboxpolicy import PolicyPlan, plan_policy
 from hive.reconcile.toolversion import plan_tool
 
 log = logging.getLogger(__name__)
@@ -52,15 +53,18 @@ async def reconcile_tool(namespace: str, tool: str) -> None:
             await _write_status("ToolVersion", obj, status.wire())
 
 
-async def reconcile_policy(namespace: str, name: str) -> None:
+async def reconcile_policy(namespace: str, name: str) -> PolicyPlan | None:
+    """The policy's children and status; its plan's recheck_after_s is when an egress name's
+    answer runs out (the work queue runs it again then, which looks the name up again)."""
     client = STATE.client()
     obj = await get_hive_object(client, "SandboxPolicy", namespace, name)
     if obj is None or obj["metadata"].get("deletionTimestamp"):
-        return
-    meta = obj["metadata"]
+        return None
+    meta, spec = obj["metadata"], obj.get("spec") or {}
     owner = Owner("SandboxPolicy", name, namespace, meta["uid"], meta.get("generation", 0))
     teams = await list_hive_objects(client, "AgentTeam", namespace)
-    plan = plan_policy(owner, obj.get("spec") or {}, obj.get("status"), teams, _now())
+    answers = await policy_answers(STATE.require_settings().operator.egress, spec)
+    plan = plan_policy(owner, spec, obj.get("status"), teams, _now(), answers)
     if plan.runtime_class is not None and await ensure_absent_or_create(client, plan.runtime_class):
         log.info("created RuntimeClass %s", plan.runtime_class["metadata"]["name"])
     await apply_objects(client, plan.children)
@@ -68,6 +72,7 @@ async def reconcile_policy(namespace: str, name: str) -> None:
     labels = {POLICY_LABEL: name, "app.kubernetes.io/managed-by": MANAGED_BY}
     await prune(client, namespace, labels, meta["uid"], keep, ("NetworkPolicy",))
     await _write_status("SandboxPolicy", obj, plan.status.wire())
+    return plan
 
 
 async def reconcile_store(namespace: str, name: str) -> None:

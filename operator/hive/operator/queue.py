@@ -6,7 +6,8 @@ adding one, and at most one run per object is in progress at a time. A request m
 run is in progress queues exactly one more run, so the last change is never missed. A run
 that fails with a retryable error is requested again after a backoff (1 s doubling to 60 s);
 a run whose result has a ``recheck_after_s`` (a time-based change nothing will announce) is
-requested again after that many seconds.
+requested again after that many seconds, whether it was requested or run and waited for; an
+object has at most one such timed request pending, the one its latest run asked for.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ class Coalescer:
         self._locks: defaultdict[Key, asyncio.Lock] = defaultdict(asyncio.Lock)
         self._tasks: set[asyncio.Task[None]] = set()
         self._failures: dict[Key, int] = {}
+        self._rechecks: dict[Key, asyncio.TimerHandle] = {}
 
     def _future(self, key: Key) -> asyncio.Future[Any]:
         future = self._waiting.get(key)
@@ -46,7 +48,9 @@ class Coalescer:
 
     async def run(self, namespace: str, name: str) -> Any:
         """Request a run and wait for it (joining one that is already waiting)."""
-        return await asyncio.shield(self._future((namespace, name)))
+        future = self._future((namespace, name))
+        future.add_done_callback(lambda done: self._recheck_later((namespace, name), done))
+        return await asyncio.shield(future)
 
     def request(self, namespace: str, name: str) -> None:
         """Request a run without waiting; failures are logged, retryable ones run again."""
@@ -57,17 +61,29 @@ class Coalescer:
         error = None if future.cancelled() else future.exception()
         if error is None:
             self._failures.pop(key, None)
-            later = (
-                None if future.cancelled() else getattr(future.result(), "recheck_after_s", None)
-            )
-            if later:
-                asyncio.get_running_loop().call_later(later, self.request, *key)
+            self._recheck_later(key, future)
             return
         log.warning("%s %s/%s: %s", self.what, key[0], key[1], error)
         if isinstance(error, HiveError) and error.retryable:
             failures = self._failures[key] = self._failures.get(key, 0) + 1
             delay = min(60.0, 2.0 ** (failures - 1))
             asyncio.get_running_loop().call_later(delay, self.request, *key)
+
+    def _recheck_later(self, key: Key, future: asyncio.Future[Any]) -> None:
+        """Request `key` again after the run's ``recheck_after_s``, replacing the one pending."""
+        if future.cancelled() or future.exception() is not None:
+            return
+        later = getattr(future.result(), "recheck_after_s", None)
+        if not later:
+            return
+        pending = self._rechecks.pop(key, None)
+        if pending is not None:
+            pending.cancel()
+        self._rechecks[key] = asyncio.get_running_loop().call_later(later, self._recheck, key)
+
+    def _recheck(self, key: Key) -> None:
+        self._rechecks.pop(key, None)
+        self.request(*key)
 
     async def _drive(self, key: Key, future: asyncio.Future[Any]) -> None:
         async with self._locks[key]:
@@ -78,6 +94,14 @@ class Coalescer:
                 future.set_exception(exc)
 
     async def drain(self) -> None:
-        """Wait for every run in flight (for a clean shutdown)."""
+        """Drop the timed rechecks and wait for every run in flight (for a clean shutdown)."""
+        self._cancel_rechecks()
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        await asyncio.sleep(0)  # the finished runs' callbacks, which may time a recheck
+        self._cancel_rechecks()
+
+    def _cancel_rechecks(self) -> None:
+        for handle in self._rechecks.values():
+            handle.cancel()
+        self._rechecks.clear()

@@ -9,19 +9,46 @@ The checks are plain comparisons, said as such in ``status.verification``:
 
 That a denied module (and every submodule of one) is refused whatever the allow list says is not
 a check on the policy: it is how the sandbox's import hook decides (deny first).
+
+Egress is enforced by the NetworkPolicy alone: the local gVisor executor refuses an allowlist
+(it runs with no network), and nothing in the sandbox checks names. So an allowlist entry that
+is an IP address or CIDR becomes an ipBlock, and one that is a DNS name becomes an ipBlock per
+address the name resolves to (``/32`` or ``/128``), looked up by the operator
+(``hive.operator.egress``) and given to this module as `Answer`s:
+
+- A name that does not resolve (no such name, no A or AAAA records, no answer in time) opens
+  nothing, at once, and ``EgressResolved`` is False (reason ``NameNotResolved``) naming it. Ready
+  does not follow it: Ready says the policy holds, and it does, closed for that name; the name
+  is looked up again after the TTL floor and opened when it resolves, with nobody acting.
+- An answer holds for its TTL (the operator clamps it, 5 s to 300 s by default); the policy is
+  reconciled again when the earliest one runs out (`recheck_after_s`), which looks the name up
+  again.
+- An address that an earlier answer gave and a newer one does not stays open for one more TTL
+  (the newer answer's) after it dropped out, listed as retiring in ``status.egress``, so that
+  DNS rotation does not cut connections made to it. A name that fails to resolve keeps nothing:
+  the grace is for rotation, not for a name that is gone.
+- The NetworkPolicy matches addresses, not names: anything else served at a listed name's
+  address (a shared load balancer, a CDN) is reachable too, on the listed ports.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from pydantic import ValidationError
 
-from hive.api.common import describe_validation_error
-from hive.api.sandboxpolicy import NetworkMode, SandboxPolicySpec, SandboxPolicyStatus
+from hive.api.common import Condition, describe_validation_error
+from hive.api.sandboxpolicy import (
+    NetworkMode,
+    ResolvedEgress,
+    RetiringAddress,
+    SandboxPolicySpec,
+    SandboxPolicyStatus,
+)
 from hive.reconcile.conditions import condition, merge_conditions, previous_conditions
 from hive.reconcile.meta import POLICY_LABEL, Owner, child_name, metadata
 
@@ -121,22 +148,113 @@ def runtime_class(policy: SandboxPolicySpec) -> JSON:
     }
 
 
-def egress_policy(owner: Owner, policy: SandboxPolicySpec) -> JSON | None:
+def literal_network(host: str) -> str | None:
+    """The CIDR an allowlist entry that is an IP address or CIDR stands for; None for a name."""
+    try:
+        return str(ipaddress.ip_network(host, strict=False))
+    except ValueError:
+        return None
+
+
+def egress_names(policy: SandboxPolicySpec) -> list[str]:
+    """The DNS names of the policy's allowlist (each once, in order); none unless allowlist."""
+    if policy.network.mode != NetworkMode.ALLOWLIST:
+        return []
+    names = [r.host for r in policy.network.egress if literal_network(r.host) is None]
+    return list(dict.fromkeys(names))
+
+
+@dataclass(frozen=True)
+class Answer:
+    """One lookup of a name (A and AAAA): the addresses and how long they hold, or why none."""
+
+    host: str
+    addresses: tuple[str, ...]
+    resolved_at: dt.datetime
+    ttl_s: int
+    error: str | None = None
+
+    @property
+    def expires_at(self) -> dt.datetime:
+        return self.resolved_at + dt.timedelta(seconds=self.ttl_s)
+
+
+def previous_egress(status: Mapping[str, Any] | None) -> dict[str, ResolvedEgress]:
+    """status.egress of the last reconcile, by host; an entry that does not parse is dropped."""
+    found = {}
+    for entry in (status or {}).get("egress") or []:
+        try:
+            parsed = ResolvedEgress.model_validate(entry)
+        except ValidationError:
+            continue
+        found[parsed.host] = parsed
+    return found
+
+
+def resolve_egress(
+    previous: ResolvedEgress | None, answer: Answer, now: dt.datetime
+) -> ResolvedEgress:
+    """The name's status entry after `answer`: its addresses, and those of earlier answers
+    still in their grace (one TTL of the answer that dropped them; none after a failure)."""
+    current = sorted(set(answer.addresses))
+    retiring: dict[str, dt.datetime] = {}
+    if previous is not None and answer.error is None:
+        for old in previous.retiring:
+            if old.until > now:
+                retiring[old.address] = old.until
+        for address in previous.addresses:
+            retiring.setdefault(address, answer.expires_at)
+    return ResolvedEgress(
+        host=answer.host,
+        addresses=current,
+        resolved_at=answer.resolved_at,
+        ttl_seconds=answer.ttl_s,
+        retiring=[
+            RetiringAddress(address=a, until=u)
+            for a, u in sorted(retiring.items())
+            if a not in current
+        ],
+        error=answer.error,
+    )
+
+
+def open_addresses(entry: ResolvedEgress, now: dt.datetime) -> list[str]:
+    """The addresses a name opens now: its answer's and the retiring ones not yet due."""
+    retiring = [r.address for r in entry.retiring if r.until > now]
+    return sorted(set(entry.addresses) | set(retiring))
+
+
+def _host_network(address: str) -> str:
+    ip = ipaddress.ip_address(address)
+    return f"{ip}/{ip.max_prefixlen}"
+
+
+def egress_policy(
+    owner: Owner,
+    policy: SandboxPolicySpec,
+    resolved: Mapping[str, ResolvedEgress],
+    now: dt.datetime,
+) -> JSON | None:
     """Extra egress for bound agents when the policy has an allowlist (NetworkPolicies add up).
 
-    IP addresses and CIDRs become ipBlocks; DNS names can only be limited to their ports here,
-    and are held to their names by the sandbox's own egress check.
+    IP addresses and CIDRs become ipBlocks; a DNS name becomes one rule with an ipBlock per
+    address it opens (`open_addresses` of its entry in `resolved`), and no rule at all when it
+    opens none: a rule without ``to`` would let its ports out to every address.
     """
     if policy.network.mode != NetworkMode.ALLOWLIST:
         return None
     rules = []
     for rule in policy.network.egress:
         ports = [{"protocol": "TCP", "port": p} for p in rule.ports]
-        if rule.host[0].isdigit():
-            cidr = rule.host if "/" in rule.host else f"{rule.host}/32"
+        cidr = literal_network(rule.host)
+        if cidr is not None:
             rules.append({"to": [{"ipBlock": {"cidr": cidr}}], "ports": ports})
-        else:
-            rules.append({"ports": ports})
+            continue
+        entry = resolved.get(rule.host)
+        addresses = open_addresses(entry, now) if entry is not None else []
+        if addresses:
+            blocks = [{"ipBlock": {"cidr": _host_network(a)}} for a in addresses]
+            rules.append({"to": blocks, "ports": ports})
     return {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "NetworkPolicy",
@@ -147,6 +265,41 @@ def egress_policy(owner: Owner, policy: SandboxPolicySpec) -> JSON | None:
             "egress": rules,
         },
     }
+
+
+def egress_condition(
+    resolved: Sequence[ResolvedEgress], generation: int, now: dt.datetime
+) -> Condition:
+    """EgressResolved: True when every name resolved, else False naming those that did not."""
+    failed = [e for e in resolved if e.error is not None]
+    if not failed:
+        opened = sum(len(e.addresses) for e in resolved)
+        return condition(
+            "EgressResolved",
+            True,
+            "Resolved",
+            f"{len(resolved)} egress name(s) resolved to {opened} address(es)",
+            generation=generation,
+            now=now,
+        )
+    named = "; ".join(f"{e.host}: {e.error}" for e in failed)
+    return condition(
+        "EgressResolved",
+        False,
+        "NameNotResolved",
+        f"did not resolve, so nothing is opened for it: {named}",
+        generation=generation,
+        now=now,
+    )
+
+
+def recheck_after(resolved: Sequence[ResolvedEgress], now: dt.datetime) -> float | None:
+    """Seconds until the first answer runs out or a retiring address is due to close."""
+    due = [e.resolved_at + dt.timedelta(seconds=e.ttl_seconds) for e in resolved]
+    due += [r.until for e in resolved for r in e.retiring]
+    if not due:
+        return None
+    return max(0.5, (min(due) - now).total_seconds())
 
 
 def bound_agents(policy: str, teams: Sequence[Mapping[str, Any]]) -> list[str]:
@@ -164,6 +317,7 @@ class PolicyPlan:
     runtime_class: JSON | None
     children: list[JSON]
     status: SandboxPolicyStatus
+    recheck_after_s: float | None = None  # when an egress name's answer runs out
 
 
 def plan_policy(
@@ -172,7 +326,10 @@ def plan_policy(
     previous_status: Mapping[str, Any] | None,
     teams: Sequence[Mapping[str, Any]],
     now: dt.datetime,
+    answers: Mapping[str, Answer] | None = None,
 ) -> PolicyPlan:
+    """The policy's RuntimeClass, NetworkPolicy and status; `answers` holds the lookup of each
+    name in `egress_names` (a name without one opens nothing)."""
     previous = previous_conditions(previous_status)
     bound = bound_agents(owner.name, teams)
     try:
@@ -205,7 +362,21 @@ def plan_policy(
         generation=owner.generation,
         now=now,
     )
-    egress = egress_policy(owner, policy)
+    names = egress_names(policy)
+    before = previous_egress(previous_status)
+    missing = "not looked up"
+    resolved = [
+        resolve_egress(
+            before.get(name),
+            (answers or {}).get(name) or Answer(name, (), now.replace(microsecond=0), 0, missing),
+            now,
+        )
+        for name in names
+    ]
+    egress = egress_policy(owner, policy, {e.host: e for e in resolved}, now)
+    conditions = [ready]
+    if names:
+        conditions.append(egress_condition(resolved, owner.generation, now))
     return PolicyPlan(
         runtime_class(policy),
         [egress] if egress else [],
@@ -215,6 +386,8 @@ def plan_policy(
             bound_agent_count=len(bound),
             verified=proof.holds,
             verification=proof.message,
-            conditions=merge_conditions(previous, [ready]),
+            egress=resolved,
+            conditions=merge_conditions(previous, conditions),
         ),
+        recheck_after(resolved, now),
     )
