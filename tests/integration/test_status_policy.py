@@ -19,6 +19,8 @@ from hive.kube.client import async_client
 from hive.kube.reporter import StatusReporter, field_manager_for
 from hive.kube.resources import apply_crds
 from hive.kube.status import apply_status
+from hive.reconcile.agentteam import AgentPodSettings, TeamObserved, plan_team
+from hive.reconcile.meta import Owner, account_name
 from hive.settings import KubeSettings
 from tests.support import Cluster
 
@@ -65,10 +67,10 @@ def team(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
-def kubeconfig_of(cluster: Cluster, folder: Path, agent: str) -> Path:
+def kubeconfig_of(cluster: Cluster, folder: Path, agent: str, team: str = TEAM) -> Path:
     """A kubeconfig holding only the agent's ServiceAccount token (no client certificate)."""
     token = cluster.kubectl(
-        "create", "token", f"{TEAM}-{agent}", "-n", NS, "--duration", "10m"
+        "create", "token", account_name(team, agent), "-n", NS, "--duration", "10m"
     ).stdout.strip()
     config = {
         "apiVersion": "v1",
@@ -92,10 +94,14 @@ def kubeconfig_of(cluster: Cluster, folder: Path, agent: str) -> Path:
 
 
 def as_agent(
-    cluster: Cluster, folder: Path, agent: str, act: Callable[[Any], Coroutine[Any, Any, None]]
+    cluster: Cluster,
+    folder: Path,
+    agent: str,
+    act: Callable[[Any], Coroutine[Any, Any, None]],
+    team: str = TEAM,
 ) -> None:
     async def main() -> None:
-        settings = KubeSettings(kubeconfig=kubeconfig_of(cluster, folder, agent))
+        settings = KubeSettings(kubeconfig=kubeconfig_of(cluster, folder, agent, team))
         client = async_client(settings, field_manager=field_manager_for(agent))
         try:
             await act(client)
@@ -114,8 +120,8 @@ def run(coordinator: str) -> RunStatus:
     return RunStatus(outcome=RunOutcome.RUNNING, coordinator=coordinator, generation=1)
 
 
-def status_of(cluster: Cluster) -> dict[str, Any]:
-    got = cluster.kubectl("get", "agentteam", TEAM, "-n", NS, "-o", "yaml").stdout
+def status_of(cluster: Cluster, team: str = TEAM) -> dict[str, Any]:
+    got = cluster.kubectl("get", "agentteam", team, "-n", NS, "-o", "yaml").stdout
     status: dict[str, Any] = yaml.safe_load(got).get("status") or {}
     return status
 
@@ -202,3 +208,59 @@ def test_forging_another_entry_the_run_or_the_phase_is_refused(
         "-p", '{"status": {"agentsTotal": 3}}',
     )  # fmt: skip
     assert status_of(cluster)["agentsTotal"] == 3
+
+
+LONG_TEAM = "a-research-team-whose-name-is-long"
+LONG_LEAD, LONG_CODER = "lead-agent-with-a-longer-name", "coder-agent-with-a-longer-name"
+
+
+def test_agents_whose_names_make_a_long_account_are_held_to_their_entries_too(
+    cluster: Cluster, team: Path
+) -> None:
+    """`<team>-<agent>` past 63 characters: the operator's own ServiceAccounts and Roles for
+    such a team (built by the operator's builder) still let the policy tell the agents apart."""
+    spec = {
+        "goal": "answer",
+        "model": {"name": "m", "endpoint": "http://model:8000/v1"},
+        "agents": [
+            {"name": LONG_LEAD, "role": "senior", "subordinates": [LONG_CODER]},
+            {"name": LONG_CODER, "role": "junior"},
+        ],
+    }
+    manifest = {
+        "apiVersion": "hive.dev/v1alpha1",
+        "kind": "AgentTeam",
+        "metadata": {"name": LONG_TEAM, "namespace": NS},
+        "spec": spec,
+    }
+    cluster.kubectl("apply", "-f", "-", input=yaml.safe_dump(manifest))
+    uid = cluster.kubectl(
+        "get", "agentteam", LONG_TEAM, "-n", NS, "-o", "jsonpath={.metadata.uid}"
+    ).stdout
+    owner = Owner("AgentTeam", LONG_TEAM, NS, uid, generation=1)
+    now = dt.datetime.now(dt.UTC)
+    plan = plan_team(owner, spec, None, TeamObserved(), AgentPodSettings(image="hive"), now)
+    rbac = [c for c in plan.children if c["kind"] in ("ServiceAccount", "Role", "RoleBinding")]
+    accounts = {c["metadata"]["name"] for c in rbac if c["kind"] == "ServiceAccount"}
+    assert accounts == {account_name(LONG_TEAM, a) for a in (LONG_LEAD, LONG_CODER)}
+    assert min(map(len, accounts)) > 63
+    cluster.kubectl("apply", "-f", "-", input=yaml.safe_dump_all(rbac))
+
+    async def own_entry(client: Any) -> None:
+        await StatusReporter(client, NS, LONG_TEAM, LONG_CODER).report(entry(LONG_CODER))
+
+    as_agent(cluster, team, LONG_CODER, own_entry, LONG_TEAM)
+    assert [e["name"] for e in status_of(cluster, LONG_TEAM)["agents"]] == [LONG_CODER]
+
+    async def forge_run(client: Any) -> None:
+        await StatusReporter(client, NS, LONG_TEAM, LONG_CODER).report_run(run(LONG_CODER))
+
+    refused = f"only the coordinator \\({LONG_LEAD}\\) writes the run, not agent {LONG_CODER}"
+    with pytest.raises(HiveError, match=refused):
+        as_agent(cluster, team, LONG_CODER, forge_run, LONG_TEAM)
+
+    async def lead_run(client: Any) -> None:
+        await StatusReporter(client, NS, LONG_TEAM, LONG_LEAD).report_run(run(LONG_LEAD))
+
+    as_agent(cluster, team, LONG_LEAD, lead_run, LONG_TEAM)
+    assert status_of(cluster, LONG_TEAM)["run"]["coordinator"] == LONG_LEAD

@@ -38,6 +38,7 @@ from hive.reconcile.meta import (
     POLICY_LABEL,
     TEAM_LABEL,
     Owner,
+    account_name,
     checksum,
     child_name,
     metadata,
@@ -176,7 +177,11 @@ def parse_spec(spec: Mapping[str, Any]) -> AgentTeamSpec:
 
 def agent_names(team: str, agent: str) -> dict[str, str]:
     base = child_name(team, agent)
-    return {"workload": base, "config": child_name(team, agent, "config")}
+    return {
+        "workload": base,
+        "config": child_name(team, agent, "config"),
+        "account": account_name(team, agent),
+    }
 
 
 def service_name(team: str, agent: str) -> str:
@@ -267,7 +272,7 @@ def _service_account(owner: Owner, names: dict[str, str], labels: dict[str, str]
     return {
         "apiVersion": "v1",
         "kind": "ServiceAccount",
-        "metadata": metadata(names["workload"], owner, labels),
+        "metadata": metadata(names["account"], owner, labels),
         "automountServiceAccountToken": False,
     }
 
@@ -305,7 +310,7 @@ def _role_binding(owner: Owner, names: dict[str, str], labels: dict[str, str]) -
             "name": names["workload"],
         },
         "subjects": [
-            {"kind": "ServiceAccount", "name": names["workload"], "namespace": owner.namespace}
+            {"kind": "ServiceAccount", "name": names["account"], "namespace": owner.namespace}
         ],
     }
 
@@ -368,7 +373,7 @@ def _deployment(
     env += [dict(e) for e in pods.env]
     resources = {"cpu": agent.resources.cpu, "memory": agent.resources.memory}
     pod_spec: JSON = {
-        "serviceAccountName": names["workload"],
+        "serviceAccountName": names["account"],
         "automountServiceAccountToken": False,
         "enableServiceLinks": False,
         "securityContext": {

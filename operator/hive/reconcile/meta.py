@@ -46,6 +46,14 @@ def child_name(*parts: str, limit: int = 63) -> str:
     return f"{name[: limit - 9].rstrip('-')}-{digest}"
 
 
+def account_name(team: str, agent: str) -> str:
+    """An agent's ServiceAccount: `<team>-<agent>`, never shortened (a ServiceAccount name may
+    have 253 characters), so the API server's admission policy of status writes can tell the
+    agent from its username (hive.api.statuspolicy). Both names are at most 63 characters
+    (the team's is a label value of every child, the agent's a DNS label)."""
+    return f"{team}-{agent}"
+
+
 def metadata(
     name: str, owner: Owner, labels: dict[str, str], annotations: dict[str, str] | None = None
 ) -> dict[str, Any]:

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 from hive.api.agentteam import AgentTeamSpec, AgentTeamStatus, IdentityStatus, TeamPhase
 from hive.reconcile.conditions import condition, merge_conditions
-from hive.reconcile.meta import child_name
+from hive.reconcile.meta import account_name
 
 
 @dataclass(frozen=True)
@@ -104,7 +104,7 @@ def identity_plan(
         AgentIdentity(
             agent=agent.name,
             name=identity_name(namespace, team, agent.name),
-            service_account=child_name(team, agent.name),
+            service_account=account_name(team, agent.name),
             namespace=namespace,
             policy_hcl=policy_hcl(namespace, team, agent.name, model_path, mounts),
             token_ttl_s=token_ttl_s,
