@@ -5,6 +5,9 @@ read, a restarted server is recovered from, and the operator reports down/sealed
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -34,6 +37,7 @@ from hive.reconcile.vault import IdentityPlan, Mounts, identity_name, identity_p
 from hive.runtime.identity.vault import AgentVault
 from hive.runtime.pod import PodConfig
 from hive.settings import KubeSettings, Settings, VaultSettings
+from tests.scripted_model import scripted_model
 from tests.support import Cluster, dev_settings
 
 pytestmark = pytest.mark.integration
@@ -355,3 +359,53 @@ def test_the_operators_role_refuses_another_service_accounts_token(
         IdentityStore(settings, KubeSettings()).apply(plan)
     assert caught.value.reason == DENIED
     assert not caught.value.retryable
+
+
+def test_hive_run_reads_the_model_key_as_the_teams_coordinator_and_never_from_the_env(
+    cluster: Cluster, vault: DevVault, tmp_path: Path
+) -> None:
+    """A local run takes the identity a pod of the team would: the coordinator's ServiceAccount
+    token logs in as its role, and the key reaches the model; before the team's identities exist
+    the run stops with a one-line error that says what to do."""
+    team_file = tmp_path / "team.yaml"
+
+    def write_team(name: str, endpoint: str) -> None:
+        manifest = {
+            "apiVersion": "hive.dev/v1alpha1",
+            "kind": "AgentTeam",
+            "metadata": {"name": name, "namespace": NS},
+            "spec": {
+                "goal": "answer",
+                "model": {
+                    "name": "m",
+                    "endpoint": endpoint,
+                    "vaultRef": {"path": MODEL, "key": "api-key"},
+                },
+                "agents": [{"name": "a", "role": "senior"}],
+            },
+        }
+        team_file.write_text(json.dumps(manifest))
+
+    def hive_run() -> subprocess.CompletedProcess[str]:
+        env = {
+            **os.environ,
+            "KUBECONFIG": str(cluster.kubeconfig),
+            "HIVE_VAULT__ADDRESS": vault.address,
+            "HIVE_VAULT__CA_FILE": str(vault.ca_file),
+            "HIVE_MODEL_API_KEY": "sk-from-the-environment",
+        }
+        argv = [sys.executable, "-m", "hive", "run", str(team_file), "--no-live"]
+        return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120)
+
+    apply(vault, "research")
+    with scripted_model([{"content": "the answer"}]) as model:
+        write_team("research", model.url)
+        done = hive_run()
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert model.authorizations == ["Bearer sk-model"], "the key from Vault, not the env"
+    write_team("nobody", "http://127.0.0.1:9/v1")
+    refused = hive_run()
+    assert refused.returncode != 0
+    assert "Traceback" not in refused.stderr
+    assert "ServiceAccount vault-ids/nobody-a" in refused.stderr
+    assert "kubectl apply -f" in refused.stderr

@@ -170,6 +170,11 @@ def run(
     from hive.cli.runteam import run_command
 
     chaos = load_chaos(chaos_file) if chaos_file else None
+    model_key = None
+    if team.model.vault_ref:  # read as the team's own identity, as in a pod
+        from hive.cli.runvault import local_model_key
+
+        model_key = local_model_key(team_file, team, get_settings())
 
     sys.exit(
         run_command(
@@ -184,6 +189,7 @@ def run(
             policies=policies,
             svg_path=svg_path,
             chaos=chaos,
+            model_key=model_key,
         )
     )
 

@@ -10,6 +10,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import click
+from pydantic import SecretStr
 from rich.console import Console
 
 from hive.api.agentteam import AgentTeamSpec, Provider, RunOutcome
@@ -39,10 +40,12 @@ async def model_for(
     name: str | None,
     console: Console,
     model_file: Path | None = None,
+    model_key: SecretStr | None = None,
 ) -> AsyncIterator[OpenAICompatible]:
-    """The team's model: the endpoint given, the spec's, or an embedded server started here."""
+    """The team's model: the endpoint given, the spec's, or an embedded server started here;
+    `model_key` is the key read from Vault (hive.cli.runvault) for a model with a vaultRef."""
     model_name = name or spec.model.name
-    key = get_settings().model_api_key
+    key = model_key or get_settings().model_api_key
     api_key = key.get_secret_value() if key else None
     if endpoint:
         yield OpenAICompatible(endpoint, model_name, api_key=api_key)
@@ -123,6 +126,7 @@ async def run_team(
     model_file: Path | None = None,
     policies: dict[str, SandboxPolicySpec | None] | None = None,
     chaos: LocalChaos | None = None,
+    model_key: SecretStr | None = None,
 ) -> TeamResult:
     from hive.cli.live import report, watch
 
@@ -138,7 +142,7 @@ async def run_team(
         faults = (
             stack.enter_context(fault_folder(chaos, spec, injector, now_utc())) if chaos else None
         )
-        async with model_for(spec, endpoint, model_name, console, model_file) as plain:
+        async with model_for(spec, endpoint, model_name, console, model_file, model_key) as plain:
             model = replace(plain, chain=chain)
             if resilience is not None and resilience.degradation is not None:
                 resilience.degradation.model = plain.model  # --model-name may rename it
@@ -204,6 +208,7 @@ def run_command(
     policies: dict[str, SandboxPolicySpec | None] | None = None,
     svg_path: Path | None = None,
     chaos: LocalChaos | None = None,
+    model_key: SecretStr | None = None,
 ) -> int:
     console = Console(record=svg_path is not None)
     result = asyncio.run(
@@ -218,6 +223,7 @@ def run_command(
             model_file=model_file,
             policies=policies,
             chaos=chaos,
+            model_key=model_key,
         )
     )
     if report_path is not None:
