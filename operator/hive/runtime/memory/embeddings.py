@@ -190,6 +190,9 @@ class LocalOnnxEmbedder:
             options.log_severity_level = 3
             if self.threads:
                 options.intra_op_num_threads = self.threads
+            # Idle worker threads sleep instead of spinning: a server between requests, or a
+            # process between two memory lookups, leaves the cores to the agents.
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
             session = onnxruntime.InferenceSession(
                 str(self.model_dir / MODEL_FILE), options, providers=["CPUExecutionProvider"]
             )
