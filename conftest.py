@@ -1,5 +1,5 @@
-"""Shared fixtures: one real control plane on loopback for the whole test run, and one real
-node beside it for the tests that run pods."""
+"""Shared fixtures: one real control plane on loopback for the whole test run, one real
+node beside it for the tests that run pods, and one real Weaviate server."""
 
 from __future__ import annotations
 
@@ -7,10 +7,11 @@ from collections.abc import Iterator
 
 import pytest
 from tests.nodepods import NAMESPACE, TAINT_KEY, import_built_image
-from tests.support import REPO, Cluster, dev_settings, free_port
+from tests.support import REPO, Cluster, dev_settings, free_port, weaviate_server
 
 from hive.dev.controlplane import ControlPlane
 from hive.dev.node import RealNode
+from hive.dev.weaviate import DevWeaviate
 from hive.kube.client import sync_client
 from hive.settings import KubeSettings, NodeSettings
 
@@ -66,3 +67,11 @@ def hive_image(cluster: Cluster, real_node: RealNode) -> str:
 def sandbox_image(cluster: Cluster, real_node: RealNode) -> str:
     """The sandbox image sandbox-images/build-image.sh built, imported into the real node once."""
     return import_built_image(real_node, "sandbox", REPO / "sandbox-images" / "build-image.sh")
+
+
+@pytest.fixture(scope="session")
+def weaviate(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevWeaviate]:
+    """One real Weaviate (anonymous access, no vectorizer) on free loopback ports for the whole
+    run; stopped at the end."""
+    with weaviate_server(tmp_path_factory.mktemp("weaviate")) as server:
+        yield server

@@ -14,6 +14,7 @@ KUBE_VERSION=1.36.3        # kube-apiserver, kube-controller-manager, kube-sched
 ETCD_VERSION=3.6.8         # the etcd that Kubernetes 1.36 is tested with
 HELM_VERSION=3.21.4
 KWOK_VERSION=0.8.0
+WEAVIATE_VERSION=1.35.2    # MemoryStore's vector backend; its own versioned name, outside STAMP
 STAMP="k8s-${KUBE_VERSION}_etcd-${ETCD_VERSION}_helm-${HELM_VERSION}_kwok-${KWOK_VERSION}"
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -169,6 +170,23 @@ build_argocd_health() {
   ln -sfn "$name" "$BIN/argocd-health"
 }
 
+# --- Weaviate: MemoryStore's vector backend, a plain `go install` of its server ------------------
+# Kept under a versioned name (a bump builds anew without touching the STAMP's other binaries);
+# `weaviate-server` links to it. Cold: ~4 minutes on 2 cores; from the machine cache: a copy.
+build_weaviate() {
+  local name="weaviate-server-v$WEAVIATE_VERSION"
+  if ! from_cache "$name"; then
+    log "building weaviate-server v$WEAVIATE_VERSION (cold: about 4 minutes on 2 cores)"
+    local w="$BASE/.build/weaviate-$WEAVIATE_VERSION"
+    mkdir -p "$w"
+    GOBIN="$w" go install -trimpath -ldflags "-s -w" \
+      "github.com/weaviate/weaviate/cmd/weaviate-server@v$WEAVIATE_VERSION"
+    mv "$w/weaviate-server" "$BIN/$name"
+    to_cache "$name"
+  fi
+  ln -sfn "$name" "$BIN/weaviate-server"
+}
+
 # --- Debian packages: runsc (gVisor) and redis-server -------------------------------------------
 apt_install() {  # apt_install COMMAND PACKAGE
   if command -v "$1" >/dev/null 2>&1; then return 0; fi
@@ -189,6 +207,7 @@ build_kube
 HELM_LDFLAGS="-X helm.sh/helm/v3/internal/version.version=v$HELM_VERSION" build_go_install helm "helm.sh/helm/v3/cmd/helm@v$HELM_VERSION"
 build_go_install kwok "sigs.k8s.io/kwok/cmd/kwok@v$KWOK_VERSION"
 build_argocd_health
+build_weaviate
 # KWOK needs Stage definitions to play the kubelet: node initialise + heartbeat, pod lifecycle.
 if [[ ! -s "$BIN/kwok-stages.yaml" ]]; then
   kwok_dir=$(go mod download -json "sigs.k8s.io/kwok@v$KWOK_VERSION" | sed -n 's/^\s*"Dir": "\(.*\)",\?$/\1/p')

@@ -1,4 +1,5 @@
-"""Helpers for tests that run real parts: free ports, control-plane settings, kubectl."""
+"""Helpers for tests that run real parts: free ports, control-plane settings, kubectl, Redis,
+Weaviate."""
 
 from __future__ import annotations
 
@@ -15,8 +16,9 @@ from lightkube import Client
 
 from hive.dev.controlplane import ControlPlane
 from hive.dev.services import redis_server_argv
+from hive.dev.weaviate import DevWeaviate
 from hive.ports import free_port
-from hive.settings import DevSettings, get_settings
+from hive.settings import DevSettings, DevWeaviateSettings, get_settings
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -34,6 +36,7 @@ def dev_settings(state_dir: Path, **overrides: object) -> DevSettings:
         "scheduler_port": free_port(),
         "kwok_port": free_port(),
         "kwok_nodes": 2,
+        "weaviate": weaviate_ports(),
     }
     values.update(overrides)
     return DevSettings.model_validate(values)
@@ -66,15 +69,44 @@ class Cluster:
         return result
 
 
+def weaviate_ports(**overrides: object) -> DevWeaviateSettings:
+    """Weaviate settings with every port free (its own ones for each call)."""
+    values: dict[str, object] = {
+        "http_port": free_port(),
+        "grpc_port": free_port(),
+        "gossip_port": free_port(),
+        "data_port": free_port(),
+        "raft_port": free_port(),
+        "raft_rpc_port": free_port(),
+    }
+    values.update(overrides)
+    return DevWeaviateSettings.model_validate(values)
+
+
 @contextmanager
-def redis_server(folder: Path) -> Iterator[str]:
-    """A redis-server on a free loopback port with its data in `folder`, answering PING;
-    yields its URL (database 0)."""
+def weaviate_server(state_dir: Path, *, api_key: str | None = None) -> Iterator[DevWeaviate]:
+    """A real weaviate-server on free loopback ports with its data in `state_dir`, ready; with
+    `api_key`, API-key authentication is on. Stopped on the way out, and checked gone."""
+    server = DevWeaviate(dev_settings(state_dir, weaviate=weaviate_ports(api_key=api_key)))
+    try:
+        server.up()
+        yield server
+    finally:
+        record = server.processes.get("weaviate")
+        server.down()
+        assert record is None or not record.alive(), f"weaviate pid {record.pid} outlived down()"
+
+
+@contextmanager
+def redis_server(folder: Path, *, password: str | None = None) -> Iterator[str]:
+    """A redis-server on a free loopback port with its data in `folder`, answering PING (with
+    `password`, it requires AUTH); yields its URL (database 0), without the password."""
     port = free_port()
     server = subprocess.Popen(
-        redis_server_argv("redis-server", port, folder), stdout=subprocess.DEVNULL
+        redis_server_argv("redis-server", port, folder, password=password),
+        stdout=subprocess.DEVNULL,
     )
-    client = redis.Redis(host="127.0.0.1", port=port, socket_timeout=2)
+    client = redis.Redis(host="127.0.0.1", port=port, password=password, socket_timeout=2)
     deadline = time.monotonic() + 20
     try:
         while True:

@@ -78,6 +78,40 @@ class NodeSettings(BaseModel):
     )
 
 
+class DevWeaviateSettings(BaseModel):
+    """The Weaviate server ``hive dev up`` runs (MemoryStore's vector backend) on loopback."""
+
+    http_port: int = Field(default=38080, ge=1, le=65535, description="REST API port.")
+    grpc_port: int = Field(
+        default=38051,
+        ge=1,
+        le=65535,
+        description="gRPC API port (weaviate-client v4 needs it). Weaviate 1.35 binds it on "
+        "every interface; no setting narrows it.",
+    )
+    gossip_port: int = Field(
+        default=38946, ge=1, le=65535, description="Memberlist gossip port (loopback)."
+    )
+    data_port: int = Field(
+        default=38947,
+        ge=1,
+        le=65535,
+        description="Memberlist data port (Weaviate binds it on every interface).",
+    )
+    raft_port: int = Field(default=38300, ge=1, le=65535, description="Raft port (loopback).")
+    raft_rpc_port: int = Field(
+        default=38301, ge=1, le=65535, description="Raft internal RPC port (loopback)."
+    )
+    ready_timeout_s: float = Field(
+        default=60.0, gt=0, description="How long to wait for /v1/.well-known/ready."
+    )
+    api_key: SecretStr | None = Field(
+        default=None,
+        description="Turns on Weaviate's API-key authentication with this one key (user "
+        "'hive'); anonymous access is then refused. Unset: anonymous access.",
+    )
+
+
 class DevSettings(BaseModel):
     """The local control plane started by ``hive dev up``."""
 
@@ -113,6 +147,7 @@ class DevSettings(BaseModel):
         default=1200.0, gt=0, description="How long `hive demo` waits for its team's run to end."
     )
     node: NodeSettings = Field(default_factory=NodeSettings)
+    weaviate: DevWeaviateSettings = Field(default_factory=DevWeaviateSettings)
 
 
 class KubeSettings(BaseModel):
@@ -223,6 +258,15 @@ class OperatorSettings(BaseModel):
     resync_s: float = Field(
         default=60.0, gt=0, description="Every object is reconciled at least this often."
     )
+    memory_count_limit: int = Field(
+        default=100_000,
+        ge=1,
+        description="A MemoryStore's Redis keys are counted with SCAN over at most this many "
+        "keys; beyond, status.objectCount is a lower bound (objectCountCapped).",
+    )
+    memory_probe_timeout_s: float = Field(
+        default=5.0, gt=0, le=120, description="A MemoryStore backend's probe gives up after this."
+    )
     webhook_port: int = Field(
         default=0, ge=0, le=65535, description="Admission webhook port; 0 turns it off."
     )
@@ -317,11 +361,11 @@ class AgentSettings(BaseModel):
         "certificate that fails a check is refused (403) either way. Off by default so that "
         "teams without Vault transit keys keep working.",
     )
-    sandbox_key_file: Path = Field(
-        default=Path("/etc/hive/sandbox/key"),
-        description="The agent's key for its team's sandbox pods (hex; the operator mounts it "
-        "from the team's sandbox-keys Secret): each run it asks of them carries a proof made "
-        "with it.",
+    key_file: Path = Field(
+        default=Path("/etc/hive/identity/key"),
+        description="The agent's own secret key (hex; the operator mounts it from the team's "
+        "agent-keys Secret): it signs the agent's calls to its peers and proves who asks to "
+        "its team's sandbox pods.",
     )
     certificate_ttl_s: float = Field(
         default=3600.0,

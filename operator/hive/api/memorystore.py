@@ -10,6 +10,8 @@ from pydantic import ConfigDict, Field
 from hive.api.common import CRON, Condition, HiveModel, SecretKeyRef, cel, list_map
 
 DURATION = r"^([0-9]+(\.[0-9]+)?(s|m|h|d))+$"
+DEFAULT_GRPC_PORT = 50051
+USERNAME_KEY = "username"  # the Redis ACL user's key in a store's Secret
 
 
 class Backend(StrEnum):
@@ -24,7 +26,21 @@ class Connection(HiveModel):
         pattern=r"^(https?|redis|rediss)://[^\s/]+(:[0-9]+)?(/.*)?$",
         description="http(s)://host:port for Weaviate, redis(s)://host:port/db for Redis.",
     )
-    secret_ref: SecretKeyRef | None = Field(default=None, description="API key or password.")
+    grpc_port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65535,
+        description="Weaviate only: its gRPC port on the endpoint's host (weaviate-client v4 "
+        f"counts and queries over gRPC); {DEFAULT_GRPC_PORT} when unset.",
+    )
+    secret_ref: SecretKeyRef | None = Field(
+        default=None,
+        description="Credentials, in a Secret of the store's namespace. Weaviate: the value "
+        "under `key` is an API key, sent as a Bearer token. Redis: the value under `key` is the "
+        "password (AUTH); an optional key `username` in the same Secret names the ACL user "
+        "(the default user without it). Credentials a backend refuses make the store "
+        "Ready=False with reason AuthFailed.",
+    )
 
 
 class Embedding(HiveModel):
@@ -80,6 +96,11 @@ class MemoryStoreSpec(HiveModel):
                     "a weaviate backend needs an http:// or https:// endpoint",
                     ".connection.endpoint",
                 ),
+                cel(
+                    "self.backend == 'weaviate' || !has(self.connection.grpcPort)",
+                    "grpcPort is for a weaviate backend only",
+                    ".connection.grpcPort",
+                ),
             ]
         }
     )
@@ -90,7 +111,8 @@ class MemoryStoreSpec(HiveModel):
         min_length=1,
         max_length=128,
         pattern=r"^[A-Za-z][A-Za-z0-9_:-]*$",
-        description="Weaviate collection (class) name, or Redis key prefix.",
+        description="Weaviate collection (class) name, or Redis key prefix (the store's keys "
+        "are named <collection>:...).",
     )
     embedding: Embedding = Field(default_factory=Embedding, description="Embedding model.")
     retention: Retention = Field(default_factory=Retention, description="Retention.")
@@ -101,9 +123,33 @@ class MemoryStoreStatus(HiveModel):
     """What the operator saw of the backend."""
 
     observed_generation: int | None = Field(default=None, ge=0, description="Last reconciled.")
-    ready: bool | None = Field(default=None, description="The backend answered.")
-    object_count: int | None = Field(default=None, ge=0, description="Memories stored.")
+    ready: bool | None = Field(
+        default=None, description="The backend answered and accepted the credentials."
+    )
+    backend_version: str | None = Field(
+        default=None,
+        description="Version the backend reports (Weaviate's /v1/meta, Redis INFO redis_version).",
+    )
+    collection_exists: bool | None = Field(
+        default=None,
+        description="Weaviate: the collection is defined. Redis: at least one key carries the "
+        "prefix.",
+    )
+    object_count: int | None = Field(
+        default=None,
+        ge=0,
+        description="Memories stored: objects in the Weaviate collection (aggregate), keys "
+        "under the Redis prefix (SCAN).",
+    )
+    object_count_capped: bool | None = Field(
+        default=None,
+        description="True when counting stopped at the operator's bound "
+        "(HIVE_OPERATOR__MEMORY_COUNT_LIMIT): objectCount is then a lower bound.",
+    )
     last_consolidation: dt.datetime | None = Field(default=None, description="Last run.")
     conditions: list[Condition] = Field(
-        default_factory=list, description="Ready.", json_schema_extra=list_map("type")
+        default_factory=list,
+        description="Ready: reason BackendReachable, BackendUnreachable, AuthFailed, "
+        "SecretNotFound, BackendError or InvalidSpec.",
+        json_schema_extra=list_map("type"),
     )

@@ -22,6 +22,7 @@ from hive.dev.node import RUNTIME_CLASS, RealNode
 from hive.dev.processes import ProcessRecord
 from hive.dev.services import redis_server_argv
 from hive.dev.vault import DevVault
+from hive.dev.weaviate import DevWeaviate
 from hive.errors import HiveError, Unavailable
 from hive.kube.client import sync_client
 from hive.kube.objects import (
@@ -41,8 +42,9 @@ WEBHOOK_CONFIGURATION = "hive.dev"
 
 def up(settings: Settings, *, node: bool = False) -> ControlPlane:
     """Bring back everything `status` lists: the control plane, the real node with `node` or
-    once it was started, the CRDs, OpenBao (the Vault API), the operator (set up with that
-    Vault), and the demo's redis-server when a demo had started one."""
+    once it was started, the CRDs, OpenBao (the Vault API), Weaviate (started right after the
+    control plane, waited for last), the operator (set up with that Vault), and the demo's
+    redis-server when a demo had started one."""
     plane = ControlPlane(settings.dev)
     had_redis = plane.processes.get("redis") is not None  # dead or alive: it was wanted
     with console.status("starting etcd, kube-apiserver, controllers and KWOK ..."):
@@ -53,6 +55,8 @@ def up(settings: Settings, *, node: bool = False) -> ControlPlane:
         console.print(f"control plane already running at {plane.url}")
     else:
         console.print(f"control plane up at {plane.url} in {result.seconds:.1f}s")
+    weaviate = DevWeaviate(settings.dev)
+    weaviate_started = weaviate.start()  # comes up while the rest is set up
     operator_env: dict[str, str] = {}
     with_node = node or RealNode(plane).started()
     if with_node:
@@ -68,6 +72,13 @@ def up(settings: Settings, *, node: bool = False) -> ControlPlane:
     console.print(f"operator {'started' if started else 'already running'} (log: {log})")
     if had_redis:
         start_redis(plane, settings.dev.redis_port)
+    with console.status("waiting for Weaviate ..."):
+        waited = weaviate.wait_ready()
+    where = f"{weaviate.url} (gRPC {weaviate.grpc_port})"
+    if weaviate_started:
+        console.print(f"weaviate ready at {where}, {waited:.1f}s waited after the rest was up")
+    else:
+        console.print(f"weaviate already running at {where}")
     console.print(f"  export KUBECONFIG={plane.kubeconfig}")
     console.print("  hive dev status | hive dev down")
     return plane
@@ -151,12 +162,13 @@ def status(settings: Settings) -> int:
         "operator": settings.operator.liveness_port,
         "redis": settings.dev.redis_port,
         "vault": settings.dev.vault_port,
+        "weaviate": settings.dev.weaviate.http_port,
         "kubelet": settings.dev.node.kubelet_port,
         "kube-router": settings.dev.node.kube_router_health_port,
         "kube-proxy": settings.dev.node.kube_proxy_healthz_port,
         "apiserver-relay": settings.dev.node.apiserver_relay_port,
     }
-    for name in ("operator", *sorted(r.name for r in plane.processes.records())):
+    for name in ("operator", "weaviate", *sorted(r.name for r in plane.processes.records())):
         if name not in known:
             known.add(name)
             rows.append((name, plane.processes.get(name), ports.get(name)))

@@ -1,13 +1,17 @@
-"""Command lines of the side services the local environment runs (Redis, for now)."""
+"""Command lines of the side services the local environment and the tests run: Redis (the
+demo's MemoryStore, error learning). Weaviate has a module of its own (hive.dev.weaviate)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 
-def redis_server_argv(binary: str | Path, port: int, data_dir: Path) -> list[str]:
-    """A throwaway redis-server on loopback: no snapshots, no append-only file."""
-    return [
+def redis_server_argv(
+    binary: str | Path, port: int, data_dir: Path, *, password: str | None = None
+) -> list[str]:
+    """A throwaway redis-server on loopback: no snapshots, no append-only file; with `password`,
+    clients must AUTH with it (requirepass) before any other command."""
+    argv = [
         str(binary),
         "--port",
         str(port),
@@ -20,3 +24,6 @@ def redis_server_argv(binary: str | Path, port: int, data_dir: Path) -> list[str
         "--dir",
         str(data_dir),
     ]
+    if password is not None:
+        argv += ["--requirepass", password]
+    return argv

@@ -13,11 +13,17 @@ from hive.kube.children import (
     list_hive_objects,
     prune,
 )
+from hive.kube.secrets import read_secret
 from hive.kube.status import apply_status
 from hive.operator.egress import policy_answers
-from hive.operator.probes import probe_backend
+from hive.operator.probes import probe_store
 from hive.operator.state import STATE
-from hive.reconcile.memorystore import parse_store, store_status
+from hive.reconcile.memorystore import (
+    BackendProbe,
+    credentials_from_secret,
+    parse_store,
+    store_status,
+)
 from hive.reconcile.meta import MANAGED_BY, POLICY_LABEL, Owner
 from hive.reconcile.sandboxpolicy import PolicyPlan, plan_policy
 from hive.reconcile.toolversion import plan_tool
@@ -76,18 +82,36 @@ async def reconcile_policy(namespace: str, name: str) -> PolicyPlan | None:
 
 
 async def reconcile_store(namespace: str, name: str) -> None:
+    """Probe the store's backend with the credentials of its Secret; write what was found."""
     client = STATE.client()
     obj = await get_hive_object(client, "MemoryStore", namespace, name)
     if obj is None or obj["metadata"].get("deletionTimestamp"):
         return
     spec = obj.get("spec") or {}
-    probe = None
+    probe: BackendProbe | None = None
     try:
         store = parse_store(spec)
     except ValueError:
         store = None
     if store is not None:
-        probe = await probe_backend(str(store.backend), store.connection.endpoint)
+        settings = STATE.require_settings().operator
+        credentials = None
+        ref = store.connection.secret_ref
+        if ref is not None:
+            found = credentials_from_secret(
+                ref, store.backend, await read_secret(client, namespace, ref.name)
+            )
+            if isinstance(found, BackendProbe):
+                probe = found  # the Secret or its key is missing: nothing to try with
+            else:
+                credentials = found
+        if probe is None:
+            probe = await probe_store(
+                store,
+                credentials,
+                timeout_s=settings.memory_probe_timeout_s,
+                count_limit=settings.memory_count_limit,
+            )
     status = store_status(
         spec,
         obj.get("status"),
