@@ -186,6 +186,9 @@ class LocalOnnxEmbedder:
             tokenizer.enable_truncation(max_length=self.max_tokens)
             tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")  # noqa: S106 - a token, not a secret
             options = onnxruntime.SessionOptions()
+            # The weights are int8 with a Cast and a Mul before each fp32 MatMul; the optimiser
+            # folds those into fp32 weights once: about 130 MB more resident, but one text takes
+            # ~4 ms instead of ~10 ms (batches of 16 or more: about the same either way).
             options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
             options.log_severity_level = 3
             if self.threads:
