@@ -21,6 +21,7 @@ from hive.reconcile.vault import identity_name
 from hive.runtime.identity.audit import AuditLog, team_log_path
 from hive.runtime.identity.auditcalls import AuditCalls
 from hive.runtime.identity.delegation import Authority
+from hive.runtime.identity.peerauth import PeerSigner, PeerVerifier
 from hive.runtime.identity.transit import TransitKeys, TransitSigner, team_key
 from hive.runtime.identity.vault import AgentVault
 from hive.runtime.models import OpenAICompatible
@@ -220,7 +221,7 @@ def build_pod(
         rootfs=settings.sandbox.rootfs,
         runsc=settings.sandbox.runsc,
         sandbox_url=config.sandbox_url,
-        sandbox_key_file=settings.agent.sandbox_key_file,
+        key_file=settings.agent.key_file,
         chain=chain,
     )
     tools = toolbox.for_agent(config.agent_spec(agent), policy)
@@ -242,6 +243,9 @@ def build_pod(
         audit=audit,
         authority=authority,
     )
+    if config.peer_keys is not None:  # the operator gave the team's agents their keys
+        pod.signer = PeerSigner.from_file(agent, settings.agent.key_file)
+        pod.callers = PeerVerifier.of_texts(agent, config.peer_keys)
     return toolbox, pod
 
 

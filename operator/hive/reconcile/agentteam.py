@@ -30,6 +30,14 @@ from hive.api.agentteam import (
 )
 from hive.api.common import describe_validation_error
 from hive.api.sandboxpolicy import SandboxPolicySpec
+from hive.reconcile.agentkeys import (
+    AGENT_KEY_DIR,
+    CALLERS_DIR,
+    agent_key_volume,
+    callers_volume,
+    keys_secret,
+    peer_keys,
+)
 from hive.reconcile.capability import capability_degraded
 from hive.reconcile.conditions import condition, merge_conditions, previous_conditions
 from hive.reconcile.learning import allow_egress, learning_wiring
@@ -44,13 +52,6 @@ from hive.reconcile.meta import (
     metadata,
 )
 from hive.reconcile.pods import PodObserved, agent_problems, joined
-from hive.reconcile.sandboxkeys import (
-    AGENT_KEY_DIR,
-    CALLERS_DIR,
-    agent_key_volume,
-    callers_volume,
-    keys_secret,
-)
 from hive.reconcile.sandboxpolicy import quantity
 from hive.runtime.sandbox.limits import limits_from_policy
 
@@ -118,8 +119,8 @@ class AgentPodSettings:
     tolerations: tuple[Mapping[str, Any], ...] = ()
     errors_redis_url: str | None = None  # for teams that name no MemoryStore to learn into
     env: tuple[Mapping[str, Any], ...] = ()  # more env of agent containers (see team_pods)
-    # the master key of the agents' sandbox keys (hive.reconcile.sandboxkeys); without one no
-    # keys are given out and the sandbox pods refuse every run
+    # the master key of the agents' own keys (hive.reconcile.agentkeys); without one no keys
+    # are given out: peers take unsigned calls and the sandbox pods refuse every run
     sandbox_key: bytes | None = None
 
 
@@ -228,8 +229,15 @@ def agent_labels(team: str, agent: AgentSpec) -> dict[str, str]:
     return labels
 
 
-def agent_config(owner: Owner, team: AgentTeamSpec, agent: AgentSpec, policy: JSON | None) -> JSON:
-    """The configuration an agent pod reads from its ConfigMap."""
+def agent_config(
+    owner: Owner,
+    team: AgentTeamSpec,
+    agent: AgentSpec,
+    policy: JSON | None,
+    keys: Mapping[str, str] | None = None,
+) -> JSON:
+    """The configuration an agent pod reads from its ConfigMap; `keys` are the public keys
+    with which the team's agents sign their calls to each other (hive.reconcile.agentkeys)."""
     model = team.model.wire()  # secretRef names the Secret; its value comes in through env
     if team.model.provider == Provider.EMBEDDED and not team.model.endpoint:
         model["endpoint"] = embedded_model_url(owner)
@@ -255,6 +263,7 @@ def agent_config(owner: Owner, team: AgentTeamSpec, agent: AgentSpec, policy: JS
             else None
         ),
         "faultsPath": "/etc/hive/faults",
+        "peerKeys": dict(keys) if keys is not None else None,
     }
 
 
@@ -342,9 +351,8 @@ def _deployment(
     policy: SandboxPolicySpec | None,
     config_digest: str,
     pods: AgentPodSettings,
-    sandbox_caller: bool = False,
 ) -> JSON:
-    """An agent's Deployment; a `sandbox_caller` gets its sandbox key mounted."""
+    """An agent's Deployment, with its own key mounted when the operator gives keys out."""
     selector = {TEAM_LABEL: owner.name, AGENT_LABEL: agent.name}
     env: list[JSON] = [{"name": "HIVE_AGENT_CONFIG", "value": CONFIG_PATH}]
     if pods.vault is not None:
@@ -459,10 +467,10 @@ def _deployment(
     }
     if policy is not None:
         pod_spec["runtimeClassName"] = policy.runtime_class_name
-    if sandbox_caller and pods.sandbox_key is not None:
+    if pods.sandbox_key is not None:
         pod_spec["volumes"].append(agent_key_volume(owner.name, agent.name))
         pod_spec["containers"][0]["volumeMounts"].append(
-            {"name": "sandbox-key", "mountPath": AGENT_KEY_DIR, "readOnly": True}
+            {"name": "agent-key", "mountPath": AGENT_KEY_DIR, "readOnly": True}
         )
     return {
         "apiVersion": "apps/v1",
@@ -577,7 +585,7 @@ def _sandbox(
 ) -> list[JSON]:
     """Where an agent's code runs in a cluster: the sandbox image's zygote, serving the team's
     agents on TCP, under the policy's RuntimeClass and limits, with no egress and no token;
-    it runs code only for `callers` that prove they hold their keys (hive.reconcile.sandboxkeys:
+    it runs code only for `callers` that prove they hold their keys (hive.reconcile.agentkeys:
     without the operator's master key there are none and it refuses every run)."""
     workload = sandbox_name(owner.name, name)
     labels = {
@@ -798,6 +806,11 @@ def plan_team(
     pod_problems: list[str] = []
     waiting: list[str] = []
     ready_count = 0
+    signing_keys = (
+        peer_keys(owner, pods.sandbox_key, [a.name for a in team.agents])
+        if pods.sandbox_key is not None
+        else None
+    )
     for index, agent in enumerate(team.agents):
         names = agent_names(owner.name, agent.name)
         labels = agent_labels(owner.name, agent)
@@ -813,7 +826,7 @@ def plan_team(
             else:
                 policy = SandboxPolicySpec.model_validate(dict(found))
                 policy_wire = policy.wire()
-        config = agent_config(owner, team, agent, policy_wire)
+        config = agent_config(owner, team, agent, policy_wire, signing_keys)
         sandbox_caller = bool(policy and agent.sandbox_policy_ref and runs_code(agent))
         if policy is not None and agent.sandbox_policy_ref and sandbox_caller:
             sandboxes[agent.sandbox_policy_ref.name] = policy
@@ -835,7 +848,6 @@ def plan_team(
                     policy,
                     checksum(config),
                     pods,
-                    sandbox_caller=sandbox_caller,
                 )
             )
         children.append(
@@ -868,10 +880,10 @@ def plan_team(
 
     if team.model.provider == Provider.EMBEDDED and not team.model.endpoint:
         children += _embedded_model(owner, pods)
-    if pods.sandbox_key is not None and callers:
-        every_caller = [a for agents in callers.values() for a in agents]
-        keys_labels = {TEAM_LABEL: owner.name, "app.kubernetes.io/component": SANDBOX_COMPONENT}
-        children.append(keys_secret(owner, pods.sandbox_key, every_caller, keys_labels))
+    if pods.sandbox_key is not None:
+        keys_labels = {TEAM_LABEL: owner.name, "app.kubernetes.io/component": "agent-keys"}
+        every_agent = [a.name for a in team.agents]
+        children.append(keys_secret(owner, pods.sandbox_key, every_agent, keys_labels))
     for name in sorted(sandboxes):
         children += _sandbox(owner, name, sandboxes[name], pods, callers.get(name, []))
     total = len(team.agents)

@@ -27,6 +27,7 @@ from hive.runtime.agent import Budget
 from hive.runtime.events import Event, EventBus, EventKind
 from hive.runtime.identity.audit import AuditLog
 from hive.runtime.identity.delegation import Authority, team_root
+from hive.runtime.identity.peerauth import PeerSigner, PeerVerifier
 from hive.runtime.models import OpenAICompatible
 from hive.runtime.reporting import RunSink, StatusSink
 from hive.runtime.resilience.calls import EMPTY, Chain
@@ -63,6 +64,7 @@ class PodConfig:
     sandbox_policy: dict[str, Any] | None = None
     sandbox_url: str | None = None
     faults_path: Path | None = None  # the team's fault ConfigMap, mounted
+    peer_keys: dict[str, str] | None = None  # the agents' public signing keys (peerauth)
 
     @classmethod
     def load(cls, path: Path, agent: str) -> PodConfig:
@@ -93,6 +95,11 @@ class PodConfig:
             sandbox_policy=data.get("sandboxPolicy"),
             sandbox_url=data.get("sandboxUrl"),
             faults_path=Path(data["faultsPath"]) if data.get("faultsPath") else None,
+            peer_keys=(
+                {str(k): str(v) for k, v in data["peerKeys"].items()}
+                if isinstance(data.get("peerKeys"), dict)
+                else None
+            ),
         )
 
     @property
@@ -180,6 +187,8 @@ class AgentPod:
     resilience: ResilienceReport | None = None  # its breakers, the team's error patterns
     audit: AuditLog | None = None  # where its peer server records its access decisions
     authority: Authority | None = None  # delegation certificates: issued, presented, checked
+    signer: PeerSigner | None = None  # signs its calls to its peers
+    callers: PeerVerifier | None = None  # checks who signed the calls it serves
 
     def members(self) -> tuple[LocalMember, dict[str, Member]]:
         me = self.config.agent_spec(self.config.agent)
@@ -198,7 +207,7 @@ class AgentPod:
             url = self.config.peer_urls.get(spec.name)
             if url is None:
                 raise InvalidInput("peerUrls", f"no address for peer {spec.name!r}")
-            members[spec.name] = RemoteMember(spec, url, chain=self.chain)
+            members[spec.name] = RemoteMember(spec, url, chain=self.chain, signer=self.signer)
         return local, members
 
     async def coordinate(self, team: Team, peers: list[RemoteMember]) -> None:
@@ -256,7 +265,14 @@ class AgentPod:
         """Serve peers, report progress, coordinate when it is this agent's part, until `stop`."""
         local, members = self.members()
         team = Team(self.config.spec, members, bus=self.bus)
-        server = PeerServer(local, self.host, self.port, audit=self.audit, authority=self.authority)
+        server = PeerServer(
+            local,
+            self.host,
+            self.port,
+            audit=self.audit,
+            authority=self.authority,
+            callers=self.callers,
+        )
         self.port = await server.start()
         tracker = ProgressTracker(
             local.name,

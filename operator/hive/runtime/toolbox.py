@@ -34,7 +34,7 @@ class Toolbox:
     rootfs: Path | None = None
     runsc: str | None = None
     sandbox_url: str | None = None  # in a cluster: the team's sandbox pods for this policy
-    sandbox_key_file: Path | None = None  # the agent's key for them (see SandboxCaller)
+    key_file: Path | None = None  # the agent's own key, with which it asks them (SandboxCaller)
     pools: list[SandboxPool | RemoteSandboxPool] = field(default_factory=list)
     chain: Chain = EMPTY  # the middlewares every tool call and sandbox execution passes
     unavailable: dict[str, list[str]] = field(default_factory=dict)
@@ -67,9 +67,9 @@ class Toolbox:
         return registry
 
     def _caller(self, agent: AgentSpec) -> SandboxCaller | None:
-        if self.sandbox_key_file is None:
+        if self.key_file is None:
             return None
-        return SandboxCaller(agent.name, self.sandbox_key_file)
+        return SandboxCaller(agent.name, self.key_file)
 
     async def close(self) -> None:
         await asyncio.gather(*(p.close() for p in self.pools), return_exceptions=True)

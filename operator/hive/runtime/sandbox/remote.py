@@ -8,8 +8,8 @@ execution is one connection: a ready frame, the run request, its answer. Isolati
 is the zygote's (a fresh child per run, everything it left killed and wiped); isolation from the
 world is the pod's (gVisor, its own filesystem, no service-account token, egress denied).
 
-Every run says who asks: the agent proves it holds its sandbox key (a file the operator mounts
-from the team's sandbox-keys Secret) with an HMAC over the connection's nonce and the run
+Every run says who asks: the agent proves it holds its own key (a file the operator mounts
+from the team's agent-keys Secret) with an HMAC over the connection's nonce and the run
 (`bootstrap.run_proof`); a zygote refuses a run without one.
 """
 

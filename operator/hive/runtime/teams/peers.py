@@ -10,6 +10,7 @@ process or not. Errors travel as JSON with a message and come back as `HiveError
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -24,20 +25,29 @@ from hive.errors import ExternalFailure, HiveError, Unavailable
 from hive.runtime.identity.audit import Action, AuditLog, Outcome, agent_actor
 from hive.runtime.identity.certs import CertificateRefused, Reason
 from hive.runtime.identity.delegation import Authority
+from hive.runtime.identity.peerauth import HEADER as SIGNATURE
+from hive.runtime.identity.peerauth import PeerRefused, PeerSigner, PeerVerifier
 from hive.runtime.resilience.calls import EMPTY, Call, CallKind, Chain
 from hive.runtime.teams.members import LocalMember, WorkResult
 from hive.runtime.teams.schemas import Ballot, Proposal
 
 TASK_TIMEOUT_S = 3600.0
+CALLER = web.RequestKey("caller", str)  # the agent that signed the request
+REFUSAL = web.RequestKey("refusal", str)  # why its signature was refused
 
 
 def peer_app(
-    member: LocalMember, audit: AuditLog | None = None, authority: Authority | None = None
+    member: LocalMember,
+    audit: AuditLog | None = None,
+    authority: Authority | None = None,
+    callers: PeerVerifier | None = None,
 ) -> web.Application:
     """The HTTP face of one local member; with `audit`, each request to its API is an access
-    decision on record (refused: answered 401 or 403). With `authority`, a request works under
-    the delegation certificate it carries, and one with a bad certificate is refused (403), as
-    is one without where the authority requires one (401)."""
+    decision on record (refused: answered 401 or 403). With `callers`, a request must be signed
+    by an agent of the team (`hive.runtime.identity.peerauth`: 401 without a signature, 403
+    with one that fails). With `authority`, a request works under the delegation certificate it
+    carries, and one with a bad certificate is refused (403), as is one without where the
+    authority requires one (401), and one issued by another agent than the signer (403)."""
 
     async def tasks(request: web.Request) -> web.Response:
         body = await request.json()
@@ -81,12 +91,15 @@ def peer_app(
 
     def decided(request: web.Request, status: int) -> None:
         if audit is not None and request.path.startswith("/v1/"):
+            caller = request.get(CALLER)
+            by = f" by {caller}" if caller else ""
+            refusal = request.get(REFUSAL)
             audit.record(
                 agent_actor(member.name),
                 Action.ACCESS,
-                f"{request.method} {request.path} from {request.remote}",
+                f"{request.method} {request.path} from {request.remote}{by}",
                 Outcome.REFUSED if status in (401, 403) else Outcome.ALLOWED,
-                reason=f"HTTP {status}",
+                reason=f"HTTP {status}: {refusal}" if refusal else f"HTTP {status}",
             )
 
     @web.middleware
@@ -100,12 +113,34 @@ def peer_app(
         return response
 
     @web.middleware
+    async def signed(request: web.Request, handler: Any) -> web.StreamResponse:
+        if callers is None or not request.path.startswith("/v1/"):
+            return await handler(request)  # type: ignore[no-any-return]
+        body = await request.read()
+        try:
+            caller = callers.verify(
+                request.headers.get(SIGNATURE), request.method, request.path, body
+            )
+        except PeerRefused as exc:
+            request[REFUSAL] = str(exc)  # the audit record's reason
+            return web.json_response({"error": str(exc)}, status=exc.status)
+        request[CALLER] = caller
+        return await handler(request)  # type: ignore[no-any-return]
+
+    @web.middleware
     async def certified(request: web.Request, handler: Any) -> web.StreamResponse:
         if authority is None or not request.path.startswith("/v1/"):
             return await handler(request)  # type: ignore[no-any-return]
-        what = f"{request.method} {request.path} from {request.remote}"
+        caller = request.get(CALLER)
+        what = f"{request.method} {request.path} from {caller or request.remote}"
         try:
             certificate = authority.admit(request.headers.get("Authorization"))
+            if certificate is not None and caller and certificate.grant.issuer != caller:
+                raise CertificateRefused(
+                    Reason.NOT_GRANTED,
+                    f"the certificate was issued by {certificate.grant.issuer}, "
+                    f"not by the caller {caller}",
+                )
         except CertificateRefused as exc:
             if audit is not None:
                 audit.record(
@@ -126,7 +161,7 @@ def peer_app(
         with authority.holding(certificate):
             return await handler(request)  # type: ignore[no-any-return]
 
-    app = web.Application(middlewares=[audited, certified, errors])
+    app = web.Application(middlewares=[audited, signed, certified, errors])
     app.router.add_post("/v1/tasks", tasks)
     app.router.add_post("/v1/proposals", proposals)
     app.router.add_post("/v1/ballots", ballots)
@@ -149,10 +184,11 @@ class PeerServer:
     port: int = 0
     audit: AuditLog | None = None  # records each request it serves or refuses
     authority: Authority | None = None  # checks the delegation certificate of each request
+    callers: PeerVerifier | None = None  # checks who signed each request
     _runner: web.AppRunner | None = None
 
     async def start(self) -> int:
-        app = peer_app(self.member, self.audit, self.authority)
+        app = peer_app(self.member, self.audit, self.authority, self.callers)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)
@@ -174,6 +210,7 @@ class RemoteMember:
     timeout_s: float = TASK_TIMEOUT_S
     transport: httpx.AsyncBaseTransport | None = None
     chain: Chain = EMPTY  # the middlewares every request to the peer passes
+    signer: PeerSigner | None = None  # signs each request as this agent
     _tokens: int = field(default=0)
 
     @property
@@ -196,8 +233,12 @@ class RemoteMember:
             base_url=self.url.rstrip("/"), timeout=self.timeout_s, transport=self.transport
         ) as client:
             try:
-                headers = (request or {}).get("headers")
-                response = await client.post(path, json=body, headers=headers)
+                headers = dict((request or {}).get("headers") or {})
+                content = json.dumps(body, separators=(",", ":")).encode()
+                headers["Content-Type"] = "application/json"
+                if self.signer is not None:
+                    headers[SIGNATURE] = self.signer.header("POST", path, content, self.name)
+                response = await client.post(path, content=content, headers=headers)
             except httpx.TransportError as exc:
                 raise Unavailable(f"{where}: unreachable ({exc.__class__.__name__})") from exc
         try:

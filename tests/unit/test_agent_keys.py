@@ -1,15 +1,19 @@
-"""The agents' sandbox keys: each agent pod holds its own key, each sandbox pod its callers'."""
+"""The agents' own keys: each agent pod holds its own, every agent's configuration the team's
+public signing keys, each sandbox pod the keys of its callers."""
 
 from __future__ import annotations
 
 import base64
 import datetime as dt
+
+import yaml
 from dataclasses import replace
 from typing import Any
 
 from hive.reconcile.agentteam import AgentPodSettings, TeamObserved, plan_team
 from hive.reconcile.meta import Owner
-from hive.reconcile.sandboxkeys import agent_key, keys_secret, team_key
+from hive.reconcile.agentkeys import agent_key, keys_secret, team_key
+from hive.runtime.identity.peerauth import public_key_text
 from hive.runtime.sandbox.bootstrap import run_proof
 
 T0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
@@ -48,26 +52,31 @@ def secret_volumes(spec: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {v["name"]: v["secret"] for v in spec["volumes"] if "secret" in v}
 
 
-def test_only_agents_that_run_code_in_a_sandbox_pod_get_a_key() -> None:
+def test_every_agent_gets_its_own_key_and_every_config_the_teams_public_keys() -> None:
     objects = children()
-    secret = objects[("Secret", "research-sandbox-keys")]
-    assert sorted(secret["data"]) == ["one", "two"]
+    secret = objects[("Secret", "research-agent-keys")]
+    assert sorted(secret["data"]) == ["lead", "one", "three", "two"]
     keys = {name: bytes.fromhex(base64.b64decode(v).decode()) for name, v in secret["data"].items()}
-    assert keys["one"] != keys["two"]
+    assert len(set(keys.values())) == 4
     assert keys["one"] == agent_key(team_key(MASTER, OWNER), "one")
-    assert secret_volumes(pod(objects, "research-lead")) == {}
-    assert secret_volumes(pod(objects, "research-three")) == {}, "no python tool, no key"
+    for agent in keys:
+        config = yaml.safe_load(
+            objects[("ConfigMap", f"research-{agent}-config")]["data"]["agent.yaml"]
+        )
+        assert config["peerKeys"] == {name: public_key_text(k) for name, k in keys.items()}
 
 
 def test_an_agent_pod_mounts_its_own_key_and_nothing_else() -> None:
-    spec = pod(children(), "research-one")
-    volume = secret_volumes(spec)["sandbox-key"]
-    assert volume["secretName"] == "research-sandbox-keys"
-    assert volume["items"] == [{"key": "one", "path": "key"}]
-    assert volume["defaultMode"] == 0o440
-    mounts = {m["name"]: m for m in spec["containers"][0]["volumeMounts"]}
-    assert mounts["sandbox-key"]["mountPath"] == "/etc/hive/sandbox"
-    assert mounts["sandbox-key"]["readOnly"] is True
+    objects = children()
+    for agent in ("lead", "one", "three"):
+        spec = pod(objects, f"research-{agent}")
+        volume = secret_volumes(spec)["agent-key"]
+        assert volume["secretName"] == "research-agent-keys"
+        assert volume["items"] == [{"key": agent, "path": "key"}]
+        assert volume["defaultMode"] == 0o440
+        mounts = {m["name"]: m for m in spec["containers"][0]["volumeMounts"]}
+        assert mounts["agent-key"]["mountPath"] == "/etc/hive/identity"
+        assert mounts["agent-key"]["readOnly"] is True
 
 
 def test_a_sandbox_pod_holds_only_the_keys_of_its_policys_callers() -> None:
@@ -88,6 +97,8 @@ def test_without_a_master_key_no_key_is_given_out_and_the_sandbox_refuses_every_
     assert secret_volumes(sandbox) == {}
     assert "--callers" in sandbox["containers"][0]["args"], "an empty callers folder: no runs"
     assert secret_volumes(pod(objects, "research-one")) == {}
+    config = objects[("ConfigMap", "research-one-config")]["data"]["agent.yaml"]
+    assert yaml.safe_load(config)["peerKeys"] is None, "no keys: peers take unsigned calls"
 
 
 def test_keys_are_stable_across_reconciles_and_new_for_a_new_team_under_the_same_name() -> None:
