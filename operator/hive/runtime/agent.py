@@ -67,6 +67,7 @@ class Agent:
     bus: EventBus = field(default_factory=EventBus)
     system_prompt: str = "You are a careful, capable agent. Use tools when they help."
     budget: Budget = field(default_factory=Budget)
+    recalled: Sequence[str] = ()  # memories relevant to the task, most relevant first
 
     async def _emit(self, kind: EventKind, **data: Any) -> None:
         await self.bus.publish(Event(kind, self.name, data))
@@ -74,10 +75,13 @@ class Agent:
     async def run(self, task: str) -> AgentResult:
         """Work on `task` until an answer, a budget or an error ends the run."""
         started = time.monotonic()
-        messages: list[Message] = [
-            {"role": "system", "content": self.system_prompt},
-            {"role": "user", "content": task},
-        ]
+        messages: list[Message] = [{"role": "system", "content": self.system_prompt}]
+        if self.recalled:
+            listing = "\n".join(f"- {memory}" for memory in self.recalled)
+            messages.append(
+                {"role": "system", "content": f"What you remember that may help:\n{listing}"}
+            )
+        messages.append({"role": "user", "content": task})
         tokens = steps = calls = tool_errors = 0
         await self._emit(EventKind.STARTED, task=task)
         try:

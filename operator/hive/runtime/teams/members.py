@@ -90,6 +90,7 @@ class Member(Protocol):
 
 
 Leader = Callable[["LocalMember", str, tuple[str, ...]], Awaitable[WorkResult]]
+Recall = Callable[[str], Awaitable[Sequence[str]]]  # task -> memories, most relevant first
 
 
 def system_prompt(spec: AgentSpec, goal: str) -> str:
@@ -112,6 +113,9 @@ class LocalMember:
     budget: Budget = field(default_factory=Budget)
     repairs: int = 2
     leader: Leader | None = None  # set when this member leads subordinates
+    # what the agent remembers that is relevant to a task, most relevant first (its memory
+    # store's recall; see hive.runtime.memory), put into its context before it works
+    recall: Recall | None = None
     _slots: asyncio.Semaphore | None = None
 
     @property
@@ -161,6 +165,7 @@ class LocalMember:
 
     async def work(self, task: str) -> WorkResult:
         """Run the agent loop on `task` with this member's tools and budget."""
+        recalled = list(await self.recall(task)) if self.recall is not None else []
         agent = Agent(
             name=self.name,
             model=self.model,
@@ -168,6 +173,7 @@ class LocalMember:
             bus=self.bus,
             system_prompt=system_prompt(self.spec, self.goal),
             budget=self.budget,
+            recalled=recalled,
         )
         result = await agent.run(task)
         return WorkResult(
