@@ -181,6 +181,13 @@ async def test_a_weaviate_store_is_ready_with_the_objects_really_there(
     assert "1.35.2" in table
     assert "37" in table
 
+    store(cluster, tmp_path, "vectors", "weaviate", weaviate.url, "AgentMemory", grpc_port=1)
+    wrong_port = await reconciled(cluster, "vectors")
+    assert (wrong_port["ready"], wrong_port["Ready"]["reason"]) == (False, "BackendUnreachable")
+    assert wrong_port["Ready"]["message"].endswith(
+        "its gRPC API at 127.0.0.1:1 did not answer the health check (spec.connection.grpcPort)"
+    )
+
 
 async def test_weaviate_with_api_keys_refuses_a_wrong_key_and_a_killed_one_is_unreachable(
     cluster: Cluster, operator_state: None, tmp_path: Path

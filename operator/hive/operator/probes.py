@@ -4,8 +4,9 @@ credentials, which version is it, and what does the store hold there?
 Redis: AUTH (password, optionally an ACL user) when credentials are given, INFO server for the
 version, then SCAN over the keys named ``<collection>:...``, bounded by `count_limit` keys
 examined. Weaviate: ``/v1/.well-known/ready``, then weaviate-client v4 with the API key as a
-Bearer token: ``/v1/meta`` for the version, whether the collection exists, and its object count
-by an aggregate (over gRPC). Each probe is bounded by `timeout_s` as a whole.
+Bearer token: its start checks ``/v1/meta`` and gRPC's health, then ``/v1/meta`` gives the
+version, then the collection's existence and its object count (an aggregate over gRPC). Each
+probe is bounded by `timeout_s` as a whole.
 """
 
 from __future__ import annotations
@@ -128,6 +129,7 @@ async def probe_weaviate(
         WeaviateBaseError,
         WeaviateConnectionError,
         WeaviateGRPCUnavailableError,
+        WeaviateStartUpError,
     )
 
     endpoint = store.connection.endpoint.rstrip("/")
@@ -153,7 +155,9 @@ async def probe_weaviate(
         additional_config=AdditionalConfig(
             timeout=Timeout(init=timeout_s, query=timeout_s, insert=timeout_s)
         ),
-        skip_init_checks=True,  # the probe makes its own calls, each a check
+        # The client's start checks /v1/meta and gRPC's health: a wrong grpcPort is then a
+        # clear answer in milliseconds, not an aggregate retried for a minute.
+        skip_init_checks=False,
     )
     version: str | None = None
     try:
@@ -170,7 +174,14 @@ async def probe_weaviate(
         if exc.status_code in UNAUTHORISED:
             return BackendProbe(ProbeOutcome.AUTH_FAILED, _one_line(exc))
         return BackendProbe(ProbeOutcome.ERROR, _one_line(exc), backend_version=version)
-    except (WeaviateConnectionError, WeaviateGRPCUnavailableError) as exc:
+    except WeaviateGRPCUnavailableError:
+        return BackendProbe(
+            ProbeOutcome.UNREACHABLE,
+            f"its gRPC API at {host}:{grpc_port(store)} did not answer the health check "
+            "(spec.connection.grpcPort)",
+            backend_version=version,
+        )
+    except (WeaviateConnectionError, WeaviateStartUpError) as exc:
         return BackendProbe(ProbeOutcome.UNREACHABLE, _one_line(exc), backend_version=version)
     except WeaviateBaseError as exc:
         return BackendProbe(ProbeOutcome.ERROR, _one_line(exc), backend_version=version)
