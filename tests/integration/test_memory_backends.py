@@ -320,3 +320,16 @@ async def test_a_redis_count_is_bounded_and_says_so(
 
     stopped = await reconciled(cluster, "bulk")  # the server is gone now
     assert (stopped["ready"], stopped["Ready"]["reason"]) == (False, "BackendUnreachable")
+    assert stopped["Ready"]["message"] == (f"redis at {url} is not reachable: connection refused")
+
+
+async def test_a_backend_that_accepts_but_never_answers_is_unreachable_in_bounded_time(
+    cluster: Cluster, operator_state: None, host_listener: int, tmp_path: Path
+) -> None:
+    url = f"redis://127.0.0.1:{host_listener}/0"
+    store(cluster, tmp_path, "mute", "redis", url, "mute")
+    started = time.monotonic()
+    mute = await reconciled(cluster, "mute")
+    assert time.monotonic() - started < 30, "the probe is bounded by memory_probe_timeout_s"
+    assert (mute["ready"], mute["Ready"]["reason"]) == (False, "BackendUnreachable")
+    assert mute["Ready"]["message"].endswith("is not reachable: no answer within 5s")

@@ -82,13 +82,14 @@ async def probe_redis(
     except NoPermissionError as exc:  # the ACL user may not run INFO or SCAN
         return BackendProbe(ProbeOutcome.AUTH_FAILED, _one_line(exc), backend_version=version)
     except (RedisError, OSError) as exc:
-        outcome = ProbeOutcome.ERROR if _answered(exc) else ProbeOutcome.UNREACHABLE
-        return BackendProbe(outcome, _one_line(exc), backend_version=version)
+        if _answered(exc):
+            return BackendProbe(ProbeOutcome.ERROR, _one_line(exc), backend_version=version)
+        return BackendProbe(ProbeOutcome.UNREACHABLE, _describe_redis(exc, timeout_s))
     finally:
         await client.aclose()
     return BackendProbe(
         ProbeOutcome.REACHABLE,
-        "PONG",
+        "INFO and SCAN answered",
         backend_version=version,
         collection_exists=count > 0,
         object_count=count,
@@ -115,6 +116,18 @@ def _answered(exc: BaseException) -> bool:
     return isinstance(exc, RedisError) and not isinstance(
         exc, RedisConnectionError | RedisTimeoutError
     )
+
+
+def _describe_redis(exc: BaseException, timeout_s: float) -> str:
+    """A lost or failed connection in a few words: refused, timed out, or redis-py's text."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ConnectionRefusedError):
+            return "connection refused"
+        if isinstance(seen, RedisTimeoutError | TimeoutError):
+            return f"no answer within {timeout_s:g}s"
+        seen = seen.__cause__ or seen.__context__
+    return _one_line(exc)
 
 
 async def probe_weaviate(
