@@ -3,12 +3,13 @@ vectorizer, no telemetry or profiler, and API-key auth only when a key is set.""
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 import pytest
 
 from hive.dev.weaviate import DevWeaviate
-from hive.errors import NotInstalled
+from hive.errors import Conflict, NotInstalled
 from hive.settings import DevSettings, DevWeaviateSettings
 
 PORTS = DevWeaviateSettings(
@@ -66,3 +67,14 @@ def test_a_missing_binary_names_make_testbin(
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(NotInstalled, match="make testbin"):
         server(tmp_path).binary()
+
+
+def test_a_taken_port_is_named_before_anything_starts(tmp_path: Path) -> None:
+    (tmp_path / "weaviate-server").write_text("")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        weaviate = server(tmp_path, http_port=taken.getsockname()[1])
+        with pytest.raises(Conflict, match="HIVE_DEV__WEAVIATE__HTTP_PORT"):
+            weaviate.start()
+    assert weaviate.processes.get("weaviate") is None
