@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import os
+import secrets
 import shutil
 import socket
 import time
@@ -113,7 +115,19 @@ class ControlPlane:
             "HIVE_OPERATOR__WEBHOOK_CERT_DIR": str(self.webhook_tls_dir()),
             "HIVE_OPERATOR__WEBHOOK_MANAGED": "true",
             "HIVE_OPERATOR__RESYNC_S": "30",
+            "HIVE_OPERATOR__SANDBOX_KEY": self.sandbox_key(),
         }
+
+    def sandbox_key(self) -> str:
+        """The operator's master key of the agents' keys, made once per state folder (mode 0600),
+        so that a restarted operator derives the same keys, as the chart's Secret keeps them."""
+        path = self.state / "operator-sandbox.key"
+        if not path.exists():
+            self.state.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as out:
+                out.write(secrets.token_hex(32))
+        return path.read_text().strip()
 
     # --- state -----------------------------------------------------------------------------
     def status(self) -> list[ComponentStatus]:
