@@ -98,10 +98,14 @@ def weaviate_server(state_dir: Path, *, api_key: str | None = None) -> Iterator[
 
 
 @contextmanager
-def redis_server(folder: Path, *, password: str | None = None) -> Iterator[str]:
-    """A redis-server on a free loopback port with its data in `folder`, answering PING (with
-    `password`, it requires AUTH); yields its URL (database 0), without the password."""
-    port = free_port()
+def redis_server(
+    folder: Path, *, password: str | None = None, port: int | None = None
+) -> Iterator[str]:
+    """A redis-server on `port` (default a free one) on loopback with its data in `folder`,
+    append-only file on (one started again on the same folder has the data back), answering
+    PING (with `password`, it requires AUTH); yields its URL (database 0), without the
+    password."""
+    port = port or free_port()
     server = subprocess.Popen(
         redis_server_argv("redis-server", port, folder, password=password),
         stdout=subprocess.DEVNULL,

@@ -330,6 +330,37 @@ class EmbeddingsSettings(BaseModel):
     )
 
 
+class SessionsSettings(BaseModel):
+    """Cross-session memory: where `hive run --session ID` keeps a session's runs, and how much
+    of them a new run of the session is told."""
+
+    redis_url: str = Field(
+        default="redis://127.0.0.1:36379/0",
+        description="Redis (redis://host:port/db) holding the sessions of `hive run --session` "
+        "and `hive sessions show`; the default is the local one `hive demo` starts "
+        "(dev.redis_port, append-only file on). In a cluster the team's spec.memory.storeRef "
+        "names the store.",
+    )
+    password: SecretStr | None = Field(
+        default=None, description="Password of that Redis (AUTH), if it wants one."
+    )
+    recall_k: int = Field(
+        default=6, ge=1, le=50, description="Most notes of earlier runs a new run is given."
+    )
+    min_similarity: float = Field(
+        default=0.2,
+        ge=-1,
+        le=1,
+        description="Notes less similar than this (cosine, embeddings) to the new task stay out.",
+    )
+    max_chars: int = Field(
+        default=2000, ge=200, le=20000, description="Most characters of notes put in the task."
+    )
+    keep_runs: int = Field(
+        default=50, ge=1, le=10000, description="Newest runs kept per session and team."
+    )
+
+
 class AgentSettings(BaseModel):
     """An agent pod: where it listens for its peers and how often it reports."""
 
@@ -374,6 +405,7 @@ class AgentSettings(BaseModel):
         "past the team's budget.deadline); every certificate below it expires no later.",
     )
     embeddings: EmbeddingsSettings = Field(default_factory=EmbeddingsSettings)
+    sessions: SessionsSettings = Field(default_factory=SessionsSettings)
 
 
 class SandboxSettings(BaseModel):

@@ -10,6 +10,7 @@ import click
 
 from hive.cli.audit import audit
 from hive.cli.errors import one_line_errors
+from hive.cli.sessionscmd import sessions
 from hive.cli.trace import trace
 from hive.errors import HiveError
 from hive.settings import Settings, get_settings
@@ -140,6 +141,17 @@ def agent(
     type=click.Path(path_type=Path, dir_okay=False),
     help="A ChaosExperiment whose faults the run's agents meet, as agent pods would.",
 )
+@click.option(
+    "--session",
+    help="Continue session ID: the team is given the notes of the session's earlier runs most "
+    "similar to the task, and this run is saved to it (see hive sessions show ID).",
+)
+@click.option(
+    "--session-store",
+    "session_store",
+    help="Redis URL of the sessions (default: HIVE_AGENT__SESSIONS__REDIS_URL, the redis "
+    "hive demo starts).",
+)
 @click.option("--check", is_flag=True, help="Only check the team file and show the team.")
 @one_line_errors
 def run(
@@ -153,6 +165,8 @@ def run(
     policy_files: tuple[Path, ...],
     svg_path: Path | None,
     chaos_file: Path | None,
+    session: str | None,
+    session_store: str | None,
     check: bool,
 ) -> None:
     """Run the team of TEAM_FILE (an AgentTeam or its spec) on TASK (default: its goal).
@@ -163,6 +177,11 @@ def run(
 
     team = load_team(team_file)
     policies = policies_of(team, load_policies([team_file, *policy_files]))
+    from hive.cli.sessionscmd import choose_session
+
+    chosen_session = choose_session(
+        team_file, session, session_store, get_settings().agent.sessions
+    )
     if check:
         show_team(team, task)
         return
@@ -190,6 +209,7 @@ def run(
             svg_path=svg_path,
             chaos=chaos,
             model_key=model_key,
+            session=chosen_session,
         )
     )
 
@@ -287,6 +307,7 @@ def errors(team: str, namespace: str, redis_url: str | None, top: int) -> None:
 
 
 cli.add_command(trace)
+cli.add_command(sessions)
 cli.add_command(audit)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import json
 from collections.abc import AsyncIterator
 from dataclasses import replace
@@ -16,8 +17,10 @@ from rich.console import Console
 from hive.api.agentteam import AgentTeamSpec, Provider, RunOutcome
 from hive.api.sandboxpolicy import SandboxPolicySpec
 from hive.cli.chaosrun import LocalChaos, fault_folder
-from hive.errors import InvalidInput
+from hive.cli.sessionscmd import SessionChoice, session_memory
+from hive.errors import HiveError, InvalidInput
 from hive.runtime.events import EventBus, EventKind
+from hive.runtime.memory.sessions import NoteKind, SessionMemory, with_context
 from hive.runtime.models import OpenAICompatible
 from hive.runtime.resilience.calls import Chain
 from hive.runtime.resilience.chain import ChainParts
@@ -127,7 +130,10 @@ async def run_team(
     policies: dict[str, SandboxPolicySpec | None] | None = None,
     chaos: LocalChaos | None = None,
     model_key: SecretStr | None = None,
+    session: SessionChoice | None = None,
 ) -> TeamResult:
+    """Run the team; with `session`, the task carries the notes of the session's earlier runs
+    most similar to it, and the run is saved to the session at its end."""
     from hive.cli.live import report, watch
 
     approver: Approver | None = {"auto": approve_all, "ask": ask_at_terminal(console)}.get(approve)
@@ -138,7 +144,12 @@ async def run_team(
     toolbox = Toolbox(rootfs=sandbox.rootfs, runsc=sandbox.runsc, chain=chain)
     agents = {a.name: a for a in spec.agents}
     chosen = policies or {}
-    with contextlib.ExitStack() as stack:
+    async with contextlib.AsyncExitStack() as stack:
+        memory = (
+            await stack.enter_async_context(session_memory(session, get_settings()))
+            if session is not None
+            else None
+        )
         faults = (
             stack.enter_context(fault_folder(chaos, spec, injector, now_utc())) if chaos else None
         )
@@ -166,7 +177,13 @@ async def run_team(
                     console.print(f"[yellow]fault skipped: {problem.message}[/]")
                 watching = asyncio.create_task(faults.run(stop))
             try:
-                result = await team.run(task)
+                asked = task or spec.goal
+                started = now_utc()
+                told = await session_context(memory, asked, console)
+                result = await team.run(told)
+                result.task = asked  # the report names the task as given
+                if memory is not None:
+                    await save_session(memory, result, bus, started, model, console)
             finally:
                 stop.set()
                 if resilience is not None and resilience.degradation is not None:
@@ -183,6 +200,52 @@ async def run_team(
     if chaos is not None:
         report_injections(injector, list(agents), console)
     return result
+
+
+async def session_context(memory: SessionMemory | None, task: str, console: Console) -> str:
+    """The task, followed by the notes of earlier runs of the session relevant to it."""
+    if memory is None:
+        return task
+    block = await memory.context_for(task)
+    given = (
+        f"{len(memory.recalled)} note(s) of {memory.loaded_runs} earlier run(s) given to the team"
+        if memory.loaded_runs
+        else "new, nothing to recall yet"
+    )
+    console.print(f"[dim]session {memory.session}: {given} ({memory.load_s * 1000:.0f} ms)[/]")
+    return with_context(task, block)
+
+
+async def save_session(
+    memory: SessionMemory,
+    result: TeamResult,
+    bus: EventBus,
+    started: dt.datetime,
+    model: OpenAICompatible,
+    console: Console,
+) -> None:
+    """Save the run to its session; a store that fails is reported, the run's result stands."""
+    try:
+        saved = await memory.save(
+            task=result.task,
+            answer=result.output,
+            outcome=str(result.outcome),
+            message=result.message,
+            events=list(bus.history),
+            started_at=started,
+            model=model.for_agent(result.coordinator),
+        )
+    except HiveError as exc:
+        console.print(f"[red]session {memory.session} not saved: {exc}[/]")
+        return
+    counts = ", ".join(
+        f"{len(saved.of(kind))} {kind}(s)"
+        for kind in (NoteKind.FACT, NoteKind.DECISION, NoteKind.QUESTION)
+    )
+    console.print(
+        f"[dim]session {memory.session} saved: {counts}; notes from {saved.extraction} "
+        f"({memory.save_s * 1000:.0f} ms)[/]"
+    )
 
 
 def report_injections(injector: FaultInjector, agents: list[str], console: Console) -> None:
@@ -209,6 +272,7 @@ def run_command(
     svg_path: Path | None = None,
     chaos: LocalChaos | None = None,
     model_key: SecretStr | None = None,
+    session: SessionChoice | None = None,
 ) -> int:
     console = Console(record=svg_path is not None)
     result = asyncio.run(
@@ -224,6 +288,7 @@ def run_command(
             policies=policies,
             chaos=chaos,
             model_key=model_key,
+            session=session,
         )
     )
     if report_path is not None:

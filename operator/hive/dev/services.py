@@ -9,8 +9,10 @@ from pathlib import Path
 def redis_server_argv(
     binary: str | Path, port: int, data_dir: Path, *, password: str | None = None
 ) -> list[str]:
-    """A throwaway redis-server on loopback: no snapshots, no append-only file; with `password`,
-    clients must AUTH with it (requirepass) before any other command."""
+    """A redis-server on loopback that keeps its data in `data_dir` across restarts: no
+    snapshots, an append-only file (every write logged, fsync'd each second, replayed on start;
+    sessions of cross-session memory must survive a restart); with `password`, clients must
+    AUTH with it (requirepass) before any other command."""
     argv = [
         str(binary),
         "--port",
@@ -20,7 +22,7 @@ def redis_server_argv(
         "--save",
         "",
         "--appendonly",
-        "no",
+        "yes",
         "--dir",
         str(data_dir),
     ]

@@ -1,0 +1,165 @@
+"""Cross-session memory on the command line: `hive run --session ID` (a run that starts from what
+earlier runs of the session learned, and is saved to it) and `hive sessions show ID` (the
+session's history and how to continue)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from hive.cli.errors import one_line_errors
+from hive.errors import InvalidInput
+from hive.settings import SessionsSettings, Settings, get_settings
+
+if TYPE_CHECKING:  # numpy, redis and the embedder load only when a session is used
+    from hive.runtime.memory.sessions import SessionMemory, SessionRun, SessionStore
+
+
+@dataclass(frozen=True)
+class SessionChoice:
+    """Which session a `hive run` belongs to and where it is kept."""
+
+    session: str
+    team: str
+    store_url: str
+
+
+def choose_session(
+    team_file: Path, session: str | None, store_url: str | None, settings: SessionsSettings
+) -> SessionChoice | None:
+    """The run's session from `--session` and `--session-store` (None without `--session`)."""
+    from hive.runtime.memory.sessions import check_session_id
+
+    if session is None:
+        if store_url is not None:
+            raise InvalidInput("--session-store", "is used only with --session ID")
+        return None
+    check_session_id(session)
+    url = store_url or settings.redis_url
+    if not url.startswith(("redis://", "rediss://")):
+        raise InvalidInput("--session-store", f"{url!r} is not a redis:// or rediss:// URL")
+    return SessionChoice(session, team_name(team_file), url)
+
+
+def team_name(team_file: Path) -> str:
+    """The team's name: its AgentTeam's metadata.name, or the file's name without suffix."""
+    from hive.cli.teamfile import documents
+
+    for doc in documents(team_file):
+        if isinstance(doc, dict) and doc.get("kind") in (None, "AgentTeam"):
+            name = (doc.get("metadata") or {}).get("name")
+            if name:
+                return str(name)
+    return team_file.stem
+
+
+def store_of(url: str, settings: SessionsSettings) -> SessionStore:
+    from hive.runtime.memory.sessions import SessionStore
+
+    password = settings.password.get_secret_value() if settings.password else None
+    return SessionStore(url, password=password, keep_runs=settings.keep_runs)
+
+
+@contextlib.asynccontextmanager
+async def session_memory(choice: SessionChoice, settings: Settings) -> AsyncIterator[SessionMemory]:
+    """The session of a local run, its store open and its embedder ready, closed afterwards."""
+    from hive.runtime.memory.embeddings import embedder_from_settings
+    from hive.runtime.memory.sessions import SessionMemory
+
+    options = settings.agent.sessions
+    store = store_of(choice.store_url, options)
+    embedder = embedder_from_settings(settings.agent.embeddings)
+    try:
+        yield SessionMemory(
+            store,
+            embedder,
+            choice.team,
+            choice.session,
+            recall_k=options.recall_k,
+            min_similarity=options.min_similarity,
+            max_chars=options.max_chars,
+        )
+    finally:
+        await store.close()
+        closing = getattr(embedder, "aclose", None)
+        if closing is not None:
+            await closing()
+
+
+def render_history(session: str, runs: Sequence[SessionRun]) -> str:
+    """The session's runs, oldest first, then how to continue."""
+    from hive.runtime.memory.sessions import NoteKind, clip, next_steps
+
+    first, last = runs[0], runs[-1]
+    lines = [
+        f"session {session} of team {last.team}: {len(runs)} run(s), "
+        f"{first.started_at:%Y-%m-%d %H:%M} to {last.finished_at:%Y-%m-%d %H:%M} UTC"
+    ]
+    for number, run in enumerate(runs, 1):
+        lines += [
+            "",
+            f"run {number} · {run.finished_at:%Y-%m-%d %H:%M:%S} UTC · {run.outcome}",
+            f"  task: {clip(run.task, 300)}",
+            f"  answer: {clip(run.answer, 300) or '(none)'}",
+        ]
+        if run.message:
+            lines.append(f"  message: {clip(run.message, 300)}")
+        for kind, title in (
+            (NoteKind.FACT, "facts"),
+            (NoteKind.DECISION, "decisions"),
+            (NoteKind.QUESTION, "open questions"),
+        ):
+            notes = run.of(kind)
+            if notes:
+                lines.append(f"  {title}:")
+                lines += [f"    - {n.text} ({n.origin})" for n in notes]
+        lines.append(f"  notes from: {run.extraction}")
+    steps = next_steps(runs)
+    lines += ["", "How to continue:"]
+    if steps:
+        lines += [f"  {i}. {step}" for i, step in enumerate(steps, 1)]
+        task = steps[0].split(": ", 1)[-1]
+    else:
+        lines.append("  nothing left open; give the session its next task")
+        task = "NEXT TASK"
+    lines.append(f'  hive run TEAM_FILE "{clip(task, 120)}" --session {session}')
+    return "\n".join(lines)
+
+
+def show_command(session: str, team: str | None, store_url: str, settings: SessionsSettings) -> str:
+    """`hive sessions show`: the history of `session`, or a one-line error."""
+
+    async def read() -> list[SessionRun]:
+        store = store_of(store_url, settings)
+        try:
+            return await store.history(session, team)
+        finally:
+            await store.close()
+
+    return render_history(session, asyncio.run(read()))
+
+
+@click.group()
+def sessions() -> None:
+    """Sessions of cross-session memory: what earlier runs of `hive run --session ID` learned."""
+
+
+@sessions.command()
+@click.argument("session")
+@click.option("--team", help="The team (needed only when several teams used SESSION).")
+@click.option(
+    "--store",
+    "store_url",
+    help="Redis of the sessions (default: HIVE_AGENT__SESSIONS__REDIS_URL, the local one).",
+)
+@one_line_errors
+def show(session: str, team: str | None, store_url: str | None) -> None:
+    """The runs of SESSION (task, answer, facts, decisions, open questions) and the next steps."""
+    options = get_settings().agent.sessions
+    click.echo(show_command(session, team, store_url or options.redis_url, options))
