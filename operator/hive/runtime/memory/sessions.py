@@ -40,6 +40,9 @@ from typing import Any, Protocol, TypeVar
 import numpy as np
 import redis.asyncio as aioredis
 from pydantic import BaseModel, Field
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
 from hive.errors import HiveError, InvalidInput, Unavailable
@@ -270,12 +273,15 @@ class SessionStore:
         self.url = url
         self.prefix = prefix
         self.keep_runs = keep_runs
+        # A connection the server closed (a restart) is opened again: three tries in ~0.4 s.
         self.client: Any = aioredis.Redis.from_url(
             url,
             password=password,
             username=username,
             socket_timeout=timeout_s,
             socket_connect_timeout=timeout_s,
+            retry=Retry(ExponentialBackoff(cap=0.2, base=0.05), retries=3),
+            retry_on_error=[RedisConnectionError],
         )
 
     def key(self, team: str, session: str) -> str:
