@@ -246,3 +246,21 @@ async def test_a_model_without_notes_leaves_the_events_notes() -> None:
     ]
     assert all(n.vector is not None for n in run.notes)
     assert store.saved == [run]
+
+
+def test_sessions_in_a_memory_store_need_redis_and_sit_beside_its_memories() -> None:
+    from hive.api.memorystore import MemoryStoreSpec
+    from hive.cli import sessionscmd
+    from hive.runtime.memory import sessions
+
+    weaviate = MemoryStoreSpec.model_validate(
+        {"backend": "weaviate", "connection": {"endpoint": "http://w:8080"}, "collection": "M"}
+    )
+    with pytest.raises(InvalidInput, match=r"spec\.memory\.session: sessions are kept in Redis"):
+        sessions.store_for("m", weaviate, password=None, username=None)
+    redis = MemoryStoreSpec.model_validate(
+        {"backend": "redis", "connection": {"endpoint": "redis://r:6379/0"}, "collection": "M"}
+    )
+    store = sessions.store_for("m", redis, password="pw", username=None)
+    assert store.key("default/t", "alice") == "M.sessions:runs:default/t:alice"
+    assert sessionscmd.DEFAULT_PREFIX == sessions.DEFAULT_PREFIX

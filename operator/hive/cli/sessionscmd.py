@@ -17,6 +17,8 @@ from hive.cli.errors import one_line_errors
 from hive.errors import InvalidInput
 from hive.settings import SessionsSettings, Settings, get_settings
 
+DEFAULT_PREFIX = "hive:sessions"  # hive.runtime.memory.sessions.DEFAULT_PREFIX, without numpy
+
 if TYPE_CHECKING:  # numpy, redis and the embedder load only when a session is used
     from hive.runtime.memory.sessions import SessionMemory, SessionRun, SessionStore
 
@@ -28,6 +30,7 @@ class SessionChoice:
     session: str
     team: str
     store_url: str
+    prefix: str = DEFAULT_PREFIX
 
 
 def choose_session(
@@ -59,11 +62,11 @@ def team_name(team_file: Path) -> str:
     return team_file.stem
 
 
-def store_of(url: str, settings: SessionsSettings) -> SessionStore:
+def store_of(url: str, settings: SessionsSettings, prefix: str = DEFAULT_PREFIX) -> SessionStore:
     from hive.runtime.memory.sessions import SessionStore
 
     password = settings.password.get_secret_value() if settings.password else None
-    return SessionStore(url, password=password, keep_runs=settings.keep_runs)
+    return SessionStore(url, prefix=prefix, password=password, keep_runs=settings.keep_runs)
 
 
 @contextlib.asynccontextmanager
@@ -73,7 +76,7 @@ async def session_memory(choice: SessionChoice, settings: Settings) -> AsyncIter
     from hive.runtime.memory.sessions import SessionMemory
 
     options = settings.agent.sessions
-    store = store_of(choice.store_url, options)
+    store = store_of(choice.store_url, options, choice.prefix)
     embedder = embedder_from_settings(settings.agent.embeddings)
     try:
         yield SessionMemory(
@@ -132,11 +135,17 @@ def render_history(session: str, runs: Sequence[SessionRun]) -> str:
     return "\n".join(lines)
 
 
-def show_command(session: str, team: str | None, store_url: str, settings: SessionsSettings) -> str:
+def show_command(
+    session: str,
+    team: str | None,
+    store_url: str,
+    settings: SessionsSettings,
+    prefix: str = DEFAULT_PREFIX,
+) -> str:
     """`hive sessions show`: the history of `session`, or a one-line error."""
 
     async def read() -> list[SessionRun]:
-        store = store_of(store_url, settings)
+        store = store_of(store_url, settings, prefix)
         try:
             return await store.history(session, team)
         finally:
@@ -158,8 +167,16 @@ def sessions() -> None:
     "store_url",
     help="Redis of the sessions (default: HIVE_AGENT__SESSIONS__REDIS_URL, the local one).",
 )
+@click.option(
+    "--collection",
+    help="The sessions of a team in a cluster: the collection of the redis MemoryStore its "
+    "spec.memory.storeRef names (with --store at its endpoint, --team NAMESPACE/NAME).",
+)
 @one_line_errors
-def show(session: str, team: str | None, store_url: str | None) -> None:
+def show(session: str, team: str | None, store_url: str | None, collection: str | None) -> None:
     """The runs of SESSION (task, answer, facts, decisions, open questions) and the next steps."""
+    from hive.runtime.memory.sessions import store_prefix
+
     options = get_settings().agent.sessions
-    click.echo(show_command(session, team, store_url or options.redis_url, options))
+    prefix = store_prefix(collection) if collection else DEFAULT_PREFIX
+    click.echo(show_command(session, team, store_url or options.redis_url, options, prefix))

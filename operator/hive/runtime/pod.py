@@ -28,6 +28,7 @@ from hive.runtime.events import Event, EventBus, EventKind
 from hive.runtime.identity.audit import AuditLog
 from hive.runtime.identity.delegation import Authority, team_root
 from hive.runtime.identity.peerauth import PeerSigner, PeerVerifier
+from hive.runtime.memory.sessions import SessionMemory, with_context
 from hive.runtime.models import OpenAICompatible
 from hive.runtime.reporting import RunSink, StatusSink
 from hive.runtime.resilience.calls import EMPTY, Chain
@@ -189,6 +190,9 @@ class AgentPod:
     authority: Authority | None = None  # delegation certificates: issued, presented, checked
     signer: PeerSigner | None = None  # signs its calls to its peers
     callers: PeerVerifier | None = None  # checks who signed the calls it serves
+    # the coordinator's session (spec.memory.session): the notes of earlier runs go with the
+    # goal, this run is saved to it
+    session: SessionMemory | None = None
 
     def members(self) -> tuple[LocalMember, dict[str, Member]]:
         me = self.config.agent_spec(self.config.agent)
@@ -238,17 +242,64 @@ class AgentPod:
         progress = PlanReporter(self.status, running)
         unsubscribe = self.bus.subscribe(progress.on_event)
         try:
-            self.result = await self._run(team)
+            task = await self.session_task()
+            self.result = await self._run(team, task)
+            await self.save_session(self.result, started)
         finally:
             unsubscribe()
             await progress.flush()
         await self.status.report_run(run_status(self.result, generation, started))
 
-    async def _run(self, team: Team) -> TeamResult:
-        """The team's run; with an authority, under the team's root grant, which the
-        coordinator issues to itself for this run."""
+    async def session_task(self) -> str | None:
+        """The goal followed by the session's relevant notes (None: the goal as it is). A
+        session store that fails leaves the run without them, and says so in the log."""
+        if self.session is None:
+            return None
+        goal = self.config.spec.goal
+        try:
+            block = await self.session.context_for(goal)
+        except HiveError as exc:
+            log.warning("session %s not loaded: %s", self.session.session, exc)
+            return None
+        log.info(
+            "session %s: %d note(s) of %d earlier run(s) in %.0f ms",
+            self.session.session,
+            len(self.session.recalled),
+            self.session.loaded_runs,
+            self.session.load_s * 1000,
+        )
+        return with_context(goal, block)
+
+    async def save_session(self, result: TeamResult, started: dt.datetime) -> None:
+        if self.session is None:
+            return
+        result.task = self.config.spec.goal
+        try:
+            saved = await self.session.save(
+                task=result.task,
+                answer=result.output,
+                outcome=str(result.outcome),
+                message=result.message,
+                events=list(self.bus.history),
+                started_at=started,
+                model=self.model.for_agent(self.config.agent),
+            )
+        except HiveError as exc:
+            log.error("session %s not saved: %s", self.session.session, exc)
+            return
+        log.info(
+            "session %s saved: %d note(s), from %s, in %.0f ms",
+            self.session.session,
+            len(saved.notes),
+            saved.extraction,
+            self.session.save_s * 1000,
+        )
+
+    async def _run(self, team: Team, task: str | None = None) -> TeamResult:
+        """The team's run on `task` (default: the goal); with an authority, under the team's
+        root grant, which the coordinator issues to itself for this run."""
         if self.authority is None:
-            return await team.run()
+            return await team.run(task)
         spec, config = self.config.spec, self.config
         root = team_root(
             self.authority.signer,
@@ -259,7 +310,7 @@ class AgentPod:
             self.authority.root_ttl_s,
         )
         with self.authority.holding(root):
-            return await team.run()
+            return await team.run(task)
 
     async def serve(self, stop: asyncio.Event) -> TeamResult | None:
         """Serve peers, report progress, coordinate when it is this agent's part, until `stop`."""

@@ -17,11 +17,12 @@ the session by cosine similarity to its own task and gets the best few (bounded 
 characters) in its context (:func:`context_block`). Notes embedded with another model than the
 one in use are embedded again on load.
 
-Redis layout, under a prefix (``hive`` for ``hive run``; a MemoryStore's collection in a
-cluster)::
+Redis layout, under a prefix (``hive:sessions`` for ``hive run --session-store``;
+``<collection>.sessions`` in a MemoryStore, beside — never under — the ``<collection>:`` keys of
+its memories, since a collection name has no dot)::
 
-    <prefix>:session:<team>:<session>   LIST of runs as JSON, oldest first (RPUSH)
-    <prefix>:session-teams:<session>    SET of the teams that have this session id
+    <prefix>:runs:<team>:<session>   LIST of runs as JSON, oldest first (RPUSH), the newest kept
+    <prefix>:teams:<session>         SET of the teams that have this session id
 
 Redis must persist them (``--appendonly yes``): a session is meant to outlive restarts.
 """
@@ -45,6 +46,7 @@ from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
+from hive.api.memorystore import Backend, MemoryStoreSpec
 from hive.errors import HiveError, InvalidInput, Unavailable
 from hive.runtime.events import Event, EventKind
 from hive.runtime.memory.embeddings import Embedder
@@ -53,6 +55,7 @@ from hive.runtime.models import Message
 SESSION_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$")
 MAX_NOTES_PER_KIND = 8  # per origin and kind, for one run
 MAX_NOTE_CHARS = 400
+DEFAULT_PREFIX = "hive:sessions"
 M = TypeVar("M", bound=BaseModel)
 
 
@@ -129,6 +132,11 @@ class SessionRun:
         """The run's task and answer as one note (saved with the others), so a similar task
         finds the earlier answer."""
         return Note(NoteKind.ANSWER, clip(f"{self.task} -> {self.answer}"), Origin.RUN)
+
+
+def store_prefix(collection: str) -> str:
+    """The key prefix of the sessions kept in a MemoryStore with this collection."""
+    return f"{collection}.sessions"
 
 
 def check_session_id(session: str, where: str = "--session") -> str:
@@ -253,6 +261,31 @@ async def notes_from_model(
 # --- the store ---------------------------------------------------------------------------------
 
 
+def store_for(
+    name: str,
+    spec: MemoryStoreSpec,
+    *,
+    password: str | None,
+    username: str | None,
+    timeout_s: float = 5.0,
+    keep_runs: int = 50,
+    where: str = "spec.memory.session",
+) -> SessionStore:
+    """The session store inside MemoryStore `name`: its Redis, keys beside its memories."""
+    if spec.backend != Backend.REDIS:
+        raise InvalidInput(
+            where, f"sessions are kept in Redis, and MemoryStore {name} is {spec.backend}"
+        )
+    return SessionStore(
+        spec.connection.endpoint,
+        prefix=store_prefix(spec.collection),
+        password=password,
+        username=username,
+        timeout_s=timeout_s,
+        keep_runs=keep_runs,
+    )
+
+
 class UnknownSession(InvalidInput):
     """No run was ever saved under this session id (for this team)."""
 
@@ -264,7 +297,7 @@ class SessionStore:
         self,
         url: str,
         *,
-        prefix: str = "hive",
+        prefix: str = DEFAULT_PREFIX,
         password: str | None = None,
         username: str | None = None,
         timeout_s: float = 5.0,
@@ -285,10 +318,10 @@ class SessionStore:
         )
 
     def key(self, team: str, session: str) -> str:
-        return f"{self.prefix}:session:{team}:{session}"
+        return f"{self.prefix}:runs:{team}:{session}"
 
     def teams_key(self, session: str) -> str:
-        return f"{self.prefix}:session-teams:{session}"
+        return f"{self.prefix}:teams:{session}"
 
     def _unavailable(self, exc: RedisError) -> Unavailable:
         return Unavailable(f"session store at {self.url}: {exc}")
