@@ -361,6 +361,26 @@ class SessionsSettings(BaseModel):
     )
 
 
+class MemorySettings(BaseModel):
+    """Semantic memory: how an agent (or `hive memory`) talks to its MemoryStore."""
+
+    secret: SecretStr | None = Field(
+        default=None,
+        description="The store's credential: Weaviate API key or Redis password (in a pod, from "
+        "the Secret the store's connection.secretRef names).",
+    )
+    username: str | None = Field(
+        default=None, description="Redis ACL user (the Secret's key 'username'), if any."
+    )
+    timeout_s: float = Field(default=10.0, gt=0, description="Per-call timeout of the backend.")
+    redis_scan_limit: int = Field(
+        default=10_000,
+        ge=1,
+        description="Most memories a Redis store (no vector index: exact search over every "
+        "memory) is searched over; a bigger one refuses retrieval. Weaviate has no such limit.",
+    )
+
+
 class AgentSettings(BaseModel):
     """An agent pod: where it listens for its peers and how often it reports."""
 
@@ -405,6 +425,7 @@ class AgentSettings(BaseModel):
         "past the team's budget.deadline); every certificate below it expires no later.",
     )
     embeddings: EmbeddingsSettings = Field(default_factory=EmbeddingsSettings)
+    memory: MemorySettings = Field(default_factory=MemorySettings)
     sessions: SessionsSettings = Field(default_factory=SessionsSettings)
 
 

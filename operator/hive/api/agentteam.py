@@ -184,7 +184,9 @@ class AgentSpec(HiveModel):
         default_factory=list, max_length=64, description="Tools the agent may call."
     )
     memory_ref: LocalRef | None = Field(
-        default=None, description="MemoryStore the agent remembers into."
+        default=None,
+        description="MemoryStore this agent remembers into and recalls from, instead of the "
+        "team's spec.memory.storeRef.",
     )
     sandbox_policy_ref: LocalRef | None = Field(
         default=None, description="SandboxPolicy that governs the code the agent runs."
@@ -427,6 +429,29 @@ class ResilienceSpec(HiveModel):
     )
 
 
+class TeamMemorySpec(HiveModel):
+    """Long-term (semantic) memory of the team's agents."""
+
+    store_ref: LocalRef | None = Field(
+        default=None,
+        description="MemoryStore the team's agents remember into and recall from (an agent's "
+        "own memoryRef wins). Such an agent gets the tools remember and recall, and before each "
+        "task its most relevant memories; what it stored in one run is there in the next.",
+    )
+    recall_k: int = Field(
+        default=5,
+        ge=0,
+        le=20,
+        description="Memories (at or above the store's retention.decay.minScore) put into an "
+        "agent's context before each task, most relevant first; 0: only the recall tool.",
+    )
+
+
+def memory_store_ref(team: AgentTeamSpec, agent: AgentSpec) -> LocalRef | None:
+    """The MemoryStore `agent` uses: its own memoryRef, else the team's memory.storeRef."""
+    return agent.memory_ref or team.memory.store_ref
+
+
 class AgentTeamSpec(HiveModel):
     """The desired team."""
 
@@ -453,6 +478,9 @@ class AgentTeamSpec(HiveModel):
     resilience: ResilienceSpec = Field(
         default_factory=ResilienceSpec,
         description="Circuit breakers and graceful degradation of the agents' calls.",
+    )
+    memory: TeamMemorySpec = Field(
+        default_factory=TeamMemorySpec, description="Long-term memory of the team's agents."
     )
     scheduling: SchedulingSpec = Field(
         default_factory=SchedulingSpec, description="Where the team's pods may run."

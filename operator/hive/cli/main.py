@@ -10,6 +10,7 @@ import click
 
 from hive.cli.audit import audit
 from hive.cli.errors import one_line_errors
+from hive.cli.memorycmd import memory
 from hive.cli.sessionscmd import sessions
 from hive.cli.trace import trace
 from hive.errors import HiveError
@@ -177,6 +178,9 @@ def run(
 
     team = load_team(team_file)
     policies = policies_of(team, load_policies([team_file, *policy_files]))
+    from hive.cli.memorycmd import load_memory_stores
+
+    memory_stores = load_memory_stores([team_file, *policy_files])
     from hive.cli.sessionscmd import choose_session
 
     chosen_session = choose_session(
@@ -209,6 +213,7 @@ def run(
             svg_path=svg_path,
             chaos=chaos,
             model_key=model_key,
+            memory_stores=memory_stores,
             session=chosen_session,
         )
     )
@@ -309,6 +314,7 @@ def errors(team: str, namespace: str, redis_url: str | None, top: int) -> None:
 cli.add_command(trace)
 cli.add_command(sessions)
 cli.add_command(audit)
+cli.add_command(memory)
 
 
 def main() -> None:

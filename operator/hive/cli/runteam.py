@@ -6,15 +6,18 @@ import asyncio
 import contextlib
 import datetime as dt
 import json
+import uuid
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 from pydantic import SecretStr
 from rich.console import Console
 
 from hive.api.agentteam import AgentTeamSpec, Provider, RunOutcome
+from hive.api.memorystore import MemoryStoreSpec
 from hive.api.sandboxpolicy import SandboxPolicySpec
 from hive.cli.chaosrun import LocalChaos, fault_folder
 from hive.cli.sessionscmd import SessionChoice, session_memory
@@ -28,10 +31,14 @@ from hive.runtime.resilience.faults import FaultInjector, now_utc
 from hive.runtime.resilience.learning import MemoryLearningStore
 from hive.runtime.resilience.wiring import Resilience, fallback_models
 from hive.runtime.teams.approvals import approve_all
+from hive.runtime.teams.members import LocalMember
 from hive.runtime.teams.roster import Approval, ApprovalRequest, Approver
 from hive.runtime.teams.team import Team, TeamResult
 from hive.runtime.toolbox import Toolbox
 from hive.settings import get_settings
+
+if TYPE_CHECKING:
+    from hive.runtime.memory.team import TeamMemory
 
 EXIT_CODES = {RunOutcome.SUCCEEDED: 0, RunOutcome.FAILED: 1, RunOutcome.DEADLOCKED: 3}
 
@@ -131,6 +138,7 @@ async def run_team(
     chaos: LocalChaos | None = None,
     model_key: SecretStr | None = None,
     session: SessionChoice | None = None,
+    memory_stores: dict[str, MemoryStoreSpec] | None = None,
 ) -> TeamResult:
     """Run the team; with `session`, the task carries the notes of the session's earlier runs
     most similar to it, and the run is saved to the session at its end."""
@@ -142,6 +150,9 @@ async def run_team(
     injector = FaultInjector(bus=bus)
     chain, resilience = local_chain(spec, injector if chaos else None, bus)
     toolbox = Toolbox(rootfs=sandbox.rootfs, runsc=sandbox.runsc, chain=chain)
+    team_memory = local_memory(spec, memory_stores or {}, chain)
+    if team_memory is not None:
+        toolbox.memory = team_memory.tools
     agents = {a.name: a for a in spec.agents}
     chosen = policies or {}
     async with contextlib.AsyncExitStack() as stack:
@@ -166,6 +177,8 @@ async def run_team(
                 approver=approver,
                 tools=lambda name: toolbox.for_agent(agents[name], chosen.get(name)),
             )
+            if team_memory is not None:
+                give_recall(team, team_memory)
             for agent, names in toolbox.unavailable.items():
                 console.print(f"[dim]{agent}: no built-in implementation of {', '.join(names)}[/]")
             display = watch(team.bus, spec, task or spec.goal, console, live and approve != "ask")
@@ -194,12 +207,48 @@ async def run_team(
                 if display is not None:
                     display.stop()
                 await toolbox.close()
+                if team_memory is not None:
+                    await team_memory.close()
                 await model.aclose()
     result.capability = capability_changes(bus)
     report(result, console)
     if chaos is not None:
         report_injections(injector, list(agents), console)
     return result
+
+
+def local_memory(
+    spec: AgentTeamSpec, stores: dict[str, MemoryStoreSpec], chain: Chain
+) -> TeamMemory | None:
+    """The team's semantic memory in this run (None when no agent has a store): the stores of
+    the team file, the embedder of the settings, a new run id for what the agents store. Every
+    agent's store is opened here, so a missing store or a wrong embedder stops the run before
+    it starts."""
+    from hive.api.agentteam import memory_store_ref
+    from hive.runtime.memory.embeddings import embedder_from_settings
+    from hive.runtime.memory.team import TeamMemory
+
+    if not any(memory_store_ref(spec, agent) for agent in spec.agents):
+        return None
+    settings = get_settings().agent
+    team_memory = TeamMemory(
+        team=spec,
+        stores=stores,
+        embedder=lambda: embedder_from_settings(settings.embeddings),
+        run=uuid.uuid4().hex[:12],
+        settings=settings.memory,
+        chain=chain,
+    )
+    for agent in spec.agents:
+        team_memory.memory_of(agent)
+    return team_memory
+
+
+def give_recall(team: Team, team_memory: TeamMemory) -> None:
+    """Each local member recalls from its store before each task."""
+    for member in team.roster.members.values():
+        if isinstance(member, LocalMember):
+            member.recall = team_memory.recall(member.spec)
 
 
 async def session_context(memory: SessionMemory | None, task: str, console: Console) -> str:
@@ -273,6 +322,7 @@ def run_command(
     chaos: LocalChaos | None = None,
     model_key: SecretStr | None = None,
     session: SessionChoice | None = None,
+    memory_stores: dict[str, MemoryStoreSpec] | None = None,
 ) -> int:
     console = Console(record=svg_path is not None)
     result = asyncio.run(
@@ -289,6 +339,7 @@ def run_command(
             chaos=chaos,
             model_key=model_key,
             session=session,
+            memory_stores=memory_stores,
         )
     )
     if report_path is not None:

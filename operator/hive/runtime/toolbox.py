@@ -6,17 +6,20 @@ the sandboxed code tool: agent-written Python in a warm gVisor pool under the ag
 SandboxPolicy, started on first use — or, in a cluster, in the team's sandbox pods for that
 policy (`sandboxUrl` in the agent's configuration). A name with no implementation here, or a
 policy this host cannot enforce, is reported, not fatal: the agent works without that tool.
+An agent with a memory store (hive.runtime.memory.team) also gets `remember` and `recall`.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from hive.api.agentteam import AgentSpec
 from hive.api.sandboxpolicy import SandboxPolicySpec
 from hive.errors import HiveError
+from hive.runtime.memory.tools import MEMORY_TOOLS
 from hive.runtime.resilience.calls import EMPTY, Chain
 from hive.runtime.sandbox.limits import SandboxLimits, limits_from_policy
 from hive.runtime.sandbox.pool import SandboxPool
@@ -38,6 +41,8 @@ class Toolbox:
     pools: list[SandboxPool | RemoteSandboxPool] = field(default_factory=list)
     chain: Chain = EMPTY  # the middlewares every tool call and sandbox execution passes
     unavailable: dict[str, list[str]] = field(default_factory=dict)
+    # an agent's remember and recall tools, when it has a memory store (TeamMemory.tools)
+    memory: Callable[[AgentSpec], list[Tool]] | None = None
 
     def for_agent(self, agent: AgentSpec, policy: SandboxPolicySpec | None) -> ToolRegistry:
         tools: list[Tool] = []
@@ -59,8 +64,10 @@ class Toolbox:
                 sandbox = agent.sandbox_policy_ref.name if agent.sandbox_policy_ref else "local"
                 chain = self.chain.with_agent(agent.name)
                 tools.append(run_python_tool(pool, sandbox=sandbox, chain=chain))
-            else:
+            elif requirement.name not in MEMORY_TOOLS or self.memory is None:
                 self.unavailable.setdefault(agent.name, []).append(requirement.name)
+        if self.memory is not None:
+            tools += self.memory(agent)
         registry = ToolRegistry.of(tools)
         registry.chain = self.chain.with_agent(agent.name)
         registry.alternatives = {t.name: t.alternatives for t in agent.tools if t.alternatives}
