@@ -29,6 +29,7 @@ Redis must persist them (``--appendonly yes``): a session is meant to outlive re
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import json
 import re
@@ -106,7 +107,7 @@ class SessionRun:
         data = asdict(self)
         data["started_at"] = self.started_at.isoformat()
         data["finished_at"] = self.finished_at.isoformat()
-        data["notes"] = [{**n.wire(), "vector": n.vector} for n in self.notes]
+        data["notes"] = [{**n.wire(), "vector": pack(n.vector)} for n in self.notes]
         return data
 
     @classmethod
@@ -121,7 +122,12 @@ class SessionRun:
             finished_at=dt.datetime.fromisoformat(data["finished_at"]),
             message=data.get("message"),
             notes=[
-                Note(NoteKind(n["kind"]), str(n["text"]), Origin(n["origin"]), n.get("vector"))
+                Note(
+                    NoteKind(n["kind"]),
+                    str(n["text"]),
+                    Origin(n["origin"]),
+                    unpack(n.get("vector")),
+                )
                 for n in data.get("notes") or []
             ],
             extraction=str(data.get("extraction") or ""),
@@ -137,6 +143,20 @@ class SessionRun:
 def store_prefix(collection: str) -> str:
     """The key prefix of the sessions kept in a MemoryStore with this collection."""
     return f"{collection}.sessions"
+
+
+def pack(vector: list[float] | None) -> str | None:
+    """A vector as base64 of little-endian float32 (a fifth of its JSON, read ~10x faster)."""
+    if vector is None:
+        return None
+    return base64.b64encode(np.asarray(vector, dtype="<f4").tobytes()).decode()
+
+
+def unpack(packed: str | list[float] | None) -> list[float] | None:
+    if packed is None or isinstance(packed, list):
+        return packed
+    values: list[float] = np.frombuffer(base64.b64decode(packed), dtype="<f4").tolist()
+    return values
 
 
 def check_session_id(session: str, where: str = "--session") -> str:
