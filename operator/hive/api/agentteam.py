@@ -165,6 +165,22 @@ class Resources(HiveModel):
     memory: str = Field(default="256Mi", description="Memory request and limit, e.g. 512Mi.")
 
 
+class ContextSpec(HiveModel):
+    """How much an agent may put in front of its model in one request."""
+
+    max_tokens: int | None = Field(
+        default=None,
+        ge=256,
+        le=2_000_000,
+        description="Most tokens one request of the agent may hold (messages and tool schemas, "
+        "counted with the model's own tokenizer where Hive has it, else estimated). Past it the "
+        "least relevant recalled memories and old turns are dropped, long tool results cut and "
+        "old history summarised by the model; the system prompt and the task stay verbatim. "
+        "Unset: the model's context window less its answer limit (2048 - 384 = 1664 for the "
+        "embedded model; 8192 less the answer limit, or less 512, for other models).",
+    )
+
+
 class AgentSpec(HiveModel):
     """One agent of the team."""
 
@@ -197,6 +213,10 @@ class AgentSpec(HiveModel):
     )
     max_concurrent_tasks: int = Field(
         default=1, ge=1, le=1000, description="Tasks one agent works on at once."
+    )
+    context: ContextSpec = Field(
+        default_factory=ContextSpec,
+        description="The agent's working memory: the token budget of each request to its model.",
     )
 
     @model_validator(mode="after")

@@ -4,6 +4,8 @@ Each step asks the model; tool calls are checked against the registry and their 
 and their results (or the problem with them) go back to the model; an answer without tool
 calls ends the run. Budgets on steps, tokens and wall time end a run that would go on too long,
 and bad tool calls are fed back to the model a bounded number of times before the run fails.
+What each request holds is the agent's working memory (hive.runtime.memory.working): within
+the agent's context budget in tokens, dropping, cutting and summarising what matters least.
 """
 
 from __future__ import annotations
@@ -18,6 +20,9 @@ from typing import Any, Protocol
 
 from hive.errors import HiveError, InvalidInput
 from hive.runtime.events import Event, EventBus, EventKind
+from hive.runtime.memory.embeddings import Embedder
+from hive.runtime.memory.tokens import TokenCounter, counter_for
+from hive.runtime.memory.working import SUMMARY_PROMPT, Optimised, WorkingMemory, default_budget
 from hive.runtime.models import Message, Reply
 from hive.runtime.tools import ToolRegistry
 
@@ -49,6 +54,24 @@ class Outcome(StrEnum):
 
 
 @dataclass
+class ContextReport:
+    """What the working memory took out of the agent's requests to keep them in budget."""
+
+    optimisations: int = 0  # requests that needed dropping, cutting or summarising
+    dropped: int = 0  # segments dropped without a summary
+    cut: int = 0  # segments cut short
+    summarised: int = 0  # segments of history a summary replaced
+    tokens_saved: int = 0  # tokens the requests would have held more
+
+    def add(self, optimised: Optimised) -> None:
+        self.optimisations += 1
+        self.dropped += sum(optimised.dropped.values())
+        self.cut += optimised.cut
+        self.summarised += optimised.summarised
+        self.tokens_saved += optimised.before - optimised.tokens
+
+
+@dataclass
 class AgentResult:
     outcome: Outcome
     output: str
@@ -57,6 +80,7 @@ class AgentResult:
     tool_calls: int
     error: str | None = None
     transcript: list[Message] = field(default_factory=list)
+    context: ContextReport = field(default_factory=ContextReport)
 
 
 @dataclass
@@ -68,23 +92,47 @@ class Agent:
     system_prompt: str = "You are a careful, capable agent. Use tools when they help."
     budget: Budget = field(default_factory=Budget)
     recalled: Sequence[str] = ()  # memories relevant to the task, most relevant first
+    # most tokens one request may hold; None: the model's context window less its answer limit
+    context_tokens: int | None = None
+    counter: TokenCounter | None = None  # None: the model's own tokenizer, else an estimate
+    embedder: Embedder | None = None  # relevance of context to the task; None: word overlap
+    summarise_history: bool = True  # dropped history is summarised by the model
+    _summary_tokens: int = field(default=0, init=False, repr=False)  # this step's summaries
 
     async def _emit(self, kind: EventKind, **data: Any) -> None:
         await self.bus.publish(Event(kind, self.name, data))
 
+    async def _summarise(self, history: str, max_tokens: int) -> str:
+        reply = await self.model.complete(
+            [{"role": "system", "content": SUMMARY_PROMPT}, {"role": "user", "content": history}],
+            max_tokens=max_tokens,
+        )
+        self._summary_tokens += reply.prompt_tokens + reply.completion_tokens
+        return reply.content or ""
+
+    async def _working_memory(self, task: str) -> WorkingMemory:
+        counter = self.counter or await counter_for(self.model)
+        memory = WorkingMemory(
+            task=task,
+            counter=counter,
+            budget=self.context_tokens or default_budget(self.model),
+            embedder=self.embedder,
+            summarize=self._summarise if self.summarise_history else None,
+        )
+        await memory.start(self.system_prompt, self.recalled)
+        return memory
+
     async def run(self, task: str) -> AgentResult:
         """Work on `task` until an answer, a budget or an error ends the run."""
         started = time.monotonic()
-        messages: list[Message] = [{"role": "system", "content": self.system_prompt}]
-        if self.recalled:
-            listing = "\n".join(f"- {memory}" for memory in self.recalled)
-            messages.append(
-                {"role": "system", "content": f"What you remember that may help:\n{listing}"}
-            )
-        messages.append({"role": "user", "content": task})
+        self._summary_tokens = 0
+        context = ContextReport()
+        messages: list[Message] = []  # the whole conversation, whatever the requests held
         tokens = steps = calls = tool_errors = 0
         await self._emit(EventKind.STARTED, task=task)
         try:
+            memory = await self._working_memory(task)
+            messages = memory.messages()
             while True:
                 if steps >= self.budget.max_steps:
                     raise BudgetExceeded(f"agent {self.name}: {steps} steps, the budget's limit")
@@ -102,15 +150,28 @@ class Agent:
                         )
                 steps += 1
                 step_started = time.monotonic()
+                schemas = self.tools.schemas() or None
                 try:
+                    request = await asyncio.wait_for(memory.fit(schemas), remaining)
+                    if request.changed:
+                        context.add(request)
+                        await self._emit(
+                            EventKind.CONTEXT_OPTIMIZED,
+                            step=steps,
+                            **request.event(memory.counter, memory.relevance_source),
+                        )
                     reply = await asyncio.wait_for(
-                        self.model.complete(messages, self.tools.schemas() or None), remaining
+                        self.model.complete(request.messages, schemas),
+                        None
+                        if remaining is None
+                        else remaining - (time.monotonic() - step_started),
                     )
                 except TimeoutError as exc:
                     raise BudgetExceeded(
                         f"agent {self.name}: deadline of {self.budget.deadline_s:g}s passed"
                     ) from exc
-                tokens += reply.prompt_tokens + reply.completion_tokens
+                tokens += reply.prompt_tokens + reply.completion_tokens + self._summary_tokens
+                self._summary_tokens = 0
                 await self._emit(
                     EventKind.MODEL_CALLED,
                     step=steps,
@@ -123,22 +184,29 @@ class Agent:
                     messages.append({"role": "assistant", "content": output})
                     await self._emit(EventKind.FINISHED, output=output, steps=steps)
                     return AgentResult(
-                        Outcome.FINISHED, output, steps, tokens, calls, transcript=messages
+                        Outcome.FINISHED,
+                        output,
+                        steps,
+                        tokens,
+                        calls,
+                        transcript=messages,
+                        context=context,
                     )
-                messages.append(
-                    {
-                        "role": "assistant",
-                        "content": reply.content,
-                        "tool_calls": [
-                            {
-                                "id": c.id,
-                                "type": "function",
-                                "function": {"name": c.name, "arguments": json.dumps(c.arguments)},
-                            }
-                            for c in reply.tool_calls
-                        ],
-                    }
-                )
+                turn = memory.begin_turn()
+                calling: Message = {
+                    "role": "assistant",
+                    "content": reply.content,
+                    "tool_calls": [
+                        {
+                            "id": c.id,
+                            "type": "function",
+                            "function": {"name": c.name, "arguments": json.dumps(c.arguments)},
+                        }
+                        for c in reply.tool_calls
+                    ],
+                }
+                messages.append(calling)
+                await memory.add(calling, turn=turn)
                 for call in reply.tool_calls:
                     calls += 1
                     try:
@@ -159,12 +227,21 @@ class Agent:
                                 f"agent {self.name}: {tool_errors} bad tool calls, the last: {exc}"
                             ) from exc
                         content = f"error: {exc}"
-                    messages.append({"role": "tool", "tool_call_id": call.id, "content": content})
+                    result_message = {"role": "tool", "tool_call_id": call.id, "content": content}
+                    messages.append(result_message)
+                    await memory.add(result_message, turn=turn)
         except asyncio.CancelledError:
             await self._emit(EventKind.CANCELLED, steps=steps)
             raise
         except HiveError as exc:
             await self._emit(EventKind.FAILED, error=str(exc), steps=steps)
             return AgentResult(
-                Outcome.FAILED, "", steps, tokens, calls, error=str(exc), transcript=messages
+                Outcome.FAILED,
+                "",
+                steps,
+                tokens,
+                calls,
+                error=str(exc),
+                transcript=messages,
+                context=context,
             )

@@ -52,6 +52,9 @@ class EventKind(StrEnum):
     BREAKER_CHANGED = "breaker-changed"  # a circuit breaker of the agent opened, probes, closed
     CAPABILITY_CHANGED = "capability-changed"  # the agent's capability level went down or up
     DEGRADED_ANSWER = "degraded-answer"  # a fallback model, cached or partial answer was used
+    # the agent's working memory dropped, cut or summarised parts of its context to keep a request
+    # within the agent's context budget (data: budget, tokens_before, tokens, dropped, cut, ...)
+    CONTEXT_OPTIMIZED = "context-optimized"
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from hive.api.agentteam import AgentSpec
 from hive.errors import HiveError
 from hive.runtime.agent import Agent, Budget, Outcome
 from hive.runtime.events import Event, EventBus, EventKind
+from hive.runtime.memory.embeddings import Embedder
 from hive.runtime.models import InvalidModelOutput, Message, Reply, Usage
 from hive.runtime.teams.schemas import Ballot, Choice, Proposal, Vote
 from hive.runtime.tools import ToolRegistry
@@ -116,6 +117,9 @@ class LocalMember:
     # what the agent remembers that is relevant to a task, most relevant first (its memory
     # store's recall; see hive.runtime.memory), put into its context before it works
     recall: Recall | None = None
+    # scores what in the agent's context is relevant to its task, when its context has to be
+    # made smaller (spec.context.maxTokens); None: overlap of words
+    embedder: Embedder | None = None
     _slots: asyncio.Semaphore | None = None
 
     @property
@@ -174,6 +178,8 @@ class LocalMember:
             system_prompt=system_prompt(self.spec, self.goal),
             budget=self.budget,
             recalled=recalled,
+            context_tokens=self.spec.context.max_tokens,
+            embedder=self.embedder,
         )
         result = await agent.run(task)
         return WorkResult(
