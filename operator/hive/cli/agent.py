@@ -6,9 +6,10 @@ import asyncio
 import datetime as dt
 import logging
 import signal
+import uuid
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import SecretStr
 
@@ -27,6 +28,7 @@ from hive.runtime.identity.vault import AgentVault
 from hive.runtime.models import OpenAICompatible
 from hive.runtime.pod import AgentPod, PodConfig
 from hive.runtime.reporting import heartbeat
+from hive.runtime.resilience.calls import Chain
 from hive.runtime.resilience.chain import ChainParts
 from hive.runtime.resilience.faultfiles import FaultFolder
 from hive.runtime.resilience.faults import FaultInjector
@@ -35,6 +37,9 @@ from hive.runtime.resilience.wiring import Resilience, fallback_models, learning
 from hive.runtime.teams.team import coordinator_of
 from hive.runtime.toolbox import Toolbox
 from hive.settings import Settings
+
+if TYPE_CHECKING:
+    from hive.runtime.memory.team import TeamMemory
 
 
 def load_pod_config(path: Path, agent: str) -> PodConfig:
@@ -198,6 +203,31 @@ def watch_faults(
     return asyncio.create_task(folder.run(stop))
 
 
+def pod_memory(config: PodConfig, settings: Settings, chain: Chain) -> TeamMemory | None:
+    """The agent's semantic memory: the MemoryStore of its ConfigMap (``memoryStore``), its
+    credential from HIVE_AGENT__MEMORY__SECRET, vectors from HIVE_AGENT__EMBEDDINGS__ENDPOINT
+    when set, else the local model in the image; None when the agent has no store."""
+    entry = config.memory_store
+    if entry is None:
+        return None
+    from hive.runtime.memory.embeddings import embedder_from_settings
+    from hive.runtime.memory.semantic import store_spec
+    from hive.runtime.memory.team import TeamMemory
+
+    name = str(entry.get("name") or "")
+    spec = store_spec(entry.get("spec") or {}, f"memoryStore {name}")
+    memory = TeamMemory(
+        team=config.spec,
+        stores={name: spec},
+        embedder=lambda: embedder_from_settings(settings.agent.embeddings),
+        run=f"{config.team}-{uuid.uuid4().hex[:8]}",
+        settings=settings.agent.memory,
+        chain=chain,
+    )
+    memory.memory_of(config.agent_spec(config.agent))  # a wrong embedder fails the pod now
+    return memory
+
+
 def build_pod(
     config: PodConfig,
     agent: str,
@@ -224,6 +254,9 @@ def build_pod(
         key_file=settings.agent.key_file,
         chain=chain,
     )
+    memory = pod_memory(config, settings, chain)
+    if memory is not None:
+        toolbox.memory = memory.tools
     tools = toolbox.for_agent(config.agent_spec(agent), policy)
     for name in toolbox.unavailable.get(agent, []):
         logging.getLogger("hive.agent").warning("no built-in implementation of %s", name)
@@ -243,6 +276,9 @@ def build_pod(
         audit=audit,
         authority=authority,
     )
+    if memory is not None:
+        pod.recall = memory.recall(config.agent_spec(agent))
+        toolbox.closing.append(memory.close)
     if config.peer_keys is not None:  # the operator gave the team's agents their keys
         pod.signer = PeerSigner.from_file(agent, settings.agent.key_file)
         pod.callers = PeerVerifier.of_texts(agent, config.peer_keys)

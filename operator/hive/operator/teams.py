@@ -40,6 +40,7 @@ from hive.reconcile.agentteam import (
     parse_spec,
     plan_team,
 )
+from hive.reconcile.memorywiring import referenced_stores
 from hive.reconcile.meta import AGENT_LABEL, MANAGED_BY, TEAM_LABEL, Owner
 from hive.reconcile.pods import (
     SANDBOX_EVENT_REASON,
@@ -206,8 +207,9 @@ async def reconcile_team(namespace: str, name: str) -> TeamPlan | None:
         if found is not None:
             policies[policy_name] = found.get("spec") or {}
     stores = {}
-    store_name = _learning_store(spec)
-    if store_name is not None:
+    learning_store = _learning_store(spec)
+    wanted = referenced_stores(spec) | ({learning_store} if learning_store else set())
+    for store_name in sorted(wanted):
         store = await get_hive_object(client, "MemoryStore", namespace, store_name)
         if store is not None:
             stores[store_name] = store.get("spec") or {}

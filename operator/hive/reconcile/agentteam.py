@@ -41,6 +41,7 @@ from hive.reconcile.agentkeys import (
 from hive.reconcile.capability import capability_degraded
 from hive.reconcile.conditions import condition, merge_conditions, previous_conditions
 from hive.reconcile.learning import allow_egress, learning_wiring
+from hive.reconcile.memorywiring import memory_wiring
 from hive.reconcile.meta import (
     AGENT_LABEL,
     POLICY_LABEL,
@@ -801,6 +802,7 @@ def plan_team(
     sandboxes: dict[str, SandboxPolicySpec] = {}
     callers: dict[str, list[str]] = {}  # sandbox policy -> the agents that run code there
     missing: list[str] = []
+    memory_problems: list[str] = []
     failures: list[str] = []
     node_problems: list[str] = []
     pod_problems: list[str] = []
@@ -827,6 +829,12 @@ def plan_team(
                 policy = SandboxPolicySpec.model_validate(dict(found))
                 policy_wire = policy.wire()
         config = agent_config(owner, team, agent, policy_wire, signing_keys)
+        memory = memory_wiring(team, agent, index, observed.memory_stores)
+        if memory.problem is not None:
+            memory_problems.append(memory.problem[1])
+        if memory.config is not None:
+            config["memory"] = team.memory.wire()
+            config["memoryStore"] = memory.config
         sandbox_caller = bool(policy and agent.sandbox_policy_ref and runs_code(agent))
         if policy is not None and agent.sandbox_policy_ref and sandbox_caller:
             sandboxes[agent.sandbox_policy_ref.name] = policy
@@ -847,7 +855,7 @@ def plan_team(
                     labels,
                     policy,
                     checksum(config),
-                    pods,
+                    replace(pods, env=(*pods.env, *memory.env)) if memory.env else pods,
                 )
             )
         children.append(
@@ -862,6 +870,8 @@ def plan_team(
         children.append(_network_policy(owner, team, agent, names, labels))
         if learning.port:
             allow_egress(children[-1], learning.port)
+        for port in memory.ports:
+            allow_egress(children[-1], port)
         if pods.vault is not None:
             allow_egress(children[-1], pods.vault.port())
         want = 0 if team.suspend else agent.replicas
@@ -896,6 +906,12 @@ def plan_team(
         why = (False, "SandboxPolicyNotFound", "; ".join(missing))
         status = status_of(
             TeamPhase.PENDING, why, why, (True, "SandboxPolicyNotFound", why[2]), **counts
+        )
+        return TeamPlan(children, status, prune=False)
+    if memory_problems:
+        why = (False, "MemoryStoreNotFound", "; ".join(memory_problems))
+        status = status_of(
+            TeamPhase.PENDING, why, why, (True, "MemoryStoreNotFound", why[2]), **counts
         )
         return TeamPlan(children, status, prune=False)
     if learning.problem is not None:

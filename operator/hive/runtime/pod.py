@@ -33,7 +33,7 @@ from hive.runtime.models import OpenAICompatible
 from hive.runtime.reporting import RunSink, StatusSink
 from hive.runtime.resilience.calls import EMPTY, Chain
 from hive.runtime.resilience.report import ResilienceReport
-from hive.runtime.teams.members import LocalMember, Member
+from hive.runtime.teams.members import LocalMember, Member, Recall
 from hive.runtime.teams.peers import PeerServer, RemoteMember, wait_for_peers
 from hive.runtime.teams.progress import FaultReport, ProgressTracker
 from hive.runtime.teams.team import Team, TeamResult, coordinator_of
@@ -49,6 +49,7 @@ TEAM_KEYS = (
     "negotiation",
     "budget",
     "resilience",
+    "memory",
     "agents",
 )
 
@@ -66,6 +67,7 @@ class PodConfig:
     sandbox_url: str | None = None
     faults_path: Path | None = None  # the team's fault ConfigMap, mounted
     peer_keys: dict[str, str] | None = None  # the agents' public signing keys (peerauth)
+    memory_store: dict[str, Any] | None = None  # its MemoryStore: {name, spec} (memorywiring)
 
     @classmethod
     def load(cls, path: Path, agent: str) -> PodConfig:
@@ -101,6 +103,7 @@ class PodConfig:
                 if isinstance(data.get("peerKeys"), dict)
                 else None
             ),
+            memory_store=data["memoryStore"] if isinstance(data.get("memoryStore"), dict) else None,
         )
 
     @property
@@ -190,6 +193,7 @@ class AgentPod:
     authority: Authority | None = None  # delegation certificates: issued, presented, checked
     signer: PeerSigner | None = None  # signs its calls to its peers
     callers: PeerVerifier | None = None  # checks who signed the calls it serves
+    recall: Recall | None = None  # its memories relevant to a task (hive.runtime.memory.team)
     # the coordinator's session (spec.memory.session): the notes of earlier runs go with the
     # goal, this run is saved to it
     session: SessionMemory | None = None
@@ -203,6 +207,7 @@ class AgentPod:
             bus=self.bus,
             tools=self.tools,
             budget=Budget(max_steps=12),
+            recall=self.recall,
         )
         members: dict[str, Member] = {me.name: local}
         for spec in self.config.spec.agents:

@@ -12,7 +12,7 @@ An agent with a memory store (hive.runtime.memory.team) also gets `remember` and
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -43,6 +43,7 @@ class Toolbox:
     unavailable: dict[str, list[str]] = field(default_factory=dict)
     # an agent's remember and recall tools, when it has a memory store (TeamMemory.tools)
     memory: Callable[[AgentSpec], list[Tool]] | None = None
+    closing: list[Callable[[], Awaitable[None]]] = field(default_factory=list)  # with the pools
 
     def for_agent(self, agent: AgentSpec, policy: SandboxPolicySpec | None) -> ToolRegistry:
         tools: list[Tool] = []
@@ -80,3 +81,4 @@ class Toolbox:
 
     async def close(self) -> None:
         await asyncio.gather(*(p.close() for p in self.pools), return_exceptions=True)
+        await asyncio.gather(*(close() for close in self.closing), return_exceptions=True)

@@ -1,0 +1,140 @@
+"""A team's agent pods reach their semantic memory: the MemoryStore (the team's storeRef or an
+agent's own memoryRef) in the agent's configuration, its credential from the store's Secret,
+egress to its ports; a missing store is a clear reason. The pod reads that configuration back
+into the same store."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from hive.errors import InvalidInput
+from hive.reconcile.agentteam import AgentPodSettings, TeamObserved, TeamPlan, plan_team
+from hive.reconcile.memorywiring import SECRET_ENV, USERNAME_ENV, referenced_stores
+from hive.reconcile.meta import Owner
+from hive.runtime.pod import PodConfig
+
+T0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+OWNER = Owner("AgentTeam", "ops", "default", "uid-1", generation=2)
+WEAVIATE = {
+    "backend": "weaviate",
+    "connection": {
+        "endpoint": "http://weaviate.data:8080",
+        "grpcPort": 50052,
+        "secretRef": {"name": "weaviate-key", "key": "api-key"},
+    },
+    "collection": "OpsNotes",
+    "retention": {"ttl": "30d"},
+}
+REDIS = {
+    "backend": "redis",
+    "connection": {"endpoint": "redis://redis.data:6380/1", "secretRef": {"name": "redis-pw"}},
+    "collection": "notes",
+}
+
+
+def spec(team_store: str | None = "notes", agent_store: str | None = None) -> dict[str, Any]:
+    lead: dict[str, Any] = {"name": "lead", "role": "senior", "subordinates": ["helper"]}
+    helper: dict[str, Any] = {"name": "helper", "role": "junior"}
+    if agent_store:
+        helper["memoryRef"] = {"name": agent_store}
+    out: dict[str, Any] = {
+        "goal": "keep staging up",
+        "model": {"name": "m", "endpoint": "http://vllm:8000/v1"},
+        "agents": [lead, helper],
+    }
+    if team_store:
+        out["memory"] = {"storeRef": {"name": team_store}, "recallK": 4}
+    return out
+
+
+def plan(s: dict[str, Any], stores: dict[str, Any]) -> TeamPlan:
+    pods = AgentPodSettings(image="hive:test")
+    return plan_team(OWNER, s, None, TeamObserved(memory_stores=stores), pods, T0)
+
+
+def of_agent(p: TeamPlan, kind: str, agent: str) -> dict[str, Any]:
+    return next(
+        c
+        for c in p.children
+        if c["kind"] == kind and c["metadata"]["labels"].get("hive.dev/agent") == agent
+    )
+
+
+def config(p: TeamPlan, agent: str) -> dict[str, Any]:
+    loaded: dict[str, Any] = yaml.safe_load(of_agent(p, "ConfigMap", agent)["data"]["agent.yaml"])
+    return loaded
+
+
+def env(p: TeamPlan, agent: str) -> dict[str, Any]:
+    container = of_agent(p, "Deployment", agent)["spec"]["template"]["spec"]["containers"][0]
+    return {e["name"]: e.get("value", e.get("valueFrom")) for e in container["env"]}
+
+
+def egress_ports(p: TeamPlan, agent: str) -> set[int]:
+    policy = of_agent(p, "NetworkPolicy", agent)
+    return {port["port"] for rule in policy["spec"]["egress"] for port in rule.get("ports", [])}
+
+
+def ready(p: TeamPlan) -> Any:
+    return next(c for c in p.status.conditions if c.type == "Ready")
+
+
+def test_every_agent_gets_the_teams_store_its_key_and_egress_to_it() -> None:
+    p = plan(spec(), {"notes": WEAVIATE})
+    for agent in ("lead", "helper"):
+        assert config(p, agent)["memoryStore"] == {"name": "notes", "spec": WEAVIATE}
+        assert config(p, agent)["memory"]["recallK"] == 4
+        assert env(p, agent)[SECRET_ENV] == {
+            "secretKeyRef": {"name": "weaviate-key", "key": "api-key"}
+        }
+        assert {8080, 50052} <= egress_ports(p, agent)
+    assert ready(p).reason != "MemoryStoreNotFound"
+
+
+def test_an_agents_own_store_wins_and_a_redis_user_is_optional() -> None:
+    p = plan(spec(agent_store="private"), {"notes": WEAVIATE, "private": REDIS})
+    assert config(p, "lead")["memoryStore"]["name"] == "notes"
+    assert config(p, "helper")["memoryStore"]["name"] == "private"
+    assert env(p, "helper")[USERNAME_ENV] == {
+        "secretKeyRef": {"name": "redis-pw", "key": "username", "optional": True}
+    }
+    assert 6380 in egress_ports(p, "helper")
+    assert 6380 not in egress_ports(p, "lead")
+
+
+def test_a_team_without_memory_gets_nothing_of_it() -> None:
+    p = plan(spec(None), {})
+    assert "memoryStore" not in config(p, "lead")
+    assert "memory" not in config(p, "lead")
+    assert SECRET_ENV not in env(p, "lead")
+
+
+def test_a_missing_store_is_named_in_the_teams_ready_condition() -> None:
+    p = plan(spec(agent_store="gone"), {"notes": WEAVIATE})
+    assert (ready(p).status, ready(p).reason) == ("False", "MemoryStoreNotFound")
+    assert "spec.agents[1].memoryRef: MemoryStore 'gone' not found" in ready(p).message
+
+
+def test_the_operator_reads_every_store_a_team_names() -> None:
+    assert referenced_stores(spec(agent_store="private")) == {"notes", "private"}
+    assert referenced_stores(spec(None)) == set()
+
+
+def test_the_pod_reads_its_store_back_and_refuses_a_missing_one(tmp_path: Path) -> None:
+    p = plan(spec(), {"notes": WEAVIATE})
+    path = tmp_path / "agent.yaml"
+    path.write_text(of_agent(p, "ConfigMap", "helper")["data"]["agent.yaml"])
+    loaded = PodConfig.load(path, "helper")
+    assert loaded.memory_store == {"name": "notes", "spec": WEAVIATE}
+    assert loaded.spec.memory.store_ref is not None
+    assert loaded.spec.memory.recall_k == 4
+
+    from hive.runtime.memory.team import TeamMemory
+
+    with pytest.raises(InvalidInput, match=r"spec.memory.storeRef: MemoryStore 'notes' not found"):
+        TeamMemory(team=loaded.spec, stores={}, embedder=lambda: None, run="r")  # type: ignore[arg-type,return-value]
