@@ -246,3 +246,38 @@ def test_bad_input_is_one_line(team: Path, tmp_path: Path) -> None:
     assert gone.returncode == 1
     assert gone.stderr.startswith(f"hive: error: session store at redis://127.0.0.1:{port}/0:")
     assert len(gone.stderr.splitlines()) == 1
+
+
+async def test_the_teams_own_session_is_kept_in_its_redis_memory_store(tmp_path: Path) -> None:
+    with redis_server(tmp_path) as url:
+        team = tmp_path / "garden.yaml"
+        store = f"""
+---
+apiVersion: hive.dev/v1alpha1
+kind: MemoryStore
+metadata: {{name: notes}}
+spec:
+  backend: redis
+  connection: {{endpoint: "{url}"}}
+  collection: GardenNotes
+"""
+        team.write_text(
+            TEAM.replace(
+                "  pattern: hierarchical\n",
+                "  pattern: hierarchical\n  memory: {storeRef: {name: notes}, session: dave}\n",
+            )
+            + store
+        )
+        with scripted_model(script("Lavender, south.", NOTES)) as model:
+            result = hive("run", str(team), "Plan it", "--endpoint", model.url, "--no-live")
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert "session dave saved: 2 fact(s)" in result.stdout
+        kept = SessionStore(url, prefix="GardenNotes.sessions")
+        try:
+            [run] = await kept.runs("garden", "dave")
+        finally:
+            await kept.close()
+        assert run.task == "Plan it"
+        shown = hive("sessions", "show", "dave", "--store", url, "--collection", "GardenNotes")
+        assert shown.returncode == 0, shown.stderr
+        assert "Lavender attracts bumblebees all summer (model)" in shown.stdout

@@ -10,6 +10,8 @@ from typing import Any
 
 import pytest
 
+from hive.api.agentteam import AgentTeamSpec
+from hive.api.memorystore import MemoryStoreSpec
 from hive.cli.sessionscmd import choose_session, render_history, team_name
 from hive.errors import InvalidInput
 from hive.runtime.events import Event, EventKind
@@ -26,7 +28,7 @@ from hive.runtime.memory.sessions import (
     rank,
 )
 from hive.runtime.models import InvalidModelOutput
-from hive.settings import SessionsSettings
+from hive.settings import Settings
 
 WHEN = dt.datetime(2026, 11, 30, 1, 0, tzinfo=dt.UTC)
 
@@ -195,24 +197,70 @@ def test_the_history_shows_each_run_and_how_to_continue() -> None:
     )
 
 
+TEAM_SPEC = {
+    "goal": "g",
+    "model": {"provider": "openai-compatible", "endpoint": "http://127.0.0.1:1/v1", "name": "m"},
+    "agents": [{"name": "lead", "role": "senior"}],
+}
+
+
 def test_session_flags_are_checked(tmp_path: Path) -> None:
-    team = tmp_path / "team.yaml"
-    team.write_text("kind: AgentTeam\nmetadata: {name: garden}\nspec: {}\n")
-    settings = SessionsSettings()
-    assert choose_session(team, None, None, settings) is None
+    team_file = tmp_path / "team.yaml"
+    team_file.write_text("kind: AgentTeam\nmetadata: {name: garden}\nspec: {}\n")
+    team = AgentTeamSpec.model_validate(TEAM_SPEC)
+    settings = Settings()
+
+    def choose(session: str | None, store: str | None) -> Any:
+        return choose_session(team_file, team, session, store, {}, settings)
+
+    assert choose(None, None) is None
     with pytest.raises(InvalidInput, match="--session-store: is used only with --session"):
-        choose_session(team, None, "redis://127.0.0.1:1/0", settings)
+        choose(None, "redis://127.0.0.1:1/0")
     with pytest.raises(InvalidInput, match="--session: 'a b' is not a session id"):
-        choose_session(team, "a b", None, settings)
+        choose("a b", None)
     with pytest.raises(InvalidInput, match="--session-store: 'http://x' is not a redis"):
-        choose_session(team, "alice", "http://x", settings)
-    chosen = choose_session(team, "alice", None, settings)
-    assert chosen is not None
-    assert (chosen.team, chosen.store_url) == ("garden", settings.redis_url)
+        choose("alice", "http://x")
+    chosen = choose("alice", None)
+    assert (chosen.team, chosen.store_url) == ("garden", settings.agent.sessions.redis_url)
     bare = tmp_path / "bees.yaml"
     bare.write_text("goal: x\n")
     assert team_name(bare) == "bees"
     assert check_session_id("alice@example.com") == "alice@example.com"
+
+
+def test_the_teams_session_and_its_redis_store_are_used_unless_flags_say_otherwise(
+    tmp_path: Path,
+) -> None:
+    team_file = tmp_path / "team.yaml"
+    team_file.write_text("goal: x\n")
+    team = AgentTeamSpec.model_validate(
+        {**TEAM_SPEC, "memory": {"session": "bob", "storeRef": {"name": "notes"}}}
+    )
+    redis = MemoryStoreSpec.model_validate(
+        {"backend": "redis", "connection": {"endpoint": "redis://r:6379/1"}, "collection": "N"}
+    )
+    weaviate = MemoryStoreSpec.model_validate(
+        {"backend": "weaviate", "connection": {"endpoint": "http://w:8080"}, "collection": "N"}
+    )
+    settings = Settings()
+    chosen = choose_session(team_file, team, None, None, {"notes": redis}, settings)
+    assert chosen is not None
+    assert (chosen.session, chosen.store_url, chosen.prefix, chosen.store) == (
+        "bob",
+        "redis://r:6379/1",
+        "N.sessions",
+        "notes",
+    )
+    flagged = choose_session(team_file, team, "carol", "redis://x:1/0", {"notes": redis}, settings)
+    assert flagged is not None
+    assert (flagged.session, flagged.store_url, flagged.prefix) == (
+        "carol",
+        "redis://x:1/0",
+        "hive:sessions",
+    )
+    beside = choose_session(team_file, team, None, None, {"notes": weaviate}, settings)
+    assert beside is not None
+    assert beside.store_url == settings.agent.sessions.redis_url
 
 
 async def test_a_model_without_notes_leaves_the_events_notes() -> None:
@@ -249,7 +297,6 @@ async def test_a_model_without_notes_leaves_the_events_notes() -> None:
 
 
 def test_sessions_in_a_memory_store_need_redis_and_sit_beside_its_memories() -> None:
-    from hive.api.memorystore import MemoryStoreSpec
     from hive.cli import sessionscmd
     from hive.runtime.memory import sessions
 

@@ -465,6 +465,16 @@ class TeamMemorySpec(HiveModel):
         description="Memories (at or above the store's retention.decay.minScore) put into an "
         "agent's context before each task, most relevant first; 0: only the recall tool.",
     )
+    session: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$",
+        description="Session (a user's or caller's id) the team's runs continue: the "
+        "coordinator gives the goal the notes of the session's earlier runs most similar to it "
+        "and saves each run to the session (task, answer, key facts, decisions, open "
+        "questions). Kept in the coordinator's MemoryStore (its memoryRef, else storeRef), "
+        "which must be a redis one, under <collection>.sessions; `hive sessions show ID "
+        "--collection C --team NAMESPACE/NAME` prints the history.",
+    )
 
 
 def memory_store_ref(team: AgentTeamSpec, agent: AgentSpec) -> LocalRef | None:

@@ -144,14 +144,16 @@ def agent(
 )
 @click.option(
     "--session",
-    help="Continue session ID: the team is given the notes of the session's earlier runs most "
-    "similar to the task, and this run is saved to it (see hive sessions show ID).",
+    help="Continue session ID (instead of the team's spec.memory.session): the team is given "
+    "the notes of the session's earlier runs most similar to the task, and this run is saved "
+    "to it (see hive sessions show ID).",
 )
 @click.option(
     "--session-store",
     "session_store",
-    help="Redis URL of the sessions (default: HIVE_AGENT__SESSIONS__REDIS_URL, the redis "
-    "hive demo starts).",
+    help="Redis URL of the sessions (default: the coordinator's MemoryStore when the team file "
+    "has it and it is a redis one, else HIVE_AGENT__SESSIONS__REDIS_URL, the redis hive demo "
+    "starts).",
 )
 @click.option("--check", is_flag=True, help="Only check the team file and show the team.")
 @one_line_errors
@@ -184,7 +186,7 @@ def run(
     from hive.cli.sessionscmd import choose_session
 
     chosen_session = choose_session(
-        team_file, session, session_store, get_settings().agent.sessions
+        team_file, team, session, session_store, memory_stores, get_settings()
     )
     if check:
         show_team(team, task)

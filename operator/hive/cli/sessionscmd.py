@@ -6,13 +6,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
+from pydantic import SecretStr
 
+from hive.api.agentteam import AgentTeamSpec, memory_store_ref
+from hive.api.memorystore import Backend, MemoryStoreSpec
 from hive.cli.errors import one_line_errors
 from hive.errors import InvalidInput
 from hive.settings import SessionsSettings, Settings, get_settings
@@ -31,23 +34,52 @@ class SessionChoice:
     team: str
     store_url: str
     prefix: str = DEFAULT_PREFIX
+    store: str | None = None  # the team file's MemoryStore that keeps it, if one does
+    password: SecretStr | None = None
+    username: str | None = None
 
 
 def choose_session(
-    team_file: Path, session: str | None, store_url: str | None, settings: SessionsSettings
+    team_file: Path,
+    team: AgentTeamSpec,
+    session: str | None,
+    store_url: str | None,
+    stores: Mapping[str, MemoryStoreSpec],
+    settings: Settings,
 ) -> SessionChoice | None:
-    """The run's session from `--session` and `--session-store` (None without `--session`)."""
-    from hive.runtime.memory.sessions import check_session_id
+    """The run's session: `--session`, else the team's spec.memory.session (None: neither).
+    It is kept at `--session-store`, else in the coordinator's MemoryStore when the team file
+    has it and it is a redis one (as in a cluster), else at the sessions setting's Redis."""
+    from hive.runtime.memory.sessions import check_session_id, store_prefix
+    from hive.runtime.teams.team import coordinator_of
 
-    if session is None:
+    chosen = session or team.memory.session
+    if chosen is None:
         if store_url is not None:
             raise InvalidInput("--session-store", "is used only with --session ID")
         return None
-    check_session_id(session)
-    url = store_url or settings.redis_url
+    check_session_id(chosen, "--session" if session else "spec.memory.session")
+    name = team_name(team_file)
+    options = settings.agent.sessions
+    if store_url is None:
+        coordinator = next(a for a in team.agents if a.name == coordinator_of(team))
+        ref = memory_store_ref(team, coordinator)
+        spec = stores.get(ref.name) if ref is not None else None
+        if ref is not None and spec is not None and spec.backend == Backend.REDIS:
+            memory = settings.agent.memory
+            return SessionChoice(
+                chosen,
+                name,
+                spec.connection.endpoint,
+                store_prefix(spec.collection),
+                ref.name,
+                memory.secret,
+                memory.username,
+            )
+    url = store_url or options.redis_url
     if not url.startswith(("redis://", "rediss://")):
         raise InvalidInput("--session-store", f"{url!r} is not a redis:// or rediss:// URL")
-    return SessionChoice(session, team_name(team_file), url)
+    return SessionChoice(chosen, name, url, password=options.password)
 
 
 def team_name(team_file: Path) -> str:
@@ -62,11 +94,23 @@ def team_name(team_file: Path) -> str:
     return team_file.stem
 
 
-def store_of(url: str, settings: SessionsSettings, prefix: str = DEFAULT_PREFIX) -> SessionStore:
+def store_of(
+    url: str,
+    settings: SessionsSettings,
+    prefix: str = DEFAULT_PREFIX,
+    password: SecretStr | None = None,
+    username: str | None = None,
+) -> SessionStore:
     from hive.runtime.memory.sessions import SessionStore
 
-    password = settings.password.get_secret_value() if settings.password else None
-    return SessionStore(url, prefix=prefix, password=password, keep_runs=settings.keep_runs)
+    secret = password or settings.password
+    return SessionStore(
+        url,
+        prefix=prefix,
+        password=secret.get_secret_value() if secret else None,
+        username=username,
+        keep_runs=settings.keep_runs,
+    )
 
 
 @contextlib.asynccontextmanager
@@ -76,7 +120,7 @@ async def session_memory(choice: SessionChoice, settings: Settings) -> AsyncIter
     from hive.runtime.memory.sessions import SessionMemory
 
     options = settings.agent.sessions
-    store = store_of(choice.store_url, options, choice.prefix)
+    store = store_of(choice.store_url, options, choice.prefix, choice.password, choice.username)
     embedder = embedder_from_settings(settings.agent.embeddings)
     try:
         yield SessionMemory(
