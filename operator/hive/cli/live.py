@@ -233,6 +233,15 @@ def report(result: TeamResult, console: Console) -> None:
         for change in result.capability:
             table.add_row(change["since"], change["level"], change["reason"])
         parts.append(table)
+    if result.context.optimisations:
+        c = result.context
+        parts.append(
+            Text(
+                f"context: {c.optimisations} requests made smaller to fit the agents' budgets · "
+                f"{c.dropped} segments dropped · {c.cut} cut · {c.summarised} summarised · "
+                f"{c.tokens_saved} tokens saved"
+            )
+        )
     agents = Table(title="agents")
     for column in ("agent", "role", "tasks done", "tokens"):
         agents.add_column(column)

@@ -194,8 +194,13 @@ class LlamaServerTokens:
         if len(tokens) <= max_tokens:
             return text
         keep = max_tokens
-        while keep > 0:  # a cut may re-tokenize longer (a split character): cut more
-            head = str((await self._post("/extras/detokenize", {"tokens": tokens[:keep]}))["text"])
+        while keep > 0:  # a cut inside a character is refused, or re-tokenizes longer: cut more
+            try:
+                detokenized = await self._post("/extras/detokenize", {"tokens": tokens[:keep]})
+            except ExternalFailure:  # HTTP 500: the tokens end inside a UTF-8 character
+                keep -= 1
+                continue
+            head = str(detokenized["text"])
             if (await self.count([head]))[0] <= max_tokens:
                 return head
             keep -= 1

@@ -38,6 +38,25 @@ class AgentReport:
 
 
 @dataclass
+class ContextTotals:
+    """The team's context-optimized events, added up."""
+
+    optimisations: int = 0  # requests that had to be made smaller
+    dropped: int = 0  # segments dropped without a summary
+    cut: int = 0  # segments cut short
+    summarised: int = 0  # segments of history a summary replaced
+    tokens_saved: int = 0
+
+    def add(self, event: Event) -> None:
+        data = event.data
+        self.optimisations += 1
+        self.dropped += sum(data.get("dropped", {}).values())
+        self.cut += int(data.get("cut", 0))
+        self.summarised += int(data.get("summarised", 0))
+        self.tokens_saved += int(data.get("tokens_before", 0)) - int(data.get("tokens", 0))
+
+
+@dataclass
 class TeamResult:
     outcome: RunOutcome
     output: str
@@ -54,6 +73,8 @@ class TeamResult:
     duration_s: float = 0.0
     # the capability levels the run went through: {level, reason, since}, oldest first
     capability: list[dict[str, str]] = field(default_factory=list)
+    # what working memory took out of requests to keep them within the agents' context budgets
+    context: ContextTotals = field(default_factory=ContextTotals)
 
     def wire(self) -> dict[str, Any]:
         """The report as plain JSON-able data."""
@@ -189,6 +210,8 @@ class Team:
         limit = self.spec.budget.max_tokens
 
         def watch(event: Event) -> None:
+            if event.kind is EventKind.CONTEXT_OPTIMIZED:
+                result.context.add(event)
             over = limit is not None and self.roster.tokens() > limit
             if event.kind is EventKind.MODEL_CALLED and over:
                 over_budget.set()
