@@ -388,3 +388,31 @@ async def test_a_redis_store_beyond_its_scan_limit_refuses_retrieval(
             await memory.retrieve("note")
     finally:
         await memory.close()
+
+
+async def test_the_operators_scheduled_consolidation_needs_no_model(
+    weaviate: DevWeaviate, embedder: LocalOnnxEmbedder
+) -> None:
+    from hive.operator.others import consolidate_store
+
+    spec = spec_for(
+        "weaviate",
+        weaviate,
+        None,
+        consolidation={"schedule": "0 3 * * *", "similarityThreshold": 0.9},
+    )
+    memory = SemanticMemory("notes", spec, open_backend("notes", spec), embedder)
+    try:
+        await memory.store("Backups run at two in the morning")
+        await memory.store("Backups run at two in the morning.")
+        await memory.store("The on-call phone is in the top drawer")
+    finally:
+        await memory.close()
+    counts = await consolidate_store("notes", spec, None)
+    assert counts == {"before": 3, "after": 2, "expired": 0, "dropped": 0, "merged": 1}
+
+    unreachable = spec.model_copy(
+        update={"connection": spec.connection.model_copy(update={"grpc_port": free_port()})}
+    )
+    failed = await consolidate_store("notes", unreachable, None)
+    assert "MemoryStore notes (weaviate at http" in failed["error"]

@@ -67,11 +67,20 @@ class Retention(HiveModel):
 
 
 class Consolidation(HiveModel):
-    """Periodic merging of similar memories into summaries."""
+    """Periodic tidying of the store by the operator."""
 
-    schedule: str = Field(pattern=CRON, description="Cron expression, e.g. '0 3 * * *'.")
+    schedule: str = Field(
+        pattern=CRON,
+        description="Cron expression (UTC), e.g. '0 3 * * *': the operator then deletes expired "
+        "memories and those whose best score fell below retention.decay.minScore, and merges "
+        "near-duplicates.",
+    )
     similarity_threshold: float = Field(
-        default=0.9, gt=0, le=1, description="Memories closer than this merge."
+        default=0.9,
+        gt=0,
+        le=1,
+        description="Memories at or above this cosine similarity are near-duplicates and merge "
+        "into the most important one.",
     )
 
 
@@ -119,6 +128,21 @@ class MemoryStoreSpec(HiveModel):
     consolidation: Consolidation | None = Field(default=None, description="Consolidation.")
 
 
+class ConsolidationCounts(HiveModel):
+    """What the last scheduled consolidation did (hive.runtime.memory.consolidation)."""
+
+    before: int = Field(ge=0, description="Memories before.")
+    after: int = Field(ge=0, description="Memories after.")
+    expired: int = Field(default=0, ge=0, description="Deleted because their TTL ran out.")
+    dropped: int = Field(
+        default=0, ge=0, description="Deleted because their best score fell below minScore."
+    )
+    merged: int = Field(default=0, ge=0, description="Near-duplicates merged into another.")
+    error: str | None = Field(
+        default=None, description="Why the consolidation failed (it is tried again later)."
+    )
+
+
 class MemoryStoreStatus(HiveModel):
     """What the operator saw of the backend."""
 
@@ -146,7 +170,18 @@ class MemoryStoreStatus(HiveModel):
         description="True when counting stopped at the operator's bound "
         "(HIVE_OPERATOR__MEMORY_COUNT_LIMIT): objectCount is then a lower bound.",
     )
-    last_consolidation: dt.datetime | None = Field(default=None, description="Last run.")
+    last_consolidation: dt.datetime | None = Field(
+        default=None,
+        description="When the operator last consolidated the store on consolidation.schedule "
+        "(expired and forgotten memories deleted, near-duplicates merged; cluster summaries "
+        "need a model: hive memory consolidate --summarize-endpoint).",
+    )
+    last_consolidation_result: ConsolidationCounts | None = Field(
+        default=None, description="The counts of that consolidation."
+    )
+    next_consolidation: dt.datetime | None = Field(
+        default=None, description="When the schedule runs it next."
+    )
     conditions: list[Condition] = Field(
         default_factory=list,
         description="Ready: reason BackendReachable, BackendUnreachable, AuthFailed, "

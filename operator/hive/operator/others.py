@@ -1,11 +1,15 @@
-"""Reconciling ToolVersions, SandboxPolicies and MemoryStores."""
+"""Reconciling ToolVersions, SandboxPolicies and MemoryStores (probed each time; consolidated
+on their consolidation.schedule)."""
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+from dataclasses import dataclass
 from typing import Any
 
+from hive.api.memorystore import ConsolidationCounts, MemoryStoreSpec
+from hive.errors import HiveError
 from hive.kube.children import (
     apply_objects,
     ensure_absent_or_create,
@@ -18,8 +22,15 @@ from hive.kube.status import apply_status
 from hive.operator.egress import policy_answers
 from hive.operator.probes import probe_store
 from hive.operator.state import STATE
+from hive.reconcile.consolidation import (
+    consolidation_due,
+    next_consolidation,
+    parse_time,
+    seconds_until_next,
+)
 from hive.reconcile.memorystore import (
     BackendProbe,
+    Credentials,
     credentials_from_secret,
     parse_store,
     store_status,
@@ -81,21 +92,29 @@ async def reconcile_policy(namespace: str, name: str) -> PolicyPlan | None:
     return plan
 
 
-async def reconcile_store(namespace: str, name: str) -> None:
-    """Probe the store's backend with the credentials of its Secret; write what was found."""
+@dataclass(frozen=True)
+class StoreRun:
+    """When to reconcile the store again by itself: its next consolidation."""
+
+    recheck_after_s: float | None = None
+
+
+async def reconcile_store(namespace: str, name: str) -> StoreRun | None:
+    """Probe the store's backend with the credentials of its Secret; consolidate it when its
+    schedule says so; write what was found and done."""
     client = STATE.client()
     obj = await get_hive_object(client, "MemoryStore", namespace, name)
     if obj is None or obj["metadata"].get("deletionTimestamp"):
-        return
+        return None
     spec = obj.get("spec") or {}
     probe: BackendProbe | None = None
+    credentials: Credentials | None = None
     try:
         store = parse_store(spec)
     except ValueError:
         store = None
     if store is not None:
         settings = STATE.require_settings().operator
-        credentials = None
         ref = store.connection.secret_ref
         if ref is not None:
             found = credentials_from_secret(
@@ -112,11 +131,59 @@ async def reconcile_store(namespace: str, name: str) -> None:
                 timeout_s=settings.memory_probe_timeout_s,
                 count_limit=settings.memory_count_limit,
             )
+    now = _now()
     status = store_status(
-        spec,
-        obj.get("status"),
-        probe,
-        generation=obj["metadata"].get("generation", 0),
-        now=_now(),
+        spec, obj.get("status"), probe, generation=obj["metadata"].get("generation", 0), now=now
     )
+    run = StoreRun()
+    if store is not None and store.consolidation is not None:
+        previous = obj.get("status") or {}
+        schedule = store.consolidation.schedule
+        last = parse_time(previous.get("lastConsolidation"))
+        counts = previous.get("lastConsolidationResult")
+        created = parse_time(obj["metadata"].get("creationTimestamp")) or now
+        if (
+            probe is not None
+            and probe.reachable
+            and consolidation_due(schedule, last, created, now)
+        ):
+            counts = await consolidate_store(name, store, credentials)
+            last = now
+        status = status.model_copy(
+            update={
+                "last_consolidation": last,
+                "last_consolidation_result": (
+                    ConsolidationCounts.model_validate(counts) if counts else None
+                ),
+                "next_consolidation": next_consolidation(schedule, now),
+            }
+        )
+        run = StoreRun(seconds_until_next(schedule, now))
     await _write_status("MemoryStore", obj, status.wire())
+    return run
+
+
+async def consolidate_store(
+    name: str, store: MemoryStoreSpec, credentials: Credentials | None
+) -> dict[str, Any]:
+    """One consolidation without a model (expired, forgotten and duplicate memories); its
+    counts, or the error that stopped it."""
+    from hive.runtime.memory.consolidation import StoredVectorsOnly, consolidate
+    from hive.runtime.memory.semantic import SemanticMemory, open_backend
+
+    backend = open_backend(
+        name,
+        store,
+        secret=credentials.secret if credentials else None,
+        username=credentials.username if credentials else None,
+    )
+    memory = SemanticMemory(name, store, backend, StoredVectorsOnly(store.embedding))
+    try:
+        result = await consolidate(memory)
+    except HiveError as exc:
+        log.warning("MemoryStore %s: consolidation failed: %s", name, exc)
+        return {"before": 0, "after": 0, "error": str(exc)[:1000]}
+    finally:
+        await memory.close()
+    log.info("MemoryStore %s consolidated: %s", name, result.wire())
+    return {k: v for k, v in result.wire().items() if k not in ("summaries", "summarized")}

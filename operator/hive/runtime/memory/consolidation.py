@@ -30,6 +30,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from hive.api.memorystore import Embedding
 from hive.errors import InvalidInput
 from hive.runtime.memory.records import MemoryRecord, standing
 from hive.runtime.memory.semantic import SemanticMemory
@@ -37,6 +38,18 @@ from hive.runtime.memory.semantic import SemanticMemory
 DEFAULT_LIMIT = 50_000  # memories one pass reads (with their vectors)
 SUMMARY_KIND = "summary"
 SUMMARIZED_INTO = "summarized_into"
+
+
+class StoredVectorsOnly:
+    """The embedder of a consolidation without a model (the operator's): it reads the vectors
+    already stored and makes none, so it only declares the store's model and size."""
+
+    def __init__(self, embedding: Embedding) -> None:
+        self.model = embedding.model
+        self.dimensions = embedding.dimensions
+
+    async def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        raise InvalidInput("summarizer", "a consolidation without a model embeds nothing")
 
 
 class Summarizer(Protocol):
