@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sys
@@ -14,6 +15,7 @@ import httpx
 import pytest
 from tests.support import Cluster, free_port
 
+from hive.dev.node import RealNode
 from hive.dev.processes import ProcessTable
 from hive.kube.resources import apply_crds
 
@@ -101,17 +103,23 @@ class OperatorProcess:
 
 @pytest.fixture(scope="session")
 def operator(
-    cluster: Cluster, tmp_path_factory: pytest.TempPathFactory, hive_image: str, sandbox_image: str
+    cluster: Cluster,
+    tmp_path_factory: pytest.TempPathFactory,
+    real_node: RealNode,
+    hive_image: str,
+    sandbox_image: str,
 ) -> Iterator[OperatorProcess]:
     """The operator, making pods of the Hive and sandbox images built here (imported into the
     real node, never pulled); a team's pods go to the real node when its spec.scheduling says so,
-    and to the KWOK nodes otherwise."""
+    and to the KWOK nodes otherwise. It resolves egress names with the cluster DNS, as in a
+    cluster."""
     apply_crds(cluster.client)
     cluster.kubectl("apply", "-f", str(SAMPLES / "sandboxpolicy-strict.yaml"))
     env = {
         "HIVE_OPERATOR__AGENT_IMAGE": hive_image,
         "HIVE_OPERATOR__SANDBOX_IMAGE": sandbox_image,
         "HIVE_OPERATOR__POD_PULL_POLICY": "Never",
+        "HIVE_OPERATOR__EGRESS__NAMESERVERS": json.dumps([real_node.settings.dns_service_ip]),
         # kept across the operator's restarts (test_crash), as the chart keeps it in a Secret
         "HIVE_OPERATOR__SANDBOX_KEY": os.urandom(32).hex(),
     }

@@ -13,11 +13,13 @@ import pytest
 import yaml
 
 from hive.api.agentteam import AgentStatus, RunOutcome, RunStatus
+from hive.cli.agent import pod_session
+from hive.errors import InvalidInput
 from hive.ports import free_port
-from hive.runtime.memory.embeddings import LocalOnnxEmbedder
-from hive.runtime.memory.sessions import NoteKind, Origin, SessionMemory, SessionStore
+from hive.runtime.memory.sessions import NoteKind, Origin, SessionStore
 from hive.runtime.models import OpenAICompatible
 from hive.runtime.pod import AgentPod, PodConfig
+from hive.settings import Settings
 from tests.scripted_model import Script, scripted_model
 from tests.support import redis_server
 
@@ -68,8 +70,9 @@ class Status:
 
 
 async def run_generation(
-    tmp_path: Path, generation: int, steps: Script, memory: SessionMemory
+    tmp_path: Path, generation: int, steps: Script, redis_url: str
 ) -> tuple[Status, list[dict[str, Any]]]:
+    """One generation of the team, its coordinator's session as `hive agent` builds it."""
     ports = {a["name"]: free_port() for a in AGENTS}
     status = Status(generation)
     with scripted_model(steps) as server:
@@ -83,6 +86,15 @@ async def run_generation(
                 "model": {"provider": "openai-compatible", "endpoint": server.url, "name": "m"},
                 "agent": agent,
                 "agents": AGENTS,
+                "memory": {"storeRef": {"name": "notes"}, "session": "beekeeper"},
+                "memoryStore": {
+                    "name": "notes",
+                    "spec": {
+                        "backend": "redis",
+                        "connection": {"endpoint": redis_url},
+                        "collection": "AgentMemory",
+                    },
+                },
                 "peerUrls": {
                     a["name"]: f"http://127.0.0.1:{ports[a['name']]}"
                     for a in AGENTS
@@ -99,21 +111,22 @@ async def run_generation(
                 port=ports[agent["name"]],
                 heartbeat_s=60,
             )
-        pods["lead"].session = memory
+        session = pod_session(pods["lead"].config, Settings())
+        pods["lead"].session = session
         stop = asyncio.Event()
         serving = [asyncio.create_task(pod.serve(stop)) for pod in pods.values()]
         async with asyncio.timeout(60):
             await status.finished.wait()
         stop.set()
         await asyncio.gather(*serving)
+        await session.store.close()
     return status, server.requests_of("lead")
 
 
 async def test_the_coordinator_loads_and_saves_the_teams_session(tmp_path: Path) -> None:
     with redis_server(tmp_path) as url:
         store = SessionStore(url, prefix="AgentMemory.sessions")
-        memory = SessionMemory(store, LocalOnnxEmbedder(), "default/apiary", "beekeeper")
-        first, _ = await run_generation(tmp_path, 1, script(NOTES), memory)
+        first, _ = await run_generation(tmp_path, 1, script(NOTES), url)
         assert first.runs[-1].outcome == RunOutcome.SUCCEEDED
         [saved] = await store.runs("default/apiary", "beekeeper")
         assert saved.task == "Check how the bee hive is doing"
@@ -121,7 +134,7 @@ async def test_the_coordinator_loads_and_saves_the_teams_session(tmp_path: Path)
             (n.kind, n.text, n.origin) for n in saved.notes
         ]
         second, requests = await run_generation(
-            tmp_path, 2, script({"facts": [], "decisions": [], "open_questions": []}), memory
+            tmp_path, 2, script({"facts": [], "decisions": [], "open_questions": []}), url
         )
         assert second.runs[-1].outcome == RunOutcome.SUCCEEDED
         plan = requests[0]["messages"][-1]["content"]
@@ -141,3 +154,32 @@ async def test_the_coordinator_loads_and_saves_the_teams_session(tmp_path: Path)
     assert shown.returncode == 0, shown.stderr
     assert shown.stdout.startswith("session beekeeper of team default/apiary: 2 run(s)")
     assert "  1. answer: Is a second hive worth it?\n" in shown.stdout
+
+
+def test_a_coordinator_session_needs_a_redis_store(tmp_path: Path) -> None:
+    base = {
+        "team": "apiary",
+        "goal": "g",
+        "model": {
+            "provider": "openai-compatible",
+            "endpoint": "http://127.0.0.1:9/v1",
+            "name": "m",
+        },
+        "agent": AGENTS[1],
+        "memory": {"storeRef": {"name": "notes"}, "session": "beekeeper"},
+        "memoryStore": {
+            "name": "notes",
+            "spec": {
+                "backend": "weaviate",
+                "connection": {"endpoint": "http://127.0.0.1:9"},
+                "collection": "Notes",
+            },
+        },
+    }
+    path = tmp_path / "agent.yaml"
+    path.write_text(yaml.safe_dump(base))
+    with pytest.raises(InvalidInput, match="sessions are kept in Redis, and MemoryStore notes is"):
+        pod_session(PodConfig.load(path, "researcher"), Settings())
+    path.write_text(yaml.safe_dump({k: v for k, v in base.items() if k != "memoryStore"}))
+    with pytest.raises(InvalidInput, match=r"needs spec\.memory\.storeRef"):
+        pod_session(PodConfig.load(path, "researcher"), Settings())

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
 from hive.api.agentteam import AgentTeamSpec
 from hive.api.memorystore import MemoryStoreSpec
@@ -258,9 +259,13 @@ def test_the_teams_session_and_its_redis_store_are_used_unless_flags_say_otherwi
         "redis://x:1/0",
         "hive:sessions",
     )
-    beside = choose_session(team_file, team, None, None, {"notes": weaviate}, settings)
+    beside = choose_session(team_file, team, "carol", None, {"notes": weaviate}, settings)
     assert beside is not None
     assert beside.store_url == settings.agent.sessions.redis_url
+    with pytest.raises(InvalidInput, match=r"session: sessions are kept in Redis, and Memory"):
+        choose_session(team_file, team, None, None, {"notes": weaviate}, settings)
+    with pytest.raises(ValidationError, match="session: needs storeRef, the redis MemoryStore"):
+        AgentTeamSpec.model_validate({**TEAM_SPEC, "memory": {"session": "bob"}})
 
 
 async def test_a_model_without_notes_leaves_the_events_notes() -> None:

@@ -476,6 +476,15 @@ class TeamMemorySpec(HiveModel):
         "--collection C --team NAMESPACE/NAME` prints the history.",
     )
 
+    @model_validator(mode="after")
+    def _session_has_a_store(self) -> TeamMemorySpec:
+        if self.session is not None and self.store_ref is None:
+            raise PydanticCustomError(
+                "session_store",
+                "session: needs storeRef, the redis MemoryStore that keeps the session",
+            )
+        return self
+
 
 def memory_store_ref(team: AgentTeamSpec, agent: AgentSpec) -> LocalRef | None:
     """The MemoryStore `agent` uses: its own memoryRef, else the team's memory.storeRef."""

@@ -39,6 +39,7 @@ from hive.runtime.toolbox import Toolbox
 from hive.settings import Settings
 
 if TYPE_CHECKING:
+    from hive.runtime.memory.sessions import SessionMemory
     from hive.runtime.memory.team import TeamMemory
 
 
@@ -228,6 +229,42 @@ def pod_memory(config: PodConfig, settings: Settings, chain: Chain) -> TeamMemor
     return memory
 
 
+def pod_session(config: PodConfig, settings: Settings) -> SessionMemory:
+    """The coordinator's session (spec.memory.session): kept in its redis MemoryStore (the
+    ConfigMap's ``memoryStore``, its credential from HIVE_AGENT__MEMORY__SECRET) under
+    ``<collection>.sessions``, for the team ``<namespace>/<team>``."""
+    from hive.runtime.memory.embeddings import embedder_from_settings
+    from hive.runtime.memory.semantic import store_spec
+    from hive.runtime.memory.sessions import SessionMemory, store_for
+
+    session = config.spec.memory.session
+    entry = config.memory_store
+    assert session is not None
+    if entry is None:
+        raise InvalidInput(
+            "spec.memory.session", "needs spec.memory.storeRef: a redis MemoryStore to keep it"
+        )
+    name = str(entry.get("name") or "")
+    memory, options = settings.agent.memory, settings.agent.sessions
+    store = store_for(
+        name,
+        store_spec(entry.get("spec") or {}, f"memoryStore {name}"),
+        password=memory.secret.get_secret_value() if memory.secret else None,
+        username=memory.username,
+        timeout_s=memory.timeout_s,
+        keep_runs=options.keep_runs,
+    )
+    return SessionMemory(
+        store,
+        embedder_from_settings(settings.agent.embeddings),
+        f"{config.namespace}/{config.team}",
+        session,
+        recall_k=options.recall_k,
+        min_similarity=options.min_similarity,
+        max_chars=options.max_chars,
+    )
+
+
 def build_pod(
     config: PodConfig,
     agent: str,
@@ -279,6 +316,9 @@ def build_pod(
     if memory is not None:
         pod.recall = memory.recall(config.agent_spec(agent))
         toolbox.closing.append(memory.close)
+    if config.is_coordinator and config.spec.memory.session is not None:
+        pod.session = pod_session(config, settings)
+        toolbox.closing.append(pod.session.store.close)
     if config.peer_keys is not None:  # the operator gave the team's agents their keys
         pod.signer = PeerSigner.from_file(agent, settings.agent.key_file)
         pod.callers = PeerVerifier.of_texts(agent, config.peer_keys)

@@ -49,7 +49,8 @@ def choose_session(
 ) -> SessionChoice | None:
     """The run's session: `--session`, else the team's spec.memory.session (None: neither).
     It is kept at `--session-store`, else in the coordinator's MemoryStore when the team file
-    has it and it is a redis one (as in a cluster), else at the sessions setting's Redis."""
+    has it and it is a redis one (as in a cluster; the team's own session needs that), else at
+    the sessions setting's Redis."""
     from hive.runtime.memory.sessions import check_session_id, store_prefix
     from hive.runtime.teams.team import coordinator_of
 
@@ -65,6 +66,11 @@ def choose_session(
         coordinator = next(a for a in team.agents if a.name == coordinator_of(team))
         ref = memory_store_ref(team, coordinator)
         spec = stores.get(ref.name) if ref is not None else None
+        if ref is not None and spec is not None and spec.backend != Backend.REDIS and not session:
+            raise InvalidInput(
+                "spec.memory.session",
+                f"sessions are kept in Redis, and MemoryStore {ref.name} is {spec.backend}",
+            )
         if ref is not None and spec is not None and spec.backend == Backend.REDIS:
             memory = settings.agent.memory
             return SessionChoice(
