@@ -146,6 +146,7 @@ def plan(
     newest = max((s.order for s in segments), default=0)
     sizes = {s.id: s.tokens for s in segments}
     dropped: set[int] = set()
+    units: list[list[Segment]] = []  # what was dropped together, in the order it was
     by_turn: dict[int, list[Segment]] = {}
     for s in segments:
         if s.turn is not None:
@@ -170,9 +171,9 @@ def plan(
             total -= excess
         elif may_drop:
             group = by_turn[segment.turn] if segment.turn is not None else [segment]
-            for member in group:
-                if member.id in dropped:
-                    continue
+            unit = [member for member in group if member.id not in dropped]
+            units.append(unit)
+            for member in unit:
                 dropped.add(member.id)
                 total -= sizes[member.id]
                 if member.kind is SegmentKind.RECALLED:
@@ -184,6 +185,15 @@ def plan(
             sizes[segment.id] = segment.floor
     if total > budget:
         raise ContextOverflow(total, budget)
+    # A drop may free more than needed: take back what fits, the most valuable first.
+    for unit in reversed(units):
+        size = sum(sizes[member.id] for member in unit)
+        recalled = sum(1 for member in unit if member.kind is SegmentKind.RECALLED)
+        header = recalled_header if recalled and recalled_left == 0 else 0
+        if total + size + header <= budget:
+            total += size + header
+            recalled_left += recalled
+            dropped.difference_update(member.id for member in unit)
     kept = [s for s in segments if s.id not in dropped]
     cut = {s.id: sizes[s.id] for s in kept if sizes[s.id] != s.tokens}
     return Plan(kept, cut, [s for s in segments if s.id in dropped], total, before)
