@@ -21,8 +21,11 @@
 #    install scheme (/usr/local/lib/python3.11/dist-packages) and the scripts' shebang
 #    (/usr/bin/python3) are that interpreter's own, which an install from the host's Python
 #    (--target/--prefix) gets wrong. `hive --version` and an import of llama.cpp's server check it.
-# 4. The model (hack/models.sh, fetched if missing) at /opt/hive/models/, and the Dockerfile's
-#    ENTRYPOINT ["hive"], CMD ["operator"], HIVE_EMBEDDED_MODEL, USER 65532:65532, WORKDIR /.
+# 4. The models (hack/models.sh, fetched if missing) at /opt/hive/models/: the chat model's GGUF,
+#    and the embedding model's model.onnx and tokenizer.json in all-MiniLM-L6-v2-onnx-int8/
+#    (HIVE_AGENT__EMBEDDINGS__MODEL_DIR: an agent with semantic memory embeds in its pod), and
+#    the Dockerfile's ENTRYPOINT ["hive"], CMD ["operator"], HIVE_EMBEDDED_MODEL, USER
+#    65532:65532, WORKDIR /.
 #
 # Output, under testbin's bin folder (hack/testbin.sh --print):
 #   images/hive.oci.tar   the archive, tagged localhost/hive:<key>
@@ -38,6 +41,7 @@ ARCHIVE="$BIN/images/hive.oci.tar"
 NAME_FILE="$BIN/images/hive.image"
 MODEL_NAME=SmolLM2-135M-Instruct.Q4_1.gguf
 MODEL_IN_IMAGE=/opt/hive/models/$MODEL_NAME
+EMBEDDINGS_IN_IMAGE=/opt/hive/models/all-MiniLM-L6-v2-onnx-int8
 PIP="$ROOT/.venv/bin/pip"
 CACHE=${XDG_CACHE_HOME:-$HOME/.cache}/hive
 
@@ -58,7 +62,8 @@ PIP_VERSION=$("$ROOT/.venv/bin/python" -c 'import importlib.metadata as m; print
   2>/dev/null || echo "no venv")
 WHEELS_KEY=$(echo "$ROOTFS_KEY $DEPS $LLAMA_PIN $PIP_VERSION" | sha256sum | cut -c1-16)
 WHEELS="$CACHE/image-wheels/$WHEELS_KEY"
-MODEL_SHA=$(sed -n 's/^GGUF_SHA256=\([0-9a-f]*\).*/\1/p' "$ROOT/hack/models.sh")
+MODEL_SHA=$(sed -n 's/^\(GGUF\|EMBEDDING_ONNX\|EMBEDDING_TOKENIZER\)_SHA256=\([0-9a-f]*\).*/\2/p' \
+  "$ROOT/hack/models.sh" | tr '\n' ' ')
 SOURCE_KEY=$(cd "$ROOT" && find operator -type f ! -name '*.pyc' ! -path '*/__pycache__/*' \
   ! -path '*.egg-info/*' -print0 | sort -z | xargs -0 sha256sum | sha256sum | cut -c1-16)
 KEY=$( { echo "$ROOTFS_KEY $WHEELS_KEY $SOURCE_KEY $MODEL_SHA"; \
@@ -98,7 +103,8 @@ else
 fi
 
 # --- Hive's own wheel and the image's tree ----------------------------------------------------
-MODEL=$(bash "$ROOT/hack/models.sh")  # fetches the model if missing, else only prints its path
+MODEL=$(bash "$ROOT/hack/models.sh")  # fetches the models if missing, else only prints its path
+EMBEDDINGS=$(bash "$ROOT/hack/models.sh" --print-embeddings)
 work="$BASE/.build/hive-image"
 rm -rf "$work" && mkdir -p "$work/src" "$work/wheel"
 # built from a copy, so the checkout gets no build/ or egg-info
@@ -177,6 +183,9 @@ in_image python3 -c 'import llama_cpp, llama_cpp.server.app'  # loads libllama
 umount "$mnt/proc"
 rm -rf "$mnt/tmp/wheels" "$mnt/root/.cache"
 install -D -m 0644 -o 0 -g 0 "$(readlink -f "$MODEL")" "$mnt$MODEL_IN_IMAGE"
+for file in model.onnx tokenizer.json; do
+  install -D -m 0644 -o 0 -g 0 "$(readlink -f "$EMBEDDINGS/$file")" "$mnt$EMBEDDINGS_IN_IMAGE/$file"
+done
 step "installed: $version, $(du -sh "$mnt" | cut -f1) tree"
 "${BUILDAH[@]}" umount "$ctr" >/dev/null
 "${BUILDAH[@]}" config \
@@ -184,6 +193,7 @@ step "installed: $version, $(du -sh "$mnt" | cut -f1) tree"
   --workingdir / --user 65532:65532 \
   --env PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
   --env LANG=C.UTF-8 --env "HIVE_EMBEDDED_MODEL=$MODEL_IN_IMAGE" \
+  --env "HIVE_AGENT__EMBEDDINGS__MODEL_DIR=$EMBEDDINGS_IN_IMAGE" \
   --label org.opencontainers.image.title=hive \
   --label "dev.hive.rootfs-key=$ROOTFS_KEY" "$ctr"
 step "commit: the archive"
