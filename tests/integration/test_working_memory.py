@@ -20,6 +20,7 @@ import pytest_asyncio
 from hive.api.agentteam import AgentTeamSpec, RunOutcome
 from hive.runtime.embedded import EmbeddedModelServer, embedded_model_client
 from hive.runtime.events import EventBus, EventKind
+from hive.runtime.memory.embeddings import LocalOnnxEmbedder
 from hive.runtime.memory.tokens import (
     EstimatedTokens,
     LlamaServerTokens,
@@ -175,3 +176,18 @@ async def test_a_long_tool_output_is_cut_so_the_request_stays_within_the_budget(
     assert result.context.cut == 1
     assert result.context.tokens_saved == events[0].data["tokens_before"] - sent[1]
     assert result.wire()["context"]["cut"] == 1
+
+
+async def test_the_local_embedder_keeps_the_memory_that_is_about_the_task() -> None:
+    memory = WorkingMemory(
+        "The nightly deploy of the payment service fails with a TLS error.",
+        EstimatedTokens(),
+        budget=80,
+        embedder=LocalOnnxEmbedder(),
+    )
+    about_it = "The payment service's certificate expired last week."
+    await memory.start("sys", ["My favourite recipe is apple pie with cinnamon.", about_it])
+    fitted = await memory.fit()
+    assert fitted.dropped == {"recalled": 1}
+    assert about_it in fitted.messages[1]["content"]
+    assert memory.relevance_source == "embeddings (all-MiniLM-L6-v2)"

@@ -270,3 +270,45 @@ async def test_a_task_bigger_than_the_budget_fails_the_run_before_any_request() 
     assert result.outcome is Outcome.FAILED
     assert "context.maxTokens" in (result.error or "")
     assert model.seen == []
+
+
+@dataclass
+class TopicEmbedder:
+    """Vectors by topic word: texts about the same topic point the same way."""
+
+    topics: tuple[str, ...] = ("deploy", "lunch", "bees")
+    model: str = "topics"
+    dimensions: int = 3
+
+    async def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        return [[1.0 if t in text else 0.0 for t in self.topics] for text in texts]
+
+
+async def test_with_an_embedder_the_memory_least_like_the_task_goes_first() -> None:
+    memory = WorkingMemory(
+        "why does the deploy fail", EstimatedTokens(), budget=52, embedder=TopicEmbedder()
+    )
+    await memory.start("sys", ["the deploy needs a token", "lunch is at noon"])
+    relevance = {s.text: s.relevance for s in memory.segments if s.kind is SegmentKind.RECALLED}
+    assert relevance == {"the deploy needs a token": 1.0, "lunch is at noon": 0.0}
+    fitted = await memory.fit()
+    assert fitted.dropped == {"recalled": 1}
+    assert "the deploy needs a token" in fitted.messages[1]["content"]
+    assert fitted.event(memory.counter, memory.relevance_source)["relevance"] == (
+        "embeddings (topics)"
+    )
+
+
+async def test_history_is_dropped_without_a_summary_when_summarising_fails() -> None:
+    async def broken(history: str, max_tokens: int) -> str:
+        raise InvalidInput("model", "down")
+
+    memory = WorkingMemory("t", EstimatedTokens(), budget=200, summarize=broken)
+    await memory.start("sys", [])
+    for i in range(4):
+        turn = memory.begin_turn()
+        await memory.add({"role": "assistant", "content": f"reply {i} " * 30}, turn=turn)
+    fitted = await memory.fit()
+    assert fitted.summarised == 0
+    assert fitted.dropped == {"history": 2}
+    assert fitted.tokens <= 200

@@ -42,6 +42,8 @@ NOTEWORTHY = {
     EventKind.FAILED: "failed: {error}",
     EventKind.CAPABILITY_CHANGED: "works at {level} capability (was {from}) {reason}",
     EventKind.DEGRADED_ANSWER: "answered by {how} {model}",
+    EventKind.CONTEXT_OPTIMIZED: "fits its context: {tokens_before} -> {tokens} tokens "
+    "(budget {budget}; {cut} cut, {summarised} summarised)",
     EventKind.TEAM_FINISHED: "ends the run: {outcome}",
 }
 

@@ -121,6 +121,7 @@ class LlamaServerTokens:
 
     root: str
     model: str
+    api_key: str | None = None
     message_framing: int = 0  # around a user message's content
     request_framing: int = 0
     exact: bool = True
@@ -135,8 +136,9 @@ class LlamaServerTokens:
         return f"{self.model} (llama.cpp tokenizer)"
 
     async def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
         async with httpx.AsyncClient(timeout=self.timeout_s, trust_env=False) as client:
-            response = await client.post(f"{self.root}{path}", json=body)
+            response = await client.post(f"{self.root}{path}", json=body, headers=headers)
         if response.status_code != 200:
             raise ExternalFailure(
                 f"{self.root}{path}: HTTP {response.status_code}: {response.text[:200]}"
@@ -220,17 +222,17 @@ async def counter_for(model: object) -> TokenCounter:
     key = (base_url, name)
     known = _COUNTERS.get(key)
     if known is None:
-        known = await _probe(base_url, name)
+        known = await _probe(base_url, name, getattr(model, "api_key", None))
         if known is not None:
             _COUNTERS[key] = known
     return known or EstimatedTokens(name)
 
 
-async def _probe(base_url: str, name: str) -> TokenCounter | None:
+async def _probe(base_url: str, name: str, api_key: str | None) -> TokenCounter | None:
     """The server's tokenizer; an estimate when it has none; None when it did not answer
     (asked again next time)."""
     root = base_url.rstrip("/").removesuffix("/v1")
-    counter = LlamaServerTokens(root, name)
+    counter = LlamaServerTokens(root, name, api_key=api_key)
     try:
         await counter._count_raw("")
     except httpx.TransportError:

@@ -17,6 +17,7 @@ model into a summary that takes the dropped turns' place, within the room the pl
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 import re
 from collections.abc import Awaitable, Callable, Sequence
@@ -24,10 +25,12 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from hive.errors import InvalidInput
+from hive.errors import HiveError, InvalidInput
 from hive.runtime.memory.embeddings import Embedder
 from hive.runtime.memory.tokens import TokenCounter, message_text, tools_text
 from hive.runtime.models import Message
+
+log = logging.getLogger(__name__)
 
 EMBEDDED_CONTEXT_WINDOW = 2048  # the n_ctx Hive starts the embedded model's server with
 DEFAULT_CONTEXT_WINDOW = 8192  # other models: most have at least this much
@@ -412,7 +415,12 @@ class WorkingMemory:
             return None
         lines = [f"{s.message.get('role', 'user')}: {message_text(s.message)}" for s in history]
         source = await self.counter.truncate("\n".join(lines), self.budget // 2)
-        text = await self.counter.truncate((await self.summarize(source, limit)).strip(), limit)
+        try:
+            answer = await self.summarize(source, limit)
+        except HiveError as exc:  # no summary: the history is dropped without one
+            log.warning("summarising %d segments of history failed: %s", len(history), exc)
+            return None
+        text = await self.counter.truncate(answer.strip(), limit)
         while text:
             content = SUMMARY_HEADER + text
             tokens = (await self.counter.count([content]))[0] + framing
