@@ -316,3 +316,11 @@ def test_sessions_in_a_memory_store_need_redis_and_sit_beside_its_memories() -> 
     store = sessions.store_for("m", redis, password="pw", username=None)
     assert store.key("default/t", "alice") == "M.sessions:runs:default/t:alice"
     assert sessionscmd.DEFAULT_PREFIX == sessions.DEFAULT_PREFIX
+
+
+async def test_a_note_several_runs_recorded_counts_once_as_of_the_newest() -> None:
+    older = run_of("a", [Note(NoteKind.FACT, "bees like lavender", Origin.MODEL)])
+    newer = run_of("b", [Note(NoteKind.FACT, "Bees like lavender", Origin.MODEL)])
+    newer.finished_at = WHEN + dt.timedelta(days=3)
+    [recalled] = await rank([older, newer], "bees lavender", WordEmbedder(), k=5, min_similarity=0)
+    assert recalled.when == newer.finished_at

@@ -422,9 +422,10 @@ async def rank(
     min_similarity: float,
 ) -> list[Recalled]:
     """The `k` notes of `runs` (and their task/answer pairs) most similar to `task`, best
-    first, none below `min_similarity`; notes embedded by another model are embedded again."""
+    first, none below `min_similarity`; notes embedded by another model are embedded again.
+    A note that several runs recorded counts once, as of the newest; ties go to newer runs."""
     candidates: list[tuple[Note, dt.datetime]] = []
-    for run in runs:
+    for run in reversed(runs):
         for note in run.notes:
             if run.embedder != embedder.model:
                 note.vector = None
