@@ -138,3 +138,34 @@ def test_the_pod_reads_its_store_back_and_refuses_a_missing_one(tmp_path: Path) 
 
     with pytest.raises(InvalidInput, match=r"spec.memory.storeRef: MemoryStore 'notes' not found"):
         TeamMemory(team=loaded.spec, stores={}, embedder=lambda: None, run="r")  # type: ignore[arg-type,return-value]
+
+
+def test_the_pod_opens_its_store_with_its_embedder(tmp_path: Path) -> None:
+    from hive.cli.agent import pod_memory
+    from hive.runtime.resilience.calls import EMPTY
+    from hive.settings import Settings
+
+    p = plan(spec(), {"notes": WEAVIATE})
+    path = tmp_path / "agent.yaml"
+    path.write_text(of_agent(p, "ConfigMap", "lead")["data"]["agent.yaml"])
+    config = PodConfig.load(path, "lead")
+    settings = Settings.model_validate({"agent": {"embeddings": {"endpoint": "http://emb:8000"}}})
+    memory = pod_memory(config, settings, EMPTY)
+    assert memory is not None
+    lead = config.agent_spec("lead")
+    assert [t.name for t in memory.tools(lead)] == ["remember", "recall"]
+    assert memory.recall(lead) is not None
+    assert memory.run.startswith("ops-")
+
+    wrong = Settings.model_validate({"agent": {"embeddings": {"dimensions": 768}}})
+    with pytest.raises(InvalidInput, match=r"all-MiniLM-L6-v2 \(384 dimensions\), but the embed"):
+        pod_memory(config, wrong, EMPTY)
+
+
+def test_chaos_faults_can_aim_at_the_teams_store_and_an_agents_own() -> None:
+    from hive.api.agentteam import AgentTeamSpec
+    from hive.runtime.resilience.calls import CallKind
+    from hive.runtime.resilience.faultspec import dependencies_of
+
+    team = AgentTeamSpec.model_validate(spec(agent_store="private"))
+    assert dependencies_of(team)[CallKind.MEMORY] == {"notes", "private"}

@@ -6,8 +6,10 @@ index with cosine distance and these properties: ``content``, ``metadata`` (JSON
 ``agent``, ``run``, ``created_at`` and ``expires_at`` (seconds since the epoch, 0: never) and
 ``sources``. Its description records the embedding model and dimensions; a collection made
 for other dimensions (by its description, or the vector of an object in it) is refused with
-both sizes named, before anything is written. Weaviate keeps no per-object TTL: expired
-memories are never returned, and consolidation (or :meth:`purge_expired`) deletes them.
+both sizes named, before anything is written. Hive does not use Weaviate's object TTL (1.35
+has one, as a preview): with ``retention.ttl`` each query filters out expired memories and
+consolidation (or :meth:`purge_expired`) deletes them; a store without a TTL queries with no
+filter (a filter costs an HNSW search its speed), so it keeps memories stored while it had one.
 
 weaviate-client v4 (async) speaks REST at ``connection.endpoint`` and gRPC at
 ``connection.grpcPort``; the API key from the store's Secret is sent as a Bearer token.
@@ -223,7 +225,7 @@ class WeaviateBackend:
         if filters:
             tags = [f"{k}={v}" for k, v in filters.items()]
             parts.append(Filter.by_property("tags").contains_all(tags))
-        if now is not None:
+        if now is not None and self.spec.retention.ttl:
             expiry = Filter.by_property("expires_at")
             parts.append(Filter.any_of([expiry.equal(0), expiry.greater_than(now)]))
         if not parts:

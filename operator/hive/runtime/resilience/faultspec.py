@@ -28,7 +28,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from hive.api.agentteam import AgentTeamSpec, FaultProblem
+from hive.api.agentteam import AgentTeamSpec, FaultProblem, memory_store_ref
 from hive.api.chaos import Fault, FaultTarget, FaultType, ResourceKind
 from hive.api.common import describe_validation_error
 from hive.runtime.resilience.calls import Call, CallKind
@@ -54,7 +54,9 @@ def dependencies_of(spec: AgentTeamSpec) -> dict[CallKind, frozenset[str]]:
         CallKind.TOOL: frozenset(tools),
         CallKind.PEER: frozenset(a.name for a in spec.agents),
         CallKind.SANDBOX: frozenset(sandboxes | {"local"}),
-        CallKind.MEMORY: frozenset(a.memory_ref.name for a in spec.agents if a.memory_ref),
+        CallKind.MEMORY: frozenset(
+            ref.name for a in spec.agents if (ref := memory_store_ref(spec, a)) is not None
+        ),
     }
 
 
