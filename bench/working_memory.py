@@ -9,7 +9,8 @@ assistant's tool call and its result of random length), counted with the estimat
 no server is needed; model summarisation is left out (it is one model call). The goal is
 <= 20 ms for 100 segments. Then the share of tokens saved on a few example contexts, each fitted
 to the embedded model's default budget (1664) and to --budget. Figures are medians over the
-rounds.
+rounds. With --embedded, the context is also counted and fitted with the embedded model's
+own tokenizer through its llama.cpp server (make models), to show what exact counts cost.
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from hive.runtime.memory.tokens import EstimatedTokens
+from hive.runtime.embedded import EmbeddedModelServer, embedded_model_client
+from hive.runtime.memory.tokens import EstimatedTokens, TokenCounter, counter_for
 from hive.runtime.memory.working import WorkingMemory, plan
 
 WORDS = [
@@ -40,11 +42,13 @@ def sentence(rng: random.Random, words: int) -> str:
     return " ".join(rng.choice(WORDS) for _ in range(words))
 
 
-async def context(segments: int, seed: int, budget: int) -> WorkingMemory:
+async def context(
+    segments: int, seed: int, budget: int, counter: TokenCounter | None = None
+) -> WorkingMemory:
     """A context of `segments` segments: 2 pinned, 8 memories, then tool-call turns."""
     rng = random.Random(seed)  # noqa: S311 - sample texts
     memory = WorkingMemory(
-        "find why the deploy of the queue worker fails", EstimatedTokens(), budget
+        "find why the deploy of the queue worker fails", counter or EstimatedTokens(), budget
     )
     await memory.start(
         "You are ops, a senior agent. Be concise.",
@@ -99,11 +103,31 @@ async def savings(budgets: list[int]) -> list[tuple[str, int, int, int, str]]:
     return rows
 
 
+async def with_embedded_tokenizer(segments: int, budget: int) -> None:
+    """The same context counted and cut by the embedded model's server (HTTP on loopback)."""
+    async with EmbeddedModelServer() as server:
+        counter = await counter_for(embedded_model_client(server))
+        started = time.perf_counter()
+        memory = await context(segments, 1, budget, counter)
+        counted = time.perf_counter() - started
+        started = time.perf_counter()
+        fitted = await memory.fit()
+        fitting = time.perf_counter() - started
+    print(
+        f"\nembedded model's tokenizer ({counter.name}): counting {segments} new segments "
+        f"{counted * 1000:.1f} ms; fit to {budget} tokens ({fitted.before} -> {fitted.tokens}, "
+        f"{fitted.cut} cut with /extras/tokenize and /extras/detokenize) {fitting * 1000:.1f} ms"
+    )
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=200)
     parser.add_argument("--segments", type=int, default=100)
     parser.add_argument("--budget", type=int, default=4096)
+    parser.add_argument(
+        "--embedded", action="store_true", help="also count with the embedded model's server"
+    )
     args = parser.parse_args()
     print(
         f"# {platform.python_implementation()} {platform.python_version()}, {os.cpu_count()} CPUs"
@@ -118,6 +142,8 @@ async def main() -> None:
     for name, budget, full, sent, what in await savings([1664, args.budget]):
         saved = 1 - sent / full if full else 0.0
         print(f"{name:<12} {budget:>6} {full:>7} {sent:>6} {saved:>6.0%}  {what}")
+    if args.embedded:
+        await with_embedded_tokenizer(args.segments, 1664)
 
 
 if __name__ == "__main__":
