@@ -324,3 +324,23 @@ async def test_a_note_several_runs_recorded_counts_once_as_of_the_newest() -> No
     newer.finished_at = WHEN + dt.timedelta(days=3)
     [recalled] = await rank([older, newer], "bees lavender", WordEmbedder(), k=5, min_similarity=0)
     assert recalled.when == newer.finished_at
+
+
+async def test_the_models_notes_lose_list_markers_and_empty_items() -> None:
+    from hive.runtime.memory.sessions import SessionNotes, notes_from_model
+
+    class Listing:
+        async def structured(self, messages: Any, schema: Any, *, repairs: int = 2) -> Any:
+            assert "Task: plan" in messages[-1]["content"]
+            return SessionNotes(
+                facts=["1. Bees like lavender", "2.", "- n/a", "  "],
+                decisions=["• Plant it in May"],
+                open_questions=["3) Which variety?"],
+            )
+
+    notes = await notes_from_model(Listing(), "plan", "answer", "Succeeded", [])
+    assert [(n.kind, n.text) for n in notes] == [
+        (NoteKind.FACT, "Bees like lavender"),
+        (NoteKind.DECISION, "Plant it in May"),
+        (NoteKind.QUESTION, "Which variety?"),
+    ]

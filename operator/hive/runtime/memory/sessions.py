@@ -57,6 +57,8 @@ SESSION_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$")
 MAX_NOTES_PER_KIND = 8  # per origin and kind, for one run
 MAX_NOTE_CHARS = 400
 DEFAULT_PREFIX = "hive:sessions"
+LIST_MARKER = re.compile(r"^\s*(?:\d+[.)]|[-*•])\s*")  # "1. ", "- " that small models put first
+WORD = re.compile(r"[^\W\d_]{2,}")
 M = TypeVar("M", bound=BaseModel)
 
 
@@ -270,12 +272,13 @@ async def notes_from_model(
         (NoteKind.DECISION, found.decisions),
         (NoteKind.QUESTION, found.open_questions),
     )
-    return [
-        Note(kind, clip(text), Origin.MODEL)
-        for kind, texts in pick
-        for text in texts[:MAX_NOTES_PER_KIND]
-        if text.strip()
-    ]
+    notes = []
+    for kind, texts in pick:
+        for text in texts[:MAX_NOTES_PER_KIND]:
+            text = LIST_MARKER.sub("", text).strip()
+            if len(WORD.findall(text)) >= 2:  # "4." or "n/a" is no note
+                notes.append(Note(kind, clip(text), Origin.MODEL))
+    return notes
 
 
 # --- the store ---------------------------------------------------------------------------------
