@@ -79,6 +79,24 @@ async def test_hive_counts_a_request_as_the_embedded_model_server_does(
         assert await count_request(counter, messages) == reply.prompt_tokens
 
 
+async def test_a_turn_with_tool_calls_is_accepted_and_never_undercounted(
+    server: EmbeddedModelServer,
+) -> None:
+    """The assistant's tool calls go as the agent sends them (content "", not null, which
+    llama-cpp-python refuses); its template leaves the calls out, so Hive counts high."""
+    model = embedded_model_client(server)
+    counter = await counter_for(model)
+    call = {"id": "c1", "type": "function", "function": {"name": "logs", "arguments": "{}"}}
+    messages: list[Message] = [
+        {"role": "system", "content": "You are ops."},
+        {"role": "user", "content": "Is the service healthy?"},
+        {"role": "assistant", "content": "", "tool_calls": [call]},
+        {"role": "tool", "tool_call_id": "c1", "content": "all workers ok"},
+    ]
+    reply = await model.complete(messages, max_tokens=1, temperature=0)
+    assert reply.prompt_tokens <= await count_request(counter, messages)
+
+
 async def test_a_cut_with_the_model_tokenizer_keeps_at_most_the_tokens_asked(
     server: EmbeddedModelServer,
 ) -> None:

@@ -195,7 +195,9 @@ class Agent:
                 turn = memory.begin_turn()
                 calling: Message = {
                     "role": "assistant",
-                    "content": reply.content,
+                    # "" rather than None: llama-cpp-python 0.3.36 refuses an assistant message
+                    # whose content is null (HTTP 500), OpenAI takes either
+                    "content": reply.content or "",
                     "tool_calls": [
                         {
                             "id": c.id,
