@@ -8,6 +8,7 @@ applied plan (cuts, summaries, events) with the estimating counter and a recordi
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -114,6 +115,62 @@ def test_a_plan_never_exceeds_the_budget_and_keeps_pinned_segments_whole(
     if chosen.before <= budget:
         assert not chosen.dropped
         assert not chosen.cut
+
+
+@st.composite
+def conversations(draw: st.DrawFn) -> dict[str, Any]:
+    text = st.text(st.characters(codec="utf-8", exclude_categories=["Cs"]), max_size=3000)
+    turns = []
+    for _ in range(draw(st.integers(0, 12))):
+        results = draw(st.lists(text, min_size=0, max_size=3))
+        turns.append((draw(text), results))
+    return {
+        "system": draw(st.text(min_size=1, max_size=400)),
+        "task": draw(st.text(min_size=1, max_size=400)),
+        "recalled": draw(st.lists(st.text(min_size=1, max_size=300), max_size=6)),
+        "turns": turns,
+        "budget": draw(st.integers(50, 6000)),
+        "summary_words": draw(st.integers(0, 2000)),
+    }
+
+
+@settings(max_examples=150, deadline=None)
+@given(conversations())
+def test_what_working_memory_sends_never_exceeds_the_budget(drawn: dict[str, Any]) -> None:
+    """The whole path, cuts with the tokenizer and a model's summary of any length included:
+    the messages sent count no more than the budget, or the run is refused before sending."""
+
+    async def summary(history: str, max_tokens: int) -> str:
+        return "word " * drawn["summary_words"]
+
+    async def fit() -> None:
+        counter = EstimatedTokens()
+        memory = WorkingMemory(drawn["task"], counter, drawn["budget"], summarize=summary)
+        await memory.start(drawn["system"], drawn["recalled"])
+        for content, results in drawn["turns"]:
+            turn = memory.begin_turn()
+            calls = [
+                {"id": f"c{i}", "type": "function", "function": {"name": "f", "arguments": "{}"}}
+                for i in range(len(results))
+            ]
+            await memory.add(
+                {"role": "assistant", "content": content, "tool_calls": calls}, turn=turn
+            )
+            for i, result in enumerate(results):
+                await memory.add(
+                    {"role": "tool", "tool_call_id": f"c{i}", "content": result}, turn=turn
+                )
+        try:
+            fitted = await memory.fit()
+        except ContextOverflow:  # refused only when what must go cannot fit even when cut
+            fixed, header = counter.request_framing, memory._recalled_header
+            assert smallest(memory.segments, fixed, header, memory._turns or None) > drawn["budget"]
+            return
+        assert await count_request(counter, fitted.messages) <= fitted.tokens <= drawn["budget"]
+        assert fitted.messages[0] == {"role": "system", "content": drawn["system"]}
+        assert {"role": "user", "content": drawn["task"]} in fitted.messages
+
+    asyncio.run(fit())
 
 
 def test_the_least_relevant_memory_goes_first_and_its_header_with_the_last_one() -> None:
