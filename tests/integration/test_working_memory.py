@@ -31,7 +31,7 @@ from hive.runtime.memory.working import WorkingMemory
 from hive.runtime.models import Message, OpenAICompatible
 from hive.runtime.teams.team import Team
 from hive.runtime.tools import Tool, ToolRegistry
-from tests.scripted_model import scripted_model
+from tests.scripted_model import Script, scripted_model
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 
@@ -167,7 +167,7 @@ TEAM: dict[str, Any] = {
 
 async def test_a_long_tool_output_is_cut_so_the_request_stays_within_the_budget() -> None:
     spec = AgentTeamSpec.model_validate(TEAM)
-    script = [
+    script: Script = [
         {"tool_calls": [{"name": "logs", "arguments": {}}]},
         {"content": "The service is healthy."},
     ]

@@ -141,7 +141,7 @@ def test_what_working_memory_sends_never_exceeds_the_budget(drawn: dict[str, Any
     the messages sent count no more than the budget, or the run is refused before sending."""
 
     async def summary(history: str, max_tokens: int) -> str:
-        return "word " * drawn["summary_words"]
+        return "word " * int(drawn["summary_words"])
 
     async def fit() -> None:
         counter = EstimatedTokens()
