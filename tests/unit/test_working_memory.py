@@ -369,3 +369,13 @@ async def test_history_is_dropped_without_a_summary_when_summarising_fails() -> 
     assert fitted.summarised == 0
     assert fitted.dropped == {"history": 2}
     assert fitted.tokens <= 200
+
+
+async def test_a_server_that_does_not_answer_gets_an_estimate_and_is_asked_again_later() -> None:
+    from hive.ports import free_port
+    from hive.runtime.memory import tokens
+
+    model = OpenAICompatible(f"http://127.0.0.1:{free_port('127.0.0.1')}/v1", "m")
+    counter = await tokens.counter_for(model)
+    assert isinstance(counter, EstimatedTokens)
+    assert (model.base_url, "m") not in tokens._COUNTERS

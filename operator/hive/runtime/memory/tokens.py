@@ -30,7 +30,7 @@ from typing import Any, Protocol
 
 import httpx
 
-from hive.errors import ExternalFailure
+from hive.errors import ExternalFailure, Unavailable
 from hive.runtime.models import Message
 
 BYTES_PER_TOKEN = 3  # a high estimate of tokens: English runs ~4.5 bytes a token, code ~3.5
@@ -140,7 +140,10 @@ class LlamaServerTokens:
         return f"{self.model} (llama.cpp tokenizer)"
 
     async def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        response = await self._client().post(f"{self.root}{path}", json=body)
+        try:
+            response = await self._client().post(f"{self.root}{path}", json=body)
+        except httpx.TransportError as exc:
+            raise Unavailable(f"{self.root}{path}: {exc!r}") from exc
         if response.status_code != 200:
             raise ExternalFailure(
                 f"{self.root}{path}: HTTP {response.status_code}: {response.text[:200]}"
@@ -247,8 +250,11 @@ async def _probe(base_url: str, name: str, api_key: str | None) -> TokenCounter 
     counter = LlamaServerTokens(root, name, api_key=api_key)
     try:
         await counter._count_raw("")
-    except httpx.TransportError:
+    except Unavailable:
         return None
     except (httpx.HTTPError, ExternalFailure, KeyError, ValueError):
         return EstimatedTokens(name)
-    return await counter.calibrate()
+    try:
+        return await counter.calibrate()
+    except (httpx.HTTPError, ExternalFailure, KeyError, ValueError):
+        return None  # it tokenizes but did not answer a completion: try again next time
