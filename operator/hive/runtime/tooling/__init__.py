@@ -1,0 +1,1 @@
+"""Tools from ToolVersions: each implementation kind turns a version into callable functions."""
