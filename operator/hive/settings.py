@@ -485,6 +485,78 @@ class VaultSettings(BaseModel):
     request_timeout_s: float = Field(default=5.0, gt=0, description="Per-request timeout.")
 
 
+class RagSettings(BaseModel):
+    """Documents that agents search and cite (hive rag index|ask, the search_documents tool):
+    how they are chunked, retrieved from Weaviate and answered from."""
+
+    chunk_tokens: int = Field(
+        default=128,
+        ge=16,
+        le=254,
+        description="Tokens per chunk, counted with the embedding model's tokenizer (at most "
+        "254, so a chunk with [CLS] and [SEP] fits all-MiniLM-L6-v2's 256 unseen by truncation).",
+    )
+    chunk_overlap: int = Field(
+        default=24,
+        ge=0,
+        description="Tokens a chunk shares with the one before it (below half of chunk_tokens).",
+    )
+    top_k: int = Field(default=5, ge=1, le=50, description="Chunks given to the model.")
+    candidates: int = Field(
+        default=20,
+        ge=1,
+        le=200,
+        description="Chunks each search (BM25, vector) returns before fusion and reranking.",
+    )
+    fusion: Literal["relative_score", "rrf"] = Field(
+        default="relative_score",
+        description="How BM25 and vector results are fused: Weaviate's own hybrid query with "
+        "`alpha` and relative-score fusion (relative_score, the better one on the shipped "
+        "question set), or reciprocal-rank fusion of separate BM25 and near-vector queries "
+        "(rrf).",
+    )
+    alpha: float = Field(
+        default=0.5,
+        ge=0,
+        le=1,
+        description="Weaviate hybrid only: weight of the vector side (0 = BM25 only, 1 = vector).",
+    )
+    rrf_k: int = Field(default=60, ge=1, description="The k of reciprocal-rank fusion, 1/(k+rank).")
+    rerank: Literal["none", "sentence"] = Field(
+        default="none",
+        description="Reranking of the fused candidates: none, or by their sentence most "
+        "similar to the question (the embedding model scores every sentence; bench/"
+        "rag_quality.py measures what it gains).",
+    )
+    rerank_weight: float = Field(
+        default=0.5,
+        ge=0,
+        le=1,
+        description="Sentence reranking only: weight of the best sentence's similarity against "
+        "the fused score.",
+    )
+    min_relevance: float = Field(
+        default=0.27,
+        ge=-1,
+        le=1,
+        description="Cosine similarity between the question and its best chunk below which the "
+        "answer is 'not found in the documents' and no model is asked.",
+    )
+    max_repairs: int = Field(
+        default=2,
+        ge=0,
+        le=5,
+        description="Times an answer citing excerpts that do not exist, or none at all, is sent "
+        "back to the model.",
+    )
+    answer_tokens: int = Field(default=256, ge=16, description="Longest answer asked for.")
+    weaviate_api_key: SecretStr | None = Field(
+        default=None,
+        description="API key of the store's Weaviate, when its MemoryStore has a secretRef "
+        "(outside a cluster the Secret itself cannot be read).",
+    )
+
+
 class Settings(BaseSettings):
     """Root of the settings tree."""
 
@@ -496,6 +568,7 @@ class Settings(BaseSettings):
     agent: AgentSettings = Field(default_factory=AgentSettings)
     sandbox: SandboxSettings = Field(default_factory=SandboxSettings)
     vault: VaultSettings = Field(default_factory=VaultSettings)
+    rag: RagSettings = Field(default_factory=RagSettings)
     model_api_key: SecretStr | None = Field(
         default=None,
         description="API key of the team's model (HIVE_MODEL_API_KEY; in a pod it comes from "
