@@ -10,6 +10,7 @@ import click
 
 from hive.cli.audit import audit
 from hive.cli.errors import one_line_errors
+from hive.cli.ragcmd import rag
 from hive.cli.memorycmd import memory
 from hive.cli.sessionscmd import sessions
 from hive.cli.trace import trace
@@ -316,6 +317,7 @@ def errors(team: str, namespace: str, redis_url: str | None, top: int) -> None:
 cli.add_command(trace)
 cli.add_command(sessions)
 cli.add_command(audit)
+cli.add_command(rag)
 cli.add_command(memory)
 
 

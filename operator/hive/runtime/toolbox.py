@@ -15,6 +15,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from hive.api.agentteam import AgentSpec
 from hive.api.sandboxpolicy import SandboxPolicySpec
@@ -27,7 +28,11 @@ from hive.runtime.sandbox.remote import RemoteSandboxPool, SandboxCaller
 from hive.runtime.sandbox.tool import run_python_tool
 from hive.runtime.tools import Tool, ToolRegistry
 
+if TYPE_CHECKING:
+    from hive.runtime.rag.answering import Answerer
+
 CODE_TOOLS = frozenset({"python", "run-python"})
+SEARCH_DOCUMENTS = "search_documents"
 
 
 @dataclass
@@ -44,6 +49,7 @@ class Toolbox:
     # an agent's remember and recall tools, when it has a memory store (TeamMemory.tools)
     memory: Callable[[AgentSpec], list[Tool]] | None = None
     closing: list[Callable[[], Awaitable[None]]] = field(default_factory=list)  # with the pools
+    documents: Answerer | None = None  # the indexed documents behind search_documents
 
     def for_agent(self, agent: AgentSpec, policy: SandboxPolicySpec | None) -> ToolRegistry:
         tools: list[Tool] = []
@@ -65,6 +71,10 @@ class Toolbox:
                 sandbox = agent.sandbox_policy_ref.name if agent.sandbox_policy_ref else "local"
                 chain = self.chain.with_agent(agent.name)
                 tools.append(run_python_tool(pool, sandbox=sandbox, chain=chain))
+            elif requirement.name == SEARCH_DOCUMENTS and self.documents is not None:
+                from hive.runtime.rag.tool import search_documents_tool
+
+                tools.append(search_documents_tool(self.documents))
             elif requirement.name not in MEMORY_TOOLS or self.memory is None:
                 self.unavailable.setdefault(agent.name, []).append(requirement.name)
         if self.memory is not None:

@@ -56,7 +56,7 @@ def connect(spec: MemoryStoreSpec, api_key: str | None = None) -> weaviate.Weavi
     """A connected client for a Weaviate store; one that cannot be reached is Unavailable."""
     if spec.backend != Backend.WEAVIATE:
         raise InvalidInput(
-            "spec.backend", f"documents need a weaviate store, this one is {spec.backend.value}"
+            "spec.backend", f"documents need a weaviate store, this one is {spec.backend}"
         )
     if spec.connection.secret_ref is not None and not api_key:
         raise InvalidInput(

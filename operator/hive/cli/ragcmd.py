@@ -1,0 +1,152 @@
+"""`hive rag`: index documents into a MemoryStore's Weaviate collection and ask them questions.
+
+``--store`` names a MemoryStore manifest (a YAML file, as ``kubectl apply`` takes it) whose
+backend is weaviate; its collection holds the chunks. ``ask`` answers with the team-less chat
+model: ``--endpoint``/``--model`` (any OpenAI-compatible server; key from HIVE_MODEL_API_KEY),
+else the embedded SmolLM2 started here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import click
+import yaml
+
+from hive.api.memorystore import MemoryStoreSpec
+from hive.cli.errors import one_line_errors
+from hive.errors import InvalidInput
+from hive.settings import get_settings
+
+STORE_HELP = "MemoryStore manifest (YAML file) of a weaviate store; its collection holds chunks."
+
+
+def load_store(path: Path) -> MemoryStoreSpec:
+    """The spec of the MemoryStore manifest in `path`, checked; errors name the field."""
+    from pydantic import ValidationError
+
+    try:
+        manifest: Any = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise InvalidInput("--store", f"{path}: {exc.strerror or exc}") from exc
+    except yaml.YAMLError as exc:
+        raise InvalidInput("--store", f"{path} is not YAML ({exc.__class__.__name__})") from exc
+    if not isinstance(manifest, dict) or manifest.get("kind") != "MemoryStore":
+        raise InvalidInput("--store", f"{path} is not a MemoryStore manifest (kind: MemoryStore)")
+    try:
+        return MemoryStoreSpec.model_validate(manifest.get("spec") or {})
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        where = ".".join(str(p) for p in error["loc"])
+        raise InvalidInput(f"{path}: spec.{where}", error["msg"]) from exc
+
+
+@click.group()
+def rag() -> None:
+    """Documents that answer questions with citations: index files, then ask."""
+
+
+@rag.command("index")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option(
+    "--store", "store_file", required=True, type=click.Path(path_type=Path), help=STORE_HELP
+)
+@one_line_errors
+def rag_index(paths: tuple[Path, ...], store_file: Path) -> None:
+    """Chunk and index PATHS (files or folders of .md, .txt, .html, .pdf); a file indexed
+    before is skipped when unchanged and replaced when changed."""
+    spec = load_store(store_file)
+    asyncio.run(_index(spec, list(paths)))
+
+
+async def _index(spec: MemoryStoreSpec, paths: list[Path]) -> None:
+    from hive.runtime.rag.documents import collect_files, read_document
+    from hive.runtime.rag.pipeline import DocumentStore
+
+    files = collect_files(paths)
+    if not files:
+        raise InvalidInput("PATHS", "no .md, .txt, .html or .pdf files found")
+    documents = [read_document(f) for f in files]  # all readable before anything is stored
+    with DocumentStore(spec, get_settings()) as store:
+        for document in documents:
+            done = await store.index.index(document)
+            click.echo(f"{done.outcome:<9} {done.chunks:>4} chunks  {done.source}")
+        click.echo(f"{spec.collection}: {store.index.count()} chunks")
+
+
+@rag.command("ask")
+@click.argument("question")
+@click.option(
+    "--store", "store_file", required=True, type=click.Path(path_type=Path), help=STORE_HELP
+)
+@click.option("-k", "top_k", type=click.IntRange(1, 50), help="Chunks given to the model.")
+@click.option("--endpoint", help="Chat-completions base URL (default: the embedded model).")
+@click.option("--model", "model_name", default="default", show_default=True, help="Model name.")
+@one_line_errors
+def rag_ask(
+    question: str, store_file: Path, top_k: int | None, endpoint: str | None, model_name: str
+) -> None:
+    """Answer QUESTION from the indexed documents, citing chunks as [n] (listed with their
+    source and character offsets), or say it is not found in them."""
+    if not question.strip():
+        raise InvalidInput("QUESTION", "is empty")
+    spec = load_store(store_file)
+    click.echo(asyncio.run(_ask(spec, question, top_k, endpoint, model_name)))
+
+
+@asynccontextmanager
+async def chat_model(endpoint: str | None, model_name: str) -> AsyncIterator[Any]:
+    from hive.runtime.models import OpenAICompatible
+
+    settings = get_settings()
+    if endpoint:
+        key = settings.model_api_key.get_secret_value() if settings.model_api_key else None
+        model = OpenAICompatible(endpoint, model_name, api_key=key)
+        try:
+            yield model
+        finally:
+            await model.aclose()
+        return
+    from hive.runtime.embedded import EmbeddedModelServer, embedded_model_client
+
+    async with EmbeddedModelServer(settings.embedded_model) as server:
+        model = embedded_model_client(server, timeout_s=300)
+        try:
+            yield model
+        finally:
+            await model.aclose()
+
+
+async def _ask(
+    spec: MemoryStoreSpec, question: str, top_k: int | None, endpoint: str | None, model: str
+) -> str:
+    from hive.runtime.rag.answering import NOT_FOUND, Answer, Answerer
+    from hive.runtime.rag.pipeline import DocumentStore
+
+    settings = get_settings()
+    with DocumentStore(spec, settings) as store:
+        retrieved = await store.retriever.retrieve(question, top_k)
+        if not retrieved.found:  # no model needed to say so
+            return render(Answer(question, NOT_FOUND, False, relevance=retrieved.relevance))
+        async with chat_model(endpoint, model) as chat:
+            answer = await Answerer(store.retriever, chat, settings.rag).answer(retrieved)
+    return render(answer)
+
+
+def render(answer: Any) -> str:
+    lines = [answer.text]
+    if answer.citations:
+        lines.append("")
+        for citation in answer.citations:
+            chunk = citation.chunk
+            lines.append(
+                f"[{citation.number}] {chunk.source}:{chunk.start}-{chunk.end}  {chunk.title}"
+            )
+    if answer.unresolved:
+        dropped = ", ".join(f"[{n}]" for n in answer.unresolved)
+        lines.append(f"(citations {dropped} named no excerpt and were removed)")
+    return "\n".join(lines)
