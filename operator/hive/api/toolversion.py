@@ -8,8 +8,9 @@ from typing import Any
 
 from pydantic import ConfigDict, Field, model_validator
 from pydantic.config import JsonDict
+from pydantic_core import PydanticCustomError
 
-from hive.api.common import Condition, HiveModel, cel, list_map
+from hive.api.common import Condition, HiveModel, SecretKeyRef, cel, list_map
 
 # Semantic Versioning 2.0.0, the regular expression the specification suggests.
 SEMVER = (
@@ -28,19 +29,151 @@ class ImplementationKind(StrEnum):
     OPENAPI = "openapi"
 
 
+class ConfigMapKeyRef(HiveModel):
+    """A key in a ConfigMap in the same namespace."""
+
+    name: str = Field(min_length=1, max_length=253, description="Name of the ConfigMap.")
+    key: str = Field(
+        default="openapi.json", min_length=1, max_length=253, description="Key within it."
+    )
+
+
+class OpenAPIAuth(HiveModel):
+    """The credential for the document's security scheme, from a Secret."""
+
+    secret_ref: SecretKeyRef = Field(
+        description="The Secret key holding the token, the API key, or 'user:password' (basic)."
+    )
+    scheme: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=253,
+        description="Name of the scheme in the document's components.securitySchemes (http "
+        "bearer, http basic, or apiKey in a header or the query); default: the first scheme "
+        "an operation's security requirement names.",
+    )
+
+
+class OpenAPISource(HiveModel):
+    """An OpenAPI 3.0/3.1 document and the operations of it that become functions."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel(
+                    "[has(self.document), has(self.configMapRef), has(self.url)]"
+                    ".filter(x, x).size() == 1",
+                    "exactly one of document, configMapRef and url",
+                )
+            ]
+        }
+    )
+
+    document: dict[str, Any] | None = Field(
+        default=None,
+        description="The document itself (checked at admission).",
+        json_schema_extra=JSON_SCHEMA,
+    )
+    config_map_ref: ConfigMapKeyRef | None = Field(
+        default=None, description="A ConfigMap key holding the document (JSON or YAML)."
+    )
+    url: str | None = Field(
+        default=None,
+        max_length=2048,
+        pattern=r"^https?://",
+        description="Where the document is served (JSON or YAML).",
+    )
+    operations: list[str] = Field(
+        default_factory=list,
+        max_length=500,
+        description="operationIds to offer; with tags, an operation is offered when either "
+        "selects it; neither: every operation.",
+    )
+    tags: list[str] = Field(
+        default_factory=list, max_length=100, description="Offer the operations with a tag."
+    )
+    server: str | None = Field(
+        default=None,
+        max_length=2048,
+        pattern=r"^https?://",
+        description="Base URL of calls; default: the document's first server (relative to "
+        "the document's URL).",
+    )
+    auth: OpenAPIAuth | None = Field(default=None, description="Credential for calls.")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> OpenAPISource:
+        sources = {"document": self.document, "configMapRef": self.config_map_ref, "url": self.url}
+        given = [name for name, value in sources.items() if value is not None]
+        if len(given) != 1:
+            named = ", ".join(given) or "none"
+            raise PydanticCustomError(
+                "openapi_source",
+                "exactly one of document, configMapRef and url (given: {named})",
+                {"named": named},
+            )
+        return self
+
+
 class Implementation(HiveModel):
     """Where calls to this version go."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel(
+                    "self.kind != 'openapi' || (has(self.openapi) && !has(self.ref))",
+                    "kind openapi takes implementation.openapi, and no ref",
+                ),
+                cel(
+                    "self.kind == 'openapi' || !has(self.openapi)", "openapi: only for kind openapi"
+                ),
+                cel(
+                    "!(self.kind in ['builtin', 'http', 'python']) || has(self.ref)",
+                    "ref: required for kinds builtin, http and python",
+                ),
+            ]
+        }
+    )
+
     kind: ImplementationKind = Field(
         description="builtin (shipped with Hive), http (POST the arguments), python "
-        "(module:function run in the code sandbox) or openapi (an operation of a spec)."
+        "(module:function run in the code sandbox) or openapi (operations of a document)."
     )
-    ref: str = Field(
+    ref: str | None = Field(
+        default=None,
         min_length=1,
         max_length=2048,
-        description="Builtin name, URL, 'module:function' or 'spec-url#operationId'.",
+        description="Builtin name, URL or 'module:function' (every kind but openapi).",
+    )
+    openapi: OpenAPISource | None = Field(
+        default=None, description="kind openapi: the document and the operations offered."
     )
     timeout_seconds: float = Field(default=30, gt=0, le=3600, description="Per-call timeout.")
+
+    @model_validator(mode="after")
+    def _source_of_kind(self) -> Implementation:
+        openapi = self.kind == ImplementationKind.OPENAPI
+        if openapi and self.openapi is None:
+            raise PydanticCustomError("implementation", "openapi: required for kind openapi", {})
+        if openapi and self.ref is not None:
+            raise PydanticCustomError(
+                "implementation", "ref: kind openapi takes implementation.openapi, not ref", {}
+            )
+        if not openapi and self.openapi is not None:
+            raise PydanticCustomError(
+                "implementation",
+                "openapi: only for kind openapi, not {kind}",
+                {"kind": str(self.kind)},
+            )
+        if self.kind in _REF_KINDS and self.ref is None:
+            raise PydanticCustomError(
+                "implementation", "ref: required for kind {kind}", {"kind": str(self.kind)}
+            )
+        return self
+
+
+_REF_KINDS = {ImplementationKind.BUILTIN, ImplementationKind.HTTP, ImplementationKind.PYTHON}
 
 
 class MigrationOp(StrEnum):
@@ -135,8 +268,12 @@ class ToolVersionSpec(HiveModel):
         default="", max_length=4096, description="What the tool does, shown to the model."
     )
     input_schema: dict[str, Any] = Field(
-        description="JSON Schema of the arguments.", json_schema_extra=JSON_SCHEMA
+        default_factory=lambda: {"type": "object"},
+        description="JSON Schema of the arguments (kind openapi takes each function's from "
+        "its document instead).",
+        json_schema_extra=JSON_SCHEMA,
     )
+
     output_schema: dict[str, Any] = Field(
         default_factory=lambda: {"type": "object"},
         description="JSON Schema of the result.",
@@ -147,6 +284,25 @@ class ToolVersionSpec(HiveModel):
         default=None, description="Migration from the previous version; none for the first."
     )
     deprecation: Deprecation = Field(default_factory=Deprecation, description="Deprecation.")
+
+    @model_validator(mode="after")
+    def _schema_of_kind(self) -> ToolVersionSpec:
+        openapi = self.implementation.kind == ImplementationKind.OPENAPI
+        if openapi and "input_schema" in self.model_fields_set:
+            raise PydanticCustomError(
+                "input_schema",
+                "inputSchema: kind openapi takes each function's schema from its document",
+                {},
+            )
+        return self
+
+
+class ToolFunction(HiveModel):
+    """One function the version offers (kind openapi: one per selected operation)."""
+
+    name: str = Field(description="Name the model calls it by.")
+    method: str = Field(description="HTTP method.")
+    path: str = Field(description="Path template in the document.")
 
 
 class ToolVersionStatus(HiveModel):
@@ -164,6 +320,11 @@ class ToolVersionStatus(HiveModel):
     )
     consumers: list[str] = Field(
         default_factory=list, description="Agents (team/agent) whose range selects this version."
+    )
+    functions: list[ToolFunction] = Field(
+        default_factory=list,
+        description="kind openapi: the functions made from the document's operations.",
+        json_schema_extra=list_map("name"),
     )
     conditions: list[Condition] = Field(
         default_factory=list, description="Ready.", json_schema_extra=list_map("type")
