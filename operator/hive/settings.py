@@ -557,6 +557,21 @@ class RagSettings(BaseModel):
     )
 
 
+class McpSettings(BaseModel):
+    """Sessions with MCP servers (ToolVersions of kind mcp), in agents, hive run and the
+    operator alike."""
+
+    connect_timeout_s: float = Field(
+        default=10.0, gt=0, description="Connecting and each request but tool calls."
+    )
+    reconnect_initial_s: float = Field(
+        default=0.5, gt=0, description="Wait before the first reconnect after a lost session."
+    )
+    reconnect_max_s: float = Field(
+        default=30.0, gt=0, description="Longest wait between reconnects (the wait doubles)."
+    )
+
+
 class Settings(BaseSettings):
     """Root of the settings tree."""
 
@@ -569,6 +584,7 @@ class Settings(BaseSettings):
     sandbox: SandboxSettings = Field(default_factory=SandboxSettings)
     vault: VaultSettings = Field(default_factory=VaultSettings)
     rag: RagSettings = Field(default_factory=RagSettings)
+    mcp: McpSettings = Field(default_factory=McpSettings)
     model_api_key: SecretStr | None = Field(
         default=None,
         description="API key of the team's model (HIVE_MODEL_API_KEY; in a pod it comes from "

@@ -27,6 +27,7 @@ class ImplementationKind(StrEnum):
     HTTP = "http"
     PYTHON = "python"
     OPENAPI = "openapi"
+    MCP = "mcp"
 
 
 class ConfigMapKeyRef(HiveModel):
@@ -115,6 +116,74 @@ class OpenAPISource(HiveModel):
         return self
 
 
+class McpHeader(HiveModel):
+    """kind mcp: a header sent to the server with every request, its value from a Secret."""
+
+    name: str = Field(
+        min_length=1, max_length=253, pattern=r"^[A-Za-z0-9-]+$", description="Header name."
+    )
+    secret_ref: SecretKeyRef = Field(description="The Secret key holding the value.")
+    prefix: str = Field(
+        default="", max_length=64, description="Put before the value, e.g. 'Bearer '."
+    )
+
+
+class McpServer(HiveModel):
+    """kind mcp: the MCP server whose tools become functions, and which of them."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel("has(self.url) != has(self.command)", "exactly one of url and command")
+            ]
+        }
+    )
+
+    url: str | None = Field(
+        default=None,
+        max_length=2048,
+        pattern=r"^https?://",
+        description="Streamable HTTP endpoint of the server (e.g. http://search-mcp:8000/mcp).",
+    )
+    command: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=1024,
+        description="hive run only: the command of a stdio server, started as a child process "
+        "(the operator does not run commands; it reports such a version as LocalOnly).",
+    )
+    args: list[str] = Field(default_factory=list, max_length=100, description="Its arguments.")
+    headers: list[McpHeader] = Field(
+        default_factory=list, max_length=20, description="url only: headers from Secrets."
+    )
+    tools: list[str] = Field(
+        default_factory=list,
+        max_length=500,
+        description="Names of the server's tools to offer; empty: every tool it lists.",
+    )
+
+    @model_validator(mode="after")
+    def _one_transport(self) -> McpServer:
+        if (self.url is None) == (self.command is None):
+            raise PydanticCustomError("mcp_server", "exactly one of url and command", {})
+        if self.command is not None and self.headers:
+            raise PydanticCustomError("mcp_server", "headers: only with url", {})
+        return self
+
+
+class CompositeSource(HiveModel):
+    """kind composite: the tool written in the composition language, a graph of calls to
+    other tools (hive.runtime.tooling.compose); checked at admission against the
+    namespace's ToolVersions."""
+
+    source: str = Field(
+        min_length=1,
+        max_length=262144,
+        description="COMPOSITE name [INPUT a, b] [OUTPUT c] AS, then one step a line: "
+        "'source -> tool@range[param=value, p2=var] -> target'.",
+    )
+
+
 class Implementation(HiveModel):
     """Where calls to this version go."""
 
@@ -128,6 +197,7 @@ class Implementation(HiveModel):
                 cel(
                     "self.kind == 'openapi' || !has(self.openapi)", "openapi: only for kind openapi"
                 ),
+                cel("(self.kind == 'mcp') == has(self.mcp)", "mcp: required for kind mcp, only"),
                 cel(
                     "!(self.kind in ['builtin', 'http', 'python']) || has(self.ref)",
                     "ref: required for kinds builtin, http and python",
@@ -138,7 +208,8 @@ class Implementation(HiveModel):
 
     kind: ImplementationKind = Field(
         description="builtin (shipped with Hive), http (POST the arguments), python "
-        "(module:function run in the code sandbox) or openapi (operations of a document)."
+        "(module:function run in the code sandbox), openapi (operations of a document) or "
+        "mcp (tools of an MCP server)."
     )
     ref: str | None = Field(
         default=None,
@@ -148,6 +219,9 @@ class Implementation(HiveModel):
     )
     openapi: OpenAPISource | None = Field(
         default=None, description="kind openapi: the document and the operations offered."
+    )
+    mcp: McpServer | None = Field(
+        default=None, description="kind mcp: the server and the tools of it offered."
     )
     timeout_seconds: float = Field(default=30, gt=0, le=3600, description="Per-call timeout.")
 
@@ -166,6 +240,8 @@ class Implementation(HiveModel):
                 "openapi: only for kind openapi, not {kind}",
                 {"kind": str(self.kind)},
             )
+        if (self.kind == ImplementationKind.MCP) != (self.mcp is not None):
+            raise PydanticCustomError("implementation", "mcp: required for kind mcp, only", {})
         if self.kind in _REF_KINDS and self.ref is None:
             raise PydanticCustomError(
                 "implementation", "ref: required for kind {kind}", {"kind": str(self.kind)}
@@ -305,6 +381,18 @@ class ToolFunction(HiveModel):
     path: str = Field(description="Path template in the document.")
 
 
+class DiscoveredTool(HiveModel):
+    """kind mcp: one tool the server lists, as the operator last saw it."""
+
+    name: str = Field(description="The tool's name on the server.")
+    description: str = Field(default="", description="What the server says it does.")
+    input_schema: dict[str, Any] = Field(
+        default_factory=dict,
+        description="JSON Schema of its arguments.",
+        json_schema_extra=JSON_SCHEMA,
+    )
+
+
 class ToolVersionStatus(HiveModel):
     """What the operator found about this version among the tool's versions."""
 
@@ -324,6 +412,11 @@ class ToolVersionStatus(HiveModel):
     functions: list[ToolFunction] = Field(
         default_factory=list,
         description="kind openapi: the functions made from the document's operations.",
+        json_schema_extra=list_map("name"),
+    )
+    discovered_tools: list[DiscoveredTool] = Field(
+        default_factory=list,
+        description="kind mcp: the tools the server lists now (kept in step with its changes).",
         json_schema_extra=list_map("name"),
     )
     conditions: list[Condition] = Field(
