@@ -27,6 +27,7 @@ class ImplementationKind(StrEnum):
     HTTP = "http"
     PYTHON = "python"
     OPENAPI = "openapi"
+    COMPOSITE = "composite"
     MCP = "mcp"
 
 
@@ -184,6 +185,19 @@ class CompositeSource(HiveModel):
     )
 
 
+class CompositeSource(HiveModel):
+    """kind composite: the tool written in the composition language, a graph of calls to
+    other tools (hive.runtime.tooling.compose); checked at admission against the
+    namespace's ToolVersions."""
+
+    source: str = Field(
+        min_length=1,
+        max_length=262144,
+        description="COMPOSITE name [INPUT a, b] [OUTPUT c] AS, then one step a line: "
+        "'source -> tool@range[param=value, p2=var] -> target'.",
+    )
+
+
 class Implementation(HiveModel):
     """Where calls to this version go."""
 
@@ -198,6 +212,10 @@ class Implementation(HiveModel):
                     "self.kind == 'openapi' || !has(self.openapi)", "openapi: only for kind openapi"
                 ),
                 cel("(self.kind == 'mcp') == has(self.mcp)", "mcp: required for kind mcp, only"),
+                cel(
+                    "(self.kind == 'composite') == has(self.composite)",
+                    "composite: required for kind composite, and only for it",
+                ),
                 cel(
                     "!(self.kind in ['builtin', 'http', 'python']) || has(self.ref)",
                     "ref: required for kinds builtin, http and python",
@@ -223,6 +241,9 @@ class Implementation(HiveModel):
     mcp: McpServer | None = Field(
         default=None, description="kind mcp: the server and the tools of it offered."
     )
+    composite: CompositeSource | None = Field(
+        default=None, description="kind composite: its source in the composition language."
+    )
     timeout_seconds: float = Field(default=30, gt=0, le=3600, description="Per-call timeout.")
 
     @model_validator(mode="after")
@@ -242,6 +263,10 @@ class Implementation(HiveModel):
             )
         if (self.kind == ImplementationKind.MCP) != (self.mcp is not None):
             raise PydanticCustomError("implementation", "mcp: required for kind mcp, only", {})
+        if (self.kind == ImplementationKind.COMPOSITE) != (self.composite is not None):
+            raise PydanticCustomError(
+                "implementation", "composite: required for kind composite, and only for it", {}
+            )
         if self.kind in _REF_KINDS and self.ref is None:
             raise PydanticCustomError(
                 "implementation", "ref: required for kind {kind}", {"kind": str(self.kind)}
