@@ -11,7 +11,7 @@ from pydantic_core import PydanticCustomError
 
 from hive.api.common import Condition, HiveModel, LocalRef, SecretKeyRef, list_map
 from hive.api.graph import depth, find_cycle, unknown_subordinates
-from hive.api.semver import is_range
+from hive.api.semver import is_range, is_version
 
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 AgentName = Annotated[str, Field(min_length=1, max_length=50, pattern=DNS_LABEL)]
@@ -144,11 +144,25 @@ class ToolRequirement(HiveModel):
             raise ValueError(f"'{value}' is not a semver range (e.g. '^1.2', '>=1.0 <2', '*')")
         return value
 
+    @field_validator("pinned")
+    @classmethod
+    def _is_a_version(cls, value: str | None) -> str | None:
+        if value is not None and not is_version(value):
+            raise ValueError(f"'{value}' is not a semantic version (e.g. '1.0.0')")
+        return value
+
     name: str = Field(min_length=1, max_length=63, pattern=DNS_LABEL, description="Tool name.")
     version: str = Field(
         default="*",
         min_length=1,
         description="Semver range the ToolVersion must satisfy, e.g. '^1.2', '>=1.0 <2', '*'.",
+    )
+    pinned: str | None = Field(
+        default=None,
+        max_length=128,
+        description="The version the agent was written against: the model sees its schema and "
+        "calls are migrated from it to the version resolved. Default: the oldest version "
+        "present that the range allows.",
     )
     alternatives: list[Annotated[str, Field(max_length=63, pattern=DNS_LABEL)]] = Field(
         default_factory=list,

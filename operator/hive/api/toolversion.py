@@ -117,6 +117,30 @@ class OpenAPISource(HiveModel):
         return self
 
 
+class HttpAuthType(StrEnum):
+    BEARER = "bearer"
+    HEADER = "header"
+    QUERY = "query"
+
+
+class HttpAuth(HiveModel):
+    """kind http: the credential sent with every call, from a Secret."""
+
+    type: HttpAuthType = Field(
+        description="bearer (Authorization: Bearer <value>), header (an API key in a header) "
+        "or query (an API key as a query parameter)."
+    )
+    secret_ref: SecretKeyRef = Field(description="The Secret key holding the token or key.")
+    name: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=253,
+        pattern=r"^[A-Za-z0-9_.-]+$",
+        description="The header or query parameter carrying the key "
+        "(default: X-API-Key for header, api_key for query; unused for bearer).",
+    )
+
+
 class McpHeader(HiveModel):
     """kind mcp: a header sent to the server with every request, its value from a Secret."""
 
@@ -185,19 +209,6 @@ class CompositeSource(HiveModel):
     )
 
 
-class CompositeSource(HiveModel):
-    """kind composite: the tool written in the composition language, a graph of calls to
-    other tools (hive.runtime.tooling.compose); checked at admission against the
-    namespace's ToolVersions."""
-
-    source: str = Field(
-        min_length=1,
-        max_length=262144,
-        description="COMPOSITE name [INPUT a, b] [OUTPUT c] AS, then one step a line: "
-        "'source -> tool@range[param=value, p2=var] -> target'.",
-    )
-
-
 class Implementation(HiveModel):
     """Where calls to this version go."""
 
@@ -245,6 +256,14 @@ class Implementation(HiveModel):
         default=None, description="kind composite: its source in the composition language."
     )
     timeout_seconds: float = Field(default=30, gt=0, le=3600, description="Per-call timeout.")
+    auth: HttpAuth | None = Field(default=None, description="kind http: the credential.")
+    retries: int = Field(
+        default=2,
+        ge=0,
+        le=10,
+        description="kind http: calls answered 429 or 5xx (or not answered) are tried again "
+        "this many times, with exponential backoff (Retry-After honoured).",
+    )
 
     @model_validator(mode="after")
     def _source_of_kind(self) -> Implementation:
@@ -282,6 +301,7 @@ class MigrationOp(StrEnum):
     DEFAULT = "default"
     DROP = "drop"
     TRANSFORM = "transform"
+    MAP = "map"
 
 
 class Transform(StrEnum):
@@ -329,10 +349,17 @@ class MigrationStep(HiveModel):
         json_schema_extra=JSON_SCHEMA,
     )
     transform: Transform | None = Field(default=None, description="transform: the conversion.")
+    values: dict[str, Any] | None = Field(
+        default=None,
+        description="map: old value (as text) -> new value; values not listed are kept.",
+        json_schema_extra=JSON_SCHEMA,
+    )
 
     @model_validator(mode="after")
     def _needs_its_operand(self) -> MigrationStep:
-        needs = {"rename": "to", "default": "value", "transform": "transform"}.get(str(self.op))
+        needs = {"rename": "to", "default": "value", "transform": "transform", "map": "values"}.get(
+            str(self.op)
+        )
         if needs and getattr(self, needs) is None:
             raise ValueError(f"a {self.op} step needs '{needs}'")
         return self
@@ -349,6 +376,12 @@ class Migration(HiveModel):
     )
     steps: list[MigrationStep] = Field(
         default_factory=list, max_length=100, description="Steps, applied in order."
+    )
+    reverse: list[MigrationStep] = Field(
+        default_factory=list,
+        max_length=100,
+        description="Steps applied, in order, to this version's result so that a caller "
+        "written for the previous version gets the result it expects.",
     )
 
 
@@ -374,7 +407,6 @@ class ToolVersionSpec(HiveModel):
         "its document instead).",
         json_schema_extra=JSON_SCHEMA,
     )
-
     output_schema: dict[str, Any] = Field(
         default_factory=lambda: {"type": "object"},
         description="JSON Schema of the result.",

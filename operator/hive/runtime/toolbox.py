@@ -7,15 +7,21 @@ SandboxPolicy, started on first use — or, in a cluster, in the team's sandbox 
 policy (`sandboxUrl` in the agent's configuration). A name with no implementation here, or a
 policy this host cannot enforce, is reported, not fatal: the agent works without that tool.
 An agent with a memory store (hive.runtime.memory.team) also gets `remember` and `recall`.
+
+With a catalog (the ToolVersions discovered in the namespace, or in a folder locally), every
+other tool the agent names comes from it: resolved by its range when the agent starts and again
+whenever the catalog changes, run by its implementation kind (``hive.runtime.tooling``); a
+ToolVersion of kind builtin with ref ``python`` is the sandboxed code tool under another name.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from hive.api.agentteam import AgentSpec
 from hive.api.sandboxpolicy import SandboxPolicySpec
@@ -26,6 +32,14 @@ from hive.runtime.sandbox.limits import SandboxLimits, limits_from_policy
 from hive.runtime.sandbox.pool import SandboxPool
 from hive.runtime.sandbox.remote import RemoteSandboxPool, SandboxCaller
 from hive.runtime.sandbox.tool import run_python_tool
+from hive.runtime.tooling.catalog import (
+    AgentTools,
+    CallCounts,
+    Catalog,
+    Publish,
+    SecretsFor,
+)
+from hive.runtime.tooling.kinds import KindContext, KindRegistry
 from hive.runtime.tools import Tool, ToolRegistry
 
 if TYPE_CHECKING:
@@ -50,39 +64,92 @@ class Toolbox:
     memory: Callable[[AgentSpec], list[Tool]] | None = None
     closing: list[Callable[[], Awaitable[None]]] = field(default_factory=list)  # with the pools
     documents: Answerer | None = None  # the indexed documents behind search_documents
+    catalog: Catalog | None = None  # the ToolVersions present now, kept current by discovery
+    kinds: KindRegistry | None = None  # how each implementation kind runs (default: all known)
+    secrets_for: SecretsFor | None = None  # Secret values the versions' auth names
+    counts: CallCounts | None = None  # calls per version, reported for status.consumers
+    publish: Publish | None = None  # each catalog tool call's outcome
+    namespace: str = "default"
+    live: list[AgentTools] = field(default_factory=list)
+    _starting: list[asyncio.Task[None]] = field(default_factory=list)
 
     def for_agent(self, agent: AgentSpec, policy: SandboxPolicySpec | None) -> ToolRegistry:
         tools: list[Tool] = []
+        from_catalog = []
         for requirement in agent.tools:
             if requirement.name in CODE_TOOLS:
                 try:
-                    limits = limits_from_policy(policy) if policy else SandboxLimits()
-                    pool: SandboxPool | RemoteSandboxPool = (
-                        RemoteSandboxPool(self.sandbox_url, limits, caller=self._caller(agent))
-                        if self.sandbox_url
-                        else SandboxPool(limits, rootfs=self.rootfs, runsc=self.runsc)
-                    )
+                    tools.append(self._python_tool(agent, policy))
                 except HiveError as exc:  # e.g. an egress allowlist this host cannot enforce
                     self.unavailable.setdefault(agent.name, []).append(
                         f"{requirement.name} ({exc})"
                     )
-                    continue
-                self.pools.append(pool)
-                sandbox = agent.sandbox_policy_ref.name if agent.sandbox_policy_ref else "local"
-                chain = self.chain.with_agent(agent.name)
-                tools.append(run_python_tool(pool, sandbox=sandbox, chain=chain))
             elif requirement.name == SEARCH_DOCUMENTS and self.documents is not None:
                 from hive.runtime.rag.tool import search_documents_tool
 
                 tools.append(search_documents_tool(self.documents))
-            elif requirement.name not in MEMORY_TOOLS or self.memory is None:
+            elif requirement.name in MEMORY_TOOLS and self.memory is not None:
+                continue
+            elif self.catalog is not None:
+                from_catalog.append(requirement)
+            else:
                 self.unavailable.setdefault(agent.name, []).append(requirement.name)
         if self.memory is not None:
             tools += self.memory(agent)
         registry = ToolRegistry.of(tools)
         registry.chain = self.chain.with_agent(agent.name)
         registry.alternatives = {t.name: t.alternatives for t in agent.tools if t.alternatives}
+        if from_catalog and self.catalog is not None:
+            if self.kinds is None:
+                self.kinds = KindRegistry.default()
+            live = AgentTools(
+                agent=agent.name,
+                requirements=from_catalog,
+                catalog=self.catalog,
+                kinds=self.kinds,
+                context=KindContext(
+                    namespace=self.namespace, builtins={"python": self._lazy_python(agent, policy)}
+                ),
+                secrets_for=self.secrets_for,
+                counts=self.counts,
+                publish=self.publish,
+            )
+            self.live.append(live)
+            registry.live = live
+            with contextlib.suppress(RuntimeError):  # no loop yet: `started()` starts it
+                self._starting.append(asyncio.get_running_loop().create_task(live.start()))
         return registry
+
+    async def started(self) -> None:
+        """Until every agent's catalog tools are built and followed (call once a loop runs)."""
+        waiting = [t for t in self.live if t._task is None]
+        starting, self._starting = self._starting, []
+        await asyncio.gather(*starting)
+        await asyncio.gather(*(t.start() for t in waiting if t._task is None))
+
+    def _python_tool(self, agent: AgentSpec, policy: SandboxPolicySpec | None) -> Tool:
+        limits = limits_from_policy(policy) if policy else SandboxLimits()
+        pool: SandboxPool | RemoteSandboxPool = (
+            RemoteSandboxPool(self.sandbox_url, limits, caller=self._caller(agent))
+            if self.sandbox_url
+            else SandboxPool(limits, rootfs=self.rootfs, runsc=self.runsc)
+        )
+        self.pools.append(pool)
+        sandbox = agent.sandbox_policy_ref.name if agent.sandbox_policy_ref else "local"
+        return run_python_tool(pool, sandbox=sandbox, chain=self.chain.with_agent(agent.name))
+
+    def _lazy_python(
+        self, agent: AgentSpec, policy: SandboxPolicySpec | None
+    ) -> Callable[..., Awaitable[Any]]:
+        """The code tool for a builtin ToolVersion, its sandbox made on the first call."""
+        made: list[Tool] = []
+
+        async def python(**arguments: Any) -> Any:
+            if not made:
+                made.append(self._python_tool(agent, policy))
+            return await made[0].function(**arguments)
+
+        return python
 
     def _caller(self, agent: AgentSpec) -> SandboxCaller | None:
         if self.key_file is None:
@@ -90,5 +157,8 @@ class Toolbox:
         return SandboxCaller(agent.name, self.key_file)
 
     async def close(self) -> None:
+        await asyncio.gather(*(t.close() for t in self.live), return_exceptions=True)
+        if self.kinds is not None:
+            await self.kinds.close()
         await asyncio.gather(*(p.close() for p in self.pools), return_exceptions=True)
         await asyncio.gather(*(close() for close in self.closing), return_exceptions=True)

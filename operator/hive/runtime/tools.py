@@ -1,10 +1,15 @@
-"""Tools an agent may call: a name, a JSON Schema for the arguments, and an async function."""
+"""Tools an agent may call: a name, a JSON Schema for the arguments, and an async function.
+
+A registry holds fixed tools (built-ins) and, optionally, live ones (`LiveTools`: the agent's
+tools from the ToolVersion catalog, which change while the agent runs): `schemas()` and
+`check()` see the live set as it is at the moment they are asked.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import jsonschema
 
@@ -34,32 +39,57 @@ class Tool:
         }
 
 
+class LiveTools(Protocol):
+    """Tools that change while the agent runs (the catalog's, for one agent)."""
+
+    @property
+    def tools(self) -> Mapping[str, Tool]: ...
+
+    def missing(self, name: str) -> str | None:
+        """Why `name`, a tool the agent requires, is not callable now; None if it is."""
+        ...
+
+
 @dataclass
 class ToolRegistry:
     tools: dict[str, Tool] = field(default_factory=dict)
     chain: Chain = EMPTY  # the middlewares every tool call passes
     alternatives: dict[str, list[str]] = field(default_factory=dict)  # tried when one fails
+    live: LiveTools | None = None  # the agent's catalog tools, as they are now
     # checking a schema itself costs ~0.5 ms per call; each tool's validator is built once
-    _validators: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    _validators: dict[str, tuple[Tool, Any]] = field(
+        default_factory=dict, repr=False, compare=False
+    )
 
     @classmethod
     def of(cls, tools: Iterable[Tool]) -> ToolRegistry:
         return cls({t.name: t for t in tools})
 
+    def current(self) -> dict[str, Tool]:
+        """Every tool callable now: the live ones, and the fixed ones over them."""
+        if self.live is None:
+            return self.tools
+        return {**self.live.tools, **self.tools}
+
     def schemas(self) -> list[dict[str, Any]]:
-        return [t.schema() for t in self.tools.values()]
+        return [t.schema() for t in self.current().values()]
 
     def check(self, name: str, arguments: dict[str, Any]) -> Tool:
         """The tool, if `name` is known and `arguments` fit its schema; else InvalidInput."""
-        tool = self.tools.get(name)
+        tools = self.current()
+        tool = tools.get(name)
         if tool is None:
-            known = ", ".join(sorted(self.tools)) or "none"
+            why = self.live.missing(name) if self.live is not None else None
+            if why:
+                raise InvalidInput(f"tool {name!r}", why.removeprefix(f"tool {name!r}: "))
+            known = ", ".join(sorted(tools)) or "none"
             raise InvalidInput(f"tool {name!r}", f"unknown tool (known: {known})")
-        validator = self._validators.get(name)
-        if validator is None:
+        cached = self._validators.get(name)
+        if cached is None or cached[0] is not tool:  # a live tool may change under its name
             cls = jsonschema.validators.validator_for(tool.parameters)
             cls.check_schema(tool.parameters)
-            validator = self._validators[name] = cls(tool.parameters)
+            cached = self._validators[name] = (tool, cls(tool.parameters))
+        validator = cached[1]
         error = jsonschema.exceptions.best_match(validator.iter_errors(arguments))
         if error is not None:
             where = ".".join(str(p) for p in error.absolute_path) or "arguments"

@@ -12,13 +12,25 @@ call.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+import contextvars
+import importlib
+import logging
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from hive.api.toolversion import ToolVersionSpec
+from hive.errors import InvalidInput
 
 Call = Callable[[dict[str, Any]], Awaitable[Any]]
+# (tool name, semver range, arguments) -> result, through the catalog's whole call path
+CallTool = Callable[[str, str, dict[str, Any]], Awaitable[Any]]
+# what a kind may say about the outcome of the call in progress (an HTTP status, "timeout"):
+# the catalog reads it for the call's event and metric
+CALL_STATUS: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "hive_tool_call_status", default=None
+)
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -39,6 +51,9 @@ class KindContext:
 
     secrets: Mapping[str, str] = field(default_factory=dict)  # "<secret>/<key>" -> value
     namespace: str = "default"
+    # the agent's built-in tools by name (kind builtin): (**arguments) -> result
+    builtins: Mapping[str, Callable[..., Awaitable[Any]]] = field(default_factory=dict)
+    call_tool: CallTool | None = None  # for kinds that call other tools (composite)
 
 
 class ToolKind(Protocol):
@@ -53,3 +68,61 @@ class ToolKind(Protocol):
     async def close(self) -> None:
         """Let go of connections and clients."""
         ...
+
+
+# Kinds made by other modules, found by import: "<kind>" -> "<module>:<class>"; each class is
+# constructed without arguments. A module not present (yet) leaves its kind out.
+KNOWN_KINDS: dict[str, str] = {
+    "http": "hive.runtime.tooling.http:HttpKind",
+    "builtin": "hive.runtime.tooling.builtin:BuiltinKind",
+    "openapi": "hive.runtime.tooling.openapi:OpenApiKind",
+    "mcp": "hive.runtime.tooling.mcp:McpKind",
+    "composite": "hive.runtime.tooling.compose:CompositeKind",
+}
+
+
+class KindRegistry:
+    """The implementation kinds a process can run, by name."""
+
+    def __init__(self, kinds: Iterable[ToolKind] = ()) -> None:
+        self.kinds: dict[str, ToolKind] = {k.kind: k for k in kinds}
+
+    @classmethod
+    def default(cls, known: Mapping[str, str] = KNOWN_KINDS) -> KindRegistry:
+        """Every kind in `known` whose module is present."""
+        registry = cls()
+        for name, where in known.items():
+            module_name, _, attribute = where.partition(":")
+            try:
+                module = importlib.import_module(module_name)
+            except ModuleNotFoundError as exc:
+                if exc.name and module_name.startswith(exc.name):
+                    log.debug("tool kind %s: %s not present", name, module_name)
+                    continue
+                raise
+            make = getattr(module, attribute, None)
+            if make is None:
+                log.debug("tool kind %s: %s has no %s (yet)", name, module_name, attribute)
+                continue
+            registry.register(make())
+        return registry
+
+    def register(self, kind: ToolKind) -> None:
+        self.kinds[kind.kind] = kind
+
+    def get(self, spec: ToolVersionSpec) -> ToolKind:
+        kind = self.kinds.get(str(spec.implementation.kind))
+        if kind is None:
+            known = ", ".join(sorted(self.kinds)) or "none"
+            raise InvalidInput(
+                f"ToolVersion {spec.tool} {spec.version} implementation.kind",
+                f"{spec.implementation.kind} is not runnable here (kinds: {known})",
+            )
+        return kind
+
+    async def close(self) -> None:
+        for kind in self.kinds.values():
+            try:
+                await kind.close()
+            except Exception as exc:  # closing is best effort
+                log.debug("closing tool kind %s: %s", kind.kind, exc)

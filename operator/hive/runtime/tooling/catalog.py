@@ -1,0 +1,463 @@
+"""The catalog: every ToolVersion present now, and how an agent's requirement resolves to one.
+
+`Catalog` holds the versions of every tool as discovery (``hive.runtime.tooling.discovery``)
+finds them — from the API server in a pod, from a folder with ``hive run --tools DIR`` — and
+tells its subscribers when they change. An agent asks for a tool by name and semver range
+(``version: "^1.0"``); `Catalog.resolve` picks the highest matching version present now
+(deprecated ones only when nothing else matches), and the version the caller was written for:
+``pinned`` when declared, else the oldest present version the range allows. The model sees the
+written-for version's schema; its calls are migrated forward to the resolved version and its
+results back (``hive.runtime.tooling.migrate``).
+
+`AgentTools` keeps one agent's catalog tools in step with the catalog: on every change it asks
+each resolved version's kind for its functions and wraps each call with migration, schema
+checks, the outcome (an event and Prometheus metrics), deprecation warnings and the counts of
+calls per version (`CallCounts`, reported to the operator for ``status.consumers``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import jsonschema
+from prometheus_client import Counter, Histogram
+
+from hive.api.agentteam import ToolRequirement
+from hive.api.semver import best_match, less, ordered, satisfies
+from hive.api.toolversion import ToolVersionSpec
+from hive.errors import ExternalFailure, HiveError, InvalidInput
+from hive.runtime.tooling.kinds import CALL_STATUS, Function, KindContext, KindRegistry
+from hive.runtime.tooling.migrate import MigrationPath, migration_path
+from hive.runtime.tools import Tool
+
+log = logging.getLogger(__name__)
+
+TOOL_CALLS = Counter(
+    "hive_tool_calls_total",
+    "Calls of catalog tools by tool, version and outcome (ok, or the error's kind/status).",
+    ["agent", "tool", "version", "outcome"],
+)
+TOOL_LATENCY = Histogram(
+    "hive_tool_call_seconds",
+    "Latency of catalog tool calls.",
+    ["tool", "version"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+DEPRECATED_CALLS = Counter(
+    "hive_tool_deprecated_calls_total",
+    "Calls of deprecated tool versions, by caller.",
+    ["agent", "tool", "version"],
+)
+
+
+class ToolNotPresent(InvalidInput):
+    """The agent's tool has no version present that its range allows (removed, never applied)."""
+
+
+@dataclass(frozen=True)
+class CatalogEntry:
+    """One ToolVersion as discovery found it."""
+
+    spec: ToolVersionSpec
+    name: str  # the object's name (or the file's, locally)
+    source: str  # "namespace/name" in a cluster, the file path locally
+
+
+@dataclass(frozen=True)
+class Resolution:
+    """What an agent's requirement resolved to now."""
+
+    target: CatalogEntry  # the version called
+    written_for: ToolVersionSpec  # the version whose schema the model sees
+    path: MigrationPath
+
+    @property
+    def deprecated(self) -> bool:
+        return self.target.spec.deprecation.deprecated
+
+
+class Catalog:
+    """The versions of every tool present now; subscribers hear of every change."""
+
+    def __init__(self, entries: Iterable[CatalogEntry] = ()) -> None:
+        self._tools: dict[str, dict[str, CatalogEntry]] = {}
+        self._subscribers: list[Callable[[set[str]], None]] = []
+        self.generation = 0
+        for entry in entries:
+            self._tools.setdefault(entry.spec.tool, {})[entry.spec.version] = entry
+
+    def subscribe(self, subscriber: Callable[[set[str]], None]) -> Callable[[], None]:
+        """`subscriber(changed tool names)` after every change; returns the unsubscriber."""
+        self._subscribers.append(subscriber)
+        return lambda: self._subscribers.remove(subscriber)
+
+    def tools(self) -> list[str]:
+        return sorted(self._tools)
+
+    def entries(self, tool: str | None = None) -> list[CatalogEntry]:
+        names = [tool] if tool is not None else sorted(self._tools)
+        out = []
+        for name in names:
+            versions = self._tools.get(name, {})
+            out += [versions[v] for v in ordered(versions)]
+        return out
+
+    def specs(self, tool: str) -> dict[str, ToolVersionSpec]:
+        return {v: e.spec for v, e in self._tools.get(tool, {}).items()}
+
+    def put(self, entry: CatalogEntry) -> None:
+        """Add or change one version (an entry of another name for the same version replaces
+        it: the newest word wins, as admission refuses duplicates anyway)."""
+        tool = entry.spec.tool
+        # the object may have changed its tool or version: drop what it declared before
+        changed = self._drop_named(entry.name) | {tool}
+        self._tools.setdefault(tool, {})[entry.spec.version] = entry
+        self._changed(changed)
+
+    def remove(self, name: str) -> None:
+        """The version declared by object (or file) `name` is gone."""
+        changed = self._drop_named(name)
+        if changed:
+            self._changed(changed)
+
+    def replace(self, entries: Iterable[CatalogEntry]) -> None:
+        """Everything present now (after a fresh list): the difference is announced."""
+        fresh: dict[str, dict[str, CatalogEntry]] = {}
+        for entry in entries:
+            fresh.setdefault(entry.spec.tool, {})[entry.spec.version] = entry
+        changed = {
+            tool
+            for tool in set(fresh) | set(self._tools)
+            if fresh.get(tool) != self._tools.get(tool)
+        }
+        self._tools = fresh
+        if changed:
+            self._changed(changed)
+
+    def _drop_named(self, name: str) -> set[str]:
+        changed = set()
+        for tool, versions in list(self._tools.items()):
+            for version, entry in list(versions.items()):
+                if entry.name == name:
+                    del versions[version]
+                    changed.add(tool)
+            if not versions:
+                del self._tools[tool]
+        return changed
+
+    def _changed(self, tools: set[str]) -> None:
+        self.generation += 1
+        for subscriber in list(self._subscribers):
+            try:
+                subscriber(tools)
+            except Exception:
+                log.exception("catalog subscriber failed")
+
+    def resolve(self, tool: str, version_range: str = "*", pinned: str | None = None) -> Resolution:
+        """The highest version of `tool` present now that `version_range` allows (deprecated
+        versions only when no other matches), with the path from the written-for version."""
+        present = self._tools.get(tool)
+        if not present:
+            raise ToolNotPresent(
+                f"tool {tool!r}", "no ToolVersion of it is present now (removed, or not applied)"
+            )
+        matching = [v for v in present if satisfies(v, version_range)]
+        if not matching:
+            raise ToolNotPresent(
+                f"tool {tool!r}",
+                f"no version present matches {version_range!r} "
+                f"(present: {', '.join(ordered(present))})",
+            )
+        usable = [v for v in matching if not present[v].spec.deprecation.deprecated] or matching
+        target = best_match(usable, version_range) or ordered(usable)[-1]
+        written_for = pinned if pinned in present and not less(target, pinned or "") else None
+        if written_for is None:
+            written_for = target if pinned is not None else ordered(matching)[0]
+        specs = {v: e.spec for v, e in present.items()}
+        path = migration_path(tool, written_for, target, specs)
+        return Resolution(present[target], present[written_for].spec, path)
+
+
+@dataclass
+class CallCounts:
+    """Calls per (tool, version) of this process's agents within a recent window, by agent."""
+
+    window_s: float = 3600.0
+    bucket_s: float = 60.0
+    _buckets: dict[tuple[str, str, str], dict[int, int]] = field(default_factory=dict)
+    _last: dict[tuple[str, str, str], float] = field(default_factory=dict)
+
+    def add(self, agent: str, tool: str, version: str, now: float | None = None) -> None:
+        now = time.time() if now is None else now
+        key = (agent, tool, version)
+        buckets = self._buckets.setdefault(key, {})
+        slot = int(now // self.bucket_s)
+        buckets[slot] = buckets.get(slot, 0) + 1
+        self._last[key] = now
+
+    def counts(self, agent: str | None = None, now: float | None = None) -> list[dict[str, Any]]:
+        """[{agent, tool, version, calls, lastCall (epoch s)}] with calls in the window."""
+        now = time.time() if now is None else now
+        oldest = int((now - self.window_s) // self.bucket_s) + 1
+        out = []
+        for key, buckets in sorted(self._buckets.items()):
+            for slot in [s for s in buckets if s < oldest]:
+                del buckets[slot]
+            calls = sum(buckets.values())
+            if calls and (agent is None or key[0] == agent):
+                out.append(
+                    {
+                        "agent": key[0],
+                        "tool": key[1],
+                        "version": key[2],
+                        "calls": calls,
+                        "lastCall": self._last[key],
+                    }
+                )
+        return out
+
+
+@dataclass(frozen=True)
+class CallOutcome:
+    """One finished catalog tool call, for events and reports."""
+
+    agent: str
+    tool: str
+    function: str
+    version: str
+    written_for: str
+    outcome: str  # "ok", or the error's class name
+    status: str | None  # what the kind said: an HTTP status, "timeout", ...
+    latency_s: float
+    deprecated: bool
+    error: str | None = None
+
+
+Publish = Callable[[CallOutcome], Awaitable[None] | None]
+SecretsFor = Callable[[Sequence[ToolVersionSpec]], Awaitable[Mapping[str, str]]]
+
+
+def _declared_output(spec: ToolVersionSpec, function: Function) -> dict[str, Any] | None:
+    if (
+        "output_schema" not in spec.model_fields_set
+        and function.output_schema == spec.output_schema
+    ):
+        return None  # the default {"type": "object"} is no promise worth checking
+    return function.output_schema
+
+
+class _Checked:
+    """A JSON Schema validator built once; errors name the place."""
+
+    def __init__(self, schema: dict[str, Any]) -> None:
+        cls = jsonschema.validators.validator_for(schema)
+        cls.check_schema(schema)
+        self.validator = cls(schema)
+
+    def problem(self, value: Any) -> str | None:
+        error = jsonschema.exceptions.best_match(self.validator.iter_errors(value))
+        if error is None:
+            return None
+        where = ".".join(str(p) for p in error.absolute_path) or "(top level)"
+        return f"{where}: {error.message}"
+
+
+@dataclass
+class AgentTools:
+    """One agent's tools from the catalog, rebuilt when the catalog changes."""
+
+    agent: str
+    requirements: Sequence[ToolRequirement]
+    catalog: Catalog
+    kinds: KindRegistry
+    context: KindContext = field(default_factory=KindContext)
+    secrets_for: SecretsFor | None = None  # the Secret values the versions' auth names
+    counts: CallCounts | None = None
+    publish: Publish | None = None
+    tools: dict[str, Tool] = field(default_factory=dict)
+    problems: dict[str, str] = field(default_factory=dict)  # required tool -> why it is absent
+    _warned: set[tuple[str, str]] = field(default_factory=set)
+    _dirty: asyncio.Event = field(default_factory=asyncio.Event)
+    _refreshed: asyncio.Condition = field(default_factory=asyncio.Condition)
+    _task: asyncio.Task[None] | None = None
+    _unsubscribe: Callable[[], None] | None = None
+    _built_generation: int = -1
+
+    @property
+    def names(self) -> set[str]:
+        return {r.name for r in self.requirements}
+
+    async def start(self) -> None:
+        """Build the tools now, then keep them in step with the catalog."""
+        await self.refresh()
+        self._unsubscribe = self.catalog.subscribe(self._on_change)
+        self._task = asyncio.create_task(self._follow(), name=f"tools of {self.agent}")
+
+    def _on_change(self, tools: set[str]) -> None:
+        if tools & self.names:
+            self._dirty.set()
+
+    async def _follow(self) -> None:
+        while True:
+            await self._dirty.wait()
+            self._dirty.clear()
+            try:
+                await self.refresh()
+            except Exception:
+                log.exception("agent %s: refreshing its tools failed", self.agent)
+
+    async def wait_for(self, generation: int, timeout_s: float) -> None:
+        """Until the tools reflect catalog generation `generation` (or later)."""
+        async with asyncio.timeout(timeout_s), self._refreshed:
+            await self._refreshed.wait_for(lambda: self._built_generation >= generation)
+
+    async def refresh(self) -> None:
+        generation = self.catalog.generation
+        tools: dict[str, Tool] = {}
+        problems: dict[str, str] = {}
+        resolved: list[tuple[ToolRequirement, Resolution]] = []
+        for requirement in self.requirements:
+            try:
+                resolved.append(
+                    (
+                        requirement,
+                        self.catalog.resolve(
+                            requirement.name, requirement.version, requirement.pinned
+                        ),
+                    )
+                )
+            except HiveError as exc:
+                problems[requirement.name] = str(exc)
+        context = self.context
+        if self.secrets_for is not None and resolved:
+            specs = [r.target.spec for _, r in resolved]
+            try:
+                secrets = await self.secrets_for(specs)
+                context = KindContext(
+                    secrets={**context.secrets, **secrets},
+                    namespace=context.namespace,
+                    builtins=context.builtins,
+                    call_tool=context.call_tool,
+                )
+            except HiveError as exc:
+                log.warning("agent %s: reading tool Secrets: %s", self.agent, exc)
+        for requirement, resolution in resolved:
+            spec = resolution.target.spec
+            try:
+                functions = await self.kinds.get(spec).functions(spec, context)
+            except HiveError as exc:
+                problems[requirement.name] = f"tool {requirement.name!r} {spec.version}: {exc}"
+                continue
+            single = len(functions) == 1
+            for function in functions:
+                tools[function.name] = self._tool(resolution, function, single)
+        self.tools, self.problems = tools, problems
+        async with self._refreshed:
+            self._built_generation = generation
+            self._refreshed.notify_all()
+
+    def missing(self, name: str) -> str | None:
+        """Why a tool this agent requires is not callable now (None when it is, or not ours)."""
+        if name in self.tools:
+            return None
+        return self.problems.get(name)
+
+    def _tool(self, resolution: Resolution, function: Function, single: bool) -> Tool:
+        target = resolution.target.spec
+        written_for = resolution.written_for
+        path = resolution.path
+        migrated = single and not path.empty and written_for.version != target.version
+        parameters = written_for.input_schema if migrated else function.parameters
+        after_migration = _Checked(function.parameters) if migrated else None
+        output_schema = _declared_output(target, function)
+        output = _Checked(output_schema) if output_schema is not None else None
+        agent, tool_name = self.agent, target.tool
+
+        async def run(**arguments: Any) -> Any:
+            started = time.perf_counter()
+            CALL_STATUS.set(None)
+            outcome, error = "ok", None
+            try:
+                args = path.arguments(arguments) if migrated else arguments
+                if after_migration is not None:
+                    problem = after_migration.problem(args)
+                    if problem is not None:
+                        raise InvalidInput(
+                            f"tool {tool_name!r} {target.version}",
+                            f"arguments migrated from {written_for.version} break its "
+                            f"inputSchema at {problem}",
+                        )
+                result = await function.call(args)
+                if output is not None:
+                    problem = output.problem(result)
+                    if problem is not None:
+                        raise ExternalFailure(
+                            f"tool {tool_name!r} {target.version} answered a result that "
+                            f"breaks its outputSchema at {problem}"
+                        )
+                return path.result(result) if migrated else result
+            except Exception as exc:
+                outcome, error = type(exc).__name__, str(exc)
+                raise
+            finally:
+                await self._record(
+                    CallOutcome(
+                        agent=agent,
+                        tool=tool_name,
+                        function=function.name,
+                        version=target.version,
+                        written_for=written_for.version,
+                        outcome=outcome,
+                        status=CALL_STATUS.get(),
+                        latency_s=time.perf_counter() - started,
+                        deprecated=target.deprecation.deprecated,
+                        error=error,
+                    ),
+                    target,
+                )
+
+        return Tool(
+            name=function.name,
+            description=function.description or target.description,
+            parameters=parameters,
+            function=run,
+            version=target.version,
+        )
+
+    async def _record(self, outcome: CallOutcome, spec: ToolVersionSpec) -> None:
+        TOOL_CALLS.labels(outcome.agent, outcome.tool, outcome.version, outcome.outcome).inc()
+        TOOL_LATENCY.labels(outcome.tool, outcome.version).observe(outcome.latency_s)
+        if self.counts is not None:
+            self.counts.add(outcome.agent, outcome.tool, outcome.version)
+        if outcome.deprecated:
+            DEPRECATED_CALLS.labels(outcome.agent, outcome.tool, outcome.version).inc()
+            if (outcome.tool, outcome.version) not in self._warned:
+                self._warned.add((outcome.tool, outcome.version))
+                log.warning(
+                    "agent %s calls tool %s %s, which is deprecated: %s",
+                    outcome.agent,
+                    outcome.tool,
+                    outcome.version,
+                    spec.deprecation.message or "no replacement named",
+                )
+        if self.publish is not None:
+            try:
+                published = self.publish(outcome)
+                if published is not None:
+                    await published
+            except Exception:
+                log.exception("publishing a tool call outcome failed")
+
+    async def close(self) -> None:
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None

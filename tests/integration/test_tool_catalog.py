@@ -1,0 +1,236 @@
+"""Catalog tools of kind http against a real HTTP service on loopback: the sample web-search
+chain migrated from 1.0 to 1.1 at call time, retries on 429/503, auth from a Secret's value,
+schema checks on both sides, and an agent whose model sends bad arguments hearing why."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from hive.api.agentteam import AgentSpec, AgentTeamSpec, RunOutcome
+from hive.api.toolversion import ToolVersionSpec
+from hive.errors import ExternalFailure, InvalidInput, Unavailable
+from hive.runtime.models import OpenAICompatible
+from hive.runtime.teams.team import Team
+from hive.runtime.toolbox import Toolbox
+from hive.runtime.tooling.catalog import CallCounts, CallOutcome, Catalog, CatalogEntry
+from hive.runtime.tooling.http import HttpKind
+from hive.runtime.tooling.kinds import KindRegistry
+from hive.runtime.tools import ToolRegistry
+from tests.scripted_model import Script, scripted_model
+from tests.tools_servers.http_tool import HttpToolServer, http_tool_server
+
+pytestmark = pytest.mark.integration
+
+SAMPLE = Path(__file__).parents[2] / "operator/hive/samples/toolversions-web-search.yaml"
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[HttpToolServer]:
+    with http_tool_server() as running:
+        yield running
+
+
+def web_search_chain(url: str) -> list[CatalogEntry]:
+    """The sample's two versions, pointed at the test service; 1.1 maps its result back."""
+    entries = []
+    for doc in yaml.safe_load_all(SAMPLE.read_text()):
+        spec = doc["spec"]
+        spec["implementation"]["ref"] = f"{url}/v{spec['version'][:3]}/search"
+        if spec["version"] == "1.1.0":
+            spec["migration"]["reverse"] = [{"op": "rename", "field": "items", "to": "results"}]
+        parsed = ToolVersionSpec.model_validate(spec)
+        entries.append(CatalogEntry(parsed, doc["metadata"]["name"], "sample"))
+    return entries
+
+
+def http_version(tool: str, url: str, **implementation: Any) -> CatalogEntry:
+    spec = {
+        "tool": tool,
+        "version": "1.0.0",
+        "inputSchema": {"type": "object"},
+        "implementation": {"kind": "http", "ref": url, **implementation},
+    }
+    return CatalogEntry(ToolVersionSpec.model_validate(spec), f"{tool}-1.0.0", "test")
+
+
+def agent(*tools: dict[str, Any]) -> AgentSpec:
+    return AgentSpec.model_validate({"name": "searcher", "role": "specialist", "tools": tools})
+
+
+async def registry_of(
+    catalog: Catalog, spec: AgentSpec, **toolbox_args: Any
+) -> tuple[Toolbox, ToolRegistry]:
+    kinds = KindRegistry([HttpKind(backoff_s=0.01)])
+    toolbox = Toolbox(catalog=catalog, kinds=kinds, **toolbox_args)
+    registry = toolbox.for_agent(spec, None)
+    await toolbox.started()
+    return toolbox, registry
+
+
+async def call(registry: ToolRegistry, name: str, arguments: dict[str, Any]) -> Any:
+    return await registry.call(registry.check(name, arguments), arguments)
+
+
+async def test_a_caller_written_for_1_0_is_migrated_to_1_1_and_gets_a_1_0_result(
+    server: HttpToolServer,
+) -> None:
+    outcomes: list[CallOutcome] = []
+    counts = CallCounts()
+    catalog = Catalog(web_search_chain(server.url))
+    toolbox, registry = await registry_of(
+        catalog,
+        agent({"name": "web-search", "version": "^1.0"}),
+        counts=counts,
+        publish=outcomes.append,
+    )
+    try:
+        (schema,) = registry.schemas()
+        assert schema["function"]["parameters"]["required"] == ["q"], "the model sees 1.0"
+        result = await call(registry, "web-search", {"q": "bees"})
+        assert result == {"results": ["bees #0", "bees #1", "bees #2"], "limit": 10}
+        with pytest.raises(InvalidInput, match="q"):
+            registry.check("web-search", {"query": "bees"})
+    finally:
+        await toolbox.close()
+    (outcome,) = outcomes
+    assert (outcome.version, outcome.written_for, outcome.outcome, outcome.status) == (
+        "1.1.0",
+        "1.0.0",
+        "ok",
+        "200",
+    )
+    assert [(c["tool"], c["version"], c["calls"]) for c in counts.counts()] == [
+        ("web-search", "1.1.0", 1)
+    ]
+
+
+async def test_a_pinned_caller_of_1_1_sees_1_1_and_is_not_migrated(server: HttpToolServer) -> None:
+    catalog = Catalog(web_search_chain(server.url))
+    spec = agent({"name": "web-search", "version": "^1.0", "pinned": "1.1.0"})
+    toolbox, registry = await registry_of(catalog, spec)
+    try:
+        (schema,) = registry.schemas()
+        assert schema["function"]["parameters"]["required"] == ["query"]
+        result = await call(registry, "web-search", {"query": "wasps", "limit": 1})
+        assert result == {"items": ["wasps #0"], "limit": 1}
+    finally:
+        await toolbox.close()
+
+
+@pytest.mark.parametrize("status", [429, 503])
+async def test_429_and_5xx_are_retried_with_backoff_and_give_up_after_the_retries(
+    server: HttpToolServer, status: int
+) -> None:
+    catalog = Catalog(
+        [
+            http_version("patient", f"{server.url}/flaky/p{status}?fail=2&status={status}"),
+            http_version(
+                "impatient", f"{server.url}/flaky/i{status}?fail=9&status={status}", retries=1
+            ),
+        ]
+    )
+    toolbox, registry = await registry_of(
+        catalog, agent({"name": "patient"}, {"name": "impatient"})
+    )
+    try:
+        assert await call(registry, "patient", {}) == {"attempts": 3}
+        with pytest.raises(Unavailable, match=f"answered {status}"):
+            await call(registry, "impatient", {})
+    finally:
+        await toolbox.close()
+
+
+@pytest.mark.parametrize("how", ["bearer", "header", "query"])
+async def test_the_credential_goes_where_auth_says(server: HttpToolServer, how: str) -> None:
+    auth = {"type": how, "secretRef": {"name": "search-creds", "key": "token"}}
+    catalog = Catalog([http_version("guarded", f"{server.url}/auth/{how}", auth=auth)])
+
+    async def secrets(_: object) -> dict[str, str]:
+        return {"search-creds/token": server.token}
+
+    toolbox, registry = await registry_of(catalog, agent({"name": "guarded"}), secrets_for=secrets)
+    try:
+        assert await call(registry, "guarded", {}) == {"ok": True, "how": how}
+    finally:
+        await toolbox.close()
+
+
+async def test_a_wrong_credential_is_an_error_naming_the_tool(server: HttpToolServer) -> None:
+    auth = {"type": "bearer", "secretRef": {"name": "search-creds", "key": "token"}}
+    catalog = Catalog([http_version("guarded", f"{server.url}/auth/bearer", auth=auth)])
+
+    async def secrets(_: object) -> dict[str, str]:
+        return {"search-creds/token": "wrong"}
+
+    toolbox, registry = await registry_of(catalog, agent({"name": "guarded"}), secrets_for=secrets)
+    try:
+        with pytest.raises(ExternalFailure, match=r"tool guarded 1\.0\.0: .* answered 401"):
+            await call(registry, "guarded", {})
+    finally:
+        await toolbox.close()
+
+
+async def test_an_answer_that_breaks_the_output_schema_is_refused_with_the_place(
+    server: HttpToolServer,
+) -> None:
+    entry = http_version("strict", f"{server.url}/bad-output")
+    spec = entry.spec.model_copy(
+        update={
+            "output_schema": {
+                "type": "object",
+                "properties": {"results": {"type": "array"}},
+            }
+        }
+    )
+    spec.model_fields_set.add("output_schema")
+    catalog = Catalog([CatalogEntry(spec, entry.name, entry.source)])
+    toolbox, registry = await registry_of(catalog, agent({"name": "strict"}))
+    try:
+        with pytest.raises(ExternalFailure, match="breaks its outputSchema at results: "):
+            await call(registry, "strict", {})
+    finally:
+        await toolbox.close()
+
+
+async def test_a_model_sending_arguments_that_break_the_schema_hears_why_and_recovers(
+    server: HttpToolServer,
+) -> None:
+    team = AgentTeamSpec.model_validate(
+        {
+            "goal": "search",
+            "model": {"name": "m", "endpoint": "http://127.0.0.1:1/v1"},
+            "agents": [
+                {
+                    "name": "searcher",
+                    "role": "specialist",
+                    "tools": [{"name": "web-search", "version": "^1.0"}],
+                }
+            ],
+        }
+    )
+    script: Script = [
+        {"tool_calls": [{"name": "web-search", "arguments": {"query": "bees"}}]},
+        {"tool_calls": [{"name": "web-search", "arguments": {"q": "bees"}}]},
+        {"content": "done"},
+    ]
+    catalog = Catalog(web_search_chain(server.url))
+    toolbox = Toolbox(catalog=catalog, kinds=KindRegistry([HttpKind()]))
+    try:
+        with scripted_model(script) as model_server:
+            model = OpenAICompatible(model_server.url, "m", max_retries=0)
+            registry = toolbox.for_agent(team.agents[0], None)
+            await toolbox.started()
+            result = await Team.local(team, model, tools=lambda _: registry).run()
+            requests = model_server.requests
+    finally:
+        await toolbox.close()
+    assert result.outcome is RunOutcome.SUCCEEDED, result.message
+    told = [m["content"] for r in requests for m in r["messages"] if m["role"] == "tool"]
+    assert "'q' is a required property" in told[0]
+    assert json.loads(told[-1])["results"] == ["bees #0", "bees #1", "bees #2"]
