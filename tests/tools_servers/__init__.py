@@ -1,0 +1,1 @@
+"""Real services the tool tests call, each run as its own process."""
