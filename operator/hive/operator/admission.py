@@ -46,14 +46,11 @@ async def validate_tool_version(
     spec: kopf.Spec, name: str | None, namespace: str | None, warnings: list[str], **_: Any
 ) -> None:
     tool = spec.get("tool")
-    siblings = []
+    everything = []
     if namespace and isinstance(tool, str):
-        siblings = [
-            o
-            for o in await list_hive_objects(STATE.client(), "ToolVersion", namespace)
-            if (o.get("spec") or {}).get("tool") == tool
-        ]
-    _refuse(admission.check_tool_version(dict(spec), siblings, name or ""))
+        everything = await list_hive_objects(STATE.client(), "ToolVersion", namespace)
+    siblings = [o for o in everything if (o.get("spec") or {}).get("tool") == tool]
+    _refuse(admission.check_tool_version(dict(spec), siblings, name or "", everything))
     warnings.extend(admission.tool_version_warnings(dict(spec), siblings, name or ""))
 
 

@@ -19,8 +19,10 @@ from hive.api.common import describe_validation_error
 from hive.api.memorystore import MemoryStoreSpec
 from hive.api.sandboxpolicy import SandboxPolicySpec
 from hive.api.semver import less, ordered
-from hive.api.toolversion import ToolVersionSpec
+from hive.api.toolversion import ImplementationKind, ToolVersionSpec
+from hive.errors import HiveError
 from hive.reconcile.sandboxpolicy import verify
+from hive.runtime.tooling.compose.kind import plan_of, tools_of
 
 JSON = Mapping[str, Any]
 
@@ -59,8 +61,15 @@ def _sibling_versions(siblings: Sequence[JSON], own_name: str) -> dict[str, str]
     return versions
 
 
-def check_tool_version(spec: JSON, siblings: Sequence[JSON], own_name: str) -> str | None:
-    """`siblings`: the other ToolVersion objects of the same tool in the namespace.
+def check_tool_version(
+    spec: JSON,
+    siblings: Sequence[JSON],
+    own_name: str,
+    namespace_versions: Sequence[JSON] | None = None,
+) -> str | None:
+    """`siblings`: the other ToolVersion objects of the same tool in the namespace;
+    `namespace_versions`: every ToolVersion there, which a composite is checked against (its
+    tools exist in matching versions, types fit, no cycle; the refusal names the line).
 
     A migration from a version that does not exist (yet) is not refused here: GitOps tools
     apply a folder in their own order, so the predecessor may arrive a moment later. It is
@@ -70,6 +79,12 @@ def check_tool_version(spec: JSON, siblings: Sequence[JSON], own_name: str) -> s
     if problem:
         return problem
     assert isinstance(tool, ToolVersionSpec)
+    if tool.implementation.kind == ImplementationKind.COMPOSITE:
+        problem = check_composite(
+            tool, siblings if namespace_versions is None else namespace_versions, own_name
+        )
+        if problem:
+            return problem
     versions = _sibling_versions(siblings, own_name)
     if tool.version in versions:
         owner = versions[tool.version]
@@ -90,6 +105,22 @@ def check_tool_version(spec: JSON, siblings: Sequence[JSON], own_name: str) -> s
         return (
             f"spec.migration.from: {migration.from_version} skips {previous} (a hole in the chain)"
         )
+    return None
+
+
+def check_composite(tool: ToolVersionSpec, others: Sequence[JSON], own_name: str) -> str | None:
+    """Why the composite `tool` cannot run against the ToolVersions `others`, or None."""
+    specs = []
+    for other in others:
+        if other.get("metadata", {}).get("name") == own_name:
+            continue
+        spec, problem = _parse(ToolVersionSpec, other.get("spec") or {})
+        if problem is None:
+            specs.append(spec)
+    try:
+        plan_of(tool, tools_of(specs))
+    except HiveError as exc:
+        return str(exc)
     return None
 
 
