@@ -20,6 +20,7 @@ from hive.kube.children import (
 from hive.kube.secrets import read_secret
 from hive.kube.status import apply_status
 from hive.operator.egress import policy_answers
+from hive.operator.openapi import with_openapi_functions
 from hive.operator.probes import probe_store
 from hive.operator.state import STATE
 from hive.reconcile.consolidation import (
@@ -67,6 +68,7 @@ async def reconcile_tool(namespace: str, tool: str) -> None:
     for obj in objects:
         status = statuses.get(obj["metadata"]["name"])
         if status is not None:
+            status = await with_openapi_functions(client, obj, status, _now())
             await _write_status("ToolVersion", obj, status.wire())
 
 

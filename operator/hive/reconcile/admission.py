@@ -21,6 +21,7 @@ from hive.api.sandboxpolicy import SandboxPolicySpec
 from hive.api.semver import less, ordered
 from hive.api.toolversion import ImplementationKind, ToolVersionSpec
 from hive.errors import HiveError
+from hive.reconcile.openapi import inline_document_problem
 from hive.reconcile.sandboxpolicy import verify
 from hive.runtime.tooling.compose.kind import plan_of, tools_of
 
@@ -79,6 +80,9 @@ def check_tool_version(
     if problem:
         return problem
     assert isinstance(tool, ToolVersionSpec)
+    problem = inline_document_problem(tool)  # kind openapi: the document in the spec
+    if problem:
+        return problem
     if tool.implementation.kind == ImplementationKind.COMPOSITE:
         problem = check_composite(
             tool, siblings if namespace_versions is None else namespace_versions, own_name
