@@ -127,6 +127,11 @@ def test_role_lets_an_agent_read_its_team_and_patch_only_its_status() -> None:
             "resourceNames": ["research"],
             "verbs": ["get", "patch"],
         },
+        {
+            "apiGroups": ["hive.dev"],
+            "resources": ["toolversions"],
+            "verbs": ["get", "list", "watch"],
+        },
     ]
     binding = child(plan(), "RoleBinding", "research-dev")
     assert binding["subjects"] == [

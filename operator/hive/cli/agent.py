@@ -15,6 +15,7 @@ from pydantic import SecretStr
 
 from hive.api.agentteam import AgentPhase, AgentStatus, Provider
 from hive.api.sandboxpolicy import SandboxPolicySpec
+from hive.cli.clustertools import ClusterTools
 from hive.errors import HiveError, InvalidInput
 from hive.kube.client import async_client
 from hive.kube.reporter import StatusReporter, field_manager_for
@@ -36,6 +37,7 @@ from hive.runtime.resilience.faultspec import dependencies_of
 from hive.runtime.resilience.wiring import Resilience, fallback_models, learning_store
 from hive.runtime.teams.team import coordinator_of
 from hive.runtime.toolbox import Toolbox
+from hive.runtime.tooling.catalog import publish_to
 from hive.settings import Settings
 
 if TYPE_CHECKING:
@@ -166,7 +168,10 @@ def run_agent(
                     config.spec, settings.fallback_model_api_keys, parts.chain(agent)
                 )
                 parts.degradation = resilience.degrade(config.spec, fallbacks, agent)
-                toolbox, pod = build_pod(config, agent, settings, reporter, parts)
+                tools = ClusterTools(client, namespace)
+                following = asyncio.create_task(tools.follow())
+                await tools.listed()
+                toolbox, pod = build_pod(config, agent, settings, reporter, parts, tools)
                 resilience.publish_to(pod.bus)
                 pod.resilience = resilience.report
             except InvalidInput as exc:
@@ -178,6 +183,7 @@ def run_agent(
                 await pod.serve(stop)
             finally:
                 stop.set()
+                following.cancel()
                 await degrading
                 await toolbox.close()
                 if pod.audit is not None:
@@ -271,6 +277,7 @@ def build_pod(
     settings: Settings,
     reporter: StatusReporter,
     parts: ChainParts | None = None,
+    catalog: ClusterTools | None = None,
 ) -> tuple[Toolbox, AgentPod]:
     policy = (
         SandboxPolicySpec.model_validate(config.sandbox_policy) if config.sandbox_policy else None
@@ -291,6 +298,9 @@ def build_pod(
         key_file=settings.agent.key_file,
         chain=chain,
     )
+    if catalog is not None:  # the namespace's ToolVersions, followed while the agent runs
+        toolbox.catalog, toolbox.secrets_for = catalog.catalog, catalog.secrets_for
+        toolbox.namespace = config.namespace
     memory = pod_memory(config, settings, chain)
     if memory is not None:
         toolbox.memory = memory.tools
@@ -313,6 +323,8 @@ def build_pod(
         audit=audit,
         authority=authority,
     )
+    for live in toolbox.live:
+        live.publish = publish_to(pod.bus)
     if memory is not None:
         pod.recall = memory.recall(config.agent_spec(agent))
         toolbox.closing.append(memory.close)

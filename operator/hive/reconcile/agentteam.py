@@ -305,6 +305,11 @@ def _role(owner: Owner, names: dict[str, str], labels: dict[str, str]) -> JSON:
                 "resourceNames": [owner.name],
                 "verbs": ["get", "patch"],
             },
+            {  # the agent follows the namespace's tools while it runs (discovery)
+                "apiGroups": [GROUP],
+                "resources": ["toolversions"],
+                "verbs": ["get", "list", "watch"],
+            },
         ],
     }
 

@@ -55,6 +55,9 @@ class EventKind(StrEnum):
     # the agent's working memory dropped, cut or summarised parts of its context to keep a request
     # within the agent's context budget (data: budget, tokens_before, tokens, dropped, cut, ...)
     CONTEXT_OPTIMIZED = "context-optimized"
+    # a catalog tool call finished (data: tool, version, written_for, outcome, status, latency_s,
+    # deprecated, error)
+    TOOL_OUTCOME = "tool-outcome"
 
 
 @dataclass(frozen=True)

@@ -72,6 +72,7 @@ class Toolbox:
     namespace: str = "default"
     live: list[AgentTools] = field(default_factory=list)
     _starting: list[asyncio.Task[None]] = field(default_factory=list)
+    _kind_watch: asyncio.Task[None] | None = None
 
     def for_agent(self, agent: AgentSpec, policy: SandboxPolicySpec | None) -> ToolRegistry:
         tools: list[Tool] = []
@@ -113,6 +114,7 @@ class Toolbox:
                 secrets_for=self.secrets_for,
                 counts=self.counts,
                 publish=self.publish,
+                chain=self.chain.with_agent(agent.name),
             )
             self.live.append(live)
             registry.live = live
@@ -126,6 +128,25 @@ class Toolbox:
         starting, self._starting = self._starting, []
         await asyncio.gather(*starting)
         await asyncio.gather(*(t.start() for t in waiting if t._task is None))
+        if self.catalog is not None and self.kinds is not None and self._kind_watch is None:
+            self._kind_watch = asyncio.create_task(self._follow_kinds(self.catalog, self.kinds))
+
+    async def _follow_kinds(self, catalog: Catalog, kinds: KindRegistry) -> None:
+        """Kinds whose functions change by themselves (an MCP server's tools/list_changed) set
+        their `changed` event: the tools of that kind are announced as changed."""
+        watched: dict[str, asyncio.Event] = {
+            name: event
+            for name, kind in kinds.kinds.items()
+            if isinstance(event := getattr(kind, "changed", None), asyncio.Event)
+        }
+        while watched:
+            waits = {asyncio.ensure_future(e.wait()): name for name, e in watched.items()}
+            done, pending = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            for task in pending:
+                task.cancel()
+            for task in done:
+                watched[waits[task]].clear()
+                catalog.touch(catalog.kinds_of(waits[task]))
 
     def _python_tool(self, agent: AgentSpec, policy: SandboxPolicySpec | None) -> Tool:
         limits = limits_from_policy(policy) if policy else SandboxLimits()
@@ -157,6 +178,9 @@ class Toolbox:
         return SandboxCaller(agent.name, self.key_file)
 
     async def close(self) -> None:
+        if self._kind_watch is not None:
+            self._kind_watch.cancel()
+            await asyncio.gather(self._kind_watch, return_exceptions=True)
         await asyncio.gather(*(t.close() for t in self.live), return_exceptions=True)
         if self.kinds is not None:
             await self.kinds.close()

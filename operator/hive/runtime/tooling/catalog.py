@@ -21,7 +21,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import jsonschema
@@ -31,6 +31,8 @@ from hive.api.agentteam import ToolRequirement
 from hive.api.semver import best_match, less, ordered, satisfies
 from hive.api.toolversion import ToolVersionSpec
 from hive.errors import ExternalFailure, HiveError, InvalidInput
+from hive.runtime.events import Event, EventBus, EventKind
+from hive.runtime.resilience.calls import EMPTY, Call, CallKind, Chain
 from hive.runtime.tooling.kinds import CALL_STATUS, Function, KindContext, KindRegistry
 from hive.runtime.tooling.migrate import MigrationPath, migration_path
 from hive.runtime.tools import Tool
@@ -139,6 +141,24 @@ class Catalog:
         if changed:
             self._changed(changed)
 
+    def touch(self, tools: set[str]) -> None:
+        """Announce `tools` as changed though their versions are not (their kind's functions
+        changed: an MCP server listed other tools)."""
+        if tools:
+            self._changed(tools)
+
+    def kinds_of(self, kind: str) -> set[str]:
+        """The tools with a version of implementation kind `kind`."""
+        return {
+            tool
+            for tool, versions in self._tools.items()
+            if any(str(e.spec.implementation.kind) == kind for e in versions.values())
+        }
+
+    def view(self) -> dict[str, list[ToolVersionSpec]]:
+        """Every tool's versions, oldest first."""
+        return {tool: [e.spec for e in self.entries(tool)] for tool in self._tools}
+
     def _drop_named(self, name: str) -> set[str]:
         changed = set()
         for tool, versions in list(self._tools.items()):
@@ -239,6 +259,18 @@ class CallOutcome:
 
 
 Publish = Callable[[CallOutcome], Awaitable[None] | None]
+
+
+def publish_to(bus: EventBus) -> Publish:
+    """Each outcome as a tool-outcome event of the calling agent on `bus`."""
+
+    async def publish(outcome: CallOutcome) -> None:
+        data = {k: v for k, v in asdict(outcome).items() if k != "agent"}
+        await bus.publish(Event(EventKind.TOOL_OUTCOME, outcome.agent, data))
+
+    return publish
+
+
 SecretsFor = Callable[[Sequence[ToolVersionSpec]], Awaitable[Mapping[str, str]]]
 
 
@@ -284,9 +316,12 @@ class AgentTools:
     _warned: set[tuple[str, str]] = field(default_factory=set)
     _dirty: asyncio.Event = field(default_factory=asyncio.Event)
     _refreshed: asyncio.Condition = field(default_factory=asyncio.Condition)
+    chain: Chain = EMPTY  # breakers, faults, audit: what a composite's steps pass too
     _task: asyncio.Task[None] | None = None
     _unsubscribe: Callable[[], None] | None = None
     _built_generation: int = -1
+    _context: KindContext | None = None
+    _inner: dict[tuple[str, str, int], Tool] = field(default_factory=dict)
 
     @property
     def names(self) -> set[str]:
@@ -333,19 +368,19 @@ class AgentTools:
                 )
             except HiveError as exc:
                 problems[requirement.name] = str(exc)
-        context = self.context
+        context = replace(
+            self.context,
+            call_tool=self.context.call_tool or self.call_tool,
+            tools=self.catalog.view(),
+        )
         if self.secrets_for is not None and resolved:
             specs = [r.target.spec for _, r in resolved]
             try:
                 secrets = await self.secrets_for(specs)
-                context = KindContext(
-                    secrets={**context.secrets, **secrets},
-                    namespace=context.namespace,
-                    builtins=context.builtins,
-                    call_tool=context.call_tool,
-                )
+                context = replace(context, secrets={**context.secrets, **secrets})
             except HiveError as exc:
                 log.warning("agent %s: reading tool Secrets: %s", self.agent, exc)
+        self._context = context
         for requirement, resolution in resolved:
             spec = resolution.target.spec
             try:
@@ -360,6 +395,32 @@ class AgentTools:
         async with self._refreshed:
             self._built_generation = generation
             self._refreshed.notify_all()
+
+    async def call_tool(self, name: str, version_range: str, arguments: dict[str, Any]) -> Any:
+        """Call a tool of the catalog by name and range, through the whole call path (checks,
+        migration, the chain's breakers and faults): how composite tools run their steps."""
+        resolution = self.catalog.resolve(name, version_range)
+        spec = resolution.target.spec
+        key = (name, spec.version, self.catalog.generation)
+        tool = self._inner.get(key)
+        if tool is None:
+            context = self._context or self.context
+            if self.secrets_for is not None:
+                context = replace(
+                    context, secrets={**context.secrets, **await self.secrets_for([spec])}
+                )
+            functions = await self.kinds.get(spec).functions(spec, context)
+            chosen = [f for f in functions if f.name == name] or functions[:1]
+            if not chosen:
+                raise InvalidInput(f"tool {name!r}", f"{spec.version} offers no function")
+            tool = self._tool(resolution, chosen[0], len(functions) == 1)
+            self._inner = {k: v for k, v in self._inner.items() if k[2] == key[2]}
+            self._inner[key] = tool
+        problem = _Checked(tool.parameters).problem(arguments)
+        if problem is not None:
+            raise InvalidInput(f"tool {name!r} arguments", problem)
+        call = Call(CallKind.TOOL, name, "call")
+        return await self.chain.run(call, lambda: tool.function(**arguments))
 
     def missing(self, name: str) -> str | None:
         """Why a tool this agent requires is not callable now (None when it is, or not ours)."""

@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextvars
 import importlib
 import logging
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -54,6 +54,7 @@ class KindContext:
     # the agent's built-in tools by name (kind builtin): (**arguments) -> result
     builtins: Mapping[str, Callable[..., Awaitable[Any]]] = field(default_factory=dict)
     call_tool: CallTool | None = None  # for kinds that call other tools (composite)
+    tools: Mapping[str, Sequence[ToolVersionSpec]] | None = None  # the catalog's versions now
 
 
 class ToolKind(Protocol):
@@ -77,7 +78,7 @@ KNOWN_KINDS: dict[str, str] = {
     "builtin": "hive.runtime.tooling.builtin:BuiltinKind",
     "openapi": "hive.runtime.tooling.openapi:OpenApiKind",
     "mcp": "hive.runtime.tooling.mcp:McpKind",
-    "composite": "hive.runtime.tooling.compose:CompositeKind",
+    "composite": "hive.runtime.tooling.compose.kind:CompositeKind",
 }
 
 

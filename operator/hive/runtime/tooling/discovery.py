@@ -1,0 +1,167 @@
+"""Discovery: the catalog kept in step with the ToolVersions present, while agents run.
+
+In a pod, `ClusterFeed` takes the namespace's ToolVersions as ``hive.kube.toolversions``
+lists and watches them (the runtime never talks to the API server itself): a new or changed
+version enters the catalog at once, a deleted one leaves it. Locally, `FolderWatch` polls a
+folder of YAML/JSON files (``hive run --tools DIR``; no dependency, a few stat calls a tick):
+every ToolVersion document in it is in the catalog, and every Secret document gives the values
+that versions' credentials name. A document that does not validate is left out with a warning
+naming the file (or object) and the field.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import json
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from hive.api.common import describe_validation_error
+from hive.api.toolversion import ToolVersionSpec
+from hive.runtime.tooling.catalog import Catalog, CatalogEntry
+
+log = logging.getLogger(__name__)
+SUFFIXES = (".yaml", ".yml", ".json")
+
+
+def entry_of(obj: Mapping[str, Any], source: str) -> CatalogEntry | None:
+    """The catalog entry of a ToolVersion object, or None (logged) when its spec is invalid."""
+    meta = obj.get("metadata") or {}
+    name = str(meta.get("name") or source)
+    try:
+        spec = ToolVersionSpec.model_validate(obj.get("spec") or {})
+    except ValidationError as exc:
+        log.warning(
+            "ToolVersion %s (%s) left out: %s", name, source, describe_validation_error(exc)
+        )
+        return None
+    return CatalogEntry(spec, name, source)
+
+
+def secret_refs(specs: Iterable[ToolVersionSpec]) -> list[tuple[str, str]]:
+    """(secret, key) of every credential the versions name."""
+    refs = []
+    for spec in specs:
+        auth = getattr(spec.implementation, "auth", None)
+        if auth is not None:
+            refs.append((auth.secret_ref.name, auth.secret_ref.key))
+    return refs
+
+
+@dataclass
+class ClusterFeed:
+    """Hands what the API server says about the namespace's ToolVersions to the catalog."""
+
+    catalog: Catalog
+    namespace: str
+
+    def on_list(self, objects: Sequence[Mapping[str, Any]]) -> None:
+        entries = [
+            e
+            for o in objects
+            if not (o.get("metadata") or {}).get("deletionTimestamp")
+            and (e := entry_of(o, self._source(o))) is not None
+        ]
+        self.catalog.replace(entries)
+
+    def on_event(self, kind: str, obj: Mapping[str, Any]) -> None:
+        name = str((obj.get("metadata") or {}).get("name"))
+        if kind == "DELETED" or (obj.get("metadata") or {}).get("deletionTimestamp"):
+            self.catalog.remove(name)
+            return
+        entry = entry_of(obj, self._source(obj))
+        if entry is None:
+            self.catalog.remove(name)  # an invalid change: the old spec is no longer declared
+        else:
+            self.catalog.put(entry)
+
+    def _source(self, obj: Mapping[str, Any]) -> str:
+        return f"{self.namespace}/{(obj.get('metadata') or {}).get('name')}"
+
+
+@dataclass
+class FolderWatch:
+    """A folder's ToolVersion and Secret documents, read again whenever a file changes."""
+
+    folder: Path
+    catalog: Catalog
+    poll_s: float = 0.2
+    secrets: dict[str, str] = field(default_factory=dict)  # "<secret>/<key>" -> value
+    _seen: dict[Path, tuple[int, int]] | None = None
+
+    def scan(self) -> bool:
+        """Read the folder again if any file came, went or changed; True when it did."""
+        snapshot = self._snapshot()
+        if snapshot == self._seen:
+            return False
+        self._seen = snapshot
+        entries: list[CatalogEntry] = []
+        secrets: dict[str, str] = {}
+        for path in sorted(snapshot):
+            for index, doc in enumerate(_documents(path)):
+                source = f"{path}#{index}" if index else str(path)
+                if doc.get("kind") == "ToolVersion":
+                    entry = entry_of(doc, source)
+                    if entry is not None:
+                        entries.append(entry)
+                elif doc.get("kind") == "Secret":
+                    secrets.update(_secret_values(doc))
+        self.secrets = secrets
+        self.catalog.replace(entries)
+        return True
+
+    async def secrets_for(self, specs: Sequence[ToolVersionSpec]) -> Mapping[str, str]:
+        return dict(self.secrets)
+
+    async def run(self) -> None:
+        """Until cancelled: scan every `poll_s`."""
+        while True:
+            try:
+                self.scan()
+            except OSError as exc:
+                log.warning("reading tools from %s: %s", self.folder, exc)
+            await asyncio.sleep(self.poll_s)
+
+    def _snapshot(self) -> dict[Path, tuple[int, int]]:
+        found: dict[Path, tuple[int, int]] = {}
+        if not self.folder.is_dir():
+            return found
+        for path in self.folder.rglob("*"):
+            if path.suffix in SUFFIXES and path.is_file():
+                try:
+                    stat = path.stat()
+                except FileNotFoundError:
+                    continue
+                found[path] = (stat.st_mtime_ns, stat.st_size)
+        return found
+
+
+def _documents(path: Path) -> list[dict[str, Any]]:
+    try:
+        text = path.read_text()
+        docs = [json.loads(text)] if path.suffix == ".json" else list(yaml.safe_load_all(text))
+    except (OSError, ValueError, yaml.YAMLError) as exc:
+        log.warning("tools file %s left out: %s", path, exc)
+        return []
+    return [d for d in docs if isinstance(d, dict)]
+
+
+def _secret_values(doc: Mapping[str, Any]) -> dict[str, str]:
+    name = (doc.get("metadata") or {}).get("name")
+    values: dict[str, str] = {}
+    for key, value in (doc.get("data") or {}).items():
+        try:
+            values[f"{name}/{key}"] = base64.b64decode(str(value), validate=True).decode()
+        except (binascii.Error, UnicodeDecodeError):
+            log.warning("Secret %s key %s: not base64 UTF-8 text, left out", name, key)
+    for key, value in (doc.get("stringData") or {}).items():
+        values[f"{name}/{key}"] = str(value)
+    return values
