@@ -81,7 +81,7 @@ async def test_a_failed_step_is_named_with_its_inputs_and_stops_the_others() -> 
     source = (
         "COMPOSITE pair INPUT x: integer OUTPUT s AS\n"
         "  x -> wait[] -> fast\n"
-        "  x -> wait[] -> slow\n"
+        "  wait[n=0] -> slow\n"
         "  total[values=[fast.n, slow.n]] -> s\n"
     )
     plan = check(parse(source), TOOLS)
@@ -90,7 +90,7 @@ async def test_a_failed_step_is_named_with_its_inputs_and_stops_the_others() -> 
 
     async def call(tool: str, version_range: str, arguments: dict[str, Any]) -> Any:
         calls.append(tool)
-        if len(calls) == 2:  # the second wait: it hangs until cancelled
+        if arguments.get("n") == 0:  # slow: it hangs until cancelled
             slow_started.set()
             try:
                 await asyncio.sleep(60)

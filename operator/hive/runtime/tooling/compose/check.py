@@ -21,8 +21,8 @@ the version resolved here, so a newer matching version that arrives later serves
 
 from __future__ import annotations
 
-import graphlib
 import json
+from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -212,11 +212,8 @@ class _Checker:
             if isinstance(properties, Mapping) and properties and name not in properties:
                 listed = ", ".join(properties) or "none"
                 raise self.fail(ref.place, f"{path} has no field {name} (fields: {listed})")
-            schema = (
-                dict(properties[name])
-                if isinstance(properties, Mapping) and name in properties
-                else {}
-            )
+            found = properties.get(name) if isinstance(properties, Mapping) else None
+            schema = found if isinstance(found, dict) else {}
             path = f"{path}.{name}"
         return schema
 
@@ -225,8 +222,11 @@ class _Checker:
         schema = spec.input_schema
         properties: Mapping[str, Any] = schema.get("properties") or {}
         arguments = dict(step.arguments)
-        if step.source is not None and not any(
-            str(r) == str(step.source) for value in arguments.values() for r in refs_in(value)
+        source = step.source
+        if source is not None and not any(
+            r.variable == source.variable and r.fields == source.fields
+            for value in arguments.values()
+            for r in refs_in(value)
         ):
             arguments[self.parameter_for(step, spec, properties)] = step.source
         extra = schema.get("additionalProperties")
@@ -251,9 +251,9 @@ class _Checker:
                 if problem:
                     raise self.fail(step.place, f"{step.tool}[{name}=...]: {problem}")
                 continue
-            actual = self.schema_of(value) if isinstance(value, Ref) else _container_schema(value)
             for ref in refs:
-                self.schema_of(ref)  # bound, and its fields exist
+                known = self.schema_of(ref)  # bound, and its fields exist
+            actual = known if isinstance(value, Ref) else _container_schema(value)
             problem = mismatch(actual, expected, str(value) if isinstance(value, Ref) else name)
             if problem:
                 raise self.fail(
@@ -291,18 +291,47 @@ class _Checker:
         )
 
     def order(self, planned: list[PlannedStep]) -> tuple[PlannedStep, ...]:
+        """The steps, each after those it needs (Kahn's algorithm); a cycle is refused."""
         producer = {p.step.target: p.index for p in planned}
-        graph = {p.index: {producer[v] for v in p.needs if v in producer} for p in planned}
-        sorter = graphlib.TopologicalSorter(graph)
-        try:
-            order = list(sorter.static_order())
-        except graphlib.CycleError as error:
-            cycle: list[int] = error.args[1]
-            steps = [planned[i].step for i in cycle]
-            first = min(steps[:-1], key=lambda s: (s.place.line, s.place.column))
-            path = " needs ".join(f"{s.target} (line {s.place.line})" for s in reversed(steps))
-            raise self.fail(first.place, f"cycle: {path}") from None
+        needs = [{producer[v] for v in p.needs if v in producer} for p in planned]
+        dependents: list[list[int]] = [[] for _ in planned]
+        waiting = [len(n) for n in needs]
+        for index, needed in enumerate(needs):
+            for other in needed:
+                dependents[other].append(index)
+        ready = deque(index for index, count in enumerate(waiting) if count == 0)
+        order: list[int] = []
+        while ready:
+            index = ready.popleft()
+            order.append(index)
+            for dependent in dependents[index]:
+                waiting[dependent] -= 1
+                if waiting[dependent] == 0:
+                    ready.append(dependent)
+        if len(order) < len(planned):
+            raise self.cycle(planned, needs, waiting)
         return tuple(planned[i] for i in order)
+
+    def cycle(
+        self, planned: list[PlannedStep], needs: list[set[int]], waiting: list[int]
+    ) -> CompositionError:
+        """The refusal of a cycle among the steps still `waiting`, naming its lines."""
+        start = min(
+            (i for i, count in enumerate(waiting) if count),
+            key=lambda i: (planned[i].step.place.line, planned[i].step.place.column),
+        )
+        path, seen = [start], {start: 0}
+        while True:  # every step left waits on another step left: walk until one repeats
+            after = min(n for n in needs[path[-1]] if waiting[n])
+            if after in seen:
+                loop = [*path[seen[after] :], after]
+                break
+            seen[after] = len(path)
+            path.append(after)
+        steps = [planned[i].step for i in loop]
+        first = min(steps, key=lambda s: (s.place.line, s.place.column))
+        described = " needs ".join(f"{s.target} (line {s.place.line})" for s in steps)
+        return self.fail(first.place, f"cycle: {described}")
 
     def ports(
         self, keyword: str, ports: tuple[Port, ...], schema: Mapping[str, Any] | None
