@@ -28,6 +28,7 @@ from typing import Any
 from urllib.parse import urljoin
 
 import yaml
+from jsonschema_path import SchemaPath
 from openapi_spec_validator import OpenAPIV30SpecValidator, OpenAPIV31SpecValidator
 from openapi_spec_validator.validation.exceptions import OpenAPIValidationError
 from referencing import Registry, Resource
@@ -43,6 +44,8 @@ MAX_NAME = 64
 DOCUMENTATION_ONLY = {"example", "examples", "xml", "externalDocs", "discriminator", "$comment"}
 PLACES = ("path", "query", "header", "cookie")
 DOCUMENT_URI = "urn:hive:openapi-document"
+YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's, when built with it
+RESOLVED_CACHE = 1024  # references the validator keeps resolved while it walks one document
 
 
 class OpenAPIDocumentError(InvalidInput):
@@ -91,7 +94,7 @@ class Document:
 def load_text(text: str | bytes, where: str) -> dict[str, Any]:
     """JSON or YAML text -> the document object; `where` names it in errors."""
     try:
-        content = yaml.safe_load(text)  # JSON is YAML
+        content = yaml.load(text, Loader=YAML_LOADER)  # noqa: S506 (a safe loader); JSON is YAML
     except yaml.YAMLError as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise OpenAPIDocumentError(where, f"neither JSON nor YAML ({first})") from exc
@@ -116,9 +119,9 @@ def check(content: Mapping[str, Any], where: str) -> Document:
             where, f"openapi {version}: only OpenAPI 3.0 and 3.1 documents are supported"
         )
     document = json.loads(json.dumps(content))  # plain JSON values (YAML dates, keys)
-    from jsonschema_path import SchemaPath
-
-    tree = SchemaPath.from_dict(document, base_uri=DOCUMENT_URI, handlers={})
+    tree = SchemaPath.from_dict(
+        document, base_uri=DOCUMENT_URI, handlers={}, resolved_cache_maxsize=RESOLVED_CACHE
+    )
     try:
         error = next(iter(validator_class(tree).iter_errors()), None)
     except (Unresolvable, LookupError, ValueError) as exc:
