@@ -572,6 +572,26 @@ class McpSettings(BaseModel):
     )
 
 
+class ToolsSettings(BaseModel):
+    """The ToolVersion catalog in agents and hive run: discovery, http calls, call counts."""
+
+    folder_poll_s: float = Field(
+        default=0.2, gt=0, description="hive run --tools DIR: how often the folder is looked at."
+    )
+    http_backoff_s: float = Field(
+        default=0.2, gt=0, description="kind http: the first wait before a retry (it doubles)."
+    )
+    http_max_backoff_s: float = Field(
+        default=5.0, gt=0, description="kind http: the longest wait before a retry."
+    )
+    calls_window_s: float = Field(
+        default=3600.0,
+        gt=0,
+        description="Agents report their calls per tool version over this recent window "
+        "(the ToolVersions' status.consumers).",
+    )
+
+
 class Settings(BaseSettings):
     """Root of the settings tree."""
 
@@ -585,6 +605,7 @@ class Settings(BaseSettings):
     vault: VaultSettings = Field(default_factory=VaultSettings)
     rag: RagSettings = Field(default_factory=RagSettings)
     mcp: McpSettings = Field(default_factory=McpSettings)
+    tools: ToolsSettings = Field(default_factory=ToolsSettings)
     model_api_key: SecretStr | None = Field(
         default=None,
         description="API key of the team's model (HIVE_MODEL_API_KEY; in a pod it comes from "

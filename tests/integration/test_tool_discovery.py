@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
@@ -27,6 +29,7 @@ from hive.runtime.tooling.http import HttpKind
 from hive.runtime.tooling.kinds import KindRegistry
 from hive.runtime.tools import ToolRegistry
 from hive.settings import KubeSettings
+from tests.scripted_model import Script, scripted_model
 from tests.support import Cluster
 from tests.tools_servers.http_tool import HttpToolServer, http_tool_server
 
@@ -224,3 +227,46 @@ async def test_a_running_agent_follows_the_namespace_s_tool_versions(
         await toolbox.close()
         cluster.kubectl("delete", "toolversion", "-n", NS, "--all", check=False)
         cluster.kubectl("delete", "secret", "-n", NS, "creds", check=False)
+
+
+def test_hive_run_with_a_tools_folder_gives_the_agents_its_tools(
+    server: HttpToolServer, tmp_path: Path
+) -> None:
+    tools = tmp_path / "tools"
+    tools.mkdir()
+    (tools / "search.yaml").write_text(yaml.safe_dump(tool_version(f"{server.url}/echo", "1.0.0")))
+    team = {
+        "goal": "search",
+        "model": {"name": "m", "endpoint": "http://127.0.0.1:1/v1"},
+        "agents": [{"name": "solo", "role": "specialist", "tools": [{"name": "web-search"}]}],
+    }
+    (tmp_path / "team.yaml").write_text(yaml.safe_dump(team))
+    script: Script = [
+        {"tool_calls": [{"name": "web-search", "arguments": {"q": "bees"}}]},
+        {"content": "done"},
+    ]
+    with scripted_model(script) as model:
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "hive",
+                "run",
+                str(tmp_path / "team.yaml"),
+                "--endpoint",
+                model.url,
+                "--tools",
+                str(tools),
+                "--no-live",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        requests = model.requests
+    assert result.returncode == 0, result.stdout + result.stderr
+    offered = [t["function"]["name"] for t in requests[0].get("tools") or []]
+    assert offered == ["web-search"]
+    told = [m["content"] for r in requests for m in r["messages"] if m["role"] == "tool"]
+    assert json.loads(told[-1]) == {"q": "bees"}

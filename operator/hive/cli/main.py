@@ -9,10 +9,12 @@ from typing import Any
 import click
 
 from hive.cli.audit import audit
+from hive.cli.composecmd import add_to as add_compose_commands
 from hive.cli.errors import one_line_errors
-from hive.cli.ragcmd import rag
 from hive.cli.memorycmd import memory
+from hive.cli.ragcmd import rag
 from hive.cli.sessionscmd import sessions
+from hive.cli.toolscmd import tools
 from hive.cli.trace import trace
 from hive.errors import HiveError
 from hive.settings import Settings, get_settings
@@ -156,6 +158,13 @@ def agent(
     "has it and it is a redis one, else HIVE_AGENT__SESSIONS__REDIS_URL, the redis hive demo "
     "starts).",
 )
+@click.option(
+    "--tools",
+    "tools_dir",
+    type=click.Path(path_type=Path, file_okay=False, exists=True),
+    help="A folder of ToolVersion (and Secret) documents: the agents' tools come from it, "
+    "followed while the team runs (files added, changed or removed take effect at once).",
+)
 @click.option("--check", is_flag=True, help="Only check the team file and show the team.")
 @one_line_errors
 def run(
@@ -171,6 +180,7 @@ def run(
     chaos_file: Path | None,
     session: str | None,
     session_store: str | None,
+    tools_dir: Path | None,
     check: bool,
 ) -> None:
     """Run the team of TEAM_FILE (an AgentTeam or its spec) on TASK (default: its goal).
@@ -218,6 +228,7 @@ def run(
             model_key=model_key,
             memory_stores=memory_stores,
             session=chosen_session,
+            tools_dir=tools_dir,
         )
     )
 
@@ -317,8 +328,10 @@ def errors(team: str, namespace: str, redis_url: str | None, top: int) -> None:
 cli.add_command(trace)
 cli.add_command(sessions)
 cli.add_command(audit)
-cli.add_command(rag)
+cli.add_command(tools)
+add_compose_commands(tools)
 cli.add_command(memory)
+cli.add_command(rag)
 
 
 def main() -> None:

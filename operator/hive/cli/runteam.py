@@ -35,6 +35,8 @@ from hive.runtime.teams.members import LocalMember
 from hive.runtime.teams.roster import Approval, ApprovalRequest, Approver
 from hive.runtime.teams.team import Team, TeamResult
 from hive.runtime.toolbox import Toolbox
+from hive.runtime.tooling.catalog import Catalog, publish_to
+from hive.runtime.tooling.discovery import FolderWatch
 from hive.settings import get_settings
 
 if TYPE_CHECKING:
@@ -139,6 +141,7 @@ async def run_team(
     model_key: SecretStr | None = None,
     session: SessionChoice | None = None,
     memory_stores: dict[str, MemoryStoreSpec] | None = None,
+    tools_dir: Path | None = None,
 ) -> TeamResult:
     """Run the team; with `session`, the task carries the notes of the session's earlier runs
     most similar to it, and the run is saved to the session at its end."""
@@ -150,6 +153,7 @@ async def run_team(
     injector = FaultInjector(bus=bus)
     chain, resilience = local_chain(spec, injector if chaos else None, bus)
     toolbox = Toolbox(rootfs=sandbox.rootfs, runsc=sandbox.runsc, chain=chain)
+    folder = folder_tools(toolbox, tools_dir, bus)
     team_memory = local_memory(spec, memory_stores or {}, chain)
     if team_memory is not None:
         toolbox.memory = team_memory.tools
@@ -179,8 +183,13 @@ async def run_team(
             )
             if team_memory is not None:
                 give_recall(team, team_memory)
+            await toolbox.started()
+            following = asyncio.create_task(folder.run()) if folder is not None else None
             for agent, names in toolbox.unavailable.items():
                 console.print(f"[dim]{agent}: no built-in implementation of {', '.join(names)}[/]")
+            for agent_tools in toolbox.live:
+                for why in agent_tools.problems.values():
+                    console.print(f"[yellow]{agent_tools.agent}: {why}[/]")
             display = watch(team.bus, spec, task or spec.goal, console, live and approve != "ask")
             stop = asyncio.Event()
             watching = None
@@ -206,6 +215,8 @@ async def run_team(
                     await watching
                 if display is not None:
                     display.stop()
+                if following is not None:
+                    following.cancel()
                 await toolbox.close()
                 if team_memory is not None:
                     await team_memory.close()
@@ -215,6 +226,20 @@ async def run_team(
     if chaos is not None:
         report_injections(injector, list(agents), console)
     return result
+
+
+def folder_tools(toolbox: Toolbox, folder: Path | None, bus: EventBus) -> FolderWatch | None:
+    """With --tools DIR: the folder's ToolVersions (and Secrets) as the run's catalog, read now
+    and followed while the team runs."""
+    if folder is None:
+        return None
+    if not folder.is_dir():
+        raise InvalidInput("--tools", f"{folder} is not a folder")
+    watch = FolderWatch(folder, Catalog(), poll_s=get_settings().tools.folder_poll_s)
+    watch.scan()
+    toolbox.catalog, toolbox.secrets_for = watch.catalog, watch.secrets_for
+    toolbox.publish = publish_to(bus)
+    return watch
 
 
 def local_memory(
@@ -323,6 +348,7 @@ def run_command(
     model_key: SecretStr | None = None,
     session: SessionChoice | None = None,
     memory_stores: dict[str, MemoryStoreSpec] | None = None,
+    tools_dir: Path | None = None,
 ) -> int:
     console = Console(record=svg_path is not None)
     result = asyncio.run(
@@ -340,6 +366,7 @@ def run_command(
             model_key=model_key,
             session=session,
             memory_stores=memory_stores,
+            tools_dir=tools_dir,
         )
     )
     if report_path is not None:

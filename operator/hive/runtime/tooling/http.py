@@ -19,6 +19,7 @@ import httpx
 from hive.api.toolversion import HttpAuth, HttpAuthType, ToolVersionSpec
 from hive.errors import ExternalFailure, InvalidInput, Unavailable
 from hive.runtime.tooling.kinds import CALL_STATUS, Function, KindContext
+from hive.settings import get_settings
 
 RETRIED = frozenset({429, 500, 502, 503, 504})
 
@@ -32,9 +33,10 @@ class HttpKind:
 
     kind = "http"
 
-    def __init__(self, backoff_s: float = 0.2, max_backoff_s: float = 5.0) -> None:
-        self.backoff_s = backoff_s
-        self.max_backoff_s = max_backoff_s
+    def __init__(self, backoff_s: float | None = None, max_backoff_s: float | None = None) -> None:
+        settings = get_settings().tools
+        self.backoff_s = settings.http_backoff_s if backoff_s is None else backoff_s
+        self.max_backoff_s = settings.http_max_backoff_s if max_backoff_s is None else max_backoff_s
         self._client: httpx.AsyncClient | None = None
 
     @property
