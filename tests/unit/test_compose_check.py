@@ -34,7 +34,12 @@ def obj(required: list[str] | None = None, **properties: Any) -> dict[str, Any]:
 STRING, NUMBER, INTEGER = {"type": "string"}, {"type": "number"}, {"type": "integer"}
 TOOLS = {
     "sentiment": [
-        version("sentiment", "1.0.0", obj(["text"], text=STRING, threshold=NUMBER)),
+        version(
+            "sentiment",
+            "1.0.0",
+            obj(["text"], text=STRING, threshold=NUMBER),
+            obj(["label"], label=STRING, score=NUMBER),
+        ),
         version(
             "sentiment",
             "1.4.0",
@@ -69,7 +74,8 @@ def test_a_good_composite_becomes_a_plan_in_dependency_order() -> None:
     plan = check(parse(GOOD), TOOLS)
     assert [p.step.tool for p in plan.steps][-1] == "combine", "it needs the other two"
     by_tool = {p.step.tool: p for p in plan.steps}
-    assert by_tool["sentiment"].version == "1.4.0", "the newest version the range allows"
+    assert by_tool["sentiment"].written_for == "1.0.0", "the oldest version the range allows"
+    assert by_tool["sentiment"].newest == "1.4.0", "what calls reach now"
     assert by_tool["sentiment"].version_range == "^1.0"
     assert by_tool["count-mentions"].version_range == "*"
     piped = by_tool["sentiment"].arguments["text"]
@@ -113,7 +119,7 @@ HEAD = "COMPOSITE x INPUT a, n: integer OUTPUT b AS\n"
         (
             "  n -> sentiment@1[] -> b\n",
             "line 2, column 3: sentiment[text=n]: n is integer, where string is wanted by "
-            "sentiment 1.4.0",
+            "sentiment 1.0.0",
         ),
         (
             "  a -> sentiment@1[] -> m\n  combine[mood=m.score] -> b\n",

@@ -15,8 +15,11 @@ its last field); else to the one required parameter not given in brackets; else 
 parameter not given; else the line is refused and asks for ``tool[param=source]``.
 
 `ToolsView` is what the checker sees of the tools: name -> the specs of its versions, as the
-catalog has them now or as a folder of ToolVersion files declares them. Calls go by range, not by
-the version resolved here, so a newer matching version that arrives later serves them.
+catalog has them now or as a folder of ToolVersion files declares them. As for an agent's tools,
+a step is written for the oldest version its range allows: its arguments and its result are
+checked against that version's schemas, and the catalog migrates each call forward to the newest
+matching version present at call time (and the result back). Calls go by range, so a newer
+matching version that arrives later serves them.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from typing import Any
 
 import jsonschema
 
-from hive.api.semver import best_match, is_range, ordered
+from hive.api.semver import best_match, is_range, ordered, satisfies
 from hive.api.toolversion import ToolVersionSpec
 from hive.runtime.tooling.compose.syntax import Composite, CompositionError, Place, Port, Ref, Step
 
@@ -46,7 +49,8 @@ class PlannedStep:
     index: int
     step: Step
     version_range: str  # what the call asks the catalog for
-    version: str  # the version the check found (the newest matching now)
+    written_for: str  # the oldest version the range allows: the schemas checked
+    newest: str  # the newest version the range allows now: what a call reaches
     arguments: dict[str, Any]  # parameter -> literal, `Ref`, or lists/dicts of those
     needs: frozenset[str]  # the variables it reads
 
@@ -154,13 +158,14 @@ class _Checker:
         self.own_tool = own_tool or composite.name
         self.variables: dict[str, dict[str, Any]] = {}  # name -> JSON Schema of its value
         self.bound_by: dict[str, Step | Port] = {}
-        self._resolved: dict[tuple[str, str], ToolVersionSpec | str] = {}
+        self._resolved: dict[tuple[str, str], tuple[ToolVersionSpec, str] | str] = {}
 
     def fail(self, place: Place, problem: str) -> CompositionError:
         return CompositionError(place, problem, self.where)
 
     # tools
-    def resolve(self, step: Step) -> ToolVersionSpec:
+    def resolve(self, step: Step) -> tuple[ToolVersionSpec, str]:
+        """The version `step` is written for (its spec) and the newest its range reaches."""
         wanted = step.version_range or ANY_VERSION
         key = (step.tool, wanted)
         found = self._resolved.get(key)
@@ -171,7 +176,7 @@ class _Checker:
             raise self.fail(step.place, found)
         return found
 
-    def _resolve(self, tool: str, wanted: str) -> ToolVersionSpec | str:
+    def _resolve(self, tool: str, wanted: str) -> tuple[ToolVersionSpec, str] | str:
         if tool == self.own_tool:
             return f"{tool} calls itself (a cycle through the tool)"
         versions = {spec.version: spec for spec in self.tools.get(tool, ())}
@@ -181,12 +186,13 @@ class _Checker:
             return f"unknown tool {tool} (tools: {listed or 'none'})"
         if not is_range(wanted):
             return f"{tool}@{wanted}: not a semver range"
-        version = best_match(versions, wanted)
-        if version is None:
+        newest = best_match(versions, wanted)
+        if newest is None:
             return (
                 f"no version of {tool} matches {wanted} (versions: {', '.join(ordered(versions))})"
             )
-        return versions[version]
+        matching = [v for v in versions if satisfies(v, wanted)]
+        return versions[ordered(matching)[0]], newest
 
     # variables
     def bind(self, name: str, schema: dict[str, Any], by: Step | Port, place: Place) -> None:
@@ -218,7 +224,7 @@ class _Checker:
         return schema
 
     # steps
-    def plan_step(self, index: int, step: Step, spec: ToolVersionSpec) -> PlannedStep:
+    def plan_step(self, index: int, step: Step, spec: ToolVersionSpec, newest: str) -> PlannedStep:
         schema = spec.input_schema
         properties: Mapping[str, Any] = schema.get("properties") or {}
         arguments = dict(step.arguments)
@@ -264,7 +270,8 @@ class _Checker:
             index=index,
             step=step,
             version_range=step.version_range or ANY_VERSION,
-            version=spec.version,
+            written_for=spec.version,
+            newest=newest,
             arguments=arguments,
             needs=frozenset(needs),
         )
@@ -367,14 +374,16 @@ class _Checker:
             raise self.fail(composite.place, f"{composite.name} declares no OUTPUT")
         for port, schema in inputs:
             self.bind(port.name, schema, port, port.place)
-        specs = []
+        resolved = []
         for step in composite.steps:
-            spec = self.resolve(step)
+            spec, newest = self.resolve(step)
             self.bind(step.target, dict(spec.output_schema), step, step.target_place)
-            specs.append(spec)
+            resolved.append((spec, newest))
         planned = [
-            self.plan_step(index, step, spec)
-            for index, (step, spec) in enumerate(zip(composite.steps, specs, strict=True))
+            self.plan_step(index, step, spec, newest)
+            for index, (step, (spec, newest)) in enumerate(
+                zip(composite.steps, resolved, strict=True)
+            )
         ]
         ordered_steps = self.order(planned)
         for port, schema in outputs:

@@ -2,13 +2,13 @@
 
 Its one `Function` (named after the tool) runs the checked graph; each step calls its tool through
 `KindContext.call_tool`, the catalog's call path. The graph is checked against the tools the
-context shows (`KindContext.tools` when the catalog provides it) before the function is made, so
+context shows (`KindContext.tools`, the catalog's versions now) before the function is made, so
 an agent never gets a composite that refers to a tool or a version that is not there.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from hive.api.toolversion import ImplementationKind, ToolVersionSpec
@@ -67,8 +67,7 @@ class CompositeKind:
     kind = str(ImplementationKind.COMPOSITE)
 
     async def functions(self, spec: ToolVersionSpec, context: KindContext) -> list[Function]:
-        call = context.call_tool
-        tools: Mapping[str, Sequence[ToolVersionSpec]] | None = getattr(context, "tools", None)
+        call, tools = context.call_tool, context.tools
         if call is None or tools is None:
             raise InvalidInput(
                 f"ToolVersion {spec.tool} {spec.version}",
