@@ -267,6 +267,18 @@ class OperatorSettings(BaseModel):
     memory_probe_timeout_s: float = Field(
         default=5.0, gt=0, le=120, description="A MemoryStore backend's probe gives up after this."
     )
+    openapi_refresh_s: float = Field(
+        default=300.0,
+        gt=0,
+        description="A ToolVersion of kind openapi whose document comes from a URL or a "
+        "ConfigMap is read again this often (its status.functions follow the document).",
+    )
+    openapi_retry_s: float = Field(
+        default=15.0,
+        gt=0,
+        description="A ToolVersion of kind openapi whose document could not be read is "
+        "tried again this soon.",
+    )
     webhook_port: int = Field(
         default=0, ge=0, le=65535, description="Admission webhook port; 0 turns it off."
     )

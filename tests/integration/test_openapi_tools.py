@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
+import yaml
 
 from hive.api.toolversion import ToolVersionSpec
 from hive.errors import ExternalFailure
@@ -26,7 +27,7 @@ from hive.operator.state import STATE
 from hive.ports import free_port
 from hive.runtime.tooling.kinds import Function, KindContext
 from hive.runtime.tooling.openapi import OpenApiKind
-from hive.settings import KubeSettings, Settings
+from hive.settings import KubeSettings, OperatorSettings, Settings
 from tests.support import Cluster
 
 pytestmark = pytest.mark.integration
@@ -37,6 +38,7 @@ SERVICE = Path(__file__).parents[1] / "tools_servers" / "openapi_service.py"
 DOCUMENT = SERVICE.with_name("shelter.openapi.yaml")
 START_TIMEOUT_S = 30
 STATUS_TIMEOUT_S = 30
+REFRESH_S, RETRY_S = 120.0, 7.0
 
 
 @pytest.fixture(scope="module")
@@ -86,7 +88,10 @@ def namespace(cluster: Cluster) -> Iterator[str]:
     }
     cluster.kubectl("apply", "-f", "-", input=json.dumps(secret))
     before = (STATE.settings, STATE._client)
-    STATE.settings = Settings(kube=KubeSettings(kubeconfig=cluster.kubeconfig))
+    STATE.settings = Settings(
+        kube=KubeSettings(kubeconfig=cluster.kubeconfig),
+        operator=OperatorSettings(openapi_refresh_s=REFRESH_S, openapi_retry_s=RETRY_S),
+    )
     STATE._client = None
     try:
         yield NS
@@ -129,13 +134,17 @@ def ready_of(status: dict[str, Any]) -> dict[str, Any]:
     return next((c for c in status.get("conditions", []) if c["type"] == "Ready"), {})
 
 
-async def reconciled(cluster: Cluster, tool: str, name: str, reason: str) -> dict[str, Any]:
-    """The status after the operator's reconcile of `tool`, once Ready has `reason`."""
+async def reconciled(
+    cluster: Cluster, tool: str, name: str, reason: str, recheck_after_s: float | None
+) -> dict[str, Any]:
+    """The status after the operator's reconcile of `tool`, once Ready has `reason`; the
+    reconcile asks to run again after `recheck_after_s`."""
     deadline = time.monotonic() + STATUS_TIMEOUT_S
     while True:
-        await reconcile_tool(NS, tool)
+        run = await reconcile_tool(NS, tool)
         status = status_of(cluster, name)
         if ready_of(status).get("reason") == reason:
+            assert run.recheck_after_s == recheck_after_s
             return status
         assert time.monotonic() < deadline, f"{name}: Ready is {ready_of(status)}, not {reason}"
 
@@ -169,7 +178,7 @@ async def test_status_functions_come_from_the_document_at_its_url(
         auth={"secretRef": {"name": "shelter-staff", "key": "token"}},
     )
     apply(cluster, tool_version("shelter-1.0.0", spec))
-    status = await reconciled(cluster, "shelter", "shelter-1.0.0", "ChainValid")
+    status = await reconciled(cluster, "shelter", "shelter-1.0.0", "ChainValid", REFRESH_S)
     assert [(f["name"], f["method"], f["path"]) for f in status["functions"]] == [
         ("shelter_listPets", "GET", "/pets"),
         ("shelter_createPet", "POST", "/pets"),
@@ -186,14 +195,16 @@ async def test_a_url_that_serves_no_openapi_document_is_ready_false_with_the_rea
 ) -> None:
     spec = openapi_spec("not-openapi", url=f"{shelter}/api/health")  # answers "ok"
     apply(cluster, tool_version("not-openapi-1.0.0", spec))
-    status = await reconciled(cluster, "not-openapi", "not-openapi-1.0.0", "InvalidOpenAPIDocument")
+    status = await reconciled(
+        cluster, "not-openapi", "not-openapi-1.0.0", "InvalidOpenAPIDocument", REFRESH_S
+    )
     assert ready_of(status)["message"] == (
         f"spec.implementation.openapi.url {shelter}/api/health: not an OpenAPI document (a str)"
     )
     assert status.get("functions", []) == []
     gone = openapi_spec("gone", url=f"{shelter}/nothing-here.json")
     apply(cluster, tool_version("gone-1.0.0", gone))
-    status = await reconciled(cluster, "gone", "gone-1.0.0", "OpenAPIDocumentUnavailable")
+    status = await reconciled(cluster, "gone", "gone-1.0.0", "OpenAPIDocumentUnavailable", RETRY_S)
     assert ready_of(status)["message"] == (  # the service asks a token for all but its document
         f"spec.implementation.openapi.url: OpenAPI document {shelter}/nothing-here.json: HTTP 401"
     )
@@ -216,12 +227,12 @@ async def test_a_document_from_a_configmap_and_its_key_going_away(
         server="http://shelter.tools.svc/api",
     )
     apply(cluster, tool_version("shelter-cm-1.0.0", spec))
-    status = await reconciled(cluster, "shelter-cm", "shelter-cm-1.0.0", "ChainValid")
+    status = await reconciled(cluster, "shelter-cm", "shelter-cm-1.0.0", "ChainValid", REFRESH_S)
     assert [f["name"] for f in status["functions"]] == ["shelter-cm_getPet", "shelter-cm_adoptPet"]
     config_map["data"] = {"other.yaml": "{}"}
     cluster.kubectl("apply", "-f", "-", input=json.dumps(config_map))
     status = await reconciled(
-        cluster, "shelter-cm", "shelter-cm-1.0.0", "OpenAPIDocumentUnavailable"
+        cluster, "shelter-cm", "shelter-cm-1.0.0", "OpenAPIDocumentUnavailable", RETRY_S
     )
     assert ready_of(status)["message"] == (
         "spec.implementation.openapi.configMapRef: ConfigMap shelter-document has no key "
@@ -285,3 +296,15 @@ async def test_every_operation_called_for_real_with_the_token_from_a_real_secret
         assert await refused["shelter_health"].call({}) == "ok"  # security: [] needs none
     finally:
         await kind.close()
+
+
+async def test_an_inline_document_is_not_read_again(cluster: Cluster, namespace: str) -> None:
+    spec = openapi_spec(
+        "inline",
+        document=yaml.safe_load(DOCUMENT.read_text()),
+        server="http://shelter.tools.svc/api",
+        operations=["health"],
+    )
+    apply(cluster, tool_version("inline-1.0.0", spec))
+    status = await reconciled(cluster, "inline", "inline-1.0.0", "ChainValid", None)
+    assert status["functions"] == [{"name": "inline_health", "method": "GET", "path": "/health"}]

@@ -19,8 +19,15 @@ from hive.api.toolversion import ToolVersionSpec, ToolVersionStatus
 from hive.errors import HiveError
 from hive.kube.children import get_object
 from hive.kube.client import ApiClient
-from hive.reconcile.openapi import OpenAPIFunctions, document_functions, unavailable, with_functions
+from hive.reconcile.openapi import (
+    UNAVAILABLE,
+    OpenAPIFunctions,
+    document_functions,
+    unavailable,
+    with_functions,
+)
 from hive.runtime.tooling.openapi import fetch_document
+from hive.settings import OperatorSettings
 
 
 async def openapi_functions(
@@ -58,15 +65,28 @@ async def openapi_functions(
 
 
 async def with_openapi_functions(
-    client: ApiClient, obj: dict[str, Any], status: ToolVersionStatus, now: dt.datetime
-) -> ToolVersionStatus:
-    """`status` planned for the ToolVersion `obj`, with its functions when its kind is openapi."""
+    client: ApiClient,
+    obj: dict[str, Any],
+    status: ToolVersionStatus,
+    now: dt.datetime,
+    settings: OperatorSettings,
+) -> tuple[ToolVersionStatus, float | None]:
+    """`status` planned for the ToolVersion `obj`, with its functions when its kind is openapi,
+    and when to read its document again: a URL or ConfigMap can change unannounced
+    (`settings.openapi_refresh_s`), one that could not be read is tried again sooner
+    (`settings.openapi_retry_s`)."""
     try:
         spec = ToolVersionSpec.model_validate(obj.get("spec") or {})
     except ValidationError:
-        return status  # the plan reports it already
-    if spec.implementation.openapi is None:
-        return status
+        return status, None  # the plan reports it already
+    source = spec.implementation.openapi
+    if source is None:
+        return status, None
     meta = obj["metadata"]
     found = await openapi_functions(client, meta["namespace"], spec)
-    return with_functions(status, found, obj.get("status"), meta.get("generation", 0), now)
+    status = with_functions(status, found, obj.get("status"), meta.get("generation", 0), now)
+    if source.document is not None:
+        return status, None
+    if found.reason == UNAVAILABLE and found.problem is not None:
+        return status, settings.openapi_retry_s
+    return status, settings.openapi_refresh_s

@@ -55,7 +55,14 @@ async def _write_status(kind: str, obj: dict[str, Any], status: dict[str, Any]) 
     await apply_status(STATE.client(), kind, meta["namespace"], meta["name"], status)
 
 
-async def reconcile_tool(namespace: str, tool: str) -> None:
+@dataclass(frozen=True)
+class ToolRun:
+    """When to reconcile the tool again by itself: to read OpenAPI documents again."""
+
+    recheck_after_s: float | None = None
+
+
+async def reconcile_tool(namespace: str, tool: str) -> ToolRun:
     """Every version of `tool` at once: ordering and the migration chain span them all."""
     client = STATE.client()
     objects = [
@@ -65,11 +72,17 @@ async def reconcile_tool(namespace: str, tool: str) -> None:
     ]
     teams = await list_hive_objects(client, "AgentTeam", namespace)
     statuses = plan_tool(objects, teams, _now())
+    rechecks: list[float] = []
     for obj in objects:
         status = statuses.get(obj["metadata"]["name"])
         if status is not None:
-            status = await with_openapi_functions(client, obj, status, _now())
+            status, recheck = await with_openapi_functions(
+                client, obj, status, _now(), STATE.require_settings().operator
+            )
+            if recheck is not None:
+                rechecks.append(recheck)
             await _write_status("ToolVersion", obj, status.wire())
+    return ToolRun(min(rechecks, default=None))
 
 
 async def reconcile_policy(namespace: str, name: str) -> PolicyPlan | None:
