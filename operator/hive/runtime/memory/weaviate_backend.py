@@ -35,7 +35,10 @@ T = TypeVar("T")
 UNAUTHORISED = (401, 403)
 DESCRIPTION = "Hive semantic memory; embedding model={model} dimensions={dimensions}"
 _DESCRIBED = re.compile(r"model=(?P<model>\S+) dimensions=(?P<dimensions>[0-9]+)")
-EF = 128  # HNSW search list size: recall@10 ~0.99 on 100k 384-d vectors (bench/memory_vectors.py)
+# HNSW search list size. On 100,000 384-d vectors (bench/memory_vectors.py, 2 busy cores):
+# clustered ones, as embeddings of related texts are, recall@10 1.00 at p99 ~8 ms; uniformly
+# random ones, HNSW's worst case, only 0.28 (0.67 at ef 512).
+EF = 128
 EF_CONSTRUCTION = 128
 MAX_CONNECTIONS = 32
 
