@@ -10,7 +10,7 @@ import json
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +18,7 @@ import httpx
 import pytest
 import yaml
 
+from hive.api.agentteam import AgentTeamSpec, RunOutcome
 from hive.api.toolversion import ToolVersionSpec
 from hive.errors import ExternalFailure
 from hive.kube.resources import apply_crds
@@ -25,9 +26,14 @@ from hive.kube.secrets import read_secret
 from hive.operator.others import reconcile_tool
 from hive.operator.state import STATE
 from hive.ports import free_port
-from hive.runtime.tooling.kinds import Function, KindContext
+from hive.runtime.models import OpenAICompatible
+from hive.runtime.teams.team import Team
+from hive.runtime.toolbox import Toolbox
+from hive.runtime.tooling.catalog import Catalog, CatalogEntry
+from hive.runtime.tooling.kinds import Function, KindContext, KindRegistry
 from hive.runtime.tooling.openapi import OpenApiKind
 from hive.settings import KubeSettings, OperatorSettings, Settings
+from tests.scripted_model import Script, scripted_model
 from tests.support import Cluster
 
 pytestmark = pytest.mark.integration
@@ -308,3 +314,65 @@ async def test_an_inline_document_is_not_read_again(cluster: Cluster, namespace:
     apply(cluster, tool_version("inline-1.0.0", spec))
     status = await reconciled(cluster, "inline", "inline-1.0.0", "ChainValid", None)
     assert status["functions"] == [{"name": "inline_health", "method": "GET", "path": "/health"}]
+
+
+async def test_an_agent_calls_openapi_functions_through_the_catalog(
+    cluster: Cluster, namespace: str, shelter: str
+) -> None:
+    spec = ToolVersionSpec.model_validate(
+        openapi_spec(
+            "shelter",
+            url=f"{shelter}/openapi.json",
+            operations=["createPet", "getPet"],
+            auth={"secretRef": {"name": "shelter-staff", "key": "token"}},
+        )
+    )
+
+    async def secrets_for(specs: Sequence[ToolVersionSpec]) -> Mapping[str, str]:
+        values = await read_secret(STATE.client(), NS, "shelter-staff") or {}
+        return {f"shelter-staff/{k}": v for k, v in values.items()}
+
+    team = AgentTeamSpec.model_validate(
+        {
+            "goal": "take in a rabbit",
+            "model": {"name": "m", "endpoint": "http://127.0.0.1:1/v1"},
+            "agents": [
+                {
+                    "name": "keeper",
+                    "role": "specialist",
+                    "tools": [{"name": "shelter", "version": "^1.0"}],
+                }
+            ],
+        }
+    )
+    script: Script = [
+        {"tool_calls": [{"name": "shelter_createPet", "arguments": {"body": {"name": "Bun"}}}]},
+        {
+            "tool_calls": [
+                {
+                    "name": "shelter_createPet",
+                    "arguments": {"body": {"name": "Bun", "species": "rabbit"}},
+                }
+            ]
+        },
+        {"tool_calls": [{"name": "shelter_getPet", "arguments": {"petId": "Bun"}}]},
+        {"content": "Bun is in"},
+    ]
+    catalog = Catalog([CatalogEntry(spec, "shelter-1.0.0", "test")])
+    toolbox = Toolbox(catalog=catalog, kinds=KindRegistry([OpenApiKind()]), secrets_for=secrets_for)
+    try:
+        with scripted_model(script) as model_server:
+            model = OpenAICompatible(model_server.url, "m", max_retries=0)
+            registry = toolbox.for_agent(team.agents[0], None)
+            await toolbox.started()
+            names = sorted(s["function"]["name"] for s in registry.schemas())
+            assert names == ["shelter_createPet", "shelter_getPet"]
+            result = await Team.local(team, model, tools=lambda _: registry).run()
+            requests = model_server.requests
+    finally:
+        await toolbox.close()
+    assert result.outcome is RunOutcome.SUCCEEDED, result.message
+    told = [m["content"] for m in requests[-1]["messages"] if m["role"] == "tool"]
+    assert told[0] == "error: tool 'shelter_createPet' body: 'species' is a required property"
+    assert json.loads(told[1])["species"] == "rabbit"
+    assert json.loads(told[2])["name"] == "Bun"
