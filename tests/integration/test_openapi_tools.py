@@ -12,9 +12,10 @@ import sys
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import httpx
+import kopf
 import pytest
 import yaml
 
@@ -23,6 +24,7 @@ from hive.api.toolversion import ToolVersionSpec
 from hive.errors import ExternalFailure
 from hive.kube.resources import apply_crds
 from hive.kube.secrets import read_secret
+from hive.operator.admission import validate_tool_version
 from hive.operator.others import reconcile_tool
 from hive.operator.state import STATE
 from hive.ports import free_port
@@ -376,3 +378,34 @@ async def test_an_agent_calls_openapi_functions_through_the_catalog(
     assert told[0] == "error: tool 'shelter_createPet' body: 'species' is a required property"
     assert json.loads(told[1])["species"] == "rabbit"
     assert json.loads(told[2])["name"] == "Bun"
+
+
+async def test_the_webhook_refuses_an_inline_document_that_is_not_openapi(namespace: str) -> None:
+    async def admit(spec: dict[str, Any]) -> None:
+        await validate_tool_version(
+            spec=cast(Any, spec), name="inline-2.0.0", namespace=namespace, warnings=[]
+        )
+
+    document = yaml.safe_load(DOCUMENT.read_text())
+    good = openapi_spec("inline-webhook", document=document, server="http://h/api")
+    await admit(good)
+    refusals = {
+        "not-openapi": (
+            {"swagger": "2.0", "info": {"title": "t", "version": "1"}, "paths": {}},
+            "spec.implementation.openapi.document: not an OpenAPI document: no 'openapi' field "
+            "(Swagger 2.0: convert it to OpenAPI 3)",
+        ),
+        "no-operation": (
+            {"openapi": "3.1.0", "info": {"title": "t", "version": "1"}, "paths": {}},
+            "spec.implementation.openapi.document: the document has no operation (paths is empty)",
+        ),
+        "invalid": (
+            {**document, "info": {"title": "t"}},
+            "spec.implementation.openapi.document: info: 'version' is a required property",
+        ),
+    }
+    for case, (bad, message) in refusals.items():
+        with pytest.raises(kopf.AdmissionError) as refused:
+            await admit(openapi_spec("inline-webhook", document=bad, server="http://h/api"))
+        assert refused.value.code == 422, case
+        assert str(refused.value) == message, case
