@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from hive.api.toolversion import ToolVersionSpec
+from hive.api.toolversion import Deprecation, ToolVersionSpec
 from hive.reconcile.admission import check_tool_version
 from hive.runtime.tooling.compose import CompositionError, check, parse
 from hive.runtime.tooling.compose.check import mismatch
@@ -253,3 +253,14 @@ def test_admission_checks_a_composite_against_the_namespace_s_tool_versions() ->
     problem = check_tool_version(missing, [], "analyze-1.0.0", namespace)
     assert problem is not None
     assert "composite: required for kind composite" in problem
+
+
+def test_calls_reach_the_newest_version_that_is_not_deprecated() -> None:
+    deprecated = version("combine", "1.5.0", obj(["mood"], mood=STRING)).model_copy(
+        update={"deprecation": Deprecation(deprecated=True, message="use 1.0")}
+    )
+    tools = {**TOOLS, "combine": [*TOOLS["combine"], deprecated]}
+    plan = check(parse("COMPOSITE x INPUT a OUTPUT b AS\n  combine[mood=a] -> b\n"), tools)
+    assert (plan.steps[0].written_for, plan.steps[0].newest) == ("1.0.0", "1.0.0")
+    only = check(parse("COMPOSITE x INPUT a OUTPUT b AS\n  combine@^1.5[mood=a] -> b\n"), tools)
+    assert only.steps[0].newest == "1.5.0", "deprecated, but the only one the range allows"

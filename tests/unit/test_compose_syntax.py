@@ -90,6 +90,23 @@ def test_literals_references_versions_and_comments() -> None:
     assert (search.tool, search.version_range) == ("web-search", "~1.2.3")
 
 
+def test_arguments_may_span_lines_inside_brackets() -> None:
+    composite = parse(
+        "COMPOSITE x INPUT a OUTPUT b AS\n"
+        "  a -> report[\n"
+        '      title="weekly",   # a comment\n'
+        "      options={\n"
+        "          depth: 2\n"
+        "      }\n"
+        "  ] -> b\n"
+        "  b -> t[] -> c\n"
+    )
+    report, after = composite.steps
+    assert report.arguments == {"title": "weekly", "options": {"depth": 2}}
+    assert (report.target, report.target_place.line) == ("b", 7)
+    assert after.place.line == 8
+
+
 def test_tool_names_are_read_as_kebab_case() -> None:
     assert tool_name("SentimentAnalysis") == "sentiment-analysis"
     assert tool_name("HTTPServer") == "http-server"

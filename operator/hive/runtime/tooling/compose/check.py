@@ -33,7 +33,7 @@ from typing import Any
 
 import jsonschema
 
-from hive.api.semver import best_match, is_range, ordered, satisfies
+from hive.api.semver import is_range, ordered, satisfies
 from hive.api.toolversion import ToolVersionSpec
 from hive.runtime.tooling.compose.syntax import Composite, CompositionError, Place, Port, Ref, Step
 
@@ -186,13 +186,14 @@ class _Checker:
             return f"unknown tool {tool} (tools: {listed or 'none'})"
         if not is_range(wanted):
             return f"{tool}@{wanted}: not a semver range"
-        newest = best_match(versions, wanted)
-        if newest is None:
+        matching = [v for v in versions if satisfies(v, wanted)]
+        if not matching:
             return (
                 f"no version of {tool} matches {wanted} (versions: {', '.join(ordered(versions))})"
             )
-        matching = [v for v in versions if satisfies(v, wanted)]
-        return versions[ordered(matching)[0]], newest
+        # as the catalog resolves: deprecated versions only when nothing else matches
+        usable = [v for v in matching if not versions[v].deprecation.deprecated] or matching
+        return versions[ordered(matching)[0]], ordered(usable)[-1]
 
     # variables
     def bind(self, name: str, schema: dict[str, Any], by: Step | Port, place: Place) -> None:

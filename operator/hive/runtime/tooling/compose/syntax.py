@@ -20,8 +20,9 @@ version), with arguments whose values are literals (JSON strings, numbers, ``tru
 ``null``, ``[lists]``, ``{objects}``) or references to variables (``var`` or ``var.field.sub``).
 The value piped in from the left (``source ->``), when given, goes to the tool's parameter the
 checker picks (see `hive.runtime.tooling.compose.check`). The result is bound to ``target``.
-Steps are a dataflow graph: their order in the text does not matter, each variable is bound
-once, and independent steps run at the same time.
+Inside ``[...]`` and ``{...}`` a step may continue on the next lines. Steps are a dataflow
+graph: their order in the text does not matter, each variable is bound once, and independent
+steps run at the same time.
 
 Types: string (text, file), integer (int), number (float), boolean (bool), object (map),
 array (list), list[T], any; case-insensitive. Parsed with lark's LALR parser (fed by one
@@ -426,7 +427,8 @@ class _Build(Transformer[Token, Any]):
 class _Lexer(Lexer):
     """The grammar's terminals as one regular expression (blanks before a token included): a
     match a token, several times faster than lark's own lexers on long sources. Keywords are the
-    names that spell one; every terminal's pattern comes from GRAMMAR, so the two cannot drift."""
+    names that spell one; every terminal's pattern comes from GRAMMAR, so the two cannot drift.
+    Line breaks inside brackets are blanks, so a step's arguments may span lines."""
 
     # longest first among the same start; names before keywords are looked up
     _ORDER = ("_NL", "DOTTED", "IDENT", "RANGE", "STRING", "NUMBER", "COMMENT")
@@ -443,6 +445,8 @@ class _Lexer(Lexer):
         ]
         blank = conf.terminals_by_name["BLANK"].pattern.to_regexp()
         self.master = re.compile(f"(?:{blank})?(?:{'|'.join(groups)})")
+        self.opening = {literals["["], literals["{"]}
+        self.closing = {literals["]"], literals["}"]}
         self.blank = re.compile(blank)
         self.ignored = set(conf.ignore)
 
@@ -451,6 +455,7 @@ class _Lexer(Lexer):
         keywords = self.keywords
         ignored = self.ignored
         line, line_start, at, end = 1, 0, 0, len(text)
+        depth = 0  # inside brackets, a line break is a blank: long arguments may span lines
         while at < end:
             found = match(text, at)
             if found is None:
@@ -466,7 +471,11 @@ class _Lexer(Lexer):
             start = found.start(kind)
             if kind == "IDENT":
                 kind = keywords.get(value, kind)
-            if kind not in ignored:
+            if kind in self.opening:
+                depth += 1
+            elif kind in self.closing:
+                depth = max(0, depth - 1)
+            if kind not in ignored and not (depth and kind == "_NL"):
                 yield Token(kind, value, start, line, start - line_start + 1)
             if kind == "_NL":
                 line += value.count("\n")
