@@ -648,6 +648,16 @@ class CapabilityStatus(HiveModel):
     since: dt.datetime = Field(description="When the agent entered this level.")
 
 
+class ToolCallCount(HiveModel):
+    """Calls the agent made to one version of a tool within the recent window (the operator
+    sums them into the ToolVersion's status.consumers)."""
+
+    tool: str = Field(description="Tool name.")
+    version: str = Field(description="The version called.")
+    calls: int = Field(ge=0, description="Calls within the window.")
+    last_call: dt.datetime = Field(description="The latest call.")
+
+
 class AgentStatus(HiveModel):
     """One agent's own report. Each agent writes only its entry, under its own field manager."""
 
@@ -689,6 +699,11 @@ class AgentStatus(HiveModel):
     )
     fault_problems: list[FaultProblem] = Field(
         default_factory=list, max_length=20, description="Faults the agent skipped, and why."
+    )
+    tool_calls: list[ToolCallCount] = Field(
+        default_factory=list,
+        max_length=100,
+        description="Calls per tool version within the recent window (HIVE_TOOLS__CALLS_WINDOW_S).",
     )
     capability: CapabilityStatus | None = Field(
         default=None,

@@ -450,6 +450,17 @@ class DiscoveredTool(HiveModel):
     )
 
 
+class ToolConsumer(HiveModel):
+    """One agent that uses this version: its range selects it, or it called it recently."""
+
+    agent: str = Field(description="team/agent.")
+    selects: bool = Field(
+        default=False, description="The agent's range resolves to this version now."
+    )
+    calls: int = Field(default=0, ge=0, description="Calls within the recent window.")
+    last_call: dt.datetime | None = Field(default=None, description="The latest call.")
+
+
 class ToolVersionStatus(HiveModel):
     """What the operator found about this version among the tool's versions."""
 
@@ -463,8 +474,10 @@ class ToolVersionStatus(HiveModel):
     migration_path: list[str] = Field(
         default_factory=list, description="Versions from the oldest to this one."
     )
-    consumers: list[str] = Field(
-        default_factory=list, description="Agents (team/agent) whose range selects this version."
+    consumers: list[ToolConsumer] = Field(
+        default_factory=list,
+        description="Agents (team/agent) whose range selects this version, and those that "
+        "called it within the recent window, with their calls.",
     )
     functions: list[ToolFunction] = Field(
         default_factory=list,

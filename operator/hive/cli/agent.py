@@ -37,7 +37,7 @@ from hive.runtime.resilience.faultspec import dependencies_of
 from hive.runtime.resilience.wiring import Resilience, fallback_models, learning_store
 from hive.runtime.teams.team import coordinator_of
 from hive.runtime.toolbox import Toolbox
-from hive.runtime.tooling.catalog import publish_to
+from hive.runtime.tooling.catalog import CallCounts, publish_to, reported_calls
 from hive.settings import Settings
 
 if TYPE_CHECKING:
@@ -301,6 +301,7 @@ def build_pod(
     if catalog is not None:  # the namespace's ToolVersions, followed while the agent runs
         toolbox.catalog, toolbox.secrets_for = catalog.catalog, catalog.secrets_for
         toolbox.namespace = config.namespace
+        toolbox.counts = CallCounts(window_s=settings.tools.calls_window_s)
     memory = pod_memory(config, settings, chain)
     if memory is not None:
         toolbox.memory = memory.tools
@@ -325,6 +326,8 @@ def build_pod(
     )
     for live in toolbox.live:
         live.publish = publish_to(pod.bus)
+    if toolbox.counts is not None:
+        pod.tool_calls = reported_calls(toolbox.counts, agent)
     if memory is not None:
         pod.recall = memory.recall(config.agent_spec(agent))
         toolbox.closing.append(memory.close)

@@ -55,6 +55,24 @@ async def validate_tool_version(
 
 
 @kopf.on.validate(
+    GROUP, VERSION, "toolversions", id="validate-toolversions-delete", operations=["DELETE"]
+)
+async def validate_tool_version_delete(body: kopf.Body, namespace: str | None, **_: Any) -> None:
+    """A version still the only match of an agent's range is not deleted (the agent named)."""
+    tool = (body.get("spec") or {}).get("tool")
+    if not namespace or not isinstance(tool, str):
+        return
+    client = STATE.client()
+    siblings = [
+        o
+        for o in await list_hive_objects(client, "ToolVersion", namespace)
+        if (o.get("spec") or {}).get("tool") == tool
+    ]
+    teams = await list_hive_objects(client, "AgentTeam", namespace)
+    _refuse(admission.check_tool_version_delete(dict(body), siblings, teams))
+
+
+@kopf.on.validate(
     GROUP, VERSION, "chaosexperiments", id="validate-chaosexperiments", operations=OPERATIONS
 )
 async def validate_chaos_experiment(spec: kopf.Spec, namespace: str | None, **_: Any) -> None:

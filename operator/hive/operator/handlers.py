@@ -99,6 +99,17 @@ def _namespaced(handler: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitab
 # progress or diff-base annotations, no finalizer), and the reconcile, being level-based, needs
 # none of it. What to do is read from the event itself.
 _seen_specs: dict[str, str] = {}
+_seen_tool_calls: dict[str, dict[tuple[str, str], int]] = {}  # uid -> (agent, tool) -> calls
+
+
+def _tool_calls(status: dict[str, Any]) -> dict[tuple[str, str], int]:
+    """What the team's agents report calling (their entries' toolCalls), by agent and tool."""
+    calls: dict[tuple[str, str], int] = {}
+    for entry in status.get("agents") or []:
+        for count in (entry.get("toolCalls") if isinstance(entry, dict) else None) or []:
+            key = (str(entry.get("name")), str(count.get("tool")))
+            calls[key] = calls.get(key, 0) + int(count.get("calls") or 0)
+    return calls
 
 
 def _agents(team: dict[str, Any]) -> list[dict[str, Any]]:
@@ -114,6 +125,8 @@ async def agent_team_event(
     digest = json.dumps(spec, sort_keys=True, default=str)
     previous = _seen_specs.pop(uid, None) if type == "DELETED" else _seen_specs.get(uid)
     store = store_for(STATE.require_settings())
+    if type == "DELETED":
+        _seen_tool_calls.pop(uid, None)
     if type == "DELETED" and store is not None:  # its Vault names go; never holds the deletion
         _spawn(forget_team(store, namespace, name))
     if type != "DELETED":
@@ -123,6 +136,12 @@ async def agent_team_event(
         observed = status.get("observedGeneration")
         counted = status.get("breakersOpen") == breakers_open(status)
         counted = counted and capability_settled(status)
+        calls = _tool_calls(status)
+        before = _seen_tool_calls.get(uid, {})
+        if calls != before:  # the ToolVersions' consumers count these calls
+            _seen_tool_calls[uid] = calls
+            for tool in sorted({t for _, t in calls} | {t for _, t in before}):
+                TOOLS.request(namespace, tool)
         if previous == digest and observed == generation and counted:
             return  # a status write (the operator's or an agent's): nothing to do
         TEAMS.request(namespace, name)

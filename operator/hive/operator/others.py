@@ -71,7 +71,8 @@ async def reconcile_tool(namespace: str, tool: str) -> ToolRun:
         if (o.get("spec") or {}).get("tool") == tool and not o["metadata"].get("deletionTimestamp")
     ]
     teams = await list_hive_objects(client, "AgentTeam", namespace)
-    statuses = plan_tool(objects, teams, _now())
+    window_s = STATE.require_settings().tools.calls_window_s
+    statuses = plan_tool(objects, teams, _now(), window_s)
     rechecks: list[float] = []
     for obj in objects:
         status = statuses.get(obj["metadata"]["name"])

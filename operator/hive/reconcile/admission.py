@@ -18,7 +18,7 @@ from hive.api.chaos import ChaosExperimentSpec, SelectorMode
 from hive.api.common import describe_validation_error
 from hive.api.memorystore import MemoryStoreSpec
 from hive.api.sandboxpolicy import SandboxPolicySpec
-from hive.api.semver import less, ordered
+from hive.api.semver import less, ordered, satisfies
 from hive.api.toolversion import ImplementationKind, ToolVersionSpec
 from hive.errors import HiveError
 from hive.reconcile.openapi import inline_document_problem
@@ -146,6 +146,43 @@ def tool_version_warnings(spec: JSON, siblings: Sequence[JSON], own_name: str) -
         f"spec.migration.from: {tool.tool} {source} does not exist ({known}); this version "
         f"stays Ready=False (MigrationChainBroken) until {source} is applied"
     ]
+
+
+def check_tool_version_delete(
+    obj: JSON, siblings: Sequence[JSON], teams: Sequence[JSON]
+) -> str | None:
+    """Deleting a version is refused while it is the only version present that an agent's
+    range allows: the agent's calls would fail. `siblings`: the tool's other versions."""
+    spec = obj.get("spec") or {}
+    tool, version = spec.get("tool"), spec.get("version")
+    if not isinstance(tool, str) or not isinstance(version, str):
+        return None
+    own = (obj.get("metadata") or {}).get("name")
+    others: list[str] = []
+    for sibling in siblings:
+        other = (sibling.get("spec") or {}).get("version")
+        if (sibling.get("metadata") or {}).get("name") != own and isinstance(other, str):
+            others += [other] if other != version else []
+    stranded = []
+    for team in teams:
+        team_name = (team.get("metadata") or {}).get("name", "?")
+        for agent in (team.get("spec") or {}).get("agents") or []:
+            for requirement in agent.get("tools") or []:
+                if requirement.get("name") != tool:
+                    continue
+                wanted = str(requirement.get("version", "*"))
+                try:
+                    if satisfies(version, wanted) and not any(satisfies(v, wanted) for v in others):
+                        stranded.append(f"{team_name}/{agent.get('name')} ({wanted!r})")
+                except (ValueError, TypeError):
+                    continue
+    if not stranded:
+        return None
+    name = (obj.get("metadata") or {}).get("name")
+    return (
+        f"ToolVersion {name} ({tool} {version}) is the only version matching the range of "
+        f"{', '.join(stranded)}: apply a version the range allows, or change the range, first"
+    )
 
 
 def check_chaos_experiment(spec: JSON, team: JSON | None) -> str | None:

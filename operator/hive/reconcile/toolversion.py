@@ -18,7 +18,7 @@ from pydantic import ValidationError
 
 from hive.api.common import Condition, describe_validation_error
 from hive.api.semver import best_match, less, ordered
-from hive.api.toolversion import ToolVersionSpec, ToolVersionStatus
+from hive.api.toolversion import ToolConsumer, ToolVersionSpec, ToolVersionStatus
 from hive.reconcile.conditions import condition, merge_conditions, previous_conditions
 
 
@@ -71,24 +71,83 @@ def check_chain(version: str, specs: Mapping[str, ToolVersionSpec]) -> ChainChec
 
 
 def consumers_by_version(
-    tool: str, specs: Mapping[str, ToolVersionSpec], teams: Sequence[Mapping[str, Any]]
-) -> dict[str, list[str]]:
-    """'team/agent' names per version: each agent uses the newest version its range allows."""
-    usable = [v for v, s in specs.items() if not s.deprecation.deprecated] or list(specs)
-    out: dict[str, list[str]] = {}
+    tool: str,
+    specs: Mapping[str, ToolVersionSpec],
+    teams: Sequence[Mapping[str, Any]],
+    now: dt.datetime | None = None,
+    window_s: float = 3600.0,
+) -> dict[str, list[ToolConsumer]]:
+    """The consumers of each version: every agent whose range selects it now (the newest
+    version the range allows, deprecated ones only when nothing else matches, as agents
+    resolve), and every agent whose status entry reports calls to it within the window."""
+    found: dict[str, dict[str, ToolConsumer]] = {}
+    oldest = (now or dt.datetime.now(dt.UTC)) - dt.timedelta(seconds=window_s)
     for team in teams:
         team_name = team.get("metadata", {}).get("name", "?")
         for agent in (team.get("spec") or {}).get("agents") or []:
             for requirement in agent.get("tools") or []:
                 if requirement.get("name") != tool:
                     continue
-                try:
-                    chosen = best_match(usable, requirement.get("version", "*"))
-                except (ValueError, TypeError):
-                    chosen = None
+                chosen = _selected(specs, str(requirement.get("version", "*")))
                 if chosen:
-                    out.setdefault(chosen, []).append(f"{team_name}/{agent.get('name')}")
-    return {v: sorted(names) for v, names in out.items()}
+                    who = f"{team_name}/{agent.get('name')}"
+                    found.setdefault(chosen, {})[who] = ToolConsumer(agent=who, selects=True)
+        for entry in (team.get("status") or {}).get("agents") or []:
+            for count in entry.get("toolCalls") or []:
+                last = _time(count.get("lastCall"))
+                version = count.get("version")
+                if count.get("tool") != tool or version not in specs or last is None:
+                    continue
+                if last < oldest:
+                    continue
+                who = f"{team_name}/{entry.get('name')}"
+                known = found.setdefault(version, {}).get(who) or ToolConsumer(agent=who)
+                found[version][who] = known.model_copy(
+                    update={"calls": known.calls + int(count.get("calls") or 0), "last_call": last}
+                )
+    return {v: [c for _, c in sorted(byname.items())] for v, byname in found.items()}
+
+
+def _selected(specs: Mapping[str, ToolVersionSpec], version_range: str) -> str | None:
+    try:
+        matching = [v for v in specs if best_match([v], version_range)]
+        usable = [v for v in matching if not specs[v].deprecation.deprecated] or matching
+        return best_match(usable, version_range)
+    except (ValueError, TypeError):
+        return None
+
+
+def _time(value: Any) -> dt.datetime | None:
+    if isinstance(value, dt.datetime):
+        return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+    if isinstance(value, str):
+        try:
+            parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+    return None
+
+
+def deprecation_condition(
+    spec: ToolVersionSpec, consumers: Sequence[ToolConsumer], generation: int, now: dt.datetime
+) -> Condition:
+    """Deprecated: True with who still calls it (or selects it), so the platform team knows."""
+    if not spec.deprecation.deprecated:
+        return condition(
+            "Deprecated", False, "Current", "not deprecated", generation=generation, now=now
+        )
+    callers = [f"{c.agent} ({c.calls} calls)" for c in consumers if c.calls]
+    selecting = [c.agent for c in consumers if c.selects and not c.calls]
+    said = spec.deprecation.message or "deprecated"
+    if spec.deprecation.sunset is not None:
+        said += f"; sunset {spec.deprecation.sunset:%Y-%m-%dT%H:%M:%SZ}"
+    if callers:
+        said += f"; still called by {', '.join(callers)}"
+    if selecting:
+        said += f"; selected by {', '.join(selecting)}"
+    reason = "StillCalled" if callers else "Deprecated"
+    return condition("Deprecated", True, reason, said, generation=generation, now=now)
 
 
 def _not_ready(
@@ -109,6 +168,7 @@ def plan_tool(
     objects: Sequence[Mapping[str, Any]],
     teams: Sequence[Mapping[str, Any]],
     now: dt.datetime,
+    calls_window_s: float = 3600.0,
 ) -> dict[str, ToolVersionStatus]:
     """Status for every ToolVersion object of one tool, keyed by object name."""
     specs: dict[str, ToolVersionSpec] = {}
@@ -135,7 +195,8 @@ def plan_tool(
     versions = ordered(specs)
     releases = [v for v in versions if "-" not in v] or versions
     latest = releases[-1]
-    consumers = consumers_by_version(next(iter(specs.values())).tool, specs, teams)
+    tool = next(iter(specs.values())).tool
+    consumers = consumers_by_version(tool, specs, teams, now, calls_window_s)
     for obj in objects:
         meta = obj["metadata"]
         if meta["name"] in result:
@@ -170,6 +231,12 @@ def plan_tool(
             migration_path_valid=chain.valid,
             migration_path=chain.path,
             consumers=consumers.get(spec.version, []),
-            conditions=merge_conditions(previous, [ready]),
+            conditions=merge_conditions(
+                previous,
+                [
+                    ready,
+                    deprecation_condition(spec, consumers.get(spec.version, []), generation, now),
+                ],
+            ),
         )
     return result

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -20,7 +21,14 @@ from typing import Any, Protocol
 import yaml
 from pydantic import ValidationError
 
-from hive.api.agentteam import AgentPhase, AgentTeamSpec, PlanStep, RunOutcome, RunStatus
+from hive.api.agentteam import (
+    AgentPhase,
+    AgentTeamSpec,
+    PlanStep,
+    RunOutcome,
+    RunStatus,
+    ToolCallCount,
+)
 from hive.api.common import describe_validation_error
 from hive.errors import HiveError, InvalidInput
 from hive.runtime.agent import Budget
@@ -189,6 +197,7 @@ class AgentPod:
     chain: Chain = EMPTY  # the middlewares the agent's calls to its peers pass
     faults: FaultReport | None = None  # the faults injected into its calls, for its status
     resilience: ResilienceReport | None = None  # its breakers, the team's error patterns
+    tool_calls: Callable[[], list[ToolCallCount]] | None = None  # per tool version, recently
     audit: AuditLog | None = None  # where its peer server records its access decisions
     authority: Authority | None = None  # delegation certificates: issued, presented, checked
     signer: PeerSigner | None = None  # signs its calls to its peers
@@ -339,6 +348,7 @@ class AgentPod:
             faults=self.faults,
             resilience=self.resilience,
             team_patterns=self.config.is_coordinator,
+            tool_calls=self.tool_calls,
         )
         reporting = asyncio.create_task(tracker.run(self.bus, stop))
         try:

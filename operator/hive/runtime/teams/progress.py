@@ -24,6 +24,7 @@ from hive.api.agentteam import (
     FaultCount,
     FaultProblem,
     Role,
+    ToolCallCount,
 )
 from hive.runtime.events import Event, EventBus, EventKind
 from hive.runtime.reporting import StatusSink
@@ -59,6 +60,7 @@ class ProgressTracker:
         faults: FaultReport | None = None,
         resilience: ResilienceReport | None = None,
         team_patterns: bool = False,
+        tool_calls: Callable[[], list[ToolCallCount]] | None = None,
     ) -> None:
         self.name = name
         self.role = role
@@ -69,6 +71,7 @@ class ProgressTracker:
         self.faults = faults  # the ChaosExperiment faults injected into its calls, if any
         self.resilience = resilience  # its circuit breakers and the team's error patterns
         self.team_patterns = team_patterns  # the coordinator reports the team's error patterns
+        self.tool_calls = tool_calls  # its calls per tool version (ToolVersion consumers)
         self.error_patterns: list[ErrorPatternStatus] = []
         self.active = 0
         self.completed = 0
@@ -127,6 +130,7 @@ class ProgressTracker:
             breakers=self.resilience.breaker_statuses() if self.resilience else [],
             capability=self.resilience.capability if self.resilience else None,
             error_patterns=self.error_patterns,
+            tool_calls=self.tool_calls() if self.tool_calls else [],
         )
 
     async def report(self, phase: AgentPhase | None = None) -> None:

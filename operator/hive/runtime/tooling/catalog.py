@@ -18,6 +18,7 @@ calls per version (`CallCounts`, reported to the operator for ``status.consumers
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
@@ -27,7 +28,7 @@ from typing import Any
 import jsonschema
 from prometheus_client import Counter, Histogram
 
-from hive.api.agentteam import ToolRequirement
+from hive.api.agentteam import ToolCallCount, ToolRequirement
 from hive.api.semver import best_match, less, ordered, satisfies
 from hive.api.toolversion import ToolVersionSpec
 from hive.errors import ExternalFailure, HiveError, InvalidInput
@@ -240,6 +241,24 @@ class CallCounts:
                     }
                 )
         return out
+
+
+def reported_calls(counts: CallCounts, agent: str) -> Callable[[], list[ToolCallCount]]:
+    """The agent's counts as its status entry reports them (the newest 100)."""
+
+    def report() -> list[ToolCallCount]:
+        found = sorted(counts.counts(agent), key=lambda c: -c["lastCall"])[:100]
+        return [
+            ToolCallCount(
+                tool=c["tool"],
+                version=c["version"],
+                calls=c["calls"],
+                last_call=dt.datetime.fromtimestamp(c["lastCall"], dt.UTC).replace(microsecond=0),
+            )
+            for c in sorted(found, key=lambda c: (c["tool"], c["version"]))
+        ]
+
+    return report
 
 
 @dataclass(frozen=True)

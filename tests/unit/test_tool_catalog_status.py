@@ -1,0 +1,84 @@
+"""The operator's side of tool versions in use: status.consumers with the calls agents report
+within the window, the Deprecated condition naming who still calls, and the refusal to delete
+the only version an agent's range allows."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from hive.reconcile.admission import check_tool_version_delete
+from hive.reconcile.toolversion import plan_tool
+
+NOW = dt.datetime(2026, 3, 1, 12, tzinfo=dt.UTC)
+
+
+def version(number: str, previous: str | None = None, **extra: Any) -> dict[str, Any]:
+    spec: dict[str, Any] = {
+        "tool": "search",
+        "version": number,
+        "inputSchema": {"type": "object"},
+        "implementation": {"kind": "http", "ref": "http://search/"},
+        **extra,
+    }
+    if previous:
+        spec["migration"] = {"from": previous}
+    return {"metadata": {"name": f"search-{number}", "generation": 2}, "spec": spec}
+
+
+Calls = dict[str, list[tuple[str, int, dt.datetime]]]
+
+
+def team(name: str, ranges: dict[str, str], calls: Calls) -> dict[str, Any]:
+    agents = [
+        {"name": agent, "role": "junior", "tools": [{"name": "search", "version": wanted}]}
+        for agent, wanted in ranges.items()
+    ]
+    entries = [
+        {
+            "name": agent,
+            "toolCalls": [
+                {"tool": "search", "version": v, "calls": n, "lastCall": at.isoformat()}
+                for v, n, at in made
+            ],
+        }
+        for agent, made in calls.items()
+    ]
+    return {"metadata": {"name": name}, "spec": {"agents": agents}, "status": {"agents": entries}}
+
+
+def test_consumers_count_reported_calls_within_the_window() -> None:
+    objects = [version("1.0.0"), version("1.1.0", "1.0.0", deprecation={"deprecated": True})]
+    teams = [
+        team(
+            "t",
+            {"old": "~1.0.0", "new": "^1.0"},
+            {
+                "old": [("1.0.0", 7, NOW - dt.timedelta(minutes=5))],
+                "new": [("1.1.0", 3, NOW - dt.timedelta(minutes=1))],
+                "gone": [("1.0.0", 9, NOW - dt.timedelta(hours=3))],  # outside the window
+            },
+        )
+    ]
+    status = plan_tool(objects, teams, NOW, calls_window_s=3600)
+    first = {c.agent: (c.selects, c.calls) for c in status["search-1.0.0"].consumers}
+    assert first == {"t/old": (True, 7), "t/new": (True, 0)}, "1.1.0 is deprecated"
+    second = status["search-1.1.0"].consumers
+    assert [(c.agent, c.selects, c.calls) for c in second] == [("t/new", False, 3)]
+    deprecated = {c.type: c for c in status["search-1.1.0"].conditions}["Deprecated"]
+    assert (deprecated.status, deprecated.reason) == ("True", "StillCalled")
+    assert "still called by t/new (3 calls)" in deprecated.message
+    current = {c.type: c for c in status["search-1.0.0"].conditions}["Deprecated"]
+    assert current.status == "False"
+
+
+def test_deleting_the_only_version_a_range_allows_is_refused_naming_the_agent() -> None:
+    objects = [version("1.0.0"), version("1.1.0", "1.0.0"), version("2.0.0", "1.1.0")]
+    teams = [team("t", {"pinned-old": "~1.0.0", "any-one": "^1.0"}, {})]
+    refused = check_tool_version_delete(objects[0], objects, teams)
+    assert refused is not None
+    assert "search-1.0.0 (search 1.0.0)" in refused
+    assert "t/pinned-old ('~1.0.0')" in refused
+    assert "any-one" not in refused, "1.1.0 still matches ^1.0"
+    assert check_tool_version_delete(objects[1], objects, teams) is None
+    assert check_tool_version_delete(objects[2], objects, teams) is None
