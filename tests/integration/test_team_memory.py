@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from hive.dev.weaviate import DevWeaviate
+from hive.ports import free_port
 from tests.scripted_model import Script, scripted_model
 
 pytestmark = pytest.mark.integration
@@ -92,3 +93,21 @@ def test_a_team_naming_a_missing_store_is_refused_before_it_runs(
     )
     assert result.returncode != 0
     assert "spec.memory.storeRef: MemoryStore 'x' not found" in result.stderr
+
+
+def test_an_unreachable_store_stops_the_run_before_it_starts(
+    tmp_path: Path, weaviate: DevWeaviate
+) -> None:
+    team = team_file(tmp_path, weaviate, "Unreachable")
+    dead = f"http://127.0.0.1:{free_port()}"
+    team.write_text(team.read_text().replace(weaviate.url, dead))
+    with scripted_model([]) as model:
+        result = subprocess.run(
+            [sys.executable, "-m", "hive", "run", str(team), "t", "--endpoint", model.url],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    assert result.returncode != 0
+    assert f"MemoryStore team-notes (weaviate at {dead})" in result.stderr
+    assert model.requests == []  # no agent worked

@@ -157,6 +157,11 @@ async def run_team(
     team_memory = local_memory(spec, memory_stores or {}, chain)
     if team_memory is not None:
         toolbox.memory = team_memory.tools
+        try:
+            await team_memory.check()
+        except HiveError:
+            await team_memory.close()
+            raise
     agents = {a.name: a for a in spec.agents}
     chosen = policies or {}
     async with contextlib.AsyncExitStack() as stack:
@@ -170,6 +175,10 @@ async def run_team(
         )
         async with model_for(spec, endpoint, model_name, console, model_file, model_key) as plain:
             model = replace(plain, chain=chain)
+            if get_settings().rag.store is not None:
+                from hive.cli.ragcmd import give_documents
+
+                give_documents(toolbox, model, get_settings())
             if resilience is not None and resilience.degradation is not None:
                 resilience.degradation.model = plain.model  # --model-name may rename it
                 stop_watch = asyncio.Event()

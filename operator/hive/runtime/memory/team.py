@@ -87,6 +87,12 @@ class TeamMemory:
             return None
         return task_recall(memory, self.team.memory.recall_k)
 
+    async def check(self) -> None:
+        """Reach every opened store (creating its collection, checking its vector size): an
+        unreachable or mismatched store is an error before anything runs."""
+        for memory in self.opened.values():
+            await memory.count()
+
     async def close(self) -> None:
         for memory in self.opened.values():
             await memory.close()
