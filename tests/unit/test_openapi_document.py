@@ -14,9 +14,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from hive.errors import ExternalFailure, InvalidInput
-from hive.runtime.tooling.openapi import Credential, answer, build_request
+from hive.api.toolversion import OpenAPIAuth, ToolVersionSpec
+from hive.errors import ExternalFailure, InvalidInput, Unavailable
+from hive.runtime.tooling.kinds import KindContext
+from hive.runtime.tooling.openapi import Credential, answer, build_request, credential_for
 from hive.runtime.tooling.openapi_document import (
+    Document,
     OpenAPIDocumentError,
     check,
     function_name,
@@ -283,3 +286,49 @@ def test_answers_json_text_empty_and_errors_naming_the_operation() -> None:
         "shelter_getPet (operation getPet: GET /pets/{petId}) answered HTTP 401 "
         '(the credential was refused): {"error":"no"}'
     )
+
+
+def credentials_document() -> Document:
+    schemes = {
+        "key": {"type": "apiKey", "in": "query", "name": "api_key"},
+        "cookie": {"type": "apiKey", "in": "cookie", "name": "sid"},
+        "basic": {"type": "http", "scheme": "basic"},
+        "oauth": {"type": "oauth2", "flows": {}},
+    }
+    paths = {
+        "/a": {"get": {"operationId": "a", "responses": OK}},
+        "/b": {"get": {"operationId": "b", "security": [{"basic": []}], "responses": OK}},
+        "/c": {"get": {"operationId": "c", "security": [], "responses": OK}},
+        "/d": {"get": {"operationId": "d", "security": [{"oauth": ["read"]}], "responses": OK}},
+    }
+    content = doc(paths, components={"securitySchemes": schemes}, security=[{"key": []}])
+    return check(content, "d")
+
+
+def test_the_credential_follows_the_operations_security_scheme() -> None:
+    document = credentials_document()
+    found = {o.operation_id: o for o in operations(document, "t")}
+    spec = ToolVersionSpec.model_validate(
+        {
+            "tool": "t",
+            "version": "1.0.0",
+            "implementation": {"kind": "openapi", "openapi": {"url": "http://h/openapi.json"}},
+        }
+    )
+    context = KindContext(secrets={"s/v": "u:p"})
+
+    def credential(operation: str, scheme: str | None = None) -> Credential:
+        auth = OpenAPIAuth.model_validate(
+            {"secretRef": {"name": "s", "key": "v"}, "scheme": scheme}
+        )
+        return credential_for(document, found[operation], auth, context, spec)
+
+    assert credential("a") == Credential("query", "api_key", "u:p")
+    assert credential("b") == Credential("header", "Authorization", "Basic dTpw")
+    assert credential("c") == Credential()  # security: [] on the operation
+    assert credential("d") == Credential("header", "Authorization", "Bearer u:p")
+    assert credential("a", "basic") == Credential()  # the operation asks for another scheme
+    assert credential_for(document, found["a"], None, context, spec) == Credential()
+    auth = OpenAPIAuth.model_validate({"secretRef": {"name": "gone", "key": "v"}})
+    with pytest.raises(Unavailable, match=r"Secret gone key v could not be read"):
+        credential_for(document, found["a"], auth, context, spec)

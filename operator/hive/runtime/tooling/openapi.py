@@ -21,6 +21,7 @@ import json
 import logging
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
@@ -91,7 +92,7 @@ class OpenApiKind:
         made = []
         for operation in selected:
             base = server_url(operation, document_url, source.server)
-            credential = _credential(document, operation, source.auth, context, spec)
+            credential = credential_for(document, operation, source.auth, context, spec)
             made.append(
                 Function(
                     name=operation.function,
@@ -182,23 +183,28 @@ async def fetch_document(client: httpx.AsyncClient, url: str, timeout_s: float) 
     return response.text
 
 
+@dataclass(frozen=True)
 class Credential:
     """Where the secret value goes in each request of an operation."""
 
-    def __init__(self, place: str = "none", name: str = "", value: str = "") -> None:
-        self.place, self.name, self.value = place, name, value  # header, query, cookie, none
+    place: str = "none"  # header, query, cookie, or none
+    name: str = ""  # of the header, query parameter or cookie
+    value: str = ""
 
 
 NO_CREDENTIAL = Credential()
 
 
-def _credential(
+def credential_for(
     document: Document,
     operation: Operation,
     auth: OpenAPIAuth | None,
     context: KindContext,
     spec: ToolVersionSpec,
 ) -> Credential:
+    """The credential `operation` is sent with: for the scheme `auth` names, else the first of
+    the operation's security requirements the document defines; none when the operation asks
+    for none (``security: []``) or for another scheme."""
     if auth is None or not operation.security:
         return NO_CREDENTIAL
     where = f"ToolVersion {spec.tool} {spec.version} implementation.openapi.auth"
