@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.scripted_model import Script, scripted_model
 from tests.tools_servers.http_tool import HttpToolServer, http_tool_server
 
 pytestmark = pytest.mark.integration
@@ -240,3 +241,49 @@ def test_a_failing_step_is_named_with_its_inputs(tools: Path, tmp_path: Path) ->
     assert line.startswith("hive: error: tool digest 1.0.0: line 3: step refuse@* -> said failed: ")
     assert line.endswith('its inputs: {"text": "bees"}'), line
     assert "400" in line, line
+
+
+def test_an_agent_calls_a_composite_tool_of_its_tools_folder(tools: Path, tmp_path: Path) -> None:
+    (tools / "digest.yaml").write_text(yaml.safe_dump(composite(DIGEST)))
+    team = {
+        "goal": "digest bees",
+        "model": {"name": "m", "endpoint": "http://127.0.0.1:1/v1"},
+        "agents": [{"name": "solo", "role": "specialist", "tools": [{"name": "digest"}]}],
+    }
+    (tmp_path / "team.yaml").write_text(yaml.safe_dump(team))
+    script: Script = [
+        {"tool_calls": [{"name": "digest", "arguments": {"topic": "bees"}}]},
+        {"content": "done"},
+    ]
+    with scripted_model(script) as model:
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "hive",
+                "run",
+                str(tmp_path / "team.yaml"),
+                "--endpoint",
+                model.url,
+                "--tools",
+                str(tools),
+                "--no-live",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        requests = model.requests
+    assert result.returncode == 0, result.stdout + result.stderr
+    offered = [t["function"] for t in requests[0].get("tools") or []]
+    assert [f["name"] for f in offered] == ["digest"]
+    assert offered[0]["parameters"]["properties"] == {"topic": STRING}
+    told = [m["content"] for r in requests for m in r["messages"] if m["role"] == "tool"]
+    assert json.loads(told[-1]) == {
+        "summary": {
+            "topic": "bees",
+            "items": ["bees #0", "bees #1"],
+            "first": ["result for bees"],
+        }
+    }
