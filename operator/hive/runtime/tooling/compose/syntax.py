@@ -95,6 +95,7 @@ BLANK: /[ \t\f]+/
 # What lark's terminal names mean to a person reading an error.
 _TERMINAL_WORDS = {
     "IDENT": "a name",
+    "DOTTED": "a name.field",
     "RANGE": "@version-range",
     "STRING": 'a "string"',
     "NUMBER": "a number",
