@@ -264,3 +264,11 @@ def test_calls_reach_the_newest_version_that_is_not_deprecated() -> None:
     assert (plan.steps[0].written_for, plan.steps[0].newest) == ("1.0.0", "1.0.0")
     only = check(parse("COMPOSITE x INPUT a OUTPUT b AS\n  combine@^1.5[mood=a] -> b\n"), tools)
     assert only.steps[0].newest == "1.5.0", "deprecated, but the only one the range allows"
+
+
+def test_a_list_of_references_where_a_string_is_wanted_is_shown_as_written() -> None:
+    message = refused('COMPOSITE x INPUT a OUTPUT b AS\n  combine[mood=[a, "x", {k: a}]] -> b\n')
+    assert message.endswith(
+        'line 2, column 3: combine[mood=[a, "x", {"k": a}]]: mood is array, where string is '
+        "wanted by combine 1.0.0"
+    ), message

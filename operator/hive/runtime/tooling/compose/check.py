@@ -139,6 +139,17 @@ def _literal_problem(value: Any, schema: Mapping[str, Any]) -> str | None:
     return error.message if error is not None else None
 
 
+def written(value: Any) -> str:
+    """An argument value as the source spells it."""
+    if isinstance(value, Ref):
+        return str(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(written(item) for item in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{json.dumps(k)}: {written(v)}" for k, v in value.items()) + "}"
+    return json.dumps(value)
+
+
 def _container_schema(value: Any) -> dict[str, Any]:
     """What is known of an argument value containing references: its container type."""
     if isinstance(value, list):
@@ -265,7 +276,8 @@ class _Checker:
             if problem:
                 raise self.fail(
                     step.place,
-                    f"{step.tool}[{name}={value}]: {problem} by {step.tool} {spec.version}",
+                    f"{step.tool}[{name}={written(value)}]: {problem} by {step.tool} "
+                    f"{spec.version}",
                 )
         return PlannedStep(
             index=index,
