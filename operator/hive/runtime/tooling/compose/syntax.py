@@ -19,7 +19,9 @@ optionally at a semver range (``@^1.0``, ``@~1.2.3``, ``@1.x``, ``@">=1.0 <2"``;
 version), with arguments whose values are literals (JSON strings, numbers, ``true``, ``false``,
 ``null``, ``[lists]``, ``{objects}``) or references to variables (``var`` or ``var.field.sub``).
 The value piped in from the left (``source ->``), when given, goes to the tool's parameter the
-checker picks (see `hive.runtime.tooling.compose.check`). The result is bound to ``target``.
+checker picks (see `hive.runtime.tooling.compose.check`); a step without one writes its call
+with brackets or a range (``tool[] -> target``), which tells the call from a source. The result
+is bound to ``target``.
 Inside ``[...]`` and ``{...}`` a step may continue on the next lines. Steps are a dataflow
 graph: their order in the text does not matter, each variable is bound once, and independent
 steps run at the same time.
