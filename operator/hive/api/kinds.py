@@ -43,6 +43,7 @@ TOOL_VERSION = Kind(
     columns=(
         PrinterColumn("Tool", ".spec.tool", description="Tool name."),
         PrinterColumn("Version", ".spec.version", description="Semantic version."),
+        PrinterColumn("Kind", ".spec.implementation.kind", description="Implementation kind."),
         PrinterColumn("Latest", ".status.latest", "boolean", "Newest version of the tool."),
         PrinterColumn("Deprecated", ".status.deprecated", "boolean", "Deprecated.", priority=1),
         PrinterColumn("Path", ".status.migrationPathValid", "boolean", "Chain valid.", priority=1),
