@@ -194,8 +194,14 @@ async def test_status_functions_come_from_the_document_at_its_url(
         ("shelter_health", "GET", "/health"),
     ]
     assert ready_of(status)["status"] == "True"
-    printed = cluster.kubectl("get", "toolversion", "shelter-1.0.0", "-n", NS, "-o", "yaml")
-    assert "shelter_createPet" in printed.stdout
+    printed = cluster.kubectl("get", "tv", "shelter-1.0.0", "-n", NS, "-o", "wide").stdout
+    header, row = (line.split() for line in printed.splitlines())
+    columns = dict(zip(header, row, strict=True))
+    assert columns["KIND"] == "openapi"
+    names = cluster.kubectl(
+        "get", "tv", "shelter-1.0.0", "-n", NS, "-o", "jsonpath={.status.functions[*].name}"
+    ).stdout
+    assert names == "shelter_listPets shelter_createPet shelter_getPet shelter_health"
 
 
 async def test_a_url_that_serves_no_openapi_document_is_ready_false_with_the_reason(
