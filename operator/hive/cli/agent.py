@@ -330,6 +330,7 @@ def build_pod(
         pod.tool_calls = reported_calls(toolbox.counts, agent)
     if memory is not None:
         pod.recall = memory.recall(config.agent_spec(agent))
+        pod.embedder = memory.loaded_embedder
         toolbox.closing.append(memory.close)
     if config.is_coordinator and config.spec.memory.session is not None:
         pod.session = pod_session(config, settings)

@@ -283,6 +283,7 @@ def give_recall(team: Team, team_memory: TeamMemory) -> None:
     for member in team.roster.members.values():
         if isinstance(member, LocalMember):
             member.recall = team_memory.recall(member.spec)
+            member.embedder = team_memory.loaded_embedder  # relevance in working memory
 
 
 async def session_context(memory: SessionMemory | None, task: str, console: Console) -> str:

@@ -36,6 +36,7 @@ from hive.runtime.events import Event, EventBus, EventKind
 from hive.runtime.identity.audit import AuditLog
 from hive.runtime.identity.delegation import Authority, team_root
 from hive.runtime.identity.peerauth import PeerSigner, PeerVerifier
+from hive.runtime.memory.embeddings import Embedder
 from hive.runtime.memory.sessions import SessionMemory, with_context
 from hive.runtime.models import OpenAICompatible
 from hive.runtime.reporting import RunSink, StatusSink
@@ -206,6 +207,7 @@ class AgentPod:
     # the coordinator's session (spec.memory.session): the notes of earlier runs go with the
     # goal, this run is saved to it
     session: SessionMemory | None = None
+    embedder: Embedder | None = None  # ranks what working memory keeps (its memory's embedder)
 
     def members(self) -> tuple[LocalMember, dict[str, Member]]:
         me = self.config.agent_spec(self.config.agent)
@@ -217,6 +219,7 @@ class AgentPod:
             tools=self.tools,
             budget=Budget(max_steps=12),
             recall=self.recall,
+            embedder=self.embedder,
         )
         members: dict[str, Member] = {me.name: local}
         for spec in self.config.spec.agents:

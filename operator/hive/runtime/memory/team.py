@@ -54,6 +54,11 @@ class TeamMemory:
                     f"MemoryStore '{ref.name}' not found (add its document to the team file)",
                 )
 
+    @property
+    def loaded_embedder(self) -> Embedder | None:
+        """The embedder the stores use, once one is open: working memory ranks with it too."""
+        return self._embedder
+
     def memory_of(self, agent: AgentSpec) -> SemanticMemory | None:
         ref = memory_store_ref(self.team, agent)
         if ref is None:
