@@ -261,7 +261,7 @@ async def test_every_operation_called_for_real_with_the_token_from_a_real_secret
     spec = ToolVersionSpec.model_validate(
         openapi_spec(
             "shelter",
-            url=f"{shelter}/openapi.yaml",
+            url=f"{shelter}/docs/openapi",  # redirects to /openapi.yaml
             auth={"secretRef": {"name": "shelter-staff", "key": "token"}},
         )
     )
@@ -278,7 +278,7 @@ async def test_every_operation_called_for_real_with_the_token_from_a_real_secret
             "shelter_adoptPet",
             "shelter_health",
         }
-        assert functions["shelter_createPet"].source == f"{shelter}/openapi.yaml#createPet"
+        assert functions["shelter_createPet"].source == f"{shelter}/docs/openapi#createPet"
         name = "Mr Whiskers / the 2nd"  # a space and a slash in a path parameter
         created = await functions["shelter_createPet"].call(
             {"body": {"name": name, "species": "cat", "age": 3}}

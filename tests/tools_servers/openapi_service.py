@@ -3,8 +3,9 @@ own process by the tests:
 
     python tests/tools_servers/openapi_service.py --port 8080 --token s3cret
 
-It serves its document at /openapi.json (and /openapi.yaml), without a credential, and the
-document's operations under /api, each checking the bearer token (except /api/health).
+It serves its document at /openapi.json (and /openapi.yaml; /docs/openapi redirects there),
+without a credential, and the document's operations under /api, each checking the bearer
+token (except /api/health).
 Animals live in memory while the process runs.
 """
 
@@ -30,7 +31,7 @@ def build_app(token: str) -> web.Application:
 
     @web.middleware
     async def bearer(request: web.Request, handler: Any) -> web.StreamResponse:
-        open_paths = {"/openapi.json", "/openapi.yaml", "/api/health"}
+        open_paths = {"/openapi.json", "/openapi.yaml", "/docs/openapi", "/api/health"}
         if request.path not in open_paths and request.headers.get("Authorization") != (
             f"Bearer {token}"
         ):
@@ -43,6 +44,9 @@ def build_app(token: str) -> web.Application:
 
     async def openapi_yaml(_: web.Request) -> web.Response:
         return web.Response(text=document_text, content_type="application/yaml")
+
+    async def moved(_: web.Request) -> web.Response:
+        raise web.HTTPMovedPermanently("/openapi.yaml")
 
     async def list_pets(request: web.Request) -> web.Response:
         species = request.query.get("species")
@@ -80,6 +84,7 @@ def build_app(token: str) -> web.Application:
     app = web.Application(middlewares=[bearer])
     app.router.add_get("/openapi.json", openapi_json)
     app.router.add_get("/openapi.yaml", openapi_yaml)
+    app.router.add_get("/docs/openapi", moved)
     app.router.add_get("/api/pets", list_pets)
     app.router.add_post("/api/pets", create_pet)
     app.router.add_get("/api/pets/{petId}", get_pet)

@@ -174,7 +174,10 @@ async def fetch_document(client: httpx.AsyncClient, url: str, timeout_s: float) 
     """The text served at `url`; Unavailable when it cannot be had."""
     try:
         response = await client.get(
-            url, timeout=timeout_s, headers={"Accept": "application/json, application/yaml"}
+            url,
+            timeout=timeout_s,
+            headers={"Accept": "application/json, application/yaml"},
+            follow_redirects=True,
         )
     except httpx.HTTPError as exc:
         raise Unavailable(f"OpenAPI document {url}: {type(exc).__name__}: {exc}") from exc
