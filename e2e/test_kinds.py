@@ -76,7 +76,11 @@ def test_samples_of_every_kind_become_ready(
     assert newest["migrationPath"] == ["1.0.0", "1.1.0"]
     wait_for(
         lambda: (
-            get(cluster, "toolversion", "web-search-1.1.0")["status"].get("consumers")
+            [
+                c["agent"]
+                for c in get(cluster, "toolversion", "web-search-1.1.0")["status"].get("consumers")
+                or []
+            ]
             == ["research/researcher"]
         ),
         60,

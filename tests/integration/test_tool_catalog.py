@@ -5,6 +5,7 @@ schema checks on both sides, and an agent whose model sends bad arguments hearin
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,10 +16,17 @@ import yaml
 from hive.api.agentteam import AgentSpec, AgentTeamSpec, RunOutcome
 from hive.api.toolversion import ToolVersionSpec
 from hive.errors import ExternalFailure, InvalidInput, Unavailable
+from hive.ports import free_port
 from hive.runtime.models import OpenAICompatible
 from hive.runtime.teams.team import Team
 from hive.runtime.toolbox import Toolbox
-from hive.runtime.tooling.catalog import CallCounts, CallOutcome, Catalog, CatalogEntry
+from hive.runtime.tooling.catalog import (
+    DEPRECATED_CALLS,
+    CallCounts,
+    CallOutcome,
+    Catalog,
+    CatalogEntry,
+)
 from hive.runtime.tooling.http import HttpKind
 from hive.runtime.tooling.kinds import KindRegistry
 from hive.runtime.tools import ToolRegistry
@@ -234,3 +242,63 @@ async def test_a_model_sending_arguments_that_break_the_schema_hears_why_and_rec
     told = [m["content"] for r in requests for m in r["messages"] if m["role"] == "tool"]
     assert "'q' is a required property" in told[0]
     assert json.loads(told[-1])["results"] == ["bees #0", "bees #1", "bees #2"]
+
+
+async def test_a_deprecated_version_works_and_warns_once_with_an_event_and_a_counter(
+    server: HttpToolServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    entry = http_version("old-search", f"{server.url}/echo")
+    spec = entry.spec.model_copy(
+        update={
+            "deprecation": entry.spec.deprecation.model_copy(
+                update={"deprecated": True, "message": "use new-search"}
+            )
+        }
+    )
+    catalog = Catalog([CatalogEntry(spec, entry.name, entry.source)])
+    outcomes: list[CallOutcome] = []
+    toolbox, registry = await registry_of(
+        catalog, agent({"name": "old-search"}), publish=outcomes.append
+    )
+    before = DEPRECATED_CALLS.labels("searcher", "old-search", "1.0.0")._value.get()
+    try:
+        with caplog.at_level(logging.WARNING, logger="hive.runtime.tooling.catalog"):
+            for n in range(3):
+                assert await call(registry, "old-search", {"n": n}) == {"n": n}
+    finally:
+        await toolbox.close()
+    warned = [r.getMessage() for r in caplog.records if "deprecated" in r.getMessage()]
+    assert warned == [
+        "agent searcher calls tool old-search 1.0.0, which is deprecated: use new-search"
+    ]
+    assert [o.deprecated for o in outcomes] == [True, True, True]
+    after = DEPRECATED_CALLS.labels("searcher", "old-search", "1.0.0")._value.get()
+    assert after - before == 3
+
+
+async def test_an_unreachable_server_is_an_error_naming_the_tool_and_the_url() -> None:
+    catalog = Catalog([http_version("nowhere", f"http://127.0.0.1:{free_port()}/x", retries=1)])
+    outcomes: list[CallOutcome] = []
+    toolbox, registry = await registry_of(
+        catalog, agent({"name": "nowhere"}), publish=outcomes.append
+    )
+    try:
+        with pytest.raises(
+            Unavailable, match=r"tool nowhere 1\.0\.0: http://127\.0\.0\.1:\d+/x unreachable"
+        ):
+            await call(registry, "nowhere", {})
+    finally:
+        await toolbox.close()
+    assert [(o.outcome, o.status) for o in outcomes] == [("Unavailable", "unreachable")]
+
+
+async def test_a_ref_that_is_not_a_url_leaves_the_tool_out_with_the_reason() -> None:
+    catalog = Catalog([http_version("odd", "ftp://example/x")])
+    toolbox, registry = await registry_of(catalog, agent({"name": "odd"}))
+    try:
+        with pytest.raises(
+            InvalidInput, match=r"implementation\.ref: 'ftp://example/x' is not an http"
+        ):
+            registry.check("odd", {})
+    finally:
+        await toolbox.close()
