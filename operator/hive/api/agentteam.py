@@ -29,6 +29,16 @@ class Pattern(StrEnum):
     NEGOTIATION = "negotiation"
 
 
+class Reasoning(StrEnum):
+    DIRECT = "direct"  # the agent loop alone
+    CHAIN_OF_THOUGHT = "chain-of-thought"  # a reasoning trace first (hive.runtime.reasoning)
+
+
+class Planning(StrEnum):
+    MODEL = "model"  # one model answer proposes the subtasks
+    MCTS = "mcts"  # Monte Carlo tree search over model-proposed, model-scored steps
+
+
 class Provider(StrEnum):
     OPENAI_COMPATIBLE = "openai-compatible"
     EMBEDDED = "embedded"
@@ -195,6 +205,19 @@ class ContextSpec(HiveModel):
     )
 
 
+class MctsSpec(HiveModel):
+    """The search budget of a senior that plans with MCTS."""
+
+    iterations: int = Field(default=24, ge=1, le=10_000, description="Search iterations.")
+    time_s: float = Field(
+        default=60.0, gt=0, le=3600, description="Seconds the search may take at most."
+    )
+    horizon: int = Field(default=4, ge=1, le=12, description="Most subtasks in a plan.")
+    branching: int = Field(
+        default=3, ge=1, le=8, description="Next steps the model proposes per plan state."
+    )
+
+
 class AgentSpec(HiveModel):
     """One agent of the team."""
 
@@ -232,6 +255,30 @@ class AgentSpec(HiveModel):
         default_factory=ContextSpec,
         description="The agent's working memory: the token budget of each request to its model.",
     )
+
+    reasoning: Reasoning = Field(
+        default=Reasoning.DIRECT,
+        description="chain-of-thought: the agent reasons through a recorded trace of steps, "
+        "branches and self-corrections before it acts; direct: it acts at once.",
+    )
+    planning: Planning = Field(
+        default=Planning.MODEL,
+        description="How a senior splits a task: model (one answer) or mcts (a tree search over "
+        "model-proposed and model-scored plans, within spec.agents[].mcts).",
+    )
+    mcts: MctsSpec = Field(
+        default_factory=MctsSpec, description="The search budget when planning is mcts."
+    )
+
+    @model_validator(mode="after")
+    def _mcts_plans_for_subordinates(self) -> AgentSpec:
+        if self.planning == Planning.MCTS and not self.subordinates:
+            raise PydanticCustomError(
+                "planning_without_subordinates",
+                "planning: mcts plans work for subordinates; agent '{name}' has none",
+                {"name": self.name},
+            )
+        return self
 
     @model_validator(mode="after")
     def _alternatives_are_own_tools(self) -> AgentSpec:

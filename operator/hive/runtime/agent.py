@@ -211,6 +211,7 @@ class Agent:
                 await memory.add(calling, turn=turn)
                 for call in reply.tool_calls:
                     calls += 1
+                    call_started = time.monotonic()
                     try:
                         tool = self.tools.check(call.name, call.arguments)
                         try:
@@ -219,11 +220,19 @@ class Agent:
                             raise InvalidInput(f"tool {call.name!r}", f"failed: {exc}") from exc
                         content = result if isinstance(result, str) else json.dumps(result)
                         await self._emit(
-                            EventKind.TOOL_CALLED, tool=call.name, arguments=call.arguments
+                            EventKind.TOOL_CALLED,
+                            tool=call.name,
+                            arguments=call.arguments,
+                            duration_ms=round((time.monotonic() - call_started) * 1000, 3),
                         )
                     except InvalidInput as exc:
                         tool_errors += 1
-                        await self._emit(EventKind.TOOL_FAILED, tool=call.name, error=str(exc))
+                        await self._emit(
+                            EventKind.TOOL_FAILED,
+                            tool=call.name,
+                            error=str(exc),
+                            duration_ms=round((time.monotonic() - call_started) * 1000, 3),
+                        )
                         if tool_errors > self.budget.max_tool_errors:
                             raise HiveError(
                                 f"agent {self.name}: {tool_errors} bad tool calls, the last: {exc}"

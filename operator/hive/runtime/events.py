@@ -6,6 +6,7 @@ import datetime as dt
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -58,6 +59,11 @@ class EventKind(StrEnum):
     # a catalog tool call finished (data: tool, version, written_for, outcome, status, latency_s,
     # deprecated, error)
     TOOL_OUTCOME = "tool-outcome"
+
+
+# the id of the team task whose work is running now (a member sets it while it executes one, so
+# nested delegations and every event they publish can be attributed to their task)
+current_task: ContextVar[str | None] = ContextVar("hive_current_task", default=None)
 
 
 @dataclass(frozen=True)

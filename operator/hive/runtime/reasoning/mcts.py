@@ -539,4 +539,15 @@ def describe_result(result: SearchResult[Any]) -> dict[str, Any]:
         "elapsedS": round(result.elapsed_s, 4),
         "stoppedBy": result.stopped_by,
         "treeSize": result.tree_size,
+        "bestSequence": [str(a) for a in result.best_sequence],
+        "bestReward": round(result.best_reward, 4),
+        "root": [
+            {
+                "action": str(s.action),
+                "visits": s.visits,
+                "value": round(s.value, 4),
+                "proven": s.proven,
+            }
+            for s in result.root
+        ],
     }

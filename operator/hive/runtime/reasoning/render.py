@@ -1,7 +1,14 @@
 """A reasoning trace as a rich Tree for the terminal: the line followed stands out, wrong and
-looping steps are marked, candidates not taken are dim."""
+looping steps are marked, candidates not taken are dim.
+
+A run's reasoning (`TeamResult.reasoning`, records from `hive.runtime.reasoning.records`) renders
+with `render_record` (one chain-of-thought trace or plan search, to hang under the span or task
+that produced it) and `render_run` (a run report's tasks as a tree, each with its reasoning)."""
 
 from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from rich.text import Text
 from rich.tree import Tree
@@ -61,3 +68,72 @@ def render_trace(trace: ThoughtTrace, *, evidence: bool = True) -> Tree:
     if trace.answer is not None:
         nodes[0].add(Text(f"answer: {trace.answer}", style="bold green"))
     return nodes[0]
+
+
+def _mcts_tree(search: Mapping[str, Any]) -> Tree:
+    node = Tree(
+        Text.assemble(
+            ("plan search (MCTS): ", "bold magenta"),
+            f"{search.get('iterations')} iterations in {search.get('elapsedS')} s, "
+            f"stopped by {search.get('stoppedBy')}, {search.get('treeSize')} states, "
+            f"value {search.get('value')}",
+        )
+    )
+    for stats in search.get("root") or []:
+        node.add(
+            Text(
+                f"{stats['action']}  (visits {stats['visits']}, value {stats['value']}"
+                + (", proven" if stats.get("proven") else "")
+                + ")",
+                style="green" if stats["action"] == search.get("bestAction") else "dim",
+            )
+        )
+    chosen = search.get("bestSequence") or search.get("plan") or []
+    node.add(Text("plan: " + " → ".join(str(a) for a in chosen), style="bold green"))
+    return node
+
+
+def render_record(record: Mapping[str, Any], *, evidence: bool = True) -> Tree:
+    """One reasoning record of a run: a chain-of-thought trace or an MCTS plan search."""
+    if record.get("kind") == "mcts":
+        return _mcts_tree(record.get("search") or {})
+    trace = ThoughtTrace.model_validate(record["trace"])
+    node = Tree(
+        Text.assemble(
+            ("chain of thought: ", "bold magenta"),
+            f"{len(trace.steps)} steps, {trace.expansions} expansions, "
+            f"{trace.corrections} corrections, outcome {trace.outcome.value}",
+        )
+    )
+    node.children.append(render_trace(trace, evidence=evidence))
+    return node
+
+
+def _duration(task: Mapping[str, Any]) -> str:
+    return f"{(float(task['end_ms']) - float(task['start_ms'])) / 1000:.3f} s"
+
+
+def render_run(report: Mapping[str, Any], *, evidence: bool = True) -> Tree:
+    """A run report (`hive run --report`) as its tree of tasks, each with its duration and,
+    under it, the reasoning it did; reasoning outside any task hangs under the run."""
+    profile = report.get("profile") or {}
+    tasks: Sequence[Mapping[str, Any]] = profile.get("tasks") or []
+    records: Sequence[Mapping[str, Any]] = report.get("reasoning") or []
+    root = Tree(
+        Text.assemble(
+            ("run: ", "bold"),
+            str(report.get("task", "")),
+            (f"  [{report.get('outcome', '')}, {report.get('duration_s', 0)} s]", "cyan"),
+        )
+    )
+    nodes: dict[str | None, Tree] = {None: root}
+    for task in sorted(tasks, key=lambda t: float(t["start_ms"])):  # parents start first
+        parent = nodes.get(task.get("parent"), root)
+        nodes[task["task_id"]] = parent.add(
+            Text.assemble((task["name"], "bold"), (f"  {_duration(task)}", "dim"))
+        )
+    for record in records:
+        nodes.get(record.get("task_id"), root).children.append(
+            render_record(record, evidence=evidence)
+        )
+    return root

@@ -7,14 +7,21 @@ below the team's threshold (up to `maxRevisions` times), asks for approval when 
 requires it, and finally writes the answer from the accepted results. A subordinate that is
 itself a senior does the same one level down. Depth and cycles are checked at every hop, so a
 team that admission let through still cannot loop at run time.
+
+A senior with `planning: mcts` searches for its plan instead (`searched_plan`: MCTS over steps
+its model proposes and scores, within its `mcts` budget; the statistics are published as a
+plan-searched event); one with `reasoning: chain-of-thought` reasons about the task first and
+plans from its conclusion.
 """
 
 from __future__ import annotations
 
 import asyncio
 
+from hive.api.agentteam import Planning
 from hive.runtime.events import EventKind
-from hive.runtime.teams.members import DelegationError, LocalMember, WorkResult
+from hive.runtime.reasoning.mcts import MCTS, ModelActionModel
+from hive.runtime.teams.members import DelegationError, LocalMember, TimedModel, WorkResult
 from hive.runtime.teams.roster import ApprovalRequest, Delegation, Roster
 from hive.runtime.teams.schemas import DelegationPlan, Review, Subtask
 from hive.runtime.teams.scoring import choose, delegation_score
@@ -30,10 +37,46 @@ def roster_text(roster: Roster, names: list[str]) -> str:
     return "\n".join(lines)
 
 
+async def searched_plan(senior: LocalMember, roster: Roster, task: str) -> list[Subtask]:
+    """The plan MCTS finds: each step a subtask the model proposed, plans scored by the model."""
+    budget = senior.spec.mcts
+    reasoned = await senior.think(task)
+    context = f"\n{reasoned}" if reasoned else ""
+    problem = ModelActionModel(
+        TimedModel(senior, "planning"),
+        goal=f"{task}{context}\nSubtasks go to these subordinates, one subtask per step:\n"
+        + roster_text(roster, list(senior.spec.subordinates)),
+        horizon=budget.horizon,
+        branching=budget.branching,
+        repairs=senior.repairs,
+    )
+    result = await MCTS(rollout_depth=0).asearch(
+        problem,
+        (),
+        iterations=budget.iterations,
+        time_s=budget.time_s,
+        bus=senior.bus,
+        agent=senior.name,
+    )
+    steps = [s for s in (result.best_sequence or result.plan) if s != problem.finish]
+    subtasks = [Subtask(description=s) for s in steps[:MAX_SUBTASKS]] or [Subtask(description=task)]
+    await roster.emit(
+        EventKind.DECOMPOSED,
+        senior.name,
+        subtasks=[s.description for s in subtasks],
+        planner="mcts",
+    )
+    return subtasks
+
+
 async def plan(senior: LocalMember, roster: Roster, task: str) -> list[Subtask]:
+    if senior.spec.planning == Planning.MCTS:
+        return await searched_plan(senior, roster, task)
     subordinates = list(senior.spec.subordinates)
+    reasoned = await senior.think(task)
+    context = f"{reasoned}\n" if reasoned else ""
     prompt = (
-        f"Task: {task}\nYour subordinates:\n{roster_text(roster, subordinates)}\n"
+        f"Task: {task}\n{context}Your subordinates:\n{roster_text(roster, subordinates)}\n"
         f"Split the task into at most {min(MAX_SUBTASKS, 2 * len(subordinates))} subtasks "
         "for them. Answer with a JSON object: "
         '{"subtasks": [{"description": "...", "capabilities": ["..."]}]}'

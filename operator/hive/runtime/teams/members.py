@@ -10,18 +10,22 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
+import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
 from pydantic import BaseModel
 
-from hive.api.agentteam import AgentSpec
+from hive.api.agentteam import AgentSpec, Reasoning
 from hive.errors import HiveError
 from hive.runtime.agent import Agent, Budget, Outcome
-from hive.runtime.events import Event, EventBus, EventKind
+from hive.runtime.events import Event, EventBus, EventKind, current_task
 from hive.runtime.memory.embeddings import Embedder
 from hive.runtime.models import InvalidModelOutput, Message, Reply, Usage
+from hive.runtime.reasoning.records import briefing
+from hive.runtime.reasoning.thought import ThoughtEngine
 from hive.runtime.teams.schemas import Ballot, Choice, Proposal, Vote
 from hive.runtime.tools import ToolRegistry
 
@@ -103,6 +107,26 @@ def system_prompt(spec: AgentSpec, goal: str) -> str:
 
 
 @dataclass
+class TimedModel:
+    """A member's model whose every answer is published as a model-called event with its
+    duration and purpose (planning, reasoning, ...), so profiles count the time it took."""
+
+    member: LocalMember
+    purpose: str
+
+    async def complete(
+        self,
+        messages: Sequence[Message],
+        tools: Sequence[dict[str, Any]] | None = None,
+        **extra: Any,
+    ) -> Reply:
+        started = time.monotonic()
+        reply = await self.member.model.complete(messages, tools, **extra)
+        await self.member.model_called(self.purpose, started)
+        return reply
+
+
+@dataclass
 class LocalMember:
     """An agent of the team running in this process, with its own model and tools."""
 
@@ -138,38 +162,82 @@ class LocalMember:
     async def emit(self, kind: EventKind, **data: Any) -> None:
         await self.bus.publish(Event(kind, self.name, data))
 
-    async def ask(self, prompt: str) -> str:
+    async def model_called(self, purpose: str, started: float) -> None:
+        """Publish a model call outside the agent loop (its duration since `started`)."""
+        await self.emit(
+            EventKind.MODEL_CALLED,
+            purpose=purpose,
+            tokens=self.tokens(),
+            duration_ms=round((time.monotonic() - started) * 1000, 3),
+        )
+
+    async def ask(self, prompt: str, purpose: str = "answer") -> str:
         """One plain answer from this member's model."""
+        started = time.monotonic()
         reply = await self.model.complete(self.messages(prompt))
+        await self.model_called(purpose, started)
         return (reply.content or "").strip()
 
     async def ask_for(self, prompt: str, schema: type[M]) -> M | None:
         """An answer validated as `schema`, or None when the model never produced one."""
+        started = time.monotonic()
         try:
             return await self.model.structured(self.messages(prompt), schema, repairs=self.repairs)
         except InvalidModelOutput as exc:
             await self.emit(EventKind.TOOL_FAILED, tool=schema.__name__, error=str(exc))
             return None
+        finally:
+            await self.model_called(schema.__name__, started)
+
+    async def think(self, task: str, context: Sequence[str] = ()) -> str:
+        """With `reasoning: chain-of-thought`, reason toward `task` through a recorded trace
+        (published as thought-* events) and return what the agent should act on; else ""."""
+        if self.spec.reasoning != Reasoning.CHAIN_OF_THOUGHT:
+            return ""
+        engine = ThoughtEngine(
+            TimedModel(self, "reasoning"), bus=self.bus, agent=self.name, repairs=self.repairs
+        )
+        trace = await engine.solve(task, context=context)
+        return briefing(trace)
 
     async def execute(self, task: str, chain: tuple[str, ...] = ()) -> WorkResult:
         if self._slots is None:
             self._slots = asyncio.Semaphore(self.spec.max_concurrent_tasks)
+        waiting = time.monotonic()
         async with self._slots:
-            await self.emit(EventKind.TASK_STARTED, task=task, chain=list(chain))
+            task_id = uuid.uuid4().hex[:16]
+            parent = current_task.get()
+            entered = current_task.set(task_id)  # events from here on belong to this task
             try:
-                if self.leader is not None and self.spec.subordinates:
-                    result = await self.leader(self, task, chain)
-                else:
-                    result = await self.work(task)
-            except HiveError as exc:
-                await self.emit(EventKind.TASK_FINISHED, ok=False, error=str(exc))
-                raise
-            await self.emit(EventKind.TASK_FINISHED, ok=result.ok, error=result.error)
-            return result
+                await self.emit(
+                    EventKind.TASK_STARTED,
+                    task=task,
+                    chain=list(chain),
+                    task_id=task_id,
+                    parent_task=parent,
+                    queued_ms=round((time.monotonic() - waiting) * 1000, 3),
+                )
+                try:
+                    if self.leader is not None and self.spec.subordinates:
+                        result = await self.leader(self, task, chain)
+                    else:
+                        result = await self.work(task)
+                except HiveError as exc:
+                    await self.emit(
+                        EventKind.TASK_FINISHED, ok=False, error=str(exc), task_id=task_id
+                    )
+                    raise
+                await self.emit(
+                    EventKind.TASK_FINISHED, ok=result.ok, error=result.error, task_id=task_id
+                )
+                return result
+            finally:
+                current_task.reset(entered)
 
     async def work(self, task: str) -> WorkResult:
         """Run the agent loop on `task` with this member's tools and budget."""
         recalled = list(await self.recall(task)) if self.recall is not None else []
+        reasoned = await self.think(task, recalled)
         agent = Agent(
             name=self.name,
             model=self.model,
@@ -181,7 +249,7 @@ class LocalMember:
             context_tokens=self.spec.context.max_tokens,
             embedder=self.embedder,
         )
-        result = await agent.run(task)
+        result = await agent.run(f"{task}\n\n{reasoned}" if reasoned else task)
         return WorkResult(
             agent=self.name,
             output=result.output,

@@ -20,6 +20,8 @@ from hive.errors import HiveError
 from hive.runtime.agent import Budget
 from hive.runtime.events import Event, EventBus, EventKind
 from hive.runtime.models import OpenAICompatible
+from hive.runtime.profiling import Profiler
+from hive.runtime.reasoning.records import ReasoningRecorder
 from hive.runtime.teams import hierarchical
 from hive.runtime.teams.approvals import model_approver
 from hive.runtime.teams.members import LocalMember, Member, WorkResult
@@ -75,6 +77,10 @@ class TeamResult:
     capability: list[dict[str, str]] = field(default_factory=list)
     # what working memory took out of requests to keep them within the agents' context budgets
     context: ContextTotals = field(default_factory=ContextTotals)
+    # every reasoning trace and plan search of the run, with the agent and task that made it
+    reasoning: list[dict[str, Any]] = field(default_factory=list)
+    # where the run's time, tokens and cost went (hive.runtime.profiling; `hive profile`)
+    profile: dict[str, Any] = field(default_factory=dict)
 
     def wire(self) -> dict[str, Any]:
         """The report as plain JSON-able data."""
@@ -195,6 +201,15 @@ class Team:
             result.outcome = RunOutcome.FAILED
             result.message = work.error
 
+    def _usage(self) -> dict[str, tuple[int, float]]:
+        """Each member's tokens and cost so far (cost: members whose model counts it)."""
+        usage = {}
+        for member in self.roster.members.values():
+            model = getattr(member, "model", None)
+            cost = float(getattr(getattr(model, "usage", None), "cost", 0.0))
+            usage[member.name] = (member.tokens(), cost)
+        return usage
+
     async def run(self, task: str | None = None) -> TeamResult:
         """Work on `task` (default: the goal) until done, failed, deadlocked or over budget."""
         task = task or self.spec.goal
@@ -217,6 +232,8 @@ class Team:
                 over_budget.set()
 
         unsubscribe = self.bus.subscribe(watch)
+        profiler, reasoning = Profiler(), ReasoningRecorder()
+        recorders = [self.bus.subscribe(profiler), self.bus.subscribe(reasoning)]
         timeout = None
         if self.spec.budget.deadline is not None:
             timeout = (self.spec.budget.deadline - dt.datetime.now(dt.UTC)).total_seconds()
@@ -247,6 +264,8 @@ class Team:
             result.message = "; ".join(dict.fromkeys(str(e) for e in leaves(group)))
         finally:
             unsubscribe()
+            for stop in recorders:
+                stop()
             for task_ in (work, budget):
                 task_.cancel()
             await asyncio.gather(work, budget, return_exceptions=True)
@@ -255,6 +274,8 @@ class Team:
         result.plan = list(self.roster.plan)
         result.tokens = self.roster.tokens()
         result.duration_s = round(time.monotonic() - started, 3)
+        result.reasoning = reasoning.records
+        result.profile = profiler.build(usage=self._usage())
         result.agents = [
             AgentReport(
                 name=m.name,
