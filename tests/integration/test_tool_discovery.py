@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import os
 import subprocess
 import sys
 import time
@@ -270,3 +271,25 @@ def test_hive_run_with_a_tools_folder_gives_the_agents_its_tools(
     assert offered == ["web-search"]
     told = [m["content"] for r in requests for m in r["messages"] if m["role"] == "tool"]
     assert json.loads(told[-1]) == {"q": "bees"}
+
+
+def test_hive_tools_list_shows_a_namespace_s_versions(
+    cluster: Cluster, namespace: str, server: HttpToolServer
+) -> None:
+    kubectl_apply(cluster, tool_version(f"{server.url}/echo", "1.0.0", tool="listed"))
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "hive", "tools", "list", "-n", namespace, "-o", "json"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+            env={**os.environ, "HIVE_KUBE__KUBECONFIG": str(cluster.kubeconfig)},
+        )
+    finally:
+        cluster.kubectl("delete", "toolversion", "-n", NS, "listed-1.0.0", check=False)
+    assert result.returncode == 0, result.stderr
+    (row,) = [r for r in json.loads(result.stdout) if r["tool"] == "listed"]
+    assert (row["version"], row["kind"], row["source"]) == ("1.0.0", "http", f"{server.url}/echo")
+    assert row["from"] == f"{NS}/listed-1.0.0"
+    assert row["inputSchema"]["properties"] == {"q": {"type": "string"}}
