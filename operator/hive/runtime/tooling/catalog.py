@@ -397,15 +397,17 @@ class AgentTools:
             try:
                 secrets = await self.secrets_for(specs)
                 context = replace(context, secrets={**context.secrets, **secrets})
-            except HiveError as exc:
+            except Exception as exc:  # the versions needing them say so when asked
                 log.warning("agent %s: reading tool Secrets: %s", self.agent, exc)
         self._context = context
         for requirement, resolution in resolved:
             spec = resolution.target.spec
             try:
                 functions = await self.kinds.get(spec).functions(spec, context)
-            except HiveError as exc:
+            except Exception as exc:  # one kind's trouble never takes the other tools away
                 problems[requirement.name] = f"tool {requirement.name!r} {spec.version}: {exc}"
+                if not isinstance(exc, HiveError):
+                    log.warning("agent %s: tool %s: %r", self.agent, requirement.name, exc)
                 continue
             single = len(functions) == 1
             for function in functions:
