@@ -334,11 +334,9 @@ class AgentTools:
     problems: dict[str, str] = field(default_factory=dict)  # required tool -> why it is absent
     _warned: set[tuple[str, str]] = field(default_factory=set)
     _dirty: asyncio.Event = field(default_factory=asyncio.Event)
-    _refreshed: asyncio.Condition = field(default_factory=asyncio.Condition)
     chain: Chain = EMPTY  # breakers, faults, audit: what a composite's steps pass too
     _task: asyncio.Task[None] | None = None
     _unsubscribe: Callable[[], None] | None = None
-    _built_generation: int = -1
     _context: KindContext | None = None
     _inner: dict[tuple[str, str, int], Tool] = field(default_factory=dict)
 
@@ -365,13 +363,7 @@ class AgentTools:
             except Exception:
                 log.exception("agent %s: refreshing its tools failed", self.agent)
 
-    async def wait_for(self, generation: int, timeout_s: float) -> None:
-        """Until the tools reflect catalog generation `generation` (or later)."""
-        async with asyncio.timeout(timeout_s), self._refreshed:
-            await self._refreshed.wait_for(lambda: self._built_generation >= generation)
-
     async def refresh(self) -> None:
-        generation = self.catalog.generation
         tools: dict[str, Tool] = {}
         problems: dict[str, str] = {}
         resolved: list[tuple[ToolRequirement, Resolution]] = []
@@ -413,9 +405,6 @@ class AgentTools:
             for function in functions:
                 tools[function.name] = self._tool(resolution, function, single)
         self.tools, self.problems = tools, problems
-        async with self._refreshed:
-            self._built_generation = generation
-            self._refreshed.notify_all()
 
     async def call_tool(self, name: str, version_range: str, arguments: dict[str, Any]) -> Any:
         """Call a tool of the catalog by name and range, through the whole call path (checks,
