@@ -172,6 +172,7 @@ def run_agent(
                 following = asyncio.create_task(tools.follow())
                 await tools.listed()
                 toolbox, pod = build_pod(config, agent, settings, reporter, parts, tools)
+                await toolbox.started()  # its catalog tools built, and followed from now on
                 resilience.publish_to(pod.bus)
                 pod.resilience = resilience.report
             except InvalidInput as exc:
