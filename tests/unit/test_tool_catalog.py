@@ -15,6 +15,7 @@ from hive.api.toolversion import ToolVersionSpec, Transform
 from hive.cli.main import cli
 from hive.errors import InvalidInput
 from hive.runtime.tooling.catalog import CallCounts, Catalog, CatalogEntry, ToolNotPresent
+from hive.runtime.tooling.discovery import secret_refs
 from hive.runtime.tooling.migrate import convert, migration_path
 
 
@@ -158,3 +159,16 @@ def test_hive_tools_list_reads_a_folder(tmp_path: Path) -> None:
         ("search", "1.1.0", "http", True),
     ]
     assert listed[0]["source"] == "http://127.0.0.1:1/"
+
+
+def test_secret_refs_are_found_in_every_kind_of_implementation() -> None:
+    http = version(
+        "1.0.0",
+        implementation={
+            "kind": "http",
+            "ref": "http://x/",
+            "auth": {"type": "bearer", "secretRef": {"name": "a", "key": "token"}},
+        },
+    )
+    plain = version("1.1.0", previous="1.0.0")
+    assert secret_refs([http.spec, plain.spec]) == [("a", "token")]
