@@ -567,6 +567,11 @@ class RagSettings(BaseModel):
         description="API key of the store's Weaviate, when its MemoryStore has a secretRef "
         "(outside a cluster the Secret itself cannot be read).",
     )
+    store: Path | None = Field(
+        default=None,
+        description="MemoryStore manifest (YAML) of the documents that `hive run`'s agents "
+        "naming the search-documents tool answer from; unset: that tool is unavailable.",
+    )
 
 
 class McpSettings(BaseModel):

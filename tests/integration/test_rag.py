@@ -11,16 +11,21 @@ import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 
+from hive.api.agentteam import AgentTeamSpec, RunOutcome
 from hive.api.memorystore import MemoryStoreSpec
 from hive.dev.weaviate import DevWeaviate
+from hive.runtime.models import OpenAICompatible
 from hive.runtime.rag.answering import NOT_FOUND, Answerer
 from hive.runtime.rag.documents import collect_files, read_document
 from hive.runtime.rag.evaluation import QuestionSet, load_questions, recall_at
 from hive.runtime.rag.pipeline import DocumentStore
+from hive.runtime.teams.team import Team
+from hive.runtime.toolbox import Toolbox
 from hive.settings import get_settings
 from tests.scripted_model import scripted_model
 
@@ -251,3 +256,101 @@ def test_hive_rag_fails_in_one_line(weaviate: DevWeaviate, tmp_path: Path) -> No
         assert expected in result.stderr, result.stderr
         assert len(result.stderr.strip().splitlines()) == 1, result.stderr
         assert "Traceback" not in result.stderr
+
+
+# --- the agents' search_documents tool ------------------------------------------------------
+READER_TEAM = """apiVersion: hive.dev/v1alpha1
+kind: AgentTeam
+metadata:
+  name: readers
+spec:
+  goal: Answer from the documents
+  model: {provider: openai-compatible, endpoint: "http://127.0.0.1:1/v1", name: m}
+  agents:
+    - name: reader
+      role: specialist
+      tools: [{name: search-documents}]
+"""
+
+
+def reader_script() -> list[dict[str, Any]]:
+    return [
+        {
+            "tool_calls": [
+                {
+                    "name": "search_documents",
+                    "arguments": {"question": "How many steps lead up to the lantern room?"},
+                }
+            ]
+        },
+        {"when": "^Excerpts:", "content": "There are 118 steps [1]."},
+        {"when": "118 steps", "content": "118 steps, per the lighthouse history."},
+    ]
+
+
+def tool_answers(requests: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [
+        json.loads(m["content"])
+        for r in requests
+        for m in r["messages"]
+        if m["role"] == "tool" and m["content"].startswith("{")
+    ]
+
+
+async def test_an_agent_answers_from_the_documents_with_the_search_documents_tool(
+    corpus_store: DocumentStore,
+) -> None:
+    team = AgentTeamSpec.model_validate(yaml.safe_load(READER_TEAM)["spec"])
+    with scripted_model(reader_script()) as server:
+        model = OpenAICompatible(server.url, "m", max_retries=0)
+        toolbox = Toolbox(documents=Answerer(corpus_store.retriever, model, get_settings().rag))
+        tools = toolbox.for_agent(team.agents[0], None)
+        assert set(tools.tools) == {"search_documents"}
+        result = await Team.local(team, model, tools=lambda _: tools).run()
+        await model.aclose()
+        requests = server.requests
+    assert result.outcome is RunOutcome.SUCCEEDED
+    (answer,) = tool_answers(requests)
+    assert answer["answer"] == "There are 118 steps [1]."
+    assert answer["found"] is True
+    (citation,) = answer["citations"]
+    assert citation["n"] == 1
+    assert citation["source"] == str((CORPUS / "lighthouse.md").resolve())
+    text = read_document(CORPUS / "lighthouse.md").text
+    assert text[citation["start"] : citation["end"]] == citation["text"]
+    assert "118 steps" in citation["text"]
+
+
+def test_hive_run_gives_its_agents_the_documents_of_hive_rag_store(
+    weaviate: DevWeaviate, tmp_path: Path
+) -> None:
+    store = store_file(tmp_path, spec_for(weaviate, fresh_name()))
+    assert (
+        hive("rag", "index", str(CORPUS / "lighthouse.md"), "--store", str(store)).returncode == 0
+    )
+    team = tmp_path / "readers.yaml"
+    team.write_text(READER_TEAM, encoding="utf-8")
+    with scripted_model(reader_script()) as model:
+        result = hive(
+            "run",
+            str(team),
+            "--endpoint",
+            model.url,
+            "--no-live",
+            env={"HIVE_RAG__STORE": str(store)},
+        )
+        requests = model.requests
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "118 steps, per the lighthouse history." in result.stdout
+    (answer,) = tool_answers(requests)
+    assert answer["citations"][0]["title"] == "Karrow Point Lighthouse: A Short History"
+    without = hive(
+        "run",
+        str(team),
+        "--endpoint",
+        "http://127.0.0.1:9/v1",
+        "--no-live",
+        env={"HIVE_RAG__STORE": str(tmp_path / "none.yaml")},
+    )
+    assert without.returncode == 1
+    assert without.stderr.startswith("hive: error: HIVE_RAG__STORE: ")

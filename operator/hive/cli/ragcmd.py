@@ -12,7 +12,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 import yaml
@@ -20,23 +20,27 @@ import yaml
 from hive.api.memorystore import MemoryStoreSpec
 from hive.cli.errors import one_line_errors
 from hive.errors import InvalidInput
-from hive.settings import get_settings
+from hive.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from hive.runtime.rag.answering import ChatModel
+    from hive.runtime.toolbox import Toolbox
 
 STORE_HELP = "MemoryStore manifest (YAML file) of a weaviate store; its collection holds chunks."
 
 
-def load_store(path: Path) -> MemoryStoreSpec:
+def load_store(path: Path, option: str = "--store") -> MemoryStoreSpec:
     """The spec of the MemoryStore manifest in `path`, checked; errors name the field."""
     from pydantic import ValidationError
 
     try:
         manifest: Any = yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as exc:
-        raise InvalidInput("--store", f"{path}: {exc.strerror or exc}") from exc
+        raise InvalidInput(option, f"{path}: {exc.strerror or exc}") from exc
     except yaml.YAMLError as exc:
-        raise InvalidInput("--store", f"{path} is not YAML ({exc.__class__.__name__})") from exc
+        raise InvalidInput(option, f"{path} is not YAML ({exc.__class__.__name__})") from exc
     if not isinstance(manifest, dict) or manifest.get("kind") != "MemoryStore":
-        raise InvalidInput("--store", f"{path} is not a MemoryStore manifest (kind: MemoryStore)")
+        raise InvalidInput(option, f"{path} is not a MemoryStore manifest (kind: MemoryStore)")
     try:
         return MemoryStoreSpec.model_validate(manifest.get("spec") or {})
     except ValidationError as exc:
@@ -96,6 +100,22 @@ def rag_ask(
         raise InvalidInput("QUESTION", "is empty")
     spec = load_store(store_file)
     click.echo(asyncio.run(_ask(spec, question, top_k, endpoint, model_name)))
+
+
+def give_documents(toolbox: Toolbox, model: ChatModel, settings: Settings) -> None:
+    """The documents of `settings.rag.store` behind `toolbox`'s search_documents tool, answered
+    by `model`; the store closes with the toolbox."""
+    from hive.runtime.rag.answering import Answerer
+    from hive.runtime.rag.pipeline import DocumentStore
+
+    assert settings.rag.store is not None
+    store = DocumentStore(load_store(settings.rag.store, "HIVE_RAG__STORE"), settings)
+
+    async def close() -> None:
+        store.close()
+
+    toolbox.documents = Answerer(store.retriever, model, settings.rag)
+    toolbox.closing.append(close)
 
 
 @asynccontextmanager

@@ -46,7 +46,8 @@ if TYPE_CHECKING:
     from hive.runtime.rag.answering import Answerer
 
 CODE_TOOLS = frozenset({"python", "run-python"})
-SEARCH_DOCUMENTS = "search_documents"
+SEARCH_DOCUMENTS = "search_documents"  # the function; specs name it search-documents
+DOCUMENT_TOOLS = frozenset({"search-documents"})
 
 
 @dataclass
@@ -85,7 +86,7 @@ class Toolbox:
                     self.unavailable.setdefault(agent.name, []).append(
                         f"{requirement.name} ({exc})"
                     )
-            elif requirement.name == SEARCH_DOCUMENTS and self.documents is not None:
+            elif requirement.name in DOCUMENT_TOOLS and self.documents is not None:
                 from hive.runtime.rag.tool import search_documents_tool
 
                 tools.append(search_documents_tool(self.documents))
