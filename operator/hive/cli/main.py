@@ -12,6 +12,7 @@ from hive.cli.audit import audit
 from hive.cli.composecmd import add_to as add_compose_commands
 from hive.cli.errors import one_line_errors
 from hive.cli.memorycmd import memory
+from hive.cli.profilecmd import profile
 from hive.cli.ragcmd import rag
 from hive.cli.sessionscmd import sessions
 from hive.cli.toolscmd import tools
@@ -332,6 +333,7 @@ cli.add_command(tools)
 add_compose_commands(tools)
 cli.add_command(memory)
 cli.add_command(rag)
+cli.add_command(profile)
 
 
 def main() -> None:

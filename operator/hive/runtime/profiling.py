@@ -84,6 +84,13 @@ def clipped(spans: Iterable[Span], start: float, end: float) -> list[tuple[float
     return [(max(s.start_ms, start), min(s.end_ms, end)) for s in spans if s.end_ms > start]
 
 
+def own_ms(task: Span) -> float:
+    """A task's own time: its model and tool calls (even while work it delegated runs), and
+    whatever else it did while neither they nor its delegated tasks were running."""
+    calls = clipped([c for c in task.children if c.kind != "task"], task.start_ms, task.end_ms)
+    return union_ms(calls) + task.ms - union_ms(clipped(task.children, task.start_ms, task.end_ms))
+
+
 def short(text: str, width: int = 48) -> str:
     flat = " ".join(text.split())
     return flat if len(flat) <= width else flat[: width - 1] + "…"
@@ -209,9 +216,8 @@ class Profiler:
 
         for span in tasks.values():
             own = row(span.agent)
-            delegated = [c for c in span.children if c.kind == "task"]
             own["tasks"] += 1
-            own["busy_ms"] += span.ms - union_ms(clipped(delegated, span.start_ms, span.end_ms))
+            own["busy_ms"] += own_ms(span)
             own["queued_ms"] += span.queued_ms
         for call in loose:  # model calls outside any task are their agent's busy time too
             row(call.agent)["busy_ms"] += call.ms
@@ -319,8 +325,7 @@ def busy_samples(roots: Sequence[Span], loose: Sequence[Span], team_ms: float) -
         here = [*stack, span.name]
         delegated = [c for c in span.children if c.kind == "task"]
         calls = [c for c in span.children if c.kind != "task"]
-        own = span.ms - union_ms(clipped(delegated, span.start_ms, span.end_ms))
-        own -= sum(c.ms for c in calls)
+        own = span.ms - union_ms(clipped(span.children, span.start_ms, span.end_ms))
         if own > 0:
             samples.append([[*here, OTHER], round(own, 3)])
         for call in calls:
