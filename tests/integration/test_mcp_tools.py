@@ -1,0 +1,147 @@
+"""Kind mcp against a real MCP server process (tests/mcp_servers/server.py, built with the SDK):
+its tools become functions and calls reach them, over streamable HTTP and over stdio; a tool
+the server adds while the session runs shows up; an error result is a clear error naming the
+tool; an unreachable server is Unavailable, and the session comes up once the server does."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from hive.api.toolversion import ToolVersionSpec
+from hive.errors import ExternalFailure, Unavailable
+from hive.ports import free_port
+from hive.runtime.tooling.kinds import Function, KindContext
+from hive.runtime.tooling.mcp import McpKind
+from hive.settings import McpSettings
+from tests.mcp_servers import STDIO, mcp_server
+
+pytestmark = pytest.mark.integration
+
+SETTINGS = McpSettings(connect_timeout_s=10, reconnect_initial_s=0.1, reconnect_max_s=1)
+SERVER_TOOLS = ["add", "echo", "fail", "add_tool"]
+
+
+def version(mcp: dict[str, Any]) -> ToolVersionSpec:
+    return ToolVersionSpec.model_validate(
+        {
+            "tool": "calc",
+            "version": "1.0.0",
+            "implementation": {"kind": "mcp", "mcp": mcp, "timeoutSeconds": 10},
+        }
+    )
+
+
+@pytest.fixture
+async def kind() -> AsyncIterator[McpKind]:
+    made = McpKind(SETTINGS)
+    try:
+        yield made
+    finally:
+        await made.close()
+
+
+def by_name(functions: list[Function]) -> dict[str, Function]:
+    return {f.name: f for f in functions}
+
+
+async def functions_once(
+    kind: McpKind, spec: ToolVersionSpec, name: str, timeout_s: float = 20
+) -> dict[str, Function]:
+    """The functions as soon as `name` is among them (or the server is reachable at all): asked
+    again each time the kind says a list changed."""
+    deadline = time.monotonic() + timeout_s
+    found: dict[str, Function] = {}
+    while True:
+        kind.changed.clear()
+        with contextlib.suppress(Unavailable):
+            found = by_name(await kind.functions(spec, KindContext()))
+        if name in found:
+            return found
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise AssertionError(f"{name} not offered within {timeout_s}s: {sorted(found)}")
+        await asyncio.wait_for(kind.changed.wait(), remaining)
+
+
+async def check_calls(functions: dict[str, Function], where: str) -> None:
+    assert sorted(functions) == sorted(f"calc_{t}" for t in SERVER_TOOLS)
+    add = functions["calc_add"]
+    assert add.description == "Add two integers."
+    assert add.parameters["properties"].keys() == {"a", "b"}
+    assert add.parameters["required"] == ["a", "b"]
+    assert add.source == f"{where} tool add"
+    assert await add.call({"a": 2, "b": 3}) == {"result": 5}
+    assert await functions["calc_echo"].call({"text": "héllo"}) == {"result": "héllo"}
+    with pytest.raises(ExternalFailure) as failed:
+        await functions["calc_fail"].call({"reason": "bad luck"})
+    assert "MCP tool 'fail'" in str(failed.value)
+    assert "failed on purpose: bad luck" in str(failed.value)
+
+
+async def test_tools_over_streamable_http_are_functions_a_new_one_appears(kind: McpKind) -> None:
+    with mcp_server() as server:
+        spec = version({"url": server.url})
+        functions = by_name(await kind.functions(spec, KindContext()))
+        await check_calls(functions, server.url)
+
+        kind.changed.clear()
+        server.add_tool("weather")  # from outside the session: announced to the listen stream
+        functions = await functions_once(kind, spec, "calc_weather")
+        assert await functions["calc_weather"].call({"value": "Oslo"}) == {
+            "tool": "weather",
+            "value": "Oslo",
+        }
+        assert len(kind.connections) == 1  # one session for the server, reused
+
+
+async def test_tools_over_stdio_are_functions_a_new_one_appears(kind: McpKind) -> None:
+    command, args = STDIO
+    spec = version({"command": command, "args": args})
+    functions = by_name(await kind.functions(spec, KindContext()))
+    await check_calls(functions, "stdio: " + " ".join([command, *args]))
+
+    assert await functions["calc_add_tool"].call({"name": "forecast"}) == {
+        "result": "added forecast"
+    }
+    functions = await functions_once(kind, spec, "calc_forecast")
+    assert await functions["calc_forecast"].call({}) == {"tool": "forecast", "value": ""}
+
+
+async def test_only_the_tools_named_are_offered(kind: McpKind) -> None:
+    with mcp_server() as server:
+        spec = version({"url": server.url, "tools": ["echo", "missing"]})
+        assert [f.name for f in await kind.functions(spec, KindContext())] == ["calc_echo"]
+
+
+async def test_an_unreachable_server_is_unavailable_until_it_comes_up(kind: McpKind) -> None:
+    port = free_port()
+    spec = version({"url": f"http://127.0.0.1:{port}/mcp"})
+    with pytest.raises(Unavailable) as unreachable:
+        await kind.functions(spec, KindContext())
+    assert f"MCP server http://127.0.0.1:{port}/mcp: unreachable" in str(unreachable.value)
+
+    with mcp_server(port) as server:  # the session keeps trying, with backoff, and comes up
+        functions = await functions_once(kind, spec, "calc_add")
+        assert await functions["calc_add"].call({"a": 1, "b": 1}) == {"result": 2}
+
+        server.process.terminate()  # lost while up: a call fails clearly, then it comes back
+        server.process.wait(timeout=10)
+    with pytest.raises(Unavailable, match=r"MCP (tool 'add' on|server) http://127\.0\.0\.1"):
+        await functions["calc_add"].call({"a": 1, "b": 1})
+    with mcp_server(port):
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                assert await functions["calc_add"].call({"a": 2, "b": 2}) == {"result": 4}
+                break
+            except Unavailable:
+                if time.monotonic() > deadline:
+                    raise
+                kind.changed.clear()
+                await asyncio.wait_for(kind.changed.wait(), max(0.1, deadline - time.monotonic()))

@@ -1,0 +1,102 @@
+"""A real MCP server for the tests, built with the official SDK and run as its own process.
+
+    python -m tests.mcp_servers.server --http PORT    # streamable HTTP on 127.0.0.1:PORT/mcp
+    python -m tests.mcp_servers.server --stdio        # over stdin/stdout
+
+Tools: ``add`` (two integers -> their sum, structured), ``echo`` (text back), ``fail`` (always an
+error result) and ``add_tool`` (registers a tool ``<name>`` that answers ``{"tool": name,
+"args": ...}`` and announces tools/list_changed). Over HTTP, ``POST /admin/tools`` with
+``{"name": ...}`` does the same from outside an MCP session, and ``GET /health`` answers once the
+server listens. Every change is announced to ``subscriptions/listen`` streams (2026-07-28) and,
+for sessions that negotiated an earlier version, as ``notifications/tools/list_changed`` on the
+session that asked.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from typing import Any
+
+import uvicorn
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp.server.subscriptions import InMemorySubscriptionBus, ToolsListChanged
+from mcp_types.version import MODERN_PROTOCOL_VERSIONS
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+bus = InMemorySubscriptionBus()  # where tools/list_changed goes to subscriptions/listen streams
+server: MCPServer = MCPServer("hive-test-mcp", version="1.0.0", subscriptions=bus)
+
+
+@server.tool(description="Add two integers.")
+def add(a: int, b: int) -> int:
+    return a + b
+
+
+@server.tool(description="Send the text back.")
+def echo(text: str) -> str:
+    return text
+
+
+@server.tool(description="Always fails.")
+def fail(reason: str = "no reason") -> str:
+    raise ToolError(f"failed on purpose: {reason}")
+
+
+def _register(name: str) -> None:
+    async def handler(value: str = "") -> dict[str, Any]:
+        return {"tool": name, "value": value}
+
+    server.add_tool(handler, name=name, description=f"Added while the server runs: {name}.")
+
+
+async def _announce() -> None:
+    await bus.publish(ToolsListChanged())
+
+
+@server.tool(description="Register a new tool named `name` and announce the change.")
+async def add_tool(name: str, ctx: Context) -> str:
+    _register(name)
+    await ctx.notify_tools_changed()
+    if ctx.request_context.session.protocol_version not in MODERN_PROTOCOL_VERSIONS:
+        await ctx.request_context.session.send_tool_list_changed()
+    return f"added {name}"
+
+
+@server.custom_route("/admin/tools", methods=["POST"])  # type: ignore[untyped-decorator]
+async def admin_add_tool(request: Request) -> Response:
+    body = await request.json()
+    _register(str(body["name"]))
+    await _announce()
+    return JSONResponse({"added": body["name"]})
+
+
+@server.custom_route("/health", methods=["GET"])  # type: ignore[untyped-decorator]
+async def health(request: Request) -> Response:
+    return JSONResponse({"ok": True})
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    mode = parser.add_mutually_exclusive_group(required=True)
+    mode.add_argument("--http", type=int, metavar="PORT")
+    mode.add_argument("--stdio", action="store_true")
+    args = parser.parse_args()
+    if args.stdio:
+        asyncio.run(server.run_stdio_async())
+    else:
+        # Stopped, it closes open streams after 1 s instead of waiting for clients to leave.
+        config = uvicorn.Config(
+            server.streamable_http_app(),
+            host="127.0.0.1",
+            port=args.http,
+            log_level="warning",
+            timeout_graceful_shutdown=1,
+        )
+        asyncio.run(uvicorn.Server(config).serve())
+
+
+if __name__ == "__main__":
+    main()
