@@ -8,7 +8,9 @@ import datetime as dt
 from typing import Any
 
 from hive.reconcile.admission import check_tool_version_delete
+from hive.reconcile.agentteam import TeamObserved, plan_team
 from hive.reconcile.toolversion import plan_tool
+from tests.unit.test_agentteam_reconcile import OWNER, PODS, POLICY, T0, spec
 
 NOW = dt.datetime(2026, 3, 1, 12, tzinfo=dt.UTC)
 
@@ -82,3 +84,26 @@ def test_deleting_the_only_version_a_range_allows_is_refused_naming_the_agent() 
     assert "any-one" not in refused, "1.1.0 still matches ^1.0"
     assert check_tool_version_delete(objects[1], objects, teams) is None
     assert check_tool_version_delete(objects[2], objects, teams) is None
+
+
+def test_an_agent_may_read_only_the_secrets_its_tools_name() -> None:
+    team_spec = spec()
+    team_spec["agents"][0]["tools"] = [{"name": "search"}]
+    observed = TeamObserved(
+        sandbox_policies={"strict": POLICY},
+        tool_secrets={"search": ["search-creds"], "other": ["not-this-one"]},
+    )
+    plan = plan_team(OWNER, team_spec, None, observed, PODS, T0)
+    roles = {c["metadata"]["name"]: c["rules"] for c in plan.children if c["kind"] == "Role"}
+    first = team_spec["agents"][0]["name"]
+    secret_rules = [r for r in roles[f"research-{first}"] if r["resources"] == ["secrets"]]
+    assert secret_rules == [
+        {
+            "apiGroups": [""],
+            "resources": ["secrets"],
+            "resourceNames": ["search-creds"],
+            "verbs": ["get"],
+        }
+    ]
+    others = [name for name in roles if name != f"research-{first}"]
+    assert all(not any(r["resources"] == ["secrets"] for r in roles[n]) for n in others)

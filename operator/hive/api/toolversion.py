@@ -418,6 +418,22 @@ class ToolVersionSpec(HiveModel):
     )
     deprecation: Deprecation = Field(default_factory=Deprecation, description="Deprecation.")
 
+    def secret_refs(self) -> list[tuple[str, str]]:
+        """(secret, key) of every Secret key the implementation names, whatever its kind (http
+        auth, an OpenAPI credential, MCP headers): its ``secretRef`` fields."""
+        refs: set[tuple[str, str]] = set()
+        pending: list[Any] = [self.implementation.model_dump(mode="json", by_alias=True)]
+        while pending:
+            value = pending.pop()
+            if isinstance(value, dict):
+                ref = value.get("secretRef")
+                if isinstance(ref, dict) and isinstance(ref.get("name"), str):
+                    refs.add((ref["name"], str(ref.get("key"))))
+                pending += value.values()
+            elif isinstance(value, list):
+                pending += value
+        return sorted(refs)
+
     @model_validator(mode="after")
     def _schema_of_kind(self) -> ToolVersionSpec:
         openapi = self.implementation.kind == ImplementationKind.OPENAPI

@@ -236,6 +236,11 @@ async def tool_version_event(spec: kopf.Spec, namespace: str, **_: Any) -> None:
     tool = spec.get("tool")
     if isinstance(tool, str):
         await through(TOOLS, namespace, tool)
+        # the agents using the tool may read other Secrets now (their Role names them)
+        for team in await list_hive_objects(STATE.client(), "AgentTeam", namespace):
+            uses = {t.get("name") for a in _agents(team) for t in a.get("tools") or []}
+            if tool in uses:
+                TEAMS.request(namespace, team["metadata"]["name"])
 
 
 # --- MemoryStore ----------------------------------------------------------------------------------

@@ -12,12 +12,14 @@ from typing import Any
 from pydantic import ValidationError
 
 from hive.api.agentteam import AgentTeamStatus
+from hive.api.toolversion import ToolVersionSpec
 from hive.errors import HiveError
 from hive.kube.children import (
     apply_objects,
     get_hive_object,
     get_object,
     latest_event,
+    list_hive_objects,
     list_labelled,
     prune,
 )
@@ -187,6 +189,30 @@ def _unchanged(current: dict[str, Any], desired: dict[str, Any]) -> bool:
     return all(current.get(key) == value for key, value in desired.items())
 
 
+async def _tool_secrets(
+    client: ApiClient, namespace: str, spec: dict[str, Any]
+) -> dict[str, list[str]]:
+    """The Secrets named by the ToolVersions of the tools the team's agents use, by tool."""
+    wanted = {
+        t.get("name")
+        for a in spec.get("agents") or []
+        if isinstance(a, dict)
+        for t in a.get("tools") or []
+        if isinstance(t, dict)
+    }
+    if not wanted:
+        return {}
+    found: dict[str, set[str]] = {}
+    for obj in await list_hive_objects(client, "ToolVersion", namespace):
+        try:
+            version = ToolVersionSpec.model_validate(obj.get("spec") or {})
+        except ValidationError:
+            continue
+        if version.tool in wanted:
+            found.setdefault(version.tool, set()).update(s for s, _ in version.secret_refs())
+    return {tool: sorted(names) for tool, names in found.items() if names}
+
+
 async def reconcile_team(namespace: str, name: str) -> TeamPlan | None:
     """One level-based pass over the team; safe to run any number of times."""
     settings = STATE.require_settings()
@@ -213,6 +239,7 @@ async def reconcile_team(namespace: str, name: str) -> TeamPlan | None:
         store = await get_hive_object(client, "MemoryStore", namespace, store_name)
         if store is not None:
             stores[store_name] = store.get("spec") or {}
+    tool_secrets = await _tool_secrets(client, namespace, spec)
     now = dt.datetime.now(dt.UTC)
     identities = await _vault_identities(settings, namespace, name, spec)
     pods = await _agent_pods(client, namespace, name, now)
@@ -227,6 +254,7 @@ async def reconcile_team(namespace: str, name: str) -> TeamPlan | None:
             pods=pods,
             nodes_not_ready=nodes,
             memory_stores=stores,
+            tool_secrets=tool_secrets,
         ),
         AgentPodSettings(
             image=settings.operator.agent_image,

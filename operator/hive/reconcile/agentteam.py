@@ -161,6 +161,8 @@ class TeamObserved:
     pods: Mapping[str, Sequence[PodObserved]] = field(default_factory=dict)
     nodes_not_ready: Mapping[str, str] = field(default_factory=dict)
     memory_stores: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # name -> spec
+    # tool -> the Secrets its ToolVersions' implementations name (credentials the agent reads)
+    tool_secrets: Mapping[str, Sequence[str]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -287,7 +289,21 @@ def _service_account(owner: Owner, names: dict[str, str], labels: dict[str, str]
     }
 
 
-def _role(owner: Owner, names: dict[str, str], labels: dict[str, str]) -> JSON:
+def _role(
+    owner: Owner, names: dict[str, str], labels: dict[str, str], secrets: Sequence[str] = ()
+) -> JSON:
+    tool_secrets = (
+        [  # the credentials of the agent's tools, by name: no other Secret
+            {
+                "apiGroups": [""],
+                "resources": ["secrets"],
+                "resourceNames": sorted(secrets),
+                "verbs": ["get"],
+            }
+        ]
+        if secrets
+        else []
+    )
     return {
         "apiVersion": "rbac.authorization.k8s.io/v1",
         "kind": "Role",
@@ -310,6 +326,7 @@ def _role(owner: Owner, names: dict[str, str], labels: dict[str, str]) -> JSON:
                 "resources": ["toolversions"],
                 "verbs": ["get", "list", "watch"],
             },
+            *tool_secrets,
         ],
     }
 
@@ -754,6 +771,10 @@ def _deployment_state(dep: Mapping[str, Any] | None, want: int) -> tuple[bool, s
     return current and available, None
 
 
+def _tool_secrets(agent: AgentSpec, observed: TeamObserved) -> list[str]:
+    return sorted({s for t in agent.tools for s in observed.tool_secrets.get(t.name, ())})
+
+
 def plan_team(
     owner: Owner,
     spec: Mapping[str, Any],
@@ -846,7 +867,7 @@ def plan_team(
             callers.setdefault(agent.sandbox_policy_ref.name, []).append(agent.name)
         children += [
             _service_account(owner, names, labels),
-            _role(owner, names, labels),
+            _role(owner, names, labels, _tool_secrets(agent, observed)),
             _role_binding(owner, names, labels),
             _config_map(owner, names, labels, config, pods.vault),
         ]

@@ -47,24 +47,8 @@ def entry_of(obj: Mapping[str, Any], source: str) -> CatalogEntry | None:
 
 
 def secret_refs(specs: Iterable[ToolVersionSpec]) -> list[tuple[str, str]]:
-    """(secret, key) of every Secret key the versions' implementations name (any kind: http
-    auth, an OpenAPI credential, MCP headers), found as their ``secretRef`` fields."""
-    refs: set[tuple[str, str]] = set()
-
-    def walk(value: Any) -> None:
-        if isinstance(value, dict):
-            ref = value.get("secretRef")
-            if isinstance(ref, dict) and isinstance(ref.get("name"), str):
-                refs.add((ref["name"], str(ref.get("key"))))
-            for child in value.values():
-                walk(child)
-        elif isinstance(value, list):
-            for child in value:
-                walk(child)
-
-    for spec in specs:
-        walk(spec.implementation.model_dump(mode="json", by_alias=True))
-    return sorted(refs)
+    """(secret, key) of every Secret key the versions' implementations name (any kind)."""
+    return sorted({ref for spec in specs for ref in spec.secret_refs()})
 
 
 @dataclass
