@@ -194,7 +194,9 @@ async def overhead(calls: int) -> None:
     print(
         f"  through the registry    p50 {p50_registry:8.1f} us   p99 {pct(through, 0.99):8.1f} us"
     )
+    paired = statistics.median(r - d for r, d in zip(through, plain, strict=True))
     print(f"  overhead                p50 {p50_registry - p50_direct:8.1f} us   (goal <= 150 us)")
+    print(f"  overhead, paired        p50 {paired:8.1f} us   (median of per-pair differences)")
     no_network = statistics.median(alone)
     print(f"  registry, no network    p50 {no_network:8.1f} us   p99 {pct(alone, 0.99):8.1f} us")
 
