@@ -552,6 +552,17 @@ def memory_store_ref(team: AgentTeamSpec, agent: AgentSpec) -> LocalRef | None:
     return agent.memory_ref or team.memory.store_ref
 
 
+class DebugSpec(HiveModel):
+    """Debugging aids for the team's agent pods; each is off by default."""
+
+    cpu_profiling: bool = Field(
+        default=False,
+        description="Agent containers get the SYS_PTRACE capability, so py-spy run in the pod "
+        "(kubectl exec POD -- hive profile --cpu 1) can sample the agent's Python stacks. "
+        "Off: no capability at all.",
+    )
+
+
 class AgentTeamSpec(HiveModel):
     """The desired team."""
 
@@ -584,6 +595,9 @@ class AgentTeamSpec(HiveModel):
     )
     scheduling: SchedulingSpec = Field(
         default_factory=SchedulingSpec, description="Where the team's pods may run."
+    )
+    debug: DebugSpec = Field(
+        default_factory=DebugSpec, description="Debugging aids for the agent pods."
     )
     suspend: bool = Field(
         default=False, description="Scale every agent to zero and stop work, keeping state."

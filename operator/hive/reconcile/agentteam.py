@@ -365,6 +365,13 @@ def _config_map(
     }
 
 
+def agent_capabilities(team: AgentTeamSpec) -> JSON:
+    """None, or only SYS_PTRACE when the team lets py-spy sample its agents (debug.cpuProfiling)."""
+    if team.debug.cpu_profiling:
+        return {"drop": ["ALL"], "add": ["SYS_PTRACE"]}
+    return {"drop": ["ALL"]}
+
+
 def _deployment(
     owner: Owner,
     team: AgentTeamSpec,
@@ -440,7 +447,7 @@ def _deployment(
                 "securityContext": {
                     "allowPrivilegeEscalation": False,
                     "readOnlyRootFilesystem": True,
-                    "capabilities": {"drop": ["ALL"]},
+                    "capabilities": agent_capabilities(team),
                 },
                 "volumeMounts": [
                     {"name": "config", "mountPath": "/etc/hive", "readOnly": True},
