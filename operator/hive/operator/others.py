@@ -20,6 +20,7 @@ from hive.kube.children import (
 from hive.kube.secrets import read_secret
 from hive.kube.status import apply_status
 from hive.operator.egress import policy_answers
+from hive.operator.mcp import DISCOVERY, without_session_fields
 from hive.operator.openapi import with_openapi_functions
 from hive.operator.probes import probe_store
 from hive.operator.state import STATE
@@ -82,7 +83,8 @@ async def reconcile_tool(namespace: str, tool: str) -> ToolRun:
             )
             if recheck is not None:
                 rechecks.append(recheck)
-            await _write_status("ToolVersion", obj, status.wire())
+            await _write_status("ToolVersion", obj, without_session_fields(status.wire()))
+    await DISCOVERY.sync(namespace, tool, objects)  # kind mcp: sessions with the servers
     return ToolRun(min(rechecks, default=None))
 
 
