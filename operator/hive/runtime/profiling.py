@@ -290,16 +290,18 @@ def _walk(
 ) -> list[dict[str, Any]]:
     t = b
     backwards: list[dict[str, Any]] = []
-    pending = sorted(children, key=lambda s: s.end_ms)
-    while before := [c for c in pending if a < c.end_ms <= t + EPSILON_MS]:
-        child = before[-1]
+    by_end = sorted(children, key=lambda s: s.end_ms)
+    for child in reversed(by_end):  # latest end first; one pass
+        if child.end_ms <= a:
+            break
+        if child.end_ms > t + EPSILON_MS:
+            continue  # overlaps what is already on the path
         if t - child.end_ms > EPSILON_MS:
             backwards.append(_segment(stack, agent, child.end_ms, t))
         begin = max(child.start_ms, a)
         inner = _walk([*stack, child.name], child.agent, child.children, begin, child.end_ms)
         backwards.extend(reversed(inner))
         t = begin
-        pending = [c for c in pending if c.end_ms <= t + EPSILON_MS]
     if t - a > EPSILON_MS:
         backwards.append(_segment(stack, agent, a, t))
     return backwards[::-1]
