@@ -7,10 +7,18 @@ from collections.abc import Iterator
 
 import pytest
 from tests.nodepods import NAMESPACE, TAINT_KEY, import_built_image
-from tests.support import REPO, Cluster, dev_settings, free_port, weaviate_server
+from tests.support import (
+    REPO,
+    Cluster,
+    dev_settings,
+    free_port,
+    jaeger_server,
+    weaviate_server,
+)
 
 from hive.dev.controlplane import ControlPlane
 from hive.dev.node import RealNode
+from hive.dev.tracing import DevJaeger
 from hive.dev.weaviate import DevWeaviate
 from hive.kube.client import sync_client
 from hive.settings import KubeSettings, NodeSettings
@@ -74,4 +82,12 @@ def weaviate(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevWeaviate]:
     """One real Weaviate (anonymous access, no vectorizer) on free loopback ports for the whole
     run; stopped at the end."""
     with weaviate_server(tmp_path_factory.mktemp("weaviate")) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def jaeger(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevJaeger]:
+    """One real Jaeger v2 (all-in-one, in-memory traces) on free loopback ports for the whole
+    run: OTLP over HTTP at `.otlp_endpoint`, the query API at `.query_url`; stopped at the end."""
+    with jaeger_server(tmp_path_factory.mktemp("jaeger")) as server:
         yield server

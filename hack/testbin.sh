@@ -187,6 +187,49 @@ build_weaviate() {
   ln -sfn "$name" "$BIN/weaviate-server"
 }
 
+# --- Jaeger v2: the tracing backend (OTLP in, query API out) that `hive dev up` and the tests run --
+# github.com/jaegertracing/jaeger's go.mod replaces Shopify/sarama with a pinned version, so
+# `go install` refuses it; a wrapper module copies that replace line (as for kube and Argo CD).
+# hive.dev.tracing runs it with a configuration of its own (in-memory storage, loopback ports).
+# Cold: about 4 minutes on 2 idle cores, 85 MB. Kept under a versioned name; `jaeger` links to it.
+JAEGER_MODULE_VERSION=1.76.0   # the module's v1 tag that carries Jaeger v2.13's cmd/jaeger
+build_jaeger() {
+  local name="jaeger-v$JAEGER_MODULE_VERSION"
+  if ! from_cache "$name"; then
+    local w="$BASE/.build/jaeger-$JAEGER_MODULE_VERSION"
+    mkdir -p "$w"
+    if [[ ! -f "$w/go.sum.done" ]]; then
+      log "resolving github.com/jaegertracing/jaeger v$JAEGER_MODULE_VERSION (module download, a few minutes cold)"
+      rm -f "$w/go.mod" "$w/go.sum"
+      local gomod
+      gomod=$(cd "$w" && go mod download -json "github.com/jaegertracing/jaeger@v$JAEGER_MODULE_VERSION" \
+              | sed -n 's/^\s*"GoMod": "\(.*\)",\?$/\1/p')
+      {
+        echo "module hive.dev/testbin/jaeger"
+        echo
+        sed -n 's/^go \(.*\)/go \1/p' "$gomod"
+        echo
+        echo "require github.com/jaegertracing/jaeger v$JAEGER_MODULE_VERSION"
+        echo
+        sed -n 's/^replace \([^(].*\)/replace \1/p' "$gomod"
+      } > "$w/go.mod"
+      cat > "$w/tools.go" <<'GO'
+//go:build tools
+
+package tools
+
+import _ "github.com/jaegertracing/jaeger/cmd/jaeger"
+GO
+      (cd "$w" && go mod tidy -e >/dev/null 2>&1 || true; cd "$w" && go mod download)
+      touch "$w/go.sum.done"
+    fi
+    log "building jaeger v$JAEGER_MODULE_VERSION (cold: about 4 minutes on 2 idle cores)"
+    (cd "$w" && go build -trimpath -tags tools -ldflags "-s -w" -o "$BIN/$name" github.com/jaegertracing/jaeger/cmd/jaeger)
+    to_cache "$name"
+  fi
+  ln -sfn "$name" "$BIN/jaeger"
+}
+
 # --- Debian packages: runsc (gVisor) and redis-server -------------------------------------------
 apt_install() {  # apt_install COMMAND PACKAGE
   if command -v "$1" >/dev/null 2>&1; then return 0; fi
@@ -208,6 +251,7 @@ HELM_LDFLAGS="-X helm.sh/helm/v3/internal/version.version=v$HELM_VERSION" build_
 build_go_install kwok "sigs.k8s.io/kwok/cmd/kwok@v$KWOK_VERSION"
 build_argocd_health
 build_weaviate
+build_jaeger
 # KWOK needs Stage definitions to play the kubelet: node initialise + heartbeat, pod lifecycle.
 if [[ ! -s "$BIN/kwok-stages.yaml" ]]; then
   kwok_dir=$(go mod download -json "sigs.k8s.io/kwok@v$KWOK_VERSION" | sed -n 's/^\s*"Dir": "\(.*\)",\?$/\1/p')

@@ -16,9 +16,10 @@ from lightkube import Client
 
 from hive.dev.controlplane import ControlPlane
 from hive.dev.services import redis_server_argv
+from hive.dev.tracing import DevJaeger
 from hive.dev.weaviate import DevWeaviate
 from hive.ports import free_port
-from hive.settings import DevSettings, DevWeaviateSettings, get_settings
+from hive.settings import DevJaegerSettings, DevSettings, DevWeaviateSettings, get_settings
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -95,6 +96,26 @@ def weaviate_server(state_dir: Path, *, api_key: str | None = None) -> Iterator[
         record = server.processes.get("weaviate")
         server.down()
         assert record is None or not record.alive(), f"weaviate pid {record.pid} outlived down()"
+
+
+@contextmanager
+def jaeger_server(state_dir: Path) -> Iterator[DevJaeger]:
+    """A real Jaeger v2 (in-memory storage) on free loopback ports, ready; stopped on the way
+    out, and checked gone."""
+    ports = DevJaegerSettings(
+        otlp_http_port=free_port(),
+        query_port=free_port(),
+        query_grpc_port=free_port(),
+        health_port=free_port(),
+    )
+    server = DevJaeger(dev_settings(state_dir, jaeger=ports))
+    try:
+        server.up()
+        yield server
+    finally:
+        record = server.processes.get("jaeger")
+        server.down()
+        assert record is None or not record.alive(), f"jaeger pid {record.pid} outlived down()"
 
 
 @contextmanager

@@ -112,6 +112,24 @@ class DevWeaviateSettings(BaseModel):
     )
 
 
+class DevJaegerSettings(BaseModel):
+    """The Jaeger v2 server ``hive dev up`` runs (the traces' backend) on loopback, all-in-one
+    with in-memory storage."""
+
+    otlp_http_port: int = Field(
+        default=34318, ge=1, le=65535, description="OTLP over HTTP (traces in)."
+    )
+    query_port: int = Field(
+        default=36686, ge=1, le=65535, description="Query API over HTTP (/api/v3/traces/ID)."
+    )
+    query_grpc_port: int = Field(default=36685, ge=1, le=65535, description="Query API, gRPC.")
+    health_port: int = Field(default=33133, ge=1, le=65535, description="Health check (/status).")
+    max_traces: int = Field(default=100_000, ge=1, description="Traces kept in memory.")
+    ready_timeout_s: float = Field(
+        default=60.0, gt=0, description="How long to wait for the health check to answer."
+    )
+
+
 class DevSettings(BaseModel):
     """The local control plane started by ``hive dev up``."""
 
@@ -148,6 +166,7 @@ class DevSettings(BaseModel):
     )
     node: NodeSettings = Field(default_factory=NodeSettings)
     weaviate: DevWeaviateSettings = Field(default_factory=DevWeaviateSettings)
+    jaeger: DevJaegerSettings = Field(default_factory=DevJaegerSettings)
 
 
 class KubeSettings(BaseModel):
@@ -609,6 +628,32 @@ class ToolsSettings(BaseModel):
     )
 
 
+class TracingSettings(BaseModel):
+    """OpenTelemetry traces of the operator, agent pods and ``hive run`` (off without an
+    endpoint)."""
+
+    otlp_endpoint: str | None = Field(
+        default=None,
+        description="OTLP over HTTP base URL (e.g. http://127.0.0.1:4318); spans go to "
+        "<endpoint>/v1/traces. Unset: no tracing.",
+    )
+    service_name: str | None = Field(
+        default=None, description="service.name of the spans (default: hive-<part>)."
+    )
+    sample_ratio: float = Field(
+        default=1.0,
+        ge=0.0,
+        le=1.0,
+        description="Share of new traces kept; a call that arrives within a trace follows it.",
+    )
+    query_url: str | None = Field(
+        default=None,
+        description="Jaeger's query API (e.g. http://127.0.0.1:16686), which `hive trace show` "
+        "reads.",
+    )
+    export_timeout_s: float = Field(default=10.0, gt=0, description="OTLP export timeout.")
+
+
 class Settings(BaseSettings):
     """Root of the settings tree."""
 
@@ -623,6 +668,7 @@ class Settings(BaseSettings):
     rag: RagSettings = Field(default_factory=RagSettings)
     mcp: McpSettings = Field(default_factory=McpSettings)
     tools: ToolsSettings = Field(default_factory=ToolsSettings)
+    tracing: TracingSettings = Field(default_factory=TracingSettings)
     model_api_key: SecretStr | None = Field(
         default=None,
         description="API key of the team's model (HIVE_MODEL_API_KEY; in a pod it comes from "

@@ -21,6 +21,7 @@ from hive.dev.controlplane import ControlPlane
 from hive.dev.node import RUNTIME_CLASS, RealNode
 from hive.dev.processes import ProcessRecord
 from hive.dev.services import redis_server_argv
+from hive.dev.tracing import DevJaeger
 from hive.dev.vault import DevVault
 from hive.dev.weaviate import DevWeaviate
 from hive.errors import HiveError, Unavailable
@@ -57,6 +58,8 @@ def up(settings: Settings, *, node: bool = False) -> ControlPlane:
         console.print(f"control plane up at {plane.url} in {result.seconds:.1f}s")
     weaviate = DevWeaviate(settings.dev)
     weaviate_started = weaviate.start()  # comes up while the rest is set up
+    jaeger = DevJaeger(settings.dev)
+    jaeger_started = jaeger.start()  # the traces' backend, waited for with Weaviate
     operator_env: dict[str, str] = {}
     with_node = node or RealNode(plane).started()
     if with_node:
@@ -66,6 +69,8 @@ def up(settings: Settings, *, node: bool = False) -> ControlPlane:
         names = apply_crds(client)
     console.print(f"CRDs installed: {', '.join(names)}")
     operator_env.update(start_vault(plane, settings, client, with_node=with_node))
+    if settings.tracing.otlp_endpoint is None:  # the operator's spans go to the dev Jaeger
+        operator_env["HIVE_TRACING__OTLP_ENDPOINT"] = jaeger.otlp_endpoint
     with console.status("starting the operator ..."):
         started = start_operator(plane, settings, operator_env)
     log = plane.processes.log_dir / "operator.log"
@@ -79,6 +84,10 @@ def up(settings: Settings, *, node: bool = False) -> ControlPlane:
         console.print(f"weaviate ready at {where}, {waited:.1f}s waited after the rest was up")
     else:
         console.print(f"weaviate already running at {where}")
+    with console.status("waiting for Jaeger ..."):
+        jaeger.wait_ready()
+    state = "ready" if jaeger_started else "already running"
+    console.print(f"jaeger {state}: OTLP {jaeger.otlp_endpoint}, query API {jaeger.query_url}")
     console.print(f"  export KUBECONFIG={plane.kubeconfig}")
     console.print("  hive dev status | hive dev down")
     return plane
@@ -163,12 +172,18 @@ def status(settings: Settings) -> int:
         "redis": settings.dev.redis_port,
         "vault": settings.dev.vault_port,
         "weaviate": settings.dev.weaviate.http_port,
+        "jaeger": settings.dev.jaeger.query_port,
         "kubelet": settings.dev.node.kubelet_port,
         "kube-router": settings.dev.node.kube_router_health_port,
         "kube-proxy": settings.dev.node.kube_proxy_healthz_port,
         "apiserver-relay": settings.dev.node.apiserver_relay_port,
     }
-    for name in ("operator", "weaviate", *sorted(r.name for r in plane.processes.records())):
+    for name in (
+        "operator",
+        "weaviate",
+        "jaeger",
+        *sorted(r.name for r in plane.processes.records()),
+    ):
         if name not in known:
             known.add(name)
             rows.append((name, plane.processes.get(name), ports.get(name)))
