@@ -13,10 +13,13 @@ from typing import Any
 
 import pytest
 
+from hive.api.agentteam import AgentSpec
 from hive.api.toolversion import ToolVersionSpec
 from hive.errors import ExternalFailure, Unavailable
 from hive.ports import free_port
-from hive.runtime.tooling.kinds import Function, KindContext
+from hive.runtime.toolbox import Toolbox
+from hive.runtime.tooling.catalog import Catalog, CatalogEntry
+from hive.runtime.tooling.kinds import Function, KindContext, KindRegistry
 from hive.runtime.tooling.mcp import McpKind
 from hive.settings import McpSettings
 from tests.mcp_servers import STDIO, mcp_server
@@ -145,3 +148,36 @@ async def test_an_unreachable_server_is_unavailable_until_it_comes_up(kind: McpK
                     raise
                 kind.changed.clear()
                 await asyncio.wait_for(kind.changed.wait(), max(0.1, deadline - time.monotonic()))
+
+
+async def test_a_running_agent_sees_a_tool_the_server_adds() -> None:
+    """Through the agent's registry (Toolbox, catalog): the kind's change reaches the agent."""
+    with mcp_server() as server:
+        spec = version({"url": server.url})
+        catalog = Catalog([CatalogEntry(spec, "calc-1-0-0", "test")])
+        toolbox = Toolbox(catalog=catalog, kinds=KindRegistry([McpKind(SETTINGS)]))
+        agent = AgentSpec.model_validate(
+            {"name": "mathematician", "role": "specialist", "tools": [{"name": "calc"}]}
+        )
+        registry = toolbox.for_agent(agent, None)
+        try:
+            await toolbox.started()
+            names = {s["function"]["name"] for s in registry.schemas()}
+            assert names == {f"calc_{t}" for t in SERVER_TOOLS}
+            arguments = {"a": 20, "b": 22}
+            assert await registry.call(registry.check("calc_add", arguments), arguments) == {
+                "result": 42
+            }
+
+            server.add_tool("weather")
+            deadline = time.monotonic() + 20
+            while "calc_weather" not in {s["function"]["name"] for s in registry.schemas()}:
+                assert time.monotonic() < deadline, "the agent never saw calc_weather"
+                await asyncio.sleep(0.05)
+            arguments = {"value": "Bergen"}
+            assert await registry.call(registry.check("calc_weather", arguments), arguments) == {
+                "tool": "weather",
+                "value": "Bergen",
+            }
+        finally:
+            await toolbox.close()
