@@ -255,7 +255,6 @@ class AgentSpec(HiveModel):
         default_factory=ContextSpec,
         description="The agent's working memory: the token budget of each request to its model.",
     )
-
     reasoning: Reasoning = Field(
         default=Reasoning.DIRECT,
         description="chain-of-thought: the agent reasons through a recorded trace of steps, "
@@ -552,6 +551,17 @@ def memory_store_ref(team: AgentTeamSpec, agent: AgentSpec) -> LocalRef | None:
     return agent.memory_ref or team.memory.store_ref
 
 
+class ObservabilitySpec(HiveModel):
+    """What the team's traces hold beyond timings, token counts and errors."""
+
+    record_content: bool = Field(
+        default=False,
+        description="Record prompts, completions and tool results on the model and tool call "
+        "spans (gen_ai.input.messages, gen_ai.output.messages, gen_ai.tool.call.result). Off: "
+        "spans carry no conversation content.",
+    )
+
+
 class DebugSpec(HiveModel):
     """Debugging aids for the team's agent pods; each is off by default."""
 
@@ -595,6 +605,9 @@ class AgentTeamSpec(HiveModel):
     )
     scheduling: SchedulingSpec = Field(
         default_factory=SchedulingSpec, description="Where the team's pods may run."
+    )
+    observability: ObservabilitySpec = Field(
+        default_factory=ObservabilitySpec, description="What the team's traces record."
     )
     debug: DebugSpec = Field(
         default_factory=DebugSpec, description="Debugging aids for the agent pods."
@@ -813,6 +826,11 @@ class RunStatus(HiveModel):
         default_factory=list,
         max_length=100,
         description="The subgoals of a swarm's plan, with their progress.",
+    )
+    trace_id: str | None = Field(
+        default=None,
+        pattern=r"^[0-9a-f]{32}$",
+        description="The OpenTelemetry trace of this run (hive trace show --team), when traced.",
     )
 
 

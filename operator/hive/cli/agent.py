@@ -38,6 +38,8 @@ from hive.runtime.resilience.wiring import Resilience, fallback_models, learning
 from hive.runtime.teams.team import coordinator_of
 from hive.runtime.toolbox import Toolbox
 from hive.runtime.tooling.catalog import CallCounts, publish_to, reported_calls
+from hive.runtime.tracing.calls import CallMetrics, TracedCalls
+from hive.runtime.tracing.setup import Tracing, install, tracing_from
 from hive.settings import Settings
 
 if TYPE_CHECKING:
@@ -164,6 +166,7 @@ def run_agent(
                 parts = ChainParts(
                     errors=resilience.errors, breakers=resilience.breakers, faults=injector
                 )
+                tracing = pod_tracing(config, agent, settings, parts)
                 fallbacks = fallback_models(
                     config.spec, settings.fallback_model_api_keys, parts.chain(agent)
                 )
@@ -175,6 +178,7 @@ def run_agent(
                 await toolbox.started()  # its catalog tools built, and followed from now on
                 resilience.publish_to(pod.bus)
                 pod.resilience = resilience.report
+                pod.tracer = tracing.tracer if tracing is not None else None
             except InvalidInput as exc:
                 await report_failure(settings, namespace, team, agent, str(exc))
                 raise
@@ -192,10 +196,30 @@ def run_agent(
                 await resilience.close()
                 if watching is not None:
                     await watching
+                if tracing is not None:
+                    tracing.shutdown()  # the last spans exported
         finally:
             await client.close()
 
     asyncio.run(main())
+
+
+def pod_tracing(
+    config: PodConfig, agent: str, settings: Settings, parts: ChainParts
+) -> Tracing | None:
+    """The agent's calls counted for Prometheus, and with HIVE_TRACING__OTLP_ENDPOINT traced:
+    the process's tracer provider (service hive-agent-<agent>), each call a span (prompts and
+    completions only with spec.observability.recordContent); None when tracing is off."""
+    parts.metrics = CallMetrics()
+    tracing = tracing_from(
+        settings.tracing,
+        f"agent-{agent}",
+        attributes={"hive.team": config.team, "hive.namespace": config.namespace},
+    )
+    install(tracing)
+    if tracing is not None:
+        parts.tracing = TracedCalls(tracing.tracer, config.spec.observability.record_content)
+    return tracing
 
 
 def watch_faults(

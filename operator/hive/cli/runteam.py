@@ -37,6 +37,10 @@ from hive.runtime.teams.team import Team, TeamResult
 from hive.runtime.toolbox import Toolbox
 from hive.runtime.tooling.catalog import Catalog, publish_to
 from hive.runtime.tooling.discovery import FolderWatch
+from hive.runtime.tracing.calls import TracedCalls
+from hive.runtime.tracing.events import EventSpans
+from hive.runtime.tracing.runs import run_span, trace_id_of
+from hive.runtime.tracing.setup import tracing_from
 from hive.settings import get_settings
 
 if TYPE_CHECKING:
@@ -152,6 +156,11 @@ async def run_team(
     bus = EventBus()
     injector = FaultInjector(bus=bus)
     chain, resilience = local_chain(spec, injector if chaos else None, bus)
+    tracing = tracing_from(get_settings().tracing, "run")  # HIVE_TRACING__OTLP_ENDPOINT
+    if tracing is not None:  # each call a span, the team's events too
+        traced = TracedCalls(tracing.tracer, spec.observability.record_content)
+        chain = Chain((traced, *chain.middlewares), chain.agent)
+        bus.subscribe(EventSpans(tracing.tracer))
     toolbox = Toolbox(rootfs=sandbox.rootfs, runsc=sandbox.runsc, chain=chain)
     folder = folder_tools(toolbox, tools_dir, bus)
     team_memory = local_memory(spec, memory_stores or {}, chain)
@@ -211,7 +220,12 @@ async def run_team(
                 asked = task or spec.goal
                 started = now_utc()
                 told = await session_context(memory, asked, console)
-                result = await team.run(told)
+                if tracing is None:
+                    result = await team.run(told)
+                else:
+                    with run_span(tracing.tracer, "local", "", "", None) as span:
+                        console.print(f"[dim]trace {trace_id_of(span)}[/]")
+                        result = await team.run(told)
                 result.task = asked  # the report names the task as given
                 if memory is not None:
                     await save_session(memory, result, bus, started, model, console)
@@ -230,6 +244,8 @@ async def run_team(
                 if team_memory is not None:
                     await team_memory.close()
                 await model.aclose()
+                if tracing is not None:
+                    tracing.shutdown()  # the run's last spans exported
     result.capability = capability_changes(bus)
     report(result, console)
     if chaos is not None:

@@ -255,6 +255,7 @@ def agent_config(
         "negotiation": team.negotiation.wire(),
         "budget": team.budget.wire(),
         "resilience": team.resilience.wire(),
+        "observability": team.observability.wire(),
         "agent": agent.wire(),
         "agents": [a.wire() for a in team.agents],
         "peers": [a.name for a in team.agents if a.name != agent.name],

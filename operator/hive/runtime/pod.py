@@ -13,12 +13,14 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 import yaml
+from opentelemetry.trace import Tracer
 from pydantic import ValidationError
 
 from hive.api.agentteam import (
@@ -47,6 +49,8 @@ from hive.runtime.teams.peers import PeerServer, RemoteMember, wait_for_peers
 from hive.runtime.teams.progress import FaultReport, ProgressTracker
 from hive.runtime.teams.team import Team, TeamResult, coordinator_of
 from hive.runtime.tools import ToolRegistry
+from hive.runtime.tracing.events import EventSpans
+from hive.runtime.tracing.runs import run_span, trace_id_of
 
 log = logging.getLogger(__name__)
 TEAM_KEYS = (
@@ -59,6 +63,7 @@ TEAM_KEYS = (
     "budget",
     "resilience",
     "memory",
+    "observability",
     "agents",
 )
 
@@ -135,7 +140,9 @@ def now() -> dt.datetime:
     return dt.datetime.now(dt.UTC).replace(microsecond=0)
 
 
-def run_status(result: TeamResult, generation: int, started: dt.datetime) -> RunStatus:
+def run_status(
+    result: TeamResult, generation: int, started: dt.datetime, trace_id: str | None = None
+) -> RunStatus:
     return RunStatus(
         outcome=result.outcome,
         coordinator=result.coordinator,
@@ -148,6 +155,7 @@ def run_status(result: TeamResult, generation: int, started: dt.datetime) -> Run
         result=result.output[:2000] or None,
         message=(result.message or "")[:1000] or None,
         plan=[PlanStep.model_validate(step) for step in result.plan[:100]],
+        trace_id=trace_id,
     )
 
 
@@ -207,6 +215,7 @@ class AgentPod:
     # the coordinator's session (spec.memory.session): the notes of earlier runs go with the
     # goal, this run is saved to it
     session: SessionMemory | None = None
+    tracer: Tracer | None = None  # the team's run as one trace (hive.runtime.tracing)
     embedder: Embedder | None = None  # ranks what working memory keeps (its memory's embedder)
 
     def members(self) -> tuple[LocalMember, dict[str, Member]]:
@@ -239,12 +248,29 @@ class AgentPod:
                 "the run of generation %s ended %s; not running it again", generation, last.outcome
             )
             return
+        with self.traced_run(generation) as trace_id:
+            await self._coordinate(team, peers, generation, trace_id)
+
+    @contextmanager
+    def traced_run(self, generation: int) -> Iterator[str | None]:
+        """The run's root span, current while it runs; yields its trace id (None: untraced)."""
+        if self.tracer is None:
+            yield None
+            return
+        config = self.config
+        with run_span(self.tracer, config.team, config.namespace, config.agent, generation) as span:
+            yield trace_id_of(span)
+
+    async def _coordinate(
+        self, team: Team, peers: list[RemoteMember], generation: int, trace_id: str | None
+    ) -> None:
         started = now()
         running = RunStatus(
             outcome=RunOutcome.RUNNING,
             coordinator=self.config.agent,
             generation=generation,
             started_at=started,
+            trace_id=trace_id,
         )
         await self.status.report_run(running)
         missing = await wait_for_peers(peers, self.peer_wait_s)
@@ -265,7 +291,7 @@ class AgentPod:
         finally:
             unsubscribe()
             await progress.flush()
-        await self.status.report_run(run_status(self.result, generation, started))
+        await self.status.report_run(run_status(self.result, generation, started, trace_id))
 
     async def session_task(self) -> str | None:
         """The goal followed by the session's relevant notes (None: the goal as it is). A
@@ -333,6 +359,8 @@ class AgentPod:
         """Serve peers, report progress, coordinate when it is this agent's part, until `stop`."""
         local, members = self.members()
         team = Team(self.config.spec, members, bus=self.bus)
+        if self.tracer is not None:  # delegations, reviews, votes, ... as spans
+            self.bus.subscribe(EventSpans(self.tracer))
         server = PeerServer(
             local,
             self.host,

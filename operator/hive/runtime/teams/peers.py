@@ -30,6 +30,7 @@ from hive.runtime.identity.peerauth import PeerRefused, PeerSigner, PeerVerifier
 from hive.runtime.resilience.calls import EMPTY, Call, CallKind, Chain
 from hive.runtime.teams.members import LocalMember, WorkResult
 from hive.runtime.teams.schemas import Ballot, Proposal
+from hive.runtime.tracing.propagation import inject, serving
 
 TASK_TIMEOUT_S = 3600.0
 CALLER = web.RequestKey("caller", str)  # the agent that signed the request
@@ -161,7 +162,17 @@ def peer_app(
         with authority.holding(certificate):
             return await handler(request)  # type: ignore[no-any-return]
 
-    app = web.Application(middlewares=[audited, signed, certified, errors])
+    @web.middleware
+    async def traced(request: web.Request, handler: Any) -> web.StreamResponse:
+        """The request continues the caller's trace (its traceparent) in a span of its own."""
+        if not request.path.startswith("/v1/"):
+            return await handler(request)  # type: ignore[no-any-return]
+        with serving(request.headers, member.name, request.path.rsplit("/", 1)[-1]) as span:
+            response: web.StreamResponse = await handler(request)
+            span.set_attribute("http.response.status_code", response.status)
+            return response
+
+    app = web.Application(middlewares=[traced, audited, signed, certified, errors])
     app.router.add_post("/v1/tasks", tasks)
     app.router.add_post("/v1/proposals", proposals)
     app.router.add_post("/v1/ballots", ballots)
@@ -236,6 +247,7 @@ class RemoteMember:
                 headers = dict((request or {}).get("headers") or {})
                 content = json.dumps(body, separators=(",", ":")).encode()
                 headers["Content-Type"] = "application/json"
+                inject(headers)  # the peer's spans join this trace
                 if self.signer is not None:
                     headers[SIGNATURE] = self.signer.header("POST", path, content, self.name)
                 response = await client.post(path, content=content, headers=headers)

@@ -1,0 +1,76 @@
+"""The team's events as spans: each delegation, review, approval, vote, subgoal change, ...
+
+A subscriber of the agent's event bus. It runs in the task that publishes the event, so each
+span is a child of the span current there (the run, or the peer request being served); the span
+carries the event's data as ``hive.*`` attributes and is an error for a rejection, a deadlock or
+a failure. Model and tool calls have spans of their own (`hive.runtime.tracing.calls`), so their
+events are left out here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from opentelemetry import trace
+from opentelemetry.trace import Status, StatusCode
+
+from hive.runtime.events import Event, EventKind
+
+SPAN_NAMES = {
+    EventKind.DELEGATED: "delegate",
+    EventKind.REVIEWED: "review",
+    EventKind.REVISION_REQUESTED: "request revision",
+    EventKind.APPROVED: "approve",
+    EventKind.REJECTED: "reject",
+    EventKind.DECOMPOSED: "decompose",
+    EventKind.PLAN_DECOMPOSED: "decompose plan",
+    EventKind.PLAN_SEARCHED: "search plan",
+    EventKind.ROUND: "round",
+    EventKind.SYNTHESIZED: "synthesize",
+    EventKind.CONVERGED: "converge",
+    EventKind.PROPOSED: "propose",
+    EventKind.VOTED: "vote",
+    EventKind.AGREED: "agree",
+    EventKind.DEADLOCKED: "deadlock",
+    EventKind.SUBGOAL_CHANGED: "subgoal",
+    EventKind.FAILED: "fail",
+    EventKind.BREAKER_CHANGED: "breaker",
+    EventKind.FAULT_INJECTED: "fault",
+    EventKind.DEGRADED_ANSWER: "degrade",
+}
+ERRORS = {EventKind.REJECTED, EventKind.DEADLOCKED, EventKind.FAILED}
+VALUE_LIMIT = 1024
+
+
+def _attribute(value: Any) -> str | int | float | bool | None:
+    if isinstance(value, bool | int | float):
+        return value
+    if isinstance(value, str):
+        return value[:VALUE_LIMIT]
+    if value is None:
+        return None
+    return str(value)[:VALUE_LIMIT]
+
+
+class EventSpans:
+    """Bus subscriber: one short span per team event of `SPAN_NAMES`."""
+
+    def __init__(self, tracer: trace.Tracer) -> None:
+        self.tracer = tracer
+
+    def __call__(self, event: Event) -> None:
+        name = SPAN_NAMES.get(event.kind)
+        if name is None:
+            return
+        attributes: dict[str, Any] = {"hive.agent": event.agent, "hive.event": event.kind.value}
+        for key, value in event.data.items():
+            converted = _attribute(value)
+            if converted is not None:
+                attributes[f"hive.{key}"] = converted
+        with self.tracer.start_as_current_span(
+            f"{name} {event.agent}", attributes=attributes
+        ) as span:
+            if event.kind in ERRORS:
+                span.set_status(
+                    Status(StatusCode.ERROR, str(event.data.get("error") or event.kind.value))
+                )

@@ -1,0 +1,83 @@
+"""A tracer provider from `TracingSettings`: spans batched to an OTLP/HTTP endpoint, or none."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from opentelemetry import trace
+from opentelemetry.sdk.resources import SERVICE_NAME, Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
+from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+
+from hive.errors import InvalidInput
+from hive.settings import TracingSettings
+
+INSTRUMENTATION = "hive"
+
+
+@dataclass
+class Tracing:
+    """One process's tracer provider and the tracer Hive's spans come from."""
+
+    provider: TracerProvider
+
+    @property
+    def tracer(self) -> trace.Tracer:
+        return self.provider.get_tracer(INSTRUMENTATION)
+
+    def flush(self, timeout_s: float = 10.0) -> bool:
+        """Export every finished span now; False if the exporter did not finish in time."""
+        return self.provider.force_flush(int(timeout_s * 1000))
+
+    def shutdown(self) -> None:
+        self.provider.shutdown()
+
+
+def exporter_for(settings: TracingSettings) -> SpanExporter:
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+    endpoint = (settings.otlp_endpoint or "").rstrip("/")
+    if not endpoint.startswith(("http://", "https://")):
+        raise InvalidInput("tracing.otlpEndpoint", f"{endpoint!r} is not an http(s) URL")
+    return OTLPSpanExporter(endpoint=f"{endpoint}/v1/traces", timeout=settings.export_timeout_s)
+
+
+def tracing_from(
+    settings: TracingSettings,
+    part: str,
+    exporter: SpanExporter | None = None,
+    attributes: dict[str, str] | None = None,
+) -> Tracing | None:
+    """The provider for one process (`part`: operator, agent, run); None when tracing is off
+    (no endpoint and no `exporter`). New traces are kept at `sample_ratio`; a span whose parent
+    arrived from a peer follows the parent's decision, so a trace is whole or absent."""
+    if exporter is None and settings.otlp_endpoint is None:
+        return None
+    resource = Resource.create(
+        {SERVICE_NAME: settings.service_name or f"hive-{part}", **(attributes or {})}
+    )
+    provider = TracerProvider(
+        resource=resource, sampler=ParentBased(TraceIdRatioBased(settings.sample_ratio))
+    )
+    provider.add_span_processor(BatchSpanProcessor(exporter or exporter_for(settings)))
+    return Tracing(provider)
+
+
+def install(tracing: Tracing | None) -> None:
+    """Make `tracing` the process's global provider (what `trace.get_tracer` answers), so code
+    without a handle on it (the peer server) joins the same traces. Once per process."""
+    if tracing is not None:
+        trace.set_tracer_provider(tracing.provider)
+
+
+def current_tracer() -> trace.Tracer:
+    """The process's tracer: a no-op one until `install` ran."""
+    return trace.get_tracer(INSTRUMENTATION)
+
+
+def flush_installed(timeout_s: float = 10.0) -> None:
+    """Export the finished spans of the global provider (at a process's orderly end)."""
+    provider = trace.get_tracer_provider()
+    if isinstance(provider, TracerProvider):
+        provider.force_flush(int(timeout_s * 1000))

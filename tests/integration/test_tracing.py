@@ -1,0 +1,259 @@
+"""One team run, one trace: three agent pods as processes (`hive agent`, against the real API
+server, on the scripted model) export their spans over OTLP to a real Jaeger; the trace holds
+spans of all three processes with the right parent/child links across them and the GenAI
+attributes with the token counts the model reported; `hive trace show --team` prints it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import pytest
+import yaml
+
+from hive.dev.tracing import DevJaeger
+from hive.errors import HiveError
+from hive.kube.resources import apply_crds
+from hive.runtime.tracing.query import SpanNode, TraceTree, fetch_trace
+from tests.scripted_model import Script, scripted_model
+from tests.support import Cluster, free_port
+
+pytestmark = pytest.mark.integration
+NS = "tracing"
+TEAM = "traced"
+AGENTS: list[dict[str, Any]] = [
+    {"name": "lead", "role": "senior", "subordinates": ["researcher", "writer"]},
+    {"name": "researcher", "role": "junior", "capabilities": ["research"]},
+    {"name": "writer", "role": "junior", "capabilities": ["writing"]},
+]
+# token counts the model reports, distinct per call so the spans must carry the real ones
+SCRIPT: Script = {
+    "lead": [
+        {
+            "json": {
+                "subtasks": [
+                    {"description": "Collect facts", "capabilities": ["research"]},
+                    {"description": "Write it up", "capabilities": ["writing"]},
+                ]
+            },
+            "prompt_tokens": 101,
+            "completion_tokens": 11,
+        },
+        {"when": "gave researcher", "json": {"score": 0.9}},
+        {"when": "gave writer", "json": {"score": 0.9}},
+        {"when": "final answer", "content": "Report done."},
+    ],
+    "researcher": [{"content": "facts", "prompt_tokens": 202, "completion_tokens": 22}],
+    "writer": [{"content": "prose", "prompt_tokens": 303, "completion_tokens": 33}],
+}
+T = TypeVar("T")
+
+
+def until(what: str, check: Callable[[], T | None], timeout_s: float) -> T:
+    """`check()`'s first answer that is not None (or falsy), within `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        answer = check()
+        if answer:
+            return answer
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not within {timeout_s:.0f}s")
+        time.sleep(0.2)
+
+
+def team_manifest(endpoint: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "hive.dev/v1alpha1",
+        "kind": "AgentTeam",
+        "metadata": {"name": TEAM, "namespace": NS},
+        "spec": {
+            "goal": "A report",
+            "pattern": "hierarchical",
+            "model": {"provider": "openai-compatible", "endpoint": endpoint, "name": "m"},
+            "agents": AGENTS,
+        },
+    }
+
+
+def agent_config(agent: dict[str, Any], endpoint: str, ports: dict[str, int]) -> dict[str, Any]:
+    return {
+        "team": TEAM,
+        "namespace": NS,
+        "goal": "A report",
+        "pattern": "hierarchical",
+        "model": {"provider": "openai-compatible", "endpoint": endpoint, "name": "m"},
+        "agent": agent,
+        "agents": AGENTS,
+        "peerUrls": {
+            a["name"]: f"http://127.0.0.1:{ports[a['name']]}"
+            for a in AGENTS
+            if a["name"] != agent["name"]
+        },
+    }
+
+
+def hive(*args: str) -> list[str]:
+    return [sys.executable, "-m", "hive", *args]
+
+
+@pytest.fixture(scope="module")
+def traced_run(
+    cluster: Cluster, jaeger: DevJaeger, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[str, dict[str, str]]:
+    """The three agents' processes, run to the end of the team's run and stopped; yields the
+    trace id the coordinator recorded in status.run and the environment they ran with."""
+    tmp_path = tmp_path_factory.mktemp("traced-run")
+    apply_crds(cluster.client)
+    if cluster.kubectl("get", "namespace", NS, check=False).returncode != 0:
+        cluster.kubectl("create", "namespace", NS)
+    cluster.kubectl("delete", "agentteam", TEAM, "-n", NS, "--ignore-not-found")
+    ports = {a["name"]: free_port() for a in AGENTS}
+    env = {
+        **os.environ,
+        "HIVE_KUBE__KUBECONFIG": str(cluster.kubeconfig),
+        "HIVE_AGENT__HOST": "127.0.0.1",
+        "HIVE_AGENT__AUDIT_DIR": str(tmp_path / "audit"),
+        "HIVE_AGENT__HEARTBEAT_S": "60",
+        "HIVE_TRACING__OTLP_ENDPOINT": jaeger.otlp_endpoint,
+        "HIVE_TRACING__QUERY_URL": jaeger.query_url,
+    }
+    with scripted_model(SCRIPT) as model:
+        manifest = tmp_path / "team.yaml"
+        manifest.write_text(yaml.safe_dump(team_manifest(model.url)))
+        cluster.kubectl("apply", "-f", str(manifest))
+        processes: dict[str, subprocess.Popen[bytes]] = {}
+        try:
+            for agent in AGENTS:
+                name = agent["name"]
+                config = tmp_path / f"{name}.yaml"
+                config.write_text(yaml.safe_dump(agent_config(agent, model.url, ports)))
+                log = (tmp_path / f"{name}.log").open("wb")
+                processes[name] = subprocess.Popen(
+                    hive(
+                        "agent", "--team", TEAM, "--agent", name, "-n", NS, "--config", str(config)
+                    ),
+                    env={**env, "HIVE_AGENT__PORT": str(ports[name])},
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                )
+
+            def finished_run() -> dict[str, Any] | None:
+                for name, process in processes.items():
+                    if process.poll() is not None:
+                        log = (tmp_path / f"{name}.log").read_text()
+                        raise AssertionError(f"agent {name} exited early:\n{log[-3000:]}")
+                got = cluster.kubectl("get", "agentteam", TEAM, "-n", NS, "-o", "yaml")
+                run = (yaml.safe_load(got.stdout).get("status") or {}).get("run") or {}
+                return run if run.get("outcome") not in (None, "Running") else None
+
+            run = until("the team's run", finished_run, 120)
+        finally:
+            for process in processes.values():  # SIGTERM: each flushes its last spans
+                if process.poll() is None:
+                    process.send_signal(signal.SIGTERM)
+            for name, process in processes.items():
+                try:
+                    process.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
+                    raise AssertionError(f"agent {name} did not stop on SIGTERM") from None
+    assert run["outcome"] == "Succeeded", run
+    return str(run["traceId"]), env
+
+
+def whole_trace(jaeger: DevJaeger, trace_id: str) -> TraceTree:
+    """The trace once Jaeger holds the spans of all three agents (the batch processor and the
+    collector's batch both deliver a little later)."""
+
+    def fetched() -> TraceTree | None:
+        try:
+            tree = fetch_trace(jaeger.query_url, trace_id)
+        except HiveError:
+            return None
+        services = tree.services
+        wanted = {f"hive-agent-{a['name']}" for a in AGENTS}
+        return tree if wanted <= services and len(tree.roots) == 1 else None
+
+    return until(f"trace {trace_id} with every agent's spans", fetched, 30)
+
+
+def test_one_run_is_one_trace_across_the_agents_processes(
+    traced_run: tuple[str, dict[str, str]], jaeger: DevJaeger
+) -> None:
+    trace_id, _ = traced_run
+    tree = whole_trace(jaeger, trace_id)
+    (root,) = tree.roots
+    assert root.name == f"invoke_workflow {TEAM}"
+    assert root.service == "hive-agent-lead"
+    spans = tree.spans()
+    by_id = {s.span_id: s for s in spans}
+
+    def parent(node: SpanNode) -> SpanNode:
+        assert node.parent_id is not None, node.name
+        return by_id[node.parent_id]
+
+    for junior in ("researcher", "writer"):
+        # the junior's server span is the child of the lead's call to it, across processes
+        (served,) = [
+            s
+            for s in spans
+            if s.name == f"invoke_agent {junior}" and s.service != "hive-agent-lead"
+        ]
+        assert served.service == f"hive-agent-{junior}"
+        call = parent(served)
+        assert call.name == f"invoke_agent {junior}"
+        assert call.service == "hive-agent-lead"
+        assert call.attributes["gen_ai.operation.name"] == "invoke_agent"
+        # the call descends from the run's root span
+        ancestors = []
+        node = call
+        while node.parent_id is not None:
+            node = parent(node)
+            ancestors.append(node.name)
+        assert ancestors[-1] == root.name
+        # the junior's model call: a chat span under its server span, with the real tokens
+        (chat,) = [s for s in spans if s.service == f"hive-agent-{junior}" and s.name == "chat m"]
+        assert parent(chat).span_id == served.span_id
+        assert chat.attributes["gen_ai.operation.name"] == "chat"
+        assert chat.attributes["gen_ai.request.model"] == "m"
+        expected = {"researcher": (202, 22), "writer": (303, 33)}[junior]
+        assert (chat.input_tokens, chat.output_tokens) == expected
+        assert "gen_ai.input.messages" not in chat.attributes  # the team did not opt in
+
+    lead_chats = [s for s in spans if s.service == "hive-agent-lead" and s.name == "chat m"]
+    assert (101, 11) in [(s.input_tokens, s.output_tokens) for s in lead_chats]
+    delegations = [s for s in spans if s.name == "delegate lead"]
+    assert sorted(s.attributes["hive.to"] for s in delegations) == ["researcher", "writer"]
+    assert not [s for s in spans if s.error]
+
+
+def test_hive_trace_show_prints_the_teams_trace_as_a_tree(
+    traced_run: tuple[str, dict[str, str]], jaeger: DevJaeger
+) -> None:
+    trace_id, env = traced_run
+    whole_trace(jaeger, trace_id)
+    shown = subprocess.run(
+        hive("trace", "show", "--team", TEAM, "-n", NS, "--width", "200"),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert shown.returncode == 0, shown.stderr
+    out = shown.stdout
+    print(out)  # shown with pytest -s
+    assert f"trace {trace_id}" in out
+    assert f"invoke_workflow {TEAM}" in out
+    for agent in ("lead", "researcher", "writer"):
+        assert f"hive-agent-{agent}" in out
+    assert "tokens 202 in / 22 out" in out
+    assert "tokens 303 in / 33 out" in out
+    assert "from 3 services" in out
+    assert " ms" in out
