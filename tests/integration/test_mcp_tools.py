@@ -174,8 +174,8 @@ async def test_a_running_agent_sees_a_tool_the_server_adds() -> None:
             while "calc_weather" not in {s["function"]["name"] for s in registry.schemas()}:
                 assert time.monotonic() < deadline, "the agent never saw calc_weather"
                 await asyncio.sleep(0.05)
-            arguments = {"value": "Bergen"}
-            assert await registry.call(registry.check("calc_weather", arguments), arguments) == {
+            where = {"value": "Bergen"}
+            assert await registry.call(registry.check("calc_weather", where), where) == {
                 "tool": "weather",
                 "value": "Bergen",
             }
