@@ -173,6 +173,8 @@ def test_hive_profile_prints_the_table_and_writes_speedscope_and_a_flame_graph(
     assert ran.returncode == 0, ran.stdout + ran.stderr
     data = json.loads(report.read_text())
     assert data["reasoning"][0]["kind"] == "chain-of-thought"
+    assert "meadow reasoned: 2 steps, 0 corrections, answered" in ran.stdout
+    assert "busy s" in ran.stdout
 
     shown = hive("profile", str(report), "--width", "160")
     assert shown.returncode == 0, shown.stdout + shown.stderr

@@ -244,10 +244,31 @@ def report(result: TeamResult, console: Console) -> None:
                 f"{c.tokens_saved} tokens saved"
             )
         )
-    agents = Table(title="agents")
-    for column in ("agent", "role", "tasks done", "tokens"):
+    for record in result.reasoning:
+        if record["kind"] == "mcts":
+            search = record["search"]
+            line = (
+                f"{record['agent']} planned with MCTS: {search['iterations']} iterations, "
+                f"{search['treeSize']} states, stopped by {search['stoppedBy']}"
+            )
+        else:
+            line = (
+                f"{record['agent']} reasoned: {record['steps']} steps, "
+                f"{record['corrections']} corrections, {record['outcome']}"
+            )
+        parts.append(Text(line, style="magenta"))
+    busy = {row["agent"]: row for row in result.profile.get("agents", [])}
+    agents = Table(title="agents (hive profile REPORT: where the time went)")
+    for column in ("agent", "role", "tasks done", "tokens", "busy s", "model s", "tool s"):
         agents.add_column(column)
     for a in result.agents:
-        agents.add_row(a.name, a.role, str(a.tasks_completed), str(a.tokens))
+        times = busy.get(a.name, {})
+        agents.add_row(
+            a.name,
+            a.role,
+            str(a.tasks_completed),
+            str(a.tokens),
+            *(f"{times.get(k, 0.0) / 1000:.2f}" for k in ("busy_ms", "model_ms", "tool_ms")),
+        )
     parts.append(agents)
     console.print(Panel(Group(*parts), title="hive run: report"))
