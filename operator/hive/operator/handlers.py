@@ -41,6 +41,8 @@ from hive.reconcile.capability import capability_settled
 from hive.reconcile.chaos import needs_polling
 from hive.reconcile.meta import AGENT_LABEL, MANAGED_BY, TEAM_LABEL
 from hive.reconcile.pods import PodObserved, observe_pod
+from hive.runtime.tracing.reconciles import reconcile_span
+from hive.runtime.tracing.setup import flush_installed, install, tracing_from
 
 log = logging.getLogger(__name__)
 R = TypeVar("R")
@@ -50,14 +52,16 @@ MANAGED = {"app.kubernetes.io/managed-by": MANAGED_BY}
 def measured(
     kind: str, work: Callable[[str, str], Awaitable[R]]
 ) -> Callable[[str, str], Awaitable[R]]:
-    """`work` with its runs counted and timed under `kind`."""
+    """`work` with its runs counted and timed under `kind`, each one a span (``reconcile
+    <kind>``) naming the object it reconciled."""
 
     @functools.wraps(work)
     async def wrapper(namespace: str, name: str) -> R:
         started = time.perf_counter()
         outcome = "error"
         try:
-            result = await work(namespace, name)
+            with reconcile_span(kind, namespace, name):
+                result = await work(namespace, name)
             outcome = "ok"
             return result
         finally:
@@ -344,6 +348,7 @@ def _spawn(work: Awaitable[None]) -> None:
 
 @kopf.on.startup()
 async def start_resync(**_: Any) -> None:
+    install(tracing_from(STATE.require_settings().tracing, "operator"))  # off without endpoint
     task = asyncio.create_task(resync_forever(STATE.require_settings().operator.resync_s))
     _background.add(task)
 
@@ -354,3 +359,4 @@ async def stop_resync(**_: Any) -> None:
         task.cancel()
     for queue in (TEAMS, POLICIES, TOOLS, STORES, CHAOS):
         await queue.drain()
+    await asyncio.to_thread(flush_installed)  # the last reconciles' spans

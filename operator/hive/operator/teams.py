@@ -265,6 +265,8 @@ async def reconcile_team(namespace: str, name: str) -> TeamPlan | None:
             errors_redis_url=settings.operator.errors_redis_url,
             vault=_pod_vault(settings.vault),
             sandbox_key=sandbox_master_key(settings),
+            otlp_endpoint=settings.tracing.otlp_endpoint,
+            trace_sample_ratio=settings.tracing.sample_ratio,
         ),
         now,
     )

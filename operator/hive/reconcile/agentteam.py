@@ -123,6 +123,9 @@ class AgentPodSettings:
     # the master key of the agents' own keys (hive.reconcile.agentkeys); without one no keys
     # are given out: peers take unsigned calls and the sandbox pods refuse every run
     sandbox_key: bytes | None = None
+    # where agents send their spans (OTLP over HTTP; the operator's own HIVE_TRACING__*)
+    otlp_endpoint: str | None = None
+    trace_sample_ratio: float = 1.0
 
 
 def placed(pod_spec: JSON, pods: AgentPodSettings) -> JSON:
@@ -410,6 +413,11 @@ def _deployment(
                 }
             )
     env += [dict(e) for e in pods.env]
+    if pods.otlp_endpoint:
+        env += [
+            {"name": "HIVE_TRACING__OTLP_ENDPOINT", "value": pods.otlp_endpoint},
+            {"name": "HIVE_TRACING__SAMPLE_RATIO", "value": str(pods.trace_sample_ratio)},
+        ]
     resources = {"cpu": agent.resources.cpu, "memory": agent.resources.memory}
     pod_spec: JSON = {
         "serviceAccountName": names["account"],
