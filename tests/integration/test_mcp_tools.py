@@ -9,9 +9,11 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from hive.api.agentteam import AgentSpec
 from hive.api.toolversion import ToolVersionSpec
@@ -19,6 +21,7 @@ from hive.errors import ExternalFailure, Unavailable
 from hive.ports import free_port
 from hive.runtime.toolbox import Toolbox
 from hive.runtime.tooling.catalog import Catalog, CatalogEntry
+from hive.runtime.tooling.discovery import FolderWatch
 from hive.runtime.tooling.kinds import Function, KindContext, KindRegistry
 from hive.runtime.tooling.mcp import McpKind
 from hive.settings import McpSettings
@@ -181,3 +184,35 @@ async def test_a_running_agent_sees_a_tool_the_server_adds() -> None:
             }
         finally:
             await toolbox.close()
+
+
+async def test_hive_run_tools_folder_runs_a_stdio_server(tmp_path: Path) -> None:
+    """A ToolVersion file of kind mcp with a command (as hive run --tools DIR reads it): the
+    server is started over stdio and its tools reach the agent."""
+    command, args = STDIO
+    document = {
+        "apiVersion": "hive.dev/v1alpha1",
+        "kind": "ToolVersion",
+        "metadata": {"name": "calc-1-0-0"},
+        "spec": {
+            "tool": "calc",
+            "version": "1.0.0",
+            "implementation": {"kind": "mcp", "mcp": {"command": command, "args": args}},
+        },
+    }
+    (tmp_path / "calc.yaml").write_text(yaml.safe_dump(document))
+    watch = FolderWatch(tmp_path, Catalog())
+    assert watch.scan()
+    toolbox = Toolbox(catalog=watch.catalog, kinds=KindRegistry([McpKind(SETTINGS)]))
+    agent = AgentSpec.model_validate(
+        {"name": "local", "role": "specialist", "tools": [{"name": "calc", "version": "^1"}]}
+    )
+    registry = toolbox.for_agent(agent, None)
+    try:
+        await toolbox.started()
+        arguments = {"text": "from a folder"}
+        assert await registry.call(registry.check("calc_echo", arguments), arguments) == {
+            "result": "from a folder"
+        }
+    finally:
+        await toolbox.close()
