@@ -183,3 +183,38 @@ async def test_a_senior_planning_with_mcts_records_its_search() -> None:
     assert "plan: " + " → ".join(search["bestSequence"]) in text
     planning = [s for s in result.profile["steps"] if s["step"] == "planning"]
     assert len(planning) == 6  # 3 proposals, 3 scores
+
+
+async def test_a_negotiator_reasons_once_about_the_task_and_proposes_from_it() -> None:
+    spec = AgentTeamSpec.model_validate(
+        {
+            "goal": "Pick a database",
+            "model": MODEL,
+            "pattern": "negotiation",
+            "negotiation": {"consensusThreshold": 0.5, "maxRounds": 2},
+            "agents": [
+                {"name": "ann", "role": "specialist", "reasoning": "chain-of-thought"},
+                {"name": "bob", "role": "specialist"},
+            ],
+        }
+    )
+    both = {"votes": [{"proposal": 1, "vote": "accept"}, {"proposal": 2, "vote": "reject"}]}
+    answer = {"hypothesis": "Relational data", "conclusion": "Postgres", "confidence": 0.8}
+    script: Script = {
+        "ann": [
+            {"json": {"branches": [{**answer, "final": True}]}},
+            {"json": {"correct": True}},
+            {"json": {"proposal": "Postgres", "rationale": "it concluded so"}},
+            {"json": both},
+        ],
+        "bob": [{"json": {"proposal": "Redis", "rationale": "fast"}}, {"json": both}],
+    }
+    with scripted_model(script) as server:
+        model = OpenAICompatible(server.url, "m", max_retries=0, backoff_s=0.01)
+        result = await Team.local(spec, model).run("Pick a database")
+    assert result.outcome is RunOutcome.SUCCEEDED, result.message
+    assert result.output == "Postgres"
+    proposing = server.requests_of("ann")[2]["messages"][-1]["content"]
+    assert "It concluded: Postgres" in proposing
+    [record] = result.reasoning
+    assert (record["agent"], record["task_id"], record["outcome"]) == ("ann", None, "answered")

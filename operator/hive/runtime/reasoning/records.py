@@ -36,40 +36,45 @@ def briefing(trace: ThoughtTrace) -> str:
     return "\n".join(lines)
 
 
+def reasoning_record(event: Event) -> dict[str, Any] | None:
+    """The record of a finished reasoning trace or plan search (JSON-able), None for other
+    events; `task_id` is the team task the event is published in (read while it is)."""
+    if event.kind is EventKind.THOUGHT_FINISHED:
+        record = event.data.get("record") or {}
+        return {
+            "kind": CHAIN_OF_THOUGHT,
+            "agent": event.agent,
+            "task_id": current_task.get(),
+            "at": event.at.isoformat(),
+            "outcome": event.data.get("outcome"),
+            "answer": event.data.get("answer"),
+            "steps": event.data.get("steps"),
+            "expansions": event.data.get("expansions"),
+            "corrections": event.data.get("corrections"),
+            "confidence": _answer_confidence(record),
+            "trace": record,
+        }
+    if event.kind is EventKind.PLAN_SEARCHED:
+        return {
+            "kind": MCTS,
+            "agent": event.agent,
+            "task_id": current_task.get(),
+            "at": event.at.isoformat(),
+            "search": dict(event.data),
+        }
+    return None
+
+
 class ReasoningRecorder:
-    """Keeps the reasoning records of one run, in the order they finished."""
+    """Bus subscriber: keeps the reasoning records of one run, in the order they finished."""
 
     def __init__(self) -> None:
         self.records: list[dict[str, Any]] = []
 
     def __call__(self, event: Event) -> None:
-        if event.kind is EventKind.THOUGHT_FINISHED:
-            record = event.data.get("record") or {}
-            self.records.append(
-                {
-                    "kind": CHAIN_OF_THOUGHT,
-                    "agent": event.agent,
-                    "task_id": current_task.get(),
-                    "at": event.at.isoformat(),
-                    "outcome": event.data.get("outcome"),
-                    "answer": event.data.get("answer"),
-                    "steps": event.data.get("steps"),
-                    "expansions": event.data.get("expansions"),
-                    "corrections": event.data.get("corrections"),
-                    "confidence": _answer_confidence(record),
-                    "trace": record,
-                }
-            )
-        elif event.kind is EventKind.PLAN_SEARCHED:
-            self.records.append(
-                {
-                    "kind": MCTS,
-                    "agent": event.agent,
-                    "task_id": current_task.get(),
-                    "at": event.at.isoformat(),
-                    "search": dict(event.data),
-                }
-            )
+        record = reasoning_record(event)
+        if record is not None:
+            self.records.append(record)
 
 
 def _answer_confidence(record: dict[str, Any]) -> float | None:

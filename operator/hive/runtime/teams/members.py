@@ -145,6 +145,7 @@ class LocalMember:
     # made smaller (spec.context.maxTokens); None: overlap of words
     embedder: Embedder | None = None
     _slots: asyncio.Semaphore | None = None
+    _reasoned: dict[str, str] = field(default_factory=dict)  # briefing by task, reasoned once
 
     @property
     def name(self) -> str:
@@ -194,11 +195,13 @@ class LocalMember:
         (published as thought-* events) and return what the agent should act on; else ""."""
         if self.spec.reasoning != Reasoning.CHAIN_OF_THOUGHT:
             return ""
-        engine = ThoughtEngine(
-            TimedModel(self, "reasoning"), bus=self.bus, agent=self.name, repairs=self.repairs
-        )
-        trace = await engine.solve(task, context=context)
-        return briefing(trace)
+        if task not in self._reasoned:  # a negotiation's rounds reason about their task once
+            engine = ThoughtEngine(
+                TimedModel(self, "reasoning"), bus=self.bus, agent=self.name, repairs=self.repairs
+            )
+            trace = await engine.solve(task, context=context)
+            self._reasoned[task] = briefing(trace)
+        return self._reasoned[task]
 
     async def execute(self, task: str, chain: tuple[str, ...] = ()) -> WorkResult:
         if self._slots is None:
@@ -259,9 +262,11 @@ class LocalMember:
         )
 
     async def propose(self, task: str, history: str) -> Proposal | None:
+        reasoned = await self.think(task)
+        context = f"{reasoned}\n" if reasoned else ""
         prompt = (
-            f"Task: {task}\n{history}\nPropose a solution and your rationale. Answer with a JSON "
-            'object: {"proposal": "...", "rationale": "..."}'
+            f"Task: {task}\n{history}\n{context}Propose a solution and your rationale. "
+            'Answer with a JSON object: {"proposal": "...", "rationale": "..."}'
         )
         proposal = await self.ask_for(prompt, Proposal)
         if proposal is not None:
