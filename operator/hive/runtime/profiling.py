@@ -441,20 +441,21 @@ def flamegraph_svg(profile: dict[str, Any], *, width: int = 1200, title: str = "
     scale = (width - 20) / root.ms if root.ms > 0 else 0.0
     boxes: list[str] = []
 
-    def draw(node: _Node, x: float, level: int) -> None:
+    def draw(node: _Node, x: float, level: int, owner: str = RUN_FRAME) -> None:
         w = node.ms * scale
         if w < 0.5:
             return
         y = height - 10 - (level + 1) * row
         label = f"{node.name} ({node.ms:.1f} ms)"
         text = _escape(node.name if len(node.name) * 7 < w else node.name[: max(0, int(w / 7) - 1)])
+        fill = _colour(owner if node.name == OTHER else node.name)  # own work: its task's
         boxes.append(
             f'<g><title>{_escape(label)}</title><rect x="{x:.2f}" y="{y}" width="{w:.2f}" '
-            f'height="{row - 1}" fill="{_colour(node.name)}" rx="2"/>'
+            f'height="{row - 1}" fill="{fill}" rx="2"/>'
             f'<text x="{x + 3:.2f}" y="{y + 13}">{text}</text></g>'
         )
         for child in node.children.values():
-            draw(child, x, level + 1)
+            draw(child, x, level + 1, node.name)
             x += child.ms * scale
 
     draw(root, 10.0, 0)
