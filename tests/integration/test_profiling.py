@@ -220,3 +220,6 @@ def test_hive_profile_cpu_samples_a_python_process_with_py_spy(tmp_path: Path) -
     document = json.loads(out.read_text())
     jsonschema.validate(document, SCHEMA)
     assert any(f["name"] == "count_bees" for f in document["shared"]["frames"])
+    mixed = hive("profile", "--cpu", str(busy.pid), "--svg", str(tmp_path / "cpu.svg"))
+    assert mixed.returncode == 2
+    assert "--svg draws a REPORT's profile" in mixed.stderr

@@ -8,6 +8,7 @@ import json
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -180,7 +181,13 @@ def sample_cpu(pid: int, duration_s: float, output: Path, rate: int) -> None:
     help="Where to write the flame graph (default: REPORT's name + .flame.svg).",
 )
 @click.option("--steps", type=int, default=10, show_default=True, help="Slowest steps shown.")
-@click.option("--cpu", "pid", type=int, help="Sample process PID's CPU with py-spy instead.")
+@click.option(
+    "--cpu",
+    "pid",
+    type=int,
+    help="Sample process PID's CPU with py-spy instead (speedscope JSON at --speedscope, "
+    "default: hive-cpu-PID.speedscope.json in the temporary folder).",
+)
 @click.option(
     "--duration", type=float, default=10.0, show_default=True, help="--cpu: seconds to sample."
 )
@@ -209,7 +216,10 @@ def profile(
     if pid is not None:
         if report is not None:
             raise click.UsageError("give a REPORT or --cpu PID, not both")
-        output = speedscope_path or Path(f"hive-cpu-{pid}.speedscope.json")
+        if svg_path is not None:
+            raise click.UsageError("--svg draws a REPORT's profile; open --cpu's speedscope JSON")
+        # the temporary folder by default: in an agent pod it is the one writable place
+        output = speedscope_path or Path(tempfile.gettempdir()) / f"hive-cpu-{pid}.speedscope.json"
         sample_cpu(pid, duration, output, rate)
         console.print(f"CPU samples of process {pid} written to {output} (speedscope JSON)")
         return
