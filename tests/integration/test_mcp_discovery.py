@@ -155,3 +155,43 @@ async def test_an_unreachable_server_is_reported_and_tried_again(
         cluster.kubectl("delete", "toolversion", name, "-n", NS, "--wait=true")
     await reconcile_tool(NS, "ghost")
     assert not DISCOVERY.watching(NS, "ghost-1-0-0")
+
+
+async def test_headers_come_from_a_secret_once_it_exists(
+    cluster: Cluster, operator_state: None, tmp_path: Path
+) -> None:
+    with mcp_server() as server:
+        header = {"name": "Authorization", "secretRef": {"name": "mcp-token", "key": "token"}}
+        mcp = {"url": server.url, "headers": [{**header, "prefix": "Bearer "}]}
+        apply_version(cluster, tmp_path, "guarded", {"kind": "mcp", "mcp": mcp})
+        await reconcile_tool(NS, "guarded")
+        status = await status_when(cluster, "guarded-1-0-0", lambda s: reachable(s) is not None)
+        condition = reachable(status)
+        assert condition is not None
+        assert (condition["status"], condition["reason"]) == ("False", "SecretNotFound")
+        assert "Secret mcp-token key token" in condition["message"]
+
+        cluster.kubectl(
+            "create", "secret", "generic", "mcp-token", "-n", NS, "--from-literal=token=s3cret"
+        )
+        await status_when(
+            cluster, "guarded-1-0-0", lambda s: (reachable(s) or {}).get("status") == "True"
+        )
+        assert "Bearer s3cret" in server.authorizations()
+    cluster.kubectl("delete", "toolversion", "guarded-1-0-0", "-n", NS, "--wait=true")
+    await reconcile_tool(NS, "guarded")
+
+
+async def test_a_stdio_server_is_left_to_hive_run(
+    cluster: Cluster, operator_state: None, tmp_path: Path
+) -> None:
+    mcp = {"command": "npx", "args": ["some-mcp-server"]}
+    apply_version(cluster, tmp_path, "local", {"kind": "mcp", "mcp": mcp})
+    await reconcile_tool(NS, "local")
+    status = await status_when(cluster, "local-1-0-0", lambda s: reachable(s) is not None)
+    condition = reachable(status)
+    assert condition is not None
+    assert (condition["status"], condition["reason"]) == ("False", "LocalOnly")
+    assert "runs under hive run only" in condition["message"]
+    cluster.kubectl("delete", "toolversion", "local-1-0-0", "-n", NS, "--wait=true")
+    await reconcile_tool(NS, "local")

@@ -30,6 +30,13 @@ class RunningServer:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}/mcp"
 
+    def authorizations(self) -> list[str]:
+        """The Authorization headers the server's MCP requests carried so far."""
+        answer = httpx.get(f"http://127.0.0.1:{self.port}/admin/authorizations")
+        answer.raise_for_status()
+        seen: list[str] = answer.json()
+        return seen
+
     def add_tool(self, name: str) -> None:
         """Register tool `name` on the server, which announces tools/list_changed."""
         answer = httpx.post(f"http://127.0.0.1:{self.port}/admin/tools", json={"name": name})

@@ -1,13 +1,14 @@
 """A real MCP server for the tests, built with the official SDK and run as its own process.
 
-    python -m tests.mcp_servers.server --http PORT    # streamable HTTP on 127.0.0.1:PORT/mcp
-    python -m tests.mcp_servers.server --stdio        # over stdin/stdout
+    python tests/mcp_servers/server.py --http PORT    # streamable HTTP on 127.0.0.1:PORT/mcp
+    python tests/mcp_servers/server.py --stdio        # over stdin/stdout
 
 Tools: ``add`` (two integers -> their sum, structured), ``echo`` (text back), ``fail`` (always an
 error result) and ``add_tool`` (registers a tool ``<name>`` that answers ``{"tool": name,
-"args": ...}`` and announces tools/list_changed). Over HTTP, ``POST /admin/tools`` with
+"value": ...}`` and announces tools/list_changed). Over HTTP, ``POST /admin/tools`` with
 ``{"name": ...}`` does the same from outside an MCP session, and ``GET /health`` answers once the
-server listens. Every change is announced to ``subscriptions/listen`` streams (2026-07-28) and,
+server listens; ``GET /admin/authorizations`` lists the Authorization headers MCP requests
+carried. Every change is announced to ``subscriptions/listen`` streams (2026-07-28) and,
 for sessions that negotiated an earlier version, as ``notifications/tools/list_changed`` on the
 session that asked.
 """
@@ -25,7 +26,9 @@ from mcp.server.subscriptions import InMemorySubscriptionBus, ToolsListChanged
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
+from starlette.types import ASGIApp, Receive, Scope, Send
 
+seen_authorizations: set[str] = set()
 bus = InMemorySubscriptionBus()  # where tools/list_changed goes to subscriptions/listen streams
 server: MCPServer = MCPServer("hive-test-mcp", version="1.0.0", subscriptions=bus)
 
@@ -73,6 +76,24 @@ async def admin_add_tool(request: Request) -> Response:
     return JSONResponse({"added": body["name"]})
 
 
+@server.custom_route("/admin/authorizations", methods=["GET"])  # type: ignore[untyped-decorator]
+async def authorizations(request: Request) -> Response:
+    return JSONResponse(sorted(seen_authorizations))
+
+
+def recording_authorizations(app: ASGIApp) -> ASGIApp:
+    """`app`, noting the Authorization header of every request to the MCP endpoint."""
+
+    async def wrapped(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith("/mcp"):
+            for key, value in scope["headers"]:
+                if key == b"authorization":
+                    seen_authorizations.add(value.decode())
+        await app(scope, receive, send)
+
+    return wrapped
+
+
 @server.custom_route("/health", methods=["GET"])  # type: ignore[untyped-decorator]
 async def health(request: Request) -> Response:
     return JSONResponse({"ok": True})
@@ -89,7 +110,7 @@ def main() -> None:
     else:
         # Stopped, it closes open streams after 1 s instead of waiting for clients to leave.
         config = uvicorn.Config(
-            server.streamable_http_app(),
+            recording_authorizations(server.streamable_http_app()),
             host="127.0.0.1",
             port=args.http,
             log_level="warning",

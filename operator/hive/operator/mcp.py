@@ -66,6 +66,7 @@ class McpDiscovery:
 
     def __init__(self) -> None:
         self._watches: dict[tuple[str, str], _Watch] = {}
+        self._retiring: set[asyncio.Task[None]] = set()
 
     def watching(self, namespace: str, name: str) -> bool:
         return (namespace, name) in self._watches
@@ -85,7 +86,7 @@ class McpDiscovery:
             if current is not None and current.fingerprint == fingerprint:
                 continue
             if current is not None:
-                await _stop(current)
+                self._retire(current, give_up=None)
             task = asyncio.create_task(
                 _watch(namespace, dict(obj)), name=f"mcp discovery {namespace}/{name}"
             )
@@ -95,14 +96,26 @@ class McpDiscovery:
             if ns != namespace or watch.tool != tool or name in present:
                 continue
             del self._watches[(ns, name)]
+            # still there, of another kind now: the fields are given up once it has stopped
+            self._retire(watch, give_up=(namespace, name) if name in names else None)
+
+    def _retire(self, watch: _Watch, give_up: tuple[str, str] | None) -> None:
+        """Stop `watch` in the background (closing a session may take a moment)."""
+
+        async def retire() -> None:
             await _stop(watch)
-            if name in names:  # still there, of another kind now: give the fields up
-                await _give_up(namespace, name)
+            if give_up is not None:
+                await _give_up(*give_up)
+
+        task = asyncio.create_task(retire())
+        self._retiring.add(task)
+        task.add_done_callback(self._retiring.discard)
 
     async def stop_all(self) -> None:
         watches, self._watches = self._watches, {}
         for watch in watches.values():
             await _stop(watch)
+        await asyncio.gather(*self._retiring, return_exceptions=True)
 
 
 async def _stop(watch: _Watch) -> None:
