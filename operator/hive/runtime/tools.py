@@ -90,6 +90,8 @@ class ToolRegistry:
             cls.check_schema(tool.parameters)
             cached = self._validators[name] = (tool, cls(tool.parameters))
         validator = cached[1]
+        if validator.is_valid(arguments):  # the usual case, without gathering errors
+            return tool
         error = jsonschema.exceptions.best_match(validator.iter_errors(arguments))
         if error is not None:
             where = ".".join(str(p) for p in error.absolute_path) or "arguments"

@@ -311,6 +311,8 @@ class _Checked:
         self.validator = cls(schema)
 
     def problem(self, value: Any) -> str | None:
+        if self.validator.is_valid(value):  # the usual case, without gathering errors
+            return None
         error = jsonschema.exceptions.best_match(self.validator.iter_errors(value))
         if error is None:
             return None
