@@ -23,7 +23,7 @@ from hive.runtime.toolbox import Toolbox
 from hive.runtime.tooling.catalog import Catalog, CatalogEntry
 from hive.runtime.tooling.discovery import FolderWatch
 from hive.runtime.tooling.kinds import Function, KindContext, KindRegistry
-from hive.runtime.tooling.mcp import McpKind
+from hive.runtime.tooling.mcp import McpConnection, McpKind, McpTarget
 from hive.settings import McpSettings
 from tests.mcp_servers import STDIO, mcp_server
 
@@ -216,3 +216,21 @@ async def test_hive_run_tools_folder_runs_a_stdio_server(tmp_path: Path) -> None
         }
     finally:
         await toolbox.close()
+
+
+async def test_a_handshake_era_session_follows_tools_list_changed_notifications() -> None:
+    """A session negotiated by the initialize handshake (protocol before 2026-07-28) has no
+    subscriptions/listen: the server's notifications/tools/list_changed are followed instead."""
+    command, args = STDIO
+    connection = McpConnection(McpTarget(command=command, args=tuple(args)), SETTINGS, "legacy")
+    listed = asyncio.Event()
+    connection.add_listener(lambda c: listed.set() if c.tools and len(c.tools) == 5 else None)
+    try:
+        assert [t.name for t in await connection.listing()] == SERVER_TOOLS
+        assert connection.protocol_version is not None
+        assert connection.protocol_version < "2026"
+        assert await connection.call("add_tool", {"name": "late"}, 10) == {"result": "added late"}
+        await asyncio.wait_for(listed.wait(), 20)
+        assert [t.name for t in await connection.listing()] == [*SERVER_TOOLS, "late"]
+    finally:
+        await connection.close()

@@ -159,9 +159,10 @@ class McpConnection:
     differed from the one before. Listeners are called after every listing and every failure.
     """
 
-    def __init__(self, target: McpTarget, settings: McpSettings) -> None:
+    def __init__(self, target: McpTarget, settings: McpSettings, mode: str = "auto") -> None:
         self.target = target
         self.settings = settings
+        self.mode = mode  # the SDK's: "auto" (discover, else the handshake) or "legacy"
         self.tools: list[types.Tool] | None = None
         self.error: str | None = None
         self.generation = 0
@@ -281,6 +282,7 @@ class McpConnection:
             client = Client(
                 await self._transport(stack),
                 read_timeout_seconds=self.settings.connect_timeout_s,
+                mode=self.mode,
                 message_handler=self._on_message,
                 cache=None,
                 client_info=types.Implementation(name="hive", version="1"),
