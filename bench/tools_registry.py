@@ -8,9 +8,10 @@
    1.0.0 -> 1.1.0 (rename + default), the check of the migrated arguments, the chain an agent
    pod ships (error recorder, circuit breakers, fault hook), the HTTP call, the output-schema
    check, the reverse step on the result, metrics and call counts. Calls alternate between the
-   two paths so both meet the same server state; overhead = p50(registry) - p50(direct). The
-   same path is also timed with a kind that answers at once (no network) to show the
-   in-process cost alone.
+   two paths so both meet the same server state; overhead = p50(registry) - p50(direct), also
+   as the median of per-pair differences and as the calling thread's CPU time (steady on a
+   busy host, where wall times swing with other processes). The same path is also timed with
+   a kind that answers at once (no network) to show the in-process cost alone.
 2. Discovery latency on a real API server (a local control plane, as the tests use): a
    ToolVersion created through the API -> callable in a running agent's registry (watched
    through hive.kube, tools rebuilt), p50/p99 over --versions new versions; the first, made
@@ -152,21 +153,25 @@ async def overhead(calls: int) -> None:
     await local.started()
     through: list[float] = []
     plain: list[float] = []
+    cpu_registry: list[float] = []  # this thread's CPU time per call: what other load leaves out
+    cpu_direct: list[float] = []
     alone: list[float] = []
     args = {"q": "bees"}
     try:
 
         async def through_registry() -> float:
-            started = time.perf_counter()
+            started, cpu = time.perf_counter(), time.thread_time()
             found = await registry.call(registry.check("search", args), args)
             took = time.perf_counter() - started
+            cpu_registry.append((time.thread_time() - cpu) * 1e6)
             assert found == {"results": ["bees"], "limit": 10}, found
             return took
 
         async def direct_call() -> float:
-            started = time.perf_counter()
+            started, cpu = time.perf_counter(), time.thread_time()
             response = await direct.post(url, json={"query": "bees", "limit": 10})
             response.json()
+            cpu_direct.append((time.thread_time() - cpu) * 1e6)
             return time.perf_counter() - started
 
         for i in range(calls + 200):
@@ -197,6 +202,8 @@ async def overhead(calls: int) -> None:
     paired = statistics.median(r - d for r, d in zip(through, plain, strict=True))
     print(f"  overhead                p50 {p50_registry - p50_direct:8.1f} us   (goal <= 150 us)")
     print(f"  overhead, paired        p50 {paired:8.1f} us   (median of per-pair differences)")
+    cpu_extra = statistics.median(cpu_registry[200:]) - statistics.median(cpu_direct[200:])
+    print(f"  overhead, client CPU    p50 {cpu_extra:8.1f} us   (CPU time of the calling thread)")
     no_network = statistics.median(alone)
     print(f"  registry, no network    p50 {no_network:8.1f} us   p99 {pct(alone, 0.99):8.1f} us")
 
