@@ -98,23 +98,23 @@ async def test_discovered_tools_are_written_and_follow_the_server(
         apply_version(cluster, tmp_path, "calc", {"kind": "mcp", "mcp": {"url": server.url}})
         await reconcile_tool(NS, "calc")
         status = await status_when(cluster, "calc-1-0-0", lambda s: bool(tool_names(s)))
-        assert tool_names(status) == ["add", "echo", "fail", "add_tool"]
+        assert tool_names(status) == ["add", "echo", "slow", "fail", "add_tool"]
         add = status["discoveredTools"][0]
         assert add["description"] == "Add two integers."
         assert add["inputSchema"]["required"] == ["a", "b"]
         condition = reachable(status)
         assert condition is not None
         assert (condition["status"], condition["reason"]) == ("True", "Connected")
-        assert condition["message"] == "4 tools offered of 4 listed"
+        assert condition["message"] == "5 tools offered of 5 listed"
         # the reconcile's own fields stand beside the session's, and it does not take them
         await reconcile_tool(NS, "calc")
         status = read_status(cluster, "calc-1-0-0")
         assert {c["type"] for c in status["conditions"]} >= {"Ready", "ServerReachable"}
-        assert tool_names(status) == ["add", "echo", "fail", "add_tool"]
+        assert tool_names(status) == ["add", "echo", "slow", "fail", "add_tool"]
 
         server.add_tool("weather")
         status = await status_when(cluster, "calc-1-0-0", lambda s: "weather" in tool_names(s))
-        assert reachable(status)["message"] == "5 tools offered of 5 listed"  # type: ignore[index]
+        assert reachable(status)["message"] == "6 tools offered of 6 listed"  # type: ignore[index]
 
     cluster.kubectl("delete", "toolversion", "calc-1-0-0", "-n", NS, "--wait=true")
     await reconcile_tool(NS, "calc")
@@ -149,7 +149,7 @@ async def test_an_unreachable_server_is_reported_and_tried_again(
         )
         assert tool_names(status) == ["add"]
         assert reachable(status)["message"] == (  # type: ignore[index]
-            "1 tool offered of 4 listed; not listed by the server: nope"
+            "1 tool offered of 5 listed; not listed by the server: nope"
         )
     for name in ("ghost-1-0-0", "other-1-0-0"):
         cluster.kubectl("delete", "toolversion", name, "-n", NS, "--wait=true")

@@ -30,7 +30,7 @@ from tests.mcp_servers import STDIO, mcp_server
 pytestmark = pytest.mark.integration
 
 SETTINGS = McpSettings(connect_timeout_s=10, reconnect_initial_s=0.1, reconnect_max_s=1)
-SERVER_TOOLS = ["add", "echo", "fail", "add_tool"]
+SERVER_TOOLS = ["add", "echo", "slow", "fail", "add_tool"]
 
 
 def version(mcp: dict[str, Any]) -> ToolVersionSpec:
@@ -224,7 +224,7 @@ async def test_a_handshake_era_session_follows_tools_list_changed_notifications(
     command, args = STDIO
     connection = McpConnection(McpTarget(command=command, args=tuple(args)), SETTINGS, "legacy")
     listed = asyncio.Event()
-    connection.add_listener(lambda c: listed.set() if c.tools and len(c.tools) == 5 else None)
+    connection.add_listener(lambda c: listed.set() if c.tools and len(c.tools) == 6 else None)
     try:
         assert [t.name for t in await connection.listing()] == SERVER_TOOLS
         assert connection.protocol_version is not None
@@ -234,3 +234,20 @@ async def test_a_handshake_era_session_follows_tools_list_changed_notifications(
         assert [t.name for t in await connection.listing()] == [*SERVER_TOOLS, "late"]
     finally:
         await connection.close()
+
+
+async def test_a_call_without_an_answer_in_time_is_unavailable_and_the_session_stays(
+    kind: McpKind,
+) -> None:
+    with mcp_server() as server:
+        spec = ToolVersionSpec.model_validate(
+            {
+                "tool": "calc",
+                "version": "1.0.0",
+                "implementation": {"kind": "mcp", "mcp": {"url": server.url}, "timeoutSeconds": 1},
+            }
+        )
+        functions = by_name(await kind.functions(spec, KindContext()))
+        with pytest.raises(Unavailable, match=r"MCP tool 'slow' .*: no answer within 1s"):
+            await functions["calc_slow"].call({"seconds": 5})
+        assert await functions["calc_add"].call({"a": 1, "b": 2}) == {"result": 3}

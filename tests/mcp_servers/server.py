@@ -3,9 +3,10 @@
     python tests/mcp_servers/server.py --http PORT    # streamable HTTP on 127.0.0.1:PORT/mcp
     python tests/mcp_servers/server.py --stdio        # over stdin/stdout
 
-Tools: ``add`` (two integers -> their sum, structured), ``echo`` (text back), ``fail`` (always an
-error result) and ``add_tool`` (registers a tool ``<name>`` that answers ``{"tool": name,
-"value": ...}`` and announces tools/list_changed). Over HTTP, ``POST /admin/tools`` with
+Tools: ``add`` (two integers -> their sum, structured), ``echo`` (text back), ``slow``
+(answers after some seconds), ``fail`` (always an error result) and ``add_tool`` (registers a
+tool ``<name>`` that answers ``{"tool": name, "value": ...}`` and announces tools/list_changed).
+Over HTTP, ``POST /admin/tools`` with
 ``{"name": ...}`` does the same from outside an MCP session, and ``GET /health`` answers once the
 server listens; ``GET /admin/authorizations`` lists the Authorization headers MCP requests
 carried. Every change is announced to ``subscriptions/listen`` streams (2026-07-28) and,
@@ -41,6 +42,12 @@ def add(a: int, b: int) -> int:
 @server.tool(description="Send the text back.")
 def echo(text: str) -> str:
     return text
+
+
+@server.tool(description="Answer after `seconds`.")
+async def slow(seconds: float) -> str:
+    await asyncio.sleep(seconds)
+    return "done"
 
 
 @server.tool(description="Always fails.")

@@ -214,7 +214,11 @@ class McpConnection:
         try:
             result = await client.call_tool(name, arguments, read_timeout_seconds=timeout_s)
         except MCPError as exc:
-            if exc.code in (CONNECTION_CLOSED, REQUEST_TIMEOUT):  # the session, not the tool
+            if exc.code == REQUEST_TIMEOUT:
+                raise Unavailable(
+                    f"MCP tool {name!r} on {self.target.source}: no answer within {timeout_s:g}s"
+                ) from exc
+            if exc.code == CONNECTION_CLOSED:  # the session, not the tool
                 self._reconnect.set()
                 raise Unavailable(
                     f"MCP tool {name!r} on {self.target.source}: {exc} (reconnecting)"
