@@ -75,27 +75,33 @@ class TracedCalls:
         self.record_content = record_content
 
     def attributes(self, call: Call) -> dict[str, Any]:
-        attributes: dict[str, Any] = {"hive.call.kind": call.kind.value}
-        if call.agent:
-            attributes["hive.agent"] = call.agent
+        """The span's attributes at its start: few, as each one costs (the calling agent is the
+        process's service.name, so spans do not repeat it)."""
         operation = OPERATION.get(call.kind)
-        if operation is not None:
-            attributes[gen_ai.GEN_AI_OPERATION_NAME] = operation
         if call.kind is CallKind.MODEL:
-            attributes[gen_ai.GEN_AI_REQUEST_MODEL] = call.dependency
-            if call.agent:
-                attributes[gen_ai.GEN_AI_AGENT_NAME] = call.agent
+            attributes: dict[str, Any] = {
+                gen_ai.GEN_AI_OPERATION_NAME: operation,
+                gen_ai.GEN_AI_REQUEST_MODEL: call.dependency,
+            }
             if self.record_content and call.request is not None:
                 attributes[gen_ai.GEN_AI_INPUT_MESSAGES] = _content(call.request.get("messages"))
-        elif call.kind is CallKind.TOOL:
-            attributes[gen_ai.GEN_AI_TOOL_NAME] = call.dependency
-        elif call.kind is CallKind.PEER:
-            attributes[gen_ai.GEN_AI_AGENT_NAME] = call.dependency
-            attributes["hive.peer.operation"] = call.operation
-        else:
-            attributes["hive.call.dependency"] = call.dependency
-            attributes["hive.call.operation"] = call.operation
-        return attributes
+            return attributes
+        if call.kind is CallKind.TOOL:
+            return {
+                gen_ai.GEN_AI_OPERATION_NAME: operation,
+                gen_ai.GEN_AI_TOOL_NAME: call.dependency,
+            }
+        if call.kind is CallKind.PEER:
+            return {
+                gen_ai.GEN_AI_OPERATION_NAME: operation,
+                gen_ai.GEN_AI_AGENT_NAME: call.dependency,
+                "hive.peer.operation": call.operation,
+            }
+        return {
+            "hive.call.kind": call.kind.value,
+            "hive.call.dependency": call.dependency,
+            "hive.call.operation": call.operation,
+        }
 
     def finished(self, span: trace.Span, call: Call, result: Any) -> None:
         if call.kind is CallKind.MODEL:
@@ -125,13 +131,8 @@ class TracedCalls:
         kind = (
             SpanKind.CLIENT if call.kind in (CallKind.MODEL, CallKind.PEER) else SpanKind.INTERNAL
         )
-        with self.tracer.start_as_current_span(
-            span_name(call),
-            kind=kind,
-            attributes=self.attributes(call),
-            record_exception=False,
-            set_status_on_exception=False,
-        ) as span:
+        span = self.tracer.start_span(span_name(call), kind=kind, attributes=self.attributes(call))
+        with trace.use_span(span, end_on_exit=True, record_exception=False):
             try:
                 result = await proceed()
             except BaseException as exc:

@@ -1,10 +1,10 @@
 """The team's events as spans: each delegation, review, approval, vote, subgoal change, ...
 
 A subscriber of the agent's event bus. It runs in the task that publishes the event, so each
-span is a child of the span current there (the run, or the peer request being served); the span
-carries the event's data as ``hive.*`` attributes and is an error for a rejection, a deadlock or
-a failure. Model and tool calls have spans of their own (`hive.runtime.tracing.calls`), so their
-events are left out here.
+span (``<what> <agent>``, e.g. ``delegate lead``) is a child of the span current there (the run,
+or the peer request being served); it carries the event's data as ``hive.*`` attributes and is an
+error for a rejection, a deadlock or a failure. Model and tool calls have spans of their own
+(`hive.runtime.tracing.calls`), so their events are left out here.
 """
 
 from __future__ import annotations
@@ -62,15 +62,14 @@ class EventSpans:
         name = SPAN_NAMES.get(event.kind)
         if name is None:
             return
-        attributes: dict[str, Any] = {"hive.agent": event.agent, "hive.event": event.kind.value}
+        attributes: dict[str, Any] = {}
         for key, value in event.data.items():
             converted = _attribute(value)
             if converted is not None:
                 attributes[f"hive.{key}"] = converted
-        with self.tracer.start_as_current_span(
-            f"{name} {event.agent}", attributes=attributes
-        ) as span:
-            if event.kind in ERRORS:
-                span.set_status(
-                    Status(StatusCode.ERROR, str(event.data.get("error") or event.kind.value))
-                )
+        span = self.tracer.start_span(f"{name} {event.agent}", attributes=attributes)
+        if event.kind in ERRORS:
+            span.set_status(
+                Status(StatusCode.ERROR, str(event.data.get("error") or event.kind.value))
+            )
+        span.end()

@@ -8,7 +8,7 @@ from opentelemetry import trace
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
-from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+from opentelemetry.sdk.trace.sampling import ALWAYS_ON, ParentBased, Sampler, TraceIdRatioBased
 
 from hive.errors import InvalidInput
 from hive.settings import TracingSettings
@@ -57,9 +57,10 @@ def tracing_from(
     resource = Resource.create(
         {SERVICE_NAME: settings.service_name or f"hive-{part}", **(attributes or {})}
     )
-    provider = TracerProvider(
-        resource=resource, sampler=ParentBased(TraceIdRatioBased(settings.sample_ratio))
+    root: Sampler = (
+        ALWAYS_ON if settings.sample_ratio >= 1.0 else TraceIdRatioBased(settings.sample_ratio)
     )
+    provider = TracerProvider(resource=resource, sampler=ParentBased(root))
     provider.add_span_processor(BatchSpanProcessor(exporter or exporter_for(settings)))
     return Tracing(provider)
 
