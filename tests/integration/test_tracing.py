@@ -1,7 +1,8 @@
 """One team run, one trace: three agent pods as processes (`hive agent`, against the real API
 server, on the scripted model) export their spans over OTLP to a real Jaeger; the trace holds
 spans of all three processes with the right parent/child links across them and the GenAI
-attributes with the token counts the model reported; `hive trace show --team` prints it."""
+attributes with the token counts the model reported; `hive trace show --team` prints it; and each
+agent serves its model and call metrics on its peer port."""
 
 from __future__ import annotations
 
@@ -11,8 +12,10 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
+import httpx
 import pytest
 import yaml
 
@@ -52,6 +55,13 @@ SCRIPT: Script = {
     "writer": [{"content": "prose", "prompt_tokens": 303, "completion_tokens": 33}],
 }
 T = TypeVar("T")
+
+
+@dataclass
+class TracedRun:
+    trace_id: str  # status.run.traceId
+    env: dict[str, str]  # the agents' environment
+    metrics: dict[str, str]  # each agent's /metrics, scraped at the end of the run
 
 
 def until(what: str, check: Callable[[], T | None], timeout_s: float) -> T:
@@ -104,7 +114,7 @@ def hive(*args: str) -> list[str]:
 @pytest.fixture(scope="module")
 def traced_run(
     cluster: Cluster, jaeger: DevJaeger, tmp_path_factory: pytest.TempPathFactory
-) -> tuple[str, dict[str, str]]:
+) -> TracedRun:
     """The three agents' processes, run to the end of the team's run and stopped; yields the
     trace id the coordinator recorded in status.run and the environment they ran with."""
     tmp_path = tmp_path_factory.mktemp("traced-run")
@@ -152,6 +162,11 @@ def traced_run(
                 return run if run.get("outcome") not in (None, "Running") else None
 
             run = until("the team's run", finished_run, 120)
+            # each agent's Prometheus metrics, on its peer port, before it stops
+            metrics = {
+                name: httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+                for name, port in ports.items()
+            }
         finally:
             for process in processes.values():  # SIGTERM: each flushes its last spans
                 if process.poll() is None:
@@ -164,7 +179,7 @@ def traced_run(
                     process.wait()
                     raise AssertionError(f"agent {name} did not stop on SIGTERM") from None
     assert run["outcome"] == "Succeeded", run
-    return str(run["traceId"]), env
+    return TracedRun(str(run["traceId"]), env, metrics)
 
 
 def whole_trace(jaeger: DevJaeger, trace_id: str) -> TraceTree:
@@ -184,9 +199,9 @@ def whole_trace(jaeger: DevJaeger, trace_id: str) -> TraceTree:
 
 
 def test_one_run_is_one_trace_across_the_agents_processes(
-    traced_run: tuple[str, dict[str, str]], jaeger: DevJaeger
+    traced_run: TracedRun, jaeger: DevJaeger
 ) -> None:
-    trace_id, _ = traced_run
+    trace_id = traced_run.trace_id
     tree = whole_trace(jaeger, trace_id)
     (root,) = tree.roots
     assert root.name == f"invoke_workflow {TEAM}"
@@ -234,9 +249,9 @@ def test_one_run_is_one_trace_across_the_agents_processes(
 
 
 def test_hive_trace_show_prints_the_teams_trace_as_a_tree(
-    traced_run: tuple[str, dict[str, str]], jaeger: DevJaeger
+    traced_run: TracedRun, jaeger: DevJaeger
 ) -> None:
-    trace_id, env = traced_run
+    trace_id, env = traced_run.trace_id, traced_run.env
     whole_trace(jaeger, trace_id)
     shown = subprocess.run(
         hive("trace", "show", "--team", TEAM, "-n", NS, "--width", "200"),
@@ -257,3 +272,30 @@ def test_hive_trace_show_prints_the_teams_trace_as_a_tree(
     assert "tokens 303 in / 33 out" in out
     assert "from 3 services" in out
     assert " ms" in out
+
+
+def sample(text: str, name: str, **labels: str) -> float:
+    """The value of one sample in Prometheus' text format."""
+    for line in text.splitlines():
+        if line.startswith(name + "{") and all(f'{k}="{v}"' in line for k, v in labels.items()):
+            return float(line.rsplit(" ", 1)[1])
+    raise AssertionError(f"no sample {name} {labels}")
+
+
+def test_each_agent_serves_its_model_and_call_metrics(traced_run: TracedRun) -> None:
+    metrics = traced_run.metrics
+    for agent, (prompt, completion) in {"researcher": (202, 22), "writer": (303, 33)}.items():
+        text = metrics[agent]
+        tokens = "hive_model_tokens_total"
+        assert sample(text, tokens, agent=agent, model="m", type="input") == prompt
+        assert sample(text, tokens, agent=agent, model="m", type="output") == completion
+        assert sample(text, "hive_model_call_seconds_count", agent=agent, model="m") == 1
+        calls = "hive_agent_calls_total"
+        assert sample(text, calls, agent=agent, kind="model", dependency="m", outcome="ok") == 1
+    lead = metrics["lead"]
+    # the lead's calls to its peers, counted by outcome, and its own model calls
+    for peer in ("researcher", "writer"):
+        assert (
+            sample(lead, "hive_agent_calls_total", agent="lead", kind="peer", dependency=peer) == 1
+        )
+    assert sample(lead, "hive_model_tokens_total", agent="lead", type="input") >= 101
