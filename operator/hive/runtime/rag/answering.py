@@ -32,6 +32,12 @@ SYSTEM = (
 )
 
 
+CLOSING = (
+    "Answer in one sentence, then write the number of the excerpt you used in square brackets, "
+    "like [1]."
+)
+
+
 class ChatModel(Protocol):
     async def complete(
         self,
@@ -82,7 +88,9 @@ def strip_citations(text: str, dangling: set[int]) -> str:
 
 def excerpts_prompt(question: str, chunks: Sequence[Chunk]) -> str:
     parts = [f"[{n}] ({chunk.title}) {chunk.text.strip()}" for n, chunk in enumerate(chunks, 1)]
-    return "Excerpts:\n\n" + "\n\n".join(parts) + f"\n\nQuestion: {question}\nAnswer:"
+    # The instruction comes again last: small models follow the end of a prompt best (with it,
+    # SmolLM2-135M cited in 6 of 8 answers instead of 1 of 8; bench/rag_quality.py).
+    return "Excerpts:\n\n" + "\n\n".join(parts) + f"\n\nQuestion: {question}\n{CLOSING}\nAnswer:"
 
 
 def repair_prompt(count: int, dangling: list[int]) -> str:
