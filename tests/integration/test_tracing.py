@@ -2,17 +2,19 @@
 server, on the scripted model) export their spans over OTLP to a real Jaeger; the trace holds
 spans of all three processes with the right parent/child links across them and the GenAI
 attributes with the token counts the model reported; `hive trace show --team` prints it; and each
-agent serves its model and call metrics on its peer port."""
+agent serves its model and call metrics on its peer port. `hive run` traces a local run too."""
 
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
@@ -27,6 +29,7 @@ from tests.scripted_model import Script, scripted_model
 from tests.support import Cluster, free_port
 
 pytestmark = pytest.mark.integration
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 NS = "tracing"
 TEAM = "traced"
 AGENTS: list[dict[str, Any]] = [
@@ -299,3 +302,48 @@ def test_each_agent_serves_its_model_and_call_metrics(traced_run: TracedRun) -> 
             sample(lead, "hive_agent_calls_total", agent="lead", kind="peer", dependency=peer) == 1
         )
     assert sample(lead, "hive_model_tokens_total", agent="lead", type="input") >= 101
+
+
+def test_hive_run_traces_a_local_run(jaeger: DevJaeger, tmp_path: Path) -> None:
+    """`hive run` with HIVE_TRACING__OTLP_ENDPOINT: the run is one trace (its id printed), the
+    negotiation's proposals and votes are spans under it, each model call a chat span."""
+    script: Script = {
+        name: [
+            {"json": {"proposal": f"Go, says {name}", "rationale": "one binary"}},
+            {"json": {"votes": [{"proposal": 1, "vote": "accept", "reason": "fine"}]}},
+        ]
+        * 3
+        for name in ("pragmatist", "purist", "operator")
+    }
+    env = {**os.environ, "HIVE_TRACING__OTLP_ENDPOINT": jaeger.otlp_endpoint}
+    with scripted_model(script) as server:
+        ran = subprocess.run(
+            hive("run", str(EXAMPLES / "negotiation.yaml"), "--endpoint", server.url, "--no-live"),
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    trace_id = re.search(r"trace ([0-9a-f]{32})", ran.stdout)
+    assert trace_id is not None, ran.stdout
+
+    def fetched() -> TraceTree | None:
+        try:
+            tree = fetch_trace(jaeger.query_url, trace_id[1])
+        except HiveError:
+            return None
+        return tree if any(s.name.startswith("vote ") for s in tree.spans()) else None
+
+    tree = until("the local run's trace", fetched, 30)
+    (root,) = tree.roots
+    assert root.name == "invoke_workflow local"
+    assert tree.services == {"hive-run"}
+    names = [s.name for s in tree.spans()]
+    assert {"propose pragmatist", "vote purist"} <= set(names)
+    chats = [
+        s for s in tree.spans() if s.name == "chat " + s.attributes.get("gen_ai.request.model", "")
+    ]
+    assert chats
+    assert all(s.input_tokens == 10 and s.output_tokens == 5 for s in chats)
