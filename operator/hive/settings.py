@@ -249,6 +249,12 @@ class OperatorSettings(BaseModel):
         description="Redis (redis://host:port/db) given to the agent pods of teams that name "
         "no MemoryStore for error learning (spec.resilience.learning.memoryRef).",
     )
+    embeddings_endpoint: str | None = Field(
+        default=None,
+        description="An OpenAI-compatible embeddings server (base URL of /v1/embeddings) for "
+        "the agents of teams with a memory store; unset: the operator runs one per such team "
+        "(hive model serve --embeddings, the model in the Hive image).",
+    )
     sandbox_image: str = Field(
         default="ghcr.io/hive-dev/hive-sandbox:0.1.0",
         description="Image of the sandbox pods that run agent-written code (sandbox-images/).",

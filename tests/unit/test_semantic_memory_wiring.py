@@ -169,3 +169,28 @@ def test_chaos_faults_can_aim_at_the_teams_store_and_an_agents_own() -> None:
 
     team = AgentTeamSpec.model_validate(spec(agent_store="private"))
     assert dependencies_of(team)[CallKind.MEMORY] == {"notes", "private"}
+
+
+def test_agents_with_memory_embed_with_the_teams_embeddings_server_or_the_operators() -> None:
+    p = plan(spec(), {"notes": WEAVIATE})
+    server = next(
+        c
+        for c in p.children
+        if c["kind"] == "Deployment" and c["metadata"]["name"] == "ops-embeddings"
+    )
+    (container,) = server["spec"]["template"]["spec"]["containers"]
+    assert container["args"][:2] == ["model", "serve"]
+    assert "--embeddings" in container["args"]
+    assert container["resources"]["limits"]["memory"] == "768Mi"
+    assert ("Service", "ops-embeddings") in {(c["kind"], c["metadata"]["name"]) for c in p.children}
+    for agent in ("lead", "helper"):
+        assert env(p, agent)["HIVE_AGENT__EMBEDDINGS__ENDPOINT"] == (
+            "http://ops-embeddings.default.svc:8080"
+        )
+    shared = AgentPodSettings(image="hive:test", embeddings_endpoint="http://embed.ai:80")
+    observed = TeamObserved(memory_stores={"notes": WEAVIATE})
+    with_shared = plan_team(OWNER, spec(), None, observed, shared, T0)
+    assert "ops-embeddings" not in {c["metadata"]["name"] for c in with_shared.children}
+    assert env(with_shared, "lead")["HIVE_AGENT__EMBEDDINGS__ENDPOINT"] == "http://embed.ai:80"
+    without = plan(spec(team_store=None), {})
+    assert "ops-embeddings" not in {c["metadata"]["name"] for c in without.children}

@@ -263,6 +263,7 @@ async def reconcile_team(namespace: str, name: str) -> TeamPlan | None:
             node_selector=settings.operator.pod_node_selector,
             tolerations=tuple(settings.operator.pod_tolerations),
             errors_redis_url=settings.operator.errors_redis_url,
+            embeddings_endpoint=settings.operator.embeddings_endpoint,
             vault=_pod_vault(settings.vault),
             sandbox_key=sandbox_master_key(settings),
             otlp_endpoint=settings.tracing.otlp_endpoint,

@@ -72,6 +72,8 @@ CHILD_KINDS = (
 PEER_PORT = 8080
 MODEL_PORT = 8080
 MODEL_COMPONENT = "embedded-model"
+EMBEDDINGS_COMPONENT = "embeddings"
+EMBEDDINGS_ENV = "HIVE_AGENT__EMBEDDINGS__ENDPOINT"
 SANDBOX_PORT = 7000
 SANDBOX_COMPONENT = "sandbox"
 CODE_TOOLS = frozenset({"python", "run-python"})
@@ -120,6 +122,9 @@ class AgentPodSettings:
     tolerations: tuple[Mapping[str, Any], ...] = ()
     errors_redis_url: str | None = None  # for teams that name no MemoryStore to learn into
     env: tuple[Mapping[str, Any], ...] = ()  # more env of agent containers (see team_pods)
+    # an OpenAI-compatible /v1/embeddings server for agents with a memory store; unset: the
+    # operator runs one per team that needs it
+    embeddings_endpoint: str | None = None
     # the master key of the agents' own keys (hive.reconcile.agentkeys); without one no keys
     # are given out: peers take unsigned calls and the sandbox pods refuse every run
     sandbox_key: bytes | None = None
@@ -550,17 +555,42 @@ def _service(
     }
 
 
+def embeddings_url(owner: Owner) -> str:
+    """The team's own embeddings server (see `_model_server`)."""
+    name = service_name(owner.name, "embeddings")
+    return f"http://{name}.{owner.namespace}.svc:{MODEL_PORT}"
+
+
 def _embedded_model(owner: Owner, pods: AgentPodSettings) -> list[JSON]:
     """The team's own llama.cpp server for the embedded model, and its Service."""
-    name = child_name(owner.name, "model")
+    return _model_server(owner, pods, "model", MODEL_COMPONENT, [], "1Gi")
+
+
+def _embeddings_server(owner: Owner, pods: AgentPodSettings) -> list[JSON]:
+    """The team's own embeddings server (`hive model serve --embeddings`: the ONNX model in
+    the Hive image), which its agents with a memory store embed with, so that each agent pod
+    does not load a model of its own (about 350 MB each)."""
+    return _model_server(owner, pods, "embeddings", EMBEDDINGS_COMPONENT, ["--embeddings"], "768Mi")
+
+
+def _model_server(
+    owner: Owner,
+    pods: AgentPodSettings,
+    part: str,
+    component: str,
+    extra_args: list[str],
+    memory: str,
+) -> list[JSON]:
+    """A model server of the team (`hive model serve`), and its Service."""
+    name = child_name(owner.name, part)
     labels = {
         "app.kubernetes.io/name": "hive-model",
         "app.kubernetes.io/instance": owner.name,
-        "app.kubernetes.io/component": MODEL_COMPONENT,
+        "app.kubernetes.io/component": component,
         TEAM_LABEL: owner.name,
     }
-    selector = {TEAM_LABEL: owner.name, "app.kubernetes.io/component": MODEL_COMPONENT}
-    resources = {"cpu": "1", "memory": "1Gi"}
+    selector = {TEAM_LABEL: owner.name, "app.kubernetes.io/component": component}
+    resources = {"cpu": "1", "memory": memory}
     deployment: JSON = {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -590,6 +620,7 @@ def _embedded_model(owner: Owner, pods: AgentPodSettings) -> list[JSON]:
                                 "0.0.0.0",  # noqa: S104 - the pod serves its Service
                                 "--port",
                                 str(MODEL_PORT),
+                                *extra_args,
                             ],
                             "ports": [{"name": "http", "containerPort": MODEL_PORT}],
                             "readinessProbe": {
@@ -611,7 +642,7 @@ def _embedded_model(owner: Owner, pods: AgentPodSettings) -> list[JSON]:
         },
     }
     placed(deployment["spec"]["template"]["spec"], pods)
-    service = _service(owner, service_name(owner.name, "model"), labels, selector, MODEL_PORT)
+    service = _service(owner, service_name(owner.name, part), labels, selector, MODEL_PORT)
     return [deployment, service]
 
 
@@ -843,6 +874,7 @@ def plan_team(
     children: list[JSON] = []
     sandboxes: dict[str, SandboxPolicySpec] = {}
     callers: dict[str, list[str]] = {}  # sandbox policy -> the agents that run code there
+    needs_embeddings = False  # an agent has a memory store: the team's embeddings server
     missing: list[str] = []
     memory_problems: list[str] = []
     failures: list[str] = []
@@ -874,9 +906,13 @@ def plan_team(
         memory = memory_wiring(team, agent, index, observed.memory_stores)
         if memory.problem is not None:
             memory_problems.append(memory.problem[1])
+        agent_env = list(memory.env)
         if memory.config is not None:
             config["memory"] = team.memory.wire()
             config["memoryStore"] = memory.config
+            embeds_with = pods.embeddings_endpoint or embeddings_url(owner)
+            agent_env.append({"name": EMBEDDINGS_ENV, "value": embeds_with})
+            needs_embeddings = True
         sandbox_caller = bool(policy and agent.sandbox_policy_ref and runs_code(agent))
         if policy is not None and agent.sandbox_policy_ref and sandbox_caller:
             sandboxes[agent.sandbox_policy_ref.name] = policy
@@ -897,7 +933,7 @@ def plan_team(
                     labels,
                     policy,
                     checksum(config),
-                    replace(pods, env=(*pods.env, *memory.env)) if memory.env else pods,
+                    replace(pods, env=(*pods.env, *agent_env)) if agent_env else pods,
                 )
             )
         children.append(
@@ -932,6 +968,8 @@ def plan_team(
 
     if team.model.provider == Provider.EMBEDDED and not team.model.endpoint:
         children += _embedded_model(owner, pods)
+    if needs_embeddings and not pods.embeddings_endpoint:
+        children += _embeddings_server(owner, pods)
     if pods.sandbox_key is not None:
         keys_labels = {TEAM_LABEL: owner.name, "app.kubernetes.io/component": "agent-keys"}
         every_agent = [a.name for a in team.agents]
