@@ -73,6 +73,22 @@ def finished_run(cluster: Cluster, generation: int) -> dict[str, Any] | None:
     return run if done else None
 
 
+def what_happened(cluster: Cluster) -> str:
+    """The team's status and its agent's log, for a failure message."""
+    status = get_team(cluster, "keepers").get("status", {})
+    logs = cluster.kubectl(
+        "logs", "-l", "hive.dev/team=keepers,hive.dev/agent=keeper", "--tail=40", check=False
+    )
+    return f"status: {json.dumps(status)[:3000]}\nagent log:\n{logs.stdout}{logs.stderr}"
+
+
+def run_of(cluster: Cluster, generation: int) -> dict[str, Any]:
+    try:
+        return wait_for(lambda: finished_run(cluster, generation), 300, f"run {generation}")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\n{what_happened(cluster)}") from None
+
+
 def test_what_an_agent_stored_in_one_run_it_recalls_in_the_next(
     cluster: Cluster,
     operator: OperatorProcess,
@@ -99,7 +115,7 @@ def test_what_an_agent_stored_in_one_run_it_recalls_in_the_next(
         ready = wait_for(lambda: store_status(cluster).get("ready") or None, 90, "store Ready")
         assert ready is True
         apply(cluster, team)
-        first = wait_for(lambda: finished_run(cluster, 1), 300, "the first run to end")
+        first = run_of(cluster, 1)
         assert first["outcome"] == "Succeeded", first
         counted = wait_for(
             lambda: (store_status(cluster).get("objectCount") or 0) >= 1 or None,
@@ -109,7 +125,7 @@ def test_what_an_agent_stored_in_one_run_it_recalls_in_the_next(
         assert counted
         team["spec"]["goal"] = "What is the launch code?"
         apply(cluster, team)
-        second = wait_for(lambda: finished_run(cluster, 2), 300, "the second run to end")
+        second = run_of(cluster, 2)
         assert second["outcome"] == "Succeeded", second
         assert second["result"] == "It is 4417."
         asked = [r for r in model.requests_of("keeper") if "What is the launch code" in str(r)]
