@@ -15,7 +15,7 @@ import json
 import time
 from typing import Any
 
-from opentelemetry import trace
+from opentelemetry import context, trace
 from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as gen_ai
 from opentelemetry.semconv.attributes import error_attributes
 from opentelemetry.trace import SpanKind, Status, StatusCode
@@ -48,6 +48,7 @@ CALLS = Counter(
     ["agent", "kind", "dependency", "outcome"],
 )
 
+CLIENT_KINDS = {CallKind.MODEL: SpanKind.CLIENT, CallKind.PEER: SpanKind.CLIENT}
 OPERATION = {
     CallKind.MODEL: gen_ai.GenAiOperationNameValues.CHAT.value,
     CallKind.TOOL: gen_ai.GenAiOperationNameValues.EXECUTE_TOOL.value,
@@ -105,43 +106,44 @@ class TracedCalls:
 
     def finished(self, span: trace.Span, call: Call, result: Any) -> None:
         if call.kind is CallKind.MODEL:
+            usage: dict[str, Any] = {}
             prompt = getattr(result, "prompt_tokens", None)
             completion = getattr(result, "completion_tokens", None)
             if prompt is not None:
-                span.set_attribute(gen_ai.GEN_AI_USAGE_INPUT_TOKENS, int(prompt))
+                usage[gen_ai.GEN_AI_USAGE_INPUT_TOKENS] = int(prompt)
             if completion is not None:
-                span.set_attribute(gen_ai.GEN_AI_USAGE_OUTPUT_TOKENS, int(completion))
+                usage[gen_ai.GEN_AI_USAGE_OUTPUT_TOKENS] = int(completion)
             finish = getattr(result, "finish_reason", None)
             if finish:
-                span.set_attribute(gen_ai.GEN_AI_RESPONSE_FINISH_REASONS, (str(finish),))
+                usage[gen_ai.GEN_AI_RESPONSE_FINISH_REASONS] = (str(finish),)
             if self.record_content:
-                span.set_attribute(
-                    gen_ai.GEN_AI_OUTPUT_MESSAGES,
-                    _content(
-                        {
-                            "content": getattr(result, "content", None),
-                            "tool_calls": [c.name for c in getattr(result, "tool_calls", [])],
-                        }
-                    ),
+                usage[gen_ai.GEN_AI_OUTPUT_MESSAGES] = _content(
+                    {
+                        "content": getattr(result, "content", None),
+                        "tool_calls": [c.name for c in getattr(result, "tool_calls", [])],
+                    }
                 )
+            span.set_attributes(usage)
         elif call.kind is CallKind.TOOL and self.record_content:
             span.set_attribute(gen_ai.GEN_AI_TOOL_CALL_RESULT, _content(result))
 
     async def __call__(self, call: Call, proceed: Proceed[Any]) -> Any:
-        kind = (
-            SpanKind.CLIENT if call.kind in (CallKind.MODEL, CallKind.PEER) else SpanKind.INTERNAL
-        )
+        kind = CLIENT_KINDS.get(call.kind, SpanKind.INTERNAL)
         span = self.tracer.start_span(span_name(call), kind=kind, attributes=self.attributes(call))
-        with trace.use_span(span, end_on_exit=True, record_exception=False):
-            try:
-                result = await proceed()
-            except BaseException as exc:
-                span.set_attribute(error_attributes.ERROR_TYPE, type(exc).__name__)
-                span.set_status(Status(StatusCode.ERROR, str(exc)[:500]))
-                span.record_exception(exc)
-                raise
+        token = context.attach(trace.set_span_in_context(span))
+        try:
+            result = await proceed()
+        except BaseException as exc:
+            span.set_attribute(error_attributes.ERROR_TYPE, type(exc).__name__)
+            span.set_status(Status(StatusCode.ERROR, str(exc)[:500]))
+            span.record_exception(exc)
+            raise
+        else:
             self.finished(span, call, result)
             return result
+        finally:
+            context.detach(token)
+            span.end()
 
 
 class CallMetrics:
