@@ -205,3 +205,24 @@ def test_a_jaeger_trace_becomes_a_tree_with_services_tokens_and_errors() -> None
     assert child.service == "w"
     with pytest.raises(TraceNotFound):
         tree_from_jaeger({"data": []}, "00" * 16)
+
+
+async def test_memory_and_sandbox_calls_are_spans_named_by_operation(
+    spans: tuple[Tracing, InMemorySpanExporter],
+) -> None:
+    tracing, exporter = spans
+    chain = Chain((TracedCalls(tracing.tracer),), "writer")
+
+    async def answer() -> Any:
+        return []
+
+    await chain.run(Call(CallKind.MEMORY, "notes", "search"), answer)
+    await chain.run(Call(CallKind.SANDBOX, "strict", "execute"), answer)
+    memory, sandbox = finished(tracing, exporter)
+    assert memory.name == "memory search notes"
+    assert dict(memory.attributes) == {
+        "hive.call.kind": "memory",
+        "hive.call.dependency": "notes",
+        "hive.call.operation": "search",
+    }
+    assert sandbox.name == "sandbox execute strict"
