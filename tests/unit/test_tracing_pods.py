@@ -5,12 +5,14 @@ serves /metrics."""
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 from typing import Any
 
 import yaml
 
 from hive.reconcile.agentteam import AgentPodSettings, TeamObserved, TeamPlan, plan_team
 from hive.reconcile.meta import Owner
+from hive.runtime.pod import PodConfig
 
 T0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 OWNER = Owner("AgentTeam", "research", "default", "uid-1", generation=1)
@@ -59,3 +61,13 @@ def test_record_content_reaches_the_agents_configuration() -> None:
     ]
     config = yaml.safe_load(config_map["data"]["agent.yaml"])
     assert config["observability"] == {"recordContent": True}
+
+
+def test_the_agent_reads_record_content_from_its_configuration(tmp_path: Path) -> None:
+    spec = {**SPEC, "observability": {"recordContent": True}}
+    (config_map,) = [
+        c for c in planned(AgentPodSettings(image="t"), spec).children if c["kind"] == "ConfigMap"
+    ]
+    path = tmp_path / "agent.yaml"
+    path.write_text(config_map["data"]["agent.yaml"])
+    assert PodConfig.load(path, "lead").spec.observability.record_content is True
