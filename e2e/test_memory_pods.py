@@ -116,7 +116,7 @@ def test_what_an_agent_stored_in_one_run_it_recalls_in_the_next(
         assert ready is True
         apply(cluster, team)
         first = run_of(cluster, 1)
-        assert first["outcome"] == "Succeeded", first
+        assert first["outcome"] == "Succeeded", what_happened(cluster)
         counted = wait_for(
             lambda: (store_status(cluster).get("objectCount") or 0) >= 1 or None,
             120,
@@ -126,7 +126,7 @@ def test_what_an_agent_stored_in_one_run_it_recalls_in_the_next(
         team["spec"]["goal"] = "What is the launch code?"
         apply(cluster, team)
         second = run_of(cluster, 2)
-        assert second["outcome"] == "Succeeded", second
+        assert second["outcome"] == "Succeeded", what_happened(cluster)
         assert second["result"] == "It is 4417."
         asked = [r for r in model.requests_of("keeper") if "What is the launch code" in str(r)]
         assert FACT in json.dumps(asked[0]["messages"]), "recalled before it worked"

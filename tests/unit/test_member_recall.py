@@ -49,3 +49,21 @@ async def test_recalled_memories_come_before_the_task_and_only_when_there_are_so
     plain = Recorder()
     await LocalMember(spec=spec, model=plain, goal="g", bus=EventBus()).execute("x")
     assert [m["role"] for m in plain.seen[0]] == ["system", "user"]
+
+
+async def test_a_memory_that_fails_leaves_the_agent_working_and_says_so() -> None:
+    from hive.errors import Unavailable
+    from hive.runtime.events import EventKind
+
+    async def broken(task: str) -> list[str]:
+        raise Unavailable("memory store 'notes': unreachable")
+
+    bus = EventBus()
+    failures = []
+    bus.subscribe(lambda e: failures.append(e) if e.kind is EventKind.TOOL_FAILED else None)
+    model = Recorder()
+    spec = AgentSpec(name="dev", role="junior")
+    member = LocalMember(spec=spec, model=model, goal="g", bus=bus, recall=broken)
+    assert (await member.execute("fix the build")).ok
+    assert [m["role"] for m in model.seen[0]] == ["system", "user"]
+    assert failures[0].data == {"tool": "recall", "error": "memory store 'notes': unreachable"}

@@ -970,6 +970,12 @@ def plan_team(
         children += _embedded_model(owner, pods)
     if needs_embeddings and not pods.embeddings_endpoint:
         children += _embeddings_server(owner, pods)
+        server = observed.deployments.get(child_name(owner.name, "embeddings"))
+        up, failure = _deployment_state(server, 0 if team.suspend else 1)
+        if failure:
+            failures.append(f"embeddings server: {failure}")
+        elif not up:
+            waiting.append("the embeddings server")
     if pods.sandbox_key is not None:
         keys_labels = {TEAM_LABEL: owner.name, "app.kubernetes.io/component": "agent-keys"}
         every_agent = [a.name for a in team.agents]

@@ -281,7 +281,10 @@ class OpenAIEmbeddings:
         batch_size: int = 64,
         timeout_s: float = 60.0,
         client: httpx.AsyncClient | None = None,
+        start_wait_s: float = 60.0,
     ) -> None:
+        """`start_wait_s`: until the server has answered once, a refused connection is tried
+        again for this long (a team's embeddings server may start after its agents)."""
         if not base_url.startswith(("http://", "https://")):
             raise InvalidInput("agent.embeddings.endpoint", f"{base_url!r} is not an http(s) URL")
         if dimensions < 1:
@@ -295,6 +298,8 @@ class OpenAIEmbeddings:
         self.batch_size = batch_size
         self.timeout_s = timeout_s
         self.prompt_tokens = 0
+        self.start_wait_s = start_wait_s
+        self._answered = False
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._own_client = client is None
         self._client = client or httpx.AsyncClient(timeout=timeout_s, headers=headers)
@@ -318,7 +323,7 @@ class OpenAIEmbeddings:
         where = f"embedding model '{self._model}' at {self.url}"
         body = {"model": self._model, "input": batch, "encoding_format": "float"}
         try:
-            response = await self._client.post(self.url, json=body, timeout=self.timeout_s)
+            response = await self._post(body)
         except httpx.TimeoutException as exc:
             raise Unavailable(f"{where}: no answer within {self.timeout_s:g}s") from exc
         except httpx.TransportError as exc:
@@ -329,7 +334,21 @@ class OpenAIEmbeddings:
             raise InvalidInput("agent.embeddings.api_key", f"{where}: the API key was refused")
         if response.status_code >= 400:
             raise ExternalFailure(f"{where}: HTTP {response.status_code}: {response.text[:200]}")
+        self._answered = True
         return self._vectors(response, len(batch), where)
+
+    async def _post(self, body: dict[str, object]) -> httpx.Response:
+        """POST `body`; before the first answer, a refused connection waits for the server."""
+        deadline = time.monotonic() + self.start_wait_s
+        delay = 0.2
+        while True:
+            try:
+                return await self._client.post(self.url, json=body, timeout=self.timeout_s)
+            except httpx.ConnectError:
+                if self._answered or time.monotonic() + delay > deadline:
+                    raise
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
 
     def _vectors(self, response: httpx.Response, expected: int, where: str) -> list[list[float]]:
         try:

@@ -239,7 +239,7 @@ class LocalMember:
 
     async def work(self, task: str) -> WorkResult:
         """Run the agent loop on `task` with this member's tools and budget."""
-        recalled = list(await self.recall(task)) if self.recall is not None else []
+        recalled = await self._recalled(task)
         reasoned = await self.think(task, recalled)
         agent = Agent(
             name=self.name,
@@ -260,6 +260,17 @@ class LocalMember:
             error=result.error,
             steps=result.steps,
         )
+
+    async def _recalled(self, task: str) -> list[str]:
+        """What the agent remembers for `task`; a memory that fails leaves it to work without
+        (the failure is an event), as a person works on when a note cannot be found."""
+        if self.recall is None:
+            return []
+        try:
+            return list(await self.recall(task))
+        except HiveError as exc:
+            await self.emit(EventKind.TOOL_FAILED, tool="recall", error=str(exc))
+            return []
 
     async def propose(self, task: str, history: str) -> Proposal | None:
         reasoned = await self.think(task)
