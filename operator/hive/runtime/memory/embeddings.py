@@ -337,7 +337,7 @@ class OpenAIEmbeddings:
         self._answered = True
         return self._vectors(response, len(batch), where)
 
-    async def _post(self, body: dict[str, object]) -> httpx.Response:
+    async def _post(self, body: dict[str, Any]) -> httpx.Response:
         """POST `body`; before the first answer, a refused connection waits for the server."""
         deadline = time.monotonic() + self.start_wait_s
         delay = 0.2
