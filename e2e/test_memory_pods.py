@@ -5,7 +5,7 @@ the node's pods on the bridge's gateway). The store becomes Ready with the objec
 operator reads from Weaviate; the team's agent pod on the real node embeds with the model in
 the Hive image, stores a fact with its `remember` tool in the first run, and when the team's
 goal changes (a new generation: its pod rolls, a new run) the agent recalls it before it works:
-the scripted model only answers the second run when the fact is in the request.
+the second run's request to the model carries the fact.
 """
 
 from __future__ import annotations
@@ -36,8 +36,8 @@ SCRIPT = {
                                                          "arguments": {"content": FACT,
                                                                        "importance": 0.9}}]},
         {"when": "stored", "content": "I will remember it."},
-        # the second run is answered only when the fact came back from memory
-        {"when": "(?s)4417.*What is the launch code", "content": "It is 4417."},
+        # the second run; that the fact came back from memory is asserted on the request
+        {"when": "What is the launch code", "content": "It is 4417."},
     ]
 }  # fmt: skip
 
@@ -108,7 +108,7 @@ def test_what_an_agent_stored_in_one_run_it_recalls_in_the_next(
         },
     }
     apply(cluster, store)
-    agents = [{"name": "keeper", "role": "senior"}]
+    agents = [{"name": "keeper", "role": "junior"}]
     memory = {"storeRef": {"name": STORE}}
     team = real_team("keepers", real_node, model.url, "Keep the launch code", agents, memory=memory)
     try:
