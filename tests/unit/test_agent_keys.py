@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-
-import yaml
 from dataclasses import replace
 from typing import Any
 
+import yaml
+
+from hive.reconcile.agentkeys import agent_key, keys_secret, team_key
 from hive.reconcile.agentteam import AgentPodSettings, TeamObserved, plan_team
 from hive.reconcile.meta import Owner
-from hive.reconcile.agentkeys import agent_key, keys_secret, team_key
 from hive.runtime.identity.peerauth import public_key_text
 from hive.runtime.sandbox.bootstrap import run_proof
 
