@@ -11,17 +11,9 @@ process.
 
 from __future__ import annotations
 
-import contextlib
-import shutil
-import socket
-import time
-from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
-
-from hive.dev.processes import ProcessTable
-from hive.errors import Conflict, NotInstalled, Unavailable
+from hive.dev.server import LocalServer, Port, ServerUp
 from hive.settings import DevSettings
 
 NAME = "jaeger"
@@ -77,20 +69,21 @@ exporters:
 """
 
 
-@dataclass(frozen=True)
-class JaegerUp:
-    already_running: bool
-    seconds: float  # from the start until ready
+JaegerUp = ServerUp
 
 
-class DevJaeger:
+class DevJaeger(LocalServer):
     """One Jaeger server, owned by one state folder."""
 
+    name = NAME
+    binary_name = BINARY
+    install_hint = INSTALL_HINT
+    settings_prefix = "HIVE_DEV__JAEGER__"
+
     def __init__(self, settings: DevSettings) -> None:
-        self.settings = settings
+        super().__init__(settings)
         self.config = settings.jaeger
-        self.folder = settings.state_dir / "jaeger"
-        self.processes = ProcessTable(settings.state_dir)
+        self.ready_timeout_s = self.config.ready_timeout_s
 
     # --- where things are ------------------------------------------------------------------
     @property
@@ -106,20 +99,8 @@ class DevJaeger:
     def health_url(self) -> str:
         return f"http://{self.settings.host}:{self.config.health_port}/status"
 
-    def binary(self) -> Path:
-        candidate = self.settings.testbin_dir / BINARY
-        if candidate.is_file():
-            return candidate
-        found = shutil.which(BINARY)
-        if found:
-            return Path(found)
-        raise NotInstalled(
-            f"{BINARY} (looked in {self.settings.testbin_dir} and PATH)", INSTALL_HINT
-        )
-
-    def running(self) -> bool:
-        record = self.processes.get(NAME)
-        return record is not None and record.alive()
+    def ready_url(self) -> str:
+        return self.health_url
 
     def write_config(self) -> Path:
         config, host = self.config, self.settings.host
@@ -136,72 +117,14 @@ class DevJaeger:
         )
         return path
 
-    # --- up / down -------------------------------------------------------------------------
-    def start(self) -> bool:
-        """Start the server unless it runs; True if this call started it. Does not wait."""
-        if self.running():
-            return False
-        binary = self.binary()
-        self._check_ports_free()
-        self.folder.mkdir(parents=True, exist_ok=True)
-        config = self.write_config()
-        self.processes.start(
-            NAME,
-            [str(binary), "--config", str(config)],
-            env={"PATH": "/usr/bin:/bin"},
-            cwd=self.folder,
-        )
-        return True
+    def command(self, binary: Path) -> tuple[list[str], dict[str, str]]:
+        return [str(binary), "--config", str(self.write_config())], {"PATH": "/usr/bin:/bin"}
 
-    def wait_ready(self) -> float:
-        """Wait for the health check (at most `ready_timeout_s`); returns the seconds waited."""
-        since = time.monotonic()
-        deadline = since + self.config.ready_timeout_s
-        with httpx.Client(timeout=1.0) as client:
-            while True:
-                record = self.processes.get(NAME)
-                if record is None or not record.alive():
-                    raise Unavailable(
-                        f"jaeger exited during start; last log lines:\n"
-                        f"{self.processes.log_tail(NAME)}"
-                    )
-                with contextlib.suppress(httpx.HTTPError):
-                    if client.get(self.health_url).status_code == 200:
-                        return time.monotonic() - since
-                if time.monotonic() > deadline:
-                    raise Unavailable(
-                        f"jaeger at {self.health_url} was not ready in "
-                        f"{self.config.ready_timeout_s:.0f}s (log: {self.log})"
-                    )
-                time.sleep(0.1)
-
-    def up(self) -> JaegerUp:
-        started = time.monotonic()
-        already = not self.start()
-        self.wait_ready()
-        return JaegerUp(already, time.monotonic() - started)
-
-    def down(self) -> bool:
-        return self.processes.stop(NAME)
-
-    @property
-    def log(self) -> Path:
-        return self.processes.log_dir / f"{NAME}.log"
-
-    def _check_ports_free(self) -> None:
+    def ports(self) -> list[Port]:
         config, host = self.config, self.settings.host
-        for key, port in (
-            ("OTLP_HTTP_PORT", config.otlp_http_port),
-            ("QUERY_PORT", config.query_port),
-            ("QUERY_GRPC_PORT", config.query_grpc_port),
-            ("HEALTH_PORT", config.health_port),
-        ):
-            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                try:
-                    sock.bind((host, port))
-                except OSError:
-                    raise Conflict(
-                        f"port {port} for jaeger is already in use; free it or set "
-                        f"HIVE_DEV__JAEGER__{key} to another port"
-                    ) from None
+        return [
+            Port("OTLP_HTTP_PORT", config.otlp_http_port, host),
+            Port("QUERY_PORT", config.query_port, host),
+            Port("QUERY_GRPC_PORT", config.query_grpc_port, host),
+            Port("HEALTH_PORT", config.health_port, host),
+        ]

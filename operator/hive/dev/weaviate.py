@@ -14,17 +14,9 @@ With ``api_key`` set, API-key authentication is on and anonymous access off.
 
 from __future__ import annotations
 
-import contextlib
-import shutil
-import socket
-import time
-from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
-
-from hive.dev.processes import ProcessTable
-from hive.errors import Conflict, NotInstalled, Unavailable
+from hive.dev.server import LocalServer, Port, ServerUp
 from hive.settings import DevSettings
 
 NAME = "weaviate"
@@ -35,20 +27,21 @@ API_KEY_USER = "hive"
 READY_PATH = "/v1/.well-known/ready"
 
 
-@dataclass(frozen=True)
-class WeaviateUp:
-    already_running: bool
-    seconds: float  # from the start until ready
+WeaviateUp = ServerUp
 
 
-class DevWeaviate:
+class DevWeaviate(LocalServer):
     """One Weaviate server, owned by one state folder."""
 
+    name = NAME
+    binary_name = BINARY
+    install_hint = INSTALL_HINT
+    settings_prefix = "HIVE_DEV__WEAVIATE__"
+
     def __init__(self, settings: DevSettings) -> None:
-        self.settings = settings
+        super().__init__(settings)
         self.config = settings.weaviate
-        self.folder = settings.state_dir / "weaviate"
-        self.processes = ProcessTable(settings.state_dir)
+        self.ready_timeout_s = self.config.ready_timeout_s
 
     # --- where things are ------------------------------------------------------------------
     @property
@@ -59,20 +52,8 @@ class DevWeaviate:
     def grpc_port(self) -> int:
         return self.config.grpc_port
 
-    def binary(self) -> Path:
-        candidate = self.settings.testbin_dir / BINARY
-        if candidate.is_file():
-            return candidate
-        found = shutil.which(BINARY)
-        if found:
-            return Path(found)
-        raise NotInstalled(
-            f"{BINARY} (looked in {self.settings.testbin_dir} and PATH)", INSTALL_HINT
-        )
-
-    def running(self) -> bool:
-        record = self.processes.get(NAME)
-        return record is not None and record.alive()
+    def ready_url(self) -> str:
+        return self.url + READY_PATH
 
     def environment(self) -> dict[str, str]:
         """The server's whole environment (nothing inherited, so nothing surprises it)."""
@@ -120,70 +101,18 @@ class DevWeaviate:
             "http",
         ]
 
-    # --- up / down -------------------------------------------------------------------------
-    def start(self) -> bool:
-        """Start the server unless it runs; True if this call started it. Does not wait."""
-        if self.running():
-            return False
-        binary = self.binary()
-        self._check_ports_free()
+    def command(self, binary: Path) -> tuple[list[str], dict[str, str]]:
         (self.folder / "data").mkdir(parents=True, exist_ok=True)
-        self.processes.start(NAME, self.argv(binary), env=self.environment(), cwd=self.folder)
-        return True
+        return self.argv(binary), self.environment()
 
-    def wait_ready(self) -> float:
-        """Wait for /v1/.well-known/ready (at most `ready_timeout_s`); returns the seconds this
-        call waited."""
-        since = time.monotonic()
-        deadline = since + self.config.ready_timeout_s
-        with httpx.Client(timeout=1.0) as client:
-            while True:
-                record = self.processes.get(NAME)
-                if record is None or not record.alive():
-                    raise Unavailable(
-                        f"weaviate-server exited during start; last log lines:\n"
-                        f"{self.processes.log_tail(NAME)}"
-                    )
-                with contextlib.suppress(httpx.HTTPError):
-                    if client.get(self.url + READY_PATH).status_code == 200:
-                        return time.monotonic() - since
-                if time.monotonic() > deadline:
-                    raise Unavailable(
-                        f"weaviate at {self.url} was not ready in "
-                        f"{self.config.ready_timeout_s:.0f}s (log: {self.log})"
-                    )
-                time.sleep(0.1)
-
-    def up(self) -> WeaviateUp:
-        started = time.monotonic()
-        already = not self.start()
-        self.wait_ready()
-        return WeaviateUp(already, time.monotonic() - started)
-
-    def down(self) -> bool:
-        return self.processes.stop(NAME)
-
-    @property
-    def log(self) -> Path:
-        return self.processes.log_dir / f"{NAME}.log"
-
-    def _check_ports_free(self) -> None:
+    def ports(self) -> list[Port]:
         config, host = self.config, self.settings.host
         wildcard = ""  # gRPC and memberlist data listen on every interface
-        for key, port, address in (
-            ("HTTP_PORT", config.http_port, host),
-            ("GRPC_PORT", config.grpc_port, wildcard),
-            ("GOSSIP_PORT", config.gossip_port, host),
-            ("DATA_PORT", config.data_port, wildcard),
-            ("RAFT_PORT", config.raft_port, host),
-            ("RAFT_RPC_PORT", config.raft_rpc_port, host),
-        ):
-            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                try:
-                    sock.bind((address, port))
-                except OSError:
-                    raise Conflict(
-                        f"port {port} for weaviate is already in use; free it or set "
-                        f"HIVE_DEV__WEAVIATE__{key} to another port"
-                    ) from None
+        return [
+            Port("HTTP_PORT", config.http_port, host),
+            Port("GRPC_PORT", config.grpc_port, wildcard),
+            Port("GOSSIP_PORT", config.gossip_port, host),
+            Port("DATA_PORT", config.data_port, wildcard),
+            Port("RAFT_PORT", config.raft_port, host),
+            Port("RAFT_RPC_PORT", config.raft_rpc_port, host),
+        ]
