@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import redis
 from lightkube import Client
@@ -147,3 +148,31 @@ def redis_server(
         client.close()
         server.terminate()
         server.wait(timeout=10)
+
+
+def run_solo_with_tools(
+    tmp_path: Path, tools: Path, tool: str, arguments: dict[str, object]
+) -> tuple[subprocess.CompletedProcess[str], list[dict[str, Any]]]:
+    """`hive run` as a process: one agent with `tool` from the folder `tools`, on a scripted
+    model that calls it with `arguments` once and then answers; (the run, the model's requests)."""
+    import sys
+
+    import yaml
+
+    from tests.scripted_model import scripted_model
+
+    team = {
+        "goal": "use the tool",
+        "model": {"name": "m", "endpoint": "http://127.0.0.1:1/v1"},
+        "agents": [{"name": "solo", "role": "specialist", "tools": [{"name": tool}]}],
+    }
+    (tmp_path / "team.yaml").write_text(yaml.safe_dump(team))
+    script: list[dict[str, Any]] = [
+        {"tool_calls": [{"name": tool, "arguments": arguments}]},
+        {"content": "done"},
+    ]
+    with scripted_model(script) as model:
+        argv = [sys.executable, "-m", "hive", "run", str(tmp_path / "team.yaml")]
+        argv += ["--endpoint", model.url, "--tools", str(tools), "--no-live"]
+        result = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False)
+        return result, list(model.requests)

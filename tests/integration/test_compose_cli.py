@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.scripted_model import Script, scripted_model
+from tests.support import run_solo_with_tools
 from tests.tools_servers.http_tool import HttpToolServer, http_tool_server
 
 pytestmark = pytest.mark.integration
@@ -245,36 +245,7 @@ def test_a_failing_step_is_named_with_its_inputs(tools: Path, tmp_path: Path) ->
 
 def test_an_agent_calls_a_composite_tool_of_its_tools_folder(tools: Path, tmp_path: Path) -> None:
     (tools / "digest.yaml").write_text(yaml.safe_dump(composite(DIGEST)))
-    team = {
-        "goal": "digest bees",
-        "model": {"name": "m", "endpoint": "http://127.0.0.1:1/v1"},
-        "agents": [{"name": "solo", "role": "specialist", "tools": [{"name": "digest"}]}],
-    }
-    (tmp_path / "team.yaml").write_text(yaml.safe_dump(team))
-    script: Script = [
-        {"tool_calls": [{"name": "digest", "arguments": {"topic": "bees"}}]},
-        {"content": "done"},
-    ]
-    with scripted_model(script) as model:
-        result = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "hive",
-                "run",
-                str(tmp_path / "team.yaml"),
-                "--endpoint",
-                model.url,
-                "--tools",
-                str(tools),
-                "--no-live",
-            ],
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
-        requests = model.requests
+    result, requests = run_solo_with_tools(tmp_path, tools, "digest", {"topic": "bees"})
     assert result.returncode == 0, result.stdout + result.stderr
     offered = [t["function"] for t in requests[0].get("tools") or []]
     assert [f["name"] for f in offered] == ["digest"]

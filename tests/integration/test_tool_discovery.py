@@ -30,8 +30,7 @@ from hive.runtime.tooling.http import HttpKind
 from hive.runtime.tooling.kinds import KindRegistry
 from hive.runtime.tools import ToolRegistry
 from hive.settings import KubeSettings
-from tests.scripted_model import Script, scripted_model
-from tests.support import Cluster
+from tests.support import Cluster, run_solo_with_tools
 from tests.tools_servers.http_tool import HttpToolServer, http_tool_server
 
 pytestmark = pytest.mark.integration
@@ -236,36 +235,7 @@ def test_hive_run_with_a_tools_folder_gives_the_agents_its_tools(
     tools = tmp_path / "tools"
     tools.mkdir()
     (tools / "search.yaml").write_text(yaml.safe_dump(tool_version(f"{server.url}/echo", "1.0.0")))
-    team = {
-        "goal": "search",
-        "model": {"name": "m", "endpoint": "http://127.0.0.1:1/v1"},
-        "agents": [{"name": "solo", "role": "specialist", "tools": [{"name": "web-search"}]}],
-    }
-    (tmp_path / "team.yaml").write_text(yaml.safe_dump(team))
-    script: Script = [
-        {"tool_calls": [{"name": "web-search", "arguments": {"q": "bees"}}]},
-        {"content": "done"},
-    ]
-    with scripted_model(script) as model:
-        result = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "hive",
-                "run",
-                str(tmp_path / "team.yaml"),
-                "--endpoint",
-                model.url,
-                "--tools",
-                str(tools),
-                "--no-live",
-            ],
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
-        requests = model.requests
+    result, requests = run_solo_with_tools(tmp_path, tools, "web-search", {"q": "bees"})
     assert result.returncode == 0, result.stdout + result.stderr
     offered = [t["function"]["name"] for t in requests[0].get("tools") or []]
     assert offered == ["web-search"]
