@@ -226,3 +226,38 @@ async def test_memory_and_sandbox_calls_are_spans_named_by_operation(
         "hive.call.operation": "search",
     }
     assert sandbox.name == "sandbox execute strict"
+
+
+async def test_a_finished_chain_of_thought_travels_whole_on_its_span_and_shows_under_it(
+    spans: tuple[Tracing, InMemorySpanExporter],
+) -> None:
+    import json
+
+    from rich.console import Console
+
+    from hive.cli.trace import render_spans
+    from hive.runtime.tracing.events import REASONING
+    from hive.runtime.tracing.query import SpanNode, TraceTree
+
+    tracing, exporter = spans
+    bus = EventBus()
+    bus.subscribe(EventSpans(tracing.tracer))
+    from hive.runtime.reasoning.thought import ThoughtStep, ThoughtTrace
+
+    step = ThoughtStep(id=0, depth=0, hypothesis="try the sandbox first", confidence=0.9)
+    record = ThoughtTrace(goal="q", steps=[step], answer="use gVisor").model_dump(mode="json")
+    data = {"outcome": "answered", "answer": "use gVisor", "steps": 1, "record": record}
+    await bus.publish(Event(EventKind.THOUGHT_FINISHED, "lead", data))
+    (think,) = finished(tracing, exporter)
+    assert think.name == "think lead"
+    assert "hive.record" not in think.attributes, "the record travels whole, not cut"
+    carried = json.loads(think.attributes[REASONING])
+    assert carried["answer"] == "use gVisor"
+    assert carried["trace"] == record
+    node = SpanNode("1", None, think.name, "hive-agent-lead", 0, 10, dict(think.attributes))
+    console = Console(record=True, width=200)
+    console.print(render_spans(TraceTree("ab" * 16, [node])))
+    text = console.export_text()
+    assert "think lead" in text
+    assert "chain of thought" in text, text
+    assert "try the sandbox first" in text, text

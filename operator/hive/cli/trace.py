@@ -4,6 +4,8 @@ reasoning trace saved as JSON (`ThoughtTrace.save`)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -135,10 +137,17 @@ def label(node: SpanNode) -> str:
 def render_spans(tree: TraceTree) -> Tree:
     from rich.tree import Tree
 
+    from hive.runtime.reasoning.render import render_record
+    from hive.runtime.tracing.events import REASONING
+
     top = Tree(f"trace {tree.trace_id}")
 
     def add(branch: Tree, node: SpanNode) -> None:
         child = branch.add(label(node))
+        reasoning = node.attributes.get(REASONING)
+        if isinstance(reasoning, str):  # a chain of thought or a plan search, under its span
+            with contextlib.suppress(ValueError):
+                child.children.append(render_record(json.loads(reasoning)))
         for grandchild in node.children:
             add(child, grandchild)
 
