@@ -64,6 +64,13 @@ class NodeSettings(BaseModel):
         description="Port on the bridge's gateway address where pods reach the local Vault "
         "(relayed to it on loopback).",
     )
+    jaeger_relay_port: int = Field(
+        default=4318,
+        ge=1,
+        le=65535,
+        description="Port on the bridge's gateway address where pods send their spans to the "
+        "local Jaeger (relayed to its OTLP port on loopback).",
+    )
     dns_service_ip: str = Field(
         default="10.96.0.10",
         description="ClusterIP of the kube-dns Service (CoreDNS), handed to every pod.",
@@ -662,6 +669,12 @@ class TracingSettings(BaseModel):
         default=None,
         description="Jaeger's query API (e.g. http://127.0.0.1:16686), which `hive trace show` "
         "reads.",
+    )
+    pod_otlp_endpoint: str | None = Field(
+        default=None,
+        description="The operator only: the OTLP endpoint agent pods send to, when it differs "
+        "from `otlp_endpoint` (a local Jaeger behind the real node's relay); unset: "
+        "`otlp_endpoint`.",
     )
     export_timeout_s: float = Field(default=10.0, gt=0, description="OTLP export timeout.")
 

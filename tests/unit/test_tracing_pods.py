@@ -49,6 +49,16 @@ def test_agents_get_the_operators_otlp_endpoint_and_sampling() -> None:
     assert container["ports"] == [{"name": "peer", "containerPort": 8080, "protocol": "TCP"}]
 
 
+def test_the_agents_network_policy_lets_their_spans_out() -> None:
+    plan = planned(AgentPodSettings(image="hive:test", otlp_endpoint="http://10.88.0.1:4318"))
+    (policy,) = [c for c in plan.children if c["kind"] == "NetworkPolicy"]
+    ports = {p["port"] for rule in policy["spec"]["egress"] for p in rule.get("ports", [])}
+    assert 4318 in ports
+    quiet = planned(AgentPodSettings(image="hive:test"))
+    (policy,) = [c for c in quiet.children if c["kind"] == "NetworkPolicy"]
+    assert 4318 not in {p["port"] for r in policy["spec"]["egress"] for p in r.get("ports", [])}
+
+
 def test_no_endpoint_no_tracing_env() -> None:
     env = {e["name"] for e in agent_container(planned(AgentPodSettings(image="t")))["env"]}
     assert not {n for n in env if n.startswith("HIVE_TRACING__")}

@@ -71,6 +71,14 @@ def up(settings: Settings, *, node: bool = False) -> ControlPlane:
     operator_env.update(start_vault(plane, settings, client, with_node=with_node))
     if settings.tracing.otlp_endpoint is None:  # the operator's spans go to the dev Jaeger
         operator_env["HIVE_TRACING__OTLP_ENDPOINT"] = jaeger.otlp_endpoint
+        if with_node:  # and the pods' through a relay on the node's bridge
+            listen = RealNode(plane).relay(
+                "jaeger-relay",
+                settings.dev.node.jaeger_relay_port,
+                settings.dev.host,
+                settings.dev.jaeger.otlp_http_port,
+            )
+            operator_env["HIVE_TRACING__POD_OTLP_ENDPOINT"] = f"http://{listen}"
     with console.status("starting the operator ..."):
         started = start_operator(plane, settings, operator_env)
     log = plane.processes.log_dir / "operator.log"

@@ -266,7 +266,7 @@ async def reconcile_team(namespace: str, name: str) -> TeamPlan | None:
             embeddings_endpoint=settings.operator.embeddings_endpoint,
             vault=_pod_vault(settings.vault),
             sandbox_key=sandbox_master_key(settings),
-            otlp_endpoint=settings.tracing.otlp_endpoint,
+            otlp_endpoint=settings.tracing.pod_otlp_endpoint or settings.tracing.otlp_endpoint,
             trace_sample_ratio=settings.tracing.sample_ratio,
         ),
         now,

@@ -952,6 +952,9 @@ def plan_team(
             allow_egress(children[-1], port)
         if pods.vault is not None:
             allow_egress(children[-1], pods.vault.port())
+        otlp_port = _model_port(pods.otlp_endpoint)
+        if otlp_port:  # the agent's spans reach the tracing backend
+            allow_egress(children[-1], otlp_port)
         want = 0 if team.suspend else agent.replicas
         available, failure = _deployment_state(observed.deployments.get(names["workload"]), want)
         if failure:
