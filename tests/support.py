@@ -176,3 +176,23 @@ def run_solo_with_tools(
         argv += ["--endpoint", model.url, "--tools", str(tools), "--no-live"]
         result = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False)
         return result, list(model.requests)
+
+
+def wait_until_answers(
+    process: subprocess.Popen[str], url: str, what: str, timeout_s: float
+) -> None:
+    """Wait, bounded, until `url` answers 200; fail with the output of `process` if it exits."""
+    import httpx
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            output = process.stdout.read() if process.stdout else ""
+            raise AssertionError(f"{what} exited: {output}")
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    raise AssertionError(f"{what} did not answer in {timeout_s}s")

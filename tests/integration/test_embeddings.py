@@ -10,7 +10,6 @@ import base64
 import os
 import subprocess
 import sys
-import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -29,6 +28,7 @@ from hive.runtime.memory.embeddings import (
     LocalOnnxEmbedder,
     OpenAIEmbeddings,
 )
+from tests.support import wait_until_answers
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
@@ -57,21 +57,6 @@ def local() -> LocalOnnxEmbedder:
     return embedder
 
 
-def _wait_until_serving(process: subprocess.Popen[str], url: str) -> None:
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            output = process.stdout.read() if process.stdout else ""
-            raise AssertionError(f"hive model serve --embeddings exited: {output}")
-        try:
-            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    raise AssertionError(f"hive model serve --embeddings did not answer in {START_TIMEOUT_S}s")
-
-
 @pytest.fixture(scope="module")
 def served() -> Iterator[str]:
     """Base URL of a `hive model serve --embeddings` process on a free loopback port."""
@@ -84,7 +69,9 @@ def served() -> Iterator[str]:
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        _wait_until_serving(process, url)
+        wait_until_answers(
+            process, f"{url}/health", "hive model serve --embeddings", START_TIMEOUT_S
+        )
         yield url
     finally:
         process.terminate()

@@ -14,7 +14,6 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, cast
 
-import httpx
 import kopf
 import pytest
 import yaml
@@ -36,7 +35,7 @@ from hive.runtime.tooling.kinds import Function, KindContext, KindRegistry
 from hive.runtime.tooling.openapi import OpenApiKind
 from hive.settings import KubeSettings, OperatorSettings, Settings
 from tests.scripted_model import Script, scripted_model
-from tests.support import Cluster
+from tests.support import Cluster, wait_until_answers
 
 pytestmark = pytest.mark.integration
 
@@ -61,18 +60,7 @@ def shelter() -> Iterator[str]:
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while True:
-            if process.poll() is not None:
-                output = process.stdout.read() if process.stdout else ""
-                raise AssertionError(f"openapi_service.py exited: {output}")
-            try:
-                if httpx.get(f"{url}/openapi.json", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, f"openapi_service.py silent {START_TIMEOUT_S}s"
-            time.sleep(0.1)
+        wait_until_answers(process, f"{url}/openapi.json", "openapi_service.py", START_TIMEOUT_S)
         yield url
     finally:
         process.terminate()
