@@ -19,8 +19,10 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
@@ -51,6 +53,8 @@ TOOL_LATENCY = Histogram(
     ["tool", "version"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
+VALIDATORS_KEPT = 512  # distinct schemas whose validators are kept
+_VALIDATORS: OrderedDict[str, _Checked] = OrderedDict()
 DEPRECATED_CALLS = Counter(
     "hive_tool_deprecated_calls_total",
     "Calls of deprecated tool versions, by caller.",
@@ -310,6 +314,21 @@ class _Checked:
         cls.check_schema(schema)
         self.validator = cls(schema)
 
+    @classmethod
+    def of(cls, schema: dict[str, Any]) -> _Checked:
+        """The validator of `schema`, built once per distinct schema and kept (the latest
+        VALIDATORS_KEPT): a catalog change rebuilds every agent's tools, and the schemas of the
+        versions that did not change are checked and compiled again for nothing otherwise."""
+        key = json.dumps(schema, sort_keys=True, default=str)
+        found = _VALIDATORS.get(key)
+        if found is None:
+            found = _VALIDATORS[key] = cls(schema)
+            while len(_VALIDATORS) > VALIDATORS_KEPT:
+                _VALIDATORS.popitem(last=False)
+        else:
+            _VALIDATORS.move_to_end(key)
+        return found
+
     def problem(self, value: Any) -> str | None:
         if self.validator.is_valid(value):  # the usual case, without gathering errors
             return None
@@ -340,7 +359,9 @@ class AgentTools:
     _task: asyncio.Task[None] | None = None
     _unsubscribe: Callable[[], None] | None = None
     _context: KindContext | None = None
-    _inner: dict[tuple[str, str, int], Tool] = field(default_factory=dict)
+    _inner: dict[tuple[str, str, int], tuple[Tool, _Checked]] = field(default_factory=dict)
+    # (agent, tool, version, outcome) -> the children of TOOL_CALLS and TOOL_LATENCY
+    _metrics: dict[tuple[str, str, str, str], tuple[Any, Any]] = field(default_factory=dict)
 
     @property
     def names(self) -> set[str]:
@@ -414,8 +435,8 @@ class AgentTools:
         resolution = self.catalog.resolve(name, version_range)
         spec = resolution.target.spec
         key = (name, spec.version, self.catalog.generation)
-        tool = self._inner.get(key)
-        if tool is None:
+        inner = self._inner.get(key)
+        if inner is None:
             context = self._context or self.context
             if self.secrets_for is not None:
                 context = replace(
@@ -427,8 +448,9 @@ class AgentTools:
                 raise InvalidInput(f"tool {name!r}", f"{spec.version} offers no function")
             tool = self._tool(resolution, chosen[0], len(functions) == 1)
             self._inner = {k: v for k, v in self._inner.items() if k[2] == key[2]}
-            self._inner[key] = tool
-        problem = _Checked(tool.parameters).problem(arguments)
+            inner = self._inner[key] = (tool, _Checked.of(tool.parameters))
+        tool, checked = inner
+        problem = checked.problem(arguments)
         if problem is not None:
             raise InvalidInput(f"tool {name!r} arguments", problem)
         call = Call(CallKind.TOOL, name, "call")
@@ -446,9 +468,9 @@ class AgentTools:
         path = resolution.path
         migrated = single and not path.empty and written_for.version != target.version
         parameters = written_for.input_schema if migrated else function.parameters
-        after_migration = _Checked(function.parameters) if migrated else None
+        after_migration = _Checked.of(function.parameters) if migrated else None
         output_schema = _declared_output(target, function)
-        output = _Checked(output_schema) if output_schema is not None else None
+        output = _Checked.of(output_schema) if output_schema is not None else None
         agent, tool_name = self.agent, target.tool
 
         async def run(**arguments: Any) -> Any:
@@ -503,8 +525,15 @@ class AgentTools:
         )
 
     async def _record(self, outcome: CallOutcome, spec: ToolVersionSpec) -> None:
-        TOOL_CALLS.labels(outcome.agent, outcome.tool, outcome.version, outcome.outcome).inc()
-        TOOL_LATENCY.labels(outcome.tool, outcome.version).observe(outcome.latency_s)
+        calls_key = (outcome.agent, outcome.tool, outcome.version, outcome.outcome)
+        counted = self._metrics.get(calls_key)
+        if counted is None:  # labels() takes a lock and builds its key on every call
+            counted = self._metrics[calls_key] = (
+                TOOL_CALLS.labels(*calls_key),
+                TOOL_LATENCY.labels(outcome.tool, outcome.version),
+            )
+        counted[0].inc()
+        counted[1].observe(outcome.latency_s)
         if self.counts is not None:
             self.counts.add(outcome.agent, outcome.tool, outcome.version)
         if outcome.deprecated:

@@ -72,9 +72,10 @@ class HttpKind:
         retries = spec.implementation.retries
         where = f"tool {spec.tool} {spec.version}"
         target = httpx.URL(url).copy_merge_params(params) if params else httpx.URL(url)
+        shown = target.copy_with(query=None)  # in errors: never a key given in the query
 
         async def call(arguments: dict[str, Any]) -> Any:
-            return await self._post(where, target, arguments, headers, timeout, retries)
+            return await self._post(where, target, shown, arguments, headers, timeout, retries)
 
         return [
             Function(
@@ -91,12 +92,12 @@ class HttpKind:
         self,
         where: str,
         url: httpx.URL,
+        shown: httpx.URL,
         arguments: dict[str, Any],
         headers: dict[str, str],
         timeout_s: float,
         retries: int,
     ) -> Any:
-        shown = url.copy_with(query=None)  # never a key given in the query
         attempt = 0
         while True:
             wait = self._backoff(attempt)
