@@ -240,6 +240,22 @@ class EgressSettings(BaseModel):
         return self
 
 
+class ManagedStoresSettings(BaseModel):
+    """The backends the operator runs for MemoryStores with managed: true (a store's
+    spec.server.image overrides these)."""
+
+    weaviate_image: str = Field(
+        default="semitechnologies/weaviate:1.35.2",
+        min_length=1,
+        description="Image of a managed Weaviate (the version make testbin builds).",
+    )
+    redis_image: str = Field(
+        default="redis:7.0.15",
+        min_length=1,
+        description="Image of a managed Redis (the version of Debian's redis-server in testbin).",
+    )
+
+
 class OperatorSettings(BaseModel):
     """The kopf operator."""
 
@@ -328,6 +344,7 @@ class OperatorSettings(BaseModel):
         "(local runs); the Helm chart ships its own.",
     )
     egress: EgressSettings = Field(default_factory=EgressSettings)
+    managed_stores: ManagedStoresSettings = Field(default_factory=ManagedStoresSettings)
 
 
 class EmbeddingsSettings(BaseModel):

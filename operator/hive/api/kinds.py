@@ -96,7 +96,7 @@ MEMORY_STORE = Kind(
         PrinterColumn("Collection", ".spec.collection", description="Collection or prefix."),
         PrinterColumn("Objects", ".status.objectCount", "integer", "Memories stored."),
         PrinterColumn("Version", ".status.backendVersion", description="Backend's version."),
-        PrinterColumn("Endpoint", ".spec.connection.endpoint", description="Backend.", priority=1),
+        PrinterColumn("Endpoint", ".status.endpoint", description="Backend.", priority=1),
     ),
 )
 

@@ -5,13 +5,17 @@ from __future__ import annotations
 import datetime as dt
 from enum import StrEnum
 
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict, Field, model_validator
+from pydantic_core import PydanticCustomError
 
 from hive.api.common import CRON, Condition, HiveModel, SecretKeyRef, cel, list_map
 
 DURATION = r"^([0-9]+(\.[0-9]+)?(s|m|h|d))+$"
 DEFAULT_GRPC_PORT = 50051
 USERNAME_KEY = "username"  # the Redis ACL user's key in a store's Secret
+QUANTITY = r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|k|M|G|T|P)?$"
+_MANAGED = "(has(self.managed) && self.managed)"
+_HAS_ENDPOINT = "(has(self.connection) && has(self.connection.endpoint))"
 
 
 class Backend(StrEnum):
@@ -22,9 +26,11 @@ class Backend(StrEnum):
 class Connection(HiveModel):
     """How to reach the backend."""
 
-    endpoint: str = Field(
+    endpoint: str | None = Field(
+        default=None,
         pattern=r"^(https?|redis|rediss)://[^\s/]+(:[0-9]+)?(/.*)?$",
-        description="http(s)://host:port for Weaviate, redis(s)://host:port/db for Redis.",
+        description="http(s)://host:port for Weaviate, redis(s)://host:port/db for Redis. "
+        "Required unless managed; unset when managed (the operator's Service is the endpoint).",
     )
     grpc_port: int | None = Field(
         default=None,
@@ -39,8 +45,16 @@ class Connection(HiveModel):
         "under `key` is an API key, sent as a Bearer token. Redis: the value under `key` is the "
         "password (AUTH); an optional key `username` in the same Secret names the ACL user "
         "(the default user without it). Credentials a backend refuses make the store "
-        "Ready=False with reason AuthFailed.",
+        "Ready=False with reason AuthFailed. With managed: true the operator configures the "
+        "backend it runs with it (Redis requirepass, Weaviate API-key auth); the username key "
+        "is not used then.",
     )
+
+    def url(self) -> str:
+        """The endpoint; the operator fills it in for a managed store before anyone connects."""
+        if self.endpoint is None:
+            raise ValueError("connection.endpoint is unset (a managed store's is its Service)")
+        return self.endpoint
 
 
 class Embedding(HiveModel):
@@ -84,6 +98,36 @@ class Consolidation(HiveModel):
     )
 
 
+class ServerResources(HiveModel):
+    """Compute resources of a managed backend's pod, as Kubernetes quantities."""
+
+    cpu: str = Field(default="500m", description="CPU request and limit, e.g. 1.")
+    memory: str = Field(default="1Gi", description="Memory request and limit, e.g. 2Gi.")
+
+
+class ManagedServer(HiveModel):
+    """The backend the operator runs for a managed store: one StatefulSet replica, its volume
+    and a Service."""
+
+    image: str | None = Field(
+        default=None,
+        min_length=1,
+        description="Image of the backend; unset: HIVE_OPERATOR__MANAGED_STORES__WEAVIATE_IMAGE "
+        "or __REDIS_IMAGE (the official images, pinned).",
+    )
+    storage: str = Field(
+        default="1Gi",
+        pattern=QUANTITY,
+        description="Size of the PersistentVolumeClaim (volumeClaimTemplate) that holds the data.",
+    )
+    storage_class_name: str | None = Field(
+        default=None, min_length=1, description="StorageClass of that claim; unset: the default."
+    )
+    resources: ServerResources = Field(
+        default_factory=ServerResources, description="CPU and memory of the backend's pod."
+    )
+
+
 class MemoryStoreSpec(HiveModel):
     """The store."""
 
@@ -96,26 +140,57 @@ class MemoryStoreSpec(HiveModel):
                     ".collection",
                 ),
                 cel(
-                    "self.backend != 'redis' || self.connection.endpoint.startsWith('redis')",
+                    f"{_MANAGED} != {_HAS_ENDPOINT}",
+                    "connection.endpoint: set it for a store at an existing backend; leave it "
+                    "unset with managed: true (the operator's Service is the endpoint)",
+                    ".connection",
+                ),
+                cel(
+                    f"self.backend != 'redis' || !{_HAS_ENDPOINT} || "
+                    "self.connection.endpoint.startsWith('redis')",
                     "a redis backend needs a redis:// or rediss:// endpoint",
-                    ".connection.endpoint",
+                    ".connection",
                 ),
                 cel(
-                    "self.backend != 'weaviate' || self.connection.endpoint.startsWith('http')",
+                    f"self.backend != 'weaviate' || !{_HAS_ENDPOINT} || "
+                    "self.connection.endpoint.startsWith('http')",
                     "a weaviate backend needs an http:// or https:// endpoint",
-                    ".connection.endpoint",
+                    ".connection",
                 ),
                 cel(
-                    "self.backend == 'weaviate' || !has(self.connection.grpcPort)",
-                    "grpcPort is for a weaviate backend only",
-                    ".connection.grpcPort",
+                    f"(self.backend == 'weaviate' && !{_MANAGED}) || !has(self.connection) || "
+                    "!has(self.connection.grpcPort)",
+                    "connection.grpcPort is for a weaviate backend at an endpoint only",
+                    ".connection",
+                ),
+                cel(
+                    f"{_MANAGED} || ((!has(self.retain) || !self.retain) && !has(self.server))",
+                    "retain and server are for a managed store only (managed: true)",
                 ),
             ]
         }
     )
 
     backend: Backend = Field(description="weaviate or redis.")
-    connection: Connection = Field(description="Where the backend is.")
+    managed: bool = Field(
+        default=False,
+        description="The operator runs the backend itself: a StatefulSet of one replica (the "
+        "official image, hardened: non-root, read-only root filesystem, no capabilities, "
+        "seccomp RuntimeDefault) with a PersistentVolumeClaim, and a Service that is the "
+        "store's endpoint (hive-store-<name>). They go with the store unless retain.",
+    )
+    retain: bool = Field(
+        default=False,
+        description="Managed only: keep the StatefulSet, its PersistentVolumeClaim and the "
+        "Service when the store is deleted. They then carry no owner reference to the store, "
+        "and the claim's retention policy is Retain.",
+    )
+    server: ManagedServer | None = Field(
+        default=None, description="Managed only: image, storage and resources of the backend."
+    )
+    connection: Connection = Field(
+        default_factory=Connection, description="Where the backend is, and its credentials."
+    )
     collection: str = Field(
         min_length=1,
         max_length=128,
@@ -126,6 +201,32 @@ class MemoryStoreSpec(HiveModel):
     embedding: Embedding = Field(default_factory=Embedding, description="Embedding model.")
     retention: Retention = Field(default_factory=Retention, description="Retention.")
     consolidation: Consolidation | None = Field(default=None, description="Consolidation.")
+
+    @model_validator(mode="after")
+    def _managed_or_endpoint(self) -> MemoryStoreSpec:
+        if self.managed and self.connection.endpoint is not None:
+            raise PydanticCustomError(
+                "managed_endpoint",
+                "connection.endpoint: leave it unset with managed: true (the operator's Service "
+                "is the endpoint)",
+            )
+        if not self.managed and self.connection.endpoint is None:
+            raise PydanticCustomError(
+                "endpoint_required",
+                "connection.endpoint: required, unless managed: true (the operator runs the "
+                "backend)",
+            )
+        if self.managed and self.connection.grpc_port is not None:
+            raise PydanticCustomError(
+                "managed_grpc_port",
+                "connection.grpcPort: a managed Weaviate's gRPC port is the Service's "
+                f"{DEFAULT_GRPC_PORT}; leave it unset",
+            )
+        if not self.managed and (self.retain or self.server is not None):
+            raise PydanticCustomError(
+                "unmanaged_server", "retain, server: for a managed store only (managed: true)"
+            )
+        return self
 
 
 class ConsolidationCounts(HiveModel):
@@ -149,6 +250,11 @@ class MemoryStoreStatus(HiveModel):
     observed_generation: int | None = Field(default=None, ge=0, description="Last reconciled.")
     ready: bool | None = Field(
         default=None, description="The backend answered and accepted the credentials."
+    )
+    endpoint: str | None = Field(
+        default=None,
+        description="Where the backend is: connection.endpoint, or for a managed store its "
+        "Service's address.",
     )
     backend_version: str | None = Field(
         default=None,
@@ -185,6 +291,8 @@ class MemoryStoreStatus(HiveModel):
     conditions: list[Condition] = Field(
         default_factory=list,
         description="Ready: reason BackendReachable, BackendUnreachable, AuthFailed, "
-        "SecretNotFound, BackendError or InvalidSpec.",
+        "SecretNotFound, BackendError or InvalidSpec. Managed stores also BackendReady: "
+        "reason ReplicaReady, ReplicaNotReady or StatefulSetMissing, from the StatefulSet's "
+        "readyReplicas.",
         json_schema_extra=list_map("type"),
     )

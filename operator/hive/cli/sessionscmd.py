@@ -76,7 +76,7 @@ def choose_session(
             return SessionChoice(
                 chosen,
                 name,
-                spec.connection.endpoint,
+                spec.connection.url(),
                 store_prefix(spec.collection),
                 ref.name,
                 memory.secret,

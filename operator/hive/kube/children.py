@@ -7,11 +7,12 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from lightkube import ALL_NS, ApiError, codecs
-from lightkube.resources.apps_v1 import Deployment
+from lightkube.resources.apps_v1 import Deployment, StatefulSet
 from lightkube.resources.core_v1 import (
     ConfigMap,
     Event,
     Node,
+    PersistentVolumeClaim,
     Pod,
     Service,
     ServiceAccount,
@@ -31,6 +32,8 @@ KIND_RESOURCES: dict[str, Any] = {  # kind -> lightkube resource class
     "RoleBinding": RoleBinding,
     "ConfigMap": ConfigMap,
     "Deployment": Deployment,
+    "StatefulSet": StatefulSet,
+    "PersistentVolumeClaim": PersistentVolumeClaim,
     "Service": Service,
     "NetworkPolicy": NetworkPolicy,
     "Pod": Pod,

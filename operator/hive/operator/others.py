@@ -1,19 +1,22 @@
-"""Reconciling ToolVersions, SandboxPolicies and MemoryStores (probed each time; consolidated
-on their consolidation.schedule)."""
+"""Reconciling ToolVersions, SandboxPolicies and MemoryStores (a managed store's backend run;
+probed each time; consolidated on their consolidation.schedule)."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
 from dataclasses import dataclass
 from typing import Any
 
+from hive.api.common import Condition
 from hive.api.memorystore import ConsolidationCounts, MemoryStoreSpec
 from hive.errors import HiveError
 from hive.kube.children import (
     apply_objects,
     ensure_absent_or_create,
     get_hive_object,
+    get_object,
     list_hive_objects,
     prune,
 )
@@ -30,6 +33,15 @@ from hive.reconcile.consolidation import (
     parse_time,
     seconds_until_next,
 )
+from hive.reconcile.memorybackend import (
+    BackendSettings,
+    backend_condition,
+    backend_name,
+    backend_objects,
+    claim_name,
+    resolved_spec,
+    resolved_wire,
+)
 from hive.reconcile.memorystore import (
     BackendProbe,
     Credentials,
@@ -39,6 +51,7 @@ from hive.reconcile.memorystore import (
 )
 from hive.reconcile.meta import MANAGED_BY, POLICY_LABEL, Owner
 from hive.reconcile.sandboxpolicy import PolicyPlan, plan_policy
+from hive.reconcile.sandboxpolicy import plan_timed_out as policy_plan_timed_out
 from hive.reconcile.toolversion import plan_tool
 
 log = logging.getLogger(__name__)
@@ -99,7 +112,17 @@ async def reconcile_policy(namespace: str, name: str) -> PolicyPlan | None:
     owner = Owner("SandboxPolicy", name, namespace, meta["uid"], meta.get("generation", 0))
     teams = await list_hive_objects(client, "AgentTeam", namespace)
     answers = await policy_answers(STATE.require_settings().operator.egress, spec)
-    plan = plan_policy(owner, spec, obj.get("status"), teams, _now(), answers)
+    timeout_s = STATE.require_settings().operator.plan_timeout_s
+    planning = asyncio.to_thread(
+        plan_policy, owner, spec, obj.get("status"), teams, _now(), answers
+    )
+    try:  # off the event loop, as the teams' plans (hive.operator.teams)
+        plan = await asyncio.wait_for(planning, timeout_s)
+    except TimeoutError:
+        log.warning("SandboxPolicy %s/%s: planning took over %gs", namespace, name, timeout_s)
+        timed_out = policy_plan_timed_out(owner, obj.get("status"), timeout_s, _now())
+        await _write_status("SandboxPolicy", obj, timed_out.wire())
+        return None
     if plan.runtime_class is not None and await ensure_absent_or_create(client, plan.runtime_class):
         log.info("created RuntimeClass %s", plan.runtime_class["metadata"]["name"])
     await apply_objects(client, plan.children)
@@ -117,20 +140,49 @@ class StoreRun:
     recheck_after_s: float | None = None
 
 
+def _backend_settings() -> BackendSettings:
+    operator = STATE.require_settings().operator
+    return BackendSettings(
+        weaviate_image=operator.managed_stores.weaviate_image,
+        redis_image=operator.managed_stores.redis_image,
+        image_pull_policy=operator.pod_pull_policy,
+        node_selector=operator.pod_node_selector,
+        tolerations=tuple(operator.pod_tolerations),
+    )
+
+
+async def run_backend(obj: dict[str, Any], store: MemoryStoreSpec) -> Condition:
+    """Apply a managed store's StatefulSet and Service; its BackendReady as they are now."""
+    client = STATE.client()
+    meta = obj["metadata"]
+    namespace, name = meta["namespace"], meta["name"]
+    owner = Owner("MemoryStore", name, namespace, meta["uid"])
+    await apply_objects(client, backend_objects(owner, store, _backend_settings()))
+    stateful_set = await get_object(client, "StatefulSet", namespace, backend_name(name))
+    claim = await get_object(client, "PersistentVolumeClaim", namespace, claim_name(name))
+    generation = meta.get("generation", 0)
+    return backend_condition(stateful_set, claim, generation=generation, now=_now())
+
+
 async def reconcile_store(namespace: str, name: str) -> StoreRun | None:
-    """Probe the store's backend with the credentials of its Secret; consolidate it when its
-    schedule says so; write what was found and done."""
+    """Run a managed store's backend; probe the store's backend with the credentials of its
+    Secret; consolidate it when its schedule says so; write what was found and done."""
     client = STATE.client()
     obj = await get_hive_object(client, "MemoryStore", namespace, name)
     if obj is None or obj["metadata"].get("deletionTimestamp"):
         return None
     spec = obj.get("spec") or {}
+    generation = obj["metadata"].get("generation", 0)
     probe: BackendProbe | None = None
     credentials: Credentials | None = None
+    more: list[Condition] = []
     try:
         store = parse_store(spec)
     except ValueError:
         store = None
+    if store is not None and store.managed:
+        more.append(await run_backend(obj, store))
+        store = resolved_spec(name, namespace, store)
     if store is not None:
         settings = STATE.require_settings().operator
         ref = store.connection.secret_ref
@@ -151,7 +203,12 @@ async def reconcile_store(namespace: str, name: str) -> StoreRun | None:
             )
     now = _now()
     status = store_status(
-        spec, obj.get("status"), probe, generation=obj["metadata"].get("generation", 0), now=now
+        resolved_wire(name, namespace, spec),
+        obj.get("status"),
+        probe,
+        generation=generation,
+        now=now,
+        more=more,
     )
     run = StoreRun()
     if store is not None and store.consolidation is not None:

@@ -60,7 +60,7 @@ async def probe_redis(
     timeout_s: float,
     count_limit: int,
 ) -> BackendProbe:
-    endpoint = store.connection.endpoint
+    endpoint = store.connection.url()
     host, port = endpoint_address(endpoint)
     client = aioredis.Redis(
         host=host,
@@ -145,7 +145,7 @@ async def probe_weaviate(
         WeaviateStartUpError,
     )
 
-    endpoint = store.connection.endpoint.rstrip("/")
+    endpoint = store.connection.url().rstrip("/")
     try:
         async with httpx.AsyncClient(timeout=timeout_s) as http:
             ready = await http.get(endpoint + "/v1/.well-known/ready")

@@ -42,6 +42,7 @@ from hive.reconcile.agentteam import (
     parse_spec,
     plan_team,
 )
+from hive.reconcile.memorybackend import resolved_wire
 from hive.reconcile.memorywiring import referenced_stores
 from hive.reconcile.meta import AGENT_LABEL, MANAGED_BY, TEAM_LABEL, Owner
 from hive.reconcile.pods import (
@@ -238,7 +239,7 @@ async def reconcile_team(namespace: str, name: str) -> TeamPlan | None:
     for store_name in sorted(wanted):
         store = await get_hive_object(client, "MemoryStore", namespace, store_name)
         if store is not None:
-            stores[store_name] = store.get("spec") or {}
+            stores[store_name] = resolved_wire(store_name, namespace, store.get("spec") or {})
     tool_secrets = await _tool_secrets(client, namespace, spec)
     now = dt.datetime.now(dt.UTC)
     identities = await _vault_identities(settings, namespace, name, spec)

@@ -1,10 +1,11 @@
 """MemoryStore: validated spec, the credentials its Secret holds, and the status built from what
-a probe of the backend found (reachable, credentials accepted, version, collection, count)."""
+a probe of the backend found (reachable, credentials accepted, version, collection, count) and,
+for a managed store, from its StatefulSet (hive.reconcile.memorybackend)."""
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -12,7 +13,7 @@ from urllib.parse import urlsplit
 
 from pydantic import ValidationError
 
-from hive.api.common import SecretKeyRef, describe_validation_error
+from hive.api.common import Condition, SecretKeyRef, describe_validation_error
 from hive.api.memorystore import (
     DEFAULT_GRPC_PORT,
     USERNAME_KEY,
@@ -110,9 +111,12 @@ def store_status(
     *,
     generation: int,
     now: dt.datetime,
+    more: Sequence[Condition] = (),
 ) -> MemoryStoreStatus:
     """Ready only when the backend answered and took the credentials; what it reported
-    (version, collection, count) is kept whenever it got that far."""
+    (version, collection, count) is kept whenever it got that far. `spec` is the store's with
+    its endpoint resolved (a managed store's Service); `more`: conditions beside Ready (a
+    managed store's BackendReady)."""
     previous = previous_conditions(previous_status)
     last_consolidation = (previous_status or {}).get("lastConsolidation")
 
@@ -123,12 +127,13 @@ def store_status(
         return MemoryStoreStatus(
             observed_generation=generation,
             ready=ready,
+            endpoint=(spec.get("connection") or {}).get("endpoint"),
             backend_version=seen.backend_version if seen else None,
             collection_exists=seen.collection_exists if seen else None,
             object_count=seen.object_count if seen else None,
             object_count_capped=seen.object_count_capped if seen else None,
             last_consolidation=last_consolidation,
-            conditions=merge_conditions(previous, [ready_condition]),
+            conditions=merge_conditions(previous, [ready_condition, *more]),
         )
 
     try:

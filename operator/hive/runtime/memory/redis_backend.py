@@ -53,7 +53,7 @@ class RedisBackend:
         self.prefix = f"{spec.collection}:"
         self.scan_limit = scan_limit
         self.client = client or aioredis.Redis.from_url(
-            spec.connection.endpoint,
+            spec.connection.url(),
             password=password,
             username=username,
             socket_timeout=timeout_s,
@@ -62,7 +62,7 @@ class RedisBackend:
 
     @property
     def where(self) -> str:
-        endpoint = self.spec.connection.endpoint.rpartition("@")[2]
+        endpoint = self.spec.connection.url().rpartition("@")[2]
         return f"MemoryStore {self.name} (redis at {endpoint})"
 
     def _fail(self, exc: RedisError, doing: str) -> Exception:

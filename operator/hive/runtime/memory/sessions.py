@@ -300,7 +300,7 @@ def store_for(
             where, f"sessions are kept in Redis, and MemoryStore {name} is {spec.backend}"
         )
     return SessionStore(
-        spec.connection.endpoint,
+        spec.connection.url(),
         prefix=store_prefix(spec.collection),
         password=password,
         username=username,

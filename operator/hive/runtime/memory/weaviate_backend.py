@@ -102,7 +102,7 @@ class WeaviateBackend:
         import weaviate
         from weaviate.classes.init import AdditionalConfig, Auth, Timeout
 
-        host, port, secure = _address(self.spec.connection.endpoint)
+        host, port, secure = _address(self.spec.connection.url())
         client = weaviate.use_async_with_custom(
             http_host=host,
             http_port=port,

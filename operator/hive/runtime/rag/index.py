@@ -63,7 +63,7 @@ def connect(spec: MemoryStoreSpec, api_key: str | None = None) -> weaviate.Weavi
             "spec.connection.secretRef",
             "the store wants an API key: set HIVE_RAG__WEAVIATE_API_KEY to the Secret's value",
         )
-    url = urlsplit(spec.connection.endpoint)
+    url = urlsplit(spec.connection.url())
     secure = url.scheme == "https"
     host = url.hostname or "localhost"
     grpc_port = spec.connection.grpc_port or DEFAULT_GRPC_PORT
