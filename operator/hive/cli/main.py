@@ -166,6 +166,15 @@ def agent(
     help="A folder of ToolVersion (and Secret) documents: the agents' tools come from it, "
     "followed while the team runs (files added, changed or removed take effect at once).",
 )
+@click.option(
+    "--mcp",
+    "mcp_servers",
+    multiple=True,
+    metavar="[NAME=]SERVER",
+    help="An MCP server whose tools join the agents' tools (repeatable): a streamable-HTTP URL "
+    "or stdio:COMMAND [ARGS...] (started as a child process). Agents that list tool NAME "
+    "(default: mcp) get them; tools the server adds while the team runs appear at once.",
+)
 @click.option("--check", is_flag=True, help="Only check the team file and show the team.")
 @one_line_errors
 def run(
@@ -182,6 +191,7 @@ def run(
     session: str | None,
     session_store: str | None,
     tools_dir: Path | None,
+    mcp_servers: tuple[str, ...],
     check: bool,
 ) -> None:
     """Run the team of TEAM_FILE (an AgentTeam or its spec) on TASK (default: its goal).
@@ -230,6 +240,7 @@ def run(
             memory_stores=memory_stores,
             session=chosen_session,
             tools_dir=tools_dir,
+            mcp_servers=mcp_servers,
         )
     )
 

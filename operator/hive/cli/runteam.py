@@ -7,7 +7,7 @@ import contextlib
 import datetime as dt
 import json
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -36,7 +36,7 @@ from hive.runtime.teams.roster import Approval, ApprovalRequest, Approver
 from hive.runtime.teams.team import Team, TeamResult
 from hive.runtime.toolbox import Toolbox
 from hive.runtime.tooling.catalog import Catalog, publish_to
-from hive.runtime.tooling.discovery import FolderWatch
+from hive.runtime.tooling.discovery import FolderWatch, command_line_servers
 from hive.runtime.tracing.calls import TracedCalls
 from hive.runtime.tracing.events import EventSpans
 from hive.runtime.tracing.runs import run_span, trace_id_of
@@ -146,6 +146,7 @@ async def run_team(
     session: SessionChoice | None = None,
     memory_stores: dict[str, MemoryStoreSpec] | None = None,
     tools_dir: Path | None = None,
+    mcp_servers: Sequence[str] = (),
 ) -> TeamResult:
     """Run the team; with `session`, the task carries the notes of the session's earlier runs
     most similar to it, and the run is saved to the session at its end."""
@@ -162,7 +163,7 @@ async def run_team(
         chain = Chain((traced, *chain.middlewares), chain.agent)
         bus.subscribe(EventSpans(tracing.tracer))
     toolbox = Toolbox(rootfs=sandbox.rootfs, runsc=sandbox.runsc, chain=chain)
-    folder = folder_tools(toolbox, tools_dir, bus)
+    folder = folder_tools(toolbox, tools_dir, bus, mcp_servers)
     team_memory = local_memory(spec, memory_stores or {}, chain)
     if team_memory is not None:
         toolbox.memory = team_memory.tools
@@ -253,14 +254,20 @@ async def run_team(
     return result
 
 
-def folder_tools(toolbox: Toolbox, folder: Path | None, bus: EventBus) -> FolderWatch | None:
+def folder_tools(
+    toolbox: Toolbox, folder: Path | None, bus: EventBus, mcp_servers: Sequence[str] = ()
+) -> FolderWatch | None:
     """With --tools DIR: the folder's ToolVersions (and Secrets) as the run's catalog, read now
-    and followed while the team runs."""
+    and followed while the team runs; with --mcp SERVER, each server's tools in it too (their
+    changes followed by the MCP session)."""
+    servers = command_line_servers(mcp_servers)
     if folder is None:
+        if servers:
+            toolbox.catalog, toolbox.publish = Catalog(servers), publish_to(bus)
         return None
     if not folder.is_dir():
         raise InvalidInput("--tools", f"{folder} is not a folder")
-    watch = FolderWatch(folder, Catalog(), poll_s=get_settings().tools.folder_poll_s)
+    watch = FolderWatch(folder, Catalog(), poll_s=get_settings().tools.folder_poll_s, fixed=servers)
     watch.scan()
     toolbox.catalog, toolbox.secrets_for = watch.catalog, watch.secrets_for
     toolbox.publish = publish_to(bus)
@@ -375,6 +382,7 @@ def run_command(
     session: SessionChoice | None = None,
     memory_stores: dict[str, MemoryStoreSpec] | None = None,
     tools_dir: Path | None = None,
+    mcp_servers: Sequence[str] = (),
 ) -> int:
     console = Console(record=svg_path is not None)
     result = asyncio.run(
@@ -393,6 +401,7 @@ def run_command(
             session=session,
             memory_stores=memory_stores,
             tools_dir=tools_dir,
+            mcp_servers=mcp_servers,
         )
     )
     if report_path is not None:

@@ -6,7 +6,9 @@ version enters the catalog at once, a deleted one leaves it. Locally, `FolderWat
 folder of YAML/JSON files (``hive run --tools DIR``; no dependency, a few stat calls a tick):
 every ToolVersion document in it is in the catalog, and every Secret document gives the values
 that versions' credentials name. A document that does not validate is left out with a warning
-naming the file (or object) and the field.
+naming the file (or object) and the field. MCP servers given on the command line (``hive run
+--mcp [NAME=]SERVER``) are versions too (`command_line_servers`), always in the catalog beside
+the folder's.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ import base64
 import binascii
 import json
 import logging
+import re
+import shlex
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,11 +29,16 @@ import yaml
 from pydantic import ValidationError
 
 from hive.api.common import describe_validation_error
-from hive.api.toolversion import ToolVersionSpec
+from hive.api.toolversion import TOOL_NAME, ToolVersionSpec
+from hive.errors import InvalidInput
 from hive.runtime.tooling.catalog import Catalog, CatalogEntry
 
 log = logging.getLogger(__name__)
 SUFFIXES = (".yaml", ".yml", ".json")
+COMMAND_LINE_TOOL = "mcp"  # the tool name of a server given without NAME=
+COMMAND_LINE_VERSION = "1.0.0"
+_NAMED = re.compile(r"^(?P<name>[a-z0-9]([-a-z0-9]*[a-z0-9])?)=(?P<server>(stdio:|https?://).*)$")
+_SERVER_FORMS = "a streamable-HTTP URL (http://HOST:PORT/mcp) or stdio:COMMAND [ARGS...]"
 
 
 def entry_of(obj: Mapping[str, Any], source: str) -> CatalogEntry | None:
@@ -49,6 +58,46 @@ def entry_of(obj: Mapping[str, Any], source: str) -> CatalogEntry | None:
 def secret_refs(specs: Iterable[ToolVersionSpec]) -> list[tuple[str, str]]:
     """(secret, key) of every Secret key the versions' implementations name (any kind)."""
     return sorted({ref for spec in specs for ref in spec.secret_refs()})
+
+
+def command_line_servers(values: Sequence[str], flag: str = "--mcp") -> list[CatalogEntry]:
+    """One mcp ToolVersion per server given as ``[NAME=]SERVER``: SERVER a streamable-HTTP URL
+    or ``stdio:COMMAND [ARGS...]`` (split as a shell would, started as a child process). Its
+    tools are functions of tool NAME (default ``mcp``), version 1.0.0, which agents list in
+    their ``tools`` as any other; a server's new tools appear while the team runs."""
+    entries: list[CatalogEntry] = []
+    for value in values:
+        named = _NAMED.match(value)
+        tool, server = (named["name"], named["server"]) if named else (COMMAND_LINE_TOOL, value)
+        if server.startswith("stdio:"):
+            try:
+                words = shlex.split(server.removeprefix("stdio:"))
+            except ValueError as exc:
+                raise InvalidInput(flag, f"{value!r}: {exc}") from exc
+            if not words:
+                raise InvalidInput(flag, f"{value!r}: stdio: needs a command")
+            mcp: dict[str, Any] = {"command": words[0], "args": words[1:]}
+        elif server.startswith(("http://", "https://")):
+            mcp = {"url": server}
+        else:
+            raise InvalidInput(flag, f"{value!r} is not {_SERVER_FORMS}, optionally as NAME=...")
+        if any(e.spec.tool == tool for e in entries):
+            raise InvalidInput(
+                flag,
+                f"two servers as tool {tool!r}: name them apart (NAME=SERVER, NAME as {TOOL_NAME})",
+            )
+        spec = {
+            "tool": tool,
+            "version": COMMAND_LINE_VERSION,
+            "description": f"The tools of the MCP server {server.removeprefix('stdio:')}",
+            "implementation": {"kind": "mcp", "mcp": mcp},
+        }
+        try:
+            parsed = ToolVersionSpec.model_validate(spec)
+        except ValidationError as exc:
+            raise InvalidInput(flag, f"{value!r}: {describe_validation_error(exc)}") from exc
+        entries.append(CatalogEntry(parsed, f"{tool}-command-line", f"{flag} {value}"))
+    return entries
 
 
 @dataclass
@@ -89,6 +138,7 @@ class FolderWatch:
     folder: Path
     catalog: Catalog
     poll_s: float = 0.2
+    fixed: Sequence[CatalogEntry] = ()  # always in the catalog (servers of the command line)
     secrets: dict[str, str] = field(default_factory=dict)  # "<secret>/<key>" -> value
     _seen: dict[Path, tuple[int, int]] | None = None
 
@@ -110,7 +160,7 @@ class FolderWatch:
                 elif doc.get("kind") == "Secret":
                     secrets.update(_secret_values(doc))
         self.secrets = secrets
-        self.catalog.replace(entries)
+        self.catalog.replace([*self.fixed, *entries])
         return True
 
     async def secrets_for(self, specs: Sequence[ToolVersionSpec]) -> Mapping[str, str]:
