@@ -256,6 +256,53 @@ class ManagedStoresSettings(BaseModel):
     )
 
 
+class LeaderElectionSettings(BaseModel):
+    """Which replica of the operator acts: the holder of a coordination.k8s.io Lease
+    (hive.operator.leadership). The others keep answering admission webhooks and wait."""
+
+    enabled: bool | None = Field(
+        default=None,
+        description="Elect a leader before reconciling; unset: on in a cluster (no kubeconfig "
+        "and a service account token), off elsewhere.",
+    )
+    lease_name: str = Field(default="hive-operator", min_length=1, description="The Lease.")
+    lease_namespace: str | None = Field(
+        default=None,
+        description="Namespace of the Lease; unset: the watched namespace, else the service "
+        "account's namespace, else default.",
+    )
+    pod_name: str | None = Field(
+        default=None,
+        description="This replica's pod (the chart sets it from the downward API): the Lease's "
+        "holderIdentity, and the pod the leader labels hive.dev/leader=true for the metrics "
+        "Service. Unset: hostname-pid as identity, no label.",
+    )
+    lease_duration_s: int = Field(
+        default=12,
+        ge=2,
+        le=300,
+        description="A Lease not renewed for this long is taken over by a standby.",
+    )
+    renew_deadline_s: float = Field(
+        default=8.0,
+        gt=0,
+        description="A leader that has not renewed for this long stops acting; below "
+        "lease_duration_s, so it stops before a standby can start.",
+    )
+    retry_period_s: float = Field(
+        default=2.0, gt=0, description="How often the leader renews and a standby tries."
+    )
+
+    @model_validator(mode="after")
+    def _ordered(self) -> LeaderElectionSettings:
+        if not self.retry_period_s < self.renew_deadline_s < self.lease_duration_s:
+            raise ValueError(
+                "operator.leader_election: need retry_period_s < renew_deadline_s < "
+                "lease_duration_s"
+            )
+        return self
+
+
 class OperatorSettings(BaseModel):
     """The kopf operator."""
 
@@ -344,6 +391,7 @@ class OperatorSettings(BaseModel):
         "(local runs); the Helm chart ships its own.",
     )
     egress: EgressSettings = Field(default_factory=EgressSettings)
+    leader_election: LeaderElectionSettings = Field(default_factory=LeaderElectionSettings)
     managed_stores: ManagedStoresSettings = Field(default_factory=ManagedStoresSettings)
 
 

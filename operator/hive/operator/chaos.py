@@ -2,6 +2,10 @@
 
 ``hive_chaos_polls_total`` counts the timer's polls by the phase the experiment was in; a
 finished experiment is not polled, so its phases (Completed, Failed) stop growing.
+
+With two replicas only the leader acts, and it checks that it still leads right before each
+fault it injects or removes (`hive.operator.leadership.may_act`): a leader whose Lease ran out
+while a step was in flight does not kill a pod the new leader may kill for the same step.
 """
 
 from __future__ import annotations
@@ -11,8 +15,10 @@ import logging
 
 from prometheus_client import Counter
 
+from hive.errors import Unavailable
 from hive.kube.children import apply_objects, delete, delete_pods, get_hive_object
 from hive.kube.status import apply_status
+from hive.operator.leadership import may_act
 from hive.operator.state import STATE
 from hive.reconcile.chaos import ChaosActions, field_manager, plan_chaos, rollback_actions
 from hive.reconcile.meta import AGENT_LABEL, TEAM_LABEL, Owner, child_name
@@ -25,15 +31,25 @@ CHAOS_POLLS = Counter(
 )
 
 
+def ensure_leading(experiment: str) -> None:
+    """Raise (retryable) unless this replica may act: the standby never touches a fault."""
+    if not may_act():
+        raise Unavailable(f"ChaosExperiment {experiment}: this replica is not the leader")
+
+
 async def act(namespace: str, experiment: str, team: str, actions: ChaosActions) -> None:
     client = STATE.client()
     if actions.fault_config is not None:
+        ensure_leading(experiment)
         await apply_objects(client, [actions.fault_config], field_manager=field_manager(experiment))
     if actions.partition is not None:
+        ensure_leading(experiment)
         await apply_objects(client, [actions.partition])
     if actions.remove_partition:
+        ensure_leading(experiment)
         await delete(client, "NetworkPolicy", namespace, child_name("chaos", experiment))
     for agent in actions.kill_agents:
+        ensure_leading(experiment)
         killed = await delete_pods(client, namespace, {TEAM_LABEL: team, AGENT_LABEL: agent})
         log.info("chaos %s/%s killed pods %s", namespace, experiment, ", ".join(killed) or "-")
 
@@ -51,6 +67,7 @@ async def reconcile_chaos(namespace: str, name: str) -> None:
     desired = plan.status.wire()
     changed = any((obj.get("status") or {}).get(k) != v for k, v in desired.items())
     if plan.status_first and changed:  # write-ahead: record faults before injecting them
+        ensure_leading(name)
         await apply_status(client, "ChaosExperiment", namespace, name, desired)
     await act(namespace, name, team_name, plan.actions)
     if not plan.status_first and changed:

@@ -30,6 +30,7 @@ from hive.api import GROUP, VERSION
 from hive.errors import HiveError
 from hive.kube.children import list_hive_objects
 from hive.operator.chaos import CHAOS_POLLS, reconcile_chaos, roll_back
+from hive.operator.leadership import may_act
 from hive.operator.metrics import RECONCILE_SECONDS, RECONCILES
 from hive.operator.others import reconcile_policy, reconcile_store, reconcile_tool
 from hive.operator.queue import Coalescer
@@ -320,6 +321,8 @@ async def resync_forever(interval_s: float) -> None:
     queues = (("AgentTeam", TEAMS), ("SandboxPolicy", POLICIES), ("MemoryStore", STORES))
     while True:
         await asyncio.sleep(interval_s)
+        if not may_act():  # a standby replica leaves everything to the leader
+            continue
         try:
             for kind, queue in queues:
                 objects = await list_hive_objects(STATE.client(), kind, None)

@@ -1,8 +1,10 @@
-"""Starting the operator: settings, login, metrics endpoint, then kopf's main loop."""
+"""Starting the operator: settings, login, metrics endpoint, leader election, then kopf's
+main loop (paused while this replica stands by; hive.operator.leadership)."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from typing import Any
 
@@ -11,6 +13,7 @@ from prometheus_client import start_http_server
 
 from hive.kube.client import connection_details
 from hive.operator import admission, handlers
+from hive.operator.leadership import Leadership, elect, election_from, pause_kopf_while_standing_by
 from hive.operator.state import STATE
 from hive.settings import Settings
 
@@ -74,9 +77,23 @@ def run(settings: Settings) -> None:
     op = settings.operator
     if op.metrics_port:
         start_http_server(op.metrics_port, addr="0.0.0.0")  # noqa: S104 - scraped by Prometheus
+    asyncio.run(operate(settings))
+
+
+async def operate(settings: Settings) -> None:
+    """kopf's main loop, and the election beside it when there is one."""
+    op = settings.operator
     namespaces = [op.namespace] if op.namespace else []
-    asyncio.run(
-        kopf.operator(
+    election = election_from(settings)
+    leadership = Leadership(election, STATE.client()) if election is not None else None
+    elect(leadership)
+    campaign = None
+    if leadership is not None:
+        pause_kopf_while_standing_by(leadership)
+        # started before kopf, so kopf's shutdown leaves it alone; it gives the Lease up last
+        campaign = asyncio.create_task(leadership.run(), name="leader election")
+    try:
+        await kopf.operator(
             standalone=True,
             clusterwide=not namespaces,
             namespaces=namespaces,
@@ -84,4 +101,8 @@ def run(settings: Settings) -> None:
             if op.liveness_port
             else None,
         )
-    )
+    finally:
+        if campaign is not None:
+            campaign.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await campaign
