@@ -509,6 +509,22 @@ class ResilienceSpec(HiveModel):
     )
 
 
+class DocumentsSpec(HiveModel):
+    """Documents the team's agents search and cite."""
+
+    store_ref: LocalRef = Field(
+        description="MemoryStore (backend weaviate) whose collection holds the chunks `hive rag "
+        "index PATH --store` indexed. The team's agents that list the tool search-documents "
+        "answer questions from it with citations [n] mapping to source file and offsets."
+    )
+    top_k: int | None = Field(
+        default=None,
+        ge=1,
+        le=50,
+        description="Chunks an answer is written from; unset: HIVE_RAG__TOP_K (3).",
+    )
+
+
 class TeamMemorySpec(HiveModel):
     """Long-term (semantic) memory of the team's agents."""
 
@@ -534,6 +550,11 @@ class TeamMemorySpec(HiveModel):
         "questions). Kept in the coordinator's MemoryStore (its memoryRef, else storeRef), "
         "which must be a redis one, under <collection>.sessions; `hive sessions show ID "
         "--collection C --team NAMESPACE/NAME` prints the history.",
+    )
+    documents: DocumentsSpec | None = Field(
+        default=None,
+        description="Indexed documents behind the search_documents tool of the agents that "
+        "list search-documents.",
     )
 
     @model_validator(mode="after")

@@ -330,6 +330,13 @@ def build_pod(
     memory = pod_memory(config, settings, chain)
     if memory is not None:
         toolbox.memory = memory.tools
+    if config.documents_store is not None:  # spec.memory.documents: search_documents
+        from hive.runtime.rag.agents import pod_documents
+
+        documents = pod_documents(config, model, settings)
+        if documents is not None:
+            toolbox.documents = documents
+            toolbox.closing.append(documents.close)
     tools = toolbox.for_agent(config.agent_spec(agent), policy)
     for name in toolbox.unavailable.get(agent, []):
         logging.getLogger("hive.agent").warning("no built-in implementation of %s", name)

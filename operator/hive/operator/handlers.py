@@ -40,6 +40,8 @@ from hive.operator.vault import forget_team, store_for, sweep
 from hive.reconcile.agentteam import breakers_open
 from hive.reconcile.capability import capability_settled
 from hive.reconcile.chaos import needs_polling
+from hive.reconcile.memorybackend import STORE_LABEL
+from hive.reconcile.memorywiring import store_digest, teams_referencing
 from hive.reconcile.meta import AGENT_LABEL, MANAGED_BY, TEAM_LABEL
 from hive.reconcile.pods import PodObserved, observe_pod
 from hive.runtime.tracing.reconciles import reconcile_span
@@ -248,13 +250,51 @@ async def tool_version_event(spec: kopf.Spec, namespace: str, **_: Any) -> None:
                 TEAMS.request(namespace, team["metadata"]["name"])
 
 
-# --- MemoryStore ----------------------------------------------------------------------------------
+# --- MemoryStore: its own reconcile (a managed one's backend), then the teams using it --------
 @kopf.on.resume(GROUP, VERSION, "memorystores")
 @kopf.on.create(GROUP, VERSION, "memorystores")
 @kopf.on.update(GROUP, VERSION, "memorystores")
 @_namespaced
 async def memory_store_changed(name: str, namespace: str, **_: Any) -> None:
     await through(STORES, namespace, name)
+
+
+_seen_stores: dict[str, str] = {}  # uid -> what its teams are given of it (store_digest)
+
+
+@kopf.on.event(GROUP, VERSION, "memorystores", id="memorystores-of-agent-teams")
+@_namespaced
+async def memory_store_event(
+    body: kopf.Body, uid: str, name: str, namespace: str, type: str | None, **_: Any
+) -> None:
+    """A store that came, went, or changed its spec, readiness or endpoint: the teams that name
+    it are reconciled again (their agents' wiring, or MemoryStoreNotFound)."""
+    if type == "DELETED":
+        _seen_stores.pop(uid, None)
+    else:
+        digest = store_digest(body)
+        if _seen_stores.get(uid) == digest:
+            return
+        _seen_stores[uid] = digest
+    for team in teams_referencing(
+        await list_hive_objects(STATE.client(), "AgentTeam", namespace), name
+    ):
+        TEAMS.request(namespace, team)
+
+
+@kopf.on.event(
+    "apps",
+    "v1",
+    "statefulsets",
+    id="statefulsets-of-memory-stores",
+    labels={**MANAGED, STORE_LABEL: kopf.PRESENT},
+)
+@_namespaced
+async def memory_backend_changed(labels: dict[str, str], namespace: str, **_: Any) -> None:
+    """A managed store's StatefulSet changed (its ready replicas): the store's BackendReady."""
+    store = labels.get(STORE_LABEL)
+    if store:
+        STORES.request(namespace, store)
 
 
 # --- ChaosExperiment: a state machine driven by a timer; rollback in the finalizer ---------------

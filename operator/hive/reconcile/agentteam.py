@@ -907,9 +907,12 @@ def plan_team(
         if memory.problem is not None:
             memory_problems.append(memory.problem[1])
         agent_env = list(memory.env)
-        if memory.config is not None:
+        if memory.config is not None or memory.documents is not None:
             config["memory"] = team.memory.wire()
-            config["memoryStore"] = memory.config
+            if memory.config is not None:
+                config["memoryStore"] = memory.config
+            if memory.documents is not None:
+                config["documentsStore"] = memory.documents
             embeds_with = pods.embeddings_endpoint or embeddings_url(owner)
             agent_env.append({"name": EMBEDDINGS_ENV, "value": embeds_with})
             needs_embeddings = True

@@ -82,6 +82,7 @@ class PodConfig:
     faults_path: Path | None = None  # the team's fault ConfigMap, mounted
     peer_keys: dict[str, str] | None = None  # the agents' public signing keys (peerauth)
     memory_store: dict[str, Any] | None = None  # its MemoryStore: {name, spec} (memorywiring)
+    documents_store: dict[str, Any] | None = None  # spec.memory.documents' store: {name, spec}
 
     @classmethod
     def load(cls, path: Path, agent: str) -> PodConfig:
@@ -118,6 +119,9 @@ class PodConfig:
                 else None
             ),
             memory_store=data["memoryStore"] if isinstance(data.get("memoryStore"), dict) else None,
+            documents_store=(
+                data["documentsStore"] if isinstance(data.get("documentsStore"), dict) else None
+            ),
         )
 
     @property
