@@ -19,6 +19,7 @@ from enum import StrEnum
 from typing import Any, Protocol
 
 from hive.errors import HiveError, InvalidInput
+from hive.runtime.debug.clock import run_clock
 from hive.runtime.events import Event, EventBus, EventKind
 from hive.runtime.memory.embeddings import Embedder
 from hive.runtime.memory.tokens import TokenCounter, counter_for
@@ -124,7 +125,8 @@ class Agent:
 
     async def run(self, task: str) -> AgentResult:
         """Work on `task` until an answer, a budget or an error ends the run."""
-        started = time.monotonic()
+        clock = run_clock()  # the run's budget clock: a debugger's pauses do not count
+        started = clock.now()
         self._summary_tokens = 0
         context = ContextReport()
         messages: list[Message] = []  # the whole conversation, whatever the requests held
@@ -143,16 +145,17 @@ class Agent:
                     )
                 remaining = None
                 if self.budget.deadline_s is not None:
-                    remaining = self.budget.deadline_s - (time.monotonic() - started)
+                    remaining = self.budget.deadline_s - (clock.now() - started)
                     if remaining <= 0:
                         raise BudgetExceeded(
                             f"agent {self.name}: deadline of {self.budget.deadline_s:g}s passed"
                         )
                 steps += 1
                 step_started = time.monotonic()
+                step_clock = clock.now()
                 schemas = self.tools.schemas() or None
                 try:
-                    request = await asyncio.wait_for(memory.fit(schemas), remaining)
+                    request = await clock.wait_for(memory.fit(schemas), remaining)
                     if request.changed:
                         context.add(request)
                         await self._emit(
@@ -160,11 +163,9 @@ class Agent:
                             step=steps,
                             **request.event(memory.counter, memory.relevance_source),
                         )
-                    reply = await asyncio.wait_for(
+                    reply = await clock.wait_for(
                         self.model.complete(request.messages, schemas),
-                        None
-                        if remaining is None
-                        else remaining - (time.monotonic() - step_started),
+                        None if remaining is None else remaining - (clock.now() - step_clock),
                     )
                 except TimeoutError as exc:
                     raise BudgetExceeded(

@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 
 from hive.api.agentteam import Planning
-from hive.runtime.events import EventKind
+from hive.runtime.events import Event, EventKind
 from hive.runtime.reasoning.mcts import MCTS, ModelActionModel
 from hive.runtime.teams.members import DelegationError, LocalMember, TimedModel, WorkResult
 from hive.runtime.teams.roster import ApprovalRequest, Delegation, Roster
@@ -152,15 +152,20 @@ async def delegate(
                 )
                 return record
             verdict = await review(senior, subtask.description, result)
-            score = verdict.score if verdict else None
-            record.review = score
-            await roster.emit(
+            reviewed = Event(
                 EventKind.REVIEWED,
                 senior.name,
-                of=best.name,
-                score=score,
-                feedback=verdict.feedback if verdict else "no valid review; accepted unscored",
+                {
+                    "of": best.name,
+                    "score": verdict.score if verdict else None,
+                    "feedback": verdict.feedback
+                    if verdict
+                    else "no valid review; accepted unscored",
+                },
             )
+            await roster.bus.publish(reviewed)
+            score = reviewed.data["score"]  # as published: a debugger may have overridden it
+            record.review = score
             if score is not None:
                 roster.reviewed(best.name, score)
             if score is None or score >= threshold:

@@ -18,6 +18,7 @@ from typing import Any
 from hive.api.agentteam import AgentTeamSpec, Pattern, RunOutcome
 from hive.errors import HiveError
 from hive.runtime.agent import Budget
+from hive.runtime.debug.clock import run_clock
 from hive.runtime.events import Event, EventBus, EventKind
 from hive.runtime.models import OpenAICompatible
 from hive.runtime.profiling import Profiler
@@ -243,10 +244,10 @@ class Team:
         work = asyncio.create_task(self._pattern(task, result))
         budget = asyncio.create_task(over_budget.wait())
         try:
-            done, _ = await asyncio.wait(
+            done, _ = await run_clock().wait(  # a debugger's pauses do not count
                 {work, budget},
-                timeout=max(timeout, 0) if timeout is not None else None,
-                return_when=asyncio.FIRST_COMPLETED,
+                max(timeout, 0) if timeout is not None else None,
+                asyncio.FIRST_COMPLETED,
             )
             if work in done:
                 work.result()

@@ -1,0 +1,2 @@
+"""The interactive debugger of a team run: breakpoints on team events and calls, a paused run
+that is inspected and changed, every action recorded, sessions exported and replayed."""

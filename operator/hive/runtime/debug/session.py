@@ -1,0 +1,150 @@
+"""A debug session as data: the run's stop points, its model answers and the user's actions,
+exported to a JSON file and read back to replay the run (hive.runtime.debug.replay).
+
+A *stop point* is every place the debugger can stop: each team event, each model call (after
+it answered) and each tool call (before it runs). Each has an index in the run (1, 2, ...) and
+a key that names it the same way in every replay, ``kind:agent:n`` (the agent's n-th stop
+point of that kind), since parallel agents interleave differently from run to run.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hive.errors import InvalidInput
+from hive.runtime.models import Message, Reply, ToolCall
+
+FORMAT = "hive.debug/v1"
+
+
+def fingerprint(messages: list[Message]) -> str:
+    """What a model request asked, as a short digest (a replay finds its answer by it)."""
+    text = json.dumps(messages, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def reply_wire(reply: Reply) -> dict[str, Any]:
+    return {
+        "content": reply.content,
+        "tool_calls": [
+            {"id": c.id, "name": c.name, "arguments": c.arguments} for c in reply.tool_calls
+        ],
+        "finish_reason": reply.finish_reason,
+        "prompt_tokens": reply.prompt_tokens,
+        "completion_tokens": reply.completion_tokens,
+    }
+
+
+def reply_from_wire(data: dict[str, Any]) -> Reply:
+    return Reply(
+        content=data.get("content"),
+        tool_calls=[
+            ToolCall(str(c["id"]), str(c["name"]), dict(c.get("arguments") or {}))
+            for c in data.get("tool_calls") or []
+        ],
+        finish_reason=data.get("finish_reason"),
+        prompt_tokens=int(data.get("prompt_tokens") or 0),
+        completion_tokens=int(data.get("completion_tokens") or 0),
+    )
+
+
+@dataclass
+class Answer:
+    """One model answer of the run: whose, to what request, and the reply."""
+
+    agent: str
+    request: str  # fingerprint of the request's messages
+    reply: dict[str, Any]
+
+    def wire(self) -> dict[str, Any]:
+        return {"agent": self.agent, "request": self.request, "reply": self.reply}
+
+
+@dataclass
+class Action:
+    """What the user did, at which stop point: inspect, edit, score, skip, step, continue,
+    abort, break, unbreak. `value` is the action's argument (the new text, the score, ...)."""
+
+    action: str
+    step: int  # the stop point's index; 0 when the run was not paused
+    stop: str = ""  # the stop point's key
+    value: Any = None
+    at: str = field(default_factory=lambda: f"{dt.datetime.now(dt.UTC):%FT%T.%fZ}")
+
+    def wire(self) -> dict[str, Any]:
+        return {
+            "action": self.action,
+            "step": self.step,
+            "stop": self.stop,
+            "value": self.value,
+            "at": self.at,
+        }
+
+
+CHANGES = ("edit", "score", "skip", "abort")  # the actions that change the run
+
+
+@dataclass
+class Session:
+    """Everything a debugger recorded of one run."""
+
+    breakpoints: list[str] = field(default_factory=list)
+    steps: list[dict[str, Any]] = field(default_factory=list)  # {index, key, kind, agent, data}
+    answers: list[Answer] = field(default_factory=list)
+    actions: list[Action] = field(default_factory=list)
+    report: dict[str, Any] | None = None  # the run's report, once it ended
+
+    def wire(self) -> dict[str, Any]:
+        return {
+            "format": FORMAT,
+            "breakpoints": self.breakpoints,
+            "steps": self.steps,
+            "answers": [a.wire() for a in self.answers],
+            "actions": [a.wire() for a in self.actions],
+            "report": self.report,
+        }
+
+    def export(self, path: Path) -> None:
+        path.write_text(json.dumps(self.wire(), indent=2, default=str) + "\n")
+
+    @classmethod
+    def load(cls, path: Path) -> Session:
+        try:
+            data = json.loads(path.read_text())
+        except FileNotFoundError:
+            raise InvalidInput(str(path), "no such debug session file") from None
+        except json.JSONDecodeError as exc:
+            raise InvalidInput(str(path), f"not JSON ({exc.msg})") from None
+        if not isinstance(data, dict) or data.get("format") != FORMAT:
+            raise InvalidInput(f"{path}: format", f"not a debug session ({FORMAT})")
+        return cls(
+            breakpoints=list(data.get("breakpoints") or []),
+            steps=list(data.get("steps") or []),
+            answers=[Answer(a["agent"], a["request"], a["reply"]) for a in data["answers"]],
+            actions=[
+                Action(a["action"], int(a["step"]), a.get("stop", ""), a.get("value"), a["at"])
+                for a in data.get("actions") or []
+            ],
+            report=data.get("report"),
+        )
+
+    def changes(self) -> list[Action]:
+        """The actions that changed the run, in order."""
+        return [a for a in self.actions if a.action in CHANGES]
+
+    def rewound(self, step: int, change: Action | None = None) -> Session:
+        """The session as it was before stop point `step`, with `change` made there instead of
+        what the user did (time travel): the answers are all kept, the changes made at or
+        after `step` are dropped."""
+        if not any(s["index"] == step for s in self.steps):
+            raise InvalidInput("step", f"{step} is not a recorded stop point (1-{len(self.steps)})")
+        key = next(s["key"] for s in self.steps if s["index"] == step)
+        kept = [a for a in self.changes() if a.step < step]
+        if change is not None:
+            kept.append(Action(change.action, step, key, change.value))
+        return Session(list(self.breakpoints), list(self.steps), list(self.answers), kept)
