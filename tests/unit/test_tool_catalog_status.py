@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from hive.api.toolversion import ToolVersionSpec
 from hive.reconcile.admission import check_tool_version_delete
 from hive.reconcile.agentteam import TeamObserved, plan_team
 from hive.reconcile.toolversion import plan_tool
@@ -107,3 +108,42 @@ def test_an_agent_may_read_only_the_secrets_its_tools_name() -> None:
     ]
     others = [name for name in roles if name != f"research-{first}"]
     assert all(not any(r["resources"] == ["secrets"] for r in roles[n]) for n in others)
+
+
+def test_an_agent_may_read_only_the_config_maps_its_tools_documents_are_in() -> None:
+    team_spec = spec()
+    team_spec["agents"][0]["tools"] = [{"name": "shelter"}]
+    observed = TeamObserved(
+        sandbox_policies={"strict": POLICY},
+        tool_config_maps={"shelter": ["shelter-openapi"], "other": ["not-this-one"]},
+    )
+    plan = plan_team(OWNER, team_spec, None, observed, PODS, T0)
+    roles = {c["metadata"]["name"]: c["rules"] for c in plan.children if c["kind"] == "Role"}
+    first = team_spec["agents"][0]["name"]
+    document_rules = [r for r in roles[f"research-{first}"] if r["resources"] == ["configmaps"]]
+    assert document_rules == [
+        {
+            "apiGroups": [""],
+            "resources": ["configmaps"],
+            "resourceNames": ["shelter-openapi"],
+            "verbs": ["get"],
+        }
+    ]
+    others = [name for name in roles if name != f"research-{first}"]
+    assert all(not any(r["resources"] == ["configmaps"] for r in roles[n]) for n in others)
+
+
+def test_a_version_names_the_config_map_of_its_document() -> None:
+    source = {"configMapRef": {"name": "shelter-openapi", "key": "openapi.yaml"}}
+    version = ToolVersionSpec.model_validate(
+        {
+            "tool": "shelter",
+            "version": "1.0.0",
+            "implementation": {"kind": "openapi", "openapi": source},
+        }
+    )
+    assert version.config_map_names() == ["shelter-openapi"]
+    inline = ToolVersionSpec.model_validate(
+        {"tool": "s", "version": "1.0.0", "implementation": {"kind": "http", "ref": "http://x"}}
+    )
+    assert inline.config_map_names() == []

@@ -418,6 +418,13 @@ class ToolVersionSpec(HiveModel):
     )
     deprecation: Deprecation = Field(default_factory=Deprecation, description="Deprecation.")
 
+    def config_map_names(self) -> list[str]:
+        """The ConfigMaps the implementation reads (an OpenAPI document's ``configMapRef``):
+        an agent's Role may get exactly these."""
+        source = self.implementation.openapi
+        ref = source.config_map_ref if source is not None else None
+        return [ref.name] if ref is not None else []
+
     def secret_refs(self) -> list[tuple[str, str]]:
         """(secret, key) of every Secret key the implementation names, whatever its kind (http
         auth, an OpenAPI credential, MCP headers): its ``secretRef`` fields."""

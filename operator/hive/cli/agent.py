@@ -325,6 +325,7 @@ def build_pod(
     )
     if catalog is not None:  # the namespace's ToolVersions, followed while the agent runs
         toolbox.catalog, toolbox.secrets_for = catalog.catalog, catalog.secrets_for
+        toolbox.kinds = catalog.kinds()  # OpenAPI documents from the ConfigMaps its Role names
         toolbox.namespace = config.namespace
         toolbox.counts = CallCounts(window_s=settings.tools.calls_window_s)
     memory = pod_memory(config, settings, chain)

@@ -1,5 +1,8 @@
 """An agent pod's tool catalog: the namespace's ToolVersions, followed through the API server
-while the agent runs (``hive.kube.toolversions``), and the Secret values their credentials name."""
+while the agent runs (``hive.kube.toolversions``), the Secret values their credentials name, and
+the OpenAPI documents they keep in ConfigMaps. The pod's Role grants get on exactly those
+Secrets and ConfigMaps (by name, from the ToolVersions of the tools its agent lists), so an
+agent reads no other; a document is read again whenever the agent's tools are rebuilt."""
 
 from __future__ import annotations
 
@@ -9,10 +12,13 @@ import logging
 from collections.abc import Mapping, Sequence
 
 from hive.api.toolversion import ToolVersionSpec
+from hive.kube.children import get_object
 from hive.kube.client import ApiClient
 from hive.kube.toolversions import follow_tool_versions, read_secret_keys
 from hive.runtime.tooling.catalog import Catalog
 from hive.runtime.tooling.discovery import ClusterFeed, secret_refs
+from hive.runtime.tooling.kinds import KindRegistry
+from hive.runtime.tooling.openapi import OpenApiKind
 
 log = logging.getLogger(__name__)
 
@@ -42,3 +48,17 @@ class ClusterTools:
 
     async def secrets_for(self, specs: Sequence[ToolVersionSpec]) -> Mapping[str, str]:
         return await read_secret_keys(self.client, self.namespace, secret_refs(specs))
+
+    async def config_map_key(self, namespace: str, name: str, key: str) -> str | None:
+        """The text of `key` in ConfigMap `name`, or None when either is absent."""
+        found = await get_object(self.client, "ConfigMap", namespace, name)
+        if found is None:
+            return None
+        value = (found.get("data") or {}).get(key)
+        return value if isinstance(value, str) else None
+
+    def kinds(self) -> KindRegistry:
+        """Every kind present, the openapi kind reading ConfigMaps through this pod's client."""
+        registry = KindRegistry.default()
+        registry.register(OpenApiKind(config_maps=self.config_map_key))
+        return registry

@@ -171,6 +171,8 @@ class TeamObserved:
     memory_stores: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # name -> spec
     # tool -> the Secrets its ToolVersions' implementations name (credentials the agent reads)
     tool_secrets: Mapping[str, Sequence[str]] = field(default_factory=dict)
+    # tool -> the ConfigMaps its ToolVersions read (OpenAPI documents the agent reads)
+    tool_config_maps: Mapping[str, Sequence[str]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -299,7 +301,11 @@ def _service_account(owner: Owner, names: dict[str, str], labels: dict[str, str]
 
 
 def _role(
-    owner: Owner, names: dict[str, str], labels: dict[str, str], secrets: Sequence[str] = ()
+    owner: Owner,
+    names: dict[str, str],
+    labels: dict[str, str],
+    secrets: Sequence[str] = (),
+    config_maps: Sequence[str] = (),
 ) -> JSON:
     tool_secrets = (
         [  # the credentials of the agent's tools, by name: no other Secret
@@ -311,6 +317,18 @@ def _role(
             }
         ]
         if secrets
+        else []
+    )
+    tool_config_maps = (
+        [  # the OpenAPI documents of the agent's tools, by name: no other ConfigMap
+            {
+                "apiGroups": [""],
+                "resources": ["configmaps"],
+                "resourceNames": sorted(config_maps),
+                "verbs": ["get"],
+            }
+        ]
+        if config_maps
         else []
     )
     return {
@@ -336,6 +354,7 @@ def _role(
                 "verbs": ["get", "list", "watch"],
             },
             *tool_secrets,
+            *tool_config_maps,
         ],
     }
 
@@ -822,6 +841,10 @@ def _tool_secrets(agent: AgentSpec, observed: TeamObserved) -> list[str]:
     return sorted({s for t in agent.tools for s in observed.tool_secrets.get(t.name, ())})
 
 
+def _tool_config_maps(agent: AgentSpec, observed: TeamObserved) -> list[str]:
+    return sorted({c for t in agent.tools for c in observed.tool_config_maps.get(t.name, ())})
+
+
 def plan_team(
     owner: Owner,
     spec: Mapping[str, Any],
@@ -922,7 +945,13 @@ def plan_team(
             callers.setdefault(agent.sandbox_policy_ref.name, []).append(agent.name)
         children += [
             _service_account(owner, names, labels),
-            _role(owner, names, labels, _tool_secrets(agent, observed)),
+            _role(
+                owner,
+                names,
+                labels,
+                _tool_secrets(agent, observed),
+                _tool_config_maps(agent, observed),
+            ),
             _role_binding(owner, names, labels),
             _config_map(owner, names, labels, config, pods.vault),
         ]
