@@ -9,6 +9,7 @@ configuration (which points at an operator that does not run here) taking effect
 from __future__ import annotations
 
 import base64
+import json
 import os
 import subprocess
 import time
@@ -162,6 +163,7 @@ def test_operator_chart_accepted_by_the_api_server(
         "rolebinding.rbac.authorization.k8s.io",
         "service",
         "deployment.apps",
+        "poddisruptionbudget.policy",
         "validatingwebhookconfiguration.admissionregistration.k8s.io/hive.dev",
     ]:
         assert kind in out, out
@@ -175,7 +177,9 @@ def test_operator_chart_accepted_by_the_api_server(
 @pytest.mark.parametrize(
     ("setting", "message"),
     [
-        ("replicaCount=-1", "/replicaCount"),
+        ("replicaCount=0", "/replicaCount"),
+        ("replicaCount=6", "/replicaCount"),
+        ("podDisruptionBudget.minAvailable=0", "/podDisruptionBudget/minAvailable"),
         ("webhook.failurePolicy=Sometimes", "/webhook/failurePolicy"),
         ("webhook.timeoutSeconds=forever", "/webhook/timeoutSeconds"),
         ("certManager.enabled=maybe", "/certManager/enabled"),
@@ -224,6 +228,8 @@ def test_cluster_role_is_least_privilege(cluster: Cluster) -> None:
     expected["", "secrets"] = {"get", "create", "patch"}
     expected["", "nodes"] = {"get"}
     expected["apps", "deployments"] = manage
+    expected["apps", "statefulsets"] = manage  # a managed MemoryStore's backend
+    expected["", "persistentvolumeclaims"] = {"get"}
     expected["rbac.authorization.k8s.io", "roles"] = manage
     expected["rbac.authorization.k8s.io", "rolebindings"] = manage
     expected["networking.k8s.io", "networkpolicies"] = manage
@@ -238,7 +244,8 @@ def test_cluster_role_is_least_privilege(cluster: Cluster) -> None:
             "apiGroups": ["coordination.k8s.io"],
             "resources": ["leases"],
             "verbs": ["get", "create", "update"],
-        }
+        },
+        {"apiGroups": [""], "resources": ["pods"], "verbs": ["patch"]},  # its leader label
     ]
     account = one(docs, "ServiceAccount")["metadata"]["name"]
     for binding in (one(docs, "ClusterRoleBinding"), one(docs, "RoleBinding")):
@@ -517,3 +524,39 @@ def test_vault_without_a_ca_uses_the_images_cas_and_one_ca_source_only(cluster: 
     result = helm(cluster, "template", RELEASE, str(OPERATOR_CHART), *VAULT_ON, *both, check=False)
     assert result.returncode != 0
     assert "set caSecret.name or caConfigMap.name, not both" in result.stderr
+
+
+def test_two_replicas_one_leader(cluster: Cluster) -> None:
+    """Two replicas by default, on different nodes where they can be, kept through drains by a
+    PodDisruptionBudget; leader election on, the metrics Service selecting only the leader's
+    pod, the webhook Service every replica."""
+    docs = documents(render(cluster, OPERATOR_CHART))
+    deployment = one(docs, "Deployment")
+    assert deployment["spec"]["replicas"] == 2
+    selector = deployment["spec"]["selector"]["matchLabels"]
+    pod = deployment["spec"]["template"]["spec"]
+    (term,) = pod["affinity"]["podAntiAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"]
+    assert term["podAffinityTerm"]["topologyKey"] == "kubernetes.io/hostname"
+    assert term["podAffinityTerm"]["labelSelector"]["matchLabels"] == selector
+    env = operator_env(docs)
+    assert env["HIVE_OPERATOR__LEADER_ELECTION__ENABLED"]["value"] == "true"
+    assert (
+        env["HIVE_OPERATOR__LEADER_ELECTION__LEASE_NAME"]["value"] == deployment["metadata"]["name"]
+    )
+    for name, field in [("LEASE_NAMESPACE", "metadata.namespace"), ("POD_NAME", "metadata.name")]:
+        ref = env[f"HIVE_OPERATOR__LEADER_ELECTION__{name}"]["valueFrom"]["fieldRef"]
+        assert ref["fieldPath"] == field
+    (container,) = pod["containers"]
+    assert container["readinessProbe"]["httpGet"]["path"] == "/healthz"
+
+    budget = one(docs, "PodDisruptionBudget")
+    assert budget["spec"] == {"minAvailable": 1, "selector": {"matchLabels": selector}}
+    services = {d["spec"]["ports"][0]["name"]: d for d in docs if d["kind"] == "Service"}
+    assert services["metrics"]["spec"]["selector"] == {**selector, "hive.dev/leader": "true"}
+    assert services["webhook"]["spec"]["selector"] == selector
+
+    single = documents(render(cluster, OPERATOR_CHART, "--set", "replicaCount=1"))
+    assert not [d for d in single if d["kind"] == "PodDisruptionBudget"], "it would block drains"
+    own = {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {}}}
+    mine = documents(render(cluster, OPERATOR_CHART, "--set-json", f"affinity={json.dumps(own)}"))
+    assert one(mine, "Deployment")["spec"]["template"]["spec"]["affinity"] == own
