@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING, Any
 from hive.errors import HiveError, InvalidInput
 from hive.runtime.debug.breakpoints import Breakpoint, Where
 from hive.runtime.debug.clock import PausableClock
-from hive.runtime.debug.session import Action, Answer, Session
+from hive.runtime.debug.session import Action, Session
+from hive.runtime.models import Message
 
 if TYPE_CHECKING:
     from hive.runtime.teams.team import Team
@@ -101,17 +102,16 @@ class Debugger:
 
     # the stop points (called by the hooks)
 
-    def reached(self, kind: str, agent: str, data: dict[str, Any]) -> tuple[int, str]:
-        """Record a stop point; its index and key."""
+    def reached(
+        self, kind: str, agent: str, about: Any, messages: list[Message] | None = None
+    ) -> tuple[int, int]:
+        """Record a stop point (see session.Trail); its index, and n: it is the agent's n-th
+        of its kind (its key is ``kind:agent:n``)."""
         counted = (kind, agent)
-        n = self._counts.get(counted, 0) + 1
-        self._counts[counted] = n
-        key = f"{kind}:{agent}:{n}"
-        index = len(self.session.steps) + 1
-        self.session.steps.append(
-            {"index": index, "key": key, "kind": kind, "agent": agent, "data": data}
-        )
-        return index, key
+        n = self._counts[counted] = self._counts.get(counted, 0) + 1
+        trail = self.session.trail
+        trail.append((kind, agent, n, about, messages))
+        return len(trail), n
 
     def hit(self, where: Where, name: str, score: float | None = None) -> str | None:
         """The breakpoint that stops here, if any."""
@@ -119,9 +119,6 @@ class Debugger:
             if point.hits(where, name, score):
                 return str(point)
         return None
-
-    def answered(self, agent: str, request: str, reply: dict[str, Any]) -> None:
-        self.session.answers.append(Answer(agent, request, reply))
 
     async def stop(self, stop: Stop) -> Pause:
         """Pause at `stop` until the user steps, continues or aborts (a replayed change is made

@@ -12,8 +12,8 @@ from dataclasses import replace
 from typing import Any
 
 from hive.runtime.debug.breakpoints import Where
-from hive.runtime.debug.debugger import DebugAborted, Debugger, Stop
-from hive.runtime.debug.session import fingerprint, reply_wire
+from hive.runtime.debug.debugger import DebugAborted, Debugger, Pause, Stop
+from hive.runtime.debug.session import step_data
 from hive.runtime.events import Event, EventBus, EventKind
 from hive.runtime.models import Reply
 from hive.runtime.resilience.calls import Call, CallKind, Proceed
@@ -31,95 +31,95 @@ class DebugHooks:
     def attach(self, bus: EventBus) -> None:
         bus.subscribe(self.on_event)
 
-    # the team's events
-
-    def on_event(self, event: Event) -> Any:
+    def _stop_here(
+        self,
+        at: tuple[int, int],
+        kind: str,
+        agent: str,
+        data: dict[str, Any],
+        hit: str | None,
+        changes: tuple[str, ...],
+    ) -> Stop | None:
+        """The stop point to pause at (an armed debugger only), or None to go on."""
+        index, n = at
+        key = f"{kind}:{agent}:{n}"
         debugger = self.debugger
-        index, key = debugger.reached(event.kind.value, event.agent, event.data)
-        if not debugger.armed:
-            return None
-        where, name, score = Where.DELEGATE, "", None
-        changes: tuple[str, ...] = ()
-        if event.kind is EventKind.DELEGATED:
-            name, changes = str(event.data.get("to", "")), ("edit",)
-        elif event.kind is EventKind.REVIEWED:
-            where, name, changes = Where.SCORE, str(event.data.get("of", "")), ("score",)
-            score = event.data.get("score")
-        elif event.kind in ERRORS:
-            where, name = Where.ERROR, event.agent
-        else:
-            where = None  # type: ignore[assignment]
-        reason = debugger.hit(where, name, score) if where is not None else None
-        reason = reason or ("step" if debugger.stepping else None)
+        reason = hit or ("step" if debugger.stepping else None)
         if reason is None and key in debugger.scheduled:
             reason = "replay"
         if reason is None:
             return None
-        stop = Stop(index, key, event.kind.value, event.agent, event.data, reason, changes)
-        return debugger.stop(stop)
+        return Stop(index, key, kind, agent, data, reason, changes)
+
+    # the team's events
+
+    def on_event(self, event: Event) -> Any:
+        debugger = self.debugger
+        kind = event.kind
+        at = debugger.reached(kind.value, event.agent, event.data)
+        if not debugger.armed:
+            return None
+        hit: str | None = None
+        changes: tuple[str, ...] = ()
+        if kind is EventKind.DELEGATED:
+            hit, changes = debugger.hit(Where.DELEGATE, str(event.data.get("to"))), ("edit",)
+        elif kind is EventKind.REVIEWED:
+            of, score = str(event.data.get("of")), event.data.get("score")
+            hit, changes = debugger.hit(Where.SCORE, of, score), ("score",)
+        elif kind in ERRORS:
+            hit = debugger.hit(Where.ERROR, event.agent)
+        stop = self._stop_here(at, kind.value, event.agent, event.data, hit, changes)
+        return None if stop is None else debugger.stop(stop)
 
     # the agents' calls
 
     async def __call__(self, call: Call, proceed: Proceed[Any]) -> Any:
-        debugger = self.debugger
-        if debugger.aborted:
-            raise DebugAborted(debugger.abort_reason)
+        if self.debugger.aborted:
+            raise DebugAborted(self.debugger.abort_reason)
         if call.kind is CallKind.MODEL:
             return await self._model(call, proceed)
         if call.kind is CallKind.TOOL:
             return await self._tool(call, proceed)
         return await proceed()
 
+    async def _paused(self, stop: Stop) -> Pause:
+        pause = await self.debugger.stop(stop)
+        if pause.abort:
+            raise DebugAborted(self.debugger.abort_reason)
+        return pause
+
     async def _model(self, call: Call, proceed: Proceed[Any]) -> Any:
-        debugger = self.debugger
+        debugger, agent = self.debugger, call.agent
         request = call.request if call.request is not None else {}
-        edit = debugger.pending_edits.pop(call.agent, None)
-        if edit is not None and request.get("messages"):
-            messages = list(request["messages"])
-            messages[-1] = {**messages[-1], "content": edit}
-            request["messages"] = messages
+        if debugger.pending_edits:
+            edit = debugger.pending_edits.pop(agent, None)
+            if edit is not None and request.get("messages"):
+                messages = list(request["messages"])
+                messages[-1] = {**messages[-1], "content": edit}
+                request["messages"] = messages
         reply: Reply = await proceed()
-        messages = list(request.get("messages") or [])
-        debugger.answered(call.agent, fingerprint(messages), reply_wire(reply))
-        debugger.last_model[call.agent] = (messages, reply)
-        data = {
-            "model": call.dependency,
-            "content": reply.content,
-            "tool_calls": [c.name for c in reply.tool_calls],
-        }
-        index, key = debugger.reached("model-call", call.agent, data)
+        messages = request.get("messages") or []
+        at = debugger.reached("model-call", agent, reply, messages)
+        debugger.last_model[agent] = (messages, reply)
         if not debugger.armed:
             return reply
-        reason = debugger.hit(Where.MODEL, call.agent) or ("step" if debugger.stepping else None)
-        if reason is None and key in debugger.scheduled:
-            reason = "replay"
-        if reason is None:
-            return reply
-        stop = Stop(index, key, "model-call", call.agent, data, reason, ("edit",))
-        pause = await debugger.stop(stop)
-        if pause.abort:
-            raise DebugAborted(debugger.abort_reason)
-        if pause.edit is not None:
-            reply = replace(reply, content=pause.edit)
-            debugger.last_model[call.agent] = (messages, reply)
+        hit = debugger.hit(Where.MODEL, agent)
+        data = step_data("model-call", reply)
+        stop = self._stop_here(at, "model-call", agent, data, hit, ("edit",))
+        if stop is not None:
+            pause = await self._paused(stop)
+            if pause.edit is not None:
+                reply = replace(reply, content=pause.edit)
+                debugger.last_model[agent] = (messages, reply)
         return reply
 
     async def _tool(self, call: Call, proceed: Proceed[Any]) -> Any:
-        debugger = self.debugger
-        data = {"tool": call.dependency}
-        index, key = debugger.reached("tool-call", call.agent, data)
-        if not debugger.armed:
-            return await proceed()
-        reason = debugger.hit(Where.TOOL, call.dependency) or (
-            "step" if debugger.stepping else None
-        )
-        if reason is None and key in debugger.scheduled:
-            reason = "replay"
-        if reason is not None:
-            stop = Stop(index, key, "tool-call", call.agent, data, reason, ("skip",))
-            pause = await debugger.stop(stop)
-            if pause.abort:
-                raise DebugAborted(debugger.abort_reason)
-            if pause.skip:
+        debugger, tool = self.debugger, call.dependency
+        at = debugger.reached("tool-call", call.agent, tool)
+        if debugger.armed:
+            hit = debugger.hit(Where.TOOL, tool)
+            data = step_data("tool-call", tool)
+            stop = self._stop_here(at, "tool-call", call.agent, data, hit, ("skip",))
+            if stop is not None and (await self._paused(stop)).skip:
                 return SKIPPED
         return await proceed()

@@ -51,9 +51,9 @@ def model(debugger: Debugger) -> dict[str, Any]:
 def plan(debugger: Debugger) -> dict[str, Any]:
     """The subtasks each senior planned (decomposed events), and the swarm's plan."""
     planned = [
-        {"agent": s["agent"], "subtasks": s["data"].get("subtasks", [])}
-        for s in debugger.session.steps
-        if s["kind"] == EventKind.DECOMPOSED.value
+        {"agent": agent, "subtasks": about.get("subtasks", [])}
+        for kind, agent, _, about, _ in debugger.session.trail
+        if kind == EventKind.DECOMPOSED.value
     ]
     team = debugger.team
     return {"decomposed": planned, "plan": list(team.roster.plan) if team else []}

@@ -89,15 +89,55 @@ class Action:
 CHANGES = ("edit", "score", "skip", "abort")  # the actions that change the run
 
 
+# One stop point as the run records it, with as few new objects as can be (each one the
+# garbage collector keeps track of costs the run): (kind, agent, n: the agent's n-th stop point
+# of that kind, what it is about: an event's data, a tool's name or a model's Reply, and the
+# request's messages for a model call, else None).
+Trail = tuple[str, str, int, Any, "list[Message] | None"]
+
+
+def step_data(kind: str, about: Any) -> dict[str, Any]:
+    """A stop point's data as the user sees it (an event's data is the event's own dict)."""
+    if isinstance(about, Reply):
+        names = [c.name for c in about.tool_calls]
+        return {"content": about.content, "tool_calls": names}
+    if kind == "tool-call":
+        return {"tool": about}
+    return about if isinstance(about, dict) else {}
+
+
 @dataclass
 class Session:
     """Everything a debugger recorded of one run."""
 
     breakpoints: list[str] = field(default_factory=list)
-    steps: list[dict[str, Any]] = field(default_factory=list)  # {index, key, kind, agent, data}
-    answers: list[Answer] = field(default_factory=list)
+    trail: list[Trail] = field(default_factory=list)  # the stop points in order
+    recorded: list[Answer] = field(default_factory=list)  # a loaded session's answers
     actions: list[Action] = field(default_factory=list)
     report: dict[str, Any] | None = None  # the run's report, once it ended
+
+    @property
+    def steps(self) -> list[dict[str, Any]]:
+        """The stop points: {index, key, kind, agent, data}."""
+        return [
+            {
+                "index": i,
+                "key": f"{kind}:{agent}:{n}",
+                "kind": kind,
+                "agent": agent,
+                "data": step_data(kind, about),
+            }
+            for i, (kind, agent, n, about, _) in enumerate(self.trail, 1)
+        ]
+
+    @property
+    def answers(self) -> list[Answer]:
+        """The model answers in order: a loaded session's, and those this run recorded."""
+        return self.recorded + [
+            Answer(agent, fingerprint(messages), reply_wire(about))
+            for _, agent, _, about, messages in self.trail
+            if messages is not None
+        ]
 
     def wire(self) -> dict[str, Any]:
         return {
@@ -124,8 +164,11 @@ class Session:
             raise InvalidInput(f"{path}: format", f"not a debug session ({FORMAT})")
         return cls(
             breakpoints=list(data.get("breakpoints") or []),
-            steps=list(data.get("steps") or []),
-            answers=[Answer(a["agent"], a["request"], a["reply"]) for a in data["answers"]],
+            trail=[
+                (s["kind"], s["agent"], int(s["key"].rsplit(":", 1)[1]), s.get("data") or {}, None)
+                for s in data.get("steps") or []
+            ],
+            recorded=[Answer(a["agent"], a["request"], a["reply"]) for a in data["answers"]],
             actions=[
                 Action(a["action"], int(a["step"]), a.get("stop", ""), a.get("value"), a["at"])
                 for a in data.get("actions") or []
@@ -141,10 +184,11 @@ class Session:
         """The session as it was before stop point `step`, with `change` made there instead of
         what the user did (time travel): the answers are all kept, the changes made at or
         after `step` are dropped."""
-        if not any(s["index"] == step for s in self.steps):
-            raise InvalidInput("step", f"{step} is not a recorded stop point (1-{len(self.steps)})")
-        key = next(s["key"] for s in self.steps if s["index"] == step)
+        if not 1 <= step <= len(self.trail):
+            raise InvalidInput("step", f"{step} is not a recorded stop point (1-{len(self.trail)})")
+        key = self.steps[step - 1]["key"]
         kept = [a for a in self.changes() if a.step < step]
         if change is not None:
             kept.append(Action(change.action, step, key, change.value))
-        return Session(list(self.breakpoints), list(self.steps), list(self.answers), kept)
+        steps: list[Trail] = [(k, a, n, step_data(k, x), None) for k, a, n, x, _ in self.trail]
+        return Session(list(self.breakpoints), steps, self.answers, kept)
