@@ -8,7 +8,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,13 +44,17 @@ class RunningServer:
 
 
 @contextmanager
-def mcp_server(port: int | None = None, ready_timeout_s: float = 30) -> Iterator[RunningServer]:
-    """The server on `port` (a free one by default), answering /health before it is yielded."""
+def mcp_server(
+    port: int | None = None, ready_timeout_s: float = 30, allow_hosts: Sequence[str] = ()
+) -> Iterator[RunningServer]:
+    """The server on `port` (a free one by default), answering /health before it is yielded;
+    it also answers requests whose Host is one of `allow_hosts` (a relay's "address:port")."""
     port = port or free_port()
     log = tempfile.TemporaryFile()  # noqa: SIM115 - closed below, after the process
-    process = subprocess.Popen(
-        [sys.executable, str(SERVER), "--http", str(port)], stdout=log, stderr=log
-    )
+    argv = [sys.executable, str(SERVER), "--http", str(port)]
+    for host in allow_hosts:
+        argv += ["--allow-host", host]
+    process = subprocess.Popen(argv, stdout=log, stderr=log)
     try:
         deadline = time.monotonic() + ready_timeout_s
         while True:

@@ -2,6 +2,7 @@
 
     python tests/mcp_servers/server.py --http PORT    # streamable HTTP on 127.0.0.1:PORT/mcp
     python tests/mcp_servers/server.py --stdio        # over stdin/stdout
+    ... --http PORT --allow-host 10.88.0.1:8123       # also answer requests for that Host
 
 Tools: ``add`` (two integers -> their sum, structured), ``echo`` (text back), ``slow``
 (answers after some seconds), ``fail`` (always an error result) and ``add_tool`` (registers a
@@ -24,6 +25,7 @@ import uvicorn
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.server.subscriptions import InMemorySubscriptionBus, ToolsListChanged
+from mcp.server.transport_security import TransportSecuritySettings
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -111,13 +113,27 @@ def main() -> None:
     mode = parser.add_mutually_exclusive_group(required=True)
     mode.add_argument("--http", type=int, metavar="PORT")
     mode.add_argument("--stdio", action="store_true")
+    parser.add_argument(
+        "--allow-host",
+        action="append",
+        default=[],
+        metavar="HOST:PORT",
+        help="A Host header to answer besides loopback's (a relay's address, for pods).",
+    )
     args = parser.parse_args()
     if args.stdio:
         asyncio.run(server.run_stdio_async())
     else:
+        # the SDK's DNS-rebinding protection answers loopback Host headers only, by default
+        loopback = ["127.0.0.1:*", "localhost:*", "[::1]:*"]
+        security = TransportSecuritySettings(
+            enable_dns_rebinding_protection=True,
+            allowed_hosts=[*loopback, *args.allow_host],
+            allowed_origins=[f"http://{h}" for h in [*loopback, *args.allow_host]],
+        )
         # Stopped, it closes open streams after 1 s instead of waiting for clients to leave.
         config = uvicorn.Config(
-            recording_authorizations(server.streamable_http_app()),
+            recording_authorizations(server.streamable_http_app(transport_security=security)),
             host="127.0.0.1",
             port=args.http,
             log_level="warning",
