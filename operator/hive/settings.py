@@ -504,6 +504,14 @@ class AgentSettings(BaseModel):
     peer_wait_s: float = Field(
         default=300.0, gt=0, description="How long the coordinator waits for its peers."
     )
+    run_claim_s: int = Field(
+        default=15,
+        ge=3,
+        le=300,
+        description="A coordinator with replicas holds the team's run Lease for this long at a "
+        "time, renewing it every third of it; a replica that dies mid-run hands the run to "
+        "another after at most this long.",
+    )
     errors_redis_url: str | None = Field(
         default=None,
         description="Redis (redis://host:port/db) where the team's pods share their error "

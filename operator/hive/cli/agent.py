@@ -6,6 +6,7 @@ import asyncio
 import datetime as dt
 import logging
 import signal
+import socket
 import uuid
 from dataclasses import replace
 from pathlib import Path
@@ -18,6 +19,7 @@ from hive.api.sandboxpolicy import SandboxPolicySpec
 from hive.cli.clustertools import ClusterTools
 from hive.errors import HiveError, InvalidInput
 from hive.kube.client import async_client
+from hive.kube.lease import TeamRunLease
 from hive.kube.reporter import StatusReporter, field_manager_for
 from hive.reconcile.vault import identity_name
 from hive.runtime.identity.audit import AuditLog, team_log_path
@@ -179,6 +181,11 @@ def run_agent(
                 resilience.publish_to(pod.bus)
                 pod.resilience = resilience.report
                 pod.tracer = tracing.tracer if tracing is not None else None
+                if config.is_coordinator and config.agent_spec(agent).replicas > 1:
+                    # replicas take turns to run the goal, by the team's run Lease
+                    pod.claim = TeamRunLease(
+                        client, namespace, team, socket.gethostname(), settings.agent.run_claim_s
+                    )
             except InvalidInput as exc:
                 await report_failure(settings, namespace, team, agent, str(exc))
                 raise

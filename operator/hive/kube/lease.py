@@ -8,6 +8,9 @@ when this lock first saw that version*: the holder's timestamps are recorded for
 compared with our clock, so clock skew between machines cannot hand the Lease over early.
 ``leaseTransitions`` counts the changes of holder; `release` empties the holder so that the next
 candidate need not wait out the duration (a clean shutdown).
+
+Two users: the operator's leader election (hive.operator.leadership), and `TeamRunLease`, the
+claim that lets one of a coordinator agent's replicas run the team's goal (hive.runtime.pod).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from lightkube.resources.core_v1 import Pod
 from lightkube.types import PatchType
 
 from hive.kube.errors import api_errors
+from hive.reconcile.agentteam import run_lease_name
 
 LEADER_LABEL = "hive.dev/leader"
 
@@ -196,3 +200,20 @@ async def mark_leader_pod(client: AsyncClient, namespace: str, pod: str, leader:
     body = {"metadata": {"labels": {LEADER_LABEL: "true" if leader else None}}}
     with api_errors(f"Pod {namespace}/{pod}"):
         await client.patch(Pod, pod, body, namespace=namespace, patch_type=PatchType.MERGE)
+
+
+class TeamRunLease:
+    """The claim on a team's run (hive.runtime.pod.RunClaim): the Lease ``hive-run-<team>`` in
+    the team's namespace, held by one coordinator replica (its pod name) while it runs."""
+
+    def __init__(
+        self, client: AsyncClient, namespace: str, team: str, identity: str, duration_s: int
+    ) -> None:
+        self.lock = LeaseLock(client, namespace, run_lease_name(team), identity, duration_s)
+        self.retry_s = duration_s / 3
+
+    async def try_claim(self) -> bool:
+        return await self.lock.try_acquire_or_renew()
+
+    async def release(self) -> None:
+        await self.lock.release()

@@ -300,12 +300,27 @@ def _service_account(owner: Owner, names: dict[str, str], labels: dict[str, str]
     }
 
 
+def run_lease_name(team: str) -> str:
+    """The Lease a coordinator with replicas holds while it runs the team's goal."""
+    return f"hive-run-{team}"
+
+
+def _run_lease_rules(team: str) -> list[JSON]:
+    """A coordinator with replicas: make its team's run Lease, then read and renew only it."""
+    leases = {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"]}
+    return [
+        {**leases, "verbs": ["create"]},
+        {**leases, "resourceNames": [run_lease_name(team)], "verbs": ["get", "update"]},
+    ]
+
+
 def _role(
     owner: Owner,
     names: dict[str, str],
     labels: dict[str, str],
     secrets: Sequence[str] = (),
     config_maps: Sequence[str] = (),
+    replicated: bool = False,
 ) -> JSON:
     tool_secrets = (
         [  # the credentials of the agent's tools, by name: no other Secret
@@ -355,6 +370,7 @@ def _role(
             },
             *tool_secrets,
             *tool_config_maps,
+            *(_run_lease_rules(owner.name) if replicated else []),
         ],
     }
 
@@ -951,6 +967,7 @@ def plan_team(
                 labels,
                 _tool_secrets(agent, observed),
                 _tool_config_maps(agent, observed),
+                replicated=agent.replicas > 1,
             ),
             _role_binding(owner, names, labels),
             _config_map(owner, names, labels, config, pods.vault),

@@ -6,6 +6,12 @@ the first senior or agent otherwise — also waits for its peers, runs the team'
 spec generation, and records the run (outcome, answer, rounds, delegations, tokens) in the
 team's status. A restarted coordinator that finds the run of the current generation finished
 does not run it again; one that finds it still marked Running (it died mid-run) runs it again.
+
+A coordinator agent with several replicas (``replicas > 1``) has one pod per replica, each
+ready to coordinate: they take turns through a `RunClaim` (a Lease per team run, hive.kube.lease).
+The holder runs the goal and records the run before it lets go; the others wait, and find the
+run of the generation finished when they get the claim (or run it, if its holder died mid-run
+and its claim ran out): the goal runs once per spec generation.
 """
 
 from __future__ import annotations
@@ -14,7 +20,7 @@ import asyncio
 import datetime as dt
 import logging
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -132,6 +138,18 @@ class PodConfig:
         return next(a for a in self.spec.agents if a.name == name)
 
 
+class RunClaim(Protocol):
+    """The right to run the team's goal, held by one coordinator replica at a time."""
+
+    retry_s: float  # how often a waiting replica tries, and the holder renews
+
+    async def try_claim(self) -> bool:
+        """One attempt to take (or keep) the claim; True while this replica holds it."""
+        ...
+
+    async def release(self) -> None: ...
+
+
 class TeamStatus(StatusSink, RunSink, Protocol):
     """Where a pod reports: its own entry, the team's run, and what the run last recorded."""
 
@@ -221,6 +239,7 @@ class AgentPod:
     session: SessionMemory | None = None
     tracer: Tracer | None = None  # the team's run as one trace (hive.runtime.tracing)
     embedder: Embedder | None = None  # ranks what working memory keeps (its memory's embedder)
+    claim: RunClaim | None = None  # a coordinator with replicas: who of them runs the goal
 
     def members(self) -> tuple[LocalMember, dict[str, Member]]:
         me = self.config.agent_spec(self.config.agent)
@@ -244,7 +263,52 @@ class AgentPod:
             members[spec.name] = RemoteMember(spec, url, chain=self.chain, signer=self.signer)
         return local, members
 
-    async def coordinate(self, team: Team, peers: list[RemoteMember]) -> None:
+    async def coordinate(
+        self, team: Team, peers: list[RemoteMember], stop: asyncio.Event | None = None
+    ) -> None:
+        if self.claim is None:
+            await self._coordinate_unless_done(team, peers)
+            return
+        claim, stop = self.claim, stop or asyncio.Event()
+        while not await self._try_claim(claim):  # another replica holds it: wait, or see it done
+            if await self._run_done():
+                return
+            with suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), claim.retry_s)
+            if stop.is_set():
+                return
+        keeping = asyncio.create_task(self._keep_claim(claim))
+        try:
+            await self._coordinate_unless_done(team, peers)
+        finally:
+            keeping.cancel()
+            with suppress(asyncio.CancelledError):
+                await keeping
+            try:
+                await claim.release()
+            except HiveError as exc:  # it runs out on its own
+                log.warning("the run's claim not released: %s", exc)
+
+    @staticmethod
+    async def _try_claim(claim: RunClaim) -> bool:
+        try:
+            return await claim.try_claim()
+        except HiveError as exc:  # the API server away for a moment: try again later
+            log.warning("the run's claim not taken: %s", exc)
+            return False
+
+    async def _run_done(self) -> bool:
+        generation = await self.status.generation()
+        last = await self.status.last_run()
+        return bool(last and last.generation == generation and last.outcome != RunOutcome.RUNNING)
+
+    async def _keep_claim(self, claim: RunClaim) -> None:
+        while True:
+            await asyncio.sleep(claim.retry_s)
+            if not await AgentPod._try_claim(claim):
+                log.error("the run's claim is not held by this replica while it runs")
+
+    async def _coordinate_unless_done(self, team: Team, peers: list[RemoteMember]) -> None:
         generation = await self.status.generation()
         last = await self.status.last_run()
         if last and last.generation == generation and last.outcome != RunOutcome.RUNNING:
@@ -390,7 +454,7 @@ class AgentPod:
             if self.config.is_coordinator:
                 peers = [m for m in members.values() if isinstance(m, RemoteMember)]
                 try:
-                    await self.coordinate(team, peers)
+                    await self.coordinate(team, peers, stop)
                 except HiveError as exc:
                     log.error("the team's run could not be recorded: %s", exc)
                     tracker.last_error = str(exc)
