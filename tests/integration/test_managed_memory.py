@@ -131,7 +131,9 @@ def test_a_managed_store_runs_its_backend_which_goes_with_it_unless_retained(
         ready = condition(found, "BackendReady")
         return found if ready and condition(found, "Ready") else None
 
-    status = wait_for(reported, 60, "the managed store's status")["status"]
+    found = wait_for(reported, 60, "the managed store's status")
+    assert found is not None
+    status = found["status"]
     assert status["endpoint"] == f"redis://hive-store-going.{NS}.svc:6379/0"
     backend_ready = condition({"status": status}, "BackendReady")
     assert backend_ready is not None
@@ -236,6 +238,7 @@ def test_a_store_that_comes_or_changes_after_its_team_reaches_the_team(
         return entry if entry and entry["spec"]["collection"] == "a" else None
 
     entry = wait_for(wired, 60, "the store to reach the team's agent")
+    assert entry is not None
     endpoint = entry["spec"]["connection"]["endpoint"]
     assert endpoint == f"redis://hive-store-late-notes.{NS}.svc:6379/0"
     wait_for(lambda: not waiting(), 30, "the team to stop waiting for its store")
