@@ -19,6 +19,7 @@ from hive.reconcile.memorybackend import (
     backend_objects,
     claim_name,
     managed_endpoint,
+    resolved_spec,
     resolved_wire,
 )
 from hive.reconcile.memorystore import BackendProbe, ProbeOutcome, store_status
@@ -208,3 +209,13 @@ def test_a_managed_store_status_has_its_endpoint_its_probe_and_backend_ready() -
         "Ready": "BackendReachable",
         "BackendReady": "ReplicaReady",
     }
+
+
+def test_the_operator_probes_a_managed_backend_at_its_service_address() -> None:
+    spec = MemoryStoreSpec.model_validate(managed("weaviate"))
+    probed = resolved_spec("notes", "ops", spec, cluster_ip="10.96.0.7")
+    assert probed.connection.endpoint == "http://10.96.0.7:8080"
+    assert probed.connection.grpc_port is None  # 50051, the Service's
+    assert (probed.managed, probed.retain, probed.server) == (False, False, None)
+    named = resolved_spec("notes", "ops", spec)
+    assert named.connection.endpoint == "http://hive-store-notes.ops.svc:8080"

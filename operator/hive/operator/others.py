@@ -151,8 +151,16 @@ def _backend_settings() -> BackendSettings:
     )
 
 
-async def run_backend(obj: dict[str, Any], store: MemoryStoreSpec) -> Condition:
-    """Apply a managed store's StatefulSet and Service; its BackendReady as they are now."""
+@dataclass(frozen=True)
+class ManagedBackend:
+    """A managed store's backend as the operator found it after applying it."""
+
+    ready: Condition  # BackendReady
+    cluster_ip: str | None  # its Service's, which the probe goes to
+
+
+async def run_backend(obj: dict[str, Any], store: MemoryStoreSpec) -> ManagedBackend:
+    """Apply a managed store's StatefulSet and Service; their state now."""
     client = STATE.client()
     meta = obj["metadata"]
     namespace, name = meta["namespace"], meta["name"]
@@ -160,8 +168,13 @@ async def run_backend(obj: dict[str, Any], store: MemoryStoreSpec) -> Condition:
     await apply_objects(client, backend_objects(owner, store, _backend_settings()))
     stateful_set = await get_object(client, "StatefulSet", namespace, backend_name(name))
     claim = await get_object(client, "PersistentVolumeClaim", namespace, claim_name(name))
+    service = await get_object(client, "Service", namespace, backend_name(name))
     generation = meta.get("generation", 0)
-    return backend_condition(stateful_set, claim, generation=generation, now=_now())
+    ip = ((service or {}).get("spec") or {}).get("clusterIP")
+    return ManagedBackend(
+        backend_condition(stateful_set, claim, generation=generation, now=_now()),
+        ip if isinstance(ip, str) and ip and ip != "None" else None,
+    )
 
 
 async def reconcile_store(namespace: str, name: str) -> StoreRun | None:
@@ -181,8 +194,9 @@ async def reconcile_store(namespace: str, name: str) -> StoreRun | None:
     except ValueError:
         store = None
     if store is not None and store.managed:
-        more.append(await run_backend(obj, store))
-        store = resolved_spec(name, namespace, store)
+        backend = await run_backend(obj, store)
+        more.append(backend.ready)
+        store = resolved_spec(name, namespace, store, cluster_ip=backend.cluster_ip)
     if store is not None:
         settings = STATE.require_settings().operator
         ref = store.connection.secret_ref

@@ -59,22 +59,33 @@ def backend_name(store: str) -> str:
     return child_name("hive-store", store)
 
 
-def managed_endpoint(store: str, namespace: str, spec: MemoryStoreSpec) -> str:
-    """The managed backend's address, through its Service's cluster DNS name."""
-    host = f"{backend_name(store)}.{namespace}.svc"
-    if spec.backend == Backend.REDIS:
+def _endpoint(backend: Backend, host: str) -> str:
+    if backend == Backend.REDIS:
         return f"redis://{host}:{REDIS_PORT}/0"
     return f"http://{host}:{WEAVIATE_HTTP_PORT}"
 
 
-def resolved_spec(store: str, namespace: str, spec: MemoryStoreSpec) -> MemoryStoreSpec:
+def managed_endpoint(store: str, namespace: str, spec: MemoryStoreSpec) -> str:
+    """The managed backend's address, through its Service's cluster DNS name."""
+    return _endpoint(spec.backend, f"{backend_name(store)}.{namespace}.svc")
+
+
+def resolved_spec(
+    store: str, namespace: str, spec: MemoryStoreSpec, *, cluster_ip: str | None = None
+) -> MemoryStoreSpec:
     """The store as its clients reach it: a managed store becomes a store at its Service's
-    endpoint (gRPC on 50051), without what only running it needs (managed, retain, server)."""
+    endpoint (gRPC on 50051), without what only running it needs (managed, retain, server).
+    With `cluster_ip`, at the Service's address rather than its name: the operator probes it
+    so, which needs no cluster DNS (a local operator reaches it through the node's
+    kube-proxy)."""
     if not spec.managed:
         return spec
-    connection = spec.connection.model_copy(
-        update={"endpoint": managed_endpoint(store, namespace, spec)}
+    endpoint = (
+        _endpoint(spec.backend, cluster_ip)
+        if cluster_ip
+        else managed_endpoint(store, namespace, spec)
     )
+    connection = spec.connection.model_copy(update={"endpoint": endpoint})
     return spec.model_copy(
         update={"connection": connection, "managed": False, "retain": False, "server": None}
     )
