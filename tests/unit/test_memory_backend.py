@@ -6,9 +6,11 @@ the field; BackendReady follows the StatefulSet's ready replicas."""
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from hive.api.memorystore import MemoryStoreSpec
 from hive.reconcile.admission import check_memory_store
@@ -219,3 +221,10 @@ def test_the_operator_probes_a_managed_backend_at_its_service_address() -> None:
     assert (probed.managed, probed.retain, probed.server) == (False, False, None)
     named = resolved_spec("notes", "ops", spec)
     assert named.connection.endpoint == "http://hive-store-notes.ops.svc:8080"
+
+
+def test_the_managed_sample_is_a_valid_managed_store() -> None:
+    sample = Path(__file__).resolve().parents[2] / "operator/hive/samples/memorystore-managed.yaml"
+    spec = yaml.safe_load(sample.read_text())["spec"]
+    assert check_memory_store(spec) is None
+    assert MemoryStoreSpec.model_validate(spec).managed
