@@ -228,3 +228,16 @@ def test_the_managed_sample_is_a_valid_managed_store() -> None:
     spec = yaml.safe_load(sample.read_text())["spec"]
     assert check_memory_store(spec) is None
     assert MemoryStoreSpec.model_validate(spec).managed
+
+
+def test_the_store_places_its_backend_beside_the_operator_defaults() -> None:
+    scheduling = {
+        "nodeSelector": {"disk": "ssd"},
+        "tolerations": [{"key": "dedicated", "operator": "Exists", "effect": "NoSchedule"}],
+    }
+    sts = objects(managed("redis", server={"scheduling": scheduling}))["StatefulSet"]
+    pod = sts["spec"]["template"]["spec"]
+    assert pod["nodeSelector"] == {"hive.dev/node": "real", "disk": "ssd"}
+    assert pod["tolerations"] == [
+        {"key": "dedicated", "operator": "Exists", "effect": "NoSchedule"}
+    ]

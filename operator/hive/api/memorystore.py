@@ -8,6 +8,7 @@ from enum import StrEnum
 from pydantic import ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError
 
+from hive.api.agentteam import SchedulingSpec
 from hive.api.common import CRON, Condition, HiveModel, SecretKeyRef, cel, list_map
 
 DURATION = r"^([0-9]+(\.[0-9]+)?(s|m|h|d))+$"
@@ -125,6 +126,11 @@ class ManagedServer(HiveModel):
     )
     resources: ServerResources = Field(
         default_factory=ServerResources, description="CPU and memory of the backend's pod."
+    )
+    scheduling: SchedulingSpec = Field(
+        default_factory=SchedulingSpec,
+        description="Where the backend's pod may run: node labels merged over the operator's "
+        "(HIVE_OPERATOR__POD_NODE_SELECTOR), tolerations beside its own.",
     )
 
 

@@ -245,10 +245,15 @@ def _stateful_set(meta: JSON, spec: MemoryStoreSpec, settings: BackendSettings) 
         "containers": [container],
         "volumes": [{"name": "tmp", "emptyDir": {}}],
     }
-    if settings.node_selector:
-        pod_spec["nodeSelector"] = dict(settings.node_selector)
-    if settings.tolerations:
-        pod_spec["tolerations"] = [dict(t) for t in settings.tolerations]
+    node_selector = {**(settings.node_selector or {}), **server.scheduling.node_selector}
+    if node_selector:
+        pod_spec["nodeSelector"] = node_selector
+    tolerations = [dict(t) for t in settings.tolerations] + [
+        t.model_dump(by_alias=True, exclude_none=True, mode="json")
+        for t in server.scheduling.tolerations
+    ]
+    if tolerations:
+        pod_spec["tolerations"] = tolerations
     claim: JSON = {
         "metadata": {"name": DATA_VOLUME},
         "spec": {
