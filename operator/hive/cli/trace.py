@@ -126,6 +126,9 @@ def label(node: SpanNode) -> str:
     from rich.markup import escape
 
     parts = [f"[bold]{escape(node.name)}[/]", f"[cyan]{escape(node.service)}[/]"]
+    pod = node.process.get("k8s.pod.name")
+    if pod:  # which replica of the agent, when it ran in a pod
+        parts[-1] += f" [dim]pod {escape(str(pod))}[/]"
     parts.append(f"{node.duration_us / 1000:.1f} ms")
     if node.input_tokens is not None or node.output_tokens is not None:
         parts.append(f"tokens {node.input_tokens or 0} in / {node.output_tokens or 0} out")

@@ -24,6 +24,9 @@ class SpanNode:
     duration_us: int
     attributes: dict[str, Any]
     error: str | None = None  # the span's status message (or "error") when it failed
+    # the attributes of the process that made the span (its OpenTelemetry resource:
+    # service.instance.id, k8s.pod.name, hive.team, ...)
+    process: dict[str, Any] = field(default_factory=dict)
     children: list[SpanNode] = field(default_factory=list)
 
     @property
@@ -70,9 +73,11 @@ def tree_from_jaeger(data: dict[str, Any], trace_id: str) -> TraceTree:
     if not traces:
         raise TraceNotFound(f"trace {trace_id} is not in the tracing backend (yet)")
     raw = traces[0]
-    services = {
-        key: str(process.get("serviceName") or key)
-        for key, process in (raw.get("processes") or {}).items()
+    processes = raw.get("processes") or {}
+    services = {key: str(process.get("serviceName") or key) for key, process in processes.items()}
+    resources = {
+        key: {str(t["key"]): _tag_value(t) for t in process.get("tags") or []}
+        for key, process in processes.items()
     }
     nodes: dict[str, SpanNode] = {}
     for span in raw.get("spans") or []:
@@ -93,6 +98,7 @@ def tree_from_jaeger(data: dict[str, Any], trace_id: str) -> TraceTree:
             duration_us=int(span.get("duration") or 0),
             attributes=tags,
             error=error,
+            process=resources.get(span.get("processID"), {}),
         )
     roots: list[SpanNode] = []
     for node in sorted(nodes.values(), key=lambda n: n.start_us):

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import socket
+import uuid
 from dataclasses import dataclass
 
 from opentelemetry import trace
@@ -9,6 +12,8 @@ from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 from opentelemetry.sdk.trace.sampling import ALWAYS_ON, ParentBased, Sampler, TraceIdRatioBased
+from opentelemetry.semconv._incubating.attributes.k8s_attributes import K8S_POD_NAME
+from opentelemetry.semconv.attributes.service_attributes import SERVICE_INSTANCE_ID
 
 from hive.errors import InvalidInput
 from hive.settings import TracingSettings
@@ -43,6 +48,16 @@ def exporter_for(settings: TracingSettings) -> SpanExporter:
     return OTLPSpanExporter(endpoint=f"{endpoint}/v1/traces", timeout=settings.export_timeout_s)
 
 
+def process_attributes() -> dict[str, str]:
+    """What tells this process's spans from another's of the same service: a fresh
+    ``service.instance.id``, and in a Kubernetes pod (whose host name is the pod's name) its
+    ``k8s.pod.name``."""
+    attributes = {SERVICE_INSTANCE_ID: str(uuid.uuid4())}
+    if os.environ.get("KUBERNETES_SERVICE_HOST"):  # the kubelet sets it in every pod
+        attributes[K8S_POD_NAME] = socket.gethostname()
+    return attributes
+
+
 def tracing_from(
     settings: TracingSettings,
     part: str,
@@ -55,7 +70,11 @@ def tracing_from(
     if exporter is None and settings.otlp_endpoint is None:
         return None
     resource = Resource.create(
-        {SERVICE_NAME: settings.service_name or f"hive-{part}", **(attributes or {})}
+        {
+            SERVICE_NAME: settings.service_name or f"hive-{part}",
+            **process_attributes(),
+            **(attributes or {}),
+        }
     )
     root: Sampler = (
         ALWAYS_ON if settings.sample_ratio >= 1.0 else TraceIdRatioBased(settings.sample_ratio)
