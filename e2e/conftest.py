@@ -17,6 +17,7 @@ from tests.support import Cluster, free_port
 
 from hive.dev.node import RealNode
 from hive.dev.processes import ProcessTable
+from hive.dev.tracing import DevJaeger
 from hive.kube.resources import apply_crds
 
 SAMPLES = Path(__file__).resolve().parents[1] / "operator/hive/samples"
@@ -102,17 +103,29 @@ class OperatorProcess:
 
 
 @pytest.fixture(scope="session")
+def pods_otlp_endpoint(jaeger: DevJaeger, real_node: RealNode) -> Iterator[str]:
+    """The session's Jaeger as the node's pods reach it: its OTLP/HTTP port relayed on the
+    bridge's gateway (as `hive dev up --node` does)."""
+    port = int(jaeger.otlp_endpoint.rsplit(":", 1)[1])
+    try:
+        yield f"http://{real_node.relay('jaeger-relay', free_port(), '127.0.0.1', port)}"
+    finally:
+        real_node.processes.stop("jaeger-relay")
+
+
+@pytest.fixture(scope="session")
 def operator(
     cluster: Cluster,
     tmp_path_factory: pytest.TempPathFactory,
     real_node: RealNode,
     hive_image: str,
     sandbox_image: str,
+    pods_otlp_endpoint: str,
 ) -> Iterator[OperatorProcess]:
     """The operator, making pods of the Hive and sandbox images built here (imported into the
     real node, never pulled); a team's pods go to the real node when its spec.scheduling says so,
     and to the KWOK nodes otherwise. It resolves egress names with the cluster DNS, as in a
-    cluster."""
+    cluster, and has the agent pods send their spans to the session's Jaeger."""
     apply_crds(cluster.client)
     cluster.kubectl("apply", "-f", str(SAMPLES / "sandboxpolicy-strict.yaml"))
     env = {
@@ -122,6 +135,7 @@ def operator(
         "HIVE_OPERATOR__EGRESS__NAMESERVERS": json.dumps([real_node.settings.dns_service_ip]),
         # kept across the operator's restarts (test_crash), as the chart keeps it in a Secret
         "HIVE_OPERATOR__SANDBOX_KEY": os.urandom(32).hex(),
+        "HIVE_TRACING__POD_OTLP_ENDPOINT": pods_otlp_endpoint,
     }
     process = OperatorProcess(cluster, tmp_path_factory.mktemp("operator"), env)
     process.start()
