@@ -7,18 +7,21 @@ it asked for, through the agent's call chain, and the step's events (model-calle
 on its event bus. The transports answer at once, so what is timed is Hive's own work. Tracing
 off: the chain without the tracing middleware and no span subscriber (a pod without
 HIVE_TRACING__OTLP_ENDPOINT). Tracing on: `TracedCalls` in the chain and `EventSpans` on the
-bus, spans batched (the SDK's BatchSpanProcessor) over OTLP/HTTP to a real Jaeger, which this
-script starts on free loopback ports (`make testbin` builds it) unless `--otlp-endpoint` names
-one. Off and on alternate in blocks within one run, so both see the same machine; steps are
-paced (`--pace-ms`) as an agent's are by its model, so the exporter drains its queue between
-them. Prints per-step p50/p90/p99 in µs and the p50 difference (goal: ≤ 50 µs), then checks
-that Jaeger received every span.
+bus with the agent's tracer (`Tracing.tracer`: lean spans under the run, see
+hive.runtime.tracing.spans), spans batched (the SDK's BatchSpanProcessor) over OTLP/HTTP to a
+real Jaeger, which this script starts on free loopback ports (`make testbin` builds it) unless
+`--otlp-endpoint` names one. For comparison, the same with the SDK's own spans (the SDK's
+tracer of the same provider). Off, on and SDK alternate in blocks within one run, so all see the
+same machine; steps are paced (`--pace-ms`) as an agent's are by its model, so the exporter
+drains its queue between them. Prints per-step p50/p90/p99 in µs and the p50 differences (goal:
+≤ 50 µs), the load average, then checks that Jaeger received every span.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import statistics
 import tempfile
 import time
@@ -36,7 +39,7 @@ from hive.runtime.resilience.calls import Call, CallKind, Chain
 from hive.runtime.tracing.calls import TracedCalls
 from hive.runtime.tracing.events import EventSpans
 from hive.runtime.tracing.runs import run_span, trace_id_of
-from hive.runtime.tracing.setup import tracing_from
+from hive.runtime.tracing.setup import INSTRUMENTATION, tracing_from
 from hive.settings import DevJaegerSettings, DevSettings, TracingSettings, get_settings
 
 MODEL = Call(CallKind.MODEL, "smollm2", "complete", "lead", {"messages": []})
@@ -111,30 +114,42 @@ async def main(count: int, endpoint: str | None, pace_s: float) -> None:
         off_chain, off_bus = Chain((), "lead"), EventBus(keep=100)
         on_chain, on_bus = Chain((TracedCalls(tracing.tracer),), "lead"), EventBus(keep=100)
         on_bus.subscribe(EventSpans(tracing.tracer))
-        off: list[float] = []
-        on: list[float] = []
+        sdk_tracer = tracing.provider.get_tracer(INSTRUMENTATION)
+        sdk_chain, sdk_bus = Chain((TracedCalls(sdk_tracer),), "lead"), EventBus(keep=100)
+        sdk_bus.subscribe(EventSpans(sdk_tracer))
+        variants = {
+            "off": (off_chain, off_bus),
+            "on": (on_chain, on_bus),
+            "on, SDK spans": (sdk_chain, sdk_bus),
+        }
+        times: dict[str, list[float]] = {name: [] for name in variants}
         with run_span(tracing.tracer, "bench", "default", "lead", 1) as root:
             trace_id = trace_id_of(root)
-            await steps(off_chain, off_bus, BLOCK, pace_s)  # warm up both
-            await steps(on_chain, on_bus, BLOCK, pace_s)
+            for chain, bus in variants.values():  # warm up each
+                await steps(chain, bus, BLOCK, pace_s)
             for _ in range(max(1, count // BLOCK)):
-                off += await steps(off_chain, off_bus, BLOCK, pace_s)
-                on += await steps(on_chain, on_bus, BLOCK, pace_s)
+                for name, (chain, bus) in variants.items():
+                    times[name] += await steps(chain, bus, BLOCK, pace_s)
+        load = os.getloadavg()
         exported = time.perf_counter()
         tracing.flush(60)
         print(f"flushed the last spans in {(time.perf_counter() - exported) * 1000:.0f} ms")
-        for name, values in (("off", off), ("on ", on)):
+        for name, values in times.items():
             print(
-                f"tracing {name}: {len(values)} steps, p50 {quantile(values, 0.5):7.1f} µs, "
+                f"tracing {name:13}: {len(values)} steps, p50 {quantile(values, 0.5):7.1f} µs, "
                 f"p90 {quantile(values, 0.9):7.1f} µs, p99 {quantile(values, 0.99):7.1f} µs"
             )
-        added = quantile(on, 0.5) - quantile(off, 0.5)
+        off = quantile(times["off"], 0.5)
+        added = quantile(times["on"], 0.5) - off
         print(
             f"added per step (p50): {added:.1f} µs (goal ≤ 50 µs), {SPANS_PER_STEP} spans: "
-            f"{added / SPANS_PER_STEP:.1f} µs per span (a delegation, review or vote adds one)"
+            f"{added / SPANS_PER_STEP:.1f} µs per span (a delegation, review or vote adds one); "
+            f"with the SDK's spans {quantile(times['on, SDK spans'], 0.5) - off:.1f} µs"
         )
+        print(f"load average at the end: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
         if jaeger is not None and trace_id is not None:
-            sent = (len(on) + BLOCK) * SPANS_PER_STEP + 1
+            traced = len(times["on"]) + len(times["on, SDK spans"]) + 2 * BLOCK
+            sent = traced * SPANS_PER_STEP + 1
             held = await asyncio.to_thread(spans_held, jaeger.query_url, trace_id, sent)
             print(f"jaeger holds {held} of the {sent} spans of trace {trace_id}")
         tracing.shutdown()

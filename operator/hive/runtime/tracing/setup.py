@@ -6,6 +6,7 @@ import os
 import socket
 import uuid
 from dataclasses import dataclass
+from functools import cached_property
 
 from opentelemetry import trace
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
@@ -16,6 +17,7 @@ from opentelemetry.semconv._incubating.attributes.k8s_attributes import K8S_POD_
 from opentelemetry.semconv.attributes.service_attributes import SERVICE_INSTANCE_ID
 
 from hive.errors import InvalidInput
+from hive.runtime.tracing.spans import step_tracer
 from hive.settings import TracingSettings
 
 INSTRUMENTATION = "hive"
@@ -27,9 +29,10 @@ class Tracing:
 
     provider: TracerProvider
 
-    @property
+    @cached_property
     def tracer(self) -> trace.Tracer:
-        return self.provider.get_tracer(INSTRUMENTATION)
+        """Hive's tracer: lean spans under a sampled parent (`hive.runtime.tracing.spans`)."""
+        return step_tracer(self.provider.get_tracer(INSTRUMENTATION))
 
     def flush(self, timeout_s: float = 10.0) -> bool:
         """Export every finished span now; False if the exporter did not finish in time."""
