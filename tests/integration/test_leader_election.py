@@ -10,18 +10,22 @@ the API server stops forwarding) stops acting before the standby starts.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import socket
 import ssl
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import httpx
 import pytest
 import yaml
-from e2e.conftest import OperatorProcess, wait_for
+from e2e.conftest import SAMPLES, OperatorProcess, wait_for
 from lightkube.resources.coordination_v1 import Lease
 from lightkube.resources.core_v1 import Pod
 from prometheus_client.parser import text_string_to_metric_families
@@ -32,14 +36,18 @@ from tests.support import Cluster
 
 pytestmark = pytest.mark.integration
 NS = "leaders"
-ELECTION = {
-    "HIVE_OPERATOR__LEADER_ELECTION__ENABLED": "true",
-    "HIVE_OPERATOR__LEADER_ELECTION__LEASE_NAMESPACE": NS,
-    "HIVE_OPERATOR__LEADER_ELECTION__LEASE_DURATION_S": "6",
-    "HIVE_OPERATOR__LEADER_ELECTION__RENEW_DEADLINE_S": "4",
-    "HIVE_OPERATOR__LEADER_ELECTION__RETRY_PERIOD_S": "1",
-    "HIVE_OPERATOR__RESYNC_S": "2",  # a standby's resync would show as reconciles
-}
+CHAOS_NS = "chaos-leaders"
+
+
+def election_env(namespace: str) -> dict[str, str]:
+    return {
+        "HIVE_OPERATOR__LEADER_ELECTION__ENABLED": "true",
+        "HIVE_OPERATOR__LEADER_ELECTION__LEASE_NAMESPACE": namespace,
+        "HIVE_OPERATOR__LEADER_ELECTION__LEASE_DURATION_S": "6",
+        "HIVE_OPERATOR__LEADER_ELECTION__RENEW_DEADLINE_S": "4",
+        "HIVE_OPERATOR__LEADER_ELECTION__RETRY_PERIOD_S": "1",
+        "HIVE_OPERATOR__RESYNC_S": "2",  # a standby's resync would show as reconciles
+    }
 
 
 class Relay:
@@ -177,14 +185,18 @@ def admits(cluster: Cluster, process: OperatorProcess, network_mode: str) -> boo
 class Replicas:
     """Operator processes with leader election, each as pod op-<name>; some through a relay."""
 
-    def __init__(self, cluster: Cluster, folder: Path) -> None:
+    def __init__(self, cluster: Cluster, folder: Path, namespace: str) -> None:
         self.cluster = cluster
         self.folder = folder
+        self.namespace = namespace
         self.processes: list[OperatorProcess] = []
         self.relays: list[Relay] = []
 
     def start(self, name: str, *, relay: Relay | None = None) -> OperatorProcess:
-        env = {**ELECTION, "HIVE_OPERATOR__LEADER_ELECTION__POD_NAME": f"op-{name}"}
+        env = {
+            **election_env(self.namespace),
+            "HIVE_OPERATOR__LEADER_ELECTION__POD_NAME": f"op-{name}",
+        }
         target: object = self.cluster
         folder = self.folder / f"{name}-{len(self.processes)}"
         if relay is not None:
@@ -208,30 +220,37 @@ class Replicas:
                 process.table.stop("operator")
 
 
-@pytest.fixture
-def replicas(cluster: Cluster, tmp_path: Path) -> Iterator[Replicas]:
+@contextmanager
+def replicas_in(cluster: Cluster, folder: Path, namespace: str) -> Iterator[Replicas]:
+    """Operator replicas electing in `namespace`, where their pods op-a and op-b are."""
     apply_crds(cluster.client)
-    if cluster.kubectl("get", "namespace", NS, check=False).returncode != 0:
-        cluster.kubectl("create", "namespace", NS)
+    cluster.kubectl("create", "namespace", namespace)
     # pods are refused until the controller manager has made the namespace's account
-    cluster.kubectl("wait", "--for=create", "serviceaccount/default", "-n", NS, "--timeout=60s")
+    cluster.kubectl(
+        "wait", "--for=create", "serviceaccount/default", "-n", namespace, "--timeout=60s"
+    )
     for pod in ("op-a", "op-b"):
         manifest = {
             "apiVersion": "v1",
             "kind": "Pod",
-            "metadata": {"name": pod, "namespace": NS},
+            "metadata": {"name": pod, "namespace": namespace},
             "spec": {"containers": [{"name": "operator", "image": "busybox"}]},
         }
         cluster.kubectl("apply", "-f", "-", input=yaml.safe_dump(manifest))
-    started = Replicas(cluster, tmp_path)
+    started = Replicas(cluster, folder, namespace)
     try:
         yield started
     finally:
         started.stop_all()
-        cluster.kubectl("delete", "namespace", NS, "--wait=false")
-        cluster.kubectl(
-            "delete", "validatingwebhookconfiguration", "hive.dev", "--ignore-not-found"
-        )
+        cluster.kubectl("delete", "namespace", namespace, "--wait=false")
+        webhook = ("validatingwebhookconfiguration", "hive.dev", "--ignore-not-found")
+        cluster.kubectl("delete", *webhook)
+
+
+@pytest.fixture
+def replicas(cluster: Cluster, tmp_path: Path) -> Iterator[Replicas]:
+    with replicas_in(cluster, tmp_path, NS) as started:
+        yield started
 
 
 def test_one_replica_acts_and_the_standby_takes_over(cluster: Cluster, replicas: Replicas) -> None:
@@ -286,3 +305,67 @@ def test_one_replica_acts_and_the_standby_takes_over(cluster: Cluster, replicas:
     assert lease.spec.leaseTransitions == 2
     cluster.kubectl("apply", "-f", "-", input=policy("strict", 10))
     wait_for(lambda: observed(cluster, "strict") == 3, 20, "the new leader to reconcile")
+
+
+class Deletions:
+    """Counts the DELETED events of the team's coder pods, from a watch on the API server."""
+
+    def __init__(self, cluster: Cluster, namespace: str) -> None:
+        self.names: list[str] = []
+        labels: dict[str, Any] = {"hive.dev/team": "research", "hive.dev/agent": "coder"}
+        stream = cluster.client.watch(Pod, namespace=namespace, labels=labels)
+
+        def follow() -> None:
+            with contextlib.suppress(Exception):  # the control plane goes away at the end
+                for kind, pod in stream:
+                    if kind == "DELETED" and pod.metadata and pod.metadata.name:
+                        self.names.append(pod.metadata.name)
+
+        threading.Thread(target=follow, daemon=True).start()
+
+
+def chaos_status(cluster: Cluster, name: str) -> dict[str, Any]:
+    out = cluster.kubectl("get", "chaos", name, "-n", CHAOS_NS, "-o", "json").stdout
+    return json.loads(out).get("status") or {}
+
+
+def test_a_chaos_pod_kill_happens_once_across_a_failover(cluster: Cluster, tmp_path: Path) -> None:
+    """The standby runs no chaos; the leader kills the coder's pod, is killed itself (kill -9)
+    mid-experiment, and the replica that takes over finishes the experiment without a second
+    kill: one pod deletion for the one pod-kill step."""
+    with replicas_in(cluster, tmp_path, CHAOS_NS) as replicas:
+        a = replicas.start("a")
+        wait_for(lambda: leading(a), 15, "a to lead")
+        b = replicas.start("b")
+        for sample in ("sandboxpolicy-strict.yaml", "agentteam-research.yaml"):
+            text = (SAMPLES / sample).read_text().replace("namespace: default", "")
+            cluster.kubectl("apply", "-n", CHAOS_NS, "-f", "-", input=text)
+        ready = ("--for=condition=Ready", "agentteam/research", "-n", CHAOS_NS, "--timeout=90s")
+        cluster.kubectl("wait", *ready, timeout=100)
+        deletions = Deletions(cluster, CHAOS_NS)
+        experiment = {
+            "apiVersion": "hive.dev/v1alpha1",
+            "kind": "ChaosExperiment",
+            "metadata": {"name": "kill-once", "namespace": CHAOS_NS},
+            "spec": {
+                "selector": {"team": "research", "agents": ["coder"], "mode": "all"},
+                "faults": [{"type": "pod-kill"}],
+                "duration": "3s",
+                "recoveryTimeout": "60s",
+                "probes": [{"name": "team-ready", "kind": "team-ready"}],
+            },
+        }
+        cluster.kubectl("apply", "-f", "-", input=yaml.safe_dump(experiment))
+        wait_for(lambda: deletions.names, 30, "the leader to kill the coder's pod")
+        assert metric(b, "hive_chaos_polls_total") == 0, "the standby polls no experiment"
+        a.kill()
+        wait_for(lambda: leading(b), 15, "the standby to take over")
+        wait_for(
+            lambda: chaos_status(cluster, "kill-once").get("phase") in ("Completed", "Failed"),
+            90,
+            "the experiment to finish under the new leader",
+        )
+        done = chaos_status(cluster, "kill-once")
+        assert metric(b, "hive_chaos_polls_total") > 0, "the new leader finished it"
+        assert done["phase"] == "Completed", done
+        assert len(deletions.names) == 1, deletions.names
