@@ -7,7 +7,8 @@ the claim from its template; the status says where the backend is and BackendRea
 ready replicas (0 here: no storage provisioner binds the claim on this control plane, so the
 pod stays Pending). Deleting the store lets the garbage collector take the StatefulSet, the
 Service and the claim; with retain: true (even when turned on later) all three stay. The
-API server refuses managed with an endpoint, and neither, naming the field.
+API server refuses managed with an endpoint, and neither, naming the field, and a change of
+managed.
 
 A team that names a store which does not exist yet waits (MemoryStoreNotFound); the store's
 arrival, and later its change, reach the team's agents without waiting for the resync (set to
@@ -140,6 +141,13 @@ def test_a_managed_store_runs_its_backend_which_goes_with_it_unless_retained(
     assert (backend_ready["status"], backend_ready["reason"]) == ("False", "ReplicaNotReady")
     assert "0/1 replicas ready" in backend_ready["message"]
     assert status["ready"] is False  # the operator, on this host, cannot reach the Service
+
+    unmanage = '{"spec":{"managed":false,"connection":{"endpoint":"redis://r:6379"}}}'
+    refused = cluster.kubectl(
+        "patch", "memorystore", "going", "-n", NS, "--type=merge", "-p", unmanage, check=False
+    )
+    assert refused.returncode != 0
+    assert "managed cannot change" in refused.stderr
 
     # retain turned on later: the operator's apply takes its owner references away
     cluster.kubectl(

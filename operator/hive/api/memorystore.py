@@ -183,7 +183,13 @@ class MemoryStoreSpec(HiveModel):
         description="The operator runs the backend itself: a StatefulSet of one replica (the "
         "official image, hardened: non-root, read-only root filesystem, no capabilities, "
         "seccomp RuntimeDefault) with a PersistentVolumeClaim, and a Service that is the "
-        "store's endpoint (hive-store-<name>). They go with the store unless retain.",
+        "store's endpoint (hive-store-<name>). They go with the store unless retain. It "
+        "cannot change: make a new store.",
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel("self == oldSelf", "managed cannot change: make a new store")
+            ]
+        },
     )
     retain: bool = Field(
         default=False,
