@@ -5,7 +5,9 @@ election on (short durations so the test stays short; bench/leader_failover.py t
 defaults). The standby reconciles nothing (its /metrics count no reconciles), yet its admission
 webhook answers; the leader labels its pod for the metrics Service. After `kill -9` of the
 leader the standby takes over. A leader cut off from the API server (a relay between it and
-the API server stops forwarding) stops acting before the standby starts.
+the API server stops forwarding) stops acting before the standby starts. A ChaosExperiment's
+pod kill happens once, though the leader that made it is killed mid-experiment and the other
+replica finishes it.
 """
 
 from __future__ import annotations
