@@ -2,10 +2,13 @@
 server, on the scripted model) export their spans over OTLP to a real Jaeger; the trace holds
 spans of all three processes with the right parent/child links across them and the GenAI
 attributes with the token counts the model reported; `hive trace show --team` prints it; and each
-agent serves its model and call metrics on its peer port. `hive run` traces a local run too."""
+agent serves its model and call metrics on its peer port. `hive run` traces a local run too: a
+chain of thought and a plan search travel on their spans and `hive trace show` renders them, and
+prompts and completions are on the chat spans only when the team opts in (recordContent)."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -347,3 +350,141 @@ def test_hive_run_traces_a_local_run(jaeger: DevJaeger, tmp_path: Path) -> None:
     ]
     assert chats
     assert all(s.input_tokens == 10 and s.output_tokens == 5 for s in chats)
+
+
+COT_SCRIPT: Script = {
+    "lead": [
+        {"json": {"subtasks": [{"description": "Explain the bee dance"}]}},
+        {"when": "Rate the result", "json": {"score": 0.9, "feedback": ""}},
+        {"when": "final answer", "content": "Bees dance to share direction and distance."},
+    ],
+    "researcher": [
+        {"json": {"branches": [{"hypothesis": "Bees communicate by dancing", "confidence": 0.6}]}},
+        {"json": {"choice": 0, "reason": "best supported"}},
+        {
+            "json": {
+                "branches": [
+                    {
+                        "hypothesis": "The waggle run's angle gives the direction",
+                        "conclusion": "Bees dance to share direction and distance",
+                        "confidence": 0.9,
+                        "final": True,
+                    }
+                ]
+            }
+        },
+        {"json": {"correct": True}},
+        {"content": "The waggle dance gives direction and distance."},
+    ],
+}
+MCTS_SCRIPT: Script = {
+    "lead": [
+        {"when": "Propose up to 2", "json": {"actions": ["Observe the waggle dance"]}},
+        {"when": "Propose up to 2", "json": {"actions": ["DONE"]}},
+        {"when": "Score these steps", "json": {"score": 0.9}},
+        {"when": "Score these steps", "json": {"score": 0.9}},
+        {"when": "Rate the result", "json": {"score": 0.9, "feedback": ""}},
+        {"when": "final answer", "content": "They dance."},
+    ],
+    "researcher": [{"content": "Observed."}],
+}
+
+
+def reasoning_team(path: Path, lead: dict[str, Any], researcher: dict[str, Any]) -> Path:
+    """A team file for `hive run`: a lead and a researcher with the given reasoning settings."""
+    manifest = team_manifest("http://127.0.0.1:1/v1")
+    manifest["spec"]["goal"] = "How do bees share where food is?"
+    manifest["spec"]["agents"] = [
+        {"name": "lead", "role": "senior", "subordinates": ["researcher"], **lead},
+        {"name": "researcher", "role": "junior", **researcher},
+    ]
+    path.write_text(yaml.safe_dump(manifest))
+    return path
+
+
+def traced_hive_run(jaeger: DevJaeger, team: Path, script: Script, span: str) -> tuple[Any, str]:
+    """`hive run` of `team` on the scripted model with spans to Jaeger: the trace once it holds
+    the span named `span`, and what `hive trace show --trace-id` prints of it."""
+    env = {
+        **os.environ,
+        "HIVE_TRACING__OTLP_ENDPOINT": jaeger.otlp_endpoint,
+        "HIVE_TRACING__QUERY_URL": jaeger.query_url,
+    }
+    with scripted_model(script) as server:
+        ran = subprocess.run(
+            hive("run", str(team), "--endpoint", server.url, "--no-live"),
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert server.remaining() == 0
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    found = re.search(r"trace ([0-9a-f]{32})", ran.stdout)
+    assert found is not None, ran.stdout
+    trace_id = found[1]
+
+    def fetched() -> TraceTree | None:
+        try:
+            tree = fetch_trace(jaeger.query_url, trace_id)
+        except HiveError:
+            return None
+        return tree if any(s.name == span for s in tree.spans()) else None
+
+    tree = until(f"the span {span} in the run's trace", fetched, 30)
+    shown = subprocess.run(
+        hive("trace", "show", "--trace-id", trace_id, "--width", "200"),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert shown.returncode == 0, shown.stderr
+    return tree, shown.stdout
+
+
+def test_a_chain_of_thought_is_in_the_runs_trace_and_no_content_without_opting_in(
+    jaeger: DevJaeger, tmp_path: Path
+) -> None:
+    team = reasoning_team(tmp_path / "team.yaml", {}, {"reasoning": "chain-of-thought"})
+    tree, shown = traced_hive_run(jaeger, team, COT_SCRIPT, "think researcher")
+    (think,) = [s for s in tree.spans() if s.name == "think researcher"]
+    record = json.loads(think.attributes["hive.reasoning"])
+    assert record["kind"] == "chain-of-thought"
+    assert record["agent"] == "researcher"
+    assert record["outcome"] == "answered"
+    hypotheses = [s["hypothesis"] for s in record["trace"]["steps"]]
+    assert "The waggle run's angle gives the direction" in hypotheses
+    assert "chain of thought" in shown
+    assert shown.index("think researcher") < shown.index("chain of thought")
+    assert "The waggle run's angle gives the direction" in shown
+    chats = [s for s in tree.spans() if s.name == "chat m"]
+    assert chats
+    for chat in chats:  # the team did not opt in to content
+        assert "gen_ai.input.messages" not in chat.attributes
+        assert "gen_ai.output.messages" not in chat.attributes
+
+
+def test_a_plan_search_is_in_the_runs_trace_and_content_when_the_team_opts_in(
+    jaeger: DevJaeger, tmp_path: Path
+) -> None:
+    mcts = {"planning": "mcts", "mcts": {"iterations": 2, "horizon": 2, "branching": 2}}
+    team = reasoning_team(tmp_path / "team.yaml", mcts, {})
+    manifest = yaml.safe_load(team.read_text())
+    manifest["spec"]["observability"] = {"recordContent": True}
+    team.write_text(yaml.safe_dump(manifest))
+    tree, shown = traced_hive_run(jaeger, team, MCTS_SCRIPT, "search plan lead")
+    (search,) = [s for s in tree.spans() if s.name == "search plan lead"]
+    record = json.loads(search.attributes["hive.reasoning"])
+    assert record["kind"] == "mcts"
+    assert record["search"]["iterations"] == 2
+    assert "Observe the waggle dance" in record["search"]["bestSequence"]
+    assert "plan search (MCTS): 2 iterations" in shown
+    assert shown.index("search plan lead") < shown.index("plan search (MCTS)")
+    researcher_chat = next(
+        s for s in tree.spans() if s.name == "chat m" and "Observed." in str(s.attributes)
+    )
+    assert "Observe the waggle dance" in researcher_chat.attributes["gen_ai.input.messages"]
+    assert "Observed." in researcher_chat.attributes["gen_ai.output.messages"]
