@@ -1,9 +1,10 @@
-"""A coordinator agent with three replicas runs the team's goal once, on the real API server.
+"""A coordinator agent with replicas runs the team's goal once per generation (real API server).
 
 Each replica is an `AgentPod` with the team's run Lease as its claim (`TeamRunLease`) and a real
 `StatusReporter`, both logged in with the agent's own ServiceAccount token under the Role the
 operator's builder gives a replicated coordinator: the Lease rules are checked by the API
-server's RBAC, the claim by its resourceVersion preconditions.
+server's RBAC, the claim by its resourceVersion preconditions. A replica that died mid-run
+(its claim held, its run left Running) hands the run over once its claim runs out.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import yaml
 
 from hive.api.agentteam import RunOutcome, RunStatus
 from hive.kube.client import async_client
-from hive.kube.lease import TeamRunLease, read_lease
+from hive.kube.lease import LeaseRecord, TeamRunLease, read_lease
 from hive.kube.reporter import StatusReporter, field_manager_for
 from hive.kube.resources import apply_crds
 from hive.reconcile.agentteam import AgentPodSettings, TeamObserved, plan_team, run_lease_name
@@ -78,21 +79,24 @@ def team_status(cluster: Cluster) -> dict[str, Any]:
     return json.loads(out).get("status") or {}
 
 
-async def test_three_coordinator_replicas_run_the_goal_once(
-    cluster: Cluster, tmp_path: Path
-) -> None:
+SPEC: dict[str, Any] = {
+    "goal": "answer",
+    "model": {"name": "m", "endpoint": "http://model/v1"},
+    "agents": [AGENT],
+}
+
+
+@pytest.fixture(scope="module")
+def agent_settings(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> KubeSettings:
+    """The team (generation 1) and the coordinator's RBAC as the operator's builder makes it;
+    settings that log in with the coordinator's ServiceAccount token."""
     apply_crds(cluster.client)
     cluster.kubectl("create", "namespace", NS)
-    spec: dict[str, Any] = {
-        "goal": "answer",
-        "model": {"name": "m", "endpoint": "http://model/v1"},
-        "agents": [AGENT],
-    }
     manifest = {
         "apiVersion": "hive.dev/v1alpha1",
         "kind": "AgentTeam",
         "metadata": {"name": TEAM, "namespace": NS},
-        "spec": spec,
+        "spec": SPEC,
     }
     cluster.kubectl("apply", "-f", "-", input=yaml.safe_dump(manifest))
     uid = cluster.kubectl(
@@ -100,21 +104,27 @@ async def test_three_coordinator_replicas_run_the_goal_once(
     ).stdout
     owner = Owner("AgentTeam", TEAM, NS, uid, generation=1)
     plan = plan_team(
-        owner, spec, None, TeamObserved(), AgentPodSettings(image="hive"), dt.datetime.now(dt.UTC)
+        owner, SPEC, None, TeamObserved(), AgentPodSettings(image="hive"), dt.datetime.now(dt.UTC)
     )
     rbac = [c for c in plan.children if c["kind"] in ("ServiceAccount", "Role", "RoleBinding")]
     cluster.kubectl("apply", "-f", "-", input=yaml.safe_dump_all(rbac))
+    return KubeSettings(kubeconfig=agent_kubeconfig(cluster, tmp_path_factory.mktemp("claim")))
 
-    settings = KubeSettings(kubeconfig=agent_kubeconfig(cluster, tmp_path))
+
+async def coordinate_replicas(
+    settings: KubeSettings, tmp_path: Path, replicas: int
+) -> tuple[list[AgentPod], LeaseRecord | None, int]:
+    """`replicas` coordinator pods coordinating at once until each is done: the pods, the
+    run Lease afterwards, and how many requests the model served."""
     config_path = tmp_path / "lead.yaml"
     config_path.write_text(
-        yaml.safe_dump({"team": TEAM, "namespace": NS, **spec, "agent": AGENT, "peerUrls": {}})
+        yaml.safe_dump({"team": TEAM, "namespace": NS, **SPEC, "agent": AGENT, "peerUrls": {}})
     )
     with scripted_model({"lead": [{"content": "the answer"}] * 10}) as model_server:
         config = PodConfig.load(config_path, "lead")
         model = OpenAICompatible(model_server.url, "m", max_retries=0)
         clients, pods = [], []
-        for replica in range(3):
+        for replica in range(replicas):
             client = async_client(settings, field_manager=field_manager_for("lead"))
             clients.append(client)
             pod = AgentPod(config, model, CountingReporter(client, NS, TEAM, "lead"))
@@ -133,7 +143,14 @@ async def test_three_coordinator_replicas_run_the_goal_once(
         finally:
             for client in clients:
                 await client.close()
-        requests = len(model_server.requests_of("lead"))
+        return pods, lease, len(model_server.requests_of("lead"))
+
+
+async def test_three_coordinator_replicas_run_the_goal_once(
+    cluster: Cluster, agent_settings: KubeSettings, tmp_path: Path
+) -> None:
+    CountingReporter.started = 0
+    pods, lease, requests = await coordinate_replicas(agent_settings, tmp_path, 3)
 
     assert [pod.result is not None for pod in pods].count(True) == 1
     assert CountingReporter.started == 1
@@ -142,3 +159,33 @@ async def test_three_coordinator_replicas_run_the_goal_once(
     assert requests == 1, "one run asks the model once"
     assert lease is not None
     assert lease.holder is None, "the replica that ran gave the claim up"
+
+
+async def test_a_replica_that_died_mid_run_hands_the_run_over(
+    cluster: Cluster, agent_settings: KubeSettings, tmp_path: Path
+) -> None:
+    """A replica took the claim of generation 2, recorded the run Running and died: the
+    others wait until its claim runs out, then one of them runs the goal again."""
+    patch = {"spec": {"goal": "answer again"}}
+    cluster.kubectl("patch", "agentteam", TEAM, "-n", NS, "--type=merge", "-p", json.dumps(patch))
+    client = async_client(agent_settings, field_manager=field_manager_for("lead"))
+    try:
+        dead = TeamRunLease(client, NS, TEAM, "solo-lead-dead", duration_s=3)
+        assert await dead.try_claim()
+        now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+        await StatusReporter(client, NS, TEAM, "lead").report_run(
+            RunStatus(outcome=RunOutcome.RUNNING, coordinator="lead", generation=2, started_at=now)
+        )
+    finally:
+        await client.close()
+    CountingReporter.started = 0
+    pods, lease, requests = await coordinate_replicas(agent_settings, tmp_path, 2)
+
+    assert [pod.result is not None for pod in pods].count(True) == 1
+    assert CountingReporter.started == 1
+    run = team_status(cluster)["run"]
+    assert (run["outcome"], run["generation"]) == ("Succeeded", 2)
+    assert requests == 1
+    assert lease is not None
+    assert lease.holder is None
+    assert lease.transitions >= 1, "the claim passed from the dead replica to another"
