@@ -175,6 +175,39 @@ def agent(
     "or stdio:COMMAND [ARGS...] (started as a child process). Agents that list tool NAME "
     "(default: mcp) get them; tools the server adds while the team runs appear at once.",
 )
+@click.option(
+    "--debug",
+    is_flag=True,
+    help="Run under the interactive debugger: a terminal UI that pauses at breakpoints (keys: "
+    "c continue, n step, a abort, e edit, o score, k skip, m/p/u/t/r inspect, b break, x export, "
+    "q quit).",
+)
+@click.option(
+    "--break",
+    "breaks",
+    multiple=True,
+    help="Pause the debugged run (repeatable): delegate[:AGENT] before a delegation, "
+    "model[:AGENT] after a model call, tool[:NAME] before a tool call, score<X on a review "
+    "below X, error on an error.",
+)
+@click.option(
+    "--debug-session",
+    "debug_session",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Write the run's debug session (stop points, model answers, actions) as JSON.",
+)
+@click.option(
+    "--replay",
+    "replay_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Replay a debug session: its recorded model answers and changes (the model answers "
+    "only once the recording runs out); says whether the report is the same.",
+)
+@click.option(
+    "--rewind",
+    help="With --replay: re-run from recorded step STEP with a change there instead of the "
+    "recorded ones: STEP, STEP:edit=TEXT, STEP:score=X, STEP:skip or STEP:abort.",
+)
 @click.option("--check", is_flag=True, help="Only check the team file and show the team.")
 @one_line_errors
 def run(
@@ -192,6 +225,11 @@ def run(
     session_store: str | None,
     tools_dir: Path | None,
     mcp_servers: tuple[str, ...],
+    debug: bool,
+    breaks: tuple[str, ...],
+    debug_session: Path | None,
+    replay_path: Path | None,
+    rewind: str | None,
     check: bool,
 ) -> None:
     """Run the team of TEAM_FILE (an AgentTeam or its spec) on TASK (default: its goal).
@@ -210,6 +248,9 @@ def run(
     chosen_session = choose_session(
         team_file, team, session, session_store, memory_stores, get_settings()
     )
+    from hive.cli.debugcmd import debug_choice
+
+    debugging = debug_choice(debug, breaks, debug_session, replay_path, rewind)
     if check:
         show_team(team, task)
         return
@@ -241,6 +282,7 @@ def run(
             session=chosen_session,
             tools_dir=tools_dir,
             mcp_servers=mcp_servers,
+            debug=debugging,
         )
     )
 

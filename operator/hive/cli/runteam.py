@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import functools
 import json
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -44,6 +45,7 @@ from hive.runtime.tracing.setup import tracing_from
 from hive.settings import get_settings
 
 if TYPE_CHECKING:
+    from hive.cli.debugcmd import DebugChoice
     from hive.runtime.memory.team import TeamMemory
 
 EXIT_CODES = {RunOutcome.SUCCEEDED: 0, RunOutcome.FAILED: 1, RunOutcome.DEADLOCKED: 3}
@@ -147,9 +149,11 @@ async def run_team(
     memory_stores: dict[str, MemoryStoreSpec] | None = None,
     tools_dir: Path | None = None,
     mcp_servers: Sequence[str] = (),
+    debug: DebugChoice | None = None,
 ) -> TeamResult:
     """Run the team; with `session`, the task carries the notes of the session's earlier runs
-    most similar to it, and the run is saved to the session at its end."""
+    most similar to it, and the run is saved to the session at its end; with `debug`, under
+    its debugger (first in the chain, on the bus), replaying its session where it has one."""
     from hive.cli.live import report, watch
 
     approver: Approver | None = {"auto": approve_all, "ask": ask_at_terminal(console)}.get(approve)
@@ -162,6 +166,10 @@ async def run_team(
         traced = TracedCalls(tracing.tracer, spec.observability.record_content)
         chain = Chain((traced, *chain.middlewares), chain.agent)
         bus.subscribe(EventSpans(tracing.tracer))
+    if debug is not None:  # outermost: a pause is no call's time
+        from hive.runtime.debug.run import debugged_chain, hooked
+
+        chain = debugged_chain(chain, hooked(debug.debugger, bus))
     toolbox = Toolbox(rootfs=sandbox.rootfs, runsc=sandbox.runsc, chain=chain)
     folder = folder_tools(toolbox, tools_dir, bus, mcp_servers)
     team_memory = local_memory(spec, memory_stores or {}, chain)
@@ -185,6 +193,10 @@ async def run_team(
         )
         async with model_for(spec, endpoint, model_name, console, model_file, model_key) as plain:
             model = replace(plain, chain=chain)
+            if debug is not None and debug.replay is not None:  # the recorded answers first
+                from hive.runtime.debug.replay import replaying
+
+                model = replaying(model, debug.replay.answers, go_live=True)
             if get_settings().rag.store is not None:
                 from hive.cli.ragcmd import give_documents
 
@@ -200,6 +212,11 @@ async def run_team(
                 approver=approver,
                 tools=lambda name: toolbox.for_agent(agents[name], chosen.get(name)),
             )
+            run: Callable[[str | None], Awaitable[TeamResult]] = team.run
+            if debug is not None:
+                from hive.runtime.debug.run import run_debugged
+
+                run = functools.partial(run_debugged, team, debug.debugger)
             if team_memory is not None:
                 give_recall(team, team_memory)
             await toolbox.started()
@@ -222,11 +239,11 @@ async def run_team(
                 started = now_utc()
                 told = await session_context(memory, asked, console)
                 if tracing is None:
-                    result = await team.run(told)
+                    result = await run(told)
                 else:
                     with run_span(tracing.tracer, "local", "", "", None) as span:
                         console.print(f"[dim]trace {trace_id_of(span)}[/]")
-                        result = await team.run(told)
+                        result = await run(told)
                 result.task = asked  # the report names the task as given
                 if memory is not None:
                     await save_session(memory, result, bus, started, model, console)
@@ -383,27 +400,37 @@ def run_command(
     memory_stores: dict[str, MemoryStoreSpec] | None = None,
     tools_dir: Path | None = None,
     mcp_servers: Sequence[str] = (),
+    debug: DebugChoice | None = None,
 ) -> int:
     console = Console(record=svg_path is not None)
-    result = asyncio.run(
-        run_team(
-            spec,
-            task,
-            endpoint=endpoint,
-            model_name=model_name,
-            approve=approve,
-            live=console.is_terminal if live is None else live,
-            console=console,
-            model_file=model_file,
-            policies=policies,
-            chaos=chaos,
-            model_key=model_key,
-            session=session,
-            memory_stores=memory_stores,
-            tools_dir=tools_dir,
-            mcp_servers=mcp_servers,
-        )
+    team_run = functools.partial(
+        run_team,
+        spec,
+        task,
+        endpoint=endpoint,
+        model_name=model_name,
+        approve=approve,
+        model_file=model_file,
+        policies=policies,
+        chaos=chaos,
+        model_key=model_key,
+        session=session,
+        memory_stores=memory_stores,
+        tools_dir=tools_dir,
+        mcp_servers=mcp_servers,
+        debug=debug,
     )
+    if debug is not None and debug.interactive:
+        from hive.cli.debugcmd import debug_in_terminal
+
+        if approve == "ask":
+            raise InvalidInput("--approve", "ask needs the terminal that --debug takes")
+        result = debug_in_terminal(debug, team_run, console)
+    else:
+        live_view = console.is_terminal if live is None else live
+        result = asyncio.run(team_run(live=live_view, console=console))
+    if debug is not None:
+        debug.finish(result, console)
     if report_path is not None:
         report_path.write_text(json.dumps(result.wire(), indent=2, default=str) + "\n")
     if svg_path is not None:

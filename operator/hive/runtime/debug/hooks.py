@@ -13,7 +13,7 @@ from typing import Any
 
 from hive.runtime.debug.breakpoints import Where
 from hive.runtime.debug.debugger import DebugAborted, Debugger, Pause, Stop
-from hive.runtime.debug.session import step_data
+from hive.runtime.debug.session import CHANGES_AT, step_data
 from hive.runtime.events import Event, EventBus, EventKind
 from hive.runtime.models import Reply
 from hive.runtime.resilience.calls import Call, CallKind, Proceed
@@ -38,7 +38,6 @@ class DebugHooks:
         agent: str,
         data: dict[str, Any],
         hit: str | None,
-        changes: tuple[str, ...],
     ) -> Stop | None:
         """The stop point to pause at (an armed debugger only), or None to go on."""
         index, n = at
@@ -49,7 +48,7 @@ class DebugHooks:
             reason = "replay"
         if reason is None:
             return None
-        return Stop(index, key, kind, agent, data, reason, changes)
+        return Stop(index, key, kind, agent, data, reason, CHANGES_AT.get(kind, ()))
 
     # the team's events
 
@@ -60,15 +59,14 @@ class DebugHooks:
         if not debugger.armed:
             return None
         hit: str | None = None
-        changes: tuple[str, ...] = ()
         if kind is EventKind.DELEGATED:
-            hit, changes = debugger.hit(Where.DELEGATE, str(event.data.get("to"))), ("edit",)
+            hit = debugger.hit(Where.DELEGATE, str(event.data.get("to")))
         elif kind is EventKind.REVIEWED:
             of, score = str(event.data.get("of")), event.data.get("score")
-            hit, changes = debugger.hit(Where.SCORE, of, score), ("score",)
+            hit = debugger.hit(Where.SCORE, of, score)
         elif kind in ERRORS:
             hit = debugger.hit(Where.ERROR, event.agent)
-        stop = self._stop_here(at, kind.value, event.agent, event.data, hit, changes)
+        stop = self._stop_here(at, kind.value, event.agent, event.data, hit)
         return None if stop is None else debugger.stop(stop)
 
     # the agents' calls
@@ -105,7 +103,7 @@ class DebugHooks:
             return reply
         hit = debugger.hit(Where.MODEL, agent)
         data = step_data("model-call", reply)
-        stop = self._stop_here(at, "model-call", agent, data, hit, ("edit",))
+        stop = self._stop_here(at, "model-call", agent, data, hit)
         if stop is not None:
             pause = await self._paused(stop)
             if pause.edit is not None:
@@ -119,7 +117,7 @@ class DebugHooks:
         if debugger.armed:
             hit = debugger.hit(Where.TOOL, tool)
             data = step_data("tool-call", tool)
-            stop = self._stop_here(at, "tool-call", call.agent, data, hit, ("skip",))
+            stop = self._stop_here(at, "tool-call", call.agent, data, hit)
             if stop is not None and (await self._paused(stop)).skip:
                 return SKIPPED
         return await proceed()

@@ -87,6 +87,13 @@ class Action:
 
 
 CHANGES = ("edit", "score", "skip", "abort")  # the actions that change the run
+# what can be changed at a stop point of each kind (abort: at any)
+CHANGES_AT = {
+    "delegated": ("edit",),  # the task the subordinate gets
+    "model-call": ("edit",),  # the answer the agent reads
+    "reviewed": ("score",),
+    "tool-call": ("skip",),
+}
 
 
 # One stop point as the run records it, with as few new objects as can be (each one the
@@ -186,9 +193,17 @@ class Session:
         after `step` are dropped."""
         if not 1 <= step <= len(self.trail):
             raise InvalidInput("step", f"{step} is not a recorded stop point (1-{len(self.trail)})")
-        key = self.steps[step - 1]["key"]
+        key, kind = self.steps[step - 1]["key"], self.trail[step - 1][0]
+        if change is not None and change.action not in (*CHANGES_AT.get(kind, ()), "abort"):
+            allowed = ", ".join(CHANGES_AT.get(kind, ())) or "only abort"
+            raise InvalidInput(
+                "step",
+                f"{step} is a {kind} stop point: {change.action} is not a change there "
+                f"(here: {allowed})",
+            )
         kept = [a for a in self.changes() if a.step < step]
         if change is not None:
             kept.append(Action(change.action, step, key, change.value))
         steps: list[Trail] = [(k, a, n, step_data(k, x), None) for k, a, n, x, _ in self.trail]
-        return Session(list(self.breakpoints), steps, self.answers, kept)
+        # the report stays the recorded run's, to tell how the new run differs from it
+        return Session(list(self.breakpoints), steps, self.answers, kept, self.report)
