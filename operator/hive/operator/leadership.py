@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import logging
 import os
 import socket
@@ -41,7 +42,7 @@ from typing import Any
 from kopf._core.reactor import orchestration  # kopf's internals: kopf is pinned exactly
 from prometheus_client import Gauge
 
-from hive.errors import HiveError
+from hive.errors import HiveError, NotInstalled
 from hive.kube.client import ApiClient
 from hive.kube.lease import LeaseLock, mark_leader_pod
 from hive.settings import Settings
@@ -214,6 +215,11 @@ def pause_kopf_while_standing_by(leadership: Leadership) -> None:
     original: Callable[..., Awaitable[None]] = orchestration.orchestrator
     if getattr(original, "hive_paused_by", None) is not None:
         original = original.hive_paused_by  # type: ignore[attr-defined]
+    if "operator_paused" not in inspect.signature(original).parameters:
+        raise NotInstalled(
+            "kopf with the pause switch hive.operator.leadership drives",
+            "the kopf version pinned in pyproject.toml (make venv)",
+        )
 
     async def orchestrator(*, operator_paused: Any, **kwargs: Any) -> None:
         standby = await operator_paused.make_toggle(not leadership.acting, name="not the leader")
