@@ -295,8 +295,10 @@ def test_one_replica_acts_and_the_standby_takes_over(cluster: Cluster, replicas:
 
     # kill -9 of the leader: b, restarted on a working connection, stands by, then takes over
     b.kill()
+    assert leader_label(cluster, "op-b") == "true", "cut off, b could not take its label off"
     b = replicas.start("b")
     assert not leading(b)
+    wait_for(lambda: leader_label(cluster, "op-b") is None, 10, "the stale label to go")
     a.kill()
     killed = time.monotonic()
     wait_for(lambda: leading(b), 15, "the standby to take over after kill -9")

@@ -108,7 +108,6 @@ class Leadership:
         self.leading = False
         self._renewed_at = float("-inf")  # our clock when the last successful renewal was sent
         self.changed = asyncio.Event()  # set on every change of `acting`; cleared by waiters
-        self._labels: set[asyncio.Task[None]] = set()
 
     @property
     def acting(self) -> bool:
@@ -117,6 +116,11 @@ class Leadership:
 
     async def run(self) -> None:
         """Take part in the election until cancelled; on cancellation, give the Lease up."""
+        labelling = (
+            asyncio.create_task(self._keep_label(self.election.pod))
+            if self.election.pod is not None
+            else None
+        )
         try:
             while True:
                 if self.leading and not self.acting:  # the deadline passed mid-request
@@ -124,11 +128,15 @@ class Leadership:
                 await self._attempt()
                 await asyncio.sleep(self._pause())
         finally:
+            if labelling is not None:
+                labelling.cancel()
             was_leading = self.leading
             self._set_leading(False)
             if was_leading:
                 with contextlib.suppress(HiveError, OSError, TimeoutError):
                     await asyncio.wait_for(self.lock.release(), self.election.retry_period_s)
+                if self.election.pod is not None:
+                    await self._label(self.election.pod, False)
 
     def _pause(self) -> float:
         period = self.election.retry_period_s
@@ -173,20 +181,28 @@ class Leadership:
         else:
             log.warning("stopped leading as %s", self.election.identity)
         self.changed.set()
-        if self.election.pod is not None:
-            task = asyncio.create_task(self._label(leading))
-            self._labels.add(task)
-            task.add_done_callback(self._labels.discard)
 
-    async def _label(self, leading: bool) -> None:
-        pod = self.election.pod
-        assert pod is not None
+    async def _keep_label(self, pod: str) -> None:
+        """Keep `pod` labelled hive.dev/leader=true exactly while leading, retrying until the
+        API server takes it; at start, whatever a restarted container left is put right."""
+        labelled: bool | None = None
+        while True:
+            leading = self.leading
+            if labelled != leading and await self._label(pod, leading):
+                labelled = leading
+            await asyncio.sleep(min(1.0, self.election.retry_period_s))
+
+    async def _label(self, pod: str, leading: bool) -> bool:
         try:
-            await mark_leader_pod(self.client, self.election.namespace, pod, leading)
-        except HiveError as exc:
-            log.warning(
-                "leader label of pod %s not %s: %s", pod, "set" if leading else "removed", exc
+            await asyncio.wait_for(
+                mark_leader_pod(self.client, self.election.namespace, pod, leading),
+                self.election.retry_period_s,
             )
+        except (HiveError, TimeoutError, OSError) as exc:
+            change = "set" if leading else "removed"
+            log.warning("leader label of pod %s not %s: %s", pod, change, exc or "timeout")
+            return False
+        return True
 
     async def wait_changed(self, timeout_s: float) -> None:
         """Return when `acting` may have changed (or after `timeout_s`)."""
