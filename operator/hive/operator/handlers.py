@@ -54,12 +54,16 @@ MANAGED = {"app.kubernetes.io/managed-by": MANAGED_BY}
 
 def measured(
     kind: str, work: Callable[[str, str], Awaitable[R]]
-) -> Callable[[str, str], Awaitable[R]]:
+) -> Callable[[str, str], Awaitable[R | None]]:
     """`work` with its runs counted and timed under `kind`, each one a span (``reconcile
-    <kind>``) naming the object it reconciled."""
+    <kind>``) naming the object it reconciled. A replica that may not act (a standby, or a
+    leader past its renew deadline) skips it: a request queued or retried before it stood
+    down does not run (None)."""
 
     @functools.wraps(work)
-    async def wrapper(namespace: str, name: str) -> R:
+    async def wrapper(namespace: str, name: str) -> R | None:
+        if not may_act():
+            return None
         started = time.perf_counter()
         outcome = "error"
         try:
