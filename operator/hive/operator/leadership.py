@@ -17,9 +17,11 @@ retry_period_s after the leader's last renewal (14 s with the defaults).
 What "acting" means: kopf's watches run only on the leader. Standby, kopf is paused through
 its own pause switch (the toggle set its peering freeze uses: watch streams close, no events
 reach handlers, timers and daemons stop); the admission webhook and the health endpoint are
-apart from it and keep answering on every replica. Work already in flight when leadership is
-lost is fenced where it matters: a ChaosExperiment's actions check `may_act()` right before
-each write (hive.operator.chaos), and the periodic resync asks nothing of a standby. kopf has
+apart from it and keep answering on every replica. Work already queued or in flight when
+leadership is lost is fenced by `may_act()`: a ChaosExperiment's actions check it right before
+each write (hive.operator.chaos), a queued or retried reconcile before it starts, the periodic
+resync before it asks for anything (hive.operator.handlers). A reconcile already past that
+check finishes its level-based writes; a chaos step never acts twice. kopf has
 no public hook for its pause switch; `pause_kopf_while_standing_by` wraps its orchestrator
 (``kopf._core.reactor.orchestration.orchestrator``, kopf pinned exactly in pyproject) to add
 one toggle to the switch, and fails loudly at start if kopf changes that.
