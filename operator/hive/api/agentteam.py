@@ -583,6 +583,9 @@ class ObservabilitySpec(HiveModel):
     )
 
 
+BREAKPOINT = r"^((delegate|model|tool)(:[A-Za-z0-9_.-]+)?|score\s*<\s*[0-9]*\.?[0-9]+|error)$"
+
+
 class DebugSpec(HiveModel):
     """Debugging aids for the team's agent pods; each is off by default."""
 
@@ -592,6 +595,31 @@ class DebugSpec(HiveModel):
         "(kubectl exec POD -- hive profile --cpu 1) can sample the agent's Python stacks. "
         "Off: no capability at all.",
     )
+    interactive: bool = Field(
+        default=False,
+        description="The coordinator serves the interactive debugger of the team's run on port "
+        "8092 (hive debug TEAM attaches through the API server's pod proxy): its pod spec "
+        "declares the port and its NetworkPolicy admits it. Only a caller allowed to patch the "
+        "team may attach (the API server reviews the caller's own token). Off: no port, no "
+        "debugger.",
+    )
+    breakpoints: list[Annotated[str, Field(max_length=80, pattern=BREAKPOINT)]] = Field(
+        default_factory=list,
+        max_length=50,
+        description="Where the coordinator's run pauses until a debugger continues it (needs "
+        "interactive): delegate[:AGENT] before a delegation, model[:AGENT] after a model call, "
+        "tool[:NAME] before a tool call, score<X on a review below X, error on an error.",
+    )
+
+    @model_validator(mode="after")
+    def _breakpoints_need_a_debugger(self) -> DebugSpec:
+        if self.breakpoints and not self.interactive:
+            raise PydanticCustomError(
+                "debug_breakpoints",
+                "debug.breakpoints pause the run until a debugger continues it: set "
+                "debug.interactive too",
+            )
+        return self
 
 
 class AgentTeamSpec(HiveModel):

@@ -17,6 +17,7 @@ from pydantic import SecretStr
 from hive.api.agentteam import AgentPhase, AgentStatus, Provider
 from hive.api.sandboxpolicy import SandboxPolicySpec
 from hive.cli.clustertools import ClusterTools
+from hive.cli.debugcmd import attach_pod_debugger, pod_debugger
 from hive.errors import HiveError, InvalidInput
 from hive.kube.client import async_client
 from hive.kube.lease import TeamRunLease
@@ -173,10 +174,12 @@ def run_agent(
                     config.spec, settings.fallback_model_api_keys, parts.chain(agent)
                 )
                 parts.degradation = resilience.degrade(config.spec, fallbacks, agent)
+                debugging = pod_debugger(config, settings, parts)  # spec.debug.interactive
                 tools = ClusterTools(client, namespace)
                 following = asyncio.create_task(tools.follow())
                 await tools.listed()
                 toolbox, pod = build_pod(config, agent, settings, reporter, parts, tools)
+                attach_pod_debugger(pod, debugging)
                 await toolbox.started()  # its catalog tools built, and followed from now on
                 resilience.publish_to(pod.bus)
                 pod.resilience = resilience.report

@@ -1,35 +1,35 @@
-"""`hive run --debug`: a team run paused at breakpoints, driven from the keyboard in a terminal
-UI (Textual; plain keys and text, so it works over SSH), and the replay of a recorded session.
-
-Keys: c continue · n step to the next stop point · a abort · e edit the next message · o
-override the review score · k skip the tool call · m p u t r inspect the messages, plan,
-budgets, delegation tree, last model request/response · b set (or -NAME remove) a breakpoint
-· x export the session · q quit (aborting a run still going).
-"""
+"""The debugger from the command line: `hive run --debug` and its flags (the terminal UI is
+hive.cli.debugui), the replay of a recorded session, `hive debug TEAM` attaching to a team
+running in a cluster through its coordinator's debug endpoint, and that endpoint's wiring in
+the coordinator's pod."""
 
 from __future__ import annotations
 
-import datetime as dt
-import io
+import asyncio
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import click
+import httpx2
 from rich.console import Console
 from rich.markup import escape
-from textual.app import App, ComposeResult
-from textual.binding import Binding
-from textual.containers import VerticalScroll
-from textual.widgets import Footer, Input, Static
 
-from hive.errors import HiveError, InvalidInput
+from hive.cli.errors import one_line_errors
+from hive.errors import InvalidInput, Unavailable
 from hive.runtime.debug.breakpoints import Breakpoint
 from hive.runtime.debug.debugger import Debugger, Stop
 from hive.runtime.debug.run import comparable
 from hive.runtime.debug.session import Action, Session
 from hive.runtime.teams.team import TeamResult
+from hive.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from hive.runtime.debug.server import DebugServer, Decision
+    from hive.runtime.pod import AgentPod, PodConfig
+    from hive.runtime.resilience.chain import ChainParts
 
 TeamRun = Callable[..., Awaitable[TeamResult]]  # run_team with all but `live` and `console`
 
@@ -127,219 +127,228 @@ def describe(stop: Stop) -> str:
     return f"{what}\n[dim]can change here: {can or 'nothing'}[/]"
 
 
-class DebugApp(App[None]):
-    """The terminal UI of one debugged run."""
-
-    TITLE = "hive run --debug"
-    CSS = """
-    #status { height: 1; background: $boost; text-style: bold; }
-    #stop { height: auto; max-height: 10; border: round $accent; padding: 0 1; }
-    #scroll { border: round $primary; }
-    #message { height: 1; color: $warning; }
-    #prompt { display: none; }
-    #prompt.asking { display: block; }
-    """
-    BINDINGS = [
-        Binding("c", "resume", "continue"),
-        Binding("n", "step", "step"),
-        Binding("a", "abort", "abort"),
-        Binding("e", "ask('edit')", "edit"),
-        Binding("o", "ask('score')", "score"),
-        Binding("k", "skip", "skip tool"),
-        Binding("m", "inspect('messages')", "messages"),
-        Binding("p", "inspect('plan')", "plan"),
-        Binding("u", "inspect('budgets')", "budgets"),
-        Binding("t", "inspect('tree')", "tree"),
-        Binding("r", "inspect('model')", "model"),
-        Binding("b", "ask('break')", "break"),
-        Binding("x", "export", "export"),
-        Binding("q", "leave", "quit"),
-        Binding("escape", "cancel", "cancel", show=False),
-    ]
-
-    def __init__(
-        self, choice: DebugChoice, run: Callable[[], Awaitable[TeamResult]], exported: Path
-    ) -> None:
-        super().__init__()
-        self.choice = choice
-        self.debugger = choice.debugger
-        self._run = run
-        self.exported = exported
-        self.result: TeamResult | None = None
-        self.error: str | None = None
-        self.asking: str | None = None
-        self.quitting = False
-
-    def compose(self) -> ComposeResult:
-        yield Static(id="status")
-        yield Static(id="stop")
-        yield VerticalScroll(Static(id="view"), id="scroll")
-        yield Static(id="message")
-        yield Input(id="prompt")
-        yield Footer()
-
-    def on_mount(self) -> None:
-        self.debugger.listeners.append(lambda _: self.show())
-        self.run_worker(self.work(), exclusive=True)
-        self.show()
-
-    async def work(self) -> None:
-        try:
-            self.result = await self._run()
-        except Exception as exc:  # shown, and the app stays until q: a user reads it
-            self.error = f"{exc.__class__.__name__}: {exc}"
-        self.show()
-        if self.quitting:
-            self.exit()
-
-    # what the screen shows
-
-    def show(self) -> None:
-        status = self.query_one("#status", Static)
-        stop_panel = self.query_one("#stop", Static)
-        points = ", ".join(str(b) for b in self.debugger.breakpoints) or "none"
-        paused = self.debugger.paused
-        if self.result is not None or self.error is not None:
-            ended = self.error or f"{self.result.outcome if self.result else ''}"
-            message = self.result.message if self.result and self.result.message else ""
-            status.update(f"FINISHED: {escape(ended)} {escape(message)} · q quits")
-            output = self.result.output if self.result else ""
-            stop_panel.update(f"answer: {escape(output)}")
-        elif paused is not None:
-            stop = paused.stop
-            status.update(
-                f"PAUSED at step {stop.index} · {stop.kind} · {stop.agent} · "
-                f"{escape(stop.reason)} · breakpoints: {escape(points)}"
-            )
-            changed = [
-                f"next message: {paused.edit}" if paused.edit is not None else "",
-                f"score: {paused.score:g}" if paused.score is not None else "",
-                "the tool call is skipped" if paused.skip else "",
-            ]
-            said = "".join(f"\n[b]changed[/] {escape(c)}" for c in changed if c)
-            shown = Stop(**{**stop.__dict__, "data": _escaped(stop.data)})
-            stop_panel.update(describe(shown) + said)
-        else:
-            steps = len(self.debugger.session.trail)
-            status.update(f"RUNNING · {steps} stop points · breakpoints: {escape(points)}")
-
-    def say(self, text: str) -> None:
-        self.query_one("#message", Static).update(escape(text))
-
-    # the keys
-
-    def _act(self, act: Callable[[], Any]) -> bool:
-        """Do `act`; False (and the reason shown) when the debugger refused it."""
-        try:
-            act()
-        except HiveError as exc:
-            self.say(str(exc))
-            return False
-        return True
-
-    def action_resume(self) -> None:
-        self._act(self.debugger.resume)
-
-    def action_step(self) -> None:
-        self._act(self.debugger.step)
-
-    def action_abort(self) -> None:
-        if self._act(self.debugger.abort):
-            self.say("aborted: the run ends")
-
-    def action_skip(self) -> None:
-        if self._act(self.debugger.skip):
-            self.say("the tool call will be skipped: c continues")
-            self.show()
-
-    def action_inspect(self, what: str) -> None:
-        try:
-            shown = self.debugger.inspect(what)
-        except HiveError as exc:
-            self.say(str(exc))
-            return
-        if what == "tree":
-            text = "\n".join(shown["lines"]) or "no delegation yet"
-        else:
-            text = json.dumps(shown, indent=2, default=str)
-        self.query_one("#view", Static).update(f"[b]{what}[/]\n{escape(text)}")
-
-    def action_ask(self, what: str) -> None:
-        prompt = self.query_one("#prompt", Input)
-        paused = self.debugger.paused
-        prompt.value = ""
-        if what == "edit" and paused is not None:
-            data = paused.stop.data
-            prompt.value = str(data.get("task") or data.get("content") or "")
-        hints = {
-            "edit": "the next message (enter sets it)",
-            "score": "the review score, 0 to 1",
-            "break": "a breakpoint: delegate[:AGENT] model[:AGENT] tool[:NAME] score<X error; "
-            "-BREAKPOINT removes one",
-        }
-        prompt.placeholder = hints[what]
-        self.asking = what
-        prompt.add_class("asking")
-        prompt.focus()
-        self.say(hints[what])
-
-    def action_cancel(self) -> None:
-        self._close_prompt()
-
-    def _close_prompt(self) -> None:
-        prompt = self.query_one("#prompt", Input)
-        prompt.remove_class("asking")
-        self.asking = None
-        self.set_focus(None)
-
-    def on_input_submitted(self, event: Input.Submitted) -> None:
-        asked, value = self.asking, event.value.strip()
-        self._close_prompt()
-        if asked == "edit":
-            if self._act(lambda: self.debugger.edit(value)):
-                self.say("next message changed: c continues")
-                self.show()
-        elif asked == "score":
-            try:
-                score = float(value)
-            except ValueError:
-                self.say(f"{value!r} is not a number")
-                return
-            if self._act(lambda: self.debugger.override_score(score)):
-                self.say(f"score set to {score:g}: c continues")
-                self.show()
-        elif asked == "break":
-            if value.startswith("-"):
-                self._act(lambda: self.debugger.remove_breakpoint(value[1:]))
-            else:
-                self._act(lambda: self.debugger.add_breakpoint(value))
-            self.show()
-
-    def action_export(self) -> None:
-        self.debugger.session.export(self.exported)
-        self.say(f"session exported to {self.exported}")
-
-    def action_leave(self) -> None:
-        if self.result is not None or self.error is not None:
-            self.exit()
-            return
-        self.quitting = True
-        self.debugger.abort()  # the run ends at once; the app closes when it has
-        self.say("aborting the run…")
-
-
-def _escaped(data: dict[str, Any]) -> dict[str, Any]:
+def escaped_data(data: dict[str, Any]) -> dict[str, Any]:
     return {k: escape(v) if isinstance(v, str) else v for k, v in data.items()}
 
 
-def debug_in_terminal(choice: DebugChoice, run: TeamRun, console: Console) -> TeamResult:
-    """Run the team under the terminal UI; what the run prints is shown once the UI closes."""
-    quiet = Console(file=io.StringIO(), width=console.width, force_terminal=False)
-    exported = choice.session_path or Path(f"hive-debug-{dt.datetime.now():%Y%m%d-%H%M%S}.json")
-    app = DebugApp(choice, lambda: run(live=False, console=quiet), exported)
-    app.run()
-    printed = quiet.file.getvalue() if isinstance(quiet.file, io.StringIO) else ""
-    console.print(printed, end="", markup=False, highlight=False)
-    if app.result is None:
-        raise HiveError(f"the debugged run did not finish: {app.error or 'the UI was closed'}")
-    return app.result
+# --- hive debug TEAM: the debugger of a team running in a cluster ------------------------------
+
+ACTIONS = ("continue", "step", "abort", "skip", "edit", "score", "break", "unbreak")
+VIEWS = ("messages", "plan", "budgets", "tree", "model")
+
+
+@dataclass
+class Remote:
+    """The coordinator's debug endpoint (hive.runtime.debug.server), with the caller's token."""
+
+    client: httpx2.AsyncClient
+    token: str
+
+    async def call(self, method: str, path: str, **kw: Any) -> Any:
+        from hive.runtime.debug.server import TOKEN_HEADER
+
+        headers = {TOKEN_HEADER: self.token}
+        if "Authorization" not in self.client.headers and self.client.auth is None:
+            headers["Authorization"] = f"Bearer {self.token}"
+        try:
+            response = await self.client.request(method, path, headers=headers, **kw)
+        except httpx2.TransportError as exc:
+            raise Unavailable(f"debug endpoint {self.client.base_url}: {exc}") from exc
+        try:
+            body = response.json()
+        except ValueError:
+            body = {"error": response.text[:300]}
+        if response.status_code >= 400:
+            why = body.get("error") if isinstance(body, dict) else None
+            raise InvalidInput(
+                "hive debug", f"HTTP {response.status_code}: {why or response.reason_phrase}"
+            )
+        return body
+
+
+def show_state(state: dict[str, Any], console: Console) -> None:
+    points = ", ".join(state["breakpoints"]) or "none"
+    if state["finished"]:
+        report = state.get("report") or {}
+        console.print(
+            f"finished: {report.get('outcome')} {report.get('message') or ''}\n"
+            f"answer: {report.get('output', '')}",
+            markup=False,
+        )
+    elif state["paused"]:
+        stop = Stop(**{k: v for k, v in state["paused"].items() if k != "changes"})
+        stop.changes = tuple(state["paused"]["changes"])
+        console.print(
+            f"PAUSED at step {stop.index} · {stop.kind} · {stop.agent} · {stop.reason}",
+            markup=False,
+        )
+        console.print(describe(Stop(**{**stop.__dict__, "data": escaped_data(stop.data)})))
+    else:
+        console.print(f"running · {state['steps']} stop points", markup=False)
+    console.print(f"breakpoints: {points}", markup=False)
+
+
+async def attach(
+    remote: Remote, action: str | None, value: str | None, wait_s: float, console: Console
+) -> None:
+    """Do `action` (none: show the state; wait: until paused or finished) and show the state."""
+    try:
+        if action in (None, "show"):
+            state = await remote.call("GET", "/debug")
+        elif action == "wait":
+            state = await remote.call("GET", "/debug")
+            deadline = asyncio.get_running_loop().time() + wait_s
+            while not (state["paused"] or state["finished"]):
+                left = deadline - asyncio.get_running_loop().time()
+                if left <= 0:
+                    raise Unavailable(f"the run did not pause within {wait_s:g}s")
+                state = await remote.call(
+                    "GET", "/debug", params={"after": state["version"], "wait": min(left, 25)}
+                )
+        elif action == "inspect":
+            if value not in VIEWS:
+                raise InvalidInput("inspect", f"one of {', '.join(VIEWS)}")
+            shown = await remote.call("GET", f"/debug/inspect/{value}")
+            console.print_json(json.dumps(shown, default=str))
+            return
+        elif action == "export":
+            if not value:
+                raise InvalidInput("export", "give the file to write")
+            session = await remote.call("GET", "/debug/session")
+            text = json.dumps(session, indent=2) + "\n"
+            await asyncio.to_thread(Path(value).write_text, text)
+            console.print(f"debug session written to {value}", markup=False)
+            return
+        elif action in ACTIONS:
+            if action in ("edit", "score", "break", "unbreak") and value is None:
+                raise InvalidInput(action, "needs a value")
+            state = await remote.call(
+                "POST", "/debug/actions", json={"action": action, "value": value}
+            )
+        else:
+            raise InvalidInput(
+                "ACTION", f"{action!r}: show, wait, inspect, export or {', '.join(ACTIONS)}"
+            )
+        show_state(state, console)
+    finally:
+        await remote.client.aclose()
+
+
+def remote_for(
+    settings: Settings, namespace: str, team: str, url: str | None, token: str | None
+) -> Remote:
+    """The team coordinator's debug endpoint: `url` (a port-forward) or the API server's pod
+    proxy to the coordinator's pod, with `token` or the kubeconfig's own bearer token."""
+    from hive.api.agentteam import AgentTeamSpec
+    from hive.kube.client import load_config, sync_client
+    from hive.kube.errors import api_errors
+    from hive.kube.podproxy import pod_proxy, running_agent_pod
+    from hive.kube.resources import resource
+    from hive.runtime.debug import DEBUG_PORT
+    from hive.runtime.teams.team import coordinator_of
+
+    if url and token:  # a port-forward and a token: no kubeconfig needed
+        return Remote(httpx2.AsyncClient(base_url=url, timeout=60), token)
+    config = load_config(settings.kube.kubeconfig, settings.kube.service_account_dir)
+    own = config.get()
+    token = token or (own.user.token if own and own.user else None)
+    if not token:
+        raise InvalidInput(
+            "--token",
+            "the kubeconfig has no bearer token (client certificates cannot be passed on): "
+            "give a token the API server accepts, e.g. --token $(kubectl create token NAME)",
+        )
+    if url:
+        return Remote(httpx2.AsyncClient(base_url=url, timeout=60), token)
+    client = sync_client(settings.kube, field_manager="hive-debug")
+    with api_errors(f"AgentTeam {namespace}/{team}"):
+        obj = client.get(resource("AgentTeam"), team, namespace=namespace)
+    spec = AgentTeamSpec.model_validate(obj["spec"])
+    if not spec.debug.interactive:
+        raise InvalidInput(
+            f"AgentTeam {namespace}/{team}", "spec.debug.interactive is off: no debug endpoint"
+        )
+    pod = running_agent_pod(client, namespace, team, coordinator_of(spec))
+    return Remote(pod_proxy(config, namespace, pod, DEBUG_PORT), token)
+
+
+# --- the coordinator pod's side ----------------------------------------------------------------
+
+
+def pod_debugger(
+    config: PodConfig, settings: Settings, parts: ChainParts
+) -> tuple[Debugger, DebugServer] | None:
+    """With spec.debug.interactive, the coordinator's debugger (its hooks first in `parts`, its
+    breakpoints spec.debug.breakpoints) and its endpoint, which lets in a caller the API server
+    says may patch the team."""
+    from hive.kube.client import load_config
+    from hive.kube.reviews import may_patch_team
+    from hive.runtime.debug.hooks import DebugHooks
+    from hive.runtime.debug.server import DebugServer
+
+    debug = config.spec.debug
+    if not (debug.interactive and config.is_coordinator):
+        return None
+    points = [Breakpoint.parse(b, "debug.breakpoints") for b in debug.breakpoints]
+    debugger = Debugger(points)
+    parts.debugger = DebugHooks(debugger)
+    kube = load_config(settings.kube.kubeconfig, settings.kube.service_account_dir)
+
+    async def authorize(token: str) -> Decision:
+        return await may_patch_team(kube, token, config.namespace, config.team)
+
+    return debugger, DebugServer(debugger, authorize)
+
+
+def attach_pod_debugger(pod: AgentPod, debugging: tuple[Debugger, DebugServer] | None) -> None:
+    """The pod's run under the debugger, its events to the debugger's hooks."""
+    if debugging is None:
+        return
+    from hive.runtime.debug.hooks import DebugHooks
+
+    pod.debugger, pod.debug_server = debugging
+    DebugHooks(pod.debugger).attach(pod.bus)
+
+
+@click.command("debug")
+@click.argument("team")
+@click.argument("action", required=False)
+@click.argument("value", required=False)
+@click.option("--namespace", "-n", default="default", show_default=True)
+@click.option("--kubeconfig", type=click.Path(path_type=Path), help="Kubeconfig to use.")
+@click.option(
+    "--url",
+    help="The debug endpoint itself (e.g. http://127.0.0.1:8092 through kubectl port-forward "
+    "to the coordinator's port 8092), instead of the API server's pod proxy.",
+)
+@click.option(
+    "--token",
+    help="The bearer token the endpoint checks (default: the kubeconfig's own; a kubeconfig "
+    "with a client certificate has none to pass on).",
+)
+@click.option("--wait-s", "wait_s", default=300.0, show_default=True, help="How long wait waits.")
+@one_line_errors
+def debug(
+    team: str,
+    action: str | None,
+    value: str | None,
+    namespace: str,
+    kubeconfig: Path | None,
+    url: str | None,
+    token: str | None,
+    wait_s: float,
+) -> None:
+    """Attach to the debugger of TEAM running in the cluster (spec.debug.interactive), through
+    its coordinator's debug endpoint; only a caller allowed to patch the team gets in.
+
+    ACTION: show (the default), wait (until the run pauses or ends), continue, step, abort,
+    skip, edit TEXT, score X, break SPEC, unbreak SPEC, inspect messages|plan|budgets|tree|model,
+    export FILE (the session, for hive run --replay).
+    """
+    settings = get_settings()
+    if kubeconfig is not None:
+        settings = settings.model_copy(
+            update={"kube": settings.kube.model_copy(update={"kubeconfig": kubeconfig})}
+        )
+    remote = remote_for(settings, namespace, team, url, token)
+    asyncio.run(attach(remote, action, value, wait_s, Console()))

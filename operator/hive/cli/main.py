@@ -10,6 +10,7 @@ import click
 
 from hive.cli.audit import audit
 from hive.cli.composecmd import add_to as add_compose_commands
+from hive.cli.debugcmd import debug
 from hive.cli.errors import one_line_errors
 from hive.cli.memorycmd import memory
 from hive.cli.profilecmd import profile
@@ -387,6 +388,7 @@ add_compose_commands(tools)
 cli.add_command(memory)
 cli.add_command(rag)
 cli.add_command(profile)
+cli.add_command(debug)
 
 
 def main() -> None:

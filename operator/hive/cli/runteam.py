@@ -421,7 +421,7 @@ def run_command(
         debug=debug,
     )
     if debug is not None and debug.interactive:
-        from hive.cli.debugcmd import debug_in_terminal
+        from hive.cli.debugui import debug_in_terminal
 
         if approve == "ask":
             raise InvalidInput("--approve", "ask needs the terminal that --debug takes")

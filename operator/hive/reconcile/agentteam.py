@@ -54,7 +54,9 @@ from hive.reconcile.meta import (
 )
 from hive.reconcile.pods import PodObserved, agent_problems, joined
 from hive.reconcile.sandboxpolicy import quantity
+from hive.runtime.debug import DEBUG_PORT
 from hive.runtime.sandbox.limits import limits_from_policy
+from hive.runtime.teams.team import coordinator_of
 
 JSON = dict[str, Any]
 CONFIG_PATH = "/etc/hive/agent.yaml"
@@ -409,6 +411,18 @@ def _config_map(
     }
 
 
+def serves_debugger(team: AgentTeamSpec, agent: AgentSpec) -> bool:
+    """Whether `agent` serves the team's debugger: its coordinator, with debug.interactive."""
+    return team.debug.interactive and agent.name == coordinator_of(team)
+
+
+def debug_ports(team: AgentTeamSpec, agent: AgentSpec) -> list[JSON]:
+    """The coordinator's debug port when the team debugs (debug.interactive), else none."""
+    if not serves_debugger(team, agent):
+        return []
+    return [{"name": "debug", "containerPort": DEBUG_PORT, "protocol": "TCP"}]
+
+
 def agent_capabilities(team: AgentTeamSpec) -> JSON:
     """None, or only SYS_PTRACE when the team lets py-spy sample its agents (debug.cpuProfiling)."""
     if team.debug.cpu_profiling:
@@ -487,7 +501,10 @@ def _deployment(
                     CONFIG_PATH,
                 ],
                 "env": env,
-                "ports": [{"name": "peer", "containerPort": PEER_PORT, "protocol": "TCP"}],
+                "ports": [
+                    {"name": "peer", "containerPort": PEER_PORT, "protocol": "TCP"},
+                    *debug_ports(team, agent),
+                ],
                 "readinessProbe": {
                     "httpGet": {"path": "/healthz", "port": "peer"},
                     "periodSeconds": 10,
@@ -817,7 +834,16 @@ def _network_policy(
         "spec": {
             "podSelector": {"matchLabels": {TEAM_LABEL: owner.name, AGENT_LABEL: agent.name}},
             "policyTypes": ["Ingress", "Egress"],
-            "ingress": [{"from": [same_team]}],
+            "ingress": [
+                {"from": [same_team]},
+                # the debug endpoint checks every caller itself (only who may patch the team),
+                # and is reached through the API server's pod proxy, from outside the team
+                *(
+                    [{"ports": [{"protocol": "TCP", "port": DEBUG_PORT}]}]
+                    if serves_debugger(team, agent)
+                    else []
+                ),
+            ],
             "egress": [
                 {"to": [same_team]},
                 {

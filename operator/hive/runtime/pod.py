@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
@@ -40,6 +41,9 @@ from hive.api.agentteam import (
 from hive.api.common import describe_validation_error
 from hive.errors import HiveError, InvalidInput
 from hive.runtime.agent import Budget
+from hive.runtime.debug.debugger import Debugger
+from hive.runtime.debug.run import run_debugged
+from hive.runtime.debug.server import DebugServer
 from hive.runtime.events import Event, EventBus, EventKind
 from hive.runtime.identity.audit import AuditLog
 from hive.runtime.identity.delegation import Authority, team_root
@@ -240,6 +244,10 @@ class AgentPod:
     tracer: Tracer | None = None  # the team's run as one trace (hive.runtime.tracing)
     embedder: Embedder | None = None  # ranks what working memory keeps (its memory's embedder)
     claim: RunClaim | None = None  # a coordinator with replicas: who of them runs the goal
+    # a coordinator whose team debugs (spec.debug.interactive): the run's debugger, its hooks
+    # already in the chain and on the bus, and the endpoint `hive debug TEAM` attaches to
+    debugger: Debugger | None = None
+    debug_server: DebugServer | None = None
 
     def members(self) -> tuple[LocalMember, dict[str, Member]]:
         me = self.config.agent_spec(self.config.agent)
@@ -409,8 +417,11 @@ class AgentPod:
     async def _run(self, team: Team, task: str | None = None) -> TeamResult:
         """The team's run on `task` (default: the goal); with an authority, under the team's
         root grant, which the coordinator issues to itself for this run."""
+        run = team.run
+        if self.debugger is not None:  # paused where it stops, its clock too
+            run = functools.partial(run_debugged, team, self.debugger)
         if self.authority is None:
-            return await team.run(task)
+            return await run(task)
         spec, config = self.config.spec, self.config
         root = team_root(
             self.authority.signer,
@@ -421,7 +432,7 @@ class AgentPod:
             self.authority.root_ttl_s,
         )
         with self.authority.holding(root):
-            return await team.run(task)
+            return await run(task)
 
     async def serve(self, stop: asyncio.Event) -> TeamResult | None:
         """Serve peers, report progress, coordinate when it is this agent's part, until `stop`."""
@@ -438,6 +449,8 @@ class AgentPod:
             callers=self.callers,
         )
         self.port = await server.start()
+        if self.debug_server is not None:
+            await self.debug_server.start()
         tracker = ProgressTracker(
             local.name,
             local.spec.role,
@@ -463,5 +476,7 @@ class AgentPod:
         finally:
             await reporting
             await server.stop()
+            if self.debug_server is not None:
+                await self.debug_server.stop()
             await tracker.report(AgentPhase.DONE if self.result else AgentPhase.IDLE)
         return self.result

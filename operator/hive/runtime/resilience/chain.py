@@ -1,13 +1,13 @@
 """Which middlewares one agent's calls pass, and in which order.
 
-The order follows the call outwards from the agent: the call's span and its metrics come
-first, so they cover all the rest (retries, fallbacks, a breaker's refusal); the audit record of
-a tool or peer call is written next, so it tells what the agent finally got; graceful
-degradation comes next, so it sees what the team's model finally did (after recoveries) and
-turns to the fallback models, each of which passes the rest of the chain on its own; the error
-recorder sees every outcome (including a breaker's refusal), the breakers stand before the
-dependency, and injected faults sit next to the transport so that they look to everything above
-like the dependency failing.
+The order follows the call outwards from the agent: the debugger (where the team debugs) first,
+so a pause is no call's time; then the call's span and its metrics, so they cover all the rest
+(retries, fallbacks, a breaker's refusal); the audit record of a tool or peer call is written
+next, so it tells what the agent finally got; graceful degradation comes next, so it sees what
+the team's model finally did (after recoveries) and turns to the fallback models, each of which
+passes the rest of the chain on its own; the error recorder sees every outcome (including a
+breaker's refusal), the breakers stand before the dependency, and injected faults sit next to
+the transport so that they look to everything above like the dependency failing.
 """
 
 from __future__ import annotations
@@ -29,9 +29,11 @@ class ChainParts:
     authority: Middleware | None = None  # delegation certificates presented and checked
     tracing: Middleware | None = None  # one span per call (hive.runtime.tracing.calls)
     metrics: Middleware | None = None  # calls counted, model calls timed (Prometheus)
+    debugger: Middleware | None = None  # the interactive debugger's stop points (outermost)
 
     def chain(self, agent: str) -> Chain:
         order = (
+            self.debugger,
             self.tracing,
             self.metrics,
             self.audit,

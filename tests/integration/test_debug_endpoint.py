@@ -1,0 +1,139 @@
+"""The coordinator's debug endpoint as a local process against the real kube-apiserver: only a
+caller allowed to patch the team gets in (the API server reviews the caller's own token), and
+`hive debug TEAM --url` drives the paused run through it."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from pathlib import Path
+
+import httpx2
+import pytest
+
+from hive.api.agentteam import RunOutcome
+from hive.kube.client import load_config
+from hive.kube.reviews import Access, may_patch_team
+from hive.runtime.debug.breakpoints import Breakpoint
+from hive.runtime.debug.debugger import Debugger
+from hive.runtime.debug.run import run_debugged
+from hive.runtime.debug.server import DebugServer
+from hive.runtime.events import EventBus
+from tests.integration.test_debugger import Surveys, script, team_for
+from tests.scripted_model import scripted_model
+from tests.support import Cluster
+
+pytestmark = pytest.mark.integration
+
+NAMESPACE = "debug-auth"
+TEAM = "bees"
+
+
+def accounts(cluster: Cluster) -> dict[str, str]:
+    """Tokens of three ServiceAccounts: one may patch the team, one may only read teams, one
+    may patch another team."""
+    cluster.kubectl("create", "namespace", NAMESPACE)
+    rules = {
+        "patcher": {"verbs": ["patch"], "resourceNames": [TEAM]},
+        "reader": {"verbs": ["get", "list"]},
+        "other": {"verbs": ["patch"], "resourceNames": ["wasps"]},
+    }
+    tokens = {}
+    for name, rule in rules.items():
+        cluster.kubectl("create", "serviceaccount", name, "-n", NAMESPACE)
+        role = {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "Role",
+            "metadata": {"name": name, "namespace": NAMESPACE},
+            "rules": [{"apiGroups": ["hive.dev"], "resources": ["agentteams"], **rule}],
+        }
+        cluster.kubectl("apply", "-f", "-", input=json.dumps(role))
+        cluster.kubectl(
+            "create", "rolebinding", name, "-n", NAMESPACE, f"--role={name}",
+            f"--serviceaccount={NAMESPACE}:{name}",
+        )  # fmt: skip
+        tokens[name] = cluster.kubectl("create", "token", name, "-n", NAMESPACE).stdout.strip()
+    return tokens
+
+
+async def hive_debug(url: str, token: str, *args: str) -> tuple[int, str]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "hive", "debug", TEAM, *args, "-n", NAMESPACE, "--url", url,
+        "--token", token,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    out, _ = await asyncio.wait_for(process.communicate(), 120)
+    return process.returncode or 0, out.decode()
+
+
+async def test_only_a_caller_who_may_patch_the_team_attaches(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    tokens = accounts(cluster)
+    kube = load_config(cluster.kubeconfig)
+
+    async def authorize(token: str) -> Access:
+        return await may_patch_team(kube, token, NAMESPACE, TEAM)
+
+    debugger = Debugger([Breakpoint.parse("delegate:worker")])
+    server = DebugServer(debugger, authorize, host="127.0.0.1", port=0)
+    url = f"http://127.0.0.1:{await server.start()}"
+    try:
+        with scripted_model(script(score=0.9)) as model:
+            team = team_for(model.url, debugger, EventBus(), Surveys())
+            run = asyncio.create_task(run_debugged(team, debugger, "Count the bees"))
+            async with httpx2.AsyncClient(base_url=url, timeout=60) as http:
+
+                async def get(token: str | None) -> httpx2.Response:
+                    headers = {"Authorization": f"Bearer {token}"} if token else {}
+                    return await http.get("/debug", headers=headers)
+
+                assert (await get(None)).status_code == 401
+                refused = await get("not-a-token")
+                assert refused.status_code == 401
+                assert "does not accept the token" in refused.json()["error"]
+                for who in ("reader", "other"):
+                    forbidden = await get(tokens[who])
+                    assert forbidden.status_code == 403, who
+                    assert f"serviceaccount:{NAMESPACE}:{who}" in forbidden.json()["error"]
+                    assert f"agentteams/{TEAM}" in forbidden.json()["error"]
+
+                code, shown = await hive_debug(url, tokens["patcher"], "wait", "--wait-s", "60")
+                assert code == 0, shown
+                assert "PAUSED at step" in shown
+                assert "delegated · lead · delegate:worker" in shown
+                assert "lead delegates to worker: Survey the meadow" in shown
+
+                code, shown = await hive_debug(url, tokens["reader"], "continue")
+                assert code != 0
+                assert "HTTP 403" in shown
+                assert debugger.paused is not None  # still paused: the reader changed nothing
+
+                code, shown = await hive_debug(url, tokens["patcher"], "inspect", "tree")
+                assert code == 0, shown
+                assert "└ worker: Survey the meadow" in shown
+                code, shown = await hive_debug(url, tokens["patcher"], "edit", "Count by the river")
+                assert code == 0, shown
+                code, shown = await hive_debug(url, tokens["patcher"], "continue")
+                assert code == 0, shown
+                result = await asyncio.wait_for(run, 60)
+                code, shown = await hive_debug(url, tokens["patcher"], "show")
+                assert code == 0, shown
+                assert "finished: Succeeded" in shown
+                session = tmp_path / "session.json"
+                code, shown = await hive_debug(url, tokens["patcher"], "export", str(session))
+                assert code == 0, shown
+    finally:
+        await server.stop()
+
+    assert result.outcome is RunOutcome.SUCCEEDED, result.message
+    assert model.requests_of("worker")[0]["messages"][-1]["content"] == "Count by the river"
+    done = [(a["action"], a["value"]) for a in json.loads(session.read_text())["actions"]]
+    patcher = f"system:serviceaccount:{NAMESPACE}:patcher"
+    assert done == [
+        ("attach", patcher),
+        ("inspect", "tree"),
+        ("edit", "Count by the river"),
+        ("continue", None),
+    ]

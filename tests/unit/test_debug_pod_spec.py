@@ -1,0 +1,73 @@
+"""A team that debugs (spec.debug.interactive): its coordinator's pod declares the debug port
+and its NetworkPolicy admits it; no other agent, and no team that does not debug, has it."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from hive.api.agentteam import AgentTeamSpec
+from hive.reconcile.agentteam import AgentPodSettings, TeamObserved, plan_team
+from hive.reconcile.meta import Owner, child_name
+from hive.runtime.debug import DEBUG_PORT
+
+OWNER = Owner("AgentTeam", "research", "default", "uid-1", generation=1)
+
+
+def children(debug: dict[str, Any]) -> list[dict[str, Any]]:
+    spec = {
+        "goal": "answer",
+        "model": {"name": "m", "endpoint": "http://vllm:8000/v1"},
+        "agents": [
+            {"name": "lead", "role": "senior", "subordinates": ["dev"]},
+            {"name": "dev", "role": "junior"},
+        ],
+        "debug": debug,
+    }
+    observed = TeamObserved(deployments={}, sandbox_policies={}, pods={}, nodes_not_ready={})
+    now = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    return plan_team(OWNER, spec, None, observed, AgentPodSettings(image="hive:t"), now).children
+
+
+def of(items: list[dict[str, Any]], kind: str, agent: str) -> dict[str, Any]:
+    name = child_name(OWNER.name, agent)
+    return next(c for c in items if c["kind"] == kind and c["metadata"]["name"] == name)
+
+
+def debug_ports(items: list[dict[str, Any]], agent: str) -> tuple[list[Any], list[Any]]:
+    container = of(items, "Deployment", agent)["spec"]["template"]["spec"]["containers"][0]
+    declared = [p for p in container["ports"] if p["name"] == "debug"]
+    admitted = [
+        rule
+        for rule in of(items, "NetworkPolicy", agent)["spec"]["ingress"]
+        if {"protocol": "TCP", "port": DEBUG_PORT} in rule.get("ports", [])
+    ]
+    return declared, admitted
+
+
+def test_only_the_coordinator_of_a_team_that_debugs_declares_and_admits_the_port() -> None:
+    items = children({"interactive": True, "breakpoints": ["delegate:dev"]})
+    declared, admitted = debug_ports(items, "lead")
+    assert declared == [{"name": "debug", "containerPort": DEBUG_PORT, "protocol": "TCP"}]
+    assert admitted == [{"ports": [{"protocol": "TCP", "port": DEBUG_PORT}]}]
+    assert debug_ports(items, "dev") == ([], [])
+
+    quiet = children({})
+    assert debug_ports(quiet, "lead") == ([], [])
+
+
+def test_breakpoints_need_a_debugger_and_a_known_form() -> None:
+    base = {
+        "goal": "g",
+        "model": {"name": "m", "endpoint": "http://m/v1"},
+        "agents": [{"name": "a"}],
+    }
+    with pytest.raises(ValidationError, match=r"set debug\.interactive too"):
+        AgentTeamSpec.model_validate({**base, "debug": {"breakpoints": ["error"]}})
+    with pytest.raises(ValidationError, match=r"breakpoints\.0"):
+        AgentTeamSpec.model_validate(
+            {**base, "debug": {"interactive": True, "breakpoints": ["delegated"]}}
+        )
