@@ -147,3 +147,37 @@ def test_a_version_names_the_config_map_of_its_document() -> None:
         {"tool": "s", "version": "1.0.0", "implementation": {"kind": "http", "ref": "http://x"}}
     )
     assert inline.config_map_names() == []
+
+
+def test_an_agent_may_reach_the_ports_of_its_tools_endpoints() -> None:
+    team_spec = spec()
+    team_spec["agents"][0]["tools"] = [{"name": "shelter"}]
+    observed = TeamObserved(
+        sandbox_policies={"strict": POLICY}, tool_ports={"shelter": [8443], "other": [9999]}
+    )
+    plan = plan_team(OWNER, team_spec, None, observed, PODS, T0)
+    policies = {c["metadata"]["name"]: c for c in plan.children if c["kind"] == "NetworkPolicy"}
+    first = team_spec["agents"][0]["name"]
+
+    def ports(name: str) -> set[int]:
+        rules = policies[name]["spec"]["egress"]
+        return {p["port"] for r in rules if "to" not in r for p in r.get("ports", [])}
+
+    assert 8443 in ports(f"research-{first}")
+    assert 9999 not in ports(f"research-{first}")
+    others = [name for name in policies if name != f"research-{first}"]
+    assert all(8443 not in ports(n) for n in others)
+
+
+def test_a_version_names_the_ports_of_its_endpoints() -> None:
+    def ports(implementation: dict[str, Any]) -> list[int]:
+        spec = {"tool": "t", "version": "1.0.0", "implementation": implementation}
+        return ToolVersionSpec.model_validate(spec).endpoint_ports()
+
+    assert ports({"kind": "http", "ref": "http://search:8080/v1"}) == [8080]
+    assert ports({"kind": "http", "ref": "https://search/v1"}) == [443]
+    assert ports({"kind": "mcp", "mcp": {"url": "http://calc/mcp"}}) == [80]
+    assert ports({"kind": "mcp", "mcp": {"command": "calc"}}) == []
+    openapi = {"url": "http://docs:9000/openapi.json", "server": "https://api:8443"}
+    assert ports({"kind": "openapi", "openapi": openapi}) == [8443, 9000]
+    assert ports({"kind": "builtin", "ref": "python"}) == []

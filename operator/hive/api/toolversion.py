@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from enum import StrEnum
 from typing import Any
+from urllib.parse import urlsplit
 
 from pydantic import ConfigDict, Field, model_validator
 from pydantic.config import JsonDict
@@ -424,6 +425,30 @@ class ToolVersionSpec(HiveModel):
         source = self.implementation.openapi
         ref = source.config_map_ref if source is not None else None
         return [ref.name] if ref is not None else []
+
+    def endpoint_ports(self) -> list[int]:
+        """TCP ports of the endpoints the spec names (http ``ref``, an OpenAPI ``server`` or
+        document ``url``, an MCP ``url``): what an agent's NetworkPolicy must let it reach. A
+        server named only inside an OpenAPI document is not known here."""
+        implementation = self.implementation
+        urls = [
+            implementation.ref if implementation.kind == ImplementationKind.HTTP else None,
+            implementation.openapi.server if implementation.openapi else None,
+            implementation.openapi.url if implementation.openapi else None,
+            implementation.mcp.url if implementation.mcp else None,
+        ]
+        ports: set[int] = set()
+        for url in urls:
+            if not url:
+                continue
+            parsed = urlsplit(url)
+            try:
+                port = parsed.port
+            except ValueError:
+                continue
+            if parsed.scheme in ("http", "https"):
+                ports.add(port or (443 if parsed.scheme == "https" else 80))
+        return sorted(ports)
 
     def secret_refs(self) -> list[tuple[str, str]]:
         """(secret, key) of every Secret key the implementation names, whatever its kind (http

@@ -192,9 +192,10 @@ def _unchanged(current: dict[str, Any], desired: dict[str, Any]) -> bool:
 
 async def _tool_secrets(
     client: ApiClient, namespace: str, spec: dict[str, Any]
-) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
-    """The Secrets named by the ToolVersions of the tools the team's agents use, by tool; and
-    the ConfigMaps they read (OpenAPI documents), by tool."""
+) -> tuple[dict[str, list[str]], dict[str, list[str]], dict[str, list[int]]]:
+    """The Secrets named by the ToolVersions of the tools the team's agents use, by tool; the
+    ConfigMaps they read (OpenAPI documents), by tool; and the ports of the endpoints they
+    call, by tool."""
     wanted = {
         t.get("name")
         for a in spec.get("agents") or []
@@ -203,9 +204,10 @@ async def _tool_secrets(
         if isinstance(t, dict)
     }
     if not wanted:
-        return {}, {}
+        return {}, {}, {}
     found: dict[str, set[str]] = {}
     documents: dict[str, set[str]] = {}
+    ports: dict[str, set[int]] = {}
     for obj in await list_hive_objects(client, "ToolVersion", namespace):
         try:
             version = ToolVersionSpec.model_validate(obj.get("spec") or {})
@@ -214,8 +216,10 @@ async def _tool_secrets(
         if version.tool in wanted:
             found.setdefault(version.tool, set()).update(s for s, _ in version.secret_refs())
             documents.setdefault(version.tool, set()).update(version.config_map_names())
+            ports.setdefault(version.tool, set()).update(version.endpoint_ports())
     secrets = {tool: sorted(names) for tool, names in found.items() if names}
-    return secrets, {tool: sorted(names) for tool, names in documents.items() if names}
+    config_maps = {tool: sorted(names) for tool, names in documents.items() if names}
+    return secrets, config_maps, {tool: sorted(p) for tool, p in ports.items() if p}
 
 
 async def reconcile_team(namespace: str, name: str) -> TeamPlan | None:
@@ -244,7 +248,7 @@ async def reconcile_team(namespace: str, name: str) -> TeamPlan | None:
         store = await get_hive_object(client, "MemoryStore", namespace, store_name)
         if store is not None:
             stores[store_name] = resolved_wire(store_name, namespace, store.get("spec") or {})
-    tool_secrets, tool_config_maps = await _tool_secrets(client, namespace, spec)
+    tool_secrets, tool_config_maps, tool_ports = await _tool_secrets(client, namespace, spec)
     now = dt.datetime.now(dt.UTC)
     identities = await _vault_identities(settings, namespace, name, spec)
     pods = await _agent_pods(client, namespace, name, now)
@@ -261,6 +265,7 @@ async def reconcile_team(namespace: str, name: str) -> TeamPlan | None:
             memory_stores=stores,
             tool_secrets=tool_secrets,
             tool_config_maps=tool_config_maps,
+            tool_ports=tool_ports,
         ),
         AgentPodSettings(
             image=settings.operator.agent_image,

@@ -175,6 +175,8 @@ class TeamObserved:
     tool_secrets: Mapping[str, Sequence[str]] = field(default_factory=dict)
     # tool -> the ConfigMaps its ToolVersions read (OpenAPI documents the agent reads)
     tool_config_maps: Mapping[str, Sequence[str]] = field(default_factory=dict)
+    # tool -> the TCP ports of the endpoints its ToolVersions call (the agent's egress)
+    tool_ports: Mapping[str, Sequence[int]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -887,6 +889,10 @@ def _tool_config_maps(agent: AgentSpec, observed: TeamObserved) -> list[str]:
     return sorted({c for t in agent.tools for c in observed.tool_config_maps.get(t.name, ())})
 
 
+def _tool_ports(agent: AgentSpec, observed: TeamObserved) -> list[int]:
+    return sorted({p for t in agent.tools for p in observed.tool_ports.get(t.name, ())})
+
+
 def plan_team(
     owner: Owner,
     spec: Mapping[str, Any],
@@ -1024,6 +1030,8 @@ def plan_team(
         if learning.port:
             allow_egress(children[-1], learning.port)
         for port in memory.ports:
+            allow_egress(children[-1], port)
+        for port in _tool_ports(agent, observed):  # the endpoints its tools call
             allow_egress(children[-1], port)
         if pods.vault is not None:
             allow_egress(children[-1], pods.vault.port())
