@@ -8,19 +8,28 @@ import asyncio
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import httpx2
 import pytest
+import yaml
 
 from hive.api.agentteam import RunOutcome
+from hive.cli.debugcmd import attach_pod_debugger, pod_debugger
 from hive.kube.client import load_config
 from hive.kube.reviews import Access, may_patch_team
+from hive.ports import free_port
 from hive.runtime.debug.breakpoints import Breakpoint
 from hive.runtime.debug.debugger import Debugger
 from hive.runtime.debug.run import run_debugged
 from hive.runtime.debug.server import DebugServer
 from hive.runtime.events import EventBus
+from hive.runtime.models import OpenAICompatible
+from hive.runtime.pod import AgentPod, PodConfig
+from hive.runtime.resilience.chain import ChainParts
+from hive.settings import get_settings
 from tests.integration.test_debugger import Surveys, script, team_for
+from tests.integration.test_pods import MemoryStatus
 from tests.scripted_model import scripted_model
 from tests.support import Cluster
 
@@ -30,7 +39,8 @@ NAMESPACE = "debug-auth"
 TEAM = "bees"
 
 
-def accounts(cluster: Cluster) -> dict[str, str]:
+@pytest.fixture(scope="module")
+def tokens(cluster: Cluster) -> dict[str, str]:
     """Tokens of three ServiceAccounts: one may patch the team, one may only read teams, one
     may patch another team."""
     cluster.kubectl("create", "namespace", NAMESPACE)
@@ -68,9 +78,8 @@ async def hive_debug(url: str, token: str, *args: str) -> tuple[int, str]:
 
 
 async def test_only_a_caller_who_may_patch_the_team_attaches(
-    cluster: Cluster, tmp_path: Path
+    cluster: Cluster, tokens: dict[str, str], tmp_path: Path
 ) -> None:
-    tokens = accounts(cluster)
     kube = load_config(cluster.kubeconfig)
 
     async def authorize(token: str) -> Access:
@@ -137,3 +146,81 @@ async def test_only_a_caller_who_may_patch_the_team_attaches(
         ("edit", "Count by the river"),
         ("continue", None),
     ]
+
+
+AGENTS: list[dict[str, Any]] = [
+    {"name": "lead", "role": "senior", "subordinates": ["worker"]},
+    {"name": "worker", "role": "junior"},
+]
+
+
+def pod_configs(tmp_path: Path, endpoint: str, ports: dict[str, int]) -> dict[str, Path]:
+    """Each agent pod's configuration as the operator writes it, the team debugging."""
+    paths = {}
+    for agent in AGENTS:
+        config: dict[str, Any] = {
+            "team": TEAM,
+            "namespace": NAMESPACE,
+            "goal": "Count the bees",
+            "pattern": "hierarchical",
+            "model": {"provider": "openai-compatible", "endpoint": endpoint, "name": "m"},
+            "debug": {"interactive": True, "breakpoints": ["delegate:worker"]},
+            "agent": agent,
+            "agents": AGENTS,
+            "peerUrls": {
+                a["name"]: f"http://127.0.0.1:{ports[a['name']]}"
+                for a in AGENTS
+                if a["name"] != agent["name"]
+            },
+        }
+        paths[agent["name"]] = tmp_path / f"{agent['name']}.yaml"
+        paths[agent["name"]].write_text(yaml.safe_dump(config))
+    return paths
+
+
+async def test_a_coordinator_pod_pauses_its_run_until_hive_debug_continues_it(
+    cluster: Cluster, tokens: dict[str, str], tmp_path: Path
+) -> None:
+    settings = get_settings()
+    settings = settings.model_copy(
+        update={"kube": settings.kube.model_copy(update={"kubeconfig": cluster.kubeconfig})}
+    )
+    ports = {a["name"]: free_port() for a in AGENTS}
+    debug_port = free_port()
+    status = MemoryStatus()
+    lead = script(score=0.9)
+    assert isinstance(lead, dict)
+    model_script = {**lead, "worker": [{"content": "42 bees in the meadow"}]}
+    with scripted_model(model_script) as server:
+        pods = []
+        for name, path in pod_configs(tmp_path, server.url, ports).items():
+            config = PodConfig.load(path, name)
+            parts = ChainParts()
+            debugging = pod_debugger(config, settings, parts)
+            if debugging is not None:
+                debugging[1].host, debugging[1].port = "127.0.0.1", debug_port
+            chain = parts.chain(name)
+            model = OpenAICompatible(server.url, "m", max_retries=0, chain=chain)
+            pod = AgentPod(config, model, status, port=ports[name], heartbeat_s=60, chain=chain)
+            attach_pod_debugger(pod, debugging)
+            pods.append(pod)
+        assert [p.debugger is not None for p in pods] == [True, False]  # the coordinator only
+        stop = asyncio.Event()
+        serving = [asyncio.create_task(pod.serve(stop)) for pod in pods]
+        url = f"http://127.0.0.1:{debug_port}"
+        try:
+            code, shown = await hive_debug(url, tokens["patcher"], "wait", "--wait-s", "60")
+            assert code == 0, shown
+            assert "delegated · lead · delegate:worker" in shown
+            running = status.runs[-1]
+            assert running.outcome == RunOutcome.RUNNING
+            code, shown = await hive_debug(url, tokens["other"], "continue")
+            assert "HTTP 403" in shown
+            code, shown = await hive_debug(url, tokens["patcher"], "continue")
+            assert code == 0, shown
+            await status.until(lambda: status.runs[-1].outcome != RunOutcome.RUNNING, 60)
+        finally:
+            stop.set()
+            await asyncio.gather(*serving)
+    assert status.runs[-1].outcome == RunOutcome.SUCCEEDED, status.runs[-1].message
+    assert server.requests_of("worker")[0]["messages"][-1]["content"] == "Survey the meadow"

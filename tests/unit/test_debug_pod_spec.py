@@ -4,15 +4,18 @@ and its NetworkPolicy admits it; no other agent, and no team that does not debug
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from pydantic import ValidationError
 
 from hive.api.agentteam import AgentTeamSpec
 from hive.reconcile.agentteam import AgentPodSettings, TeamObserved, plan_team
 from hive.reconcile.meta import Owner, child_name
 from hive.runtime.debug import DEBUG_PORT
+from hive.runtime.pod import PodConfig
 
 OWNER = Owner("AgentTeam", "research", "default", "uid-1", generation=1)
 
@@ -71,3 +74,20 @@ def test_breakpoints_need_a_debugger_and_a_known_form() -> None:
         AgentTeamSpec.model_validate(
             {**base, "debug": {"interactive": True, "breakpoints": ["delegated"]}}
         )
+
+
+def test_the_coordinator_reads_the_teams_debugging_from_the_configuration(
+    tmp_path: Path,
+) -> None:
+    items = children({"interactive": True, "breakpoints": ["score<0.5"]})
+    configs = [
+        c["data"]["agent.yaml"]
+        for c in items
+        if c["kind"] == "ConfigMap" and "agent.yaml" in c.get("data", {})
+    ]
+    lead = next(text for text in configs if yaml.safe_load(text)["agent"]["name"] == "lead")
+    path = tmp_path / "agent.yaml"
+    path.write_text(lead)
+    config = PodConfig.load(path, "lead")
+    assert config.spec.debug.interactive
+    assert config.spec.debug.breakpoints == ["score<0.5"]

@@ -270,6 +270,7 @@ def agent_config(
         "budget": team.budget.wire(),
         "resilience": team.resilience.wire(),
         "observability": team.observability.wire(),
+        "debug": team.debug.wire(),  # the coordinator's debugger (interactive, breakpoints)
         "agent": agent.wire(),
         "agents": [a.wire() for a in team.agents],
         "peers": [a.name for a in team.agents if a.name != agent.name],

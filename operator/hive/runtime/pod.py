@@ -74,6 +74,7 @@ TEAM_KEYS = (
     "resilience",
     "memory",
     "observability",
+    "debug",
     "agents",
 )
 
