@@ -216,6 +216,8 @@ async def test_a_coordinator_pod_pauses_its_run_until_hive_debug_continues_it(
             assert running.outcome == RunOutcome.RUNNING
             code, shown = await hive_debug(url, tokens["other"], "continue")
             assert "HTTP 403" in shown
+            code, shown = await hive_debug(url, tokens["patcher"], "edit", "Count by the river")
+            assert code == 0, shown  # the task the worker's pod gets
             code, shown = await hive_debug(url, tokens["patcher"], "continue")
             assert code == 0, shown
             await status.until(lambda: status.runs[-1].outcome != RunOutcome.RUNNING, 60)
@@ -223,4 +225,4 @@ async def test_a_coordinator_pod_pauses_its_run_until_hive_debug_continues_it(
             stop.set()
             await asyncio.gather(*serving)
     assert status.runs[-1].outcome == RunOutcome.SUCCEEDED, status.runs[-1].message
-    assert server.requests_of("worker")[0]["messages"][-1]["content"] == "Survey the meadow"
+    assert server.requests_of("worker")[0]["messages"][-1]["content"] == "Count by the river"

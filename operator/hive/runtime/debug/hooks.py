@@ -78,7 +78,17 @@ class DebugHooks:
             return await self._model(call, proceed)
         if call.kind is CallKind.TOOL:
             return await self._tool(call, proceed)
+        if call.kind is CallKind.PEER and self.debugger.pending_edits:
+            self._edit_delegated(call)
         return await proceed()
+
+    def _edit_delegated(self, call: Call) -> None:
+        """A task handed to an agent in another pod: the edit made at its delegation."""
+        body = (call.request or {}).get("body")
+        if call.operation == "tasks" and isinstance(body, dict) and "task" in body:
+            edit = self.debugger.pending_edits.pop(call.dependency, None)
+            if edit is not None:
+                body["task"] = edit
 
     async def _paused(self, stop: Stop) -> Pause:
         pause = await self.debugger.stop(stop)

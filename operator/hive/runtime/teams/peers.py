@@ -232,7 +232,9 @@ class RemoteMember:
         return self._tokens
 
     async def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        request: dict[str, Any] = {}  # middlewares may add headers (a delegation certificate)
+        # middlewares may add headers (a delegation certificate), change the body (a debugger
+        # the task)
+        request: dict[str, Any] = {"body": body}
         call = Call(CallKind.PEER, self.name, path.rsplit("/", 1)[-1], request=request)
         return await self.chain.run(call, lambda: self._send(path, body, request))
 
