@@ -5,6 +5,7 @@ review score, a skipped tool call), step, abort, and sessions exported and repla
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -95,7 +96,14 @@ class Debugged:
         return waiting.result()
 
 
-def team_for(url: str, debugger: Debugger, bus: EventBus, surveys: Surveys, **kw: Any) -> Team:
+def team_for(
+    url: str,
+    debugger: Debugger,
+    bus: EventBus,
+    surveys: Surveys,
+    spec: AgentTeamSpec = SPEC,
+    **kw: Any,
+) -> Team:
     hooks = hooked(debugger, bus)
     chain = debugged_chain(EMPTY, hooks)
     model: OpenAICompatible = kw.pop("model", None) or OpenAICompatible(url, "m", max_retries=0)
@@ -106,7 +114,7 @@ def team_for(url: str, debugger: Debugger, bus: EventBus, surveys: Surveys, **kw
         registry.chain = chain.with_agent(agent)
         return registry
 
-    return Team.local(SPEC, model, bus=bus, tools=tools, **kw)
+    return Team.local(spec, model, bus=bus, tools=tools, **kw)
 
 
 @asynccontextmanager
@@ -207,8 +215,13 @@ async def test_step_goes_to_the_next_stop_point_and_abort_ends_the_run() -> None
 
 async def test_a_pause_stops_the_budget_clock() -> None:
     held_s = 1.5
+    # the agents' deadline and the team's are both shorter than the pause
+    deadline = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=held_s * 0.8)
+    spec = SPEC.model_copy(update={"budget": SPEC.budget.model_copy(update={"deadline": deadline})})
     with scripted_model(script(score=0.9)) as server:
-        async with debugging(server.url, ["model:worker"], budget=Budget(deadline_s=1.0)) as run:
+        async with debugging(
+            server.url, ["model:worker"], budget=Budget(deadline_s=1.0), spec=spec
+        ) as run:
             await run.paused()
             await asyncio.sleep(held_s)  # the user looks longer than the agent's deadline
             run.debugger.resume()
