@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -39,29 +40,51 @@ NAMESPACE = "debug-auth"
 TEAM = "bees"
 
 
+def debugger_role(cluster: Cluster) -> dict[str, Any]:
+    """The operator chart's ClusterRole for users of hive debug, as helm renders it."""
+    chart = Path(__file__).parents[2] / "charts" / "hive-operator"
+    rendered = subprocess.run(
+        [str(cluster.plane.binary("helm")), "template", "hive", str(chart),
+         "--show-only", "templates/rbac.yaml"],
+        capture_output=True, text=True, check=True, timeout=120,
+    ).stdout  # fmt: skip
+    return next(
+        d
+        for d in yaml.safe_load_all(rendered)
+        if d and d["kind"] == "ClusterRole" and d["metadata"]["name"].endswith("-team-debugger")
+    )
+
+
 @pytest.fixture(scope="module")
 def tokens(cluster: Cluster) -> dict[str, str]:
-    """Tokens of three ServiceAccounts: one may patch the team, one may only read teams, one
-    may patch another team."""
+    """Tokens of three ServiceAccounts: one bound to the chart's team-debugger role (it may
+    patch the team), one that may only read teams, one that may patch another team."""
     cluster.kubectl("create", "namespace", NAMESPACE)
+    role = debugger_role(cluster)
+    cluster.kubectl("apply", "-f", "-", input=json.dumps(role))
+    roles = {
+        "patcher": ("ClusterRole", role["metadata"]["name"]),
+        "reader": ("Role", "reader"),
+        "other": ("Role", "other"),
+    }
     rules = {
-        "patcher": {"verbs": ["patch"], "resourceNames": [TEAM]},
         "reader": {"verbs": ["get", "list"]},
         "other": {"verbs": ["patch"], "resourceNames": ["wasps"]},
     }
-    tokens = {}
     for name, rule in rules.items():
-        cluster.kubectl("create", "serviceaccount", name, "-n", NAMESPACE)
-        role = {
+        own = {
             "apiVersion": "rbac.authorization.k8s.io/v1",
             "kind": "Role",
             "metadata": {"name": name, "namespace": NAMESPACE},
             "rules": [{"apiGroups": ["hive.dev"], "resources": ["agentteams"], **rule}],
         }
-        cluster.kubectl("apply", "-f", "-", input=json.dumps(role))
+        cluster.kubectl("apply", "-f", "-", input=json.dumps(own))
+    tokens = {}
+    for name, (kind, role_name) in roles.items():
+        cluster.kubectl("create", "serviceaccount", name, "-n", NAMESPACE)
         cluster.kubectl(
-            "create", "rolebinding", name, "-n", NAMESPACE, f"--role={name}",
-            f"--serviceaccount={NAMESPACE}:{name}",
+            "create", "rolebinding", name, "-n", NAMESPACE,
+            f"--{kind.lower()}={role_name}", f"--serviceaccount={NAMESPACE}:{name}",
         )  # fmt: skip
         tokens[name] = cluster.kubectl("create", "token", name, "-n", NAMESPACE).stdout.strip()
     return tokens
