@@ -353,6 +353,14 @@ class OperatorSettings(BaseModel):
     resync_s: float = Field(
         default=60.0, gt=0, description="Every object is reconciled at least this often."
     )
+    plan_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        le=600,
+        description="Planning an AgentTeam's or a SandboxPolicy's children runs in a worker "
+        "thread, off the event loop; past this it is abandoned and the object is Ready=False "
+        "(reason PlanTimedOut), its children left as they were.",
+    )
     memory_count_limit: int = Field(
         default=100_000,
         ge=1,

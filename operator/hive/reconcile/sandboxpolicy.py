@@ -320,6 +320,29 @@ class PolicyPlan:
     recheck_after_s: float | None = None  # when an egress name's answer runs out
 
 
+def plan_timed_out(
+    owner: Owner, previous_status: Mapping[str, Any] | None, timeout_s: float, now: dt.datetime
+) -> SandboxPolicyStatus:
+    """The status of a policy whose plan took longer than `timeout_s`: its NetworkPolicy is left
+    as it is and Ready is False with the reason PlanTimedOut."""
+    try:
+        status = SandboxPolicyStatus.model_validate(dict(previous_status or {}))
+    except ValidationError:
+        status = SandboxPolicyStatus()
+    message = (
+        f"planning the policy took longer than {timeout_s:g}s (HIVE_OPERATOR__PLAN_TIMEOUT_S); "
+        "its NetworkPolicy is left as it was"
+    )
+    ready = condition("Ready", False, "PlanTimedOut", message, generation=owner.generation, now=now)
+    kept = [c for c in status.conditions if c.type != "Ready"]
+    return status.model_copy(
+        update={
+            "observed_generation": owner.generation,
+            "conditions": merge_conditions(status.conditions, [ready, *kept]),
+        }
+    )
+
+
 def plan_policy(
     owner: Owner,
     spec: Mapping[str, Any],
