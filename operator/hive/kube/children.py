@@ -1,9 +1,24 @@
-"""Observing, applying and pruning the children of Hive objects, with server-side apply."""
+"""Observing, applying and pruning the children of Hive objects, with server-side apply.
+
+A level-based reconcile asks for every child each time it runs; `AppliedChildren` keeps that
+from becoming a write each time. It remembers, per child, a digest of what was last applied and
+the version the API server gave back, and learns from the watch the version each child has now.
+A child is applied again only when what is wanted changed, or the child did (edited or deleted
+by hand, or never seen): so a resync of unchanged objects writes nothing. The version compared
+is the child's metadata.generation where it has one (a Deployment whose status moves is not
+applied again), else its resourceVersion; a hand edit of a Deployment's labels or annotations
+alone (no new generation) is therefore repaired at its next spec change, not at once. A kind
+the operator does not watch (Secrets: never listed nor watched) is read back instead, one GET
+where an apply would be, and applied only when its version moved.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from lightkube import ALL_NS, ApiError, codecs
@@ -14,6 +29,7 @@ from lightkube.resources.core_v1 import (
     Node,
     PersistentVolumeClaim,
     Pod,
+    Secret,
     Service,
     ServiceAccount,
 )
@@ -37,6 +53,7 @@ KIND_RESOURCES: dict[str, Any] = {  # kind -> lightkube resource class
     "Service": Service,
     "NetworkPolicy": NetworkPolicy,
     "Pod": Pod,
+    "Secret": Secret,
     "Node": Node,
     "RuntimeClass": RuntimeClass,
 }
@@ -48,20 +65,140 @@ def _what(obj: Mapping[str, Any]) -> str:
     return f"{obj['kind']} {where}{meta.get('name')}"
 
 
+ChildKey = tuple[str, str, str]  # kind, namespace, name
+
+
+def _key(obj: Mapping[str, Any]) -> ChildKey:
+    meta = obj.get("metadata") or {}
+    return str(obj.get("kind")), str(meta.get("namespace") or ""), str(meta.get("name"))
+
+
+def _version(meta: Mapping[str, Any]) -> str:
+    """What changes when the child's desired part may have: its generation, else its
+    resourceVersion."""
+    generation = meta.get("generation")
+    return f"g{generation}" if generation else f"r{meta.get('resourceVersion')}"
+
+
+def _digest(obj: Mapping[str, Any]) -> str:
+    text = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
+
+
+@dataclass
+class _Child:
+    digest: str | None = None  # of what was last applied (None: only seen on the watch)
+    applied_rv: str | None = None  # the resourceVersion the last apply gave back
+    applied: str | None = None  # the version (see _version) the last apply gave back
+    live: str | None = None  # the version the watch (or the last apply) saw last
+
+
+class AppliedChildren:
+    """What was last applied of each child and what the watch says each is now (see above);
+    `watched`: the kinds whose every change the watch reports through `seen`."""
+
+    def __init__(self, watched: Iterable[str]) -> None:
+        self.watched = frozenset(watched)
+        self._children: dict[ChildKey, _Child] = {}
+        # children of kinds not watched, by owner uid: no DELETED event ever drops them
+        self._unwatched: dict[str, set[ChildKey]] = {}
+
+    def __len__(self) -> int:
+        return len(self._children) + len(self._unwatched)
+
+    def seen(self, obj: Mapping[str, Any], *, deleted: bool) -> bool:
+        """Record a watch event of a child; False when it only echoes the operator's own last
+        apply of it (same resourceVersion), which wakes nobody."""
+        key = _key(obj)
+        if deleted:
+            self._children.pop(key, None)
+            return True
+        meta = obj.get("metadata") or {}
+        child = self._children.setdefault(key, _Child())
+        child.live = _version(meta)
+        return meta.get("resourceVersion") != child.applied_rv
+
+    def unchanged(self, obj: Mapping[str, Any]) -> bool | None:
+        """True when applying `obj` would change nothing: it is what was applied last, and the
+        child is still at the version that apply gave back. None when only reading the child
+        can tell (a kind not watched, applied last as it is wanted now)."""
+        child = self._children.get(_key(obj))
+        if child is None or child.applied is None or child.digest != _digest(obj):
+            return False
+        if obj.get("kind") not in self.watched:
+            return None
+        return child.live == child.applied
+
+    def still_applied(self, obj: Mapping[str, Any], live: Mapping[str, Any] | None) -> bool:
+        """Whether `live` (the child as read now) is at the version its last apply gave back."""
+        child = self._children.get(_key(obj))
+        meta = (live or {}).get("metadata") or {}
+        return child is not None and live is not None and child.applied == _version(meta)
+
+    def applied(
+        self, obj: Mapping[str, Any], resource_version: str | None, generation: int | None
+    ) -> None:
+        """Record that `obj` was applied and what version the API server gave back."""
+        version = _version({"resourceVersion": resource_version, "generation": generation})
+        key = _key(obj)
+        self._children[key] = _Child(_digest(obj), resource_version, version, version)
+        if obj.get("kind") not in self.watched:
+            for ref in (obj.get("metadata") or {}).get("ownerReferences") or []:
+                self._unwatched.setdefault(str(ref.get("uid")), set()).add(key)
+
+    def forget_owner(self, uid: str) -> None:
+        """Drop the children of kinds not watched that the object `uid` owned (it is gone)."""
+        for key in self._unwatched.pop(uid, set()):
+            self._children.pop(key, None)
+
+    def forget(self, obj: Mapping[str, Any]) -> None:
+        """Apply `obj` next time whatever the watch says (its apply failed)."""
+        self._children.pop(_key(obj), None)
+
+
 async def apply_objects(
-    client: ApiClient, objects: Iterable[Mapping[str, Any]], *, field_manager: str = FIELD_MANAGER
+    client: ApiClient,
+    objects: Iterable[Mapping[str, Any]],
+    *,
+    field_manager: str = FIELD_MANAGER,
+    cache: AppliedChildren | None = None,
 ) -> int:
-    """Server-side apply the objects, a few at a time (force: the operator owns these fields)."""
+    """Server-side apply the objects, a few at a time (force: the operator owns these fields);
+    with `cache`, only those that it does not hold as unchanged. Returns how many were applied."""
     gate = asyncio.Semaphore(APPLY_CONCURRENCY)
 
     async def apply_one(obj: Mapping[str, Any]) -> None:
         async with gate:
             with api_errors(_what(obj)):
-                await client.apply(
-                    codecs.from_dict(dict(obj)), field_manager=field_manager, force=True
-                )
+                try:
+                    returned = await client.apply(
+                        codecs.from_dict(dict(obj)), field_manager=field_manager, force=True
+                    )
+                except BaseException:
+                    if cache is not None:
+                        cache.forget(obj)
+                    raise
+            if cache is not None:
+                meta = returned.metadata
+                if meta is None:  # an answer without metadata: apply it again next time
+                    cache.forget(obj)
+                else:
+                    cache.applied(obj, meta.resourceVersion, meta.generation)
 
-    batch = list(objects)
+    async def wanted(obj: Mapping[str, Any]) -> bool:
+        if cache is None:
+            return True
+        unchanged = cache.unchanged(obj)
+        if unchanged is None:  # not watched: read it back
+            meta = obj["metadata"]
+            async with gate:
+                live = await get_object(client, obj["kind"], meta.get("namespace"), meta["name"])
+            unchanged = cache.still_applied(obj, live)
+        return not unchanged
+
+    candidates = list(objects)
+    verdicts = await asyncio.gather(*(wanted(obj) for obj in candidates))
+    batch = [obj for obj, apply in zip(candidates, verdicts, strict=True) if apply]
     await asyncio.gather(*(apply_one(obj) for obj in batch))
     return len(batch)
 

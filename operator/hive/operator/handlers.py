@@ -30,12 +30,13 @@ from hive.api import GROUP, VERSION
 from hive.errors import HiveError
 from hive.kube.children import list_hive_objects
 from hive.operator.chaos import CHAOS_POLLS, reconcile_chaos, roll_back
+from hive.operator.footprint import track
 from hive.operator.leadership import may_act
 from hive.operator.metrics import RECONCILE_SECONDS, RECONCILES
 from hive.operator.others import reconcile_policy, reconcile_store, reconcile_tool
 from hive.operator.queue import Coalescer
 from hive.operator.state import STATE
-from hive.operator.teams import reconcile_team
+from hive.operator.teams import forget, reconcile_team
 from hive.operator.vault import forget_team, store_for, sweep
 from hive.reconcile.agentteam import breakers_open
 from hive.reconcile.capability import capability_settled
@@ -83,6 +84,8 @@ POLICIES = Coalescer(measured("SandboxPolicy", reconcile_policy), "SandboxPolicy
 TOOLS = Coalescer(measured("ToolVersion", reconcile_tool), "ToolVersion")  # keyed by tool
 STORES = Coalescer(measured("MemoryStore", reconcile_store), "MemoryStore")
 CHAOS = Coalescer(measured("ChaosExperiment", reconcile_chaos), "ChaosExperiment")
+for _queue in (TEAMS, POLICIES, TOOLS, STORES, CHAOS):
+    track(f"{_queue.what} queue", _queue.entries)
 
 
 async def through(queue: Coalescer, namespace: str, name: str) -> None:
@@ -111,6 +114,8 @@ def _namespaced(handler: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitab
 # none of it. What to do is read from the event itself.
 _seen_specs: dict[str, str] = {}
 _seen_tool_calls: dict[str, dict[tuple[str, str], int]] = {}  # uid -> (agent, tool) -> calls
+track("team specs seen", lambda: len(_seen_specs))
+track("team tool calls seen", lambda: len(_seen_tool_calls))
 
 
 def _tool_calls(status: dict[str, Any]) -> dict[tuple[str, str], int]:
@@ -138,6 +143,7 @@ async def agent_team_event(
     store = store_for(STATE.require_settings())
     if type == "DELETED":
         _seen_tool_calls.pop(uid, None)
+        forget(uid)
     if type == "DELETED" and store is not None:  # its Vault names go; never holds the deletion
         _spawn(forget_team(store, namespace, name))
     if type != "DELETED":
@@ -177,9 +183,13 @@ def _watch_children(group: str, version: str, plural: str) -> None:
         labels={**MANAGED, TEAM_LABEL: kopf.PRESENT},
     )
     @_namespaced
-    async def child_changed(labels: dict[str, str], namespace: str, **_: Any) -> None:
+    async def child_changed(
+        body: kopf.Body, labels: dict[str, str], namespace: str, type: str | None, **_: Any
+    ) -> None:
+        # the echo of the operator's own apply wakes nobody; a change by anyone else does
+        changed = STATE.children.seen(body, deleted=type == "DELETED")
         team = labels.get(TEAM_LABEL)
-        if team:
+        if team and changed:
             TEAMS.request(namespace, team)
 
 
@@ -203,6 +213,7 @@ for _group, _version, _plural in (
 # node's pods not Ready (about 40 s after the kubelet's last word), so the Deployments lose
 # available replicas; the periodic resync (resync_s) is the safety net.
 _seen_pods: dict[str, PodObserved | None] = {}
+track("agent pods seen", lambda: len(_seen_pods))
 
 
 @kopf.on.event("", "v1", "pods", labels={TEAM_LABEL: kopf.PRESENT, AGENT_LABEL: kopf.PRESENT})

@@ -8,20 +8,33 @@ that fails with a retryable error is requested again after a backoff (1 s doubli
 a run whose result has a ``recheck_after_s`` (a time-based change nothing will announce) is
 requested again after that many seconds, whether it was requested or run and waited for; an
 object has at most one such timed request pending, the one its latest run asked for.
+
+Nothing here outlives its object: a key's lock goes with its last run, its failure count with
+its first success (a deleted object's run succeeds: there is nothing to do), its timed request
+when it fires. `entries()` counts what is held, for the operator's footprint metric.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections import defaultdict
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from hive.errors import HiveError
 
 log = logging.getLogger(__name__)
 Key = tuple[str, str]
+
+
+@dataclass
+class _Slot:
+    """A key's lock, and how many runs hold or wait for it (at most two: one running, one
+    waiting); the slot goes when the last of them ends."""
+
+    lock: asyncio.Lock
+    runs: int = 0
 
 
 class Coalescer:
@@ -31,7 +44,7 @@ class Coalescer:
         self.work = work
         self.what = what
         self._waiting: dict[Key, asyncio.Future[Any]] = {}
-        self._locks: defaultdict[Key, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self._slots: dict[Key, _Slot] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._failures: dict[Key, int] = {}
         self._rechecks: dict[Key, asyncio.TimerHandle] = {}
@@ -86,12 +99,25 @@ class Coalescer:
         self.request(*key)
 
     async def _drive(self, key: Key, future: asyncio.Future[Any]) -> None:
-        async with self._locks[key]:
-            self._waiting.pop(key, None)  # from here on, a new request queues a new run
-            try:
-                future.set_result(await self.work(*key))
-            except Exception as exc:
-                future.set_exception(exc)
+        slot = self._slots.get(key)
+        if slot is None:
+            slot = self._slots[key] = _Slot(asyncio.Lock())
+        slot.runs += 1
+        try:
+            async with slot.lock:
+                self._waiting.pop(key, None)  # from here on, a new request queues a new run
+                try:
+                    future.set_result(await self.work(*key))
+                except Exception as exc:
+                    future.set_exception(exc)
+        finally:
+            slot.runs -= 1
+            if not slot.runs:
+                del self._slots[key]
+
+    def entries(self) -> int:
+        """What the queue holds per object: waiting runs, locks, failure counts, timed requests."""
+        return len(self._waiting) + len(self._slots) + len(self._failures) + len(self._rechecks)
 
     async def drain(self) -> None:
         """Drop the timed rechecks and wait for every run in flight (for a clean shutdown)."""

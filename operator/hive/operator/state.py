@@ -1,11 +1,15 @@
-"""What the running operator holds: its settings and its API client."""
+"""What the running operator holds: its settings, its API client, and what it last applied of
+each child (`AppliedChildren`, fed by the watch of the children)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from hive.kube.children import AppliedChildren
 from hive.kube.client import ApiClient, async_client
 from hive.kube.resources import FIELD_MANAGER
+from hive.operator.footprint import track
+from hive.reconcile.agentteam import CHILD_KINDS
 from hive.settings import Settings
 
 
@@ -13,6 +17,10 @@ from hive.settings import Settings
 class OperatorState:
     settings: Settings | None = None
     _client: ApiClient | None = field(default=None, repr=False)
+    # the teams' children that hive.operator.handlers watches (CHILD_KINDS); their Secret is not
+    children: AppliedChildren = field(
+        default_factory=lambda: AppliedChildren(CHILD_KINDS), repr=False
+    )
 
     def require_settings(self) -> Settings:
         assert self.settings is not None, "operator settings not loaded"
@@ -26,3 +34,4 @@ class OperatorState:
 
 
 STATE = OperatorState()
+track("applied children", lambda: len(STATE.children))

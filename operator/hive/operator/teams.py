@@ -1,7 +1,15 @@
-"""Reconciling AgentTeams: observe, plan with the pure builder, apply, prune, report."""
+"""Reconciling AgentTeams: observe, plan with the pure builder, apply, prune, report.
+
+The plan is pure CPU work that grows with the square of the agents (every agent's config names
+the team); it runs in a worker thread so that the event loop keeps serving the health endpoint,
+the webhook and the other objects' reconciles, and it is abandoned after plan_timeout_s (the
+team is then Ready=False, reason PlanTimedOut, its children left as they were). Children are
+applied only when they changed (`AppliedChildren`).
+"""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
 import os
@@ -25,6 +33,7 @@ from hive.kube.children import (
 )
 from hive.kube.client import ApiClient
 from hive.kube.status import apply_status
+from hive.operator.footprint import track
 from hive.operator.state import STATE
 from hive.operator.vault import (
     TeamIdentities,
@@ -41,6 +50,7 @@ from hive.reconcile.agentteam import (
     TeamPlan,
     parse_spec,
     plan_team,
+    plan_timed_out,
 )
 from hive.reconcile.memorybackend import resolved_wire
 from hive.reconcile.memorywiring import referenced_stores
@@ -61,6 +71,13 @@ log = logging.getLogger(__name__)
 
 VAULT_RECHECK_S = 10.0  # a team waiting for Vault is tried again this often
 _pruned: dict[str, int] = {}  # team uid -> generation whose surplus children were pruned
+track("pruned teams", lambda: len(_pruned))
+
+
+def forget(uid: str) -> None:
+    """Drop what is held for a deleted team."""
+    _pruned.pop(uid, None)
+    STATE.children.forget_owner(uid)
 
 
 def _referenced_policies(spec: dict[str, Any]) -> set[str]:
@@ -253,7 +270,9 @@ async def reconcile_team(namespace: str, name: str) -> TeamPlan | None:
     identities = await _vault_identities(settings, namespace, name, spec)
     pods = await _agent_pods(client, namespace, name, now)
     nodes = await _nodes_not_ready(client, (p.node for ps in pods.values() for p in ps if p.node))
-    plan = plan_team(
+    timeout_s = settings.operator.plan_timeout_s
+    planning = asyncio.to_thread(
+        plan_team,
         owner,
         spec,
         team.get("status"),
@@ -282,6 +301,15 @@ async def reconcile_team(namespace: str, name: str) -> TeamPlan | None:
         ),
         now,
     )
+    try:
+        plan = await asyncio.wait_for(planning, timeout_s)
+    except TimeoutError:  # the thread runs on to its end; its plan is dropped
+        log.warning("AgentTeam %s/%s: planning took over %gs", namespace, name, timeout_s)
+        status = plan_timed_out(owner, team.get("status"), timeout_s, now)
+        desired = operator_status(status)
+        if not _unchanged(team.get("status") or {}, desired):
+            await apply_status(client, "AgentTeam", namespace, name, desired)
+        return TeamPlan(children=[], status=status, prune=False)
     plan = replace(plan, recheck_after_s=recheck_after(_all(pods), now))
     if identities is not None:
         status = replace_identities(plan.status, identities)
@@ -293,8 +321,13 @@ async def reconcile_team(namespace: str, name: str) -> TeamPlan | None:
         plan = replace(plan, status=status)
     # What pods need (service account, config) exists before the Deployment asks for pods;
     # otherwise the ReplicaSet controller backs off and the team is Ready seconds later.
-    await apply_objects(client, [c for c in plan.children if c["kind"] != "Deployment"])
-    await apply_objects(client, [c for c in plan.children if c["kind"] == "Deployment"])
+    cache = STATE.children
+    await apply_objects(
+        client, [c for c in plan.children if c["kind"] != "Deployment"], cache=cache
+    )
+    await apply_objects(
+        client, [c for c in plan.children if c["kind"] == "Deployment"], cache=cache
+    )
     # Children only become surplus when the spec changes (an agent removed), so pruning, which
     # lists six kinds, runs once per generation in this process, and again after a restart.
     if plan.prune and _pruned.get(meta["uid"]) != owner.generation:
