@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from hive.api.memorystore import MemoryStoreSpec
+from hive.errors import InvalidInput
 from hive.reconcile.admission import check_memory_store
 from hive.reconcile.memorybackend import (
     BackendSettings,
@@ -241,3 +242,9 @@ def test_the_store_places_its_backend_beside_the_operator_defaults() -> None:
     assert pod["tolerations"] == [
         {"key": "dedicated", "operator": "Exists", "effect": "NoSchedule"}
     ]
+
+
+def test_a_managed_store_used_outside_the_operator_names_its_missing_endpoint() -> None:
+    spec = MemoryStoreSpec.model_validate(managed("redis"))
+    with pytest.raises(InvalidInput, match=r"spec.connection.endpoint: unset: .* port-forward"):
+        spec.connection.url()

@@ -10,6 +10,7 @@ from pydantic_core import PydanticCustomError
 
 from hive.api.agentteam import SchedulingSpec
 from hive.api.common import CRON, Condition, HiveModel, SecretKeyRef, cel, list_map
+from hive.errors import InvalidInput
 
 DURATION = r"^([0-9]+(\.[0-9]+)?(s|m|h|d))+$"
 DEFAULT_GRPC_PORT = 50051
@@ -52,9 +53,14 @@ class Connection(HiveModel):
     )
 
     def url(self) -> str:
-        """The endpoint; the operator fills it in for a managed store before anyone connects."""
+        """The endpoint; the operator fills it in for a managed store before its agents or its
+        probe connect."""
         if self.endpoint is None:
-            raise ValueError("connection.endpoint is unset (a managed store's is its Service)")
+            raise InvalidInput(
+                "spec.connection.endpoint",
+                "unset: a managed store is reached at its Service (hive-store-<name>) inside "
+                "the cluster; from outside, port-forward it and name the forwarded address",
+            )
         return self.endpoint
 
 
