@@ -179,7 +179,14 @@ def _weaviate_container(spec: MemoryStoreSpec, image: str) -> JSON:
         {"name": "ENABLE_MODULES", "value": ""},
         {"name": "DISABLE_TELEMETRY", "value": "true"},
         {"name": "CLUSTER_HOSTNAME", "value": "node1"},
+        # its memberlist and Raft on the pod's own address (else it may pick none it can use)
+        {"name": "CLUSTER_BIND_ADDR", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
+        {
+            "name": "CLUSTER_ADVERTISE_ADDR",
+            "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}},
+        },
         {"name": "GRPC_PORT", "value": str(DEFAULT_GRPC_PORT)},
+        {"name": "GO_PROFILING_DISABLE", "value": "true"},  # no pprof listener
     ]
     if spec.connection.secret_ref is None:
         env.append({"name": "AUTHENTICATION_ANONYMOUS_ACCESS_ENABLED", "value": "true"})
