@@ -326,8 +326,10 @@ async def run(
         flush=True,
     )
     print(
-        f"operator / floor: all Ready {converged / all_available:.2f}x, "
-        f"catch-up {caught_up / all_available:.2f}x",
+        f"operator / floor (every Deployment available): all Ready "
+        f"{converged / all_available:.2f}x, catch-up {caught_up / all_available:.2f}x; "
+        f"operator / floor (children created): all Ready {converged / floor_created:.2f}x, "
+        f"catch-up {caught_up / floor_created:.2f}x",
         flush=True,
     )
     await client.close()

@@ -41,7 +41,7 @@ from hive.kube.client import ApiClient
 from hive.kube.errors import api_errors
 from hive.kube.resources import FIELD_MANAGER, resource
 
-APPLY_CONCURRENCY = 6
+APPLY_CONCURRENCY = 16  # an HTTP/1.1 connection each; httpx keeps 20 alive
 KIND_RESOURCES: dict[str, Any] = {  # kind -> lightkube resource class
     "ServiceAccount": ServiceAccount,
     "Role": Role,
@@ -223,10 +223,13 @@ async def prune(
     keep: set[tuple[str, str]],
     kinds: Iterable[str],
 ) -> list[str]:
-    """Delete owned children (by owner uid) not in `keep` ({(kind, name)}). Returns what went."""
+    """Delete owned children (by owner uid) not in `keep` ({(kind, name)}). Returns what went.
+    The kinds are listed at once."""
+    kinds = list(kinds)
+    found = await asyncio.gather(*(list_labelled(client, k, namespace, labels) for k in kinds))
     deleted = []
-    for kind in kinds:
-        for obj in await list_labelled(client, kind, namespace, labels):
+    for kind, objects in zip(kinds, found, strict=True):
+        for obj in objects:
             meta = obj["metadata"]
             owned = any(ref.get("uid") == owner_uid for ref in meta.get("ownerReferences", []))
             if owned and (kind, meta["name"]) not in keep:

@@ -74,6 +74,20 @@ _pruned: dict[str, int] = {}  # team uid -> generation whose surplus children we
 track("pruned teams", lambda: len(_pruned))
 
 
+# teams created later than this (the API server's clock may differ a little) were seen whole
+_STARTED = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=60)
+
+
+def _new_since_start(meta: dict[str, Any], generation: int) -> bool:
+    created = meta.get("creationTimestamp")
+    if generation != 1 or not isinstance(created, str):
+        return False
+    try:
+        return dt.datetime.fromisoformat(created.replace("Z", "+00:00")) > _STARTED
+    except ValueError:
+        return False
+
+
 def forget(uid: str) -> None:
     """Drop what is held for a deleted team."""
     _pruned.pop(uid, None)
@@ -249,10 +263,13 @@ async def reconcile_team(namespace: str, name: str) -> TeamPlan | None:
     meta, spec = team["metadata"], team.get("spec") or {}
     owner = Owner("AgentTeam", name, namespace, meta["uid"], meta.get("generation", 0))
     labels = {TEAM_LABEL: name, "app.kubernetes.io/managed-by": MANAGED_BY}
-    deployments = {
-        d["metadata"]["name"]: d
-        for d in await list_labelled(client, "Deployment", namespace, labels)
-    }
+    now = dt.datetime.now(dt.UTC)
+    # the two reads every reconcile makes, at once
+    listed, pods = await asyncio.gather(
+        list_labelled(client, "Deployment", namespace, labels),
+        _agent_pods(client, namespace, name, now),
+    )
+    deployments = {d["metadata"]["name"]: d for d in listed}
     policies = {}
     for policy_name in _referenced_policies(spec):
         found = await get_hive_object(client, "SandboxPolicy", namespace, policy_name)
@@ -266,9 +283,7 @@ async def reconcile_team(namespace: str, name: str) -> TeamPlan | None:
         if store is not None:
             stores[store_name] = resolved_wire(store_name, namespace, store.get("spec") or {})
     tool_secrets, tool_config_maps, tool_ports = await _tool_secrets(client, namespace, spec)
-    now = dt.datetime.now(dt.UTC)
     identities = await _vault_identities(settings, namespace, name, spec)
-    pods = await _agent_pods(client, namespace, name, now)
     nodes = await _nodes_not_ready(client, (p.node for ps in pods.values() for p in ps if p.node))
     timeout_s = settings.operator.plan_timeout_s
     planning = asyncio.to_thread(
@@ -329,8 +344,14 @@ async def reconcile_team(namespace: str, name: str) -> TeamPlan | None:
         client, [c for c in plan.children if c["kind"] == "Deployment"], cache=cache
     )
     # Children only become surplus when the spec changes (an agent removed), so pruning, which
-    # lists six kinds, runs once per generation in this process, and again after a restart.
-    if plan.prune and _pruned.get(meta["uid"]) != owner.generation:
+    # lists seven kinds, runs once per generation in this process, and again after a restart
+    # (another version of the operator may have made other children); never for a team made
+    # after this process started and never changed: all it has, this process made for it.
+    if (
+        plan.prune
+        and _pruned.get(meta["uid"]) != owner.generation
+        and not _new_since_start(meta, owner.generation)
+    ):
         keep = {(c["kind"], c["metadata"]["name"]) for c in plan.children}
         gone = await prune(client, namespace, labels, meta["uid"], keep, CHILD_KINDS)
         _pruned[meta["uid"]] = owner.generation
