@@ -8,8 +8,9 @@ is) and its shared libraries; Weaviate from the static server make testbin built
 made for it (the local cluster has no provisioner). The StatefulSet's pod runs on the real node,
 hardened as the operator makes it (non-root, read-only root filesystem, no capabilities); the
 operator probes it at its Service's cluster IP, through the node's kube-proxy, and counts the
-memories stored there through that Service. Deleting the store lets the garbage collector take
-the StatefulSet, the Service and the claim.
+memories stored there through that Service. A store with a secretRef gets a Redis that asks
+for that password (and the operator gives it). Deleting the store lets the garbage collector
+take the StatefulSet, the Service and the claim.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import json
 import os
 import shutil
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,7 @@ from e2e.conftest import OperatorProcess, wait_for
 from e2e.test_real_pod_faults import apply
 from hive.api.memorystore import MemoryStoreSpec
 from hive.dev.node import RealNode
+from hive.errors import HiveError
 from hive.runtime.memory.embeddings import LocalOnnxEmbedder
 from hive.runtime.memory.semantic import SemanticMemory, open_backend
 
@@ -121,17 +123,22 @@ class Backend:
     user: int  # the user the operator runs it as: its volume's owner
     collection: str
     port: int
+    password: str | None = None  # in the store's Secret: the operator configures the backend
 
     @property
     def store(self) -> str:
-        return f"managed-{self.name}"
+        return f"managed-{self.name}" + ("-locked" if self.password else "")
 
     def url(self, host: str) -> str:
         scheme, path = ("redis", "/0") if self.name == "redis" else ("http", "")
         return f"{scheme}://{host}:{self.port}{path}"
 
 
-BACKENDS = [Backend("redis", 999, "notes", 6379), Backend("weaviate", 1000, "ManagedNotes", 8080)]
+BACKENDS = [
+    Backend("redis", 999, "notes", 6379),
+    Backend("redis", 999, "notes", 6379, password="e2e-redis-password"),
+    Backend("weaviate", 1000, "ManagedNotes", 8080),
+]
 
 
 def hostpath_volume(cluster: Cluster, node: RealNode, folder: Path, backend: Backend) -> str:
@@ -184,9 +191,8 @@ async def remember(backend: Backend, endpoint: str, facts: list[str]) -> None:
             "collection": backend.collection,
         }
     )
-    memory = SemanticMemory(
-        backend.store, spec, open_backend(backend.store, spec), LocalOnnxEmbedder()
-    )
+    opened = open_backend(backend.store, spec, secret=backend.password)
+    memory = SemanticMemory(backend.store, spec, opened, LocalOnnxEmbedder())
     try:
         for fact in facts:
             await memory.store(fact)
@@ -194,7 +200,7 @@ async def remember(backend: Backend, endpoint: str, facts: list[str]) -> None:
         await memory.close()
 
 
-@pytest.mark.parametrize("backend", BACKENDS, ids=lambda b: b.name)
+@pytest.mark.parametrize("backend", BACKENDS, ids=lambda b: b.store)
 def test_a_managed_backend_runs_on_the_node_and_the_store_counts_its_memories(
     cluster: Cluster,
     operator: OperatorProcess,
@@ -225,6 +231,13 @@ def test_a_managed_backend_runs_on_the_node_and_the_store_counts_its_memories(
             },
         },
     }
+    if backend.password:
+        secret = f"{store}-credentials"
+        cluster.kubectl(
+            "create", "secret", "generic", secret, "-n", NS,
+            f"--from-literal=password={backend.password}",
+        )  # fmt: skip
+        manifest["spec"]["connection"] = {"secretRef": {"name": secret, "key": "password"}}
     apply(cluster, manifest)
     try:
 
@@ -250,6 +263,9 @@ def test_a_managed_backend_runs_on_the_node_and_the_store_counts_its_memories(
             60,
             "the store to count the memories",
         )
+        if backend.password:  # the backend asks for it: without it, nothing is counted
+            with pytest.raises(HiveError):
+                asyncio.run(remember(replace(backend, password=None), address, facts))
         pod = get(cluster, "pod", f"hive-store-{store}-0")
         assert pod is not None
         assert pod["spec"]["nodeName"] == real_node.name
@@ -269,3 +285,5 @@ def test_a_managed_backend_runs_on_the_node_and_the_store_counts_its_memories(
         )
     finally:
         cluster.kubectl("delete", "pv", volume, "--ignore-not-found", "--wait=false")
+        if backend.password:
+            cluster.kubectl("delete", "secret", f"{store}-credentials", "-n", NS)

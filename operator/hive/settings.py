@@ -254,6 +254,12 @@ class ManagedStoresSettings(BaseModel):
         min_length=1,
         description="Image of a managed Redis (the version of Debian's redis-server in testbin).",
     )
+    recheck_s: float = Field(
+        default=5.0,
+        gt=0,
+        description="A managed store whose backend does not answer yet (starting, or its "
+        "Service not routed yet) is probed again this soon.",
+    )
 
 
 class LeaderElectionSettings(BaseModel):

@@ -135,7 +135,8 @@ async def reconcile_policy(namespace: str, name: str) -> PolicyPlan | None:
 
 @dataclass(frozen=True)
 class StoreRun:
-    """When to reconcile the store again by itself: its next consolidation."""
+    """When to reconcile the store again by itself: its next consolidation, or soon for a
+    managed backend that does not answer yet."""
 
     recheck_after_s: float | None = None
 
@@ -189,11 +190,13 @@ async def reconcile_store(namespace: str, name: str) -> StoreRun | None:
     probe: BackendProbe | None = None
     credentials: Credentials | None = None
     more: list[Condition] = []
+    managed = False
     try:
         store = parse_store(spec)
     except ValueError:
         store = None
     if store is not None and store.managed:
+        managed = True
         backend = await run_backend(obj, store)
         more.append(backend.ready)
         store = resolved_spec(name, namespace, store, cluster_ip=backend.cluster_ip)
@@ -248,6 +251,11 @@ async def reconcile_store(namespace: str, name: str) -> StoreRun | None:
             }
         )
         run = StoreRun(seconds_until_next(schedule, now))
+    if managed and (probe is None or not probe.reachable):
+        # a backend starting up, or its Service not routed yet: probed again soon, not at the
+        # resync
+        soon = STATE.require_settings().operator.managed_stores.recheck_s
+        run = StoreRun(min(run.recheck_after_s or soon, soon))
     await _write_status("MemoryStore", obj, status.wire())
     return run
 
