@@ -275,6 +275,7 @@ async def memory_store_changed(name: str, namespace: str, **_: Any) -> None:
 
 
 _seen_stores: dict[str, str] = {}  # uid -> what its teams are given of it (store_digest)
+track("memory stores seen", lambda: len(_seen_stores))
 
 
 @kopf.on.event(GROUP, VERSION, "memorystores", id="memorystores-of-agent-teams")
