@@ -12,7 +12,8 @@ down, starts it again and measures how long until every team is Ready at its new
 Last, with the operator stopped, the floor: exactly the children the operator makes for the
 same teams (planned by the same builder, without their owner references so that the garbage
 collector leaves them be) created by a plain client, 32 at a time, in a namespace of their own,
-until every Deployment is available. The operator's times are printed as ratios of that floor.
+until every Deployment is available; and the same for one 10-agent team alone. The operator's
+times are printed as ratios of that floor.
 Prints one summary line per figure, and the load average.
 """
 
@@ -50,9 +51,6 @@ from hive.reconcile.meta import Owner
 from hive.settings import KubeSettings, OperatorSettings
 
 AgentTeam = create_namespaced_resource("hive.dev", "v1alpha1", "AgentTeam", "agentteams")
-
-
-FLOOR_NAMESPACE = "floor"
 
 
 def team_spec(agents: int, goal: str) -> dict[str, Any]:
@@ -180,9 +178,11 @@ async def resync_requests(port: int, teams: int, timeout_s: float) -> tuple[int,
     return writes, requests_sent(port) - total - writes
 
 
-def floor_children(names: list[str], agents: int, sandbox_key: str) -> list[dict[str, Any]]:
-    """What the operator makes for these teams (same builder, same settings), in the floor's
-    namespace and without owner references."""
+def floor_children(
+    names: list[str], agents: int, sandbox_key: str, namespace: str
+) -> list[dict[str, Any]]:
+    """What the operator makes for these teams (same builder, same settings), in `namespace`
+    and without owner references."""
     operator = OperatorSettings()
     pods = AgentPodSettings(
         image=operator.agent_image,
@@ -193,7 +193,7 @@ def floor_children(names: list[str], agents: int, sandbox_key: str) -> list[dict
     now = dt.datetime.now(dt.UTC)
     out = []
     for name in names:
-        owner = Owner("AgentTeam", name, FLOOR_NAMESPACE, f"uid-{name}", 1)
+        owner = Owner("AgentTeam", name, namespace, f"uid-{name}", 1)
         plan = plan_team(owner, team_spec(agents, "first goal"), None, TeamObserved(), pods, now)
         for child in plan.children:
             child["metadata"].pop("ownerReferences", None)
@@ -206,7 +206,8 @@ async def floor(
 ) -> tuple[float, float]:
     """Create `children` with a plain client, 32 at a time (Deployments last, as the operator
     does); seconds until all are created, and until every Deployment is available."""
-    await client.create(Namespace.from_dict({"metadata": {"name": FLOOR_NAMESPACE}}))
+    namespace = children[0]["metadata"]["namespace"]
+    await client.create(Namespace.from_dict({"metadata": {"name": namespace}}))
     gate = asyncio.Semaphore(32)
 
     async def create(child: dict[str, Any]) -> None:
@@ -219,7 +220,7 @@ async def floor(
     async def watch() -> None:
         deadline = time.monotonic() + timeout_s
         while len(available) < len(wanted) and time.monotonic() < deadline:
-            async for _, dep in client.watch(Deployment, namespace=FLOOR_NAMESPACE):
+            async for _, dep in client.watch(Deployment, namespace=namespace):
                 if dep.status and (dep.status.availableReplicas or 0) >= 1:
                     available.add(str(dep.metadata and dep.metadata.name))
                 if len(available) >= len(wanted) or time.monotonic() > deadline:
@@ -318,7 +319,15 @@ async def run(
 
     table.stop("operator")
     delete_webhook_configuration(sync_client(KubeSettings(kubeconfig=plane.kubeconfig)), "hive.dev")
-    children = floor_children(sorted(names), args.agents, plane.sandbox_key())
+    alone = floor_children(["ten-floor"], 10, plane.sandbox_key(), "floor-ten")
+    ten_created, ten_available = await floor(client, alone, 120)
+    print(
+        f"floor of a 10-agent team alone (no operator): {len(alone)} children created in "
+        f"{ten_created:.2f}s, every Deployment available in {ten_available:.2f}s; operator / "
+        f"floor {percentile(ten, 0.5) / ten_available:.2f}x; {load()}",
+        flush=True,
+    )
+    children = floor_children(sorted(names), args.agents, plane.sandbox_key(), "floor")
     floor_created, all_available = await floor(client, children, args.timeout)
     print(
         f"floor (no operator): {len(children)} children of {args.teams} teams created in "
