@@ -6,10 +6,10 @@ the requests of a resync, and the floor: the API server itself.
 Starts its own control plane (etcd, kube-apiserver, controllers, KWOK) and the operator as a
 process, creates the teams concurrently, and watches every team's Ready condition. It counts
 the requests the operator sends in a resync of the unchanged teams (its
-hive_kube_requests_total), times single teams (one agent, then ten) applied one at a time on
-the warm cluster, then kills the operator (SIGKILL), changes every team's spec while it is
-down, starts it again and measures how long until every team is Ready at its new generation.
-Last, with the operator stopped, the floor: exactly the children the operator makes for the
+hive_kube_requests_total), times the repair of a ConfigMap deleted by hand and single teams
+(one agent, then ten) applied one at a time on the warm cluster, then kills the operator
+(SIGKILL), changes every team's spec while it is down, starts it again and measures how long
+until every team is Ready at its new generation. Last, with the operator stopped, the floor: exactly the children the operator makes for the
 same teams (planned by the same builder, without their owner references so that the garbage
 collector leaves them be) created by a plain client, 32 at a time, in a namespace of their own,
 until every Deployment is available; and the same for one 10-agent team alone. The operator's
@@ -34,10 +34,10 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import httpx
-from lightkube import AsyncClient, KubeConfig, codecs
+from lightkube import ApiError, AsyncClient, KubeConfig, codecs
 from lightkube.generic_resource import create_namespaced_resource
 from lightkube.resources.apps_v1 import Deployment
-from lightkube.resources.core_v1 import Namespace
+from lightkube.resources.core_v1 import ConfigMap, Namespace
 from tests.operator_process import reconciles, requests_sent
 from tests.support import dev_settings, free_port
 
@@ -156,6 +156,23 @@ async def ready_one_by_one(
         await client.apply(team(name, agents, "one at a time"), force=True)
         await watcher
         took.append(done[name] - started if name in done else float("inf"))
+    return took
+
+
+async def repair_times(client: AsyncClient, teams: list[str]) -> list[float]:
+    """Delete each team's first ConfigMap by hand; seconds until the operator made it again."""
+    took = []
+    for name in teams:
+        config = f"{name}-a0-config"
+        await client.delete(ConfigMap, config, namespace="default")
+        started = time.monotonic()
+        while time.monotonic() - started < 30:
+            try:
+                await client.get(ConfigMap, config, namespace="default")
+                break
+            except ApiError:
+                await asyncio.sleep(0.02)
+        took.append(time.monotonic() - started)
     return took
 
 
@@ -280,6 +297,12 @@ async def run(
     writes, reads = await resync_requests(metrics_port, args.teams, args.timeout)
     print(
         f"a resync of {args.teams} unchanged teams: {writes} writes, {reads} reads; {load()}",
+        flush=True,
+    )
+    repaired = await repair_times(client, sorted(names)[:9])
+    print(
+        f"a ConfigMap deleted by hand, made again: p50 {percentile(repaired, 0.5):.2f}s "
+        f"(of {len(repaired)}: {', '.join(f'{t:.2f}' for t in repaired)}); {load()}",
         flush=True,
     )
     single = await ready_one_by_one(client, [f"solo-{i}" for i in range(11)], 1, 60)
