@@ -69,6 +69,9 @@ class Reply:
     finish_reason: str | None
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    metadata: dict[str, Any] = field(default_factory=dict)
+    """What else is known of the answer: ``cache`` where a cache gave it (kind exact or
+    semantic, the level, the similarity, the tokens it saved)."""
 
 
 @dataclass

@@ -14,6 +14,7 @@ from typing import Any, Protocol
 import jsonschema
 
 from hive.errors import InvalidInput
+from hive.runtime.cache.keys import ToolCaching
 from hive.runtime.resilience.calls import EMPTY, Call, CallKind, Chain
 
 ToolFunction = Callable[..., Awaitable[Any]]
@@ -26,6 +27,7 @@ class Tool:
     parameters: dict[str, Any]
     function: ToolFunction
     version: str = "1.0.0"
+    cache: ToolCaching | None = None  # cacheable (its ToolVersion's cache, no side effects)
 
     def schema(self) -> dict[str, Any]:
         """The tool as the chat-completions API describes functions."""
@@ -121,6 +123,8 @@ class ToolRegistry:
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def _call_one(self, tool: Tool, arguments: dict[str, Any], left: list[str]) -> Any:
-        request = {"alternatives": left} if left else None
+        request: dict[str, Any] | None = {"alternatives": left} if left else None
+        if tool.cache is not None:  # the cache middleware keys on the arguments
+            request = {**(request or {}), "cache": tool.cache, "arguments": arguments}
         call = Call(CallKind.TOOL, tool.name, "call", request=request)
         return await self.chain.run(call, lambda: tool.function(**arguments))
