@@ -766,6 +766,19 @@ class TracingSettings(BaseModel):
     export_timeout_s: float = Field(default=10.0, gt=0, description="OTLP export timeout.")
 
 
+class GatewaySettings(BaseModel):
+    """The model gateway (``hive gateway serve``) and the one the operator runs per namespace."""
+
+    host: str = Field(default="127.0.0.1", description="Address `hive gateway serve` listens on.")
+    port: int = Field(default=8090, ge=0, le=65535, description="Port of the gateway's API.")
+    max_wait_s: float = Field(
+        default=30.0,
+        ge=0,
+        description="How long a call waits for a rate-limited route to have room before it is "
+        "answered 429.",
+    )
+
+
 class Settings(BaseSettings):
     """Root of the settings tree."""
 
@@ -781,6 +794,7 @@ class Settings(BaseSettings):
     mcp: McpSettings = Field(default_factory=McpSettings)
     tools: ToolsSettings = Field(default_factory=ToolsSettings)
     tracing: TracingSettings = Field(default_factory=TracingSettings)
+    gateway: GatewaySettings = Field(default_factory=GatewaySettings)
     model_api_key: SecretStr | None = Field(
         default=None,
         description="API key of the team's model (HIVE_MODEL_API_KEY; in a pod it comes from "

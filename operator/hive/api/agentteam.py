@@ -10,6 +10,7 @@ from pydantic import Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from hive.api.common import Condition, HiveModel, LocalRef, SecretKeyRef, list_map
+from hive.api.gateway import GatewaySpec
 from hive.api.graph import depth, find_cycle, unknown_subordinates
 from hive.api.semver import is_range, is_version
 
@@ -118,6 +119,12 @@ class ModelSpec(HiveModel):
         max_length=5,
         description="Models tried in order when this one fails or its circuit breaker is open "
         "(each has its own breaker); at a reduced capability level they are tried first.",
+    )
+    gateway: GatewaySpec | None = Field(
+        default=None,
+        description="Routes of the team's model calls through the namespace's model gateway "
+        "(hive gateway serve): agents call the gateway, which picks a route by strategy, "
+        "limits rates, falls back and counts spend. None: agents call endpoint directly.",
     )
 
     @model_validator(mode="after")

@@ -12,6 +12,7 @@ from hive.cli.audit import audit
 from hive.cli.composecmd import add_to as add_compose_commands
 from hive.cli.debugcmd import debug
 from hive.cli.errors import one_line_errors
+from hive.cli.gatewaycmd import gateway
 from hive.cli.memorycmd import memory
 from hive.cli.profilecmd import profile
 from hive.cli.ragcmd import rag
@@ -389,6 +390,7 @@ cli.add_command(memory)
 cli.add_command(rag)
 cli.add_command(profile)
 cli.add_command(debug)
+cli.add_command(gateway)
 
 
 def main() -> None:

@@ -1,0 +1,1 @@
+"""The model gateway: routes, rate limits, spend accounting and the OpenAI-compatible server."""

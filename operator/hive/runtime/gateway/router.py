@@ -1,0 +1,264 @@
+"""One team's routing: which route a call takes, and what happens when that route fails.
+
+A call goes through the routes in the order its strategy gives (hive.runtime.gateway.
+strategies). A route is skipped while its circuit breaker is open (the resilience breakers, one
+per route, with the team's ``spec.resilience.breaker`` settings: a failing route cools down for
+``openDurationSeconds`` and is probed again) or while its rate limit has no room. A route that
+answers 5xx, 408, 429, 401/403/404 (a route set up wrong), times out or cannot be reached makes
+the call fall back to the next route; a 429 also cools the route down for its ``Retry-After``.
+A 4xx that says the request itself is wrong (400, 413, 422) goes back to the client as it is:
+another route would refuse it too. When every usable route is only rate-limited the call waits
+for the first one to have room, at most ``max_wait_s``.
+
+Rules taken from LiteLLM's router: fallback across the deployments of one model group, 429
+cools a deployment down at once, unmeasured deployments go first in latency routing, and a
+request that is the client's fault is not retried elsewhere.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+
+from hive.api.gateway import GatewaySpec, ModelRouteSpec, Service
+from hive.errors import HiveError, InvalidInput, Unavailable
+from hive.runtime.gateway.accounting import BudgetExceeded, GatewayMetrics, Ledger, cost_of
+from hive.runtime.gateway.limits import RouteLimiter, estimate_tokens
+from hive.runtime.gateway.strategies import LatencyEwma, order
+from hive.runtime.resilience.breaker import BreakerOpen, Breakers, BreakerSettings
+
+CLIENT_FAULT = {400, 413, 422}
+SERVICE_PATHS = {
+    Service.CHAT: "/chat/completions",
+    Service.VISION: "/chat/completions",
+    Service.EMBEDDINGS: "/embeddings",
+}
+
+
+class NoRouteAnswered(Unavailable):
+    """Every route of the team failed, is cooling down or had no room within the wait."""
+
+    def __init__(self, team: str, reasons: dict[str, str], *, limited: bool) -> None:
+        said = "; ".join(f"{name}: {why}" for name, why in reasons.items()) or "no route"
+        super().__init__(f"team {team}: no model route answered ({said})")
+        self.limited = limited  # every route was only rate-limited (HTTP 429 to the client)
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What a route answered: sent to the client as it is."""
+
+    status: int
+    body: bytes
+    content_type: str
+    route: str
+    cost: float = 0.0
+
+
+@dataclass
+class RouteState:
+    spec: ModelRouteSpec
+    limiter: RouteLimiter
+    latency: LatencyEwma = field(default_factory=LatencyEwma)
+    url_base: str = ""
+
+    def __post_init__(self) -> None:
+        self.url_base = self.spec.endpoint.rstrip("/")
+
+
+def needs_vision(body: dict[str, Any]) -> bool:
+    """Whether a chat request carries image inputs (OpenAI's image_url content parts)."""
+    for message in body.get("messages") or []:
+        content = message.get("content") if isinstance(message, dict) else None
+        if isinstance(content, list) and any(
+            isinstance(p, dict) and p.get("type") == "image_url" for p in content
+        ):
+            return True
+    return False
+
+
+def usage_of(data: Any) -> tuple[int, int]:
+    usage = data.get("usage") if isinstance(data, dict) else None
+    if not isinstance(usage, dict):
+        return 0, 0
+    prompt = int(usage.get("prompt_tokens") or 0)
+    completion = int(usage.get("completion_tokens") or 0)
+    if not completion and usage.get("total_tokens"):
+        completion = max(0, int(usage["total_tokens"]) - prompt)
+    return prompt, completion
+
+
+class TeamRouter:
+    """The routes of one team, their limits, breakers, latencies and the team's ledger."""
+
+    def __init__(
+        self,
+        team: str,
+        spec: GatewaySpec,
+        *,
+        breakers: BreakerSettings | None = None,
+        metrics: GatewayMetrics | None = None,
+        session: Callable[[], aiohttp.ClientSession],
+        max_wait_s: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.team = team
+        self.spec = spec
+        self.metrics = metrics or GatewayMetrics()
+        self.breakers = Breakers(breakers, clock=clock)
+        self.routes = [RouteState(r, RouteLimiter.of(r.limits, clock)) for r in spec.routes]
+        self.ledger = Ledger(team, spec.spend_limit, self.metrics)
+        self.session = session
+        self.max_wait_s = max_wait_s
+        self.clock = clock
+        self.rng = rng or random.Random()  # noqa: S311 - traffic shares, not secrets
+
+    def candidates(self, service: Service) -> list[RouteState]:
+        ranked = order(
+            self.spec.routes,
+            self.spec.strategy,
+            latency=[r.latency for r in self.routes],
+            min_quality=self.spec.min_quality,
+            rng=self.rng,
+        )
+        return [self.routes[i] for i in ranked if service in self.routes[i].spec.services]
+
+    async def call(
+        self,
+        service: Service,
+        body: dict[str, Any],
+        *,
+        agent: str = "",
+        model: str = "",
+        path: str | None = None,
+        raw: tuple[bytes, str] | None = None,
+    ) -> Answer:
+        """Send `body` (JSON; `raw` bytes and content type instead for speech) to the first
+        route that answers; the route's own model name replaces the client's."""
+        if service is Service.CHAT and needs_vision(body):
+            service = Service.VISION
+        routes = self.candidates(service)
+        if not routes:
+            raise InvalidInput(
+                "spec.model.gateway.routes",
+                f"team {self.team} has no route that serves {service.value}",
+            )
+        estimate = estimate_tokens(body)
+        self.ledger.check(min(cost_of(r.spec, estimate, 0) for r in routes))
+        deadline = self.clock() + self.max_wait_s
+        reasons: dict[str, str] = {}
+        while True:
+            soonest: float | None = None
+            for route in routes:
+                wait = route.limiter.wait_for(estimate)
+                if wait > 0:
+                    reasons[route.spec.name] = f"rate-limited for {wait:.2f}s"
+                    soonest = wait if soonest is None else min(soonest, wait)
+                    continue
+                answer = await self._try(route, service, body, estimate, agent, model, path, raw)
+                if isinstance(answer, Answer):
+                    return answer
+                reasons[route.spec.name] = answer
+            left = deadline - self.clock()
+            failed = any(not why.startswith("rate-limited") for why in reasons.values())
+            if soonest is None or failed or soonest > left:
+                raise NoRouteAnswered(self.team, reasons, limited=not failed)
+            await asyncio.sleep(soonest)
+
+    async def _try(
+        self,
+        route: RouteState,
+        service: Service,
+        body: dict[str, Any],
+        estimate: int,
+        agent: str,
+        model: str,
+        path: str | None,
+        raw: tuple[bytes, str] | None,
+    ) -> Answer | str:
+        """The route's answer, or why the call falls back from it."""
+        name = route.spec.name
+        breaker = self.breakers.breaker(name)
+        try:
+            permit = breaker.admit(self.clock())
+        except BreakerOpen as exc:
+            return f"cooling down ({exc.retry_in_s:.1f}s left)"
+        route.limiter.take(estimate)
+        labels = (self.team, agent, model, name)
+        if raw is not None:
+            data, content_type = raw
+        else:
+            data, content_type = (
+                json.dumps({**body, "model": route.spec.model}).encode(),
+                ("application/json"),
+            )
+        url = route.url_base + (path or SERVICE_PATHS[service])
+        started = self.clock()
+        try:
+            async with self.session().post(
+                url,
+                data=data,
+                headers={"Content-Type": content_type},
+                timeout=aiohttp.ClientTimeout(total=route.spec.timeout_seconds),
+            ) as response:
+                payload = await response.read()
+                status = response.status
+                retry_after = response.headers.get("Retry-After")
+                answer_type = response.headers.get("Content-Type", "application/json")
+        except TimeoutError:
+            self._failed(route, permit, started, timed_out=True)
+            self.metrics.requests.labels(*labels, "timeout").inc()
+            return f"no answer within {route.spec.timeout_seconds:g}s"
+        except aiohttp.ClientError as exc:
+            self._failed(route, permit, started)
+            self.metrics.requests.labels(*labels, "error").inc()
+            return f"unreachable ({exc.__class__.__name__})"
+        elapsed = self.clock() - started
+        if status < 400 or status in CLIENT_FAULT:
+            breaker.record(permit, False if status < 400 else None, self.clock())
+            route.latency.add(elapsed)
+            self.metrics.latency.labels(self.team, name).observe(elapsed)
+            prompt = completion = 0
+            if status < 400 and answer_type.startswith("application/json"):
+                with contextlib.suppress(ValueError):
+                    prompt, completion = usage_of(json.loads(payload))
+            route.limiter.settle(estimate, prompt + completion if prompt else estimate)
+            outcome = "ok" if status < 400 else "rejected"
+            self.metrics.requests.labels(*labels, outcome).inc()
+            cost = self.ledger.record(agent, model, route.spec, prompt, completion)
+            return Answer(status, payload, answer_type, name, cost)
+        if status == 429:
+            seconds = self.breakers.settings.open_duration_s
+            if retry_after:
+                with contextlib.suppress(ValueError):
+                    seconds = float(retry_after)
+            route.limiter.cool_down(seconds)
+        self._failed(route, permit, started)
+        self.metrics.requests.labels(*labels, "error").inc()
+        return f"HTTP {status}"
+
+    def _failed(
+        self, route: RouteState, permit: Any, started: float, *, timed_out: bool = False
+    ) -> None:
+        now = self.clock()
+        self.breakers.breaker(route.spec.name).record(permit, True, now)
+        if timed_out:
+            route.latency.add(now - started)
+
+
+def route_error_status(exc: HiveError) -> int:
+    """The HTTP status the server answers for a call the router gave up on."""
+    if isinstance(exc, NoRouteAnswered):
+        return 429 if exc.limited else 503
+    if isinstance(exc, BudgetExceeded):
+        return 402
+    return 400 if isinstance(exc, InvalidInput) else 502

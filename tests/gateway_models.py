@@ -1,0 +1,134 @@
+"""Model servers for the gateway's tests, each run as its own process.
+
+``python -m tests.gateway_models --name slow --delay 0.3`` serves the OpenAI chat-completions
+and embeddings APIs on loopback, answering every request (unlike tests/scripted_model.py, whose
+replies are a finite script and never late) after ``--delay`` seconds, or with ``--status``
+(e.g. 503 or 429) instead. It prints its base URL as its first line. ``GET /v1/requests`` tells
+when (the server's monotonic clock) each request arrived and which model it named, so a test
+can count requests over time windows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def app(name: str, delay: float, status: int | None) -> web.Application:
+    arrivals: list[dict[str, Any]] = []
+
+    async def chat(request: web.Request) -> web.Response:
+        body = await request.json()
+        arrivals.append({"at": time.monotonic(), "model": body.get("model"), "path": "chat"})
+        if delay:
+            await asyncio.sleep(delay)
+        if status is not None:
+            return web.json_response({"error": {"message": f"{name} fails"}}, status=status)
+        last = str((body.get("messages") or [{}])[-1].get("content"))
+        message = {"role": "assistant", "content": f"{name}: {last[:40]}"}
+        usage = {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}
+        choice = {"index": 0, "message": message, "finish_reason": "stop"}
+        return web.json_response(
+            {
+                "object": "chat.completion",
+                "model": body.get("model"),
+                "choices": [choice],
+                "usage": usage,
+            }
+        )
+
+    async def embeddings(request: web.Request) -> web.Response:
+        body = await request.json()
+        arrivals.append({"at": time.monotonic(), "model": body.get("model"), "path": "embeddings"})
+        if status is not None:
+            return web.json_response({"error": {"message": f"{name} fails"}}, status=status)
+        given = body.get("input")
+        texts = [given] if isinstance(given, str) else list(given or [])
+        data = [
+            {"object": "embedding", "index": i, "embedding": [float(len(t)), 1.0]}
+            for i, t in enumerate(texts)
+        ]
+        return web.json_response(
+            {
+                "object": "list",
+                "data": data,
+                "model": body.get("model"),
+                "usage": {"prompt_tokens": 3, "total_tokens": 3},
+            }
+        )
+
+    async def requests(_: web.Request) -> web.Response:
+        return web.json_response(arrivals)
+
+    application = web.Application()
+    application.router.add_post("/v1/chat/completions", chat)
+    application.router.add_post("/v1/embeddings", embeddings)
+    application.router.add_get("/v1/requests", requests)
+    return application
+
+
+async def main(name: str, delay: float, status: int | None) -> None:
+    runner = web.AppRunner(app(name, delay, status), access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    print(f"http://127.0.0.1:{runner.addresses[0][1]}/v1", flush=True)
+    await asyncio.Event().wait()
+
+
+@dataclass
+class ModelProcess:
+    url: str
+    process: subprocess.Popen[str]
+
+    def arrivals(self) -> list[dict[str, Any]]:
+        import httpx
+
+        return list(httpx.get(self.url + "/requests", timeout=10).json())
+
+
+@contextmanager
+def model_process(
+    name: str, *, delay: float = 0.0, status: int | None = None
+) -> Iterator[ModelProcess]:
+    """Run one model server process; yields it once it listens."""
+    args = [sys.executable, "-m", "tests.gateway_models", "--name", name, "--delay", str(delay)]
+    if status is not None:
+        args += ["--status", str(status)]
+    process = subprocess.Popen(
+        args,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": f"{ROOT / 'operator'}:{ROOT}"},
+    )
+    try:
+        assert process.stdout is not None
+        url = process.stdout.readline().strip()  # the server's first line, once it listens
+        assert url.startswith("http://"), f"model server {name} did not start"
+        yield ModelProcess(url, process)
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--name", default="model")
+    parser.add_argument("--delay", type=float, default=0.0)
+    parser.add_argument("--status", type=int, default=None)
+    options = parser.parse_args()
+    asyncio.run(main(options.name, options.delay, options.status))
