@@ -532,6 +532,11 @@ class AgentSettings(BaseModel):
         "patterns and learned recoveries, kept across restarts; unset: each pod learns alone, "
         "in memory.",
     )
+    cache_dir: Path = Field(
+        default_factory=lambda: Path(tempfile.gettempdir()) / "hive-cache",
+        description="Folder of the agents' L2 caches (teams with spec.cache), one subfolder "
+        "per namespace, team and agent.",
+    )
     audit_dir: Path = Field(
         default_factory=lambda: Path(tempfile.gettempdir()) / "hive-audit",
         description="Folder of the audit logs, one hash-chained JSON-lines file per team "

@@ -629,6 +629,42 @@ class DebugSpec(HiveModel):
         return self
 
 
+class SemanticCacheSpec(HiveModel):
+    """Model answers reused for conversations similar in meaning (opt-in: an answer to a
+    similar question is not always the answer to this one)."""
+
+    threshold: float = Field(
+        default=0.92,
+        ge=0.5,
+        le=1.0,
+        description="Least cosine similarity of the conversation's embedding to a cached one "
+        "for its answer to be reused (marked in the answer's metadata cache.kind semantic).",
+    )
+    max_entries: int = Field(
+        default=10_000, ge=1, le=1_000_000, description="Conversations remembered per model."
+    )
+
+
+class CacheSpec(HiveModel):
+    """Caches of the agents' calls: L1 in each agent's memory, L2 on its local disk, L3 the
+    team's Redis (spec.resilience.learning's store, else the operator's default Redis; none:
+    L1 and L2 only). Tools are cached where their ToolVersion declares cache."""
+
+    ttl_seconds: int = Field(
+        default=3600, ge=1, le=30 * 24 * 3600, description="How long a model answer is reused."
+    )
+    deterministic_model: bool = Field(
+        default=False,
+        description="The team's model answers the same request the same way (temperature 0 "
+        "on the server): reuse every answer. false: only requests at temperature 0 or seeded.",
+    )
+    memory_mib: int = Field(default=64, ge=1, le=4096, description="L1 size per agent, MiB.")
+    disk_mib: int = Field(default=512, ge=1, le=65536, description="L2 size per agent, MiB.")
+    semantic: SemanticCacheSpec | None = Field(
+        default=None, description="Reuse answers of similar conversations too (opt-in)."
+    )
+
+
 class AgentTeamSpec(HiveModel):
     """The desired team."""
 
@@ -658,6 +694,10 @@ class AgentTeamSpec(HiveModel):
     )
     memory: TeamMemorySpec = Field(
         default_factory=TeamMemorySpec, description="Long-term memory of the team's agents."
+    )
+    cache: CacheSpec | None = Field(
+        default=None,
+        description="Caches of the agents' model and tool calls; none: every call is made.",
     )
     scheduling: SchedulingSpec = Field(
         default_factory=SchedulingSpec, description="Where the team's pods may run."

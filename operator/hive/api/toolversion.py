@@ -394,8 +394,31 @@ class Deprecation(HiveModel):
     sunset: dt.datetime | None = Field(default=None, description="When it stops being served.")
 
 
+class ToolCacheSpec(HiveModel):
+    """Results of this version reused by the agents' caches (of teams with spec.cache)."""
+
+    ttl_seconds: int = Field(
+        default=300,
+        ge=1,
+        le=7 * 24 * 3600,
+        description="How long a result of the same arguments is reused.",
+    )
+
+
 class ToolVersionSpec(HiveModel):
     """One version of a tool."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel(
+                    "!has(self.cache) || (has(self.sideEffects) && !self.sideEffects)",
+                    "cache: only for a tool declared sideEffects: false",
+                    ".cache",
+                )
+            ]
+        }
+    )
 
     tool: str = Field(min_length=1, max_length=63, pattern=TOOL_NAME, description="Tool name.")
     version: str = Field(pattern=SEMVER, max_length=128, description="Semantic version.")
@@ -418,6 +441,16 @@ class ToolVersionSpec(HiveModel):
         default=None, description="Migration from the previous version; none for the first."
     )
     deprecation: Deprecation = Field(default_factory=Deprecation, description="Deprecation.")
+    side_effects: bool = Field(
+        default=True,
+        description="Whether a call changes anything beyond answering (writes, sends, buys); "
+        "false: calls may be cached (cache) and started early by predictive prefetch.",
+    )
+    cache: ToolCacheSpec | None = Field(
+        default=None,
+        description="Reuse results of the same arguments (needs sideEffects: false); any change "
+        "to this ToolVersion starts a new cache, so old results are never read again.",
+    )
 
     def config_map_names(self) -> list[str]:
         """The ConfigMaps the implementation reads (an OpenAPI document's ``configMapRef``):
@@ -474,6 +507,14 @@ class ToolVersionSpec(HiveModel):
                 "input_schema",
                 "inputSchema: kind openapi takes each function's schema from its document",
                 {},
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _cache_without_side_effects(self) -> ToolVersionSpec:
+        if self.cache is not None and self.side_effects:
+            raise PydanticCustomError(
+                "cache", "cache: only for a tool declared sideEffects: false", {}
             )
         return self
 

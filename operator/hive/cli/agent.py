@@ -23,6 +23,8 @@ from hive.kube.client import async_client
 from hive.kube.lease import TeamRunLease
 from hive.kube.reporter import StatusReporter, field_manager_for
 from hive.reconcile.vault import identity_name
+from hive.runtime.cache.middleware import CallCache
+from hive.runtime.cache.wiring import call_cache
 from hive.runtime.identity.audit import AuditLog, team_log_path
 from hive.runtime.identity.auditcalls import AuditCalls
 from hive.runtime.identity.delegation import Authority
@@ -169,6 +171,7 @@ def run_agent(
                 parts = ChainParts(
                     errors=resilience.errors, breakers=resilience.breakers, faults=injector
                 )
+                parts.cache = cache = pod_cache(config, agent, settings)  # spec.cache
                 tracing = pod_tracing(config, agent, settings, parts)
                 fallbacks = fallback_models(
                     config.spec, settings.fallback_model_api_keys, parts.chain(agent)
@@ -204,6 +207,8 @@ def run_agent(
                 if pod.audit is not None:
                     pod.audit.close()
                 await resilience.close()
+                if cache is not None:
+                    await cache.close()
                 if watching is not None:
                     await watching
                 if tracing is not None:
@@ -212,6 +217,28 @@ def run_agent(
             await client.close()
 
     asyncio.run(main())
+
+
+def pod_cache(config: PodConfig, agent: str, settings: Settings) -> CallCache | None:
+    """The agent's call cache where its team has spec.cache: L3 in the team's Redis (the one
+    its pods learn error patterns in), the semantic index on the pod's embeddings."""
+    spec = config.spec.cache
+    if spec is None:
+        return None
+    embedder = None
+    if spec.semantic is not None:
+        from hive.runtime.memory.embeddings import embedder_from_settings
+
+        embedder = embedder_from_settings(settings.agent.embeddings)
+    return call_cache(
+        spec,
+        namespace=config.namespace,
+        team=config.team,
+        agent=agent,
+        folder=settings.agent.cache_dir,
+        redis_url=settings.agent.errors_redis_url,
+        embedder=embedder,
+    )
 
 
 def pod_tracing(

@@ -23,6 +23,8 @@ from hive.api.sandboxpolicy import SandboxPolicySpec
 from hive.cli.chaosrun import LocalChaos, fault_folder
 from hive.cli.sessionscmd import SessionChoice, session_memory
 from hive.errors import HiveError, InvalidInput
+from hive.runtime.cache.middleware import CallCache
+from hive.runtime.cache.wiring import call_cache
 from hive.runtime.events import EventBus, EventKind
 from hive.runtime.memory.sessions import NoteKind, SessionMemory, with_context
 from hive.runtime.models import OpenAICompatible
@@ -103,16 +105,43 @@ def ask_at_terminal(console: Console) -> Approver:
     return decide
 
 
+def local_cache(spec: AgentTeamSpec) -> CallCache | None:
+    """The run's call cache where the team has spec.cache (its agents share it; L3 in
+    HIVE_AGENT__ERRORS_REDIS_URL where set)."""
+    if spec.cache is None:
+        return None
+    settings = get_settings()
+    embedder = None
+    if spec.cache.semantic is not None:
+        from hive.runtime.memory.embeddings import embedder_from_settings
+
+        embedder = embedder_from_settings(settings.agent.embeddings)
+    return call_cache(
+        spec.cache,
+        namespace="local",
+        team="run",
+        agent=LOCAL_AGENT,
+        folder=settings.agent.cache_dir,
+        redis_url=settings.agent.errors_redis_url,
+        embedder=embedder,
+    )
+
+
 def local_chain(
-    spec: AgentTeamSpec, injector: FaultInjector | None, bus: EventBus
+    spec: AgentTeamSpec,
+    injector: FaultInjector | None,
+    bus: EventBus,
+    cache: CallCache | None = None,
 ) -> tuple[Chain, Resilience | None]:
-    """The middlewares of a local run's calls: its chaos faults, and where the team declares
-    fallback models, breakers, learned recovery and graceful degradation as in a pod (the
-    run's agents share them)."""
+    """The middlewares of a local run's calls: its chaos faults, its cache, and where the team
+    declares fallback models, breakers, learned recovery and graceful degradation as in a pod
+    (the run's agents share them)."""
     if not spec.model.fallbacks:
-        return ChainParts(faults=injector).chain(""), None
+        return ChainParts(faults=injector, cache=cache).chain(""), None
     resilience = Resilience.of(spec.resilience, MemoryLearningStore())
-    parts = ChainParts(errors=resilience.errors, breakers=resilience.breakers, faults=injector)
+    parts = ChainParts(
+        errors=resilience.errors, breakers=resilience.breakers, faults=injector, cache=cache
+    )
     keys = get_settings().fallback_model_api_keys
     fallbacks = fallback_models(spec, keys, parts.chain(""))
     parts.degradation = resilience.degrade(spec, fallbacks, LOCAL_AGENT)
@@ -160,7 +189,8 @@ async def run_team(
     sandbox = get_settings().sandbox
     bus = EventBus()
     injector = FaultInjector(bus=bus)
-    chain, resilience = local_chain(spec, injector if chaos else None, bus)
+    cache = local_cache(spec)
+    chain, resilience = local_chain(spec, injector if chaos else None, bus, cache)
     tracing = tracing_from(get_settings().tracing, "run")  # HIVE_TRACING__OTLP_ENDPOINT
     if tracing is not None:  # each call a span, the team's events too
         traced = TracedCalls(tracing.tracer, spec.observability.record_content)
@@ -262,9 +292,13 @@ async def run_team(
                 if team_memory is not None:
                     await team_memory.close()
                 await model.aclose()
+                if cache is not None:
+                    await cache.close()
                 if tracing is not None:
                     tracing.shutdown()  # the run's last spans exported
     result.capability = capability_changes(bus)
+    if cache is not None:
+        result.cache = cache.report()
     report(result, console)
     if chaos is not None:
         report_injections(injector, list(agents), console)

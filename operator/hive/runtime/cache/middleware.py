@@ -48,8 +48,8 @@ def decode_reply(data: bytes, how: dict[str, Any]) -> Reply:
 
 
 class CallCache:
-    """`exact_models`: reuse answers of requests at temperature 0 or seeded; `all_models`:
-    the team's model runs deterministically, so every request of it may be reused."""
+    """Model answers of requests at temperature 0 or seeded are reused; with `all_models`
+    (the team's model answers deterministically) those of every request."""
 
     def __init__(
         self,
@@ -64,6 +64,13 @@ class CallCache:
         self.all_models = all_models
         self.semantic = semantic
         self.semantic_hits = 0
+
+    def report(self) -> dict[str, Any]:
+        """Hits, misses and bytes per level, for the run report."""
+        return {**self.cache.stats.as_dict(), "semanticHits": self.semantic_hits}
+
+    async def close(self) -> None:
+        await self.cache.close()
 
     async def __call__(self, call: Call, proceed: Proceed[Any]) -> Any:
         if call.request is None:

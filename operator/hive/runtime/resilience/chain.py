@@ -5,9 +5,11 @@ so a pause is no call's time; then the call's span and its metrics, so they cove
 (retries, fallbacks, a breaker's refusal); the audit record of a tool or peer call is written
 next, so it tells what the agent finally got; graceful degradation comes next, so it sees what
 the team's model finally did (after recoveries) and turns to the fallback models, each of which
-passes the rest of the chain on its own; the error recorder sees every outcome (including a
-breaker's refusal), the breakers stand before the dependency, and injected faults sit next to
-the transport so that they look to everything above like the dependency failing.
+passes the rest of the chain on its own; the cache comes next, so each model (the team's and
+each fallback) answers from its own entries and a hit passes no breaker; the error recorder
+sees every outcome (including a breaker's refusal), the breakers stand before the dependency,
+and injected faults sit next to the transport so that they look to everything above like the
+dependency failing.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ class ChainParts:
     breakers: Middleware | None = None  # one circuit breaker per dependency
     faults: Middleware | None = None  # faults a ChaosExperiment injects
     degradation: Middleware | None = None  # fallback models, cached and partial answers
+    cache: Middleware | None = None  # L1/L2/L3 caches of model answers and tool results
     audit: Middleware | None = None  # one audit record per tool and peer call (first)
     authority: Middleware | None = None  # delegation certificates presented and checked
     tracing: Middleware | None = None  # one span per call (hive.runtime.tracing.calls)
@@ -39,6 +42,7 @@ class ChainParts:
             self.audit,
             self.authority,
             self.degradation,
+            self.cache,
             self.errors,
             self.breakers,
             self.faults,

@@ -82,6 +82,8 @@ class TeamResult:
     reasoning: list[dict[str, Any]] = field(default_factory=list)
     # where the run's time, tokens and cost went (hive.runtime.profiling; `hive profile`)
     profile: dict[str, Any] = field(default_factory=dict)
+    # the run's call caches (spec.cache): hits, misses and bytes per level, semantic hits
+    cache: dict[str, Any] = field(default_factory=dict)
 
     def wire(self) -> dict[str, Any]:
         """The report as plain JSON-able data."""

@@ -34,6 +34,7 @@ from hive.api.agentteam import ToolCallCount, ToolRequirement
 from hive.api.semver import best_match, less, ordered, satisfies
 from hive.api.toolversion import ToolVersionSpec
 from hive.errors import ExternalFailure, HiveError, InvalidInput
+from hive.runtime.cache.keys import ToolCaching, digest
 from hive.runtime.events import Event, EventBus, EventKind
 from hive.runtime.resilience.calls import EMPTY, Call, CallKind, Chain
 from hive.runtime.tooling.kinds import CALL_STATUS, Function, KindContext, KindRegistry
@@ -522,6 +523,7 @@ class AgentTools:
             parameters=parameters,
             function=run,
             version=target.version,
+            cache=_caching(target, function.name, written_for.version if migrated else None),
         )
 
     async def _record(self, outcome: CallOutcome, spec: ToolVersionSpec) -> None:
@@ -563,3 +565,12 @@ class AgentTools:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
+
+
+def _caching(spec: ToolVersionSpec, function: str, written_for: str | None) -> ToolCaching | None:
+    """A cacheable version's results keyed by its whole spec (any change: a new cache), the
+    function and the version the agent's calls are migrated from."""
+    if spec.cache is None or spec.side_effects:
+        return None
+    fingerprint = digest([spec.model_dump(mode="json"), function, written_for])
+    return ToolCaching(ttl_s=float(spec.cache.ttl_seconds), fingerprint=fingerprint)
