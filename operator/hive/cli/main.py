@@ -19,6 +19,7 @@ from hive.cli.ragcmd import rag
 from hive.cli.sessionscmd import sessions
 from hive.cli.toolscmd import tools
 from hive.cli.trace import trace
+from hive.cli.verifycmd import verify
 from hive.errors import HiveError
 from hive.settings import Settings, get_settings
 
@@ -390,6 +391,7 @@ cli.add_command(memory)
 cli.add_command(rag)
 cli.add_command(profile)
 cli.add_command(debug)
+cli.add_command(verify)
 cli.add_command(gateway)
 
 

@@ -1,0 +1,91 @@
+"""`hive verify team.yaml`: the team's protocol as a TLA+ spec, model-checked with TLC.
+
+Prints each property checked, the outcome and, when a property fails, TLC's counterexample as
+the agents' steps; the generated spec and TLC's output are saved (--out) for review. Exit status:
+0 verified, 1 refused, 3 unknown (TLC's time limit passed: checked with bounds only).
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import click
+from pydantic import ValidationError
+
+from hive.api.agentteam import AgentTeamSpec
+from hive.cli.errors import one_line_errors
+from hive.cli.teamfile import documents
+from hive.errors import InvalidInput
+from hive.settings import get_settings
+from hive.verify.check import EXPLAINED, VerifyReport, verify_spec
+
+EXIT = {"verified": 0, "refused": 1, "unknown": 3}
+
+
+def team_mapping(path: Path) -> dict[str, Any]:
+    """The spec mapping of the one AgentTeam in `path` (or of a bare spec)."""
+    docs = documents(path)
+    teams = [d for d in docs if isinstance(d, dict) and d.get("kind") in (None, "AgentTeam")]
+    if len(teams) != 1:
+        raise InvalidInput(f"{path}: kind", f"expected one AgentTeam, got {len(teams)}")
+    spec = teams[0].get("spec", teams[0])
+    if not isinstance(spec, dict):
+        raise InvalidInput(f"{path}: spec", "expected a mapping")
+    return spec
+
+
+def admission_problem(spec: dict[str, Any]) -> str | None:
+    """Why the AgentTeam API would refuse the spec, if it would."""
+    try:
+        AgentTeamSpec.model_validate(spec)
+    except ValidationError as exc:
+        return "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()[:3]
+        )
+    return None
+
+
+def render(report: VerifyReport, admission: str | None) -> str:
+    lines = [
+        f"{report.pattern} team: {report.outcome} ({report.seconds:g} s, TLC {report.tlc_version})"
+    ]
+    for name in report.properties:
+        # TLC stops at the first violation: the other properties are then not established
+        mark = (
+            "FAIL" if name == report.violated else ("ok" if report.outcome == "verified" else "?")
+        )
+        lines.append(f"  [{mark:>4}] {name}: {EXPLAINED.get(name, name)}")
+    lines.append(f"  states: {report.distinct_states} distinct; bounds: {report.bounds}")
+    if report.message:
+        lines.append(f"  {report.message}")
+    if report.counterexample:
+        lines.append("counterexample:")
+        lines += [f"  {step}" for step in report.counterexample]
+    if admission:
+        lines.append(f"the AgentTeam API would refuse it too: {admission}")
+    lines.append(f"spec: {report.spec_path}")
+    return "\n".join(lines)
+
+
+@click.command()
+@click.argument("team_file", type=click.Path(path_type=Path))
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    help="Folder for the generated TLA+ spec and TLC's output (default: a new temporary one).",
+)
+@click.option("--time-limit", type=float, help="Seconds TLC may check (HIVE_VERIFY__TIME_LIMIT_S).")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@one_line_errors
+def verify(team_file: Path, out: Path | None, time_limit: float | None, as_json: bool) -> None:
+    """Model-check a team's protocol: it terminates, cannot loop, keeps its bounds and budget."""
+    settings = get_settings().verify
+    if time_limit is not None:
+        settings = settings.model_copy(update={"time_limit_s": time_limit})
+    spec = team_mapping(team_file)
+    workdir = out or Path(tempfile.mkdtemp(prefix="hive-verify-"))
+    report = verify_spec(spec, workdir, settings)
+    click.echo(report.to_json() if as_json else render(report, admission_problem(spec)))
+    raise SystemExit(EXIT[report.outcome])
