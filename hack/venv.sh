@@ -37,6 +37,6 @@ build_log="$VENV/llama-build.log"
 ' >&2 || { tail -n 40 "$build_log" >&2; log "llama.cpp failed to build (whole log: $build_log)"; exit 1; }
 
 log "3/3 Hive with its test and benchmark tools"
-"${PIP[@]}" install --progress-bar off -e "$ROOT[dev,embedded,bench]" 2>&1 \
+"${PIP[@]}" install --progress-bar off -e "$ROOT[dev,embedded,bench,privacy]" 2>&1 \
   | grep --line-buffered -v -e '^Requirement already satisfied' -e '^  Using cached' >&2
 log "done in $(( $(date +%s) - started ))s"

@@ -773,6 +773,30 @@ class VerifySettings(BaseModel):
     )
 
 
+class PrivacySettings(BaseModel):
+    """Privacy policies: the spaCy model, the pseudonymisation key and salt, and the cluster's
+    floor (which admission holds every team's ``spec.privacy`` to)."""
+
+    model_dir: Path | None = Field(
+        default=None,
+        description="Folder of the spaCy English model (its config.cfg); unset looks in "
+        ".models/en_core_web_sm-3.8.0 (make models).",
+    )
+    key: SecretStr | None = Field(
+        default=None,
+        description="Key of reversible pseudonyms (32+ bytes, base64 or text; in a pod it "
+        "comes from the team's Secret); unset: a key made for this process only.",
+    )
+    salt: SecretStr | None = Field(
+        default=None, description="Salt of the hash strategy (per team); unset: the key's."
+    )
+    floor: str | None = Field(
+        default=None,
+        description="The operator only: the cluster's privacy floor, a spec.privacy policy as "
+        "JSON; admission refuses a team whose policy is weaker.",
+    )
+
+
 class TracingSettings(BaseModel):
     """OpenTelemetry traces of the operator, agent pods and ``hive run`` (off without an
     endpoint)."""
@@ -833,6 +857,7 @@ class Settings(BaseSettings):
     mcp: McpSettings = Field(default_factory=McpSettings)
     tools: ToolsSettings = Field(default_factory=ToolsSettings)
     tracing: TracingSettings = Field(default_factory=TracingSettings)
+    privacy: PrivacySettings = Field(default_factory=PrivacySettings)
     verify: VerifySettings = Field(default_factory=VerifySettings)
     gateway: GatewaySettings = Field(default_factory=GatewaySettings)
     model_api_key: SecretStr | None = Field(

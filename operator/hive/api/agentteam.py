@@ -12,6 +12,7 @@ from pydantic_core import PydanticCustomError
 from hive.api.common import Condition, HiveModel, LocalRef, SecretKeyRef, list_map
 from hive.api.gateway import GatewaySpec
 from hive.api.graph import depth, find_cycle, unknown_subordinates
+from hive.api.privacy import PrivacySpec
 from hive.api.semver import is_range, is_version
 
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
@@ -707,6 +708,11 @@ class AgentTeamSpec(HiveModel):
     )
     debug: DebugSpec = Field(
         default_factory=DebugSpec, description="Debugging aids for the agent pods."
+    )
+    privacy: PrivacySpec | None = Field(
+        default=None,
+        description="Personal data found and handled before it reaches a model, a tool, a "
+        "memory or a log; unset: none is looked for (unless the cluster's floor requires it).",
     )
     suspend: bool = Field(
         default=False, description="Scale every agent to zero and stop work, keeping state."

@@ -12,9 +12,11 @@ from typing import Any, Literal
 import kopf
 
 from hive.api import GROUP, VERSION
+from hive.api.privacy import floor_problem, parse_floor
 from hive.kube.children import get_hive_object, list_hive_objects
 from hive.operator.state import STATE
 from hive.reconcile import admission
+from hive.settings import get_settings
 
 OPERATIONS: list[Literal["CREATE", "UPDATE"]] = ["CREATE", "UPDATE"]
 
@@ -27,6 +29,7 @@ def _refuse(problem: str | None) -> None:
 @kopf.on.validate(GROUP, VERSION, "agentteams", id="validate-agentteams", operations=OPERATIONS)
 def validate_agent_team(spec: kopf.Spec, **_: Any) -> None:
     _refuse(admission.check_agent_team(dict(spec)))
+    _refuse(floor_problem(dict(spec), parse_floor(get_settings().privacy.floor)))
 
 
 @kopf.on.validate(

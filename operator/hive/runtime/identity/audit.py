@@ -42,6 +42,7 @@ class Action(StrEnum):
     SECRET_READ = "secret-read"  # noqa: S105 (an action, not a secret)
     TOOL_CALL = "tool-call"
     PEER_CALL = "peer-call"
+    PRIVACY = "privacy"  # personal data found at a boundary, and how it was handled
 
 
 class Outcome(StrEnum):

@@ -1,0 +1,112 @@
+"""One team's privacy policy at work in a process: texts scrubbed at a boundary, what was found
+counted for the compliance report and recorded in the audit log, pseudonyms restored for the
+run's requester.
+
+`scrub` takes anything a boundary carries (text, bytes, JSON-like values): bytes that are not
+UTF-8 are decoded with replacement characters before detection, so binary tool output is
+scrubbed, never a crash.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from hive.api.privacy import Boundary, PrivacySpec, Strategy
+from hive.runtime.identity.audit import Action, AuditLog, Outcome, agent_actor
+from hive.runtime.privacy.detect import Detector
+from hive.runtime.privacy.handling import Pseudonyms, apply, derive_key
+
+
+@dataclass
+class Ledger:
+    """Counts of findings by (entity, boundary, source, strategy) since the process started."""
+
+    counts: Counter[tuple[str, str, str, str]] = field(default_factory=Counter)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def add(self, entity: str, boundary: Boundary, source: str, strategy: Strategy) -> None:
+        with self._lock:
+            self.counts[(entity, boundary.value, source, strategy.value)] += 1
+
+    def rows(self) -> list[dict[str, Any]]:
+        with self._lock:
+            items = sorted(self.counts.items())
+        return [
+            {"entity": e, "boundary": b, "source": s, "strategy": st, "count": n}
+            for (e, b, s, st), n in items
+        ]
+
+
+class Guard:
+    """The policy `spec` of one agent (`agent`) with its detector, key and salt."""
+
+    def __init__(
+        self,
+        spec: PrivacySpec,
+        *,
+        agent: str = "",
+        key: str | bytes | None = None,
+        salt: str | bytes | None = None,
+        audit: AuditLog | None = None,
+        detector: Detector | None = None,
+    ) -> None:
+        self.spec = spec
+        self.agent = agent
+        self.detector = detector or Detector(spec.mode, spec.min_score, spec.recognizers)
+        self.pseudonyms = Pseudonyms(derive_key(key))
+        self.salt = (
+            (salt.encode() if isinstance(salt, str) else salt)
+            if salt is not None
+            else self.pseudonyms.key[:32]
+        )
+        self.audit = audit
+        self.ledger = Ledger()
+        self._entities = spec.entities()
+
+    def applies(self, boundary: Boundary) -> bool:
+        return boundary in self.spec.boundaries and bool(self._entities)
+
+    def scrub_text(self, text: str, boundary: Boundary, source: str = "") -> str:
+        if not text or not self.applies(boundary):
+            return text
+        findings = self.detector.analyze(text, self._entities)
+        if not findings:
+            return text
+        found: Counter[str] = Counter()
+        for finding in findings:
+            rule = self.spec.strategy(finding.entity)
+            strategy = Strategy(rule.strategy) if rule else Strategy.ALLOW
+            self.ledger.add(finding.entity, boundary, source, strategy)
+            found[f"{finding.entity}:{strategy.value}"] += 1
+        if self.audit is not None:
+            self.audit.record(
+                agent_actor(self.agent) if self.agent else "runtime",
+                Action.PRIVACY,
+                f"privacy:{boundary.value}:{source}",
+                Outcome.OK,
+                reason=json.dumps(dict(sorted(found.items())), separators=(",", ":")),
+            )
+        return apply(self.spec, text, findings, self.salt, self.pseudonyms)
+
+    def scrub(self, value: Any, boundary: Boundary, source: str = "") -> Any:
+        """`value` with every text in it scrubbed (strings, bytes, lists, dicts' values)."""
+        if isinstance(value, str):
+            return self.scrub_text(value, boundary, source)
+        if isinstance(value, bytes | bytearray | memoryview):
+            return self.scrub_text(bytes(value).decode("utf-8", "replace"), boundary, source)
+        if isinstance(value, Mapping):
+            return {k: self.scrub(v, boundary, source) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return type(value)(self.scrub(v, boundary, source) for v in value)
+        return value
+
+    def restore(self, text: str) -> str:
+        """Pseudonyms in `text` back to their values: for the run's requester only."""
+        if not self.spec.restore_for_requester:
+            return text
+        return self.pseudonyms.restore(text)

@@ -1,0 +1,166 @@
+"""What is done with each finding: redact, mask, hash (salted per team), pseudonymise
+reversibly, or allow; and the restoring of pseudonyms for the run's requester.
+
+Replacement goes through Presidio's anonymizer engine (one custom operator per entity type).
+Reversible pseudonyms are the value encrypted deterministically with AES-SIV under the team's
+key (the same value always gives the same pseudonym, so a model can still tell two people
+apart): ``PERSON_<base32>`` in general; an email stays an email (``<base32>@pseudonym.invalid``)
+and digits stay digits where the format matters (cards, phones: a Luhn-valid stand-in of the
+same layout, kept in this process's table to be restored). Anyone with the key can restore an
+encrypted pseudonym, so pseudonyms written to memory in one pod are restored in another.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import os
+import re
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from cryptography.hazmat.primitives.ciphers.aead import AESSIV
+
+from hive.api.privacy import PrivacySpec, Strategy
+from hive.errors import InvalidInput
+from hive.runtime.privacy.detect import Finding
+
+EMAIL_DOMAIN = "pseudonym.invalid"
+FORMAT_PRESERVED = frozenset({"CREDIT_CARD", "PHONE_NUMBER"})
+TOKEN = re.compile(r"\b([A-Z][A-Z0-9_]*?)_([a-z2-7]{24,})\b|\b([a-z2-7]{24,})@pseudonym\.invalid\b")
+
+
+def _b32(data: bytes) -> str:
+    return base64.b32encode(data).decode().rstrip("=").lower()
+
+
+def _unb32(text: str) -> bytes:
+    return base64.b32decode(text.upper() + "=" * (-len(text) % 8))
+
+
+def derive_key(secret: str | bytes | None) -> bytes:
+    """A 64-byte AES-SIV key from the configured secret (any length), or a random one."""
+    if secret is None:
+        return os.urandom(64)
+    raw = secret.encode() if isinstance(secret, str) else secret
+    if len(raw) < 16:
+        raise InvalidInput("HIVE_PRIVACY__KEY", "is shorter than 16 bytes")
+    return hashlib.sha512(b"hive-privacy-key\x00" + raw).digest()
+
+
+def _luhn_digit(digits: str) -> str:
+    total = 0
+    for index, ch in enumerate(reversed(digits)):
+        n = int(ch)
+        if index % 2 == 0:
+            n = n * 2 - 9 if n > 4 else n * 2
+        total += n
+    return str((10 - total % 10) % 10)
+
+
+@dataclass
+class Pseudonyms:
+    """Reversible pseudonyms under one team key."""
+
+    key: bytes
+    _table: dict[str, str] = field(default_factory=dict)  # format-preserving stand-ins
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def make(self, entity: str, value: str) -> str:
+        if entity in FORMAT_PRESERVED:
+            return self._stand_in(entity, value)
+        sealed = _b32(AESSIV(self.key).encrypt(value.encode(), [entity.encode()]))
+        if entity == "EMAIL_ADDRESS":
+            return f"{sealed}@{EMAIL_DOMAIN}"
+        return f"{entity}_{sealed}"
+
+    def _stand_in(self, entity: str, value: str) -> str:
+        """Same layout as `value` (separators kept), digits from an HMAC; for cards the last
+        digit makes it Luhn-valid, and the first is 0 (no issuer) so it is no real card."""
+        stream = hmac.new(self.key, f"{entity}\x00{value}".encode(), hashlib.sha256).hexdigest()
+        count = sum(c.isdigit() for c in value)
+        digits = "0" + "".join(str(int(stream[i : i + 2], 16) % 10) for i in range(0, 64, 2))
+        digits = (digits * 2)[: count - 1] if entity == "CREDIT_CARD" else digits[:count]
+        if entity == "CREDIT_CARD":
+            digits += _luhn_digit(digits)
+        it = iter(digits)
+        out = "".join(next(it) if c.isdigit() else c for c in value)
+        with self._lock:
+            self._table[out] = value
+        return out
+
+    def restore(self, text: str) -> str:
+        def one(match: re.Match[str]) -> str:
+            entity, sealed = (match[1], match[2]) if match[2] else ("EMAIL_ADDRESS", match[3])
+            try:
+                return AESSIV(self.key).decrypt(_unb32(sealed), [entity.encode()]).decode()
+            except Exception:  # not one of ours (another key, or a look-alike)
+                return match[0]
+
+        restored = TOKEN.sub(one, text)
+        with self._lock:
+            table = dict(self._table)
+        for stand_in, value in table.items():
+            restored = restored.replace(stand_in, value)
+        return restored
+
+
+def replacement(
+    spec: PrivacySpec, finding: Finding, value: str, salt: bytes, pseudonyms: Pseudonyms
+) -> str:
+    """What `value` (a finding of type finding.entity) becomes under `spec`."""
+    rule = spec.strategy(finding.entity)
+    strategy = Strategy(rule.strategy) if rule else Strategy.ALLOW
+    if strategy is Strategy.REDACT:
+        return f"<{finding.entity}>"
+    if strategy is Strategy.MASK:
+        keep = rule.keep_last if rule else 4
+        cut = max(0, len(value) - keep)
+        return "".join("*" if c.isalnum() else c for c in value[:cut]) + value[cut:]
+    if strategy is Strategy.HASH:
+        digest = hmac.new(salt, f"{finding.entity}\x00{value}".encode(), hashlib.sha256)
+        return f"<{finding.entity}:{digest.hexdigest()[:16]}>"
+    if strategy is Strategy.PSEUDONYMISE:
+        return pseudonyms.make(finding.entity, value)
+    return value
+
+
+def apply(
+    spec: PrivacySpec,
+    text: str,
+    findings: Sequence[Finding],
+    salt: bytes,
+    pseudonyms: Pseudonyms,
+) -> str:
+    """`text` with every finding handled by its strategy, through Presidio's anonymizer."""
+    handled = [
+        f for f in findings if (r := spec.strategy(f.entity)) and r.strategy != Strategy.ALLOW
+    ]
+    if not handled:
+        return text
+    from presidio_anonymizer import RecognizerResult
+    from presidio_anonymizer.entities import OperatorConfig
+
+    def operator(entity: str) -> OperatorConfig:
+        def handle(value: str) -> str:
+            return replacement(spec, Finding(entity, 0, 0, 1.0), value, salt, pseudonyms)
+
+        return OperatorConfig("custom", {"lambda": handle})
+
+    results = [RecognizerResult(f.entity, f.start, f.end, f.score) for f in handled]
+    operators = {f.entity: operator(f.entity) for f in handled}
+    return str(_engine().anonymize(text, results, operators).text)
+
+
+_ENGINE: list[Any] = []
+
+
+def _engine() -> Any:
+    if not _ENGINE:
+        from presidio_anonymizer import AnonymizerEngine
+
+        _ENGINE.append(AnonymizerEngine())  # type: ignore[no-untyped-call]
+    return _ENGINE[0]
