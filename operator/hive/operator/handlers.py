@@ -47,6 +47,7 @@ from hive.reconcile.meta import AGENT_LABEL, MANAGED_BY, TEAM_LABEL
 from hive.reconcile.pods import PodObserved, observe_pod
 from hive.runtime.tracing.reconciles import reconcile_span
 from hive.runtime.tracing.setup import flush_installed, install, tracing_from
+from hive.verify.verdicts import VERIFIER
 
 log = logging.getLogger(__name__)
 R = TypeVar("R")
@@ -80,6 +81,7 @@ def measured(
 
 
 TEAMS = Coalescer(measured("AgentTeam", reconcile_team), "AgentTeam")
+VERIFIER.on_verdict = TEAMS.request  # a team's TLC verdict came: write its condition
 POLICIES = Coalescer(measured("SandboxPolicy", reconcile_policy), "SandboxPolicy")
 TOOLS = Coalescer(measured("ToolVersion", reconcile_tool), "ToolVersion")  # keyed by tool
 STORES = Coalescer(measured("MemoryStore", reconcile_store), "MemoryStore")

@@ -65,6 +65,7 @@ from hive.reconcile.pods import (
 )
 from hive.reconcile.vault import vault_blocked
 from hive.settings import Settings, VaultSettings
+from hive.verify.verdicts import VERIFIER
 
 log = logging.getLogger(__name__)
 
@@ -326,6 +327,17 @@ async def reconcile_team(namespace: str, name: str) -> TeamPlan | None:
             await apply_status(client, "AgentTeam", namespace, name, desired)
         return TeamPlan(children=[], status=status, prune=False)
     plan = replace(plan, recheck_after_s=recheck_after(_all(pods), now))
+    # the Verified condition: the protocol's TLC verdict, worked out in the background
+    verified = VERIFIER.status_with_verdict(
+        plan.status,
+        spec,
+        team.get("status"),
+        (namespace, name),
+        settings.verify,
+        generation=owner.generation,
+        now=now,
+    )
+    plan = replace(plan, status=verified)
     if identities is not None:
         status = replace_identities(plan.status, identities)
         if identities.problem is not None:  # nothing is created without its identities
