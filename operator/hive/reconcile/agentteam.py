@@ -40,6 +40,7 @@ from hive.reconcile.agentkeys import (
 )
 from hive.reconcile.capability import capability_degraded
 from hive.reconcile.conditions import condition, merge_conditions, previous_conditions
+from hive.reconcile.gateway import gateway_children, gateway_url
 from hive.reconcile.learning import allow_egress, learning_wiring
 from hive.reconcile.memorywiring import memory_wiring
 from hive.reconcile.meta import (
@@ -258,6 +259,8 @@ def agent_config(
     model = team.model.wire()  # secretRef names the Secret; its value comes in through env
     if team.model.provider == Provider.EMBEDDED and not team.model.endpoint:
         model["endpoint"] = embedded_model_url(owner)
+    if team.model.gateway is not None:  # every model call leaves by the team's routes
+        model["endpoint"] = gateway_url(owner)
     return {
         "team": owner.name,
         "namespace": owner.namespace,
@@ -1090,6 +1093,16 @@ def plan_team(
 
     if team.model.provider == Provider.EMBEDDED and not team.model.endpoint:
         children += _embedded_model(owner, pods)
+    if team.model.gateway is not None:  # its model routes (hive.reconcile.gateway)
+        gateway = gateway_children(
+            owner,
+            team,
+            image=pods.image,
+            image_pull_policy=pods.image_pull_policy,
+            run_as_user=pods.run_as_user,
+        )
+        placed(gateway[1]["spec"]["template"]["spec"], pods)  # the Deployment
+        children += gateway
     if needs_embeddings and not pods.embeddings_endpoint:
         children += _embeddings_server(owner, pods)
         server = observed.deployments.get(child_name(owner.name, "embeddings"))
