@@ -229,3 +229,38 @@ def test_one_team_per_path(gateway: str) -> None:
         httpx.post(f"{gateway}/teams/nobody/v1/chat/completions", json={}, timeout=10).status_code
         == 400
     )
+
+
+async def test_a_run_without_a_gateway_process_takes_the_routes_through_its_chain(
+    servers: dict[str, ModelProcess],
+) -> None:
+    from hive.api.agentteam import AgentTeamSpec
+    from hive.runtime.gateway.middleware import routed_calls
+    from hive.runtime.models import OpenAICompatible
+    from hive.runtime.resilience.chain import ChainParts
+
+    spec = AgentTeamSpec.model_validate(
+        {
+            "goal": "answer",
+            "model": {
+                "name": "m",
+                "gateway": {
+                    "routes": [
+                        route("failing", servers["failing"], "chain-failing"),
+                        route("quick", servers["quick"], "chain-quick", priority=1),
+                    ]
+                },
+            },
+            "agents": [{"name": "lead", "role": "senior"}],
+        }
+    )
+    routing = routed_calls("run", spec, max_wait_s=5)
+    assert routing is not None
+    model = OpenAICompatible(
+        "http://127.0.0.1:9/v1", "m", chain=ChainParts(routing=routing).chain("lead")
+    )
+    reply = await model.complete([{"role": "user", "content": "hi"}])
+    assert reply.content == "quick: hi"
+    assert reply.prompt_tokens == 10
+    assert len(arrivals(servers["failing"], "chain-failing")) == 1
+    assert routing.router.ledger.rows[("lead", "m", "quick")].requests == 1

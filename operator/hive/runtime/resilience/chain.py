@@ -33,6 +33,9 @@ class ChainParts:
     tracing: Middleware | None = None  # one span per call (hive.runtime.tracing.calls)
     metrics: Middleware | None = None  # calls counted, model calls timed (Prometheus)
     debugger: Middleware | None = None  # the interactive debugger's stop points (outermost)
+    # the team's model routes in process (hive.runtime.gateway.middleware): innermost, they
+    # are the model's transport, so everything above sees one call of the team's model
+    routing: Middleware | None = None
 
     def chain(self, agent: str) -> Chain:
         order = (
@@ -46,5 +49,6 @@ class ChainParts:
             self.errors,
             self.breakers,
             self.faults,
+            self.routing,
         )
         return Chain(tuple(m for m in order if m is not None), agent)
