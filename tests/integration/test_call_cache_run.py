@@ -31,7 +31,7 @@ def test_a_second_run_is_answered_from_the_teams_redis(tmp_path: Path, redis_url
         "goal": "name a colour",
         "model": {"name": "m", "endpoint": "http://127.0.0.1:1/v1"},
         "agents": [{"name": "solo", "role": "specialist"}],
-        "cache": {"deterministicModel": True, "ttlSeconds": 600},
+        "cache": {"deterministicModel": True, "ttlSeconds": 600, "prefetch": {}},
     }
     (tmp_path / "team.yaml").write_text(yaml.safe_dump(team))
     with scripted_model([{"content": "blue"}]) as model:
@@ -58,3 +58,4 @@ def test_a_second_run_is_answered_from_the_teams_redis(tmp_path: Path, redis_url
     assert second["levels"]["l3"]["hits"] == 1
     assert second["levels"]["l1"]["misses"] == 1
     assert reports[1]["output"] == reports[0]["output"]
+    assert second["prefetch"]["started"] == 0  # no tool calls to learn from

@@ -646,6 +646,23 @@ class SemanticCacheSpec(HiveModel):
     )
 
 
+class PrefetchSpec(HiveModel):
+    """Tool calls started before the agent asks for them, when its team's past calls predict
+    them (a Markov model of which call follows which, kept in the team's Redis)."""
+
+    confidence: float = Field(
+        default=0.6,
+        ge=0.0,
+        le=1.0,
+        description="Least probability of the predicted next call (seen at least minSamples "
+        "times after the current one) for it to be started early; only tools declared "
+        "cacheable and sideEffects: false are.",
+    )
+    min_samples: int = Field(
+        default=3, ge=1, le=1000, description="Times the current call must have been seen."
+    )
+
+
 class CacheSpec(HiveModel):
     """Caches of the agents' calls: L1 in each agent's memory, L2 on its local disk, L3 the
     team's Redis (spec.resilience.learning's store, else the operator's default Redis; none:
@@ -663,6 +680,10 @@ class CacheSpec(HiveModel):
     disk_mib: int = Field(default=512, ge=1, le=65536, description="L2 size per agent, MiB.")
     semantic: SemanticCacheSpec | None = Field(
         default=None, description="Reuse answers of similar conversations too (opt-in)."
+    )
+    prefetch: PrefetchSpec | None = Field(
+        default=None,
+        description="Start the agents' predicted next tool calls early, into the cache (opt-in).",
     )
 
 

@@ -33,6 +33,8 @@ from hive.runtime.identity.transit import TransitKeys, TransitSigner, team_key
 from hive.runtime.identity.vault import AgentVault
 from hive.runtime.models import OpenAICompatible
 from hive.runtime.pod import AgentPod, PodConfig
+from hive.runtime.prefetch.prefetcher import Prefetcher
+from hive.runtime.prefetch.wiring import prefetcher
 from hive.runtime.reporting import heartbeat
 from hive.runtime.resilience.calls import Chain
 from hive.runtime.resilience.chain import ChainParts
@@ -183,6 +185,7 @@ def run_agent(
                 await tools.listed()
                 toolbox, pod = build_pod(config, agent, settings, reporter, parts, tools)
                 attach_pod_debugger(pod, debugging)
+                prefetch = pod_prefetch(config, agent, settings, pod)  # spec.cache.prefetch
                 await toolbox.started()  # its catalog tools built, and followed from now on
                 resilience.publish_to(pod.bus)
                 pod.resilience = resilience.report
@@ -207,6 +210,8 @@ def run_agent(
                 if pod.audit is not None:
                     pod.audit.close()
                 await resilience.close()
+                if prefetch is not None:
+                    await prefetch.close()
                 if cache is not None:
                     await cache.close()
                 if watching is not None:
@@ -239,6 +244,25 @@ def pod_cache(config: PodConfig, agent: str, settings: Settings) -> CallCache | 
         redis_url=settings.agent.errors_redis_url,
         embedder=embedder,
     )
+
+
+def pod_prefetch(
+    config: PodConfig, agent: str, settings: Settings, pod: AgentPod
+) -> Prefetcher | None:
+    """The agent's prefetcher where its team has spec.cache.prefetch: it learns from the
+    pod's events into the team's Redis and calls ahead through the agent's tools."""
+    spec = config.spec.cache.prefetch if config.spec.cache is not None else None
+    if spec is None:
+        return None
+    found = prefetcher(
+        spec,
+        namespace=config.namespace,
+        team=config.team,
+        redis_url=settings.agent.errors_redis_url,
+        registry_of=lambda name: pod.tools if name == agent else None,
+    )
+    found.attach(pod.bus)
+    return found
 
 
 def pod_tracing(

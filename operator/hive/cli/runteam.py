@@ -26,9 +26,9 @@ from hive.errors import HiveError, InvalidInput
 from hive.runtime.cache.middleware import CallCache
 from hive.runtime.cache.wiring import call_cache
 from hive.runtime.events import EventBus, EventKind
-from hive.runtime.gateway.middleware import routed_calls
 from hive.runtime.memory.sessions import NoteKind, SessionMemory, with_context
 from hive.runtime.models import OpenAICompatible
+from hive.runtime.prefetch.wiring import prefetcher
 from hive.runtime.resilience.calls import Chain
 from hive.runtime.resilience.chain import ChainParts
 from hive.runtime.resilience.faults import FaultInjector, now_utc
@@ -41,6 +41,7 @@ from hive.runtime.teams.team import Team, TeamResult
 from hive.runtime.toolbox import Toolbox
 from hive.runtime.tooling.catalog import Catalog, publish_to
 from hive.runtime.tooling.discovery import FolderWatch, command_line_servers
+from hive.runtime.tools import ToolRegistry
 from hive.runtime.tracing.calls import TracedCalls
 from hive.runtime.tracing.events import EventSpans
 from hive.runtime.tracing.runs import run_span, trace_id_of
@@ -80,8 +81,7 @@ async def model_for(
         return
     if spec.model.provider == Provider.SCRIPTED:
         raise InvalidInput("model.provider", "scripted replays serve tests; give --endpoint")
-    routes = spec.model.gateway.routes if spec.model.gateway else []
-    if not spec.model.endpoint and not routes:
+    if not spec.model.endpoint:
         raise InvalidInput("model.endpoint", "is required for openai-compatible; or --endpoint")
     if spec.model.secret_ref and not api_key:
         raise InvalidInput(
@@ -89,8 +89,7 @@ async def model_for(
             f"set HIVE_MODEL_API_KEY to the API key (the Secret {spec.model.secret_ref.name} "
             "is only read in a cluster)",
         )
-    # with spec.model.gateway the routes carry the calls (see local_chain)
-    yield OpenAICompatible(spec.model.endpoint or routes[0].endpoint, model_name, api_key=api_key)
+    yield OpenAICompatible(spec.model.endpoint, model_name, api_key=api_key)
 
 
 def ask_at_terminal(console: Console) -> Approver:
@@ -139,16 +138,11 @@ def local_chain(
     """The middlewares of a local run's calls: its chaos faults, its cache, and where the team
     declares fallback models, breakers, learned recovery and graceful degradation as in a pod
     (the run's agents share them)."""
-    routing = routed_calls("run", spec, get_settings().gateway.max_wait_s)  # model.gateway
     if not spec.model.fallbacks:
-        return ChainParts(faults=injector, cache=cache, routing=routing).chain(""), None
+        return ChainParts(faults=injector, cache=cache).chain(""), None
     resilience = Resilience.of(spec.resilience, MemoryLearningStore())
     parts = ChainParts(
-        errors=resilience.errors,
-        breakers=resilience.breakers,
-        faults=injector,
-        cache=cache,
-        routing=routing,
+        errors=resilience.errors, breakers=resilience.breakers, faults=injector, cache=cache
     )
     keys = get_settings().fallback_model_api_keys
     fallbacks = fallback_models(spec, keys, parts.chain(""))
@@ -243,13 +237,23 @@ async def run_team(
                 resilience.degradation.model = plain.model  # --model-name may rename it
                 stop_watch = asyncio.Event()
                 degrading = asyncio.create_task(resilience.degradation.watch(stop_watch))
-            team = Team.local(
-                spec,
-                model,
-                bus=bus,
-                approver=approver,
-                tools=lambda name: toolbox.for_agent(agents[name], chosen.get(name)),
-            )
+            registries: dict[str, ToolRegistry] = {}
+
+            def tools_of(name: str) -> ToolRegistry:
+                registries[name] = toolbox.for_agent(agents[name], chosen.get(name))
+                return registries[name]
+
+            team = Team.local(spec, model, bus=bus, approver=approver, tools=tools_of)
+            prefetch = None
+            if spec.cache is not None and spec.cache.prefetch is not None:
+                prefetch = prefetcher(
+                    spec.cache.prefetch,
+                    namespace="local",
+                    team="run",
+                    redis_url=get_settings().agent.errors_redis_url,
+                    registry_of=registries.get,
+                )
+                prefetch.attach(bus)
             run: Callable[[str | None], Awaitable[TeamResult]] = team.run
             if debug is not None:
                 from hive.runtime.debug.run import run_debugged
@@ -300,6 +304,8 @@ async def run_team(
                 if team_memory is not None:
                     await team_memory.close()
                 await model.aclose()
+                if prefetch is not None:
+                    await prefetch.close()
                 if cache is not None:
                     await cache.close()
                 if tracing is not None:
@@ -307,6 +313,8 @@ async def run_team(
     result.capability = capability_changes(bus)
     if cache is not None:
         result.cache = cache.report()
+        if prefetch is not None:
+            result.cache["prefetch"] = prefetch.stats.as_dict()
     report(result, console)
     if chaos is not None:
         report_injections(injector, list(agents), console)
