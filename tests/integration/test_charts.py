@@ -204,8 +204,19 @@ def test_schema_rejects_bad_values(cluster: Cluster, setting: str, message: str)
 
 def test_cluster_role_is_least_privilege(cluster: Cluster) -> None:
     docs = documents(render(cluster, OPERATOR_CHART))
+    roles = {doc["metadata"]["name"]: doc for doc in docs if doc["kind"] == "ClusterRole"}
+    # the operator's own, and the one for people who attach `hive debug` to their teams
+    assert set(roles) == {"hive-hive-operator", "hive-hive-operator-team-debugger"}, set(roles)
+    debugger = {
+        (g, r): set(rule["verbs"])
+        for rule in roles["hive-hive-operator-team-debugger"]["rules"]
+        for g in rule["apiGroups"]
+        for r in rule["resources"]
+    }
+    assert debugger[("hive.dev", "agentteams")] == {"get", "patch"}, debugger
+    assert debugger[("", "pods/proxy")] == {"get", "create"}, debugger
     granted: dict[tuple[str, str], set[str]] = {}
-    for rule in one(docs, "ClusterRole")["rules"]:
+    for rule in roles["hive-hive-operator"]["rules"]:
         for field in ("apiGroups", "resources", "verbs"):
             assert "*" not in rule[field], f"wildcard in {field}: {rule}"
         assert "resourceNames" not in rule
