@@ -35,6 +35,7 @@ from hive.runtime.models import OpenAICompatible
 from hive.runtime.pod import AgentPod, PodConfig
 from hive.runtime.prefetch.prefetcher import Prefetcher
 from hive.runtime.prefetch.wiring import prefetcher
+from hive.runtime.privacy.wiring import install_privacy, make_guard
 from hive.runtime.reporting import heartbeat
 from hive.runtime.resilience.calls import Chain
 from hive.runtime.resilience.chain import ChainParts
@@ -175,6 +176,9 @@ def run_agent(
                 )
                 parts.cache = cache = pod_cache(config, agent, settings)  # spec.cache
                 tracing = pod_tracing(config, agent, settings, parts)
+                privacy = make_guard(config.spec.privacy, agent, settings.privacy)
+                if privacy is not None:  # spec.privacy: after the debugger; traces, logs too
+                    install_privacy(parts, privacy)
                 fallbacks = fallback_models(
                     config.spec, settings.fallback_model_api_keys, parts.chain(agent)
                 )
@@ -185,6 +189,8 @@ def run_agent(
                 await tools.listed()
                 toolbox, pod = build_pod(config, agent, settings, reporter, parts, tools)
                 attach_pod_debugger(pod, debugging)
+                if privacy is not None:
+                    privacy.audit = pod.audit  # findings recorded with the team's audit log
                 prefetch = pod_prefetch(config, agent, settings, pod)  # spec.cache.prefetch
                 await toolbox.started()  # its catalog tools built, and followed from now on
                 resilience.publish_to(pod.bus)

@@ -29,6 +29,7 @@ from hive.runtime.events import EventBus, EventKind
 from hive.runtime.memory.sessions import NoteKind, SessionMemory, with_context
 from hive.runtime.models import OpenAICompatible
 from hive.runtime.prefetch.wiring import prefetcher
+from hive.runtime.privacy.wiring import install_log_filter, local_audit, make_guard, with_privacy
 from hive.runtime.resilience.calls import Chain
 from hive.runtime.resilience.chain import ChainParts
 from hive.runtime.resilience.faults import FaultInjector, now_utc
@@ -198,6 +199,11 @@ async def run_team(
         traced = TracedCalls(tracing.tracer, spec.observability.record_content)
         chain = Chain((traced, *chain.middlewares), chain.agent)
         bus.subscribe(EventSpans(tracing.tracer))
+    audit = local_audit() if spec.privacy is not None else None
+    privacy = make_guard(spec.privacy, LOCAL_AGENT, get_settings().privacy, audit)
+    if privacy is not None:  # spec.privacy: first after the debugger; traces and logs too
+        chain = with_privacy(chain, privacy)
+        install_log_filter(privacy)
     if debug is not None:  # outermost: a pause is no call's time
         from hive.runtime.debug.run import debugged_chain, hooked
 
@@ -287,6 +293,8 @@ async def run_team(
                         console.print(f"[dim]trace {trace_id_of(span)}[/]")
                         result = await run(told)
                 result.task = asked  # the report names the task as given
+                if privacy is not None:  # pseudonyms back, for the requester only
+                    result.output = privacy.restore(result.output)
                 if memory is not None:
                     await save_session(memory, result, bus, started, model, console)
             finally:

@@ -42,6 +42,7 @@ from hive.runtime.memory.records import (
     parse_duration,
     score,
 )
+from hive.runtime.privacy.wiring import scrub_memory_write
 from hive.runtime.resilience.calls import EMPTY, Call, CallKind, Chain
 
 T = TypeVar("T")
@@ -154,6 +155,7 @@ class SemanticMemory:
             raise InvalidInput("content", "is empty")
         if len(text) > MAX_CONTENT:
             raise InvalidInput("content", f"{len(text)} characters; at most {MAX_CONTENT}")
+        text = scrub_memory_write(self.chain, self.name, text)  # spec.privacy memoryWrites
         now = self.clock()
         record = MemoryRecord(
             id=new_id(),

@@ -74,7 +74,11 @@ class Guard:
     def scrub_text(self, text: str, boundary: Boundary, source: str = "") -> str:
         if not text or not self.applies(boundary):
             return text
-        findings = self.detector.analyze(text, self._entities)
+        findings = [
+            f
+            for f in self.detector.analyze(text, self._entities)
+            if not self.pseudonyms.is_pseudonym(f.text(text))  # handled already
+        ]
         if not findings:
             return text
         found: Counter[str] = Counter()

@@ -92,6 +92,13 @@ class Pseudonyms:
             self._table[out] = value
         return out
 
+    def is_pseudonym(self, text: str) -> bool:
+        """Whether `text` is a pseudonym made here (not to be handled twice)."""
+        if TOKEN.fullmatch(text):
+            return True
+        with self._lock:
+            return text in self._table
+
     def restore(self, text: str) -> str:
         def one(match: re.Match[str]) -> str:
             entity, sealed = (match[1], match[2]) if match[2] else ("EMAIL_ADDRESS", match[3])

@@ -9,7 +9,8 @@ passes the rest of the chain on its own; the cache comes next, so each model (th
 each fallback) answers from its own entries and a hit passes no breaker; the error recorder
 sees every outcome (including a breaker's refusal), the breakers stand before the dependency,
 and injected faults sit next to the transport so that they look to everything above like the
-dependency failing.
+dependency failing. The privacy policy comes right after the debugger: nothing further in (a
+span, a cache, a fallback) sees a prompt before its personal data is handled.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ class ChainParts:
     tracing: Middleware | None = None  # one span per call (hive.runtime.tracing.calls)
     metrics: Middleware | None = None  # calls counted, model calls timed (Prometheus)
     debugger: Middleware | None = None  # the interactive debugger's stop points (outermost)
+    privacy: Middleware | None = None  # spec.privacy: personal data handled (after the debugger)
     # the team's model routes in process (hive.runtime.gateway.middleware): innermost, they
     # are the model's transport, so everything above sees one call of the team's model
     routing: Middleware | None = None
@@ -40,6 +42,7 @@ class ChainParts:
     def chain(self, agent: str) -> Chain:
         order = (
             self.debugger,
+            self.privacy,
             self.tracing,
             self.metrics,
             self.audit,

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from typing import Any
 
 from opentelemetry import context, trace
@@ -74,6 +75,10 @@ class TracedCalls:
     def __init__(self, tracer: trace.Tracer, record_content: bool = False) -> None:
         self.tracer = tracer
         self.record_content = record_content
+        self.scrub: Callable[[str], str] = str  # what content passes before a span holds it
+
+    def content(self, value: Any) -> str:
+        return self.scrub(_content(value))
 
     def attributes(self, call: Call) -> dict[str, Any]:
         """The span's attributes at its start: few, as each one costs (the calling agent is the
@@ -85,7 +90,8 @@ class TracedCalls:
                 gen_ai.GEN_AI_REQUEST_MODEL: call.dependency,
             }
             if self.record_content and call.request is not None:
-                attributes[gen_ai.GEN_AI_INPUT_MESSAGES] = _content(call.request.get("messages"))
+                messages = call.request.get("messages")
+                attributes[gen_ai.GEN_AI_INPUT_MESSAGES] = self.content(messages)
             return attributes
         if call.kind is CallKind.TOOL:
             return {
@@ -117,7 +123,7 @@ class TracedCalls:
             if finish:
                 usage[gen_ai.GEN_AI_RESPONSE_FINISH_REASONS] = (str(finish),)
             if self.record_content:
-                usage[gen_ai.GEN_AI_OUTPUT_MESSAGES] = _content(
+                usage[gen_ai.GEN_AI_OUTPUT_MESSAGES] = self.content(
                     {
                         "content": getattr(result, "content", None),
                         "tool_calls": [c.name for c in getattr(result, "tool_calls", [])],
@@ -125,7 +131,7 @@ class TracedCalls:
                 )
             span.set_attributes(usage)
         elif call.kind is CallKind.TOOL and self.record_content:
-            span.set_attribute(gen_ai.GEN_AI_TOOL_CALL_RESULT, _content(result))
+            span.set_attribute(gen_ai.GEN_AI_TOOL_CALL_RESULT, self.content(result))
 
     async def __call__(self, call: Call, proceed: Proceed[Any]) -> Any:
         kind = CLIENT_KINDS.get(call.kind, SpanKind.INTERNAL)

@@ -1,0 +1,82 @@
+"""A team's privacy policy put in place in a process: the guard made from ``spec.privacy`` and
+the settings (key, salt), its middleware first in the agent's call chain (after the debugger),
+trace content and log records scrubbed at their sinks, memory writes scrubbed before they are
+embedded and stored."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from hive.api.privacy import Boundary, PrivacySpec
+from hive.runtime.identity.audit import AuditLog
+from hive.runtime.privacy.guard import Guard
+from hive.runtime.privacy.middleware import PrivacyLogFilter, PrivacyMiddleware
+from hive.runtime.resilience.calls import Chain
+from hive.runtime.resilience.chain import ChainParts
+from hive.settings import PrivacySettings
+
+
+def make_guard(
+    spec: PrivacySpec | None,
+    agent: str,
+    settings: PrivacySettings,
+    audit: AuditLog | None = None,
+) -> Guard | None:
+    """The agent's guard, or None where the team has no privacy policy."""
+    if spec is None:
+        return None
+    key = settings.key.get_secret_value() if settings.key else None
+    salt = settings.salt.get_secret_value() if settings.salt else None
+    return Guard(spec, agent=agent, key=key, salt=salt, audit=audit)
+
+
+def scrub_trace_content(middlewares: Any, guard: Guard) -> None:
+    """Content recorded on spans (tracing's ``scrub`` hook) goes through the guard (logs)."""
+    for middleware in middlewares:
+        if hasattr(middleware, "scrub"):
+            middleware.scrub = lambda text: guard.scrub_text(text, Boundary.LOGS, "trace")
+
+
+def install_log_filter(guard: Guard) -> PrivacyLogFilter:
+    """Every record the root logger's handlers write is scrubbed first."""
+    log_filter = PrivacyLogFilter(guard)
+    root = logging.getLogger()
+    root.addFilter(log_filter)
+    for handler in root.handlers:
+        handler.addFilter(log_filter)
+    return log_filter
+
+
+def with_privacy(chain: Chain, guard: Guard) -> Chain:
+    """`chain` with the guard's middleware first, its trace content scrubbed."""
+    scrub_trace_content(chain.middlewares, guard)
+    return Chain((PrivacyMiddleware(guard), *chain.middlewares), chain.agent)
+
+
+def scrub_memory_write(chain: Chain, store: str, text: str) -> str:
+    """`text` as the chain's privacy policy lets it into memory `store` (as it is without)."""
+    for middleware in chain.middlewares:
+        if isinstance(middleware, PrivacyMiddleware):
+            return middleware.guard.scrub_text(text, Boundary.MEMORY_WRITES, f"memory:{store}")
+    return text
+
+
+def install_privacy(parts: ChainParts, guard: Guard) -> None:
+    """An agent pod's policy: its middleware in the chain's parts, trace content and the
+    process's logs scrubbed."""
+    parts.privacy = PrivacyMiddleware(guard)
+    scrub_trace_content([parts.tracing], guard)
+    install_log_filter(guard)
+
+
+LOCAL_NAMESPACE, LOCAL_TEAM = "local", "run"
+
+
+def local_audit() -> AuditLog:
+    """The audit log of ``hive run``'s findings (namespace local, team run)."""
+    from hive.runtime.identity.audit import team_log_path
+    from hive.settings import get_settings
+
+    folder = get_settings().agent.audit_dir
+    return AuditLog(team_log_path(folder, LOCAL_NAMESPACE, LOCAL_TEAM))
