@@ -99,7 +99,12 @@ def parse(output: str, seconds: float) -> TlcResult:
 
 
 def run_tlc(
-    spec: GeneratedSpec, workdir: Path, *, time_limit_s: float, java: str = "java"
+    spec: GeneratedSpec,
+    workdir: Path,
+    *,
+    time_limit_s: float,
+    java: str = "java",
+    options: tuple[str, ...] = (),
 ) -> TlcResult:
     """Check `spec` with TLC in `workdir` (where the module is saved for review)."""
     workdir.mkdir(parents=True, exist_ok=True)
@@ -121,6 +126,7 @@ def run_tlc(
         "-cleanup",
         "-metadir",
         str(scratch / "states"),
+        *options,
         MODULE,
     ]
     started = time.monotonic()
