@@ -255,7 +255,16 @@ def test_an_agent_pod_calls_tools_of_every_kind_and_the_versions_show_it(
         assert [rows[n][1] for n in ("shelter-1.0.0", "calc-1.0.0", "lookup-1.0.0")] == [
             "openapi", "mcp", "composite",
         ]  # fmt: skip
-        print(cluster.kubectl("get", "tv", "-o", "wide").stdout)
+        # the default view counts them: FUNCTIONS (openapi, mcp), CONSUMERS, and CALLS in wide
+        wide = cluster.kubectl("get", "tv", "-o", "wide").stdout
+        print(wide)
+        header, *lines = wide.splitlines()
+        names = header.split()
+        table = {line.split()[0]: dict(zip(names, line.split(), strict=False)) for line in lines}
+        assert table["shelter-1.0.0"]["FUNCTIONS"] == "2"
+        assert int(table["calc-1.0.0"]["FUNCTIONS"]) >= 1
+        assert table["web-search-1.1.0"]["CONSUMERS"] == "1"
+        assert table["web-search-1.1.0"]["CALLS"] == "1"
     finally:
         # the team first: the webhook refuses to delete a version a team's range still needs
         cluster.kubectl("delete", "agentteam", TEAM, "--timeout=60s", check=False)

@@ -42,6 +42,7 @@ def test_connected_lists_name_description_and_input_schema() -> None:
             "inputSchema": {"type": "object", "required": ["text"]},
         },
     ]
+    assert status["functionCount"] == 2  # kubectl get tv's FUNCTIONS column
     [condition] = status["conditions"]
     assert condition["type"] == "ServerReachable"
     assert (condition["status"], condition["reason"]) == ("True", "Connected")
@@ -57,6 +58,7 @@ def test_only_the_tools_named_are_offered_and_missing_ones_said() -> None:
         version, Discovery(Reason.CONNECTED, message, TOOLS), generation=1, previous=[], now=NOW
     )
     assert [t["name"] for t in status["discoveredTools"]] == ["echo"]
+    assert status["functionCount"] == 1
 
 
 def test_the_transition_time_stays_while_the_status_does_not_change() -> None:

@@ -103,8 +103,8 @@ def test_ready_false_with_the_reason_keeps_its_transition_time() -> None:
     (ready,) = status.conditions
     assert (ready.status, ready.reason, ready.message) == ("False", UNAVAILABLE, "HTTP 503")
     assert ready.last_transition_time == T0
-    assert status.functions == []
+    assert (status.functions, status.function_count) == ([], 0)
     parsed = ToolVersionSpec.model_validate(shelter_inline())
     fine = with_functions(planned, document_functions(parsed, SHELTER.read_text()), stored, 1, T1)
     assert fine.conditions == planned.conditions
-    assert len(fine.functions) == 5
+    assert len(fine.functions) == fine.function_count == 5

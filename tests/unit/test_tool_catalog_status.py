@@ -66,6 +66,8 @@ def test_consumers_count_reported_calls_within_the_window() -> None:
     status = plan_tool(objects, teams, NOW, calls_window_s=3600)
     first = {c.agent: (c.selects, c.calls) for c in status["search-1.0.0"].consumers}
     assert first == {"t/old": (True, 7), "t/new": (True, 0)}, "1.1.0 is deprecated"
+    counted = status["search-1.0.0"]
+    assert (counted.consumer_count, counted.calls) == (2, 7)  # kubectl get tv's columns
     second = status["search-1.1.0"].consumers
     assert [(c.agent, c.selects, c.calls) for c in second] == [("t/new", False, 3)]
     deprecated = {c.type: c for c in status["search-1.1.0"].conditions}["Deprecated"]

@@ -47,6 +47,11 @@ TOOL_VERSION = Kind(
         PrinterColumn("Latest", ".status.latest", "boolean", "Newest version of the tool."),
         PrinterColumn("Deprecated", ".status.deprecated", "boolean", "Deprecated.", priority=1),
         PrinterColumn("Path", ".status.migrationPathValid", "boolean", "Chain valid.", priority=1),
+        PrinterColumn(
+            "Functions", ".status.functionCount", "integer", "Functions made (openapi, mcp)."
+        ),
+        PrinterColumn("Consumers", ".status.consumerCount", "integer", "Agents using it."),
+        PrinterColumn("Calls", ".status.calls", "integer", "Calls in the window.", priority=1),
     ),
 )
 

@@ -578,6 +578,18 @@ class ToolVersionStatus(HiveModel):
         description="kind mcp: the tools the server lists now (kept in step with its changes).",
         json_schema_extra=list_map("name"),
     )
+    function_count: int | None = Field(
+        default=None,
+        ge=0,
+        description="The functions agents get from this version: the document's operations "
+        "made into functions (openapi) or the server's tools offered (mcp).",
+    )
+    consumer_count: int | None = Field(
+        default=None, ge=0, description="Agents in status.consumers."
+    )
+    calls: int | None = Field(
+        default=None, ge=0, description="Calls of this version by all its consumers in the window."
+    )
     conditions: list[Condition] = Field(
         default_factory=list, description="Ready.", json_schema_extra=list_map("type")
     )

@@ -21,7 +21,7 @@ from hive.reconcile.conditions import condition, merge_conditions
 
 CONDITION = "ServerReachable"
 # the status fields the session owns: left out of what the ToolVersion reconcile applies
-SESSION_FIELDS = ("discoveredTools",)
+SESSION_FIELDS = ("discoveredTools", "functionCount")
 
 
 class Reason:
@@ -97,7 +97,9 @@ def discovery_status(
         now=now,
     )
     merged = merge_conditions([c for c in previous if c.type == CONDITION], [reachable])
+    tools = [t.wire() for t in offered(spec, discovery.tools)]
     return {
-        "discoveredTools": [t.wire() for t in offered(spec, discovery.tools)],
+        "discoveredTools": tools,
+        "functionCount": len(tools),
         "conditions": [c.wire() for c in merged],
     }

@@ -87,11 +87,15 @@ def with_functions(
     """`status` (as planned for the object whose status is `stored` now) with the functions
     made, and Ready=False with the reason when none could be."""
     if found.problem is None:
-        return status.model_copy(update={"functions": found.functions})
+        return status.model_copy(
+            update={"functions": found.functions, "function_count": len(found.functions)}
+        )
     ready = condition("Ready", False, found.reason, found.problem, generation=generation, now=now)
     others = [c for c in status.conditions if c.type != "Ready"]
     merged = merge_conditions(previous_conditions(stored), [ready])
-    return status.model_copy(update={"functions": [], "conditions": [*others, *merged]})
+    return status.model_copy(
+        update={"functions": [], "function_count": 0, "conditions": [*others, *merged]}
+    )
 
 
 def _where(spec: ToolVersionSpec) -> str:

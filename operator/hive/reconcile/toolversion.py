@@ -231,6 +231,8 @@ def plan_tool(
             migration_path_valid=chain.valid,
             migration_path=chain.path,
             consumers=consumers.get(spec.version, []),
+            consumer_count=len(consumers.get(spec.version, [])),
+            calls=sum(c.calls for c in consumers.get(spec.version, [])),
             conditions=merge_conditions(
                 previous,
                 [
