@@ -840,6 +840,15 @@ class GatewaySettings(BaseModel):
         description="How long a call waits for a rate-limited route to have room before it is "
         "answered 429.",
     )
+    report_namespace: str | None = Field(
+        default=None,
+        description="Namespace of the teams whose status.usage the gateway writes (the "
+        "operator sets it for the gateway it runs); unset: usage only on /metrics and "
+        "/teams/<team>/usage.",
+    )
+    report_interval_s: float = Field(
+        default=15.0, gt=0, description="How often the gateway writes the teams' status.usage."
+    )
 
 
 class Settings(BaseSettings):

@@ -59,14 +59,27 @@ def test_a_team_with_routes_runs_its_gateway_and_its_agents_call_it() -> None:
         "serve",
         "/etc/hive/gateway/gateway.json",
     ]
-    assert pod["volumes"] == [{"name": "config", "configMap": {"name": name}}]
+    assert pod["volumes"][0] == {"name": "config", "configMap": {"name": name}}
+    assert pod["volumes"][1]["projected"]["sources"][0]["serviceAccountToken"]["path"] == "token"
     service = named(items, "Service", name)
     assert service["spec"]["ports"][0]["port"] == GATEWAY_PORT
     egress = named(items, "NetworkPolicy", name)["spec"]["egress"]
-    assert egress[1]["ports"] == [
-        {"protocol": "TCP", "port": 443},
-        {"protocol": "TCP", "port": 8000},
+    ports = [p["port"] for p in egress[1]["ports"]]
+    assert ports == [443, 6443, 8000]  # the routes and the API server
+    assert pod["serviceAccountName"] == "hive-gateway-research"
+    env = pod["containers"][0]["env"]
+    assert {"name": "HIVE_GATEWAY__REPORT_NAMESPACE", "value": "default"} in env
+    role = named(items, "Role", "hive-gateway-research")
+    assert role["rules"] == [
+        {
+            "apiGroups": ["hive.dev"],
+            "resources": ["agentteams/status"],
+            "resourceNames": ["research"],
+            "verbs": ["get", "patch"],
+        }
     ]
+    binding = named(items, "RoleBinding", "hive-gateway-research")
+    assert binding["subjects"][0]["name"] == "hive-gateway-research"
     agent = yaml.safe_load(
         named(items, "ConfigMap", child_name("research", "lead", "config"))["data"]["agent.yaml"]
     )

@@ -10,7 +10,7 @@ from pydantic import Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from hive.api.common import Condition, HiveModel, LocalRef, SecretKeyRef, list_map
-from hive.api.gateway import GatewaySpec
+from hive.api.gateway import GatewaySpec, GatewayUsage
 from hive.api.graph import depth, find_cycle, unknown_subordinates
 from hive.api.privacy import PrivacySpec
 from hive.api.semver import is_range, is_version
@@ -995,6 +995,11 @@ class AgentTeamStatus(HiveModel):
     )
     run: RunStatus | None = Field(
         default=None, description="The team's work on its goal, written by its coordinator."
+    )
+    usage: GatewayUsage | None = Field(
+        default=None,
+        description="Model usage and cost by agent, model and route, written by the team's "
+        "model gateway (spec.model.gateway).",
     )
     identities: list[IdentityStatus] = Field(
         default_factory=list,

@@ -141,3 +141,28 @@ class GatewaySpec(HiveModel):
                 {"q": self.min_quality},
             )
         return self
+
+
+class RouteUsage(HiveModel):
+    """What one agent spent on one route of one model."""
+
+    agent: str = Field(description="The agent (the OpenAI `user` of its calls; '' if unnamed).")
+    model: str = Field(description="The model name the agent asked for (or a preset).")
+    route: str = Field(description="The route that answered.")
+    requests: int = Field(default=0, ge=0, description="Calls answered.")
+    prompt_tokens: int = Field(default=0, ge=0, description="Prompt tokens.")
+    completion_tokens: int = Field(default=0, ge=0, description="Completion tokens.")
+    cost: float = Field(default=0.0, ge=0, description="Cost at the route's prices.")
+
+
+class GatewayUsage(HiveModel):
+    """The team's model usage through its gateway, written by the gateway (since it started)."""
+
+    spent: float = Field(default=0.0, ge=0, description="Total cost at the routes' prices.")
+    limit: float | None = Field(default=None, description="spec.model.gateway.spendLimit.")
+    refused: int = Field(default=0, ge=0, description="Calls refused by the spend limit.")
+    rows: list[RouteUsage] = Field(
+        default_factory=list,
+        max_length=200,
+        description="Usage by agent, model and route.",
+    )

@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
 
+from hive.api.gateway import GatewayUsage
 from hive.cli.errors import one_line_errors
-from hive.settings import get_settings
+from hive.settings import KubeSettings, get_settings
+
+if TYPE_CHECKING:
+    from hive.runtime.gateway.server import Report
+
+USAGE_FIELD_MANAGER = "hive-gateway"
 
 
 @click.group()
@@ -35,12 +42,42 @@ def serve(
     from hive.runtime.gateway.config import load
     from hive.runtime.gateway.server import serve as run_server
 
-    settings = get_settings().gateway
+    everything = get_settings()
+    settings = everything.gateway
     config = load(list(files))
     click.echo(f"gateway for {', '.join(sorted(config.teams))}", err=True)
+    report: Report | None = None
+    if settings.report_namespace:
+        report = usage_reporter(everything.kube, settings.report_namespace)
     run_server(
         config,
         host or settings.host,
         port if port is not None else settings.port,
         max_wait_s=settings.max_wait_s if max_wait_s is None else max_wait_s,
+        report=report,
+        report_interval_s=settings.report_interval_s,
     )
+
+
+def usage_reporter(kube: KubeSettings, namespace: str) -> Report:
+    """Writes a team's status.usage with server-side apply, as the gateway's field manager
+    (the only writer of that field)."""
+    from hive.kube.client import async_client
+    from hive.kube.status import apply_status
+
+    clients: list[Any] = []
+
+    async def report(team: str, usage: dict[str, Any]) -> None:
+        if not clients:  # made in the serving loop, on first use
+            clients.append(async_client(kube, field_manager=USAGE_FIELD_MANAGER))
+        wire = GatewayUsage.model_validate(usage).wire()
+        await apply_status(
+            clients[0],
+            "AgentTeam",
+            namespace,
+            team,
+            {"usage": wire},
+            field_manager=USAGE_FIELD_MANAGER,
+        )
+
+    return report

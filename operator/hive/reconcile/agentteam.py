@@ -1100,6 +1100,7 @@ def plan_team(
             image=pods.image,
             image_pull_policy=pods.image_pull_policy,
             run_as_user=pods.run_as_user,
+            token_expiration_s=pods.token_expiration_s,
         )
         placed(gateway[1]["spec"]["template"]["spec"], pods)  # the Deployment
         children += gateway

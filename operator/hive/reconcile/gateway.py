@@ -15,6 +15,7 @@ import json
 from typing import Any
 from urllib.parse import urlsplit
 
+from hive.api import GROUP
 from hive.api.agentteam import AgentTeamSpec
 from hive.reconcile.meta import TEAM_LABEL, Owner, checksum, child_name, metadata
 from hive.runtime.gateway.config import GatewayConfig, of_team
@@ -24,6 +25,14 @@ GATEWAY_PORT = 8090
 GATEWAY_COMPONENT = "model-gateway"
 CONFIG_DIR = "/etc/hive/gateway"
 CONFIG_FILE = "gateway.json"
+SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
+API_PORTS = (443, 6443)
+
+
+def gateway_account(team: str) -> str:
+    """The gateway's ServiceAccount: not `<team>-<name>`, the form the status policy reads as
+    an agent of the team (hive.api.statuspolicy); RBAC lets it patch the team's status."""
+    return f"hive-gateway-{team}"
 
 
 def gateway_service(team: str) -> str:
@@ -60,8 +69,10 @@ def gateway_children(
     image: str,
     image_pull_policy: str = "IfNotPresent",
     run_as_user: int = 65532,
+    token_expiration_s: int = 3600,
 ) -> list[JSON]:
-    """The gateway's ConfigMap, Deployment, Service and NetworkPolicy (empty without routes).
+    """The gateway's ConfigMap, Deployment, Service, NetworkPolicy, and the ServiceAccount,
+    Role and RoleBinding with which it writes the team's status.usage (empty without routes).
     The caller places the pod (node selector, tolerations) like the team's other pods."""
     if team.model.gateway is None:
         return []
@@ -94,7 +105,8 @@ def gateway_children(
                     "annotations": {"hive.dev/config-checksum": checksum(config)},
                 },
                 "spec": {
-                    "automountServiceAccountToken": False,
+                    "serviceAccountName": gateway_account(owner.name),
+                    "automountServiceAccountToken": False,  # a short-lived token, projected
                     "enableServiceLinks": False,
                     "securityContext": {
                         "runAsNonRoot": True,
@@ -106,6 +118,9 @@ def gateway_children(
                             "name": "gateway",
                             "image": image,
                             "imagePullPolicy": image_pull_policy,
+                            "env": [
+                                {"name": "HIVE_GATEWAY__REPORT_NAMESPACE", "value": owner.namespace}
+                            ],
                             "args": [
                                 "gateway",
                                 "serve",
@@ -127,11 +142,19 @@ def gateway_children(
                                 "capabilities": {"drop": ["ALL"]},
                             },
                             "volumeMounts": [
-                                {"name": "config", "mountPath": CONFIG_DIR, "readOnly": True}
+                                {"name": "config", "mountPath": CONFIG_DIR, "readOnly": True},
+                                {
+                                    "name": "token",
+                                    "mountPath": SERVICE_ACCOUNT_DIR,
+                                    "readOnly": True,
+                                },
                             ],
                         }
                     ],
-                    "volumes": [{"name": "config", "configMap": {"name": name}}],
+                    "volumes": [
+                        {"name": "config", "configMap": {"name": name}},
+                        token_volume(token_expiration_s),
+                    ],
                 },
             },
         },
@@ -167,8 +190,71 @@ def gateway_children(
             "ingress": [{"from": [same_team]}],  # only the team's agents spend its budget
             "egress": [
                 dns,
-                {"ports": [{"protocol": "TCP", "port": p} for p in route_ports(team)]},
+                {  # its routes, and the API server it writes status.usage to
+                    "ports": [
+                        {"protocol": "TCP", "port": p}
+                        for p in sorted({*API_PORTS, *route_ports(team)})
+                    ]
+                },
             ],
         },
     }
-    return [config_map, deployment, service, policy]
+    return [config_map, deployment, service, policy, *usage_writer(owner, labels)]
+
+
+def token_volume(expiration_s: int) -> JSON:
+    return {
+        "name": "token",
+        "projected": {
+            "sources": [
+                {"serviceAccountToken": {"path": "token", "expirationSeconds": expiration_s}},
+                {
+                    "configMap": {
+                        "name": "kube-root-ca.crt",
+                        "items": [{"key": "ca.crt", "path": "ca.crt"}],
+                    }
+                },
+                {
+                    "downwardAPI": {
+                        "items": [
+                            {"path": "namespace", "fieldRef": {"fieldPath": "metadata.namespace"}}
+                        ]
+                    }
+                },
+            ]
+        },
+    }
+
+
+def usage_writer(owner: Owner, labels: dict[str, str]) -> list[JSON]:
+    """The gateway's ServiceAccount, and a Role (bound to it) that may patch only its own
+    team's status."""
+    account = gateway_account(owner.name)
+    return [
+        {
+            "apiVersion": "v1",
+            "kind": "ServiceAccount",
+            "metadata": metadata(account, owner, labels),
+            "automountServiceAccountToken": False,
+        },
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "Role",
+            "metadata": metadata(account, owner, labels),
+            "rules": [
+                {
+                    "apiGroups": [GROUP],
+                    "resources": ["agentteams/status"],
+                    "resourceNames": [owner.name],
+                    "verbs": ["get", "patch"],
+                }
+            ],
+        },
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "RoleBinding",
+            "metadata": metadata(account, owner, labels),
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": account},
+            "subjects": [{"kind": "ServiceAccount", "name": account, "namespace": owner.namespace}],
+        },
+    ]

@@ -86,12 +86,14 @@ class Ledger:
         self.limit = limit
         self.metrics = metrics
         self.spent = 0.0
+        self.refused = 0
         self.rows: dict[tuple[str, str, str], UsageRow] = defaultdict(UsageRow)
 
     def check(self, estimate: float) -> None:
         """Raise BudgetExceeded when a call of `estimate` would pass the limit."""
         if self.limit is not None and self.spent + estimate > self.limit:
             self.metrics.refused.labels(self.team).inc()
+            self.refused += 1
             raise BudgetExceeded(self.team, self.spent, self.limit, estimate)
 
     def record(
@@ -121,6 +123,7 @@ class Ledger:
         return {
             "spent": round(self.spent, 9),
             "limit": self.limit,
+            "refused": self.refused,
             "rows": [
                 {
                     "agent": agent,

@@ -16,6 +16,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
+import signal
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -32,6 +34,8 @@ from hive.runtime.gateway.router import TeamRouter, route_error_status
 from hive.runtime.resilience.wiring import breaker_settings
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+Report = Callable[[str, dict[str, Any]], Awaitable[None]]  # (team, its status.usage)
+log = logging.getLogger(__name__)
 
 
 def error_response(status: int, message: str, kind: str) -> web.Response:
@@ -45,6 +49,7 @@ class GatewayServer:
         self.config = config
         self.metrics = GatewayMetrics()
         self._session: aiohttp.ClientSession | None = None
+        self.reported: dict[str, dict[str, Any]] = {}  # each team's usage as last reported
         self.routers = {
             name: TeamRouter(
                 name,
@@ -182,9 +187,12 @@ async def serve_until_cancelled(
     *,
     max_wait_s: float = 30.0,
     announce: Callable[[str], object] = print,
+    report: Report | None = None,
+    report_interval_s: float = 15.0,
 ) -> None:
     """Serve until cancelled; `announce` gets the base URL once the port is bound (port 0
-    picks a free one)."""
+    picks a free one); `report` gets each team's usage every `report_interval_s` (and once
+    more at the end), a failed report is logged and tried again at the next."""
     server = GatewayServer(config, max_wait_s=max_wait_s)
     runner = web.AppRunner(server.app(), access_log=None)
     await runner.setup()
@@ -192,16 +200,57 @@ async def serve_until_cancelled(
         await web.TCPSite(runner, host, port).start()
         bound = runner.addresses[0][1]
         announce(f"http://{host}:{bound}/v1")
-        await asyncio.Event().wait()
+        while True:
+            await asyncio.sleep(report_interval_s if report else 3600)
+            if report is not None:
+                await report_usage(server, report)
     finally:
+        if report is not None:
+            await report_usage(server, report)
         await runner.cleanup()
 
 
-def serve(config: GatewayConfig, host: str, port: int, *, max_wait_s: float = 30.0) -> None:
-    """Serve until interrupted, printing the base URL once it listens."""
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(
+async def report_usage(server: GatewayServer, report: Report) -> None:
+    """Each team's usage to `report`, skipping teams whose usage did not change."""
+    for team, router in server.routers.items():
+        usage = router.ledger.summary()
+        if server.reported.get(team) == usage:
+            continue
+        try:
+            await report(team, usage)
+        except Exception as exc:  # a report failing must not stop the gateway
+            log.warning("usage of team %s not reported: %s", team, exc)
+            continue
+        server.reported[team] = usage
+
+
+def serve(
+    config: GatewayConfig,
+    host: str,
+    port: int,
+    *,
+    max_wait_s: float = 30.0,
+    report: Report | None = None,
+    report_interval_s: float = 15.0,
+) -> None:
+    """Serve until interrupted (SIGINT or SIGTERM), printing the base URL once it listens."""
+
+    async def main() -> None:
+        serving = asyncio.create_task(
             serve_until_cancelled(
-                config, host, port, max_wait_s=max_wait_s, announce=lambda u: print(u, flush=True)
+                config,
+                host,
+                port,
+                max_wait_s=max_wait_s,
+                announce=lambda u: print(u, flush=True),
+                report=report,
+                report_interval_s=report_interval_s,
             )
         )
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, serving.cancel)
+        with contextlib.suppress(asyncio.CancelledError):
+            await serving
+
+    asyncio.run(main())

@@ -1,0 +1,159 @@
+"""The gateway writes its team's status.usage on the local control plane, with the
+ServiceAccount and Role the operator's builder gives it (a real token, real RBAC)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+
+from hive.api.agentteam import AgentTeamSpec
+from hive.kube.resources import apply_crds
+from hive.reconcile.gateway import gateway_account, gateway_children
+from hive.reconcile.meta import Owner
+from tests.gateway_models import ROOT, model_process
+from tests.support import Cluster
+
+pytestmark = pytest.mark.integration
+NS = "gateway-usage"
+TEAM = "priced"
+
+
+def kubeconfig_of(cluster: Cluster, folder: Path, account: str) -> Path:
+    """A kubeconfig holding only the ServiceAccount's token."""
+    token = cluster.kubectl("create", "token", account, "-n", NS, "--duration", "10m")
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [
+            {
+                "name": "c",
+                "cluster": {
+                    "server": cluster.plane.url,
+                    "certificate-authority": str(cluster.plane.pki.ca.cert),
+                },
+            }
+        ],
+        "users": [{"name": "u", "user": {"token": token.stdout.strip()}}],
+        "contexts": [{"name": "u", "context": {"cluster": "c", "user": "u"}}],
+        "current-context": "u",
+    }
+    path = folder / "gateway.kubeconfig"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def usage_of(cluster: Cluster) -> dict[str, Any] | None:
+    got = cluster.kubectl("get", "agentteam", TEAM, "-n", NS, "-o", "json").stdout
+    found: dict[str, Any] | None = (json.loads(got).get("status") or {}).get("usage")
+    return found
+
+
+def test_the_gateway_writes_the_teams_usage_into_its_status(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    apply_crds(cluster.client)
+    cluster.kubectl("create", "namespace", NS)
+    with model_process("priced") as server:
+        spec: dict[str, Any] = {
+            "goal": "answer",
+            "model": {
+                "name": "m",
+                "gateway": {
+                    "routes": [
+                        {
+                            "name": "only",
+                            "endpoint": server.url,
+                            "model": "priced",
+                            "promptCostPer1k": 1,
+                            "completionCostPer1k": 2,
+                        }
+                    ]
+                },
+            },
+            "agents": [{"name": "lead", "role": "senior"}],
+        }
+        team = {
+            "apiVersion": "hive.dev/v1alpha1",
+            "kind": "AgentTeam",
+            "metadata": {"name": TEAM, "namespace": NS},
+            "spec": spec,
+        }
+        manifest = tmp_path / "team.yaml"
+        manifest.write_text(yaml.safe_dump(team))
+        cluster.kubectl("apply", "-f", str(manifest))
+        uid = cluster.kubectl("get", "agentteam", TEAM, "-n", NS, "-o", "jsonpath={.metadata.uid}")
+        owner = Owner("AgentTeam", TEAM, NS, uid.stdout.strip(), generation=1)
+        children = gateway_children(owner, AgentTeamSpec.model_validate(spec), image="hive:t")
+        rbac = [c for c in children if c["kind"] in ("ServiceAccount", "Role", "RoleBinding")]
+        (tmp_path / "rbac.yaml").write_text(yaml.safe_dump_all(rbac))
+        cluster.kubectl("apply", "-f", str(tmp_path / "rbac.yaml"))
+        config = next(c for c in children if c["kind"] == "ConfigMap")["data"]["gateway.json"]
+        (tmp_path / "gateway.json").write_text(config)
+        env = {
+            **os.environ,
+            "PYTHONPATH": f"{ROOT / 'operator'}:{ROOT}",
+            "HIVE_KUBE__KUBECONFIG": str(kubeconfig_of(cluster, tmp_path, gateway_account(TEAM))),
+            "HIVE_GATEWAY__REPORT_NAMESPACE": NS,
+            "HIVE_GATEWAY__REPORT_INTERVAL_S": "0.5",
+        }
+        gateway = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "hive",
+                "gateway",
+                "serve",
+                str(tmp_path / "gateway.json"),
+                "--port",
+                "0",
+            ],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        try:
+            assert gateway.stdout is not None
+            url = gateway.stdout.readline().strip()
+            assert url.startswith("http://")
+            for _ in range(2):
+                body = {
+                    "model": "m",
+                    "user": "lead",
+                    "messages": [{"role": "user", "content": "x"}],
+                }
+                assert (
+                    httpx.post(url + "/chat/completions", json=body, timeout=30).status_code == 200
+                )
+            deadline = time.monotonic() + 60
+            usage = usage_of(cluster)
+            while (
+                usage is None or usage["rows"][0]["requests"] < 2
+            ) and time.monotonic() < deadline:
+                time.sleep(0.5)
+                usage = usage_of(cluster)
+        finally:
+            gateway.terminate()
+            gateway.wait(10)
+    assert usage is not None, "no status.usage was written"
+    assert usage["rows"] == [
+        {
+            "agent": "lead",
+            "model": "m",
+            "route": "only",
+            "requests": 2,
+            "promptTokens": 20,
+            "completionTokens": 10,
+            "cost": 0.04,
+        }
+    ]
+    assert usage["spent"] == 0.04
