@@ -26,6 +26,7 @@ from hive.errors import HiveError, InvalidInput
 from hive.runtime.cache.middleware import CallCache
 from hive.runtime.cache.wiring import call_cache
 from hive.runtime.events import EventBus, EventKind
+from hive.runtime.gateway.middleware import routed_calls
 from hive.runtime.memory.sessions import NoteKind, SessionMemory, with_context
 from hive.runtime.models import OpenAICompatible
 from hive.runtime.prefetch.wiring import prefetcher
@@ -82,7 +83,8 @@ async def model_for(
         return
     if spec.model.provider == Provider.SCRIPTED:
         raise InvalidInput("model.provider", "scripted replays serve tests; give --endpoint")
-    if not spec.model.endpoint:
+    routes = spec.model.gateway.routes if spec.model.gateway else []
+    if not spec.model.endpoint and not routes:
         raise InvalidInput("model.endpoint", "is required for openai-compatible; or --endpoint")
     if spec.model.secret_ref and not api_key:
         raise InvalidInput(
@@ -90,7 +92,8 @@ async def model_for(
             f"set HIVE_MODEL_API_KEY to the API key (the Secret {spec.model.secret_ref.name} "
             "is only read in a cluster)",
         )
-    yield OpenAICompatible(spec.model.endpoint, model_name, api_key=api_key)
+    # with spec.model.gateway the routes carry the calls (see local_chain)
+    yield OpenAICompatible(spec.model.endpoint or routes[0].endpoint, model_name, api_key=api_key)
 
 
 def ask_at_terminal(console: Console) -> Approver:
@@ -139,11 +142,16 @@ def local_chain(
     """The middlewares of a local run's calls: its chaos faults, its cache, and where the team
     declares fallback models, breakers, learned recovery and graceful degradation as in a pod
     (the run's agents share them)."""
+    routing = routed_calls("run", spec, get_settings().gateway.max_wait_s)  # model.gateway
     if not spec.model.fallbacks:
-        return ChainParts(faults=injector, cache=cache).chain(""), None
+        return ChainParts(faults=injector, cache=cache, routing=routing).chain(""), None
     resilience = Resilience.of(spec.resilience, MemoryLearningStore())
     parts = ChainParts(
-        errors=resilience.errors, breakers=resilience.breakers, faults=injector, cache=cache
+        errors=resilience.errors,
+        breakers=resilience.breakers,
+        faults=injector,
+        cache=cache,
+        routing=routing,
     )
     keys = get_settings().fallback_model_api_keys
     fallbacks = fallback_models(spec, keys, parts.chain(""))
