@@ -106,3 +106,24 @@ def test_raw_values_reach_neither_model_nor_memory_nor_logs(tmp_path: Path) -> N
     ]
     boundaries = {r["subject"].split(":")[1] for r in records if r["action"] == "privacy"}
     assert {"modelPrompts", "memoryWrites"} <= boundaries
+    assert all(raw not in json.dumps(records) for raw in (EMAIL, CARD, NAME))
+
+    audit = str(tmp_path / "audit")
+    command = [sys.executable, "-m", "hive", "compliance", "report", "--team", "run"]
+    report = subprocess.run(
+        [*command, "--audit-dir", audit, "--since", "1h", "-o", "json"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    content = json.loads(report.stdout)
+    assert content["byEntity"]["CREDIT_CARD"] >= 2  # the task's, and the model's note
+    assert content["byStrategy"]["redact"] >= 2
+    assert content["byBoundary"]["memoryWrites"] >= 3
+    assert content["receivedInClear"] == {}
+    markdown = subprocess.run(
+        [*command, "--audit-dir", audit], capture_output=True, text=True, check=True, timeout=60
+    ).stdout
+    assert "| CREDIT_CARD | memoryWrites | redact | 1 |" in markdown
+    assert "received personal data in clear: none" in markdown

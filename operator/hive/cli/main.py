@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from hive.cli.audit import audit
+from hive.cli.compliancecmd import compliance
 from hive.cli.composecmd import add_to as add_compose_commands
 from hive.cli.debugcmd import debug
 from hive.cli.errors import one_line_errors
@@ -385,6 +386,7 @@ def errors(team: str, namespace: str, redis_url: str | None, top: int) -> None:
 cli.add_command(trace)
 cli.add_command(sessions)
 cli.add_command(audit)
+cli.add_command(compliance)
 cli.add_command(tools)
 add_compose_commands(tools)
 cli.add_command(memory)

@@ -46,6 +46,17 @@ CONTEXT_WINDOW = 48
 CONTEXT_BOOST = 0.35
 
 
+# A text without these cannot hold the entity: its recogniser (a slower regex engine with a
+# timeout) is skipped. Most prompts hold no card, IBAN or key at all.
+MAY_HOLD = {
+    "EMAIL_ADDRESS": re.compile(r"@"),
+    "CREDIT_CARD": re.compile(r"\d[\d -]{11,}\d"),
+    "IBAN_CODE": re.compile(r"[A-Za-z]{2}\d{2}"),
+    "IP_ADDRESS": re.compile(r"\d\.\d|[0-9a-fA-F]:[0-9a-fA-F:]"),
+    "US_SSN": re.compile(r"\d{3}[ .-]?\d{2}[ .-]?\d{4}"),
+}
+
+
 @dataclass(frozen=True)
 class Finding:
     """One entity found: its type, where it is (character offsets) and how sure."""
@@ -256,6 +267,9 @@ class Detector:
         for recognizer in self._recognizers:
             supported = recognizer.supported_entities
             if wanted and not wanted.intersection(supported):
+                continue
+            hint = MAY_HOLD.get(supported[0])
+            if hint is not None and not hint.search(text):
                 continue
             context = [w.lower() for w in (recognizer.context or ())]
             for r in recognizer.analyze(text, supported, None) or ():
