@@ -105,7 +105,8 @@ class WorkQueue:
             left = deadline - time.monotonic()
             if left <= 0:
                 raise ExternalFailure(f"task {task_id} of {self.agent}: no result in {timeout_s}s")
-            await self.client.blpop([f"{self.results}:done:{task_id}"], timeout=min(left, 5.0))
+            # under the client's socket timeout (5 s by default)
+            await self.client.blpop([f"{self.results}:done:{task_id}"], timeout=min(left, 1.0))
 
     async def depth(self) -> int:
         depth = int(await self.client.xlen(self.stream))
