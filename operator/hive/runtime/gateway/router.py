@@ -69,9 +69,11 @@ class RouteState:
     limiter: RouteLimiter
     latency: LatencyEwma = field(default_factory=LatencyEwma)
     url_base: str = ""
+    timeout: aiohttp.ClientTimeout = field(default_factory=aiohttp.ClientTimeout)
 
     def __post_init__(self) -> None:
         self.url_base = self.spec.endpoint.rstrip("/")
+        self.timeout = aiohttp.ClientTimeout(total=self.spec.timeout_seconds)
 
 
 def needs_vision(body: dict[str, Any]) -> bool:
@@ -208,7 +210,7 @@ class TeamRouter:
                 url,
                 data=data,
                 headers={"Content-Type": content_type},
-                timeout=aiohttp.ClientTimeout(total=route.spec.timeout_seconds),
+                timeout=route.timeout,
             ) as response:
                 payload = await response.read()
                 status = response.status
@@ -216,24 +218,24 @@ class TeamRouter:
                 answer_type = response.headers.get("Content-Type", "application/json")
         except TimeoutError:
             self._failed(route, permit, started, timed_out=True)
-            self.metrics.requests.labels(*labels, "timeout").inc()
+            self.metrics.of(self.metrics.requests, *labels, "timeout").inc()
             return f"no answer within {route.spec.timeout_seconds:g}s"
         except aiohttp.ClientError as exc:
             self._failed(route, permit, started)
-            self.metrics.requests.labels(*labels, "error").inc()
+            self.metrics.of(self.metrics.requests, *labels, "error").inc()
             return f"unreachable ({exc.__class__.__name__})"
         elapsed = self.clock() - started
         if status < 400 or status in CLIENT_FAULT:
             breaker.record(permit, False if status < 400 else None, self.clock())
             route.latency.add(elapsed)
-            self.metrics.latency.labels(self.team, name).observe(elapsed)
+            self.metrics.of(self.metrics.latency, self.team, name).observe(elapsed)
             prompt = completion = 0
             if status < 400 and answer_type.startswith("application/json"):
                 with contextlib.suppress(ValueError):
                     prompt, completion = usage_of(json.loads(payload))
             route.limiter.settle(estimate, prompt + completion if prompt else estimate)
             outcome = "ok" if status < 400 else "rejected"
-            self.metrics.requests.labels(*labels, outcome).inc()
+            self.metrics.of(self.metrics.requests, *labels, outcome).inc()
             cost = self.ledger.record(agent, model, route.spec, prompt, completion)
             return Answer(status, payload, answer_type, name, cost)
         if status == 429:
@@ -243,7 +245,7 @@ class TeamRouter:
                     seconds = float(retry_after)
             route.limiter.cool_down(seconds)
         self._failed(route, permit, started)
-        self.metrics.requests.labels(*labels, "error").inc()
+        self.metrics.of(self.metrics.requests, *labels, "error").inc()
         return f"HTTP {status}"
 
     def _failed(
