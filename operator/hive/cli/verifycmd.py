@@ -1,8 +1,9 @@
 """`hive verify team.yaml`: the team's protocol as a TLA+ spec, model-checked with TLC.
 
 Prints each property checked, the outcome and, when a property fails, TLC's counterexample as
-the agents' steps; the generated spec and TLC's output are saved (--out) for review. Exit status:
-0 verified, 1 refused, 3 unknown (TLC's time limit passed: checked with bounds only).
+the agents' steps; the generated spec and TLC's output are saved (--out) for review. With
+--certificates it also proves with Z3 that no delegation-certificate chain widens its root.
+Exit status: 0 verified, 1 refused, 3 unknown (a time limit passed: checked with bounds only).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from hive.cli.errors import one_line_errors
 from hive.cli.teamfile import documents
 from hive.errors import InvalidInput
 from hive.settings import get_settings
+from hive.verify.certproof import certificate_proofs
 from hive.verify.check import EXPLAINED, VerifyReport, verify_spec
 
 EXIT = {"verified": 0, "refused": 1, "unknown": 3}
@@ -69,8 +71,22 @@ def render(report: VerifyReport, admission: str | None) -> str:
     return "\n".join(lines)
 
 
+def certificate_lines() -> tuple[list[str], str]:
+    proofs = certificate_proofs()
+    lines = ["delegation certificates (Z3, over all grants):"]
+    for proof in proofs:
+        lines.append(f"  [{proof.outcome}] {proof.name}: {proof.statement}")
+        if proof.counterexample:
+            lines.append(f"    {proof.counterexample}")
+    outcomes = {p.outcome for p in proofs}
+    overall = (
+        "refused" if "refuted" in outcomes else ("unknown" if "unknown" in outcomes else "verified")
+    )
+    return lines, overall
+
+
 @click.command()
-@click.argument("team_file", type=click.Path(path_type=Path))
+@click.argument("team_file", type=click.Path(path_type=Path), required=False)
 @click.option(
     "--out",
     type=click.Path(path_type=Path),
@@ -78,9 +94,28 @@ def render(report: VerifyReport, admission: str | None) -> str:
 )
 @click.option("--time-limit", type=float, help="Seconds TLC may check (HIVE_VERIFY__TIME_LIMIT_S).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.option(
+    "--certificates",
+    is_flag=True,
+    help="Also prove with Z3 that no delegation-certificate chain widens its root grant.",
+)
 @one_line_errors
-def verify(team_file: Path, out: Path | None, time_limit: float | None, as_json: bool) -> None:
+def verify(
+    team_file: Path | None,
+    out: Path | None,
+    time_limit: float | None,
+    as_json: bool,
+    certificates: bool,
+) -> None:
     """Model-check a team's protocol: it terminates, cannot loop, keeps its bounds and budget."""
+    if team_file is None and not certificates:
+        raise InvalidInput("TEAM_FILE", "give a team file, or --certificates")
+    proofs: tuple[list[str], str] = ([], "verified")
+    if certificates:
+        proofs = certificate_lines()
+        click.echo("\n".join(proofs[0]))
+    if team_file is None:
+        raise SystemExit(EXIT[proofs[1]])
     settings = get_settings().verify
     if time_limit is not None:
         settings = settings.model_copy(update={"time_limit_s": time_limit})
@@ -88,4 +123,5 @@ def verify(team_file: Path, out: Path | None, time_limit: float | None, as_json:
     workdir = out or Path(tempfile.mkdtemp(prefix="hive-verify-"))
     report = verify_spec(spec, workdir, settings)
     click.echo(report.to_json() if as_json else render(report, admission_problem(spec)))
-    raise SystemExit(EXIT[report.outcome])
+    worst = max(report.outcome, proofs[1], key=["verified", "unknown", "refused"].index)
+    raise SystemExit(EXIT[worst])
