@@ -157,3 +157,67 @@ def test_the_gateway_writes_the_teams_usage_into_its_status(
         }
     ]
     assert usage["spent"] == 0.04
+
+
+def test_the_operator_runs_the_gateway_of_a_team_with_routes(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    from tests.operator_process import OperatorUnderTest
+
+    apply_crds(cluster.client)
+    namespace = f"gateway-op-{int(time.time() * 1000) % 100000}"
+    cluster.kubectl("create", "namespace", namespace)
+    operator = OperatorUnderTest(
+        cluster.plane, tmp_path / "operator.log", {"HIVE_OPERATOR__NAMESPACE": namespace}
+    )
+    operator.start()
+    try:
+        team = {
+            "apiVersion": "hive.dev/v1alpha1",
+            "kind": "AgentTeam",
+            "metadata": {"name": "routed", "namespace": namespace},
+            "spec": {
+                "goal": "answer",
+                "model": {
+                    "name": "m",
+                    "gateway": {
+                        "routes": [
+                            {"name": "vllm", "endpoint": "http://vllm:8000/v1", "model": "l"}
+                        ]
+                    },
+                },
+                "agents": [{"name": "lead", "role": "senior"}],
+            },
+        }
+        cluster.kubectl("apply", "--server-side", "-f", "-", input=json.dumps(team), timeout=60)
+
+        def made(kind: str, name: str) -> bool:
+            got = cluster.kubectl("get", kind, name, "-n", namespace, check=False)
+            return got.returncode == 0
+
+        deadline = time.monotonic() + 90
+        wanted = [
+            ("deployment", "routed-gateway"),
+            ("service", "routed-gateway"),
+            ("configmap", "routed-gateway"),
+            ("networkpolicy", "routed-gateway"),
+            ("rolebinding", "hive-gateway-routed"),
+            ("configmap", "routed-lead-config"),
+        ]
+        while not all(made(k, n) for k, n in wanted) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert all(made(k, n) for k, n in wanted), [w for w in wanted if not made(*w)]
+        config = cluster.kubectl(
+            "get",
+            "configmap",
+            "routed-lead-config",
+            "-n",
+            namespace,
+            "-o",
+            "jsonpath={.data.agent\\.yaml}",
+        ).stdout
+        endpoint = yaml.safe_load(config)["model"]["endpoint"]
+        assert endpoint == f"http://routed-gateway.{namespace}.svc:8090/v1"
+    finally:
+        operator.stop()
+        cluster.kubectl("delete", "namespace", namespace, "--wait=false")
