@@ -36,6 +36,8 @@ spec:
   memory: {{storeRef: {{name: notes}}, recallK: 0}}
   privacy:
     mode: ner
+    # toolInputs off: the memory's own boundary must stop the raw note the model writes
+    boundaries: [modelPrompts, modelAnswers, toolOutputs, memoryWrites, logs]
     rules:
       - {{entity: EMAIL_ADDRESS, strategy: pseudonymise}}
       - {{entity: PERSON, strategy: pseudonymise}}

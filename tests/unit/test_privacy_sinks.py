@@ -10,7 +10,7 @@ import pytest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from hive.api.privacy import DetectionMode, PrivacySpec
-from hive.runtime.models import Reply
+from hive.runtime.models import Reply, ToolCall
 from hive.runtime.privacy.guard import Guard
 from hive.runtime.privacy.middleware import PrivacyLogFilter
 from hive.runtime.privacy.wiring import with_privacy
@@ -58,6 +58,22 @@ async def test_a_prompt_and_an_answer_are_scrubbed(guard: Guard) -> None:
     reply = await chain.run(Call(CallKind.MODEL, "m", "complete", "a", request), model)
     assert seen == [[{"role": "user", "content": "charge <CREDIT_CARD>"}]]
     assert reply.content == "I wrote to <EMAIL_ADDRESS>"
+
+
+async def test_tool_arguments_a_model_wrote_are_scrubbed_before_the_tool_gets_them(
+    guard: Guard,
+) -> None:
+    chain = with_privacy(Chain((), "a"), guard)
+    asked = ToolCall("c1", "send", {"to": EMAIL, "body": {"lines": [f"card {CARD}"]}})
+
+    async def model() -> Reply:
+        return Reply(content=None, tool_calls=[asked], finish_reason="tool_calls")
+
+    request = {"messages": [{"role": "user", "content": "go"}], "options": {}}
+    reply = await chain.run(Call(CallKind.MODEL, "m", "complete", "a", request), model)
+    (call,) = reply.tool_calls
+    assert call.arguments == {"to": "<EMAIL_ADDRESS>", "body": {"lines": ["card <CREDIT_CARD>"]}}
+    assert (call.id, call.name) == ("c1", "send")
 
 
 def test_log_records_are_scrubbed_before_a_handler_writes_them(

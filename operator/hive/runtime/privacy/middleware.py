@@ -2,8 +2,9 @@
 
 Model calls: the prompt's messages are scrubbed before anything else in the chain sees them
 (modelPrompts), and the answer's text on its way back (modelAnswers: personal data a model
-wrote itself). Tool calls: the arguments where the call carries them (toolInputs) and the result
-before the agent, the trace or the model see it (toolOutputs). Pseudonyms are never restored
+wrote itself), and the arguments of the tool calls it asks for, before a tool gets them
+(toolInputs). Tool calls: the arguments where the call carries them too (toolInputs), and the
+result before the agent, the trace or the model see it (toolOutputs). Pseudonyms are never restored
 here: a model only ever sees them; :meth:`Guard.restore` gives the final answer back to the
 requester.
 """
@@ -30,6 +31,15 @@ def _scrub_message(guard: Guard, message: Any, source: str) -> Any:
     return out
 
 
+def _scrub_arguments(guard: Guard, call: Any) -> Any:
+    """A tool call a model asked for, its arguments scrubbed before the tool gets them."""
+    arguments = getattr(call, "arguments", None)
+    if not isinstance(arguments, dict) or not dataclasses.is_dataclass(call):
+        return call
+    scrubbed = guard.scrub(arguments, Boundary.TOOL_INPUTS, f"tool:{getattr(call, 'name', '')}")
+    return dataclasses.replace(call, arguments=scrubbed)  # type: ignore[type-var]
+
+
 def _scrub_tool_call(guard: Guard, call: Any, source: str) -> Any:
     function = call.get("function") if isinstance(call, dict) else None
     if not isinstance(function, dict) or not isinstance(function.get("arguments"), str):
@@ -52,6 +62,10 @@ class PrivacyMiddleware:
                 messages = call.request.get("messages") or []
                 call.request["messages"] = [_scrub_message(guard, m, source) for m in messages]
             reply = await proceed()
+            calls = getattr(reply, "tool_calls", None)
+            if calls and guard.applies(Boundary.TOOL_INPUTS) and dataclasses.is_dataclass(reply):
+                scrubbed_calls = [_scrub_arguments(guard, c) for c in calls]
+                reply = dataclasses.replace(reply, tool_calls=scrubbed_calls)  # type: ignore[type-var]
             content = getattr(reply, "content", None)
             if isinstance(content, str) and guard.applies(Boundary.MODEL_ANSWERS):
                 scrubbed = guard.scrub_text(content, Boundary.MODEL_ANSWERS, source)
