@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import subprocess
 import sys
@@ -40,6 +41,12 @@ def app(name: str, delay: float, status: int | None) -> web.Application:
         last = str((body.get("messages") or [{}])[-1].get("content"))
         message = {"role": "assistant", "content": f"{name}: {last[:40]}"}
         usage = {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}
+        if body.get("stream"):  # two pieces, then the usage chunk, then [DONE]
+            pieces = [f"{name}: ", last[:40]]
+            events = [{"choices": [{"index": 0, "delta": {"content": p}}]} for p in pieces]
+            events.append({"choices": [], "usage": usage})
+            text = "".join(f"data: {json.dumps(e)}\n\n" for e in events) + "data: [DONE]\n\n"
+            return web.Response(text=text, content_type="text/event-stream")
         choice = {"index": 0, "message": message, "finish_reason": "stop"}
         return web.json_response(
             {

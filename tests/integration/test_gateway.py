@@ -200,6 +200,12 @@ def test_embeddings_presets_models_and_metrics(gateway: str) -> None:
     assert [d["embedding"][0] for d in vectors.json()["data"]] == [3.0, 5.0]
     translated = chat(gateway, "services", "bonjour", model="translate:German")
     assert translated.status_code == 200
+    streamed = chat(gateway, "services", "piece by piece", stream=True)
+    assert streamed.headers["Content-Type"].startswith("text/event-stream")
+    assert "piece by piece" in streamed.text
+    usage = httpx.get(f"{gateway}/teams/services/usage", timeout=10).json()
+    # embeddings 3, the translation 10, the stream 10 (read from its usage chunk)
+    assert sum(r["promptTokens"] for r in usage["rows"]) == 23
     ids = [m["id"] for m in httpx.get(f"{gateway}/teams/services/v1/models").json()["data"]]
     assert ids[0] == "m"
     assert "summarize" in ids

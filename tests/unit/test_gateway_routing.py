@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from hive.api.gateway import GatewaySpec, ModelRouteSpec, RouteLimits, RouteStrategy
 from hive.runtime.gateway.accounting import BudgetExceeded, GatewayMetrics, Ledger
 from hive.runtime.gateway.limits import RouteLimiter, TokenBucket, estimate_tokens
+from hive.runtime.gateway.router import usage_in
 from hive.runtime.gateway.strategies import LatencyEwma, order
 
 
@@ -158,3 +159,16 @@ def test_the_ledger_refuses_before_the_limit_is_passed() -> None:
             "cost": 0.1,
         }
     ]
+
+
+def test_usage_is_read_from_json_answers_and_from_streams() -> None:
+    body = b'{"choices": [], "usage": {"prompt_tokens": 7, "completion_tokens": 3}}'
+    assert usage_in(body, "application/json") == (7, 3)
+    stream = (
+        b'data: {"choices": [{"delta": {"content": "hi"}}]}\n\n'
+        b'data: {"choices": [], "usage": {"prompt_tokens": 9, "completion_tokens": 2}}\n\n'
+        b"data: [DONE]\n\n"
+    )
+    assert usage_in(stream, "text/event-stream") == (9, 2)
+    assert usage_in(b"data: [DONE]\n\n", "text/event-stream") == (0, 0)
+    assert usage_in(b"not json", "application/json") == (0, 0)

@@ -98,6 +98,22 @@ def usage_of(data: Any) -> tuple[int, int]:
     return prompt, completion
 
 
+def usage_in(payload: bytes, content_type: str) -> tuple[int, int]:
+    """The tokens an answer reports: a JSON body's usage, or a stream's (server-sent events;
+    the chunk that carries usage, sent when the client asks stream_options.include_usage)."""
+    if content_type.startswith("application/json"):
+        with contextlib.suppress(ValueError):
+            return usage_of(json.loads(payload))
+    elif content_type.startswith("text/event-stream") and b'"usage"' in payload:
+        for line in reversed(payload.splitlines()):
+            if line.startswith(b"data:") and b'"usage"' in line:
+                with contextlib.suppress(ValueError):
+                    found = usage_of(json.loads(line[5:]))
+                    if found != (0, 0):
+                        return found
+    return 0, 0
+
+
 class TeamRouter:
     """The routes of one team, their limits, breakers, latencies and the team's ledger."""
 
@@ -230,9 +246,8 @@ class TeamRouter:
             route.latency.add(elapsed)
             self.metrics.of(self.metrics.latency, self.team, name).observe(elapsed)
             prompt = completion = 0
-            if status < 400 and answer_type.startswith("application/json"):
-                with contextlib.suppress(ValueError):
-                    prompt, completion = usage_of(json.loads(payload))
+            if status < 400:
+                prompt, completion = usage_in(payload, answer_type)
             route.limiter.settle(estimate, prompt + completion if prompt else estimate)
             outcome = "ok" if status < 400 else "rejected"
             self.metrics.of(self.metrics.requests, *labels, outcome).inc()
