@@ -17,7 +17,7 @@ from typing import Any
 from pydantic import Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
-from hive.api.common import HiveModel, list_map
+from hive.api.common import HiveModel, SecretKeyRef, list_map
 from hive.errors import InvalidInput
 
 ENTITY = r"^[A-Z][A-Z0-9_]{1,63}$"
@@ -138,6 +138,12 @@ class PrivacySpec(HiveModel):
     )
     recognizers: list[CustomRecognizer] = Field(
         default_factory=list, max_length=32, description="The team's own entity types."
+    )
+    key_secret_ref: SecretKeyRef | None = Field(
+        default=None,
+        description="The team's key of reversible pseudonyms and hash salt (16+ bytes), given to "
+        "its agent pods as HIVE_PRIVACY__KEY; unset: each pod makes its own, so a pseudonym is "
+        "restored only by the pod that made it.",
     )
     restore_for_requester: bool = Field(
         default=True,

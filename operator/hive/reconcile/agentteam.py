@@ -507,6 +507,9 @@ def _deployment(
                     "valueFrom": {"secretKeyRef": ref},
                 }
             )
+    if team.privacy is not None and team.privacy.key_secret_ref is not None:
+        ref = {"name": team.privacy.key_secret_ref.name, "key": team.privacy.key_secret_ref.key}
+        env.append({"name": "HIVE_PRIVACY__KEY", "valueFrom": {"secretKeyRef": ref}})
     env += [dict(e) for e in pods.env]
     if pods.otlp_endpoint:
         env += [
