@@ -526,6 +526,14 @@ class AgentSettings(BaseModel):
         "time, renewing it every third of it; a replica that dies mid-run hands the run to "
         "another after at most this long.",
     )
+    work_visibility_s: float = Field(
+        default=30.0,
+        ge=1,
+        le=3600,
+        description="Agents with replicas share their tasks through a work queue in the team's "
+        "Redis (errors_redis_url); a replica renews its hold on the task it runs every third "
+        "of this, and one that dies loses its task to another after this long.",
+    )
     errors_redis_url: str | None = Field(
         default=None,
         description="Redis (redis://host:port/db) where the team's pods share their error "

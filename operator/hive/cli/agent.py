@@ -48,6 +48,8 @@ from hive.runtime.toolbox import Toolbox
 from hive.runtime.tooling.catalog import CallCounts, publish_to, reported_calls
 from hive.runtime.tracing.calls import CallMetrics, TracedCalls
 from hive.runtime.tracing.setup import Tracing, install, tracing_from
+from hive.runtime.workqueue.peers import QueuedPeer, replica_handler
+from hive.runtime.workqueue.queue import WorkQueue
 from hive.settings import Settings
 
 if TYPE_CHECKING:
@@ -201,15 +203,27 @@ def run_agent(
                     pod.claim = TeamRunLease(
                         client, namespace, team, socket.gethostname(), settings.agent.run_claim_s
                     )
+                own_queue = replica_queues(config, agent, settings, pod)  # replicas > 1
             except InvalidInput as exc:
                 await report_failure(settings, namespace, team, agent, str(exc))
                 raise
             watching = watch_faults(config, agent, injector, pod, stop)
             degrading = asyncio.create_task(parts.degradation.watch(stop))
+            consuming = None
+            if own_queue is not None:  # this replica takes its share of the agent's tasks
+                handler = replica_handler(f"http://127.0.0.1:{settings.agent.port}", 3600.0)
+                consuming = asyncio.create_task(
+                    own_queue.consume(socket.gethostname(), handler, stop)
+                )
             try:
                 await pod.serve(stop)
             finally:
                 stop.set()
+                if consuming is not None and own_queue is not None:
+                    await asyncio.gather(consuming, return_exceptions=True)
+                    await own_queue.close()
+                for queued in pod.peer_queues.values():
+                    await queued.close()
                 following.cancel()
                 await degrading
                 await toolbox.close()
@@ -250,6 +264,26 @@ def pod_cache(config: PodConfig, agent: str, settings: Settings) -> CallCache | 
         redis_url=settings.agent.errors_redis_url,
         embedder=embedder,
     )
+
+
+def replica_queues(
+    config: PodConfig, agent: str, settings: Settings, pod: AgentPod
+) -> WorkQueue | None:
+    """With the team's Redis (HIVE_AGENT__ERRORS_REDIS_URL): tasks to peers with replicas go
+    to their work queues; this agent's own queue where it has replicas itself (else None)."""
+    url = settings.agent.errors_redis_url
+    if not url:
+        return None
+    visibility = settings.agent.work_visibility_s
+    for spec in config.spec.agents:
+        if spec.replicas > 1 and spec.name != agent:
+            queue = WorkQueue(
+                url, config.namespace, config.team, spec.name, visibility_s=visibility
+            )
+            pod.peer_queues[spec.name] = QueuedPeer(queue)
+    if config.agent_spec(agent).replicas <= 1:
+        return None
+    return WorkQueue(url, config.namespace, config.team, agent, visibility_s=visibility)
 
 
 def pod_prefetch(

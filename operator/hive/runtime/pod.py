@@ -61,6 +61,7 @@ from hive.runtime.teams.team import Team, TeamResult, coordinator_of
 from hive.runtime.tools import ToolRegistry
 from hive.runtime.tracing.events import EventSpans
 from hive.runtime.tracing.runs import run_span, trace_id_of
+from hive.runtime.workqueue.peers import QueuedPeer
 
 log = logging.getLogger(__name__)
 TEAM_KEYS = (
@@ -238,6 +239,7 @@ class AgentPod:
     authority: Authority | None = None  # delegation certificates: issued, presented, checked
     signer: PeerSigner | None = None  # signs its calls to its peers
     callers: PeerVerifier | None = None  # checks who signed the calls it serves
+    peer_queues: dict[str, QueuedPeer] = field(default_factory=dict)  # peers with replicas
     recall: Recall | None = None  # its memories relevant to a task (hive.runtime.memory.team)
     # the coordinator's session (spec.memory.session): the notes of earlier runs go with the
     # goal, this run is saved to it
@@ -269,7 +271,13 @@ class AgentPod:
             url = self.config.peer_urls.get(spec.name)
             if url is None:
                 raise InvalidInput("peerUrls", f"no address for peer {spec.name!r}")
-            members[spec.name] = RemoteMember(spec, url, chain=self.chain, signer=self.signer)
+            members[spec.name] = RemoteMember(
+                spec,
+                url,
+                chain=self.chain,
+                signer=self.signer,
+                queue=self.peer_queues.get(spec.name),
+            )
         return local, members
 
     async def coordinate(

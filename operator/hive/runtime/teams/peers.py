@@ -31,6 +31,7 @@ from hive.runtime.resilience.calls import EMPTY, Call, CallKind, Chain
 from hive.runtime.teams.members import LocalMember, WorkResult
 from hive.runtime.teams.schemas import Ballot, Proposal
 from hive.runtime.tracing.propagation import inject, serving
+from hive.runtime.workqueue.peers import QueuedPeer
 
 TASK_TIMEOUT_S = 3600.0
 CALLER = web.RequestKey("caller", str)  # the agent that signed the request
@@ -222,6 +223,7 @@ class RemoteMember:
     transport: httpx.AsyncBaseTransport | None = None
     chain: Chain = EMPTY  # the middlewares every request to the peer passes
     signer: PeerSigner | None = None  # signs each request as this agent
+    queue: QueuedPeer | None = None  # a peer with replicas: its tasks go to its work queue
     _tokens: int = field(default=0)
 
     @property
@@ -242,16 +244,31 @@ class RemoteMember:
         self, path: str, body: dict[str, Any], request: dict[str, Any] | None = None
     ) -> dict[str, Any]:
         where = f"agent {self.name} at {self.url}"
+        headers = dict((request or {}).get("headers") or {})
+        content = json.dumps(body, separators=(",", ":")).encode()
+        headers["Content-Type"] = "application/json"
+        inject(headers)  # the peer's spans join this trace
+        if self.signer is not None:
+            headers[SIGNATURE] = self.signer.header("POST", path, content, self.name)
+        if self.queue is not None and path == "/v1/tasks":  # one of its replicas takes it
+            status, data = await self.queue.request(path, content, headers, self.timeout_s)
+        else:
+            status, data = await self._post_http(where, path, content, headers)
+        if status >= 400:
+            message = f"{where}: {data.get('error') or f'HTTP {status}'}"
+            if status == 503:
+                raise Unavailable(message)
+            raise ExternalFailure(message)
+        self._tokens = int(data.get("tokens") or self._tokens)
+        return data
+
+    async def _post_http(
+        self, where: str, path: str, content: bytes, headers: dict[str, str]
+    ) -> tuple[int, dict[str, Any]]:
         async with httpx.AsyncClient(
             base_url=self.url.rstrip("/"), timeout=self.timeout_s, transport=self.transport
         ) as client:
             try:
-                headers = dict((request or {}).get("headers") or {})
-                content = json.dumps(body, separators=(",", ":")).encode()
-                headers["Content-Type"] = "application/json"
-                inject(headers)  # the peer's spans join this trace
-                if self.signer is not None:
-                    headers[SIGNATURE] = self.signer.header("POST", path, content, self.name)
                 response = await client.post(path, content=content, headers=headers)
             except httpx.TransportError as exc:
                 raise Unavailable(f"{where}: unreachable ({exc.__class__.__name__})") from exc
@@ -259,13 +276,7 @@ class RemoteMember:
             data: dict[str, Any] = response.json()
         except ValueError as exc:
             raise ExternalFailure(f"{where}: HTTP {response.status_code}, not JSON") from exc
-        if response.status_code >= 400:
-            message = f"{where}: {data.get('error') or f'HTTP {response.status_code}'}"
-            if response.status_code == 503:
-                raise Unavailable(message)
-            raise ExternalFailure(message)
-        self._tokens = int(data.get("tokens") or self._tokens)
-        return data
+        return response.status_code, data
 
     async def execute(self, task: str, chain: tuple[str, ...] = ()) -> WorkResult:
         data = await self._post("/v1/tasks", {"task": task, "chain": list(chain)})
