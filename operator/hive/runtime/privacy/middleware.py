@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import threading
 from typing import Any
 
 from hive.api.privacy import Boundary
@@ -88,12 +89,17 @@ class PrivacyLogFilter(logging.Filter):
     def __init__(self, guard: Guard) -> None:
         super().__init__()
         self.guard = guard
+        self._inside = threading.local()  # a record logged while scrubbing passes as it is
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.name == "hive.audit":
+        if record.name == "hive.audit" or getattr(self._inside, "active", False):
             return True  # audit records carry counts, never values
-        message = record.getMessage()
-        scrubbed = self.guard.scrub_text(message, Boundary.LOGS, f"log:{record.name}")
+        self._inside.active = True
+        try:
+            message = record.getMessage()
+            scrubbed = self.guard.scrub_text(message, Boundary.LOGS, f"log:{record.name}")
+        finally:
+            self._inside.active = False
         if scrubbed != message:
             record.msg, record.args = scrubbed, None
         return True
