@@ -20,8 +20,9 @@ from hive.api.toolversion import DiscoveredTool, ImplementationKind, ToolVersion
 from hive.reconcile.conditions import condition, merge_conditions
 
 CONDITION = "ServerReachable"
-# the status fields the session owns: left out of what the ToolVersion reconcile applies
-SESSION_FIELDS = ("discoveredTools", "functionCount")
+# the status fields the session owns: left out of what the ToolVersion reconcile applies (the
+# session also writes functionCount, which the reconcile leaves unset for kind mcp)
+SESSION_FIELDS = ("discoveredTools",)
 
 
 class Reason:
