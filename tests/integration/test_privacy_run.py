@@ -102,6 +102,7 @@ def test_raw_values_reach_neither_model_nor_memory_nor_logs(tmp_path: Path) -> N
     assert email_pseudonym in sent  # the model could still address the customer
     assert "<CREDIT_CARD>" in memory
     assert f"I confirmed to {EMAIL}" in run.stdout  # restored for the requester
+    assert "in clear: none" in run.stdout  # the run's summary
     records = [
         json.loads(line)
         for line in (tmp_path / "audit" / "local.run.audit.jsonl").read_text().splitlines()

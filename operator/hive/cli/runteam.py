@@ -303,6 +303,7 @@ async def run_team(
                 result.task = asked  # the report names the task as given
                 if privacy is not None:  # pseudonyms back, for the requester only
                     result.output = privacy.restore(result.output)
+                    console.print(f"[dim]privacy: {privacy.summary()}[/]")
                 if memory is not None:
                     await save_session(memory, result, bus, started, model, console)
             finally:

@@ -109,6 +109,25 @@ class Guard:
             return type(value)(self.scrub(v, boundary, source) for v in value)
         return value
 
+    def summary(self) -> str:
+        """One line for the run's report: what was found, how it was handled, what went out in
+        clear (strategy allow)."""
+        rows = self.ledger.rows()
+        if not rows:
+            return "no personal data found"
+        entities: Counter[str] = Counter()
+        strategies: Counter[str] = Counter()
+        clear: Counter[str] = Counter()
+        for row in rows:
+            entities[row["entity"]] += row["count"]
+            strategies[row["strategy"]] += row["count"]
+            if row["strategy"] == Strategy.ALLOW.value:
+                clear[f"{row['boundary']}:{row['source']}"] += row["count"]
+        found = ", ".join(f"{e} {n}" for e, n in entities.most_common())
+        handled = ", ".join(f"{s} {n}" for s, n in strategies.most_common())
+        out = ", ".join(f"{d} {n}" for d, n in clear.most_common()) or "none"
+        return f"{entities.total()} found ({found}); handled: {handled}; in clear: {out}"
+
     def restore(self, text: str) -> str:
         """Pseudonyms in `text` back to their values: for the run's requester only."""
         if not self.spec.restore_for_requester:
