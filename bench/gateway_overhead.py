@@ -12,7 +12,8 @@ the same server with the same HTTP client:
   breakers and accounting every call through the gateway pays, beside a direct aiohttp POST
   (the client the router itself uses);
 * hive gateway (server): `hive gateway serve` as its own process, called over HTTP; its
-  overhead includes the extra loopback hop and the server's parsing;
+  overhead includes the extra loopback hop and the server's parsing; the line below it is the
+  part spent in the gateway's handler (its Server-Timing header: its time less its route's);
 * LiteLLM Router (in process): ``Router.acompletion`` with the same two deployments (same
   model group, default shuffle strategy, its cooldowns on), beside a direct call with the
   OpenAI SDK client it uses underneath.
@@ -152,11 +153,23 @@ async def hive_rows(first: str, second: str, requests: int) -> list[str]:
                     ) as response:
                         assert response.status == 200, await response.text()
                         await response.read()
+                        timing = dict(
+                            part.strip().split(";dur=")
+                            for part in response.headers["Server-Timing"].split(",")
+                        )
+                        inside.append((float(timing["gateway"]) - float(timing["route"])) / 1000)
 
+                inside: list[float] = []
                 direct_seconds, gateway_seconds = await paired(
                     direct_again, through_gateway, requests
                 )
                 out.append(row("hive gateway (server process)", gateway_seconds, direct_seconds))
+                inside = inside[-requests:]  # the measured calls, not the warm-up
+                out.append(
+                    f"{'  of which in its handler':<32} p50 {statistics.median(inside) * 1e6:7.0f}"
+                    f" us  p90 {percentile(inside, 0.9) * 1e6:7.0f} us  (Server-Timing: the "
+                    "gateway's time less its route's; the rest is the extra hop and scheduling)"
+                )
         finally:
             server.terminate()
             server.wait(10)

@@ -148,6 +148,7 @@ def test_a_failing_route_falls_back_and_cools_down(
         answer = chat(gateway, "fallback")
         assert answer.status_code == 200, answer.text
         assert answer.headers["X-Hive-Route"] == "slow"
+        assert "route;dur=" in answer.headers["Server-Timing"]
         assert answer.json()["choices"][0]["message"]["content"].startswith("slow:")
     # two failures open the failing route's breaker: the next calls go to the slow route only
     assert len(arrivals(servers["failing"], "fallback-failing")) == 2

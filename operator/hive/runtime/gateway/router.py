@@ -61,6 +61,7 @@ class Answer:
     content_type: str
     route: str
     cost: float = 0.0
+    route_seconds: float = 0.0  # the route's own time (request sent to answer read)
 
 
 @dataclass
@@ -252,7 +253,7 @@ class TeamRouter:
             outcome = "ok" if status < 400 else "rejected"
             self.metrics.of(self.metrics.requests, *labels, outcome).inc()
             cost = self.ledger.record(agent, model, route.spec, prompt, completion)
-            return Answer(status, payload, answer_type, name, cost)
+            return Answer(status, payload, answer_type, name, cost, elapsed)
         if status == 429:
             seconds = self.breakers.settings.open_duration_s
             if retry_after:
