@@ -98,3 +98,22 @@ def test_the_command_prints_the_counterexample_and_exits_non_zero(tmp_path: Path
     )
     assert verified.exit_code == 0, verified.output
     assert json.loads(verified.output)["outcome"] == "verified"
+
+
+def test_the_command_shows_reachability_with_its_proofs(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        cli,
+        [
+            "verify",
+            str(REPO / "examples" / "hierarchical.yaml"),
+            "--reachability",
+            "--out",
+            str(tmp_path),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "lead reaches: researcher, writer, brief-model" in result.output
+    assert "[proved] no pod outside team brief" in result.output
+    assert "[proved] writer's ServiceAccount can change no API object but brief's status" in (
+        result.output
+    )

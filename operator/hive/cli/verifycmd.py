@@ -22,8 +22,10 @@ from hive.errors import InvalidInput
 from hive.settings import get_settings
 from hive.verify.certproof import certificate_proofs
 from hive.verify.check import EXPLAINED, VerifyReport, verify_spec
+from hive.verify.reachability import reachability
 
 EXIT = {"verified": 0, "refused": 1, "unknown": 3}
+ORDER = ["verified", "unknown", "refused"]
 
 
 def team_mapping(path: Path) -> dict[str, Any]:
@@ -71,6 +73,29 @@ def render(report: VerifyReport, admission: str | None) -> str:
     return "\n".join(lines)
 
 
+def overall(outcomes: set[str]) -> str:
+    if "refuted" in outcomes:
+        return "refused"
+    return "unknown" if "unknown" in outcomes else "verified"
+
+
+def reachability_lines(path: Path, spec: dict[str, Any]) -> tuple[list[str], str]:
+    docs = [d for d in documents(path) if isinstance(d, dict) and "spec" in d]
+    meta = (docs[0].get("metadata") if docs else None) or {}
+    name, namespace = str(meta.get("name") or "team"), str(meta.get("namespace") or "default")
+    lines = [f"reachability of team {name} in {namespace} (Z3, the operator's objects):"]
+    outcomes = set()
+    for agent in reachability(spec, name, namespace):
+        lines.append(f"  {agent.agent} reaches: {', '.join(agent.peers) or 'no peer'}")
+        lines += [f"    and {endpoint}" for endpoint in agent.endpoints]
+        for proof in agent.proofs:
+            outcomes.add(proof.outcome)
+            lines.append(f"    [{proof.outcome}] {proof.statement}")
+            if proof.counterexample:
+                lines.append(f"      counterexample: {proof.counterexample}")
+    return lines, overall(outcomes)
+
+
 def certificate_lines() -> tuple[list[str], str]:
     proofs = certificate_proofs()
     lines = ["delegation certificates (Z3, over all grants):"]
@@ -99,6 +124,13 @@ def certificate_lines() -> tuple[list[str], str]:
     is_flag=True,
     help="Also prove with Z3 that no delegation-certificate chain widens its root grant.",
 )
+@click.option(
+    "--reachability",
+    "reach",
+    is_flag=True,
+    help="Also show with Z3 which peers and endpoints each agent reaches, prove that no pod "
+    "outside the team reaches it and that its ServiceAccount changes nothing but the status.",
+)
 @one_line_errors
 def verify(
     team_file: Path | None,
@@ -106,6 +138,7 @@ def verify(
     time_limit: float | None,
     as_json: bool,
     certificates: bool,
+    reach: bool,
 ) -> None:
     """Model-check a team's protocol: it terminates, cannot loop, keeps its bounds and budget."""
     if team_file is None and not certificates:
@@ -120,8 +153,12 @@ def verify(
     if time_limit is not None:
         settings = settings.model_copy(update={"time_limit_s": time_limit})
     spec = team_mapping(team_file)
+    if reach:
+        lines, reached = reachability_lines(team_file, spec)
+        click.echo("\n".join(lines))
+        proofs = (proofs[0], max(proofs[1], reached, key=ORDER.index))
     workdir = out or Path(tempfile.mkdtemp(prefix="hive-verify-"))
     report = verify_spec(spec, workdir, settings)
     click.echo(report.to_json() if as_json else render(report, admission_problem(spec)))
-    worst = max(report.outcome, proofs[1], key=["verified", "unknown", "refused"].index)
+    worst = max(report.outcome, proofs[1], key=ORDER.index)
     raise SystemExit(EXIT[worst])
