@@ -3,9 +3,9 @@
 ``python -m tests.gateway_models --name slow --delay 0.3`` serves the OpenAI chat-completions
 and embeddings APIs on loopback, answering every request (unlike tests/scripted_model.py, whose
 replies are a finite script and never late) after ``--delay`` seconds, or with ``--status``
-(e.g. 503 or 429) instead. It prints its base URL as its first line. ``GET /v1/requests`` tells
-when (the server's monotonic clock) each request arrived and which model it named, so a test
-can count requests over time windows.
+(e.g. 503, or 429 with Retry-After: 120) instead. It prints its base URL as its first line.
+``GET /v1/requests`` tells when (the server's monotonic clock) each request arrived and which
+model it named, so a test can count requests over time windows.
 """
 
 from __future__ import annotations
@@ -36,8 +36,10 @@ def app(name: str, delay: float, status: int | None) -> web.Application:
         arrivals.append({"at": time.monotonic(), "model": body.get("model"), "path": "chat"})
         if delay:
             await asyncio.sleep(delay)
-        if status is not None:
-            return web.json_response({"error": {"message": f"{name} fails"}}, status=status)
+        if status is not None:  # a 429 says when to come back, as OpenAI's API does
+            headers = {"Retry-After": "120"} if status == 429 else None
+            error = {"error": {"message": f"{name} fails"}}
+            return web.json_response(error, status=status, headers=headers)
         last = str((body.get("messages") or [{}])[-1].get("content"))
         message = {"role": "assistant", "content": f"{name}: {last[:40]}"}
         usage = {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}

@@ -37,8 +37,9 @@ def servers() -> Iterator[dict[str, ModelProcess]]:
         model_process("failing", status=503) as failing,
         model_process("slow", delay=0.3) as slow,
         model_process("quick") as quick,
+        model_process("busy", status=429) as busy,
     ):
-        yield {"failing": failing, "slow": slow, "quick": quick}
+        yield {"failing": failing, "slow": slow, "quick": quick, "busy": busy}
 
 
 @pytest.fixture(scope="module")
@@ -47,6 +48,15 @@ def gateway(
 ) -> Iterator[str]:
     failing, slow, quick = servers["failing"], servers["slow"], servers["quick"]
     teams = {
+        "busy": {
+            "model": "m",
+            "gateway": {
+                "routes": [
+                    route("busy", servers["busy"], "busy-busy"),
+                    route("quick", quick, "busy-quick", priority=1),
+                ]
+            },
+        },
         "fallback": {
             "model": "m",
             "breaker": BREAKER,
@@ -153,6 +163,15 @@ def test_a_failing_route_falls_back_and_cools_down(
     # two failures open the failing route's breaker: the next calls go to the slow route only
     assert len(arrivals(servers["failing"], "fallback-failing")) == 2
     assert len(arrivals(servers["slow"], "fallback-slow")) == 5
+
+
+def test_a_429_cools_the_route_down_at_once(gateway: str, servers: dict[str, ModelProcess]) -> None:
+    for _ in range(3):
+        answer = chat(gateway, "busy")
+        assert answer.status_code == 200
+        assert answer.headers["X-Hive-Route"] == "quick"
+    # one 429 is enough: the route gets nothing more within its Retry-After (120 s)
+    assert len(arrivals(servers["busy"], "busy-busy")) == 1
 
 
 def test_least_latency_picks_the_quicker_route_once_both_are_measured(gateway: str) -> None:
