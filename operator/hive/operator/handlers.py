@@ -36,7 +36,7 @@ from hive.operator.metrics import RECONCILE_SECONDS, RECONCILES
 from hive.operator.others import reconcile_policy, reconcile_store, reconcile_tool
 from hive.operator.queue import Coalescer
 from hive.operator.state import STATE
-from hive.operator.teams import forget, reconcile_team
+from hive.operator.teams import reconcile_team
 from hive.operator.vault import forget_team, store_for, sweep
 from hive.reconcile.agentteam import breakers_open
 from hive.reconcile.capability import capability_settled
@@ -145,7 +145,7 @@ async def agent_team_event(
     store = store_for(STATE.require_settings())
     if type == "DELETED":
         _seen_tool_calls.pop(uid, None)
-        forget(uid)
+        TEAMS.request(namespace, name)  # it finds the team gone and drops what it held for it
     if type == "DELETED" and store is not None:  # its Vault names go; never holds the deletion
         _spawn(forget_team(store, namespace, name))
     if type != "DELETED":

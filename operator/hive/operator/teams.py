@@ -71,8 +71,11 @@ log = logging.getLogger(__name__)
 
 
 VAULT_RECHECK_S = 10.0  # a team waiting for Vault is tried again this often
-_pruned: dict[str, int] = {}  # team uid -> generation whose surplus children were pruned
+TeamKey = tuple[str, str]  # namespace, name
+_pruned: dict[TeamKey, int] = {}  # team -> generation whose surplus children were pruned
+_uids: dict[TeamKey, str] = {}  # team -> uid of the team of that name last reconciled
 track("pruned teams", lambda: len(_pruned))
+track("team uids", lambda: len(_uids))
 
 
 # teams created later than this (the API server's clock may differ a little) were seen whole
@@ -89,10 +92,14 @@ def _new_since_start(meta: dict[str, Any], generation: int) -> bool:
         return False
 
 
-def forget(uid: str) -> None:
-    """Drop what is held for a deleted team."""
-    _pruned.pop(uid, None)
-    STATE.children.forget_owner(uid)
+def _forget(key: TeamKey) -> None:
+    """Drop what is held for a team that is gone. Its reconcile does it when it finds the team
+    gone: runs of one team never overlap, so one that was under way when the team went (and
+    applied a child again) has ended by then."""
+    _pruned.pop(key, None)
+    uid = _uids.pop(key, None)
+    if uid is not None:
+        STATE.children.forget_owner(uid)
 
 
 def _referenced_policies(spec: dict[str, Any]) -> set[str]:
@@ -259,9 +266,14 @@ async def reconcile_team(namespace: str, name: str) -> TeamPlan | None:
     settings = STATE.require_settings()
     client = STATE.client()
     team = await get_hive_object(client, "AgentTeam", namespace, name)
+    key = (namespace, name)
     if team is None or team["metadata"].get("deletionTimestamp"):
+        _forget(key)
         return None
     meta, spec = team["metadata"], team.get("spec") or {}
+    if _uids.get(key) != meta["uid"]:  # a team of this name that went before this one
+        _forget(key)
+        _uids[key] = meta["uid"]
     owner = Owner("AgentTeam", name, namespace, meta["uid"], meta.get("generation", 0))
     labels = {TEAM_LABEL: name, "app.kubernetes.io/managed-by": MANAGED_BY}
     now = dt.datetime.now(dt.UTC)
@@ -352,21 +364,25 @@ async def reconcile_team(namespace: str, name: str) -> TeamPlan | None:
     await apply_objects(
         client, [c for c in plan.children if c["kind"] != "Deployment"], cache=cache
     )
-    await apply_objects(
-        client, [c for c in plan.children if c["kind"] == "Deployment"], cache=cache
-    )
+    # A Deployment the list above did not find (deleted, or its labels edited away, which
+    # hides it from the watch too) is applied whatever the watch last said.
+    wanted_deployments = [c for c in plan.children if c["kind"] == "Deployment"]
+    for deployment in wanted_deployments:
+        if deployment["metadata"]["name"] not in deployments:
+            cache.forget(deployment)
+    await apply_objects(client, wanted_deployments, cache=cache)
     # Children only become surplus when the spec changes (an agent removed), so pruning, which
     # lists seven kinds, runs once per generation in this process, and again after a restart
     # (another version of the operator may have made other children); never for a team made
     # after this process started and never changed: all it has, this process made for it.
     if (
         plan.prune
-        and _pruned.get(meta["uid"]) != owner.generation
+        and _pruned.get(key) != owner.generation
         and not _new_since_start(meta, owner.generation)
     ):
         keep = {(c["kind"], c["metadata"]["name"]) for c in plan.children}
         gone = await prune(client, namespace, labels, meta["uid"], keep, CHILD_KINDS)
-        _pruned[meta["uid"]] = owner.generation
+        _pruned[key] = owner.generation
         if gone:
             log.info("AgentTeam %s/%s: pruned %s", namespace, name, ", ".join(gone))
     desired = operator_status(plan)
