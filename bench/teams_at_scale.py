@@ -9,12 +9,12 @@ the requests the operator sends in a resync of the unchanged teams (its
 hive_kube_requests_total), times the repair of a ConfigMap deleted by hand and single teams
 (one agent, then ten) applied one at a time on the warm cluster, then kills the operator
 (SIGKILL), changes every team's spec while it is down, starts it again and measures how long
-until every team is Ready at its new generation. Last, with the operator stopped, the floor: exactly the children the operator makes for the
-same teams (planned by the same builder, without their owner references so that the garbage
-collector leaves them be) created by a plain client, 32 at a time, in a namespace of their own,
-until every Deployment is available; and the same for one 10-agent team alone. The operator's
-times are printed as ratios of that floor.
-Prints one summary line per figure, and the load average.
+until every team is Ready at its new generation. Last, with the operator stopped, the floor:
+exactly the children the operator makes for the same teams (planned by the same builder,
+without their owner references so that the garbage collector leaves them be) created by a
+plain client, 32 at a time, in a namespace of their own, until every Deployment is available;
+and the same for one 10-agent team alone. The operator's times are printed as ratios of that
+floor. Prints one summary line per figure, and the load average.
 """
 
 from __future__ import annotations
