@@ -18,6 +18,8 @@ from typing import Any
 import pytest
 import redis
 
+from hive.api.agentteam import AgentStatus
+from hive.runtime.teams.progress import ProgressTracker
 from hive.runtime.workqueue.queue import Handler, WorkQueue
 from tests.support import redis_server
 
@@ -128,4 +130,34 @@ async def test_replicas_in_one_process_share_the_queue(redis_url: str) -> None:
     assert sum(recorded) == 20
     assert sorted(ran["a"] + ran["b"]) == list(range(20))
     assert await queue.depth() == 0
+    await queue.close()
+
+
+class Reported:
+    def __init__(self) -> None:
+        self.statuses: list[AgentStatus] = []
+
+    async def report(self, status: AgentStatus) -> None:
+        self.statuses.append(status)
+
+
+async def test_the_queue_depth_is_in_the_agents_status_entry(redis_url: str) -> None:
+    queue = WorkQueue(redis_url, "default", "research", "writer")
+    sink = Reported()
+    tracker = ProgressTracker("writer", None, sink, lambda: 0, queue_depth=queue.depth)
+    for n in range(3):
+        await queue.submit(f"t{n}", {"n": n})
+    await tracker.report()
+    assert sink.statuses[-1].queue_depth == 3
+    stop = asyncio.Event()
+
+    async def run(payload: dict[str, Any]) -> int:
+        if payload["n"] == 2:
+            stop.set()
+        return int(payload["n"])
+
+    await queue.consume("writer-0", run, stop)
+    await tracker.report()
+    assert sink.statuses[-1].queue_depth == 0
+    assert ProgressTracker("solo", None, sink, lambda: 0).status().queue_depth is None
     await queue.close()

@@ -906,6 +906,12 @@ class AgentStatus(HiveModel):
         default=None,
         description="The capability level the agent works at (full, reduced, minimal) and why.",
     )
+    queue_depth: int | None = Field(
+        default=None,
+        ge=0,
+        description="An agent with replicas: tasks in its work queue not yet done (as its "
+        "replica last read it); none without replicas.",
+    )
 
 
 class RunOutcome(StrEnum):

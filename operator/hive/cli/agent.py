@@ -204,6 +204,8 @@ def run_agent(
                         client, namespace, team, socket.gethostname(), settings.agent.run_claim_s
                     )
                 own_queue = replica_queues(config, agent, settings, pod)  # replicas > 1
+                if own_queue is not None:
+                    pod.queue_depth = own_queue.depth  # in its status entry, each report
             except InvalidInput as exc:
                 await report_failure(settings, namespace, team, agent, str(exc))
                 raise

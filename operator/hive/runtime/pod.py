@@ -20,7 +20,7 @@ import asyncio
 import datetime as dt
 import functools
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -240,6 +240,7 @@ class AgentPod:
     signer: PeerSigner | None = None  # signs its calls to its peers
     callers: PeerVerifier | None = None  # checks who signed the calls it serves
     peer_queues: dict[str, QueuedPeer] = field(default_factory=dict)  # peers with replicas
+    queue_depth: Callable[[], Awaitable[int]] | None = None  # its own work queue's, if any
     recall: Recall | None = None  # its memories relevant to a task (hive.runtime.memory.team)
     # the coordinator's session (spec.memory.session): the notes of earlier runs go with the
     # goal, this run is saved to it
@@ -470,6 +471,7 @@ class AgentPod:
             resilience=self.resilience,
             team_patterns=self.config.is_coordinator,
             tool_calls=self.tool_calls,
+            queue_depth=self.queue_depth,
         )
         reporting = asyncio.create_task(tracker.run(self.bus, stop))
         try:

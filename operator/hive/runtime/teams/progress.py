@@ -15,7 +15,7 @@ import datetime as dt
 import logging
 import math
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from hive.api.agentteam import (
     AgentPhase,
@@ -61,6 +61,7 @@ class ProgressTracker:
         resilience: ResilienceReport | None = None,
         team_patterns: bool = False,
         tool_calls: Callable[[], list[ToolCallCount]] | None = None,
+        queue_depth: Callable[[], Awaitable[int]] | None = None,
     ) -> None:
         self.name = name
         self.role = role
@@ -72,6 +73,8 @@ class ProgressTracker:
         self.resilience = resilience  # its circuit breakers and the team's error patterns
         self.team_patterns = team_patterns  # the coordinator reports the team's error patterns
         self.tool_calls = tool_calls  # its calls per tool version (ToolVersion consumers)
+        self.queue_depth = queue_depth  # with replicas: its work queue's depth, read each report
+        self.depth: int | None = None
         self.error_patterns: list[ErrorPatternStatus] = []
         self.active = 0
         self.completed = 0
@@ -131,6 +134,7 @@ class ProgressTracker:
             capability=self.resilience.capability if self.resilience else None,
             error_patterns=self.error_patterns,
             tool_calls=self.tool_calls() if self.tool_calls else [],
+            queue_depth=self.depth,
         )
 
     async def report(self, phase: AgentPhase | None = None) -> None:
@@ -139,6 +143,11 @@ class ProgressTracker:
                 self.error_patterns = await self.resilience.error_patterns()
             except Exception as exc:  # the store is help, not a reason to stop reporting
                 log.warning("error patterns of the team not read: %s", exc)
+        if self.queue_depth is not None:
+            try:
+                self.depth = await self.queue_depth()
+            except Exception as exc:
+                log.warning("work queue depth not read: %s", exc)
         try:
             await self.sink.report(self.status(phase))
             self.reports += 1
