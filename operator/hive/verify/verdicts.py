@@ -95,9 +95,7 @@ class Verifier:
         desired = verified_condition(report, problem, generation=generation, now=now)
         before = [c for c in previous_conditions(previous) if c.type == VERIFIED]
         kept = [c for c in status.conditions if c.type != VERIFIED]
-        return status.model_copy(
-            update={"conditions": kept + merge_conditions(before, [desired])}
-        )
+        return status.model_copy(update={"conditions": kept + merge_conditions(before, [desired])})
 
     def _start(
         self, digest: str, protocol: TeamProtocol, where: tuple[str, str], settings: VerifySettings
