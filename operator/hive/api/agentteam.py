@@ -676,8 +676,18 @@ class CacheSpec(HiveModel):
         description="The team's model answers the same request the same way (temperature 0 "
         "on the server): reuse every answer. false: only requests at temperature 0 or seeded.",
     )
-    memory_mib: int = Field(default=64, ge=1, le=4096, description="L1 size per agent, MiB.")
-    disk_mib: int = Field(default=512, ge=1, le=65536, description="L2 size per agent, MiB.")
+    memory_mib: int = Field(
+        default=16,
+        ge=1,
+        le=4096,
+        description="L1 size per agent, MiB (within the agent's memory limit).",
+    )
+    disk_mib: int = Field(
+        default=256,
+        ge=1,
+        le=65536,
+        description="L2 size per agent, MiB (the agent pod's /tmp grows by as much).",
+    )
     semantic: SemanticCacheSpec | None = Field(
         default=None, description="Reuse answers of similar conversations too (opt-in)."
     )

@@ -471,6 +471,11 @@ def agent_capabilities(team: AgentTeamSpec) -> JSON:
     return {"drop": ["ALL"]}
 
 
+def tmp_mib(team: AgentTeamSpec) -> int:
+    """An agent pod's /tmp (an emptyDir): 64 MiB, and its L2 cache's size with spec.cache."""
+    return 64 + (team.cache.disk_mib if team.cache is not None else 0)
+
+
 def _deployment(
     owner: Owner,
     team: AgentTeamSpec,
@@ -602,7 +607,7 @@ def _deployment(
                     ]
                 },
             },
-            {"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}},
+            {"name": "tmp", "emptyDir": {"sizeLimit": f"{tmp_mib(team)}Mi"}},
         ],
     }
     if policy is not None:
