@@ -222,6 +222,7 @@ def test_embeddings_presets_models_and_metrics(gateway: str) -> None:
     assert translated.status_code == 200
     streamed = chat(gateway, "services", "piece by piece", stream=True)
     assert streamed.headers["Content-Type"].startswith("text/event-stream")
+    assert streamed.headers["Transfer-Encoding"] == "chunked"  # passed on as it comes
     assert "piece by piece" in streamed.text
     usage = httpx.get(f"{gateway}/teams/services/usage", timeout=10).json()
     # embeddings 3, the translation 10, the stream 10 (read from its usage chunk)

@@ -62,6 +62,10 @@ class Answer:
     route: str
     cost: float = 0.0
     route_seconds: float = 0.0  # the route's own time (request sent to answer read)
+    # a stream: the route's response, passed on as it comes; `done` gets its last bytes
+    # (where the usage chunk is) once it has been passed on, and counts its tokens
+    stream: aiohttp.ClientResponse | None = None
+    done: Callable[[bytes], None] | None = None
 
 
 @dataclass
@@ -221,18 +225,22 @@ class TeamRouter:
                 ("application/json"),
             )
         url = route.url_base + (path or SERVICE_PATHS[service])
+        streaming = raw is None and bool(body.get("stream"))
+        handed = False  # a stream's response goes to the server to pass on as it comes
         started = self.clock()
         try:
-            async with self.session().post(
-                url,
-                data=data,
-                headers={"Content-Type": content_type},
-                timeout=route.timeout,
-            ) as response:
-                payload = await response.read()
+            response = await self.session().post(
+                url, data=data, headers={"Content-Type": content_type}, timeout=route.timeout
+            )
+            try:
                 status = response.status
                 retry_after = response.headers.get("Retry-After")
                 answer_type = response.headers.get("Content-Type", "application/json")
+                handed = streaming and status < 400
+                payload = b"" if handed else await response.read()
+            finally:
+                if not handed:
+                    response.release()
         except TimeoutError:
             self._failed(route, permit, started, timed_out=True)
             self.metrics.of(self.metrics.requests, *labels, "timeout").inc()
@@ -242,6 +250,18 @@ class TeamRouter:
             self.metrics.of(self.metrics.requests, *labels, "error").inc()
             return f"unreachable ({exc.__class__.__name__})"
         elapsed = self.clock() - started
+        if handed:  # the route answered: its latency is the time to its first bytes
+            breaker.record(permit, False, self.clock())
+            route.latency.add(elapsed)
+            self.metrics.of(self.metrics.latency, self.team, name).observe(elapsed)
+
+            def done(tail: bytes) -> None:
+                prompt, completion = usage_in(tail, answer_type)
+                route.limiter.settle(estimate, prompt + completion if prompt else estimate)
+                self.metrics.of(self.metrics.requests, *labels, "ok").inc()
+                self.ledger.record(agent, model, route.spec, prompt, completion)
+
+            return Answer(status, b"", answer_type, name, 0.0, elapsed, response, done)
         if status < 400 or status in CLIENT_FAULT:
             breaker.record(permit, False if status < 400 else None, self.clock())
             route.latency.add(elapsed)

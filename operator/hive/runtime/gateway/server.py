@@ -6,7 +6,9 @@ hive.runtime.gateway.presets), ``POST /teams/T/v1/embeddings``,
 ``POST /teams/T/v1/audio/{transcriptions,speech}`` (passed as they are to a route that declares
 speech), ``GET /teams/T/v1/models``, ``GET /teams/T/usage`` (the team's usage as its status
 shows it), ``GET /metrics`` (Prometheus) and ``GET /healthz``. The caller's agent is the OpenAI
-``user`` field (Hive's agents send their name there). A call the router gives up on is answered
+``user`` field (Hive's agents send their name there). A streamed answer (``stream: true``)
+is passed on as the route sends it: the route is chosen, and falls back, before its first
+byte, and its usage chunk is counted once it has passed. A call the router gives up on is answered
 in OpenAI's error shape: 402 over the spend limit, 429 when every route is rate-limited, 503
 when every route failed.
 """
@@ -31,12 +33,13 @@ from hive.errors import HiveError, InvalidInput
 from hive.runtime.gateway import presets
 from hive.runtime.gateway.accounting import GatewayMetrics
 from hive.runtime.gateway.config import GatewayConfig
-from hive.runtime.gateway.router import TeamRouter, route_error_status
+from hive.runtime.gateway.router import Answer, TeamRouter, route_error_status
 from hive.runtime.resilience.wiring import breaker_settings
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 Report = Callable[[str, dict[str, Any]], Awaitable[None]]  # (team, its status.usage)
 log = logging.getLogger(__name__)
+STREAM_TAIL_BYTES = 8192  # the end of a stream kept for its usage chunk
 
 
 def error_response(status: int, message: str, kind: str) -> web.Response:
@@ -137,6 +140,8 @@ class GatewayServer:
         except HiveError as exc:
             kind = "budget_exceeded" if route_error_status(exc) == 402 else type(exc).__name__
             return error_response(route_error_status(exc), exc.message, kind)
+        if answer.stream is not None:
+            return await self._pass_on(request, answer)
         return web.Response(
             status=answer.status,
             body=answer.body,
@@ -150,6 +155,30 @@ class GatewayServer:
                 f"route;dur={answer.route_seconds * 1000:.3f}",
             },
         )
+
+    async def _pass_on(self, request: web.Request, answer: Answer) -> web.StreamResponse:
+        """A streamed answer, written to the client as the route sends it."""
+        assert answer.stream is not None
+        out = web.StreamResponse(
+            status=answer.status,
+            headers={
+                "Content-Type": answer.content_type,
+                "X-Hive-Route": answer.route,
+                "Server-Timing": f"route;dur={answer.route_seconds * 1000:.3f}",
+            },
+        )
+        tail = b""
+        try:
+            await out.prepare(request)
+            async for chunk in answer.stream.content.iter_any():
+                await out.write(chunk)
+                tail = (tail + chunk)[-STREAM_TAIL_BYTES:]
+            await out.write_eof()
+        finally:
+            answer.stream.release()
+            if answer.done is not None:
+                answer.done(tail)
+        return out
 
     async def chat(self, request: web.Request) -> web.StreamResponse:
         return await self._serve(request, Service.CHAT)
