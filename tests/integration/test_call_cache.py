@@ -152,3 +152,39 @@ async def test_a_similar_conversation_is_a_semantic_hit_marked_in_the_metadata(
         assert other.content == "Photosynthesis."
         assert "cache" not in other.metadata
         assert len(served.requests) == 2
+
+
+async def test_pods_of_a_team_compute_a_key_once_between_them(
+    two_pods: tuple[MultiLevelCache, MultiLevelCache],
+) -> None:
+    first, second = two_pods
+    computed: list[str] = []
+    computing, refused, release = asyncio.Event(), asyncio.Event(), asyncio.Event()
+    shared = second.shared
+    assert shared is not None
+    claim = shared.claim
+
+    async def noted_claim(key: str, hold_s: float) -> bool:
+        claimed = await claim(key, hold_s)
+        if not claimed:
+            refused.set()  # the first pod holds it: the second waits for its value
+        return claimed
+
+    shared.claim = noted_claim  # type: ignore[method-assign]
+
+    async def slow(pod: str) -> bytes:
+        computed.append(pod)
+        computing.set()
+        await release.wait()
+        return b"answer"
+
+    one = asyncio.create_task(first.get_or_compute("shared", lambda: slow("first"), 60))
+    await asyncio.wait_for(computing.wait(), 10)
+    other = asyncio.create_task(second.get_or_compute("shared", lambda: slow("second"), 60))
+    await asyncio.wait_for(refused.wait(), 10)
+    release.set()
+    assert await one == (b"answer", "miss")
+    assert await other == (b"answer", "l3")
+    assert computed == ["first"]
+    assert second.stats.joined == 1
+    assert second.stats.computed == 0

@@ -88,5 +88,16 @@ class RedisLevel:
     async def set(self, key: str, value: bytes, ttl_s: float) -> None:
         await self.client.set(self.prefix + key, value, px=max(1, int(ttl_s * 1000)))
 
+    async def claim(self, key: str, hold_s: float) -> bool:
+        """Whether this pod computes `key` (no other pod of the team claimed it within
+        `hold_s`): the cross-pod half of single flight."""
+        claimed = await self.client.set(
+            f"{self.prefix}computing:{key}", b"1", nx=True, px=max(1, int(hold_s * 1000))
+        )
+        return bool(claimed)
+
+    async def release(self, key: str) -> None:
+        await self.client.delete(f"{self.prefix}computing:{key}")
+
     async def close(self) -> None:
         await self.client.aclose()

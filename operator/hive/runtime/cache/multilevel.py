@@ -11,7 +11,7 @@ from typing import Any
 
 from prometheus_client import Counter
 
-from hive.runtime.cache.levels import Level
+from hive.runtime.cache.levels import Level, RedisLevel
 
 CACHE_LOOKUPS = Counter(
     "hive_cache_lookups_total",
@@ -74,9 +74,14 @@ class CacheStats:
 class MultiLevelCache:
     """Levels from the nearest (L1) to the farthest (L3)."""
 
-    def __init__(self, levels: Sequence[Level], *, fill_ttl_s: float = 300.0) -> None:
+    def __init__(
+        self, levels: Sequence[Level], *, fill_ttl_s: float = 300.0, claim_s: float = 30.0
+    ) -> None:
         self.levels = list(levels)
         self.fill_ttl_s = fill_ttl_s  # how long upper levels keep a value a lower one had
+        # with a shared level, how long another pod's claim on a key is waited for at most
+        self.claim_s = claim_s
+        self.shared = next((lv for lv in self.levels if isinstance(lv, RedisLevel)), None)
         self.stats = CacheStats()
         self._inflight: dict[str, asyncio.Future[bytes | None]] = {}
         self._counters = {
@@ -122,7 +127,8 @@ class MultiLevelCache:
     ) -> tuple[bytes | None, str]:
         """The cached value and its level, else `compute()`'s (stored at every level unless
         None) and ``"miss"``. Concurrent callers of one key share one computation; its
-        failure is raised to each of them and nothing is stored."""
+        failure is raised to each of them and nothing is stored. With a shared level (Redis),
+        a key another pod claimed is waited for there (up to `claim_s`) instead of computed."""
         found = await self.get(key)
         if found is not None:
             return found
@@ -133,10 +139,18 @@ class MultiLevelCache:
         future: asyncio.Future[bytes | None] = asyncio.get_running_loop().create_future()
         self._inflight[key] = future
         try:
+            from_pod = await self._wait_for_other_pod(key)
+            if from_pod is not None:
+                future.set_result(from_pod[0])
+                return from_pod
             self.stats.computed += 1
-            value = await compute()
-            if value is not None:
-                await self.set(key, value, ttl_s)
+            try:
+                value = await compute()
+                if value is not None:
+                    await self.set(key, value, ttl_s)
+            finally:
+                if self.shared is not None:
+                    await self.shared.release(key)
             future.set_result(value)
             return value, MISS
         except BaseException as exc:
@@ -145,6 +159,25 @@ class MultiLevelCache:
             raise
         finally:
             del self._inflight[key]
+
+    async def _wait_for_other_pod(self, key: str) -> tuple[bytes, str] | None:
+        """None where this pod is to compute `key` (it claimed it, or no other pod's value
+        came within `claim_s`); else the value another pod of the team computed."""
+        shared = self.shared
+        if shared is None or await shared.claim(key, self.claim_s):
+            return None
+        deadline = asyncio.get_running_loop().time() + self.claim_s
+        delay = 0.005
+        while asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(delay)  # the other pod's answer, looked for with backoff
+            delay = min(delay * 2, 0.2)
+            found = await self.get(key)
+            if found is not None:
+                self.stats.joined += 1
+                return found
+            if await shared.claim(key, self.claim_s):  # its claim lapsed: ours now
+                return None
+        return None
 
     async def close(self) -> None:
         for level in self.levels:
