@@ -2,9 +2,10 @@
 
 Routes are declared per team, not by a cluster-wide kind: the team is what spends (its budget,
 its usage in its status), what a platform team reviews in one file, and what the operator
-already reconciles; a namespace runs one gateway process that serves every team of it, each
-under its own path (``/teams/<team>/v1``), so teams that share endpoints still never share a
-budget, a limit or a breaker.
+already reconciles. The operator runs one gateway per team that declares routes (owned by the
+team); the server itself can serve several teams, each under its own path
+(``/teams/<team>/v1``), and even then teams that share endpoints never share a budget, a limit
+or a breaker.
 """
 
 from __future__ import annotations
