@@ -23,7 +23,9 @@
 #    (--target/--prefix) gets wrong. `hive --version` and an import of llama.cpp's server check it.
 # 4. The models (hack/models.sh, fetched if missing) at /opt/hive/models/: the chat model's GGUF,
 #    and the embedding model's model.onnx and tokenizer.json in all-MiniLM-L6-v2-onnx-int8/
-#    (HIVE_AGENT__EMBEDDINGS__MODEL_DIR: an agent with semantic memory embeds in its pod), and
+#    (HIVE_AGENT__EMBEDDINGS__MODEL_DIR: an agent with semantic memory embeds in its pod), the
+#    spaCy English pipeline in en_core_web_sm-3.8.0/ (HIVE_PRIVACY__MODEL_DIR: a team's
+#    spec.privacy is applied in its pods, with the `privacy` extra's Presidio and spaCy), and
 #    the Dockerfile's ENTRYPOINT ["hive"], CMD ["operator"], HIVE_EMBEDDED_MODEL, USER
 #    65532:65532, WORKDIR /.
 #
@@ -42,6 +44,8 @@ NAME_FILE="$BIN/images/hive.image"
 MODEL_NAME=SmolLM2-135M-Instruct.Q4_1.gguf
 MODEL_IN_IMAGE=/opt/hive/models/$MODEL_NAME
 EMBEDDINGS_IN_IMAGE=/opt/hive/models/all-MiniLM-L6-v2-onnx-int8
+SPACY_DIR=en_core_web_sm-3.8.0
+SPACY_IN_IMAGE=/opt/hive/models/$SPACY_DIR
 PIP="$ROOT/.venv/bin/pip"
 CACHE=${XDG_CACHE_HOME:-$HOME/.cache}/hive
 
@@ -58,11 +62,13 @@ ROOTFS="$CACHE/image-rootfs/$ROOTFS_KEY/rootfs"
 LLAMA_PIN=$(sed -n 's/^\s*"\(llama-cpp-python\[server\]==[^"]*\)".*/\1/p' "$ROOT/pyproject.toml")
 # the [project] dependencies: every quoted pin between `dependencies = [` and its `]`
 DEPS=$(sed -n '/^dependencies = \[/,/^\]/s/^\s*"\([^"]*\)".*/\1/p' "$ROOT/pyproject.toml")
+# and the `privacy` extra's pins (Presidio, spaCy): agent pods apply their team's spec.privacy
+DEPS="$DEPS $(sed -n '/^privacy = \[/,/^\]/s/^\s*"\([^"]*\)".*/\1/p' "$ROOT/pyproject.toml")"
 PIP_VERSION=$("$ROOT/.venv/bin/python" -c 'import importlib.metadata as m; print(m.version("pip"))' \
   2>/dev/null || echo "no venv")
 WHEELS_KEY=$(echo "$ROOTFS_KEY $DEPS $LLAMA_PIN $PIP_VERSION" | sha256sum | cut -c1-16)
 WHEELS="$CACHE/image-wheels/$WHEELS_KEY"
-MODEL_SHA=$(sed -n 's/^\(GGUF\|EMBEDDING_ONNX\|EMBEDDING_TOKENIZER\)_SHA256=\([0-9a-f]*\).*/\2/p' \
+MODEL_SHA=$(sed -n 's/^\(GGUF\|EMBEDDING_ONNX\|EMBEDDING_TOKENIZER\|SPACY_WHEEL\)_SHA256=\([0-9a-f]*\).*/\2/p' \
   "$ROOT/hack/models.sh" | tr '\n' ' ')
 SOURCE_KEY=$(cd "$ROOT" && find operator -type f ! -name '*.pyc' ! -path '*/__pycache__/*' \
   ! -path '*.egg-info/*' -print0 | sort -z | xargs -0 sha256sum | sha256sum | cut -c1-16)
@@ -105,6 +111,8 @@ fi
 # --- Hive's own wheel and the image's tree ----------------------------------------------------
 MODEL=$(bash "$ROOT/hack/models.sh")  # fetches the models if missing, else only prints its path
 EMBEDDINGS=$(bash "$ROOT/hack/models.sh" --print-embeddings)
+SPACY_MODEL="$(dirname "$MODEL")/$SPACY_DIR"
+[[ -f "$SPACY_MODEL/config.cfg" ]] || { echo "build-image: no $SPACY_MODEL: make models" >&2; exit 1; }
 work="$BASE/.build/hive-image"
 rm -rf "$work" && mkdir -p "$work/src" "$work/wheel"
 # built from a copy, so the checkout gets no build/ or egg-info
@@ -177,15 +185,19 @@ pip_wheel=$(cd "$mnt/tmp/wheels" && ls pip-*.whl)
 hive_wheel=$(cd "$work/wheel" && ls hive-*.whl)
 in_image python3 "/tmp/wheels/$pip_wheel/pip" install --quiet --no-index --find-links /tmp/wheels \
   --break-system-packages --root-user-action=ignore --disable-pip-version-check --no-cache-dir \
-  "/tmp/wheels/$hive_wheel[embedded]"
+  "/tmp/wheels/$hive_wheel[embedded,privacy]"
 version=$(in_image hive --version)
 in_image python3 -c 'import llama_cpp, llama_cpp.server.app'  # loads libllama
+in_image python3 -c 'import spacy, presidio_analyzer, presidio_anonymizer'
 umount "$mnt/proc"
 rm -rf "$mnt/tmp/wheels" "$mnt/root/.cache"
 install -D -m 0644 -o 0 -g 0 "$(readlink -f "$MODEL")" "$mnt$MODEL_IN_IMAGE"
 for file in model.onnx tokenizer.json; do
   install -D -m 0644 -o 0 -g 0 "$(readlink -f "$EMBEDDINGS/$file")" "$mnt$EMBEDDINGS_IN_IMAGE/$file"
 done
+mkdir -p "$mnt$SPACY_IN_IMAGE"
+cp -rL "$SPACY_MODEL/." "$mnt$SPACY_IN_IMAGE/"
+chown -R 0:0 "$mnt$SPACY_IN_IMAGE" && chmod -R a+rX,go-w "$mnt$SPACY_IN_IMAGE"
 step "installed: $version, $(du -sh "$mnt" | cut -f1) tree"
 "${BUILDAH[@]}" umount "$ctr" >/dev/null
 "${BUILDAH[@]}" config \
@@ -194,6 +206,7 @@ step "installed: $version, $(du -sh "$mnt" | cut -f1) tree"
   --env PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
   --env LANG=C.UTF-8 --env "HIVE_EMBEDDED_MODEL=$MODEL_IN_IMAGE" \
   --env "HIVE_AGENT__EMBEDDINGS__MODEL_DIR=$EMBEDDINGS_IN_IMAGE" \
+  --env "HIVE_PRIVACY__MODEL_DIR=$SPACY_IN_IMAGE" \
   --label org.opencontainers.image.title=hive \
   --label "dev.hive.rootfs-key=$ROOTFS_KEY" "$ctr"
 step "commit: the archive"
