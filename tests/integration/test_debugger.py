@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -231,6 +232,28 @@ async def test_a_pause_stops_the_budget_clock() -> None:
             result = await run.run
     assert result.outcome is RunOutcome.SUCCEEDED, result.message
     assert run.debugger.clock.paused_s >= held_s
+
+
+async def test_the_report_durations_leave_out_the_time_held_paused() -> None:
+    held_s = 1.0
+    with scripted_model(script(score=0.9)) as server:
+        started = time.monotonic()
+        async with debugging(server.url, ["model:worker"]) as run:
+            await run.paused()
+            await asyncio.sleep(held_s)
+            run.debugger.remove_breakpoint("model:worker")
+            run.debugger.resume()
+            result = await run.run
+        outside_s = time.monotonic() - started
+    assert result.outcome is RunOutcome.SUCCEEDED, result.message
+    paused_s = run.debugger.clock.paused_s
+    assert paused_s >= held_s
+    assert result.profile["paused_ms"] == pytest.approx(paused_s * 1000, abs=1)
+    # run time: what the run took less the pause, within what was measured around it
+    assert 0 < result.duration_s <= outside_s - paused_s + 0.002
+    assert result.profile["wall_ms"] <= result.duration_s * 1000 + 2
+    steps = sum(p["ms"] for p in result.profile["critical_path"])
+    assert steps == pytest.approx(result.profile["wall_ms"], abs=1)
 
 
 async def test_a_session_replays_to_the_same_report_and_travels_back_in_time(

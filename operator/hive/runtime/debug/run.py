@@ -1,5 +1,6 @@
 """A team run under a debugger: its hooks first in the chain and on the bus, its clock as the
-run's budget clock, its report kept with the session."""
+run's budget clock (so the report's `duration_s` and the profile's `wall_ms` leave out the time
+held paused, which the profile gives as `paused_ms`), its report kept with the session."""
 
 from __future__ import annotations
 
@@ -48,6 +49,8 @@ async def run_debugged(team: Team, debugger: Debugger, task: str | None = None) 
         result = await team.run(task)
     finally:
         paused_clock.reset(entered)
+    # the report's durations are run time; the time held paused is reported beside them
+    result.profile["paused_ms"] = round(debugger.clock.paused_s * 1000, 3)
     if debugger.aborted:  # the calls after the abort failed: the report names the abort
         result.outcome = RunOutcome.FAILED
         result.message = debugger.abort_reason

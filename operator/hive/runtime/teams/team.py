@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -216,7 +215,8 @@ class Team:
     async def run(self, task: str | None = None) -> TeamResult:
         """Work on `task` (default: the goal) until done, failed, deadlocked or over budget."""
         task = task or self.spec.goal
-        started = time.monotonic()
+        clock = run_clock()  # run time: a debugger's pauses are not the run's duration
+        started = clock.now()
         result = TeamResult(
             outcome=RunOutcome.RUNNING,
             output="",
@@ -235,7 +235,7 @@ class Team:
                 over_budget.set()
 
         unsubscribe = self.bus.subscribe(watch)
-        profiler, reasoning = Profiler(), ReasoningRecorder()
+        profiler, reasoning = Profiler(clock.now), ReasoningRecorder()
         recorders = [self.bus.subscribe(profiler), self.bus.subscribe(reasoning)]
         timeout = None
         if self.spec.budget.deadline is not None:
@@ -246,7 +246,7 @@ class Team:
         work = asyncio.create_task(self._pattern(task, result))
         budget = asyncio.create_task(over_budget.wait())
         try:
-            done, _ = await run_clock().wait(  # a debugger's pauses do not count
+            done, _ = await clock.wait(  # a debugger's pauses do not count
                 {work, budget},
                 max(timeout, 0) if timeout is not None else None,
                 asyncio.FIRST_COMPLETED,
@@ -276,7 +276,7 @@ class Team:
         result.delegations = list(self.roster.delegations)
         result.plan = list(self.roster.plan)
         result.tokens = self.roster.tokens()
-        result.duration_s = round(time.monotonic() - started, 3)
+        result.duration_s = round(clock.now() - started, 3)
         result.reasoning = reasoning.records
         result.profile = profiler.build(usage=self._usage())
         result.agents = [
