@@ -275,6 +275,9 @@ async def test_the_team_is_not_ready_and_has_no_children_while_vault_is_sealed_o
         vault.up()
     store = IdentityStore(settings_of(vault), KubeSettings())
     assert store.names(team_prefix(NS, name)) == {role}
+    # an operator that watches another namespace leaves this one's names alone
+    await sweep(store, set(), only_namespace=f"{NS}-other")
+    assert store.names(team_prefix(NS, name)) == {role}
     await sweep(store, set())  # no team exists any more in this view
     assert store.names(team_prefix(NS, name)) == set()
 

@@ -374,23 +374,25 @@ async def chaos_experiment_deleted(
 
 # --- Periodic resync -----------------------------------------------------------------------------
 async def resync_forever(interval_s: float) -> None:
-    """Every `interval_s`, ask for a run of every object: the safety net of level-based control.
-    With Vault set up, it also removes what deleted teams left there while it was away."""
+    """Every `interval_s`, ask for a run of every object the operator watches (all namespaces,
+    or only `operator.namespace`): the safety net of level-based control. With Vault set up, it
+    also removes what deleted teams of those namespaces left there while it was away."""
     queues = (("AgentTeam", TEAMS), ("SandboxPolicy", POLICIES), ("MemoryStore", STORES))
+    watched = STATE.require_settings().operator.namespace  # None: every namespace
     while True:
         await asyncio.sleep(interval_s)
         if not may_act():  # a standby replica leaves everything to the leader
             continue
         try:
             for kind, queue in queues:
-                objects = await list_hive_objects(STATE.client(), kind, None)
+                objects = await list_hive_objects(STATE.client(), kind, watched)
                 for obj in objects:
                     queue.request(obj["metadata"]["namespace"], obj["metadata"]["name"])
                 store = store_for(STATE.require_settings())
                 if kind == "AgentTeam" and store is not None:
                     teams = {(o["metadata"]["namespace"], o["metadata"]["name"]) for o in objects}
-                    _spawn(sweep(store, teams))
-            for obj in await list_hive_objects(STATE.client(), "ToolVersion", None):
+                    _spawn(sweep(store, teams, only_namespace=watched))
+            for obj in await list_hive_objects(STATE.client(), "ToolVersion", watched):
                 tool = (obj.get("spec") or {}).get("tool")
                 if isinstance(tool, str):
                     TOOLS.request(obj["metadata"]["namespace"], tool)

@@ -318,13 +318,18 @@ async def forget_team(store: IdentityStore, namespace: str, team: str) -> None:
             return
 
 
-async def sweep(store: IdentityStore, teams: set[tuple[str, str]]) -> None:
-    """Remove what teams that no longer exist still hold in Vault (deleted while it was away)."""
+async def sweep(
+    store: IdentityStore, teams: set[tuple[str, str]], only_namespace: str | None = None
+) -> None:
+    """Remove what teams that no longer exist still hold in Vault (deleted while it was away);
+    an operator that watches one namespace (`only_namespace`) sweeps only that one's teams."""
     try:
         names = await asyncio.to_thread(store.names, "hive_")
     except VaultProblem as problem:
         log.warning("vault sweep skipped: %s", problem)
         return
     for namespace, team in sorted(orphaned_teams(names, teams)):
+        if only_namespace is not None and namespace != only_namespace:
+            continue  # another operator's, or one this operator does not watch
         log.warning("AgentTeam %s/%s is gone but held Vault names: removing them", namespace, team)
         await forget_team(store, namespace, team)
