@@ -409,7 +409,15 @@ async def test_the_operators_scheduled_consolidation_needs_no_model(
     finally:
         await memory.close()
     counts = await consolidate_store("notes", spec, None)
-    assert counts == {"before": 3, "after": 2, "expired": 0, "dropped": 0, "merged": 1}
+    assert counts == {
+        "before": 3,
+        "after": 2,
+        "expired": 0,
+        "dropped": 0,
+        "merged": 1,
+        "summaries": 0,
+        "summarized": 0,
+    }
 
     unreachable = spec.model_copy(
         update={"connection": spec.connection.model_copy(update={"grpc_port": free_port()})}

@@ -1,7 +1,8 @@
 """The operator consolidates a MemoryStore on its schedule, against the real API server and a
 real Weaviate: a store whose consolidation is due is consolidated (duplicates merged) and its
 status says when and what; one that is not due is left alone and reconciled again at the next
-cron time."""
+cron time. With consolidation.summarize, the scripted model server summarises a cluster, its API
+key read from a real Secret, and the status counts the summaries."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from hive.operator.state import STATE
 from hive.runtime.memory.embeddings import LocalOnnxEmbedder
 from hive.runtime.memory.semantic import SemanticMemory, open_backend
 from hive.settings import KubeSettings, OperatorSettings, Settings
+from tests.scripted_model import scripted_model
 from tests.support import Cluster
 
 pytestmark = pytest.mark.integration
@@ -106,6 +108,8 @@ async def test_a_due_store_is_consolidated_and_the_next_run_is_scheduled(
         "expired": 0,
         "dropped": 0,
         "merged": 1,
+        "summaries": 0,
+        "summarized": 0,
     }
     assert done["objectCount"] == 3  # the probe counted before the consolidation
 
@@ -114,3 +118,73 @@ async def test_a_due_store_is_consolidated_and_the_next_run_is_scheduled(
     again = status(cluster, "nightly")
     assert again["lastConsolidation"] == done["lastConsolidation"]
     assert again["lastConsolidationResult"] == done["lastConsolidationResult"]
+
+
+def due(cluster: Cluster, name: str) -> None:
+    long_ago = (dt.datetime.now(dt.UTC) - dt.timedelta(days=2)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    cluster.kubectl(
+        "patch", "memorystore", name, "-n", NS, "--subresource=status", "--type=merge",
+        "-p", json.dumps({"status": {"lastConsolidation": long_ago}}),
+    )  # fmt: skip
+
+
+async def test_a_due_store_with_summarize_is_summarised_by_its_model(
+    cluster: Cluster, operator_state: None, weaviate: DevWeaviate, tmp_path: Path
+) -> None:
+    related = [
+        "The CI pipeline runs the linter on every push",
+        "The CI pipeline runs the unit tests on every push",
+        "The CI pipeline runs the integration tests on every push",
+    ]
+    with scripted_model([{"content": "The CI lints and tests each push"}]) as model:
+        spec: dict[str, Any] = {
+            "backend": "weaviate",
+            "connection": {"endpoint": weaviate.url, "grpcPort": weaviate.grpc_port},
+            "collection": "SummarisedNotes",
+            "consolidation": {
+                "schedule": "0 3 * * *",
+                "summarize": {
+                    "endpoint": model.url,
+                    "model": "summarizer",
+                    "secretRef": {"name": "summarizer-key", "key": "token"},
+                    "clusterThreshold": 0.6,
+                },
+            },
+        }
+        parsed = MemoryStoreSpec.model_validate(spec)
+        memory = SemanticMemory(
+            "summarised", parsed, open_backend("summarised", parsed), LocalOnnxEmbedder()
+        )
+        try:
+            for text in related:
+                await memory.store(text)
+            await memory.store("The coffee machine is on the second floor")
+        finally:
+            await memory.close()
+        cluster.kubectl(
+            "create", "secret", "generic", "summarizer-key", "-n", NS, "--from-literal=token=sk-1"
+        )
+        manifest = {
+            "apiVersion": "hive.dev/v1alpha1",
+            "kind": "MemoryStore",
+            "metadata": {"name": "summarised", "namespace": NS},
+            "spec": spec,
+        }
+        path = tmp_path / "store.json"
+        path.write_text(json.dumps(manifest))
+        cluster.kubectl("apply", "-f", str(path))
+        await reconcile_store(NS, "summarised")
+        due(cluster, "summarised")
+        await reconcile_store(NS, "summarised")
+    result = status(cluster, "summarised")["lastConsolidationResult"]
+    assert result == {
+        "before": 4,
+        "after": 5,
+        "expired": 0,
+        "dropped": 0,
+        "merged": 0,
+        "summaries": 1,
+        "summarized": 3,
+        "summaryVectors": "centroid",  # the operator here has no embeddings endpoint
+    }
+    assert model.authorizations == ["Bearer sk-1"]

@@ -87,14 +87,55 @@ class Retention(HiveModel):
     decay: Decay | None = Field(default=None, description="Gradual forgetting.")
 
 
+class Summarize(HiveModel):
+    """The chat model that summarises clusters of related memories in the operator's scheduled
+    consolidation.
+
+    Named here, on the store, rather than taken from a team that uses it: a store may serve
+    several teams, or none yet, and the consolidation runs in the operator, not in a team's
+    pods; a platform team configures the store's upkeep where the store is defined, as it
+    names the embedding model. Any OpenAI-compatible chat-completions server will do (the
+    operator pod must be able to reach it: its egress is not restricted by the chart)."""
+
+    endpoint: str = Field(
+        pattern=r"^https?://[^\s/]+(:[0-9]+)?(/.*)?$",
+        description="Base URL of an OpenAI-compatible chat-completions server (ending in /v1 "
+        "for most), reached from the operator's pod.",
+    )
+    model: str = Field(min_length=1, max_length=256, description="The model's name there.")
+    secret_ref: SecretKeyRef | None = Field(
+        default=None,
+        description="The API key (sent as a Bearer token), in a Secret of the store's "
+        "namespace; unset: none is sent.",
+    )
+    cluster_threshold: float = Field(
+        default=0.75,
+        gt=0,
+        le=1,
+        description="Memories at or above this cosine similarity to a cluster's first memory "
+        "belong to its cluster.",
+    )
+    min_cluster: int = Field(
+        default=3, ge=2, le=1000, description="Fewest memories a summarised cluster holds."
+    )
+
+
 class Consolidation(HiveModel):
     """Periodic tidying of the store by the operator."""
 
     schedule: str = Field(
         pattern=CRON,
         description="Cron expression (UTC), e.g. '0 3 * * *': the operator then deletes expired "
-        "memories and those whose best score fell below retention.decay.minScore, and merges "
-        "near-duplicates.",
+        "memories and those whose best score fell below retention.decay.minScore, merges "
+        "near-duplicates and, with summarize, summarises clusters of related memories.",
+    )
+    summarize: Summarize | None = Field(
+        default=None,
+        description="A model that summarises clusters of related memories into one memory "
+        "(kind=summary) linking its sources; the sources stay, marked summarized_into. The "
+        "summary's vector comes from the operator's embeddings endpoint "
+        "(HIVE_OPERATOR__EMBEDDINGS_ENDPOINT) when set, else it is the normalised centroid of "
+        "its sources' vectors (status.lastConsolidationResult.summaryVectors says which).",
     )
     similarity_threshold: float = Field(
         default=0.9,
@@ -257,8 +298,19 @@ class ConsolidationCounts(HiveModel):
         default=0, ge=0, description="Deleted because their best score fell below minScore."
     )
     merged: int = Field(default=0, ge=0, description="Near-duplicates merged into another.")
+    summaries: int = Field(
+        default=0, ge=0, description="Summary memories made (consolidation.summarize)."
+    )
+    summarized: int = Field(default=0, ge=0, description="Memories those summaries link to.")
+    summary_vectors: str | None = Field(
+        default=None,
+        description="How summaries got their vectors: embeddings (the operator's embeddings "
+        "endpoint) or centroid (of their sources' stored vectors); unset without summarize.",
+    )
     error: str | None = Field(
-        default=None, description="Why the consolidation failed (it is tried again later)."
+        default=None,
+        description="Why the consolidation, or its summaries, failed (tried again on the next "
+        "schedule); the counts are those of the steps that ran.",
     )
 
 
@@ -297,8 +349,8 @@ class MemoryStoreStatus(HiveModel):
     last_consolidation: dt.datetime | None = Field(
         default=None,
         description="When the operator last consolidated the store on consolidation.schedule "
-        "(expired and forgotten memories deleted, near-duplicates merged; cluster summaries "
-        "need a model: hive memory consolidate --summarize-endpoint).",
+        "(expired and forgotten memories deleted, near-duplicates merged, clusters summarised "
+        "with consolidation.summarize).",
     )
     last_consolidation_result: ConsolidationCounts | None = Field(
         default=None, description="The counts of that consolidation."

@@ -239,7 +239,22 @@ async def reconcile_store(namespace: str, name: str) -> StoreRun | None:
             and probe.reachable
             and consolidation_due(schedule, last, created, now)
         ):
-            counts = await consolidate_store(name, store, credentials)
+            summarize = store.consolidation.summarize
+            summarizer_key: str | SummarizerKeyMissing | None = None
+            if summarize is not None and summarize.secret_ref is not None:
+                ref = summarize.secret_ref
+                data = await read_secret(client, namespace, ref.name)
+                summarizer_key = (data or {}).get(ref.key) or SummarizerKeyMissing(
+                    f"spec.consolidation.summarize.secretRef: Secret '{ref.name}' "
+                    + ("not found" if data is None else f"has no key '{ref.key}'")
+                )
+            counts = await consolidate_store(
+                name,
+                store,
+                credentials,
+                summarizer_key=summarizer_key,
+                embeddings_endpoint=STATE.require_settings().operator.embeddings_endpoint,
+            )
             last = now
         status = status.model_copy(
             update={
@@ -260,13 +275,52 @@ async def reconcile_store(namespace: str, name: str) -> StoreRun | None:
     return run
 
 
+@dataclass(frozen=True)
+class SummarizerKeyMissing:
+    """The Secret of consolidation.summarize.secretRef, or its key, is missing: the
+    consolidation runs without summaries and reports this."""
+
+    reason: str
+
+
 async def consolidate_store(
-    name: str, store: MemoryStoreSpec, credentials: Credentials | None
+    name: str,
+    store: MemoryStoreSpec,
+    credentials: Credentials | None,
+    *,
+    summarizer_key: str | SummarizerKeyMissing | None = None,
+    embeddings_endpoint: str | None = None,
 ) -> dict[str, Any]:
-    """One consolidation without a model (expired, forgotten and duplicate memories); its
-    counts, or the error that stopped it."""
+    """One consolidation: expired, forgotten and duplicate memories, and with
+    consolidation.summarize clusters summarised by its model (API key `summarizer_key`); its
+    counts, or the error that stopped it (a model's error keeps the other steps' counts).
+
+    Summaries are embedded at `embeddings_endpoint` (the operator's, shared with teams) when
+    set; else they take the centroid of their sources' stored vectors, so that the operator
+    needs no embedding model of its own."""
     from hive.runtime.memory.consolidation import StoredVectorsOnly, consolidate
+    from hive.runtime.memory.embeddings import Embedder, OpenAIEmbeddings
     from hive.runtime.memory.semantic import SemanticMemory, open_backend
+    from hive.runtime.models import OpenAICompatible
+
+    config = store.consolidation
+    summarize = config.summarize if config is not None else None
+    missing_key = summarizer_key if isinstance(summarizer_key, SummarizerKeyMissing) else None
+    model: OpenAICompatible | None = None
+    embedder: Embedder = StoredVectorsOnly(store.embedding)
+    if summarize is not None and missing_key is None:
+        model = OpenAICompatible(
+            summarize.endpoint,
+            summarize.model,
+            api_key=summarizer_key if isinstance(summarizer_key, str) else None,
+        )
+        if embeddings_endpoint:
+            embedder = OpenAIEmbeddings(
+                embeddings_endpoint,
+                model=store.embedding.model,
+                dimensions=store.embedding.dimensions,
+                start_wait_s=0,
+            )
 
     backend = open_backend(
         name,
@@ -274,13 +328,28 @@ async def consolidate_store(
         secret=credentials.secret if credentials else None,
         username=credentials.username if credentials else None,
     )
-    memory = SemanticMemory(name, store, backend, StoredVectorsOnly(store.embedding))
+    memory = SemanticMemory(name, store, backend, embedder)
     try:
-        result = await consolidate(memory)
+        result = await consolidate(
+            memory,
+            summarizer=model,
+            cluster_threshold=summarize.cluster_threshold if summarize else 0.75,
+            min_cluster=summarize.min_cluster if summarize else 3,
+        )
     except HiveError as exc:
         log.warning("MemoryStore %s: consolidation failed: %s", name, exc)
         return {"before": 0, "after": 0, "error": str(exc)[:1000]}
     finally:
         await memory.close()
-    log.info("MemoryStore %s consolidated: %s", name, result.wire())
-    return {k: v for k, v in result.wire().items() if k not in ("summaries", "summarized")}
+        if model is not None:
+            await model.aclose()
+        if isinstance(embedder, OpenAIEmbeddings):
+            await embedder.aclose()
+    counts = result.wire()
+    if missing_key is not None:
+        counts["error"] = f"summaries: {missing_key.reason}"
+    if "error" in counts:
+        log.warning("MemoryStore %s consolidated, with an error: %s", name, counts)
+    else:
+        log.info("MemoryStore %s consolidated: %s", name, counts)
+    return counts

@@ -9,7 +9,8 @@ One pass over a store (``spec.consolidation``):
 3. near-duplicates (cosine similarity at or above ``consolidation.similarityThreshold``) are
    merged: the most important (then newest) one stays, with the highest importance of the
    group, the union of their metadata (its own values win) and the merged ones' ids in
-   ``sources``; the others are deleted;
+   ``sources``; the others are deleted (summaries merge only with summaries, never with their
+   sources);
 4. with a model (``summarizer``), clusters of related memories (similarity at or above
    ``cluster_threshold`` to the cluster's first memory, at least ``min_cluster`` of them, none
    already summarised) are summarised into one new memory with ``kind=summary``, the
@@ -17,8 +18,14 @@ One pass over a store (``spec.consolidation``):
    (the summary links to them) and are marked ``summarized_into=<summary id>`` so that the
    next pass does not summarise them again.
 
-The operator runs steps 1-3 on ``consolidation.schedule``; summaries need a chat model, so
-they are made by ``hive memory consolidate --summarize-endpoint``.
+The operator runs these steps on ``consolidation.schedule``, step 4 with the model of
+``consolidation.summarize`` (``hive memory consolidate --summarize-endpoint`` by hand). A
+summary's vector is made by the memory's embedder, unless that embedder is
+:class:`StoredVectorsOnly` (an operator without an embeddings endpoint, which loads no model of
+its own): the summary then takes the normalised centroid of its sources' stored vectors, which
+sits among them in the store's vector space as the text embedded would. A model that fails
+stops step 4 only: the result keeps the counts of steps 1-3 (and of the summaries made before
+the failure) and carries the error.
 """
 
 from __future__ import annotations
@@ -31,13 +38,15 @@ from typing import Any, Protocol
 import numpy as np
 
 from hive.api.memorystore import Embedding
-from hive.errors import InvalidInput
-from hive.runtime.memory.records import MemoryRecord, standing
+from hive.errors import HiveError, InvalidInput
+from hive.runtime.memory.records import MemoryRecord, new_id, standing
 from hive.runtime.memory.semantic import SemanticMemory
 
 DEFAULT_LIMIT = 50_000  # memories one pass reads (with their vectors)
 SUMMARY_KIND = "summary"
 SUMMARIZED_INTO = "summarized_into"
+EMBEDDINGS = "embeddings"  # how summaries got their vectors: the embedder's
+CENTROID = "centroid"  # or the normalised centroid of their sources' stored vectors
 
 
 class StoredVectorsOnly:
@@ -67,8 +76,15 @@ class ConsolidationResult:
     merged: int = 0  # duplicates folded into another memory
     summaries: int = 0  # new summary memories
     summarized: int = 0  # memories a summary links to
+    summary_vectors: str | None = None  # EMBEDDINGS or CENTROID, with a summarizer
+    error: str | None = None  # why the summaries stopped (the other steps ran)
 
-    def wire(self) -> dict[str, int]:
+    def wire(self) -> dict[str, Any]:
+        extra: dict[str, Any] = {}
+        if self.summary_vectors is not None:
+            extra["summary_vectors"] = self.summary_vectors
+        if self.error is not None:
+            extra["error"] = self.error
         return {
             "before": self.before,
             "after": self.after,
@@ -77,6 +93,7 @@ class ConsolidationResult:
             "merged": self.merged,
             "summaries": self.summaries,
             "summarized": self.summarized,
+            **extra,
         }
 
 
@@ -107,6 +124,21 @@ def duplicate_groups(records: Sequence[MemoryRecord], threshold: float) -> list[
         taken[members] = True
         if members:
             groups.append([keeper, *members])
+    return groups
+
+
+def _duplicates_apart_from_summaries(
+    records: Sequence[MemoryRecord], threshold: float
+) -> list[list[int]]:
+    """duplicate_groups among summaries and among the other memories, never across: a
+    summary is by design near its sources (its centroid vector, or its text embedded) and must
+    not swallow them."""
+    summaries = [i for i, r in enumerate(records) if r.metadata.get("kind") == SUMMARY_KIND]
+    others = [i for i, r in enumerate(records) if r.metadata.get("kind") != SUMMARY_KIND]
+    groups = []
+    for part in (summaries, others):
+        for group in duplicate_groups([records[i] for i in part], threshold):
+            groups.append([part[i] for i in group])
     return groups
 
 
@@ -144,6 +176,16 @@ def clusters(records: Sequence[MemoryRecord], threshold: float, min_size: int) -
             taken[near] = True
             found.append([seed, *(int(i) for i in near if i != seed)])
     return found
+
+
+def centroid(members: Sequence[MemoryRecord]) -> list[float]:
+    """The normalised mean of the members' unit vectors: a summary's vector when no model
+    embeds it."""
+    mean = _unit(members).mean(axis=0)
+    norm = float(np.linalg.norm(mean))
+    if norm < 1e-12:
+        raise InvalidInput("summarizer", "the cluster's vectors cancel out: no centroid")
+    return [float(x) for x in mean / norm]
 
 
 async def summarize(model: Summarizer, contents: Sequence[str]) -> str:
@@ -195,7 +237,7 @@ async def consolidate(
     records = [r for r in records if r.id not in low_ids]
 
     merged_away = 0
-    groups = duplicate_groups(records, threshold)
+    groups = _duplicates_apart_from_summaries(records, threshold)
     if groups:
         keepers = [merged(records[g[0]], [records[i] for i in g[1:]]) for g in groups]
         away = [records[i].id for g in groups for i in g[1:]]
@@ -206,28 +248,27 @@ async def consolidate(
         records = [by_id.get(r.id, r) for r in records if r.id not in gone]
 
     summaries = summarized = 0
+    vectors = error = None
     if summarizer is not None:
+        vectors = CENTROID if isinstance(memory.embedder, StoredVectorsOnly) else EMBEDDINGS
         open_records = [
             r
             for r in records
             if SUMMARIZED_INTO not in r.metadata and r.metadata.get("kind") != SUMMARY_KIND
         ]
-        for cluster in clusters(open_records, cluster_threshold, min_cluster):
-            members = [open_records[i] for i in cluster]
-            text = await summarize(summarizer, [m.content for m in members])
-            summary = await memory.store(
-                text,
-                metadata={"kind": SUMMARY_KIND},
-                importance=max(m.importance for m in members),
-                agent="consolidation",
-                sources=[m.id for m in members],
-            )
-            marked = [
-                replace(m, metadata={**m.metadata, SUMMARIZED_INTO: summary.id}) for m in members
-            ]
-            await memory.call("consolidate", partial(memory.backend.put, marked))
-            summaries += 1
-            summarized += len(members)
+        try:
+            for cluster in clusters(open_records, cluster_threshold, min_cluster):
+                members = [open_records[i] for i in cluster]
+                summary = await _summary(memory, summarizer, members, vectors)
+                marked = [
+                    replace(m, metadata={**m.metadata, SUMMARIZED_INTO: summary.id})
+                    for m in members
+                ]
+                await memory.call("consolidate", partial(memory.backend.put, marked))
+                summaries += 1
+                summarized += len(members)
+        except HiveError as exc:
+            error = f"summaries: {exc}"[:1000]
     after = await memory.count()
     return ConsolidationResult(
         before=before,
@@ -237,4 +278,39 @@ async def consolidate(
         merged=merged_away,
         summaries=summaries,
         summarized=summarized,
+        summary_vectors=vectors,
+        error=error,
     )
+
+
+async def _summary(
+    memory: SemanticMemory, model: Summarizer, members: Sequence[MemoryRecord], vectors: str
+) -> MemoryRecord:
+    """The cluster's summary memory, stored: the model's text, the cluster's highest
+    importance, the members' ids as its sources."""
+    text = await summarize(model, [m.content for m in members])
+    importance = max(m.importance for m in members)
+    sources = [m.id for m in members]
+    if vectors == EMBEDDINGS:
+        return await memory.store(
+            text,
+            metadata={"kind": SUMMARY_KIND},
+            importance=importance,
+            agent="consolidation",
+            sources=sources,
+        )
+    now = memory.clock()
+    record = MemoryRecord(
+        id=new_id(),
+        content=text,
+        importance=importance,
+        metadata={"kind": SUMMARY_KIND},
+        agent="consolidation",
+        run="",
+        created_at=now,
+        expires_at=now + memory.ttl_s if memory.ttl_s else None,
+        sources=tuple(sources),
+        vector=centroid(members),
+    )
+    await memory.call("consolidate", partial(memory.backend.put, [record]))
+    return record
