@@ -68,3 +68,33 @@ spec:
     assert bad.returncode != 0
     assert "give an id or --filter KEY=VALUE" in bad.stderr
     assert len(bad.stderr.strip().splitlines()) == 1
+
+
+def test_a_failing_summariser_is_reported_after_the_other_steps(
+    tmp_path: Path, weaviate: DevWeaviate
+) -> None:
+    from tests.scripted_model import scripted_model
+
+    store = tmp_path / "store.yaml"
+    store.write_text(
+        f"""apiVersion: hive.dev/v1alpha1
+kind: MemoryStore
+metadata: {{name: notes}}
+spec:
+  backend: weaviate
+  connection: {{endpoint: "{weaviate.url}", grpcPort: {weaviate.grpc_port}}}
+  collection: CliFailingSummaries
+"""
+    )
+    at = ("--store", str(store))
+    for text in ("Builds run on push", "Builds run on push.", "Tests run on push", "Lint on push"):
+        assert hive("store", *at, text).returncode == 0
+    with scripted_model([{"status": 400}]) as model:
+        counts = hive(
+            "consolidate", *at, "--summarize-endpoint", model.url, "--summarize-model", "m",
+            "--cluster-threshold", "0.3", "--min-cluster", "2",
+        )  # fmt: skip
+    assert counts.returncode == 1
+    printed = json.loads(counts.stdout)
+    assert (printed["before"], printed["merged"], printed["summaries"]) == (4, 1, 0)
+    assert printed["error"].startswith("summaries: ")

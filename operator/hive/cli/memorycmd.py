@@ -272,14 +272,15 @@ def consolidate_command(
     min_cluster: int,
 ) -> None:
     """Merge near-duplicates, drop what can no longer be recalled, summarise clusters; prints
-    the counts as JSON."""
+    the counts as JSON (with "error" when the model failed: the other steps still ran, and the
+    exit status is then 1)."""
     from hive.runtime.memory.consolidation import consolidate
     from hive.runtime.models import OpenAICompatible
 
     if bool(summarize_endpoint) != bool(summarize_model):
         raise InvalidInput("--summarize-model", "goes with --summarize-endpoint (both or none)")
 
-    async def work(memory: SemanticMemory) -> dict[str, int]:
+    async def work(memory: SemanticMemory) -> dict[str, Any]:
         model = None
         if summarize_endpoint and summarize_model:
             key = get_settings().model_api_key
@@ -300,4 +301,7 @@ def consolidate_command(
                 await model.aclose()
         return result.wire()
 
-    click.echo(json.dumps(with_memory(store, name, namespace, work)))
+    counts = with_memory(store, name, namespace, work)
+    click.echo(json.dumps(counts))
+    if "error" in counts:
+        raise SystemExit(1)
