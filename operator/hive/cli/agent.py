@@ -35,7 +35,7 @@ from hive.runtime.models import OpenAICompatible
 from hive.runtime.pod import AgentPod, PodConfig
 from hive.runtime.prefetch.prefetcher import Prefetcher
 from hive.runtime.prefetch.wiring import prefetcher
-from hive.runtime.privacy.wiring import install_privacy, make_guard
+from hive.runtime.privacy.wiring import PrivacyNotStarted, install_privacy, pod_guard
 from hive.runtime.reporting import heartbeat
 from hive.runtime.resilience.calls import Chain
 from hive.runtime.resilience.chain import ChainParts
@@ -178,7 +178,7 @@ def run_agent(
                 )
                 parts.cache = cache = pod_cache(config, agent, settings)  # spec.cache
                 tracing = pod_tracing(config, agent, settings, parts)
-                privacy = make_guard(config.spec.privacy, agent, settings.privacy)
+                privacy = pod_guard(config.spec.privacy, agent, settings.privacy)
                 if privacy is not None:  # spec.privacy: after the debugger; traces, logs too
                     install_privacy(parts, privacy)
                 fallbacks = fallback_models(
@@ -206,7 +206,7 @@ def run_agent(
                 own_queue = replica_queues(config, agent, settings, pod)  # replicas > 1
                 if own_queue is not None:
                     pod.queue_depth = own_queue.depth  # in its status entry, each report
-            except InvalidInput as exc:
+            except (InvalidInput, PrivacyNotStarted) as exc:  # in its status entry, then exit
                 await report_failure(settings, namespace, team, agent, str(exc))
                 raise
             watching = watch_faults(config, agent, injector, pod, stop)

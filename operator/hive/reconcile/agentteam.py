@@ -274,6 +274,7 @@ def agent_config(
         "resilience": team.resilience.wire(),
         "observability": team.observability.wire(),
         "debug": team.debug.wire(),  # the coordinator's debugger (interactive, breakpoints)
+        "privacy": team.privacy.wire() if team.privacy is not None else None,  # spec.privacy
         "agent": agent.wire(),
         "agents": [a.wire() for a in team.agents],
         "peers": [a.name for a in team.agents if a.name != agent.name],

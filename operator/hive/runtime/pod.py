@@ -76,6 +76,7 @@ TEAM_KEYS = (
     "memory",
     "observability",
     "debug",
+    "privacy",
     "agents",
 )
 

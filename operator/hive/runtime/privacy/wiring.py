@@ -9,6 +9,7 @@ import logging
 from typing import Any
 
 from hive.api.privacy import Boundary, PrivacySpec
+from hive.errors import HiveError
 from hive.runtime.identity.audit import AuditLog
 from hive.runtime.privacy.guard import Guard
 from hive.runtime.privacy.middleware import PrivacyLogFilter, PrivacyMiddleware
@@ -29,6 +30,27 @@ def make_guard(
     key = settings.key.get_secret_value() if settings.key else None
     salt = settings.salt.get_secret_value() if settings.salt else None
     return Guard(spec, agent=agent, key=key, salt=salt, audit=audit)
+
+
+class PrivacyNotStarted(HiveError):
+    """A team's privacy policy could not be put in place in an agent's pod (its packages or
+    model missing, its key or recognisers unusable): the pod reports it and stops rather than
+    run without the policy."""
+
+    def __init__(self, agent: str, cause: BaseException) -> None:
+        super().__init__(
+            f"spec.privacy could not start in agent {agent}'s pod "
+            f"({type(cause).__name__}: {cause}); the agent does not run without it"
+        )
+        self.agent = agent
+
+
+def pod_guard(spec: PrivacySpec | None, agent: str, settings: PrivacySettings) -> Guard | None:
+    """The pod's guard (None without a policy); PrivacyNotStarted whatever stops it."""
+    try:
+        return make_guard(spec, agent, settings)
+    except Exception as exc:  # any cause: the pod must say why, not crash-loop silently
+        raise PrivacyNotStarted(agent, exc) from exc
 
 
 def scrub_trace_content(middlewares: Any, guard: Guard) -> None:
