@@ -973,6 +973,30 @@ class RunStatus(HiveModel):
     )
 
 
+class PrivacyStatus(HiveModel):
+    """What the team's privacy policy found and did in the coordinator's pod, written with
+    each run it finishes."""
+
+    since: dt.datetime = Field(description="Start of the window: when the pod started counting.")
+    reported_at: dt.datetime = Field(description="When this report was written.")
+    found: int = Field(default=0, ge=0, description="Findings in the window.")
+    by_entity: dict[str, int] = Field(
+        default_factory=dict, description="Findings by entity type (EMAIL_ADDRESS, PERSON...)."
+    )
+    by_boundary: dict[str, int] = Field(
+        default_factory=dict, description="Findings by boundary (modelPrompts, toolInputs...)."
+    )
+    actions: dict[str, int] = Field(
+        default_factory=dict, description="Findings by what was done (redact, pseudonymise...)."
+    )
+    in_clear: list[str] = Field(
+        default_factory=list,
+        max_length=50,
+        description="Destinations (boundary:source) that received personal data in clear "
+        "(strategy allow): none under a redact policy.",
+    )
+
+
 class IdentityStatus(HiveModel):
     """An agent's Vault identity as the operator last applied it."""
 
@@ -1011,6 +1035,10 @@ class AgentTeamStatus(HiveModel):
     )
     run: RunStatus | None = Field(
         default=None, description="The team's work on its goal, written by its coordinator."
+    )
+    privacy: PrivacyStatus | None = Field(
+        default=None,
+        description="What spec.privacy found and did, written by the coordinator with its runs.",
     )
     usage: GatewayUsage | None = Field(
         default=None,

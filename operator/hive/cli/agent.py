@@ -35,7 +35,12 @@ from hive.runtime.models import OpenAICompatible
 from hive.runtime.pod import AgentPod, PodConfig
 from hive.runtime.prefetch.prefetcher import Prefetcher
 from hive.runtime.prefetch.wiring import prefetcher
-from hive.runtime.privacy.wiring import PrivacyNotStarted, install_privacy, pod_guard
+from hive.runtime.privacy.wiring import (
+    PrivacyNotStarted,
+    install_privacy,
+    pod_guard,
+    privacy_reporter,
+)
 from hive.runtime.reporting import heartbeat
 from hive.runtime.resilience.calls import Chain
 from hive.runtime.resilience.chain import ChainParts
@@ -193,6 +198,7 @@ def run_agent(
                 attach_pod_debugger(pod, debugging)
                 if privacy is not None:
                     privacy.audit = pod.audit  # findings recorded with the team's audit log
+                    pod.report_privacy = privacy_reporter(reporter, privacy)  # status.privacy
                 prefetch = pod_prefetch(config, agent, settings, pod)  # spec.cache.prefetch
                 await toolbox.started()  # its catalog tools built, and followed from now on
                 resilience.publish_to(pod.bus)

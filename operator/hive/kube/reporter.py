@@ -7,11 +7,12 @@ entries from different managers, and no agent can overwrite another's or the ope
 
 from __future__ import annotations
 
-from hive.api.agentteam import AgentStatus, RunStatus
+from hive.api.agentteam import AgentStatus, PrivacyStatus, RunStatus
 from hive.kube.client import ApiClient
 from hive.kube.status import apply_status, team_generation, team_run
 
 RUN_FIELD_MANAGER = "hive-coordinator"  # apart from the entry's manager, so neither drops the other
+PRIVACY_FIELD_MANAGER = "hive-privacy"  # apart from the run's, for the same reason
 
 
 def field_manager_for(agent: str) -> str:
@@ -48,6 +49,17 @@ class StatusReporter:
             self.team,
             {"run": run.wire()},
             field_manager=RUN_FIELD_MANAGER,
+        )
+
+    async def report_privacy(self, privacy: PrivacyStatus) -> None:
+        """The team's status.privacy (the coordinator's, with each run it finishes)."""
+        await apply_status(
+            self.client,
+            "AgentTeam",
+            self.namespace,
+            self.team,
+            {"privacy": privacy.wire()},
+            field_manager=PRIVACY_FIELD_MANAGER,
         )
 
     async def generation(self) -> int:

@@ -242,6 +242,7 @@ class AgentPod:
     callers: PeerVerifier | None = None  # checks who signed the calls it serves
     peer_queues: dict[str, QueuedPeer] = field(default_factory=dict)  # peers with replicas
     queue_depth: Callable[[], Awaitable[int]] | None = None  # its own work queue's, if any
+    report_privacy: Callable[[], Awaitable[None]] | None = None  # status.privacy, with each run
     recall: Recall | None = None  # its memories relevant to a task (hive.runtime.memory.team)
     # the coordinator's session (spec.memory.session): the notes of earlier runs go with the
     # goal, this run is saved to it
@@ -379,6 +380,8 @@ class AgentPod:
             unsubscribe()
             await progress.flush()
         await self.status.report_run(run_status(self.result, generation, started, trace_id))
+        if self.report_privacy is not None:  # spec.privacy: what it found and did, with the run
+            await self.report_privacy()
 
     async def session_task(self) -> str | None:
         """The goal followed by the session's relevant notes (None: the goal as it is). A

@@ -9,6 +9,7 @@ scrubbed, never a crash.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import threading
 from collections import Counter
@@ -16,6 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from hive.api.agentteam import PrivacyStatus
 from hive.api.privacy import Boundary, PrivacySpec, Strategy
 from hive.runtime.identity.audit import Action, AuditLog, Outcome, agent_actor
 from hive.runtime.privacy.detect import Detector
@@ -27,6 +29,7 @@ class Ledger:
     """Counts of findings by (entity, boundary, source, strategy) since the process started."""
 
     counts: Counter[tuple[str, str, str, str]] = field(default_factory=Counter)
+    started: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def add(self, entity: str, boundary: Boundary, source: str, strategy: Strategy) -> None:
@@ -108,6 +111,28 @@ class Guard:
         if isinstance(value, list | tuple):
             return type(value)(self.scrub(v, boundary, source) for v in value)
         return value
+
+    def status(self, now: dt.datetime) -> PrivacyStatus:
+        """The team's status.privacy from what this guard counted since its pod started."""
+        by_entity: Counter[str] = Counter()
+        by_boundary: Counter[str] = Counter()
+        actions: Counter[str] = Counter()
+        in_clear: set[str] = set()
+        for row in self.ledger.rows():
+            by_entity[row["entity"]] += row["count"]
+            by_boundary[row["boundary"]] += row["count"]
+            actions[row["strategy"]] += row["count"]
+            if row["strategy"] == Strategy.ALLOW.value:
+                in_clear.add(f"{row['boundary']}:{row['source']}")
+        return PrivacyStatus(
+            since=self.ledger.started.replace(microsecond=0),
+            reported_at=now.replace(microsecond=0),
+            found=by_entity.total(),
+            by_entity=dict(by_entity),
+            by_boundary=dict(by_boundary),
+            actions=dict(actions),
+            in_clear=sorted(in_clear)[:50],
+        )
 
     def summary(self) -> str:
         """One line for the run's report: what was found, how it was handled, what went out in

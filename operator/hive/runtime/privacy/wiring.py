@@ -5,9 +5,12 @@ embedded and stored."""
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
 
+from hive.api.agentteam import PrivacyStatus
 from hive.api.privacy import Boundary, PrivacySpec
 from hive.errors import HiveError
 from hive.runtime.identity.audit import AuditLog
@@ -51,6 +54,19 @@ def pod_guard(spec: PrivacySpec | None, agent: str, settings: PrivacySettings) -
         return make_guard(spec, agent, settings)
     except Exception as exc:  # any cause: the pod must say why, not crash-loop silently
         raise PrivacyNotStarted(agent, exc) from exc
+
+
+class PrivacySink(Protocol):
+    async def report_privacy(self, privacy: PrivacyStatus) -> None: ...
+
+
+def privacy_reporter(sink: PrivacySink, guard: Guard) -> Callable[[], Awaitable[None]]:
+    """What the coordinator calls after each run: the guard's counts into status.privacy."""
+
+    async def report() -> None:
+        await sink.report_privacy(guard.status(dt.datetime.now(dt.UTC)))
+
+    return report
 
 
 def scrub_trace_content(middlewares: Any, guard: Guard) -> None:
