@@ -70,6 +70,7 @@ def test_no_raw_personal_data_reaches_the_model_or_the_status(
             status = wait_for(lambda: reported(cluster), 90, "the run and status.privacy")
         except AssertionError as exc:
             raise AssertionError(f"{exc}\n{what_happened(cluster)}") from None
+        assert status is not None
         assert status["run"]["outcome"] == "Succeeded", what_happened(cluster)
         sent = json.dumps(model.requests_of("clerk"))
         assert "Write to" in sent  # the task reached the model
