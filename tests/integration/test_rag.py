@@ -244,7 +244,7 @@ def test_hive_rag_fails_in_one_line(weaviate: DevWeaviate, tmp_path: Path) -> No
         ),
         (["index", str(CORPUS), "--store", str(tmp_path / "none.yaml")], "--store:"),
         (["index", str(CORPUS), "--store", str(not_a_store)], "is not a MemoryStore manifest"),
-        (["index", str(CORPUS), "--store", str(bad_field)], "spec.connection: Field required"),
+        (["index", str(CORPUS), "--store", str(bad_field)], "spec.connection.endpoint: required"),
         (["index", str(CORPUS), "--store", str(redis)], "documents need a weaviate store"),
         (["index", str(CORPUS), "--store", str(gone)], "weaviate at http://127.0.0.1:9"),
         (["ask", " ", "--store", str(store)], "QUESTION: is empty"),

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import click
 import yaml
 
+from hive.api.common import describe_validation_error
 from hive.api.memorystore import MemoryStoreSpec
 from hive.cli.errors import one_line_errors
 from hive.errors import InvalidInput
@@ -43,10 +44,8 @@ def load_store(path: Path, option: str = "--store") -> MemoryStoreSpec:
         raise InvalidInput(option, f"{path} is not a MemoryStore manifest (kind: MemoryStore)")
     try:
         return MemoryStoreSpec.model_validate(manifest.get("spec") or {})
-    except ValidationError as exc:
-        error = exc.errors()[0]
-        where = ".".join(str(p) for p in error["loc"])
-        raise InvalidInput(f"{path}: spec.{where}", error["msg"]) from exc
+    except ValidationError as exc:  # 'spec.connection.endpoint: required, unless managed ...'
+        raise InvalidInput(str(path), describe_validation_error(exc)) from exc
 
 
 @click.group()
