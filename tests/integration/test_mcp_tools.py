@@ -186,6 +186,34 @@ async def test_a_running_agent_sees_a_tool_the_server_adds() -> None:
             await toolbox.close()
 
 
+async def test_an_agent_starts_with_the_tools_of_a_server_that_answers_late() -> None:
+    """A server that does not answer yet when the agent starts (its NetworkPolicy not in force,
+    a relay coming up): the start waits for it, boundedly, so the first task sees its tools."""
+    port = free_port()
+    spec = version({"url": f"http://127.0.0.1:{port}/mcp"})
+    catalog = Catalog([CatalogEntry(spec, "calc-1-0-0", "test")])
+    toolbox = Toolbox(catalog=catalog, kinds=KindRegistry([McpKind(SETTINGS)]))
+    agent = AgentSpec.model_validate(
+        {"name": "early", "role": "specialist", "tools": [{"name": "calc"}]}
+    )
+    registry = toolbox.for_agent(agent, None)
+    started = asyncio.ensure_future(toolbox.started())
+    try:
+        (live,) = toolbox.live  # the agent's catalog tools (AgentTools)
+        deadline = time.monotonic() + 20
+        while not live.unanswered:  # the first build fails: nothing listens on the port yet
+            assert not started.done(), "the start did not wait for the server"
+            assert time.monotonic() < deadline, "the first build never failed"
+            await asyncio.sleep(0.05)
+        with mcp_server(port):
+            await asyncio.wait_for(started, 30)
+            names = {s["function"]["name"] for s in registry.schemas()}
+            assert names == {f"calc_{t}" for t in SERVER_TOOLS}
+    finally:
+        started.cancel()
+        await toolbox.close()
+
+
 async def test_hive_run_tools_folder_runs_a_stdio_server(tmp_path: Path) -> None:
     """A ToolVersion file of kind mcp with a command (as hive run --tools DIR reads it): the
     server is started over stdio and its tools reach the agent."""

@@ -48,6 +48,10 @@ if TYPE_CHECKING:
 CODE_TOOLS = frozenset({"python", "run-python"})
 SEARCH_DOCUMENTS = "search_documents"  # the function; specs name it search-documents
 DOCUMENT_TOOLS = frozenset({"search-documents"})
+# How long an agent's start waits for catalog tools whose server did not answer yet (an MCP
+# server or an OpenAPI document behind a NetworkPolicy that is not in force yet, a relay still
+# coming up): its first task then sees every tool it declared, or starts without after this.
+TOOLS_SETTLE_S = 10.0
 
 
 @dataclass
@@ -131,6 +135,20 @@ class Toolbox:
         await asyncio.gather(*(t.start() for t in waiting if t._task is None))
         if self.catalog is not None and self.kinds is not None and self._kind_watch is None:
             self._kind_watch = asyncio.create_task(self._follow_kinds(self.catalog, self.kinds))
+        await self._settled(TOOLS_SETTLE_S)
+
+    async def _settled(self, timeout_s: float) -> None:
+        """Until no agent's catalog tool is missing for want of an answer from its server (the
+        kinds' `changed` events rebuild them once it answers), at most `timeout_s`."""
+
+        async def settle(tools: AgentTools) -> None:
+            while tools.unanswered:
+                tools.refreshed.clear()
+                await tools.refreshed.wait()
+
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout_s):
+                await asyncio.gather(*(settle(t) for t in self.live))
 
     async def _follow_kinds(self, catalog: Catalog, kinds: KindRegistry) -> None:
         """Kinds whose functions change by themselves (an MCP server's tools/list_changed) set

@@ -354,6 +354,8 @@ class AgentTools:
     publish: Publish | None = None
     tools: dict[str, Tool] = field(default_factory=dict)
     problems: dict[str, str] = field(default_factory=dict)  # required tool -> why it is absent
+    unanswered: set[str] = field(default_factory=set)  # of those: its kind's server failed
+    refreshed: asyncio.Event = field(default_factory=asyncio.Event)  # set after each rebuild
     _warned: set[tuple[str, str]] = field(default_factory=set)
     _dirty: asyncio.Event = field(default_factory=asyncio.Event)
     chain: Chain = EMPTY  # breakers, faults, audit: what a composite's steps pass too
@@ -390,6 +392,7 @@ class AgentTools:
     async def refresh(self) -> None:
         tools: dict[str, Tool] = {}
         problems: dict[str, str] = {}
+        unanswered: set[str] = set()
         resolved: list[tuple[ToolRequirement, Resolution]] = []
         for requirement in self.requirements:
             try:
@@ -422,13 +425,15 @@ class AgentTools:
                 functions = await self.kinds.get(spec).functions(spec, context)
             except Exception as exc:  # one kind's trouble never takes the other tools away
                 problems[requirement.name] = f"tool {requirement.name!r} {spec.version}: {exc}"
+                unanswered.add(requirement.name)
                 if not isinstance(exc, HiveError):
                     log.warning("agent %s: tool %s: %r", self.agent, requirement.name, exc)
                 continue
             single = len(functions) == 1
             for function in functions:
                 tools[function.name] = self._tool(resolution, function, single)
-        self.tools, self.problems = tools, problems
+        self.tools, self.problems, self.unanswered = tools, problems, unanswered
+        self.refreshed.set()
 
     async def call_tool(self, name: str, version_range: str, arguments: dict[str, Any]) -> Any:
         """Call a tool of the catalog by name and range, through the whole call path (checks,
