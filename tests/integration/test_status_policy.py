@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
-from hive.api.agentteam import AgentPhase, AgentStatus, RunOutcome, RunStatus
+from hive.api.agentteam import AgentPhase, AgentStatus, PrivacyStatus, RunOutcome, RunStatus
 from hive.errors import HiveError
 from hive.kube.client import async_client
 from hive.kube.reporter import StatusReporter, field_manager_for
@@ -120,6 +120,11 @@ def run(coordinator: str) -> RunStatus:
     return RunStatus(outcome=RunOutcome.RUNNING, coordinator=coordinator, generation=1)
 
 
+def privacy(found: int) -> PrivacyStatus:
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    return PrivacyStatus(since=now, reported_at=now, found=found)
+
+
 def status_of(cluster: Cluster, team: str = TEAM) -> dict[str, Any]:
     got = cluster.kubectl("get", "agentteam", team, "-n", NS, "-o", "yaml").stdout
     status: dict[str, Any] = yaml.safe_load(got).get("status") or {}
@@ -140,7 +145,13 @@ def test_each_agent_writes_its_own_entry_and_the_coordinator_the_run(
         await StatusReporter(client, NS, TEAM, "lead").report_run(run("lead"))
 
     as_agent(cluster, team, "lead", lead_run)
+
+    async def lead_privacy(client: Any) -> None:  # what the team's privacy policy found
+        await StatusReporter(client, NS, TEAM, "lead").report_privacy(privacy(found=2))
+
+    as_agent(cluster, team, "lead", lead_privacy)
     status = status_of(cluster)
+    assert status["privacy"]["found"] == 2
     assert {e["name"]: e["phase"] for e in status["agents"]} == {
         "researcher": "Working",
         "lead": "Working",
@@ -184,6 +195,13 @@ def test_forging_another_entry_the_run_or_the_phase_is_refused(
     refused = r"status.run: only the coordinator \(lead\) writes the run, not agent coder"
     with pytest.raises(HiveError, match=refused):
         as_agent(cluster, team, "coder", forge_run)
+
+    async def forge_privacy(client: Any) -> None:
+        await StatusReporter(client, NS, TEAM, "coder").report_privacy(privacy(found=0))
+
+    refused = r"status.privacy: only the coordinator \(lead\) writes it, not agent coder"
+    with pytest.raises(HiveError, match=refused):
+        as_agent(cluster, team, "coder", forge_privacy)
 
     async def forge_phase(client: Any) -> None:
         await apply_status(

@@ -3,8 +3,9 @@
 A ValidatingAdmissionPolicy (CEL, admissionregistration.k8s.io/v1) and its binding: a status
 write by an agent of the team (``system:serviceaccount:<namespace>:<team>-<agent>`` for an
 agent named in the team's spec) may change only that agent's entry in ``status.agents`` and,
-when that agent is the team's coordinator, ``status.run``; every other status field stays as
-it was. The coordinator is worked out from the spec exactly as the runtime does
+when that agent is the team's coordinator, ``status.run`` and ``status.privacy`` (what the
+team's privacy policy found in the run); every other status field stays as it was. The
+coordinator is worked out from the spec exactly as the runtime does
 (``hive.runtime.teams.team.coordinator_of``): in a hierarchy the first agent that leads others
 and is led by none, else the first senior, else the first agent. Writers that are no agent of
 the team (the operator, people) are not this policy's business: RBAC decides for them.
@@ -53,6 +54,11 @@ VARIABLES = [
     ("oldRun", "has(oldObject.status) && has(oldObject.status.run) ? [oldObject.status.run] : []"),
     ("newStatus", "has(object.status) ? object.status : {}"),
     ("oldStatus", "has(oldObject.status) ? oldObject.status : {}"),
+    (  # the coordinator's fields besides the run that this write changes
+        "coordinated",
+        "['privacy'].filter(k, k in variables.newStatus ? !(k in variables.oldStatus) || "
+        "variables.oldStatus[k] != variables.newStatus[k] : k in variables.oldStatus)",
+    ),
     (
         "forged",
         "variables.newAgents.filter(e, e.name != variables.caller && "
@@ -62,10 +68,10 @@ VARIABLES = [
     ),
     (
         "others",
-        "variables.newStatus.filter(k, k != 'agents' && k != 'run' && "
+        "variables.newStatus.filter(k, k != 'agents' && k != 'run' && k != 'privacy' && "
         "!(k in variables.oldStatus ? variables.oldStatus[k] == variables.newStatus[k] : "
         f"k in {status_defaults()} && {status_defaults()}[k] == variables.newStatus[k])) + "
-        "variables.oldStatus.filter(k, k != 'agents' && k != 'run' && "
+        "variables.oldStatus.filter(k, k != 'agents' && k != 'run' && k != 'privacy' && "
         "!(k in variables.newStatus))",
     ),
     ("tops", _TOPS),
@@ -88,6 +94,11 @@ VALIDATIONS = [
         "variables.newRun == variables.oldRun || variables.caller == variables.coordinator",
         "'status.run: only the coordinator (' + variables.coordinator + ') writes the run, not "
         "agent ' + variables.caller",
+    ),
+    (
+        "size(variables.coordinated) == 0 || variables.caller == variables.coordinator",
+        "'status.' + variables.coordinated.join(', status.') + ': only the coordinator (' + "
+        "variables.coordinator + ') writes it, not agent ' + variables.caller",
     ),
     (
         "size(variables.others) == 0",
