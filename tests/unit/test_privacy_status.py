@@ -35,3 +35,44 @@ def test_findings_by_entity_boundary_and_action_and_what_went_out_in_clear() -> 
     assert status.actions == {"redact": 2, "allow": 1}
     assert status.in_clear == ["toolInputs:search"]
     assert status.since == guard.ledger.started.replace(microsecond=0)
+
+
+async def test_the_texts_an_agent_writes_to_the_team_status_go_through_the_policy() -> None:
+    """A team's status is read by whoever may read the team: its texts are held to the logs
+    boundary, like events."""
+    from hive.api.agentteam import AgentStatus, RunOutcome, RunStatus
+    from hive.runtime.privacy.wiring import ScrubbedStatus
+
+    class Writer:
+        def __init__(self) -> None:
+            self.entries: list[AgentStatus] = []
+            self.runs: list[RunStatus] = []
+
+        async def report(self, status: AgentStatus) -> None:
+            self.entries.append(status)
+
+        async def report_run(self, run: RunStatus) -> None:
+            self.runs.append(run)
+
+        async def generation(self) -> int:
+            return 7
+
+    policy = {"mode": "fast", "rules": [{"entity": "EMAIL_ADDRESS", "strategy": "redact"}]}
+    writer = Writer()
+    status = ScrubbedStatus(writer, Guard(PrivacySpec.model_validate(policy), agent="lead"))
+    await status.report(AgentStatus(name="lead", current_task="Write to ada@example.com"))
+    await status.report_run(
+        RunStatus(
+            outcome=RunOutcome.FAILED,
+            coordinator="lead",
+            result="Told ada@example.com",
+            message="ada@example.com bounced",
+        )
+    )
+    (entry,) = writer.entries
+    (run,) = writer.runs
+    for text in (entry.current_task, run.result, run.message):
+        assert text is not None
+        assert "ada@example.com" not in text
+    assert (entry.name, run.coordinator) == ("lead", "lead")  # the rest as it was
+    assert await status.generation() == 7  # everything else passes through

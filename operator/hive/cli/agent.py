@@ -37,6 +37,7 @@ from hive.runtime.prefetch.prefetcher import Prefetcher
 from hive.runtime.prefetch.wiring import prefetcher
 from hive.runtime.privacy.wiring import (
     PrivacyNotStarted,
+    ScrubbedStatus,
     install_privacy,
     pod_guard,
     privacy_reporter,
@@ -186,6 +187,7 @@ def run_agent(
                 privacy = pod_guard(config.spec.privacy, agent, settings.privacy)
                 if privacy is not None:  # spec.privacy: after the debugger; traces, logs too
                     install_privacy(parts, privacy)
+                    reporter = ScrubbedStatus(reporter, privacy)  # type: ignore[assignment]
                 fallbacks = fallback_models(
                     config.spec, settings.fallback_model_api_keys, parts.chain(agent)
                 )

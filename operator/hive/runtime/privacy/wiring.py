@@ -10,7 +10,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
-from hive.api.agentteam import PrivacyStatus
+from hive.api.agentteam import AgentStatus, PrivacyStatus, RunStatus
 from hive.api.privacy import Boundary, PrivacySpec
 from hive.errors import HiveError
 from hive.runtime.identity.audit import AuditLog
@@ -54,6 +54,52 @@ def pod_guard(spec: PrivacySpec | None, agent: str, settings: PrivacySettings) -
         return make_guard(spec, agent, settings)
     except Exception as exc:  # any cause: the pod must say why, not crash-loop silently
         raise PrivacyNotStarted(agent, exc) from exc
+
+
+class StatusWriter(Protocol):
+    async def report(self, status: AgentStatus) -> None: ...
+
+    async def report_run(self, run: RunStatus) -> None: ...
+
+
+class ScrubbedStatus:
+    """An agent's status writes with their texts through the guard first: what it works on,
+    its last error, the run's answer and message. A team's status is read by whoever may read
+    the team, so it is held to the policy's logs boundary (logs, trace content and events).
+    Everything else passes to the writer as it is."""
+
+    def __init__(self, writer: StatusWriter, guard: Guard) -> None:
+        self._writer = writer
+        self._guard = guard
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._writer, name)
+
+    def _text(self, text: str | None, source: str) -> str | None:
+        if text is None:
+            return None
+        scrubbed: str = self._guard.scrub_text(text, Boundary.LOGS, source)
+        return scrubbed
+
+    async def report(self, status: AgentStatus) -> None:
+        await self._writer.report(
+            status.model_copy(
+                update={
+                    "current_task": self._text(status.current_task, "status currentTask"),
+                    "last_error": self._text(status.last_error, "status lastError"),
+                }
+            )
+        )
+
+    async def report_run(self, run: RunStatus) -> None:
+        await self._writer.report_run(
+            run.model_copy(
+                update={
+                    "result": self._text(run.result, "status run.result"),
+                    "message": self._text(run.message, "status run.message"),
+                }
+            )
+        )
 
 
 class PrivacySink(Protocol):
