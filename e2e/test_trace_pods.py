@@ -17,7 +17,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from tests.scripted_model import Script, ScriptedModel, scripted_model
+from tests.integration.test_tracing import SCRIPT as TRACED_TEAM_SCRIPT
+from tests.scripted_model import ScriptedModel, scripted_model
 from tests.support import Cluster
 
 from e2e.conftest import OperatorProcess, wait_for
@@ -34,25 +35,7 @@ TEAM = "traced"
 JUNIORS = ("researcher", "writer")
 # token counts the model reports, distinct per agent so the spans must carry the real ones
 TOKENS = {"lead": (101, 11), "researcher": (202, 22), "writer": (303, 33)}
-SCRIPT: Script = {
-    "lead": [
-        {
-            "json": {
-                "subtasks": [
-                    {"description": "Collect facts", "capabilities": ["research"]},
-                    {"description": "Write it up", "capabilities": ["writing"]},
-                ]
-            },
-            "prompt_tokens": 101,
-            "completion_tokens": 11,
-        },
-        {"when": "gave researcher", "json": {"score": 0.9}},
-        {"when": "gave writer", "json": {"score": 0.9}},
-        {"when": "final answer", "content": "Report done."},
-    ],
-    "researcher": [{"content": "facts", "prompt_tokens": 202, "completion_tokens": 22}],
-    "writer": [{"content": "prose", "prompt_tokens": 303, "completion_tokens": 33}],
-}
+SCRIPT = TRACED_TEAM_SCRIPT  # the team of the processes' trace test, scripted alike
 
 
 @pytest.fixture

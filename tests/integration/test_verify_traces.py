@@ -6,6 +6,7 @@ and a runtime changed on purpose (one more revision than its spec allows) fails 
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -201,10 +202,12 @@ async def test_hierarchical_runs_replay_through_the_spec(tmp_path: Path) -> None
     assert checked == 24
 
 
-async def test_swarm_runs_replay_through_the_spec(tmp_path: Path) -> None:
+async def replayed(case: Callable[[int], tuple[AgentTeamSpec, Script]], tmp_path: Path) -> int:
+    """Run RUNS seeded cases of one pattern, replay each team's runs through its spec; every
+    run must replay whole. Returns how many were checked."""
     by_team: dict[str, list[tuple[AgentTeamSpec, list[Event]]]] = {}
     for seed in range(RUNS):
-        spec, script = swarm_case(seed)
+        spec, script = case(seed)
         by_team.setdefault(spec.model_dump_json(), []).append((spec, await run_team(spec, script)))
     checked = 0
     for number, runs in enumerate(by_team.values()):
@@ -217,26 +220,15 @@ async def test_swarm_runs_replay_through_the_spec(tmp_path: Path) -> None:
         for verdict in verdicts:
             assert verdict.ok, (verdict.message, verdict.steps)
             checked += 1
-    assert checked == RUNS
+    return checked
+
+
+async def test_swarm_runs_replay_through_the_spec(tmp_path: Path) -> None:
+    assert await replayed(swarm_case, tmp_path) == RUNS
 
 
 async def test_negotiation_runs_replay_through_the_spec(tmp_path: Path) -> None:
-    by_team: dict[str, list[tuple[AgentTeamSpec, list[Event]]]] = {}
-    for seed in range(RUNS):
-        spec, script = negotiation_case(seed)
-        by_team.setdefault(spec.model_dump_json(), []).append((spec, await run_team(spec, script)))
-    checked = 0
-    for number, runs in enumerate(by_team.values()):
-        verdicts = validate_traces(
-            protocol_of_spec(runs[0][0]),
-            [events for _, events in runs],
-            tmp_path / f"team-{number}",
-            threshold=0.7,
-        )
-        for verdict in verdicts:
-            assert verdict.ok, (verdict.message, verdict.steps)
-            checked += 1
-    assert checked == RUNS
+    assert await replayed(negotiation_case, tmp_path) == RUNS
 
 
 async def test_a_runtime_that_revises_once_more_than_its_spec_fails_the_check(
