@@ -32,6 +32,12 @@ class DevCommands:
         for field in ("METRICS_PORT", "LIVENESS_PORT", "WEBHOOK_PORT"):
             self.env[f"HIVE_OPERATOR__{field}"] = str(free_port())
         self.env["HIVE_DEV__REDIS_PORT"] = str(free_port())
+        # Weaviate's and Jaeger's default ports lie in the ephemeral range, where any outgoing
+        # connection of the busy machine may hold one: free ones of their own instead.
+        for part in ("weaviate", "jaeger"):
+            for field in type(getattr(settings, part)).model_fields:
+                if field.endswith("_port"):
+                    self.env[f"HIVE_DEV__{part.upper()}__{field.upper()}"] = str(free_port())
 
     def hive(self, *args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
