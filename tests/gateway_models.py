@@ -5,7 +5,9 @@ and embeddings APIs on loopback, answering every request (unlike tests/scripted_
 replies are a finite script and never late) after ``--delay`` seconds, or with ``--status``
 (e.g. 503, or 429 with Retry-After: 120) instead. It prints its base URL as its first line.
 ``GET /v1/requests`` tells when (the server's monotonic clock) each request arrived and which
-model it named, so a test can count requests over time windows.
+model it named, so a test can count requests over time windows. With ``--api-key`` it answers
+401 to any request whose ``Authorization`` is not ``Bearer <key>`` (counted in
+``GET /v1/refused``).
 """
 
 from __future__ import annotations
@@ -28,8 +30,19 @@ from aiohttp import web
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def app(name: str, delay: float, status: int | None) -> web.Application:
+def app(name: str, delay: float, status: int | None, api_key: str | None = None) -> web.Application:
     arrivals: list[dict[str, Any]] = []
+    refused: list[str] = []  # the Authorization headers refused
+
+    @web.middleware
+    async def key_required(request: web.Request, handler: Any) -> web.StreamResponse:
+        given = request.headers.get("Authorization", "")
+        if api_key is not None and request.method == "POST" and given != f"Bearer {api_key}":
+            refused.append(given)
+            error = {"error": {"message": "Incorrect API key provided", "type": "auth"}}
+            return web.json_response(error, status=401)
+        response: web.StreamResponse = await handler(request)
+        return response
 
     async def chat(request: web.Request) -> web.Response:
         body = await request.json()
@@ -82,15 +95,19 @@ def app(name: str, delay: float, status: int | None) -> web.Application:
     async def requests(_: web.Request) -> web.Response:
         return web.json_response(arrivals)
 
-    application = web.Application()
+    async def refusals(_: web.Request) -> web.Response:
+        return web.json_response(refused)
+
+    application = web.Application(middlewares=[key_required])
     application.router.add_post("/v1/chat/completions", chat)
     application.router.add_post("/v1/embeddings", embeddings)
     application.router.add_get("/v1/requests", requests)
+    application.router.add_get("/v1/refused", refusals)
     return application
 
 
-async def main(name: str, delay: float, status: int | None) -> None:
-    runner = web.AppRunner(app(name, delay, status), access_log=None)
+async def main(name: str, delay: float, status: int | None, api_key: str | None) -> None:
+    runner = web.AppRunner(app(name, delay, status, api_key), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
@@ -108,15 +125,23 @@ class ModelProcess:
 
         return list(httpx.get(self.url + "/requests", timeout=10).json())
 
+    def refused(self) -> list[str]:
+        """The Authorization headers of the requests refused for a wrong or missing key."""
+        import httpx
+
+        return list(httpx.get(self.url + "/refused", timeout=10).json())
+
 
 @contextmanager
 def model_process(
-    name: str, *, delay: float = 0.0, status: int | None = None
+    name: str, *, delay: float = 0.0, status: int | None = None, api_key: str | None = None
 ) -> Iterator[ModelProcess]:
     """Run one model server process; yields it once it listens."""
     args = [sys.executable, "-m", "tests.gateway_models", "--name", name, "--delay", str(delay)]
     if status is not None:
         args += ["--status", str(status)]
+    if api_key is not None:
+        args += ["--api-key", api_key]
     process = subprocess.Popen(
         args,
         cwd=ROOT,
@@ -139,5 +164,6 @@ if __name__ == "__main__":
     parser.add_argument("--name", default="model")
     parser.add_argument("--delay", type=float, default=0.0)
     parser.add_argument("--status", type=int, default=None)
+    parser.add_argument("--api-key", default=None)
     options = parser.parse_args()
-    asyncio.run(main(options.name, options.delay, options.status))
+    asyncio.run(main(options.name, options.delay, options.status, options.api_key))

@@ -857,6 +857,13 @@ class GatewaySettings(BaseModel):
     report_interval_s: float = Field(
         default=15.0, gt=0, description="How often the gateway writes the teams' status.usage."
     )
+    route_keys: dict[str, SecretStr] = Field(
+        default_factory=dict,
+        description="API keys of routes with a secretRef, by route name, where no Secret is "
+        "read: `hive run` and a gateway without report_namespace "
+        "(HIVE_GATEWAY__ROUTE_KEYS__<route>); the operator's gateway reads the Secrets of its "
+        "namespace.",
+    )
 
 
 class Settings(BaseSettings):

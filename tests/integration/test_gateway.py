@@ -291,3 +291,41 @@ async def test_a_run_without_a_gateway_process_takes_the_routes_through_its_chai
     assert reply.prompt_tokens == 10
     assert len(arrivals(servers["failing"], "chain-failing")) == 1
     assert routing.router.ledger.rows[("lead", "m", "quick")].requests == 1
+
+
+async def test_a_run_sends_a_routes_key_from_its_setting() -> None:
+    """`hive run` has no Secret to read: a route's key comes from
+    HIVE_GATEWAY__ROUTE_KEYS__<route>, and a route without one is named before any call."""
+    from pydantic import SecretStr
+
+    from hive.api.agentteam import AgentTeamSpec
+    from hive.errors import InvalidInput
+    from hive.runtime.gateway.middleware import routed_calls
+    from hive.runtime.models import OpenAICompatible
+    from hive.runtime.resilience.chain import ChainParts
+
+    with model_process("keyed", api_key="sk-local") as server:
+        spec = AgentTeamSpec.model_validate(
+            {
+                "goal": "answer",
+                "model": {
+                    "name": "m",
+                    "gateway": {
+                        "routes": [route("keyed", server, "keyed", secretRef={"name": "keyed-key"})]
+                    },
+                },
+                "agents": [{"name": "lead", "role": "senior"}],
+            }
+        )
+        with pytest.raises(InvalidInput) as missing:
+            routed_calls("run", spec, max_wait_s=5, keys={})
+        assert missing.value.field == "spec.model.gateway.routes[0].secretRef"
+        assert "HIVE_GATEWAY__ROUTE_KEYS__KEYED" in missing.value.problem
+        routing = routed_calls("run", spec, max_wait_s=5, keys={"keyed": SecretStr("sk-local")})
+        assert routing is not None
+        model = OpenAICompatible(
+            "http://127.0.0.1:9/v1", "m", chain=ChainParts(routing=routing).chain("lead")
+        )
+        reply = await model.complete([{"role": "user", "content": "hi"}])
+        assert reply.content == "keyed: hi"
+        assert server.refused() == []

@@ -27,9 +27,9 @@ NS = "gateway-usage"
 TEAM = "priced"
 
 
-def kubeconfig_of(cluster: Cluster, folder: Path, account: str) -> Path:
+def kubeconfig_of(cluster: Cluster, folder: Path, account: str, namespace: str = NS) -> Path:
     """A kubeconfig holding only the ServiceAccount's token."""
-    token = cluster.kubectl("create", "token", account, "-n", NS, "--duration", "10m")
+    token = cluster.kubectl("create", "token", account, "-n", namespace, "--duration", "10m")
     config = {
         "apiVersion": "v1",
         "kind": "Config",
@@ -221,3 +221,157 @@ def test_the_operator_runs_the_gateway_of_a_team_with_routes(
     finally:
         operator.stop()
         cluster.kubectl("delete", "namespace", namespace, "--wait=false")
+
+
+def test_the_gateway_sends_its_routes_keys_from_their_secrets(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    """A route's secretRef: the gateway reads the Secret with its own token (its Role may get
+    only the Secrets its routes name) and sends the key as a bearer token; it never prints it."""
+    apply_crds(cluster.client)
+    namespace = "gateway-keys"
+    cluster.kubectl("create", "namespace", namespace)
+    key = "sk-route-key-7f3a9c"
+    cluster.kubectl(
+        "create", "secret", "generic", "cloud-key", "-n", namespace, f"--from-literal=token={key}"
+    )
+    cluster.kubectl(
+        "create", "secret", "generic", "unrelated", "-n", namespace, "--from-literal=k=v"
+    )
+    with model_process("keyed", api_key=key) as server:
+        spec: dict[str, Any] = {
+            "goal": "answer",
+            "model": {
+                "name": "m",
+                "gateway": {
+                    "routes": [
+                        {
+                            "name": "cloud",
+                            "endpoint": server.url,
+                            "model": "keyed",
+                            "secretRef": {"name": "cloud-key", "key": "token"},
+                        }
+                    ]
+                },
+            },
+            "agents": [{"name": "lead", "role": "senior"}],
+        }
+        owner = Owner("AgentTeam", "keyed", namespace, "uid-keyed", generation=1)
+        children = gateway_children(owner, AgentTeamSpec.model_validate(spec), image="hive:t")
+        rbac = [c for c in children if c["kind"] in ("ServiceAccount", "Role", "RoleBinding")]
+        for item in rbac:  # no owner to be collected with here
+            item["metadata"].pop("ownerReferences", None)
+        (tmp_path / "rbac.yaml").write_text(yaml.safe_dump_all(rbac))
+        cluster.kubectl("apply", "-f", str(tmp_path / "rbac.yaml"))
+        account = f"system:serviceaccount:{namespace}:{gateway_account('keyed')}"
+        for secret, allowed in (("cloud-key", "yes"), ("unrelated", "no")):
+            said = cluster.kubectl(
+                "auth",
+                "can-i",
+                "get",
+                f"secret/{secret}",
+                "-n",
+                namespace,
+                "--as",
+                account,
+                check=False,
+            )
+            assert said.stdout.strip() == allowed, secret
+        config = next(c for c in children if c["kind"] == "ConfigMap")["data"]["gateway.json"]
+        assert key not in config
+        (tmp_path / "gateway.json").write_text(config)
+        env = {
+            **os.environ,
+            "PYTHONPATH": f"{ROOT / 'operator'}:{ROOT}",
+            "HIVE_KUBE__KUBECONFIG": str(
+                kubeconfig_of(cluster, tmp_path, gateway_account("keyed"), namespace)
+            ),
+            "HIVE_GATEWAY__REPORT_NAMESPACE": namespace,
+        }
+        log = tmp_path / "gateway.log"
+        with log.open("w") as errors:
+            gateway = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "hive",
+                    "gateway",
+                    "serve",
+                    str(tmp_path / "gateway.json"),
+                    "--port",
+                    "0",
+                ],
+                cwd=ROOT,
+                stdout=subprocess.PIPE,
+                stderr=errors,
+                text=True,
+                env=env,
+            )
+            try:
+                assert gateway.stdout is not None
+                url = gateway.stdout.readline().strip()
+                assert url.startswith("http://"), log.read_text()
+                body = {
+                    "model": "m",
+                    "user": "lead",
+                    "messages": [{"role": "user", "content": "x"}],
+                }
+                answer = httpx.post(url + "/chat/completions", json=body, timeout=30)
+                assert answer.status_code == 200, answer.text
+                assert answer.json()["choices"][0]["message"]["content"] == "keyed: x"
+                assert key not in answer.text
+            finally:
+                gateway.terminate()
+                gateway.wait(10)
+        assert server.refused() == []
+        assert len(server.arrivals()) == 1
+        # without the key the route refuses: the key is what made the call pass
+        assert (
+            httpx.post(server.url + "/chat/completions", json=body, timeout=10).status_code == 401
+        )
+    assert key not in log.read_text()
+    cluster.kubectl("delete", "namespace", namespace, "--wait=false")
+
+
+def test_a_gateway_whose_route_secret_is_missing_says_which(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    """A secretRef to a key that is not there stops the gateway at its start, naming the
+    route's field and the Secret."""
+    apply_crds(cluster.client)
+    config = {
+        "teams": {
+            "t": {
+                "model": "m",
+                "gateway": {
+                    "routes": [
+                        {
+                            "name": "cloud",
+                            "endpoint": "http://127.0.0.1:9/v1",
+                            "model": "x",
+                            "secretRef": {"name": "absent", "key": "token"},
+                        }
+                    ]
+                },
+            }
+        }
+    }
+    (tmp_path / "gateway.json").write_text(json.dumps(config))
+    env = {
+        **os.environ,
+        "PYTHONPATH": f"{ROOT / 'operator'}:{ROOT}",
+        "HIVE_KUBE__KUBECONFIG": str(cluster.plane.kubeconfig),
+        "HIVE_GATEWAY__REPORT_NAMESPACE": "default",
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "hive", "gateway", "serve", str(tmp_path / "gateway.json")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode != 0
+    assert "t: spec.model.gateway.routes[0].secretRef" in done.stderr
+    assert "the Secret absent has no key token" in done.stderr

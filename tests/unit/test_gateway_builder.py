@@ -89,3 +89,41 @@ def test_a_team_with_routes_runs_its_gateway_and_its_agents_call_it() -> None:
 def test_a_team_without_routes_has_no_gateway() -> None:
     items = children(None)
     assert not [c for c in items if c["metadata"]["name"] == child_name("research", "gateway")]
+
+
+def test_the_gateways_role_may_get_only_the_secrets_of_its_routes() -> None:
+    keyed = {
+        "routes": [
+            {
+                "name": "cloud",
+                "endpoint": "https://api.example.com/v1",
+                "model": "gpt",
+                "secretRef": {"name": "cloud-key", "key": "token"},
+            },
+            {
+                "name": "backup",
+                "endpoint": "https://backup.example.com/v1",
+                "model": "gpt",
+                "secretRef": {"name": "backup-key"},
+            },
+            {"name": "vllm", "endpoint": "http://vllm:8000/v1", "model": "llama"},
+        ]
+    }
+    items = children(keyed)
+    role = named(items, "Role", "hive-gateway-research")
+    assert role["rules"][1] == {
+        "apiGroups": [""],
+        "resources": ["secrets"],
+        "resourceNames": ["backup-key", "cloud-key"],
+        "verbs": ["get"],
+    }
+    name = child_name("research", "gateway")
+    config = json.loads(named(items, "ConfigMap", name)["data"]["gateway.json"])
+    routes = config["teams"]["research"]["gateway"]["routes"]
+    assert routes[0]["secretRef"] == {"name": "cloud-key", "key": "token"}
+    assert routes[1]["secretRef"] == {"name": "backup-key", "key": "api-key"}
+    # the agents call the gateway: none of their Roles may read the routes' Secrets
+    for item in items:
+        if item["kind"] == "Role" and item["metadata"]["name"] != "hive-gateway-research":
+            for rule in item["rules"]:
+                assert "cloud-key" not in rule.get("resourceNames", []), item["metadata"]["name"]

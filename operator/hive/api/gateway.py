@@ -16,7 +16,7 @@ from typing import Annotated
 from pydantic import Field, model_validator
 from pydantic_core import PydanticCustomError
 
-from hive.api.common import HiveModel
+from hive.api.common import HiveModel, SecretKeyRef
 
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 
@@ -67,6 +67,12 @@ class ModelRouteSpec(HiveModel):
         description="Base URL of the route's OpenAI-compatible API, e.g. http://vllm:8000/v1.",
     )
     model: str = Field(min_length=1, description="Model name sent to this route.")
+    secret_ref: SecretKeyRef | None = Field(
+        default=None,
+        description="Secret key (in the team's namespace) holding the route's API key, sent as "
+        "`Authorization: Bearer`; read by the team's gateway, whose Role may get only the "
+        "Secrets its routes name. None: a keyless route.",
+    )
     priority: int = Field(
         default=0, ge=0, description="Lower is tried first (priority strategy, ties, fallbacks)."
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -12,6 +13,8 @@ from hive.cli.errors import one_line_errors
 from hive.settings import KubeSettings, get_settings
 
 if TYPE_CHECKING:
+    from hive.runtime.gateway.config import GatewayConfig
+    from hive.runtime.gateway.keys import TeamKeys
     from hive.runtime.gateway.server import Report
 
 USAGE_FIELD_MANAGER = "hive-gateway"
@@ -38,8 +41,10 @@ def serve(
 ) -> None:
     """Serve the routes of the teams in FILES (AgentTeam manifests with spec.model.gateway, or
     the gateway config the operator writes) until interrupted; prints its base URL once it
-    listens."""
+    listens. Routes' API keys (secretRef) come from the Secrets of gateway.report_namespace
+    where it is set, else from HIVE_GATEWAY__ROUTE_KEYS__<route>."""
     from hive.runtime.gateway.config import load
+    from hive.runtime.gateway.keys import from_settings
     from hive.runtime.gateway.server import serve as run_server
 
     everything = get_settings()
@@ -49,6 +54,12 @@ def serve(
     report: Report | None = None
     if settings.report_namespace:
         report = usage_reporter(everything.kube, settings.report_namespace)
+        keys = read_route_keys(everything.kube, settings.report_namespace, config)
+    else:
+        keys = {
+            name: from_settings(team.gateway, settings.route_keys)
+            for name, team in config.teams.items()
+        }
     run_server(
         config,
         host or settings.host,
@@ -56,7 +67,29 @@ def serve(
         max_wait_s=settings.max_wait_s if max_wait_s is None else max_wait_s,
         report=report,
         report_interval_s=settings.report_interval_s,
+        keys=keys,
     )
+
+
+def read_route_keys(kube: KubeSettings, namespace: str, config: GatewayConfig) -> TeamKeys:
+    """The routes' API keys from the Secrets they name, read once as the gateway starts (a
+    rotated key takes a restart: ``kubectl rollout restart deployment/<team>-gateway``)."""
+    from hive.kube.client import async_client
+    from hive.kube.toolversions import read_secret_keys
+    from hive.runtime.gateway.keys import from_secrets, secret_refs
+
+    refs = secret_refs(config)
+    if not refs:
+        return {}
+
+    async def read() -> dict[str, str]:
+        client = async_client(kube)
+        try:
+            return dict(await read_secret_keys(client, namespace, refs))
+        finally:
+            await client.close()
+
+    return from_secrets(config, asyncio.run(read()))
 
 
 def usage_reporter(kube: KubeSettings, namespace: str) -> Report:

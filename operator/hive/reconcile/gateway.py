@@ -12,6 +12,7 @@ reach only DNS and the ports of its routes' endpoints. Pure: the caller applies.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -199,7 +200,8 @@ def gateway_children(
             ],
         },
     }
-    return [config_map, deployment, service, policy, *usage_writer(owner, labels)]
+    secrets = sorted({r.secret_ref.name for r in team.model.gateway.routes if r.secret_ref})
+    return [config_map, deployment, service, policy, *usage_writer(owner, labels, secrets)]
 
 
 def token_volume(expiration_s: int) -> JSON:
@@ -226,10 +228,22 @@ def token_volume(expiration_s: int) -> JSON:
     }
 
 
-def usage_writer(owner: Owner, labels: dict[str, str]) -> list[JSON]:
+def usage_writer(owner: Owner, labels: dict[str, str], secrets: Sequence[str] = ()) -> list[JSON]:
     """The gateway's ServiceAccount, and a Role (bound to it) that may patch only its own
-    team's status."""
+    team's status, and get only the Secrets holding its routes' API keys (`secrets`)."""
     account = gateway_account(owner.name)
+    route_keys = (
+        [
+            {
+                "apiGroups": [""],
+                "resources": ["secrets"],
+                "resourceNames": list(secrets),
+                "verbs": ["get"],
+            }
+        ]
+        if secrets
+        else []
+    )
     return [
         {
             "apiVersion": "v1",
@@ -247,7 +261,8 @@ def usage_writer(owner: Owner, labels: dict[str, str]) -> list[JSON]:
                     "resources": ["agentteams/status"],
                     "resourceNames": [owner.name],
                     "verbs": ["get", "patch"],
-                }
+                },
+                *route_keys,
             ],
         },
         {

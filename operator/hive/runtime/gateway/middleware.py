@@ -15,16 +15,20 @@ from __future__ import annotations
 
 import contextvars
 import json
+from collections.abc import Mapping
 from typing import Any
 
 import aiohttp
+from pydantic import SecretStr
 
 from hive.api.agentteam import AgentTeamSpec
 from hive.api.gateway import Service
+from hive.runtime.gateway.keys import from_settings
 from hive.runtime.gateway.router import TeamRouter
 from hive.runtime.models import InvalidModelOutput, Reply, ToolCall, status_error
 from hive.runtime.resilience.calls import Call, CallKind, Proceed
 from hive.runtime.resilience.wiring import breaker_settings
+from hive.settings import get_settings
 
 _session: contextvars.ContextVar[aiohttp.ClientSession] = contextvars.ContextVar("session")
 
@@ -96,15 +100,23 @@ class RoutedModelCalls:
         return reply_of(json.loads(answer.body), self.model)
 
 
-def routed_calls(team: str, spec: AgentTeamSpec, max_wait_s: float) -> RoutedModelCalls | None:
-    """The middleware for a team with routes, else None."""
+def routed_calls(
+    team: str,
+    spec: AgentTeamSpec,
+    max_wait_s: float,
+    keys: Mapping[str, SecretStr] | None = None,
+) -> RoutedModelCalls | None:
+    """The middleware for a team with routes, else None; `keys`: the API keys of its routes
+    with a secretRef, by route name (default: HIVE_GATEWAY__ROUTE_KEYS__<route>)."""
     if spec.model.gateway is None:
         return None
+    given = get_settings().gateway.route_keys if keys is None else keys
     router = TeamRouter(
         team,
         spec.model.gateway,
         breakers=breaker_settings(spec.resilience.breaker),
         session=_session.get,
+        keys=from_settings(spec.model.gateway, given),
         max_wait_s=max_wait_s,
     )
     return RoutedModelCalls(router, spec.model.name)

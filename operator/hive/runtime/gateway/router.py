@@ -22,7 +22,7 @@ import contextlib
 import json
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -75,10 +75,15 @@ class RouteState:
     latency: LatencyEwma = field(default_factory=LatencyEwma)
     url_base: str = ""
     timeout: aiohttp.ClientTimeout = field(default_factory=aiohttp.ClientTimeout)
+    # the route's API key as the header it is sent in (never in repr, logs or errors)
+    authorization: dict[str, str] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         self.url_base = self.spec.endpoint.rstrip("/")
         self.timeout = aiohttp.ClientTimeout(total=self.spec.timeout_seconds)
+
+    def headers(self, content_type: str) -> dict[str, str]:
+        return {"Content-Type": content_type, **self.authorization}
 
 
 def needs_vision(body: dict[str, Any]) -> bool:
@@ -130,15 +135,30 @@ class TeamRouter:
         breakers: BreakerSettings | None = None,
         metrics: GatewayMetrics | None = None,
         session: Callable[[], aiohttp.ClientSession],
+        keys: Mapping[str, str] | None = None,
         max_wait_s: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
     ) -> None:
+        """`keys`: the API keys of the routes with a secretRef, by route name (see
+        hive.runtime.gateway.keys); a route that declares one must have it."""
         self.team = team
         self.spec = spec
         self.metrics = metrics or GatewayMetrics()
         self.breakers = Breakers(breakers, clock=clock)
         self.routes = [RouteState(r, RouteLimiter.of(r.limits, clock)) for r in spec.routes]
+        keys = keys or {}
+        for index, route in enumerate(self.routes):
+            if route.spec.secret_ref is None:
+                continue
+            key = keys.get(route.spec.name)
+            if not key:
+                raise InvalidInput(
+                    f"spec.model.gateway.routes[{index}].secretRef",
+                    f"team {team}: no API key for route {route.spec.name} (Secret "
+                    f"{route.spec.secret_ref.name}, key {route.spec.secret_ref.key})",
+                )
+            route.authorization = {"Authorization": f"Bearer {key}"}
         self.ledger = Ledger(team, spec.spend_limit, self.metrics)
         self.session = session
         self.max_wait_s = max_wait_s
@@ -230,7 +250,7 @@ class TeamRouter:
         started = self.clock()
         try:
             response = await self.session().post(
-                url, data=data, headers={"Content-Type": content_type}, timeout=route.timeout
+                url, data=data, headers=route.headers(content_type), timeout=route.timeout
             )
             try:
                 status = response.status

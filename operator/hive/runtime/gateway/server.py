@@ -33,6 +33,7 @@ from hive.errors import HiveError, InvalidInput
 from hive.runtime.gateway import presets
 from hive.runtime.gateway.accounting import GatewayMetrics
 from hive.runtime.gateway.config import GatewayConfig
+from hive.runtime.gateway.keys import TeamKeys
 from hive.runtime.gateway.router import Answer, TeamRouter, route_error_status
 from hive.runtime.resilience.wiring import breaker_settings
 
@@ -49,8 +50,12 @@ def error_response(status: int, message: str, kind: str) -> web.Response:
 class GatewayServer:
     """The teams' routers and the aiohttp application serving them."""
 
-    def __init__(self, config: GatewayConfig, *, max_wait_s: float = 30.0) -> None:
+    def __init__(
+        self, config: GatewayConfig, *, max_wait_s: float = 30.0, keys: TeamKeys | None = None
+    ) -> None:
+        """`keys`: each team's route API keys (hive.runtime.gateway.keys)."""
         self.config = config
+        keys = keys or {}
         self.metrics = GatewayMetrics()
         self._session: aiohttp.ClientSession | None = None
         self.reported: dict[str, dict[str, Any]] = {}  # each team's usage as last reported
@@ -61,6 +66,7 @@ class GatewayServer:
                 breakers=breaker_settings(team.breaker),
                 metrics=self.metrics,
                 session=self.session,
+                keys=keys.get(name),
                 max_wait_s=max_wait_s,
             )
             for name, team in config.teams.items()
@@ -224,11 +230,12 @@ async def serve_until_cancelled(
     announce: Callable[[str], object] = print,
     report: Report | None = None,
     report_interval_s: float = 15.0,
+    keys: TeamKeys | None = None,
 ) -> None:
     """Serve until cancelled; `announce` gets the base URL once the port is bound (port 0
     picks a free one); `report` gets each team's usage every `report_interval_s` (and once
     more at the end), a failed report is logged and tried again at the next."""
-    server = GatewayServer(config, max_wait_s=max_wait_s)
+    server = GatewayServer(config, max_wait_s=max_wait_s, keys=keys)
     runner = web.AppRunner(server.app(), access_log=None)
     await runner.setup()
     try:
@@ -267,6 +274,7 @@ def serve(
     max_wait_s: float = 30.0,
     report: Report | None = None,
     report_interval_s: float = 15.0,
+    keys: TeamKeys | None = None,
 ) -> None:
     """Serve until interrupted (SIGINT or SIGTERM), printing the base URL once it listens."""
 
@@ -280,6 +288,7 @@ def serve(
                 announce=lambda u: print(u, flush=True),
                 report=report,
                 report_interval_s=report_interval_s,
+                keys=keys,
             )
         )
         loop = asyncio.get_running_loop()
