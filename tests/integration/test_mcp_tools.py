@@ -21,7 +21,7 @@ from hive.errors import ExternalFailure, Unavailable
 from hive.ports import free_port
 from hive.runtime.toolbox import Toolbox
 from hive.runtime.tooling.catalog import Catalog, CatalogEntry
-from hive.runtime.tooling.discovery import FolderWatch
+from hive.runtime.tooling.discovery import FolderWatch, entry_of
 from hive.runtime.tooling.kinds import Function, KindContext, KindRegistry
 from hive.runtime.tooling.mcp import McpConnection, McpKind, McpTarget
 from hive.settings import McpSettings
@@ -211,6 +211,68 @@ async def test_an_agent_starts_with_the_tools_of_a_server_that_answers_late() ->
             assert names == {f"calc_{t}" for t in SERVER_TOOLS}
     finally:
         started.cancel()
+        await toolbox.close()
+
+
+async def test_an_agent_is_offered_the_tools_the_operator_saw_and_calls_wait_for_its_session() -> (
+    None
+):
+    """The operator's session listed the server (status.discoveredTools) but the agent's pod
+    cannot reach it yet: the agent starts at once with those tools offered, and a call made
+    before its own session is up waits for it rather than failing."""
+    port = free_port()
+    spec = version({"url": f"http://127.0.0.1:{port}/mcp"})
+    seen = {
+        "name": "add",
+        "description": "Add two integers (as the operator saw it).",
+        "inputSchema": {"type": "object", "properties": {"a": {"type": "integer"},
+                                                         "b": {"type": "integer"}}},
+    }  # fmt: skip
+    obj = {
+        "metadata": {"name": "calc-1-0-0"},
+        "spec": spec.wire(),
+        "status": {"discoveredTools": [seen, {"description": "no name: left out"}]},
+    }
+    entry = entry_of(obj, "default/calc-1-0-0")
+    assert entry is not None
+    assert [t.name for t in entry.announced] == ["add"]
+    catalog = Catalog([entry])
+    toolbox = Toolbox(catalog=catalog, kinds=KindRegistry([McpKind(SETTINGS)]))
+    agent = AgentSpec.model_validate(
+        {"name": "early", "role": "specialist", "tools": [{"name": "calc"}]}
+    )
+    registry = toolbox.for_agent(agent, None)
+    try:
+        await asyncio.wait_for(toolbox.started(), 30)
+        (live,) = toolbox.live
+        assert not live.unanswered, live.problems
+        offered = {s["function"]["name"]: s["function"] for s in registry.schemas()}
+        assert set(offered) == {"calc_add"}
+        assert offered["calc_add"]["description"] == seen["description"]
+
+        arguments = {"a": 20, "b": 22}
+        call = asyncio.ensure_future(
+            registry.call(registry.check("calc_add", arguments), arguments)
+        )
+        done, _ = await asyncio.wait({call}, timeout=0.5)
+        assert not done, f"the call did not wait for a session: {call.exception()!r}"
+        with mcp_server(port):  # the pod's way to the server opens while the call waits
+            assert await asyncio.wait_for(call, 30) == {"result": 42}
+            # its own session listed the server: the live tools replace what the operator saw
+            deadline = time.monotonic() + 20
+            while {s["function"]["name"] for s in registry.schemas()} != {
+                f"calc_{t}" for t in SERVER_TOOLS
+            }:
+                assert time.monotonic() < deadline, "the live listing never replaced the seen one"
+                await asyncio.sleep(0.05)
+        # a status change that leaves spec and tools as they were announces nothing
+        changes: list[set[str]] = []
+        catalog.subscribe(changes.append)
+        again = entry_of({**obj, "status": {**obj["status"], "calls": 3}}, entry.source)
+        assert again == entry
+        catalog.put(again)
+        assert changes == []
+    finally:
         await toolbox.close()
 
 

@@ -32,7 +32,7 @@ from prometheus_client import Counter, Histogram
 
 from hive.api.agentteam import ToolCallCount, ToolRequirement
 from hive.api.semver import best_match, less, ordered, satisfies
-from hive.api.toolversion import ToolVersionSpec
+from hive.api.toolversion import DiscoveredTool, ToolVersionSpec
 from hive.errors import ExternalFailure, HiveError, InvalidInput
 from hive.runtime.cache.keys import ToolCaching, digest
 from hive.runtime.events import Event, EventBus, EventKind
@@ -74,6 +74,9 @@ class CatalogEntry:
     spec: ToolVersionSpec
     name: str  # the object's name (or the file's, locally)
     source: str  # "namespace/name" in a cluster, the file path locally
+    # kind mcp: the server's tools as the operator last listed them (status.discoveredTools),
+    # offered until the agent's own session with the server is up
+    announced: tuple[DiscoveredTool, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -122,6 +125,8 @@ class Catalog:
         """Add or change one version (an entry of another name for the same version replaces
         it: the newest word wins, as admission refuses duplicates anyway)."""
         tool = entry.spec.tool
+        if self._tools.get(tool, {}).get(entry.spec.version) == entry:
+            return  # the object changed elsewhere (its status's counts): nothing to announce
         # the object may have changed its tool or version: drop what it declared before
         changed = self._drop_named(entry.name) | {tool}
         self._tools.setdefault(tool, {})[entry.spec.version] = entry
@@ -410,6 +415,11 @@ class AgentTools:
             self.context,
             call_tool=self.context.call_tool or self.call_tool,
             tools=self.catalog.view(),
+            announced={
+                (r.target.spec.tool, r.target.spec.version): r.target.announced
+                for _, r in resolved
+                if r.target.announced
+            },
         )
         if self.secrets_for is not None and resolved:
             specs = [r.target.spec for _, r in resolved]

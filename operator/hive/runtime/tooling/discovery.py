@@ -29,7 +29,7 @@ import yaml
 from pydantic import ValidationError
 
 from hive.api.common import describe_validation_error
-from hive.api.toolversion import TOOL_NAME, ToolVersionSpec
+from hive.api.toolversion import TOOL_NAME, DiscoveredTool, ToolVersionSpec
 from hive.errors import InvalidInput
 from hive.runtime.tooling.catalog import Catalog, CatalogEntry
 
@@ -52,7 +52,21 @@ def entry_of(obj: Mapping[str, Any], source: str) -> CatalogEntry | None:
             "ToolVersion %s (%s) left out: %s", name, source, describe_validation_error(exc)
         )
         return None
-    return CatalogEntry(spec, name, source)
+    return CatalogEntry(
+        spec, name, source, announced_tools(obj) if spec.implementation.kind == "mcp" else ()
+    )
+
+
+def announced_tools(obj: Mapping[str, Any]) -> tuple[DiscoveredTool, ...]:
+    """status.discoveredTools of an mcp version: what the operator's session saw the server
+    offer (an entry it cannot read is left out: the agent's own session lists the server)."""
+    found = []
+    for item in (obj.get("status") or {}).get("discoveredTools") or []:
+        try:
+            found.append(DiscoveredTool.model_validate(item))
+        except ValidationError:
+            continue
+    return tuple(found)
 
 
 def secret_refs(specs: Iterable[ToolVersionSpec]) -> list[tuple[str, str]]:

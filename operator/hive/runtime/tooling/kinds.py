@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from hive.api.toolversion import ToolVersionSpec
+from hive.api.toolversion import DiscoveredTool, ToolVersionSpec
 from hive.errors import InvalidInput
 
 Call = Callable[[dict[str, Any]], Awaitable[Any]]
@@ -55,6 +55,8 @@ class KindContext:
     builtins: Mapping[str, Callable[..., Awaitable[Any]]] = field(default_factory=dict)
     call_tool: CallTool | None = None  # for kinds that call other tools (composite)
     tools: Mapping[str, Sequence[ToolVersionSpec]] | None = None  # the catalog's versions now
+    # (tool, version) -> what the operator saw its server offer (kind mcp: status.discoveredTools)
+    announced: Mapping[tuple[str, str], Sequence[DiscoveredTool]] = field(default_factory=dict)
 
 
 class ToolKind(Protocol):

@@ -11,7 +11,11 @@ tool.
 One session per server (`McpConnection`), shared by every version naming it and kept open: a
 background task connects, lists the tools, then follows the server's announcements of a changed
 tool list (``subscriptions/listen`` on 2026-07-28 sessions, ``notifications/tools/list_changed``
-on earlier ones) and lists again; a lost session is reconnected with doubling waits. Whoever
+on earlier ones) and lists again; a lost session is reconnected with doubling waits (a call that
+finds no session asks for an attempt now and waits for it, up to the connect timeout). Until an
+agent's own session has listed the server, the version's functions are the tools the operator's
+session saw (``status.discoveredTools``, `KindContext.announced`), so a model is offered them
+from its first request even when the agent's pod reaches the server a little later. Whoever
 holds the functions learns of a change in one of two ways: `McpKind.changed`, an asyncio.Event
 set whenever any server's list changes (await it, clear it, ask for the functions again), or a
 listener given to `McpConnection.add_listener`, called after every listing or failed attempt
@@ -172,6 +176,7 @@ class McpConnection:
         self._ready = asyncio.Event()  # a session is up and listed
         self._attempt = asyncio.Event()  # set after each attempt, success or not
         self._reconnect = asyncio.Event()  # a call found the session broken
+        self._wake = asyncio.Event()  # a call waits for a session: try again now
         self._legacy_changed = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._sessions = 0  # sessions established so far
@@ -205,9 +210,22 @@ class McpConnection:
             raise Unavailable(f"MCP server {self.target.source}: {why}")
         return list(self.tools)
 
+    async def session(self) -> None:
+        """Until a session is up: an attempt now rather than after the reconnect wait, and at
+        most the connect timeout; Unavailable (with the last attempt's error) after that."""
+        self.start()
+        if not self._ready.is_set():
+            self._wake.set()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.settings.connect_timeout_s):
+                    await self._ready.wait()
+        if not self._ready.is_set():
+            why = self.error or f"no session within {self.settings.connect_timeout_s:g}s"
+            raise Unavailable(f"MCP server {self.target.source}: {why}")
+
     async def call(self, name: str, arguments: dict[str, Any], timeout_s: float) -> Any:
         """``tools/call`` of `name`; its content as `result_of` gives it."""
-        await self.listing()
+        await self.session()
         client = self._client
         if client is None:
             raise Unavailable(f"MCP server {self.target.source}: {self.error or 'no session'}")
@@ -278,7 +296,10 @@ class McpConnection:
             self._attempt.set()
             if self._sessions != sessions:  # it was up: start again from the shortest wait
                 wait = self.settings.reconnect_initial_s
-            await asyncio.sleep(wait)
+            with contextlib.suppress(TimeoutError):  # a waiting call cuts the wait short
+                async with asyncio.timeout(wait):
+                    await self._wake.wait()
+            self._wake.clear()
             wait = min(wait * 2, self.settings.reconnect_max_s)
 
     async def _session(self) -> None:
@@ -434,7 +455,17 @@ class McpKind:
         server = server_of(spec)
         target = target_of(spec, context, self.cwd)
         connection = self.connection(target)
-        tools = await connection.listing()
+        try:
+            tools = await connection.listing()
+        except Unavailable:
+            announced = context.announced.get((spec.tool, spec.version))
+            if not announced:
+                raise
+            # not reachable from here yet: offer what the operator saw, calls wait for a session
+            tools = [
+                types.Tool(name=t.name, description=t.description, input_schema=t.input_schema)
+                for t in announced
+            ]
         if server.tools:
             wanted = set(server.tools)
             tools = [t for t in tools if t.name in wanted]
