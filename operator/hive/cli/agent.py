@@ -8,6 +8,7 @@ import logging
 import signal
 import socket
 import uuid
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,7 +23,7 @@ from hive.errors import HiveError, InvalidInput
 from hive.kube.client import async_client
 from hive.kube.lease import TeamRunLease
 from hive.kube.reporter import StatusReporter, field_manager_for
-from hive.reconcile.vault import identity_name
+from hive.reconcile.vault import identity_name, pseudonym_key
 from hive.runtime.cache.middleware import CallCache
 from hive.runtime.cache.wiring import call_cache
 from hive.runtime.identity.audit import AuditLog, team_log_path
@@ -35,6 +36,7 @@ from hive.runtime.models import OpenAICompatible
 from hive.runtime.pod import AgentPod, PodConfig
 from hive.runtime.prefetch.prefetcher import Prefetcher
 from hive.runtime.prefetch.wiring import prefetcher
+from hive.runtime.privacy.keyring import Keyring, TransitKeyring
 from hive.runtime.privacy.wiring import (
     PrivacyNotStarted,
     ScrubbedStatus,
@@ -112,6 +114,22 @@ def vault_authority(config: PodConfig, settings: Settings) -> Authority:
     )
 
 
+def pseudonym_keyring(config: PodConfig, settings: Settings) -> Callable[[], Keyring] | None:
+    """Where a Vault is configured: the team's transit key of pseudonyms, used as this agent
+    (checked once at start); None: the key from the team's Secret."""
+    if not settings.vault.address:
+        return None
+
+    def keyring() -> Keyring:
+        client = _FreshClient(vault_session(config, settings))
+        name = pseudonym_key(config.namespace, config.team)
+        ring = TransitKeyring(client, name, settings.vault.transit_mount)
+        ring.digest("hive-start", "")  # refused or missing: the pod says so before it runs
+        return ring
+
+    return keyring
+
+
 def model_of(config: PodConfig, settings: Settings) -> OpenAICompatible:
     model = config.spec.model
     if not model.endpoint:
@@ -184,7 +202,8 @@ def run_agent(
                 )
                 parts.cache = cache = pod_cache(config, agent, settings)  # spec.cache
                 tracing = pod_tracing(config, agent, settings, parts)
-                privacy = pod_guard(config.spec.privacy, agent, settings.privacy)
+                keyring = pseudonym_keyring(config, settings)  # the team's, in Vault transit
+                privacy = pod_guard(config.spec.privacy, agent, settings.privacy, keyring)
                 if privacy is not None:  # spec.privacy: after the debugger; traces, logs too
                     install_privacy(parts, privacy)
                     reporter = ScrubbedStatus(reporter, privacy)  # type: ignore[assignment]

@@ -40,6 +40,7 @@ from hive.reconcile.vault import (
     identity_plan,
     leftovers,
     orphaned_teams,
+    pseudonym_key,
     team_prefix,
     transit_key,
 )
@@ -167,6 +168,14 @@ class IdentityStore:
     def _write(self, client: hvac.Client, plan: IdentityPlan) -> None:
         transit = self.settings.transit_mount
         client.secrets.transit.create_key(plan.transit_key, key_type="ed25519", mount_point=transit)
+        if plan.pseudonym_key is not None:  # spec.privacy: deterministic, per-value derived keys
+            client.secrets.transit.create_key(
+                plan.pseudonym_key,
+                key_type="aes256-gcm96",
+                derived=True,
+                convergent_encryption=True,
+                mount_point=transit,
+            )
         for identity in plan.identities:
             client.sys.create_or_update_acl_policy(identity.name, identity.policy_hcl)
             body: dict[str, Any] = {
@@ -199,9 +208,10 @@ class IdentityStore:
                 client.sys.delete_acl_policy(name)
         return [Applied(i.agent, i.name, True) for i in plan.identities]
 
-    def remove(self, prefix: str, transit_key: str) -> list[str]:
-        """Delete every role and policy under `prefix` and the transit key; returns the names
-        removed. Raises VaultProblem when Vault cannot be reached (the caller bounds retries)."""
+    def remove(self, prefix: str, transit_key: str, *more_keys: str) -> list[str]:
+        """Delete every role and policy under `prefix` and the transit keys (`transit_key`,
+        `more_keys` where they exist); returns the names removed. Raises VaultProblem when Vault
+        cannot be reached (the caller bounds retries)."""
         client = self._checked()
         removed: list[str] = []
         with _vault_errors(self.address):
@@ -213,12 +223,13 @@ class IdentityStore:
                 client.sys.delete_acl_policy(name)
                 removed.append(f"policy {name}")
             transit = self.settings.transit_mount
-            with contextlib.suppress(hvac.exceptions.InvalidPath):
-                client.secrets.transit.update_key_configuration(
-                    transit_key, deletion_allowed=True, mount_point=transit
-                )
-                client.secrets.transit.delete_key(transit_key, mount_point=transit)
-                removed.append(f"transit key {transit_key}")
+            for key in (transit_key, *more_keys):
+                with contextlib.suppress(hvac.exceptions.InvalidPath):
+                    client.secrets.transit.update_key_configuration(
+                        key, deletion_allowed=True, mount_point=transit
+                    )
+                    client.secrets.transit.delete_key(key, mount_point=transit)
+                    removed.append(f"transit key {key}")
         return removed
 
     def names(self, prefix: str) -> set[str]:
@@ -298,7 +309,9 @@ async def forget_team(store: IdentityStore, namespace: str, team: str) -> None:
     _applied.pop(prefix, None)
     for attempt in range(1, FORGET_ATTEMPTS + 1):
         try:
-            removed = await asyncio.to_thread(store.remove, prefix, key)
+            removed = await asyncio.to_thread(
+                store.remove, prefix, key, pseudonym_key(namespace, team)
+            )
         except VaultProblem as problem:
             if attempt == FORGET_ATTEMPTS:
                 log.error(

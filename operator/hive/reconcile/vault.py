@@ -6,10 +6,15 @@ Names, for team ``t`` in namespace ``ns``::
                                                   namespace, team or agent name, so one team's
                                                   prefix never covers another team's names)
     transit key       hive-<ns>-<t>               (the team's ed25519 signing key)
+    pseudonym key     hive-<ns>-<t>_pseudonyms    (aes256-gcm96, derived and convergent: the
+                                                  team's reversible pseudonyms, only with
+                                                  spec.privacy; "_" keeps it apart from any
+                                                  team's signing key)
     agent's secrets   <kv>/data/hive/<ns>/<t>/<agent>/*
 
 An agent's policy grants its own secret paths, read on the team's model key (spec.model.vaultRef)
-and sign/verify with the team's transit key; nothing of another agent or team. Its role binds
+and sign/verify with the team's transit key, and, where the team has spec.privacy,
+encrypt/decrypt/hmac with its pseudonym key; nothing of another agent or team. Its role binds
 the agent's ServiceAccount (``<t>-<agent>``) in ``ns`` with short token TTLs. The operator
 applies this plan (hive.operator.vault) and removes the names under the team's prefix that the
 plan no longer holds.
@@ -48,6 +53,7 @@ class IdentityPlan:
     prefix: str  # every name this team owns starts with it
     transit_key: str
     identities: tuple[AgentIdentity, ...]
+    pseudonym_key: str | None = None  # only for a team with spec.privacy
 
     def names(self) -> set[str]:
         return {i.name for i in self.identities}
@@ -61,6 +67,11 @@ def transit_key(namespace: str, team: str) -> str:
     return f"hive-{namespace}-{team}"
 
 
+def pseudonym_key(namespace: str, team: str) -> str:
+    """The name of a team's transit key of reversible pseudonyms."""
+    return f"{transit_key(namespace, team)}_pseudonyms"
+
+
 def identity_name(namespace: str, team: str, agent: str) -> str:
     """The policy and role name of one agent (also what the agent logs in as)."""
     return f"{team_prefix(namespace, team)}{agent}"
@@ -72,7 +83,12 @@ def agent_secret_prefix(namespace: str, team: str, agent: str) -> str:
 
 
 def policy_hcl(
-    namespace: str, team: str, agent: str, model_path: str | None, mounts: Mounts
+    namespace: str,
+    team: str,
+    agent: str,
+    model_path: str | None,
+    mounts: Mounts,
+    pseudonyms: bool = False,
 ) -> str:
     own = agent_secret_prefix(namespace, team, agent)
     key = transit_key(namespace, team)
@@ -84,6 +100,12 @@ def policy_hcl(
         f'path "{mounts.transit}/verify/{key}" {{ capabilities = ["update"] }}',
         f'path "{mounts.transit}/keys/{key}" {{ capabilities = ["read"] }}',
     ]
+    if pseudonyms:  # spec.privacy: seal and open pseudonyms, digest stand-ins, in transit
+        sealing = pseudonym_key(namespace, team)
+        rules += [
+            f'path "{mounts.transit}/{verb}/{sealing}" {{ capabilities = ["update"] }}'
+            for verb in ("encrypt", "decrypt", "hmac")
+        ]
     if model_path:
         rules.append(f'path "{mounts.kv}/data/{model_path}" {{ capabilities = ["read"] }}')
     return "\n".join(rules) + "\n"
@@ -98,21 +120,28 @@ def identity_plan(
     token_ttl_s: int,
     token_max_ttl_s: int,
 ) -> IdentityPlan:
-    """What Vault must hold for `team`: one policy and one role per agent, the transit key."""
+    """What Vault must hold for `team`: one policy and one role per agent, the transit key
+    (and the pseudonym key where the team has spec.privacy)."""
     model_path = spec.model.vault_ref.path if spec.model.vault_ref else None
+    pseudonyms = spec.privacy is not None
     identities = tuple(
         AgentIdentity(
             agent=agent.name,
             name=identity_name(namespace, team, agent.name),
             service_account=account_name(team, agent.name),
             namespace=namespace,
-            policy_hcl=policy_hcl(namespace, team, agent.name, model_path, mounts),
+            policy_hcl=policy_hcl(namespace, team, agent.name, model_path, mounts, pseudonyms),
             token_ttl_s=token_ttl_s,
             token_max_ttl_s=max(token_ttl_s, token_max_ttl_s),
         )
         for agent in spec.agents
     )
-    return IdentityPlan(team_prefix(namespace, team), transit_key(namespace, team), identities)
+    return IdentityPlan(
+        team_prefix(namespace, team),
+        transit_key(namespace, team),
+        identities,
+        pseudonym_key(namespace, team) if pseudonyms else None,
+    )
 
 
 def leftovers(plan: IdentityPlan, existing: set[str]) -> set[str]:

@@ -22,6 +22,7 @@ from hive.api.privacy import Boundary, PrivacySpec, Strategy
 from hive.runtime.identity.audit import Action, AuditLog, Outcome, agent_actor
 from hive.runtime.privacy.detect import Detector
 from hive.runtime.privacy.handling import Pseudonyms, apply, derive_key
+from hive.runtime.privacy.keyring import Keyring
 
 
 @dataclass
@@ -46,7 +47,9 @@ class Ledger:
 
 
 class Guard:
-    """The policy `spec` of one agent (`agent`) with its detector, key and salt."""
+    """The policy `spec` of one agent (`agent`) with its detector, key and salt: `keyring` (the
+    team's transit key) seals pseudonyms where given, else the local `key`; the hash strategy
+    takes `salt`, else the keyring's digest (transit) or the key's first half."""
 
     def __init__(
         self,
@@ -57,16 +60,18 @@ class Guard:
         salt: str | bytes | None = None,
         audit: AuditLog | None = None,
         detector: Detector | None = None,
+        keyring: Keyring | None = None,
     ) -> None:
         self.spec = spec
         self.agent = agent
         self.detector = detector or Detector(spec.mode, spec.min_score, spec.recognizers)
-        self.pseudonyms = Pseudonyms(derive_key(key))
-        self.salt = (
-            (salt.encode() if isinstance(salt, str) else salt)
-            if salt is not None
-            else self.pseudonyms.key[:32]
-        )
+        if keyring is not None:  # the team's transit key: pseudonyms and hashes team-wide
+            self.pseudonyms = Pseudonyms(keyring=keyring)
+            default_salt: bytes | None = None
+        else:
+            self.pseudonyms = Pseudonyms(derive_key(key))
+            default_salt = self.pseudonyms.key[:32]
+        self.salt = (salt.encode() if isinstance(salt, str) else salt) or default_salt
         self.audit = audit
         self.ledger = Ledger()
         self._entities = spec.entities()

@@ -2,12 +2,15 @@
 reversibly, or allow; and the restoring of pseudonyms for the run's requester.
 
 Replacement goes through Presidio's anonymizer engine (one custom operator per entity type).
-Reversible pseudonyms are the value encrypted deterministically with AES-SIV under the team's
-key (the same value always gives the same pseudonym, so a model can still tell two people
-apart): ``PERSON_<base32>`` in general; an email stays an email (``<base32>@pseudonym.invalid``)
-and digits stay digits where the format matters (cards, phones: a Luhn-valid stand-in of the
-same layout, kept in this process's table to be restored). Anyone with the key can restore an
-encrypted pseudonym, so pseudonyms written to memory in one pod are restored in another.
+Reversible pseudonyms are the value sealed deterministically by the team's keyring
+(`hive.runtime.privacy.keyring`: the team's Vault transit key where a Vault is configured, else
+AES-SIV under the key from the team's Secret), so the same value always gives the same
+pseudonym and a model can still tell two people apart: ``PERSON_<base32>`` in general; an email
+stays an email (``<base32>@pseudonym.invalid``) and digits stay digits where the format matters
+(cards, phones: a Luhn-valid stand-in of the same layout, its digits from the keyring's digest,
+kept in this process's table to be restored). Anyone who may use the key restores a sealed
+pseudonym, so pseudonyms written to memory in one pod are restored in another. A value the
+keyring cannot seal (Vault not answering) is redacted, never passed in clear.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import logging
 import os
 import re
 import threading
@@ -22,11 +26,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from cryptography.hazmat.primitives.ciphers.aead import AESSIV
-
 from hive.api.privacy import PrivacySpec, Strategy
-from hive.errors import InvalidInput
+from hive.errors import ExternalFailure, InvalidInput
 from hive.runtime.privacy.detect import Finding
+from hive.runtime.privacy.keyring import Keyring, LocalKeyring
+
+log = logging.getLogger(__name__)
 
 EMAIL_DOMAIN = "pseudonym.invalid"
 FORMAT_PRESERVED = frozenset({"CREDIT_CARD", "PHONE_NUMBER"})
@@ -63,24 +68,37 @@ def _luhn_digit(digits: str) -> str:
 
 @dataclass
 class Pseudonyms:
-    """Reversible pseudonyms under one team key."""
+    """Reversible pseudonyms under one team key: `keyring`, or a local one from `key`."""
 
-    key: bytes
+    key: bytes = b""
+    keyring: Keyring | None = None
     _table: dict[str, str] = field(default_factory=dict)  # format-preserving stand-ins
     _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __post_init__(self) -> None:
+        if self.keyring is None:
+            if len(self.key) != 64:
+                raise InvalidInput("HIVE_PRIVACY__KEY", "a pseudonym key is 64 bytes")
+            self.keyring = LocalKeyring(self.key)
+
+    @property
+    def ring(self) -> Keyring:
+        assert self.keyring is not None
+        return self.keyring
 
     def make(self, entity: str, value: str) -> str:
         if entity in FORMAT_PRESERVED:
             return self._stand_in(entity, value)
-        sealed = _b32(AESSIV(self.key).encrypt(value.encode(), [entity.encode()]))
+        sealed = _b32(self.ring.seal(entity, value))
         if entity == "EMAIL_ADDRESS":
             return f"{sealed}@{EMAIL_DOMAIN}"
         return f"{entity}_{sealed}"
 
     def _stand_in(self, entity: str, value: str) -> str:
-        """Same layout as `value` (separators kept), digits from an HMAC; for cards the last
-        digit makes it Luhn-valid, and the first is 0 (no issuer) so it is no real card."""
-        stream = hmac.new(self.key, f"{entity}\x00{value}".encode(), hashlib.sha256).hexdigest()
+        """Same layout as `value` (separators kept), digits from the keyring's digest; for cards
+        the last digit makes it Luhn-valid, and the first is 0 (no issuer) so it is no real
+        card."""
+        stream = self.ring.digest(entity, value)
         count = sum(c.isdigit() for c in value)
         digits = "0" + "".join(str(int(stream[i : i + 2], 16) % 10) for i in range(0, 64, 2))
         digits = (digits * 2)[: count - 1] if entity == "CREDIT_CARD" else digits[:count]
@@ -103,9 +121,11 @@ class Pseudonyms:
         def one(match: re.Match[str]) -> str:
             entity, sealed = (match[1], match[2]) if match[2] else ("EMAIL_ADDRESS", match[3])
             try:
-                return AESSIV(self.key).decrypt(_unb32(sealed), [entity.encode()]).decode()
-            except Exception:  # not one of ours (another key, or a look-alike)
+                raw = _unb32(sealed)
+            except ValueError:
                 return match[0]
+            value = self.ring.open(entity, raw)
+            return match[0] if value is None else value  # not one of ours: left as it is
 
         restored = TOKEN.sub(one, text)
         with self._lock:
@@ -116,9 +136,10 @@ class Pseudonyms:
 
 
 def replacement(
-    spec: PrivacySpec, finding: Finding, value: str, salt: bytes, pseudonyms: Pseudonyms
+    spec: PrivacySpec, finding: Finding, value: str, salt: bytes | None, pseudonyms: Pseudonyms
 ) -> str:
-    """What `value` (a finding of type finding.entity) becomes under `spec`."""
+    """What `value` (a finding of type finding.entity) becomes under `spec` (`salt`: of the hash
+    strategy; None hashes with the keyring's digest)."""
     rule = spec.strategy(finding.entity)
     strategy = Strategy(rule.strategy) if rule else Strategy.ALLOW
     if strategy is Strategy.REDACT:
@@ -128,10 +149,20 @@ def replacement(
         cut = max(0, len(value) - keep)
         return "".join("*" if c.isalnum() else c for c in value[:cut]) + value[cut:]
     if strategy is Strategy.HASH:
+        if salt is None:  # the team's keyring (its transit key): one digest team-wide
+            try:
+                return f"<{finding.entity}:{pseudonyms.ring.digest(finding.entity, value)[:16]}>"
+            except ExternalFailure as exc:
+                log.warning("hash of %s not made, redacted instead: %s", finding.entity, exc)
+                return f"<{finding.entity}>"
         digest = hmac.new(salt, f"{finding.entity}\x00{value}".encode(), hashlib.sha256)
         return f"<{finding.entity}:{digest.hexdigest()[:16]}>"
     if strategy is Strategy.PSEUDONYMISE:
-        return pseudonyms.make(finding.entity, value)
+        try:
+            return pseudonyms.make(finding.entity, value)
+        except ExternalFailure as exc:  # never in clear: redacted while the key is away
+            log.warning("pseudonym of %s not made, redacted instead: %s", finding.entity, exc)
+            return f"<{finding.entity}>"
     return value
 
 
@@ -139,7 +170,7 @@ def apply(
     spec: PrivacySpec,
     text: str,
     findings: Sequence[Finding],
-    salt: bytes,
+    salt: bytes | None,
     pseudonyms: Pseudonyms,
 ) -> str:
     """`text` with every finding handled by its strategy, through Presidio's anonymizer."""

@@ -1,7 +1,7 @@
 """A team's privacy policy put in place in a process: the guard made from ``spec.privacy`` and
-the settings (key, salt), its middleware first in the agent's call chain (after the debugger),
-trace content and log records scrubbed at their sinks, memory writes scrubbed before they are
-embedded and stored."""
+the settings (key, salt) or the team's transit key, its middleware first in the agent's call
+chain (after the debugger), trace content and log records scrubbed at their sinks, memory writes
+scrubbed before they are embedded and stored."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from hive.api.privacy import Boundary, PrivacySpec
 from hive.errors import HiveError
 from hive.runtime.identity.audit import AuditLog
 from hive.runtime.privacy.guard import Guard
+from hive.runtime.privacy.keyring import Keyring
 from hive.runtime.privacy.middleware import PrivacyLogFilter, PrivacyMiddleware
 from hive.runtime.resilience.calls import Chain
 from hive.runtime.resilience.chain import ChainParts
@@ -26,13 +27,16 @@ def make_guard(
     agent: str,
     settings: PrivacySettings,
     audit: AuditLog | None = None,
+    keyring: Keyring | None = None,
 ) -> Guard | None:
-    """The agent's guard, or None where the team has no privacy policy."""
+    """The agent's guard, or None where the team has no privacy policy. `keyring` (the team's
+    transit key, where a Vault is configured) seals pseudonyms; without it the key from the
+    team's Secret (HIVE_PRIVACY__KEY) does."""
     if spec is None:
         return None
     key = settings.key.get_secret_value() if settings.key else None
     salt = settings.salt.get_secret_value() if settings.salt else None
-    return Guard(spec, agent=agent, key=key, salt=salt, audit=audit)
+    return Guard(spec, agent=agent, key=key, salt=salt, audit=audit, keyring=keyring)
 
 
 class PrivacyNotStarted(HiveError):
@@ -48,10 +52,18 @@ class PrivacyNotStarted(HiveError):
         self.agent = agent
 
 
-def pod_guard(spec: PrivacySpec | None, agent: str, settings: PrivacySettings) -> Guard | None:
-    """The pod's guard (None without a policy); PrivacyNotStarted whatever stops it."""
+def pod_guard(
+    spec: PrivacySpec | None,
+    agent: str,
+    settings: PrivacySettings,
+    keyring: Callable[[], Keyring] | None = None,
+) -> Guard | None:
+    """The pod's guard (None without a policy; `keyring` makes the team's transit keyring where
+    a Vault is configured); PrivacyNotStarted whatever stops it."""
+    if spec is None:
+        return None
     try:
-        return make_guard(spec, agent, settings)
+        return make_guard(spec, agent, settings, keyring=keyring() if keyring else None)
     except Exception as exc:  # any cause: the pod must say why, not crash-loop silently
         raise PrivacyNotStarted(agent, exc) from exc
 
