@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
+from typing import Any
 
 from rich.console import Console, Group, RenderableType
 from rich.live import Live
@@ -271,4 +272,28 @@ def report(result: TeamResult, console: Console) -> None:
             *(f"{times.get(k, 0.0) / 1000:.2f}" for k in ("busy_ms", "model_ms", "tool_ms")),
         )
     parts.append(agents)
+    if result.usage.get("rows"):
+        parts.append(usage_table(result.usage))
     console.print(Panel(Group(*parts), title="hive run: report"))
+
+
+def usage_table(usage: dict[str, Any]) -> Table:
+    """Spend through the team's model routes, by agent, model and route (status.usage)."""
+    limit = usage.get("limit")
+    title = f"model usage by route: spent {usage['spent']:.6g}"
+    if limit is not None:
+        title += f" of {limit:.6g}, {usage['refused']} calls refused"
+    table = Table(title=title)
+    for column in ("agent", "model", "route", "requests", "prompt", "completion", "cost"):
+        table.add_column(column)
+    for row in usage["rows"]:
+        table.add_row(
+            row["agent"] or "-",
+            row["model"],
+            row["route"],
+            str(row["requests"]),
+            str(row["promptTokens"]),
+            str(row["completionTokens"]),
+            f"{row['cost']:.6g}",
+        )
+    return table

@@ -26,7 +26,7 @@ from hive.errors import HiveError, InvalidInput
 from hive.runtime.cache.middleware import CallCache
 from hive.runtime.cache.wiring import call_cache
 from hive.runtime.events import EventBus, EventKind
-from hive.runtime.gateway.middleware import routed_calls
+from hive.runtime.gateway.middleware import route_usage, routed_calls
 from hive.runtime.memory.sessions import NoteKind, SessionMemory, with_context
 from hive.runtime.models import OpenAICompatible
 from hive.runtime.prefetch.wiring import prefetcher
@@ -332,6 +332,7 @@ async def run_team(
         result.cache = cache.report()
         if prefetch is not None:
             result.cache["prefetch"] = prefetch.stats.as_dict()
+    result.usage = route_usage(chain) or {}  # spec.model.gateway: by agent, model and route
     report(result, console)
     if chaos is not None:
         report_injections(injector, list(agents), console)

@@ -26,7 +26,7 @@ from hive.api.gateway import Service
 from hive.runtime.gateway.keys import from_settings
 from hive.runtime.gateway.router import TeamRouter
 from hive.runtime.models import InvalidModelOutput, Reply, ToolCall, status_error
-from hive.runtime.resilience.calls import Call, CallKind, Proceed
+from hive.runtime.resilience.calls import Call, CallKind, Chain, Proceed
 from hive.runtime.resilience.wiring import breaker_settings
 from hive.settings import get_settings
 
@@ -120,3 +120,12 @@ def routed_calls(
         max_wait_s=max_wait_s,
     )
     return RoutedModelCalls(router, spec.model.name)
+
+
+def route_usage(chain: Chain) -> dict[str, Any] | None:
+    """What the run's calls spent by its routes, in the shape of a team's ``status.usage``
+    (spent, limit, refusals, and rows by agent, model and route); None without routes."""
+    for middleware in chain.middlewares:
+        if isinstance(middleware, RoutedModelCalls):
+            return middleware.router.ledger.summary()
+    return None

@@ -83,6 +83,8 @@ class TeamResult:
     profile: dict[str, Any] = field(default_factory=dict)
     # the run's call caches (spec.cache): hits, misses and bytes per level, semantic hits
     cache: dict[str, Any] = field(default_factory=dict)
+    # spend through the team's model routes (spec.model.gateway), as status.usage holds it
+    usage: dict[str, Any] = field(default_factory=dict)
 
     def wire(self) -> dict[str, Any]:
         """The report as plain JSON-able data."""
