@@ -404,6 +404,27 @@ class OperatorSettings(BaseModel):
         description="Let the operator create the ValidatingWebhookConfiguration itself "
         "(local runs); the Helm chart ships its own.",
     )
+    admission_timeout_s: float = Field(
+        default=5.0,
+        gt=0,
+        le=30,
+        description="An admission check (parsing the spec, proving a policy) runs in a worker "
+        "thread, off the event loop; past this it is stopped and the object refused, the "
+        "refusal naming the timeout. Keep it below the webhook's timeoutSeconds.",
+    )
+    admission_concurrency: int = Field(
+        default=4,
+        ge=1,
+        le=64,
+        description="Admission checks running at once; more wait for a thread within their "
+        "timeout.",
+    )
+    admission_test_spin_s: dict[str, float] = Field(
+        default_factory=dict,
+        description="Test hook, empty in production: the admission checks of these kinds "
+        "(by kind, e.g. MemoryStore) first spin the CPU this many seconds, in pure Python, "
+        "stopped at the timeout as any check is. JSON in the environment.",
+    )
     egress: EgressSettings = Field(default_factory=EgressSettings)
     leader_election: LeaderElectionSettings = Field(default_factory=LeaderElectionSettings)
     managed_stores: ManagedStoresSettings = Field(default_factory=ManagedStoresSettings)

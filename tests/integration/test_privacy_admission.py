@@ -4,6 +4,7 @@ and a custom recogniser whose regex does not compile (with its position)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterator
 from typing import Any, cast
@@ -64,17 +65,17 @@ def test_the_floor_and_bad_regexes_are_refused(cluster: Cluster, floor: None) ->
     }
     spec = stored_spec(cluster, team("tight", tighter))
     assert spec["privacy"]["recognizers"][0]["regex"] == r"EMP-\d{6}"
-    validate_agent_team(spec=spec)  # admitted
+    asyncio.run(validate_agent_team(spec=spec))  # admitted
 
     weaker = stored_spec(
         cluster, team("weak", {"rules": [{"entity": "CREDIT_CARD", "strategy": "mask"}]})
     )
     with pytest.raises(kopf.AdmissionError) as refused:
-        validate_agent_team(spec=weaker)
+        asyncio.run(validate_agent_team(spec=weaker))
     assert str(refused.value) == (
         "spec.privacy.rules[CREDIT_CARD]: mask is weaker than the cluster floor's redact"
     )
 
     bad = team("bad", {**tighter, "recognizers": [{"entity": "X_ID", "regex": "a[b"}]})
     with pytest.raises(kopf.AdmissionError, match="position 1: unterminated character set"):
-        validate_agent_team(spec=cast(kopf.Spec, bad["spec"]))
+        asyncio.run(validate_agent_team(spec=cast(kopf.Spec, bad["spec"])))

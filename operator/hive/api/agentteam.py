@@ -359,6 +359,52 @@ class BudgetSpec(HiveModel):
     )
 
 
+class InboundIsolation(StrEnum):
+    ANY = "any"
+    TEAM = "team"
+
+
+class SandboxNetworkIsolation(StrEnum):
+    NONE = "none"
+    ALLOWLIST = "allowlist"
+
+
+class PeerIsolation(HiveModel):
+    """Whom one agent may open connections to inside its team."""
+
+    agent: AgentName = Field(description="The agent.")
+    peers: list[AgentName] = Field(
+        default_factory=list,
+        description="The team's agents it may reach (its subordinates among them); no other.",
+    )
+
+
+class IsolationSpec(HiveModel):
+    """Isolation the team's NetworkPolicies must hold, proved with Z3 at admission: a team
+    whose generated objects would not hold it is refused with the counterexample."""
+
+    peers: list[PeerIsolation] = Field(
+        default_factory=list,
+        description="Per agent, the peers it may reach; an agent not listed reaches every agent "
+        "of the team. Its NetworkPolicy opens only these (and the team's own servers).",
+    )
+    inbound: InboundIsolation = Field(
+        default=InboundIsolation.ANY,
+        description="team: no pod outside the team may connect to an agent (refuses, e.g., "
+        "the interactive debugger's port); any: not checked.",
+    )
+    outbound_ports: list[Annotated[int, Field(ge=1, le=65535)]] | None = Field(
+        default=None,
+        description="The only ports agents may open outside the team (DNS to kube-dns aside); "
+        "unset: not checked.",
+    )
+    sandbox_network: SandboxNetworkIsolation = Field(
+        default=SandboxNetworkIsolation.ALLOWLIST,
+        description="none: no agent's sandbox (its SandboxPolicy) may reach the network; "
+        "allowlist: only what its policy's allowlist opens.",
+    )
+
+
 class TolerationOperator(StrEnum):
     EXISTS = "Exists"
     EQUAL = "Equal"
@@ -744,6 +790,11 @@ class AgentTeamSpec(HiveModel):
         default=None,
         description="Personal data found and handled before it reaches a model, a tool, a "
         "memory or a log; unset: none is looked for (unless the cluster's floor requires it).",
+    )
+    isolation: IsolationSpec | None = Field(
+        default=None,
+        description="Who the agents and their sandboxes may reach, proved at admission; "
+        "unset: nothing declared.",
     )
     suspend: bool = Field(
         default=False, description="Scale every agent to zero and stop work, keeping state."
