@@ -789,6 +789,13 @@ class VerifySettings(BaseModel):
         le=6,
         description="Parts per swarm round in the model (the bound on the swarm's state space).",
     )
+    proof_timeout_s: float = Field(
+        default=5.0,
+        gt=0,
+        le=60,
+        description="Longest one Z3 call may take (spec.isolation at admission, budgets, "
+        "hive verify); past it the claim is unknown, never proved.",
+    )
     spec_dir: Path | None = Field(
         default=None,
         description="Where the operator saves each team's generated TLA+ spec and TLC's output; "

@@ -872,6 +872,19 @@ def _network_policy(
     labels: dict[str, str],
 ) -> JSON:
     same_team = {"podSelector": {"matchLabels": {TEAM_LABEL: owner.name}}}
+    reached = [same_team]
+    declared = [
+        p for p in (team.isolation.peers if team.isolation else []) if p.agent == agent.name
+    ]
+    if declared:  # spec.isolation: the team's servers and the declared peers, no other agent
+        servers = {
+            "matchLabels": {TEAM_LABEL: owner.name},
+            "matchExpressions": [{"key": AGENT_LABEL, "operator": "DoesNotExist"}],
+        }
+        reached = [{"podSelector": servers}] + [
+            {"podSelector": {"matchLabels": {TEAM_LABEL: owner.name, AGENT_LABEL: peer}}}
+            for peer in sorted(set(declared[0].peers))
+        ]
     api_ports = [{"protocol": "TCP", "port": 443}, {"protocol": "TCP", "port": 6443}]
     endpoints = [team.model.endpoint, *(f.endpoint for f in team.model.fallbacks)]
     for model_port in sorted({p for p in map(_model_port, endpoints) if p}):
@@ -895,7 +908,7 @@ def _network_policy(
                 ),
             ],
             "egress": [
-                {"to": [same_team]},
+                {"to": reached},
                 {
                     "to": [
                         {

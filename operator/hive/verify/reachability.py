@@ -58,10 +58,23 @@ class Pod:
 
 
 def matches(selector: Mapping[str, Any] | None, labels: z3.ArrayRef) -> z3.BoolRef:
+    """A label selector (matchLabels and matchExpressions) over `labels` ("": no such label)."""
     wanted = (selector or {}).get("matchLabels") or {}
-    return z3.And(
-        *[labels[z3.StringVal(k)] == z3.StringVal(v) for k, v in wanted.items()], z3.BoolVal(True)
-    )
+    terms = [labels[z3.StringVal(k)] == z3.StringVal(v) for k, v in wanted.items()]
+    for expression in (selector or {}).get("matchExpressions") or []:
+        value = labels[z3.StringVal(expression["key"])]
+        among = z3.Or(
+            *[value == z3.StringVal(v) for v in expression.get("values") or []], z3.BoolVal(False)
+        )
+        terms.append(
+            {
+                "Exists": value != z3.StringVal(""),
+                "DoesNotExist": value == z3.StringVal(""),
+                "In": among,
+                "NotIn": z3.Not(among),
+            }[expression["operator"]]
+        )
+    return z3.And(*terms, z3.BoolVal(True))
 
 
 def peer_allows(peer: Mapping[str, Any], pod: Pod, namespace: str) -> z3.BoolRef:
