@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -13,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import redis
+import yaml
 from lightkube import Client
 
 from hive.dev.controlplane import ControlPlane
@@ -69,6 +72,32 @@ class Cluster:
         if check and result.returncode != 0:
             raise AssertionError(f"kubectl {' '.join(args)} failed: {result.stderr.strip()}")
         return result
+
+    def account_kubeconfig(self, account: str, namespace: str, folder: Path) -> Path:
+        """A kubeconfig in `folder` holding only a fresh token of the ServiceAccount (no client
+        certificate): the API server sees that account, as it sees an agent's pod."""
+        token = self.kubectl(
+            "create", "token", account, "-n", namespace, "--duration", "10m"
+        ).stdout.strip()
+        config = {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [
+                {
+                    "name": "c",
+                    "cluster": {
+                        "server": self.plane.url,
+                        "certificate-authority": str(self.plane.pki.ca.cert),
+                    },
+                }
+            ],
+            "users": [{"name": account, "user": {"token": token}}],
+            "contexts": [{"name": account, "context": {"cluster": "c", "user": account}}],
+            "current-context": account,
+        }
+        path = folder / f"{namespace}.{account}.kubeconfig"
+        path.write_text(yaml.safe_dump(config))
+        return path
 
 
 def weaviate_ports(**overrides: object) -> DevWeaviateSettings:
@@ -148,6 +177,34 @@ def redis_server(
         client.close()
         server.terminate()
         server.wait(timeout=10)
+
+
+@contextmanager
+def embeddings_server(timeout_s: float = 120.0) -> Iterator[str]:
+    """A `hive model serve --embeddings` process on a free loopback port, answering /health;
+    yields its base URL (its OpenAI-compatible API under /v1). Its output goes to a file, put
+    in the failure when it does not come up."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    argv = [sys.executable, "-m", "hive", "model", "serve", "--embeddings", "--port", str(port)]
+    with tempfile.TemporaryFile("w+") as output:
+        process = subprocess.Popen(argv, stdout=output, stderr=subprocess.STDOUT, text=True)
+        try:
+            try:
+                wait_until_answers(
+                    process, f"{url}/health", "hive model serve --embeddings", timeout_s
+                )
+            except AssertionError as exc:
+                output.seek(0)
+                raise AssertionError(f"{exc}\n{output.read()[-3000:]}") from None
+            yield url
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
 
 
 def run_solo_with_tools(

@@ -28,11 +28,9 @@ from hive.runtime.memory.embeddings import (
     LocalOnnxEmbedder,
     OpenAIEmbeddings,
 )
-from tests.support import wait_until_answers
+from tests.support import embeddings_server
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
-
-START_TIMEOUT_S = 60.0
 
 # sentence-transformers' published cosine similarities for all-MiniLM-L6-v2 (fp32, its README
 # and quickstart); the int8 ONNX export stays within a few thousandths of them.
@@ -60,26 +58,8 @@ def local() -> LocalOnnxEmbedder:
 @pytest.fixture(scope="module")
 def served() -> Iterator[str]:
     """Base URL of a `hive model serve --embeddings` process on a free loopback port."""
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "hive", "model", "serve", "--embeddings", "--port", str(port)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_answers(
-            process, f"{url}/health", "hive model serve --embeddings", START_TIMEOUT_S
-        )
+    with embeddings_server() as url:
         yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 @pytest_asyncio.fixture

@@ -50,28 +50,7 @@ class CountingReporter(StatusReporter):
 
 
 def agent_kubeconfig(cluster: Cluster, folder: Path) -> Path:
-    token = cluster.kubectl(
-        "create", "token", account_name(TEAM, "lead"), "-n", NS, "--duration", "10m"
-    ).stdout.strip()
-    config = {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [
-            {
-                "name": "c",
-                "cluster": {
-                    "server": cluster.plane.url,
-                    "certificate-authority": str(cluster.plane.pki.ca.cert),
-                },
-            }
-        ],
-        "users": [{"name": "lead", "user": {"token": token}}],
-        "contexts": [{"name": "lead", "context": {"cluster": "c", "user": "lead"}}],
-        "current-context": "lead",
-    }
-    path = folder / "lead.kubeconfig"
-    path.write_text(yaml.safe_dump(config))
-    return path
+    return cluster.account_kubeconfig(account_name(TEAM, "lead"), NS, folder)
 
 
 def team_status(cluster: Cluster) -> dict[str, Any]:

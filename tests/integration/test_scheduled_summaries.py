@@ -5,8 +5,6 @@ the pass, and its counts are what status.lastConsolidationResult gets."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -16,11 +14,10 @@ import pytest
 from hive.api.memorystore import ConsolidationCounts, MemoryStoreSpec
 from hive.dev.weaviate import DevWeaviate
 from hive.operator.others import SummarizerKeyMissing, consolidate_store
-from hive.ports import free_port
 from hive.runtime.memory.embeddings import LocalOnnxEmbedder
 from hive.runtime.memory.semantic import SemanticMemory, open_backend
 from tests.scripted_model import scripted_model
-from tests.support import wait_until_answers
+from tests.support import embeddings_server
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 
@@ -43,23 +40,8 @@ def embedder() -> LocalOnnxEmbedder:
 @pytest.fixture(scope="module")
 def served_embeddings() -> Iterator[str]:
     """Base URL of a `hive model serve --embeddings` process on a free loopback port."""
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "hive", "model", "serve", "--embeddings", "--port", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_answers(process, f"{url}/health", "hive model serve --embeddings", 90.0)
+    with embeddings_server() as url:
         yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def store_spec(weaviate: DevWeaviate, model_url: str, **summarize: Any) -> MemoryStoreSpec:

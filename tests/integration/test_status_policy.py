@@ -69,28 +69,7 @@ def team(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def kubeconfig_of(cluster: Cluster, folder: Path, agent: str, team: str = TEAM) -> Path:
     """A kubeconfig holding only the agent's ServiceAccount token (no client certificate)."""
-    token = cluster.kubectl(
-        "create", "token", account_name(team, agent), "-n", NS, "--duration", "10m"
-    ).stdout.strip()
-    config = {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [
-            {
-                "name": "c",
-                "cluster": {
-                    "server": cluster.plane.url,
-                    "certificate-authority": str(cluster.plane.pki.ca.cert),
-                },
-            }
-        ],
-        "users": [{"name": agent, "user": {"token": token}}],
-        "contexts": [{"name": agent, "context": {"cluster": "c", "user": agent}}],
-        "current-context": agent,
-    }
-    path = folder / f"{agent}.kubeconfig"
-    path.write_text(yaml.safe_dump(config))
-    return path
+    return cluster.account_kubeconfig(account_name(team, agent), NS, folder)
 
 
 def as_agent(

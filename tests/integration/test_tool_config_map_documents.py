@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from hive.api.agentteam import AgentSpec
 from hive.errors import HiveError, InvalidInput
@@ -107,28 +106,7 @@ def agent_identity(cluster: Cluster, folder: Path) -> Path:
     cluster.kubectl(
         "apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": objects})
     )
-    token = cluster.kubectl(
-        "create", "token", "research-lead", "-n", NS, "--duration", "10m"
-    ).stdout.strip()
-    config = {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [
-            {
-                "name": "c",
-                "cluster": {
-                    "server": cluster.plane.url,
-                    "certificate-authority": str(cluster.plane.pki.ca.cert),
-                },
-            }
-        ],
-        "users": [{"name": "lead", "user": {"token": token}}],
-        "contexts": [{"name": "lead", "context": {"cluster": "c", "user": "lead"}}],
-        "current-context": "lead",
-    }
-    path = folder / "lead.kubeconfig"
-    path.write_text(yaml.safe_dump(config))
-    return path
+    return cluster.account_kubeconfig("research-lead", NS, folder)
 
 
 def test_an_agent_reads_exactly_the_config_map_its_tool_names(

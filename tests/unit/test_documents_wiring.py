@@ -5,13 +5,9 @@ change reaches exactly the teams that name it."""
 
 from __future__ import annotations
 
-import datetime as dt
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from hive.reconcile.agentteam import AgentPodSettings, TeamObserved, TeamPlan, plan_team
 from hive.reconcile.memorybackend import resolved_wire
 from hive.reconcile.memorywiring import (
     DOCUMENTS_KEY_ENV,
@@ -19,13 +15,11 @@ from hive.reconcile.memorywiring import (
     store_digest,
     teams_referencing,
 )
-from hive.reconcile.meta import Owner
 from hive.runtime.pod import PodConfig
 from hive.runtime.rag.agents import pod_documents
 from hive.settings import Settings
+from tests.unit.planned import child, config, egress_ports, env, plan
 
-T0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
-OWNER = Owner("AgentTeam", "ops", "default", "uid-1", generation=2)
 DOCS = {
     "backend": "weaviate",
     "connection": {
@@ -54,34 +48,6 @@ def team(top_k: int | None = 4, store: str = "handbook") -> dict[str, Any]:
             {"name": "reader", "role": "junior", "tools": [{"name": "search-documents"}]},
         ],
     }
-
-
-def plan(spec: dict[str, Any], stores: dict[str, Any]) -> TeamPlan:
-    pods = AgentPodSettings(image="hive:test")
-    return plan_team(OWNER, spec, None, TeamObserved(memory_stores=stores), pods, T0)
-
-
-def of_agent(p: TeamPlan, kind: str, agent: str) -> dict[str, Any]:
-    return next(
-        c
-        for c in p.children
-        if c["kind"] == kind and c["metadata"]["labels"].get("hive.dev/agent") == agent
-    )
-
-
-def config(p: TeamPlan, agent: str) -> dict[str, Any]:
-    loaded: dict[str, Any] = yaml.safe_load(of_agent(p, "ConfigMap", agent)["data"]["agent.yaml"])
-    return loaded
-
-
-def env(p: TeamPlan, agent: str) -> dict[str, Any]:
-    container = of_agent(p, "Deployment", agent)["spec"]["template"]["spec"]["containers"][0]
-    return {e["name"]: e.get("value", e.get("valueFrom")) for e in container["env"]}
-
-
-def egress_ports(p: TeamPlan, agent: str) -> set[int]:
-    policy = of_agent(p, "NetworkPolicy", agent)
-    return {port["port"] for rule in policy["spec"]["egress"] for port in rule.get("ports", [])}
 
 
 def test_the_agent_listing_search_documents_gets_the_store_its_key_and_its_ports() -> None:
@@ -120,7 +86,7 @@ def test_a_missing_or_redis_store_names_the_field() -> None:
 def test_the_pod_reads_the_store_back_with_its_top_k(tmp_path: Path) -> None:
     p = plan(team(top_k=7), {"handbook": DOCS})
     path = tmp_path / "agent.yaml"
-    path.write_text(of_agent(p, "ConfigMap", "reader")["data"]["agent.yaml"])
+    path.write_text(child(p, "ConfigMap", "reader")["data"]["agent.yaml"])
     loaded = PodConfig.load(path, "reader")
     assert loaded.documents_store == {"name": "handbook", "spec": DOCS}
     documents = pod_documents(loaded, model=object(), settings=Settings())  # type: ignore[arg-type]

@@ -3,16 +3,16 @@ of backend redis, or the operator's default; a wrong store is a clear reason, no
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
-from hive.reconcile.agentteam import AgentPodSettings, TeamObserved, TeamPlan, plan_team
+from hive.reconcile.agentteam import AgentPodSettings, TeamPlan
 from hive.reconcile.learning import PASSWORD_ENV, URL_ENV
 from hive.reconcile.meta import Owner
+from tests.unit import planned
+from tests.unit.planned import egress_ports, env, ready
 
-T0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 OWNER = Owner("AgentTeam", "research", "default", "uid-1", generation=3)
-REDIS = {
+REDIS: dict[str, Any] = {
     "backend": "redis",
     "connection": {"endpoint": "redis://redis.data:6380/2"},
     "collection": "mem",
@@ -33,24 +33,8 @@ def spec(store: str | None = "shared") -> dict[str, Any]:
 def plan(
     s: dict[str, Any], stores: dict[str, Any] | None = None, default: str | None = None
 ) -> TeamPlan:
-    observed = TeamObserved(memory_stores=stores or {})
     pods = AgentPodSettings(image="hive:test", errors_redis_url=default)
-    return plan_team(OWNER, s, None, observed, pods, T0)
-
-
-def env(p: TeamPlan) -> dict[str, Any]:
-    dep = next(c for c in p.children if c["kind"] == "Deployment")
-    container = dep["spec"]["template"]["spec"]["containers"][0]
-    return {e["name"]: e.get("value", e.get("valueFrom")) for e in container["env"]}
-
-
-def egress_ports(p: TeamPlan) -> set[int]:
-    np = next(c for c in p.children if c["kind"] == "NetworkPolicy")
-    return {port["port"] for rule in np["spec"]["egress"] for port in rule.get("ports", [])}
-
-
-def ready(p: TeamPlan) -> Any:
-    return next(c for c in p.status.conditions if c.type == "Ready")
+    return planned.plan(s, stores, pods, OWNER)
 
 
 def test_the_teams_redis_store_reaches_every_agent_pod() -> None:

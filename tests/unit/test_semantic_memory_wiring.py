@@ -5,21 +5,17 @@ into the same store."""
 
 from __future__ import annotations
 
-import datetime as dt
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from hive.errors import InvalidInput
-from hive.reconcile.agentteam import AgentPodSettings, TeamObserved, TeamPlan, plan_team
+from hive.reconcile.agentteam import AgentPodSettings
 from hive.reconcile.memorywiring import SECRET_ENV, USERNAME_ENV, referenced_stores
-from hive.reconcile.meta import Owner
 from hive.runtime.pod import PodConfig
+from tests.unit.planned import child, config, egress_ports, env, plan, ready
 
-T0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
-OWNER = Owner("AgentTeam", "ops", "default", "uid-1", generation=2)
 WEAVIATE = {
     "backend": "weaviate",
     "connection": {
@@ -50,38 +46,6 @@ def spec(team_store: str | None = "notes", agent_store: str | None = None) -> di
     if team_store:
         out["memory"] = {"storeRef": {"name": team_store}, "recallK": 4}
     return out
-
-
-def plan(s: dict[str, Any], stores: dict[str, Any]) -> TeamPlan:
-    pods = AgentPodSettings(image="hive:test")
-    return plan_team(OWNER, s, None, TeamObserved(memory_stores=stores), pods, T0)
-
-
-def of_agent(p: TeamPlan, kind: str, agent: str) -> dict[str, Any]:
-    return next(
-        c
-        for c in p.children
-        if c["kind"] == kind and c["metadata"]["labels"].get("hive.dev/agent") == agent
-    )
-
-
-def config(p: TeamPlan, agent: str) -> dict[str, Any]:
-    loaded: dict[str, Any] = yaml.safe_load(of_agent(p, "ConfigMap", agent)["data"]["agent.yaml"])
-    return loaded
-
-
-def env(p: TeamPlan, agent: str) -> dict[str, Any]:
-    container = of_agent(p, "Deployment", agent)["spec"]["template"]["spec"]["containers"][0]
-    return {e["name"]: e.get("value", e.get("valueFrom")) for e in container["env"]}
-
-
-def egress_ports(p: TeamPlan, agent: str) -> set[int]:
-    policy = of_agent(p, "NetworkPolicy", agent)
-    return {port["port"] for rule in policy["spec"]["egress"] for port in rule.get("ports", [])}
-
-
-def ready(p: TeamPlan) -> Any:
-    return next(c for c in p.status.conditions if c.type == "Ready")
 
 
 def test_every_agent_gets_the_teams_store_its_key_and_egress_to_it() -> None:
@@ -128,7 +92,7 @@ def test_the_operator_reads_every_store_a_team_names() -> None:
 def test_the_pod_reads_its_store_back_and_refuses_a_missing_one(tmp_path: Path) -> None:
     p = plan(spec(), {"notes": WEAVIATE})
     path = tmp_path / "agent.yaml"
-    path.write_text(of_agent(p, "ConfigMap", "helper")["data"]["agent.yaml"])
+    path.write_text(child(p, "ConfigMap", "helper")["data"]["agent.yaml"])
     loaded = PodConfig.load(path, "helper")
     assert loaded.memory_store == {"name": "notes", "spec": WEAVIATE}
     assert loaded.spec.memory.store_ref is not None
@@ -147,7 +111,7 @@ def test_the_pod_opens_its_store_with_its_embedder(tmp_path: Path) -> None:
 
     p = plan(spec(), {"notes": WEAVIATE})
     path = tmp_path / "agent.yaml"
-    path.write_text(of_agent(p, "ConfigMap", "lead")["data"]["agent.yaml"])
+    path.write_text(child(p, "ConfigMap", "lead")["data"]["agent.yaml"])
     config = PodConfig.load(path, "lead")
     settings = Settings.model_validate({"agent": {"embeddings": {"endpoint": "http://emb:8000"}}})
     memory = pod_memory(config, settings, EMPTY)
@@ -188,8 +152,7 @@ def test_agents_with_memory_embed_with_the_teams_embeddings_server_or_the_operat
             "http://ops-embeddings.default.svc:8080"
         )
     shared = AgentPodSettings(image="hive:test", embeddings_endpoint="http://embed.ai:80")
-    observed = TeamObserved(memory_stores={"notes": WEAVIATE})
-    with_shared = plan_team(OWNER, spec(), None, observed, shared, T0)
+    with_shared = plan(spec(), {"notes": WEAVIATE}, shared)
     assert "ops-embeddings" not in {c["metadata"]["name"] for c in with_shared.children}
     assert env(with_shared, "lead")["HIVE_AGENT__EMBEDDINGS__ENDPOINT"] == "http://embed.ai:80"
     without = plan(spec(team_store=None), {})
