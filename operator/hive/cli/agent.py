@@ -205,7 +205,7 @@ def run_agent(
                 keyring = pseudonym_keyring(config, settings)  # the team's, in Vault transit
                 privacy = pod_guard(config.spec.privacy, agent, settings.privacy, keyring)
                 if privacy is not None:  # spec.privacy: after the debugger; traces, logs too
-                    install_privacy(parts, privacy)
+                    install_privacy(parts, privacy, tracing)  # every exported span too
                     reporter = ScrubbedStatus(reporter, privacy)  # type: ignore[assignment]
                 fallbacks = fallback_models(
                     config.spec, settings.fallback_model_api_keys, parts.chain(agent)

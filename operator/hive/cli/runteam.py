@@ -30,6 +30,7 @@ from hive.runtime.gateway.middleware import route_usage, routed_calls
 from hive.runtime.memory.sessions import NoteKind, SessionMemory, with_context
 from hive.runtime.models import OpenAICompatible
 from hive.runtime.prefetch.wiring import prefetcher
+from hive.runtime.privacy.traces import logged_events, scrub_exports
 from hive.runtime.privacy.wiring import install_log_filter, local_audit, make_guard, with_privacy
 from hive.runtime.resilience.calls import Chain
 from hive.runtime.resilience.chain import ChainParts
@@ -212,6 +213,7 @@ async def run_team(
     if privacy is not None:  # spec.privacy: first after the debugger; traces and logs too
         chain = with_privacy(chain, privacy)
         install_log_filter(privacy)
+        scrub_exports(tracing, privacy)  # every exported span's texts
     if debug is not None:  # outermost: a pause is no call's time
         from hive.runtime.debug.run import debugged_chain, hooked
 
@@ -282,7 +284,8 @@ async def run_team(
             for agent_tools in toolbox.live:
                 for why in agent_tools.problems.values():
                     console.print(f"[yellow]{agent_tools.agent}: {why}[/]")
-            display = watch(team.bus, spec, task or spec.goal, console, live and approve != "ask")
+            shown = logged_events(team.bus, privacy)  # the events' texts as logs may show them
+            display = watch(shown, spec, task or spec.goal, console, live and approve != "ask")
             stop = asyncio.Event()
             watching = None
             if faults is not None:

@@ -17,8 +17,10 @@ from hive.runtime.identity.audit import AuditLog
 from hive.runtime.privacy.guard import Guard
 from hive.runtime.privacy.keyring import Keyring
 from hive.runtime.privacy.middleware import PrivacyLogFilter, PrivacyMiddleware
+from hive.runtime.privacy.traces import scrub_exports
 from hive.runtime.resilience.calls import Chain
 from hive.runtime.resilience.chain import ChainParts
+from hive.runtime.tracing.setup import Tracing
 from hive.settings import PrivacySettings
 
 
@@ -158,11 +160,12 @@ def scrub_memory_write(chain: Chain, store: str, text: str) -> str:
     return text
 
 
-def install_privacy(parts: ChainParts, guard: Guard) -> None:
-    """An agent pod's policy: its middleware in the chain's parts, trace content and the
-    process's logs scrubbed."""
+def install_privacy(parts: ChainParts, guard: Guard, tracing: Tracing | None = None) -> None:
+    """An agent pod's policy: its middleware in the chain's parts, trace content, every span
+    `tracing` exports and the process's logs scrubbed."""
     parts.privacy = PrivacyMiddleware(guard)
     scrub_trace_content([parts.tracing], guard)
+    scrub_exports(tracing, guard)
     install_log_filter(guard)
 
 

@@ -1,17 +1,22 @@
-"""A tracer provider from `TracingSettings`: spans batched to an OTLP/HTTP endpoint, or none."""
+"""A tracer provider from `TracingSettings`: spans batched to an OTLP/HTTP endpoint, or none.
+
+Every span passes the provider's `FilteredExporter` on its way out: a team's privacy policy
+sets its `transform` (`hive.runtime.privacy.traces`), so what reaches the backend is scrubbed
+whichever code made the span."""
 
 from __future__ import annotations
 
 import os
 import socket
 import uuid
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 
 from opentelemetry import trace
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 from opentelemetry.sdk.trace.sampling import ALWAYS_ON, ParentBased, Sampler, TraceIdRatioBased
 from opentelemetry.semconv._incubating.attributes.k8s_attributes import K8S_POD_NAME
 from opentelemetry.semconv.attributes.service_attributes import SERVICE_INSTANCE_ID
@@ -23,11 +28,30 @@ from hive.settings import TracingSettings
 INSTRUMENTATION = "hive"
 
 
+class FilteredExporter(SpanExporter):
+    """`exporter`, each span passed through `transform` first where one is set."""
+
+    def __init__(self, exporter: SpanExporter) -> None:
+        self.exporter = exporter
+        self.transform: Callable[[ReadableSpan], ReadableSpan] | None = None
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        transform = self.transform
+        return self.exporter.export([transform(s) for s in spans] if transform else spans)
+
+    def shutdown(self) -> None:
+        self.exporter.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return self.exporter.force_flush(timeout_millis)
+
+
 @dataclass
 class Tracing:
     """One process's tracer provider and the tracer Hive's spans come from."""
 
     provider: TracerProvider
+    exporter: FilteredExporter | None = None  # what every span leaves through
 
     @cached_property
     def tracer(self) -> trace.Tracer:
@@ -83,8 +107,9 @@ def tracing_from(
         ALWAYS_ON if settings.sample_ratio >= 1.0 else TraceIdRatioBased(settings.sample_ratio)
     )
     provider = TracerProvider(resource=resource, sampler=ParentBased(root))
-    provider.add_span_processor(BatchSpanProcessor(exporter or exporter_for(settings)))
-    return Tracing(provider)
+    filtered = FilteredExporter(exporter or exporter_for(settings))
+    provider.add_span_processor(BatchSpanProcessor(filtered))
+    return Tracing(provider, filtered)
 
 
 def install(tracing: Tracing | None) -> None:
