@@ -25,6 +25,7 @@ from hive.runtime.teams.members import DelegationError, LocalMember, TimedModel,
 from hive.runtime.teams.roster import ApprovalRequest, Delegation, Roster
 from hive.runtime.teams.schemas import DelegationPlan, Review, Subtask
 from hive.runtime.teams.scoring import choose, delegation_score
+from hive.runtime.workqueue.load import queue_depths
 
 MAX_SUBTASKS = 6
 
@@ -117,7 +118,9 @@ async def delegate(
     senior: LocalMember, roster: Roster, subtask: Subtask, chain: tuple[str, ...]
 ) -> Delegation | None:
     """Hand one subtask down, review it (with revisions) and approve it; None if it failed."""
-    candidates = [roster.candidate(n) for n in senior.spec.subordinates if n in roster.members]
+    names = [n for n in senior.spec.subordinates if n in roster.members]
+    queued = await queue_depths(roster.members, names)  # subordinates with replicas
+    candidates = [roster.candidate(n, queued.get(n)) for n in names]
     if not candidates:
         raise DelegationError(f"{senior.name} has no subordinate to delegate to")
     best = choose(candidates, subtask.capabilities)

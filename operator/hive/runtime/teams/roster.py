@@ -61,7 +61,10 @@ class Roster:
     rounds: int = 0
     plan: list[dict[str, Any]] = field(default_factory=list)
 
-    def candidate(self, name: str) -> Candidate:
+    def candidate(self, name: str, queued: int | None = None) -> Candidate:
+        """`queued`: the depth of its work queue, for a member reached through one (an agent
+        with replicas, hive.runtime.workqueue.load): tasks other seniors gave it take its
+        capacity too, and its capacity is that of all its replicas."""
         member = self.members[name]
         return Candidate(
             name=name,
@@ -69,6 +72,8 @@ class Roster:
             active=self.active.get(name, 0),
             capacity=member.spec.max_concurrent_tasks,
             quality=self.quality.get(name),
+            queued=queued or 0,
+            replicas=1 if queued is None else member.spec.replicas,
         )
 
     def reviewed(self, name: str, score: float) -> None:

@@ -24,9 +24,18 @@ class Candidate:
 
     name: str
     capabilities: frozenset[str]
-    active: int
-    capacity: int
+    active: int  # tasks this senior has given it and not got back
+    capacity: int  # tasks one of its pods takes at once (maxConcurrentTasks)
     quality: float | None
+    queued: int = 0  # an agent with replicas: its work queue's depth, from every sender
+    replicas: int = 1  # its pods, each consuming its queue
+
+
+def free_capacity(candidate: Candidate) -> float:
+    """Share of the candidate's capacity (all its replicas') not taken by tasks in hand or
+    waiting in its queue."""
+    load = max(candidate.active, candidate.queued)
+    return max(0.0, 1.0 - load / max(1, candidate.capacity * max(1, candidate.replicas)))
 
 
 def _normal(words: Iterable[str]) -> set[str]:
@@ -43,7 +52,7 @@ def capability_match(required: Iterable[str], offered: Iterable[str]) -> float:
 
 def delegation_score(candidate: Candidate, required: Iterable[str]) -> float:
     """Weighted capability match, free capacity and past quality, between 0 and 1."""
-    free = max(0.0, 1.0 - candidate.active / max(1, candidate.capacity))
+    free = free_capacity(candidate)
     quality = PRIOR_QUALITY if candidate.quality is None else candidate.quality
     return (
         CAPABILITY_WEIGHT * capability_match(required, candidate.capabilities)

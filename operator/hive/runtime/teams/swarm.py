@@ -20,6 +20,7 @@ from hive.runtime.reasoning.goals import GoalGraph, PlanFailed, PlanProgress, Su
 from hive.runtime.teams.members import LocalMember, WorkResult
 from hive.runtime.teams.roster import Roster
 from hive.runtime.teams.scoring import choose, similarity
+from hive.runtime.workqueue.load import queue_depths
 
 
 async def split(coordinator: LocalMember, roster: Roster, task: str) -> GoalGraph:
@@ -59,7 +60,8 @@ async def swarm(coordinator: LocalMember, roster: Roster, task: str) -> WorkResu
         previous = answer
 
         async def work_on(subgoal: Subgoal, inputs: dict[str, Any], current: str = previous) -> str:
-            name = choose([roster.candidate(n) for n in roster.members], []).name
+            queued = await queue_depths(roster.members, list(roster.members))
+            name = choose([roster.candidate(n, queued.get(n)) for n in roster.members], []).name
             prompt = f"Overall task: {task}\nYour part: {subgoal.description or subgoal.name}"
             if inputs:
                 prompt += "\nResults you build on:\n" + "\n".join(

@@ -31,6 +31,10 @@ class QueuedPeer:
         result = await self.queue.result(task_id, timeout_s)
         return int(result["status"]), dict(result["data"])
 
+    async def depth(self) -> int:
+        """Tasks in the agent's queue not yet done, from every sender (sets the gauge)."""
+        return await self.queue.depth()
+
     async def close(self) -> None:
         await self.queue.close()
 
