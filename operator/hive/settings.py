@@ -525,6 +525,25 @@ class MemorySettings(BaseModel):
     )
 
 
+class AgentDebugSettings(BaseModel):
+    """The team's interactive debugger in an agent pod (AgentTeam spec.debug.interactive)."""
+
+    port: int = Field(
+        default=8092,
+        ge=0,
+        le=65535,
+        description="Port of the coordinator's debug endpoint (the pod's port \"debug\"; "
+        "another one for runs outside a cluster).",
+    )
+    stop_timeout_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="A subordinate stopped at its team's debugger asks the coordinator again "
+        "until the user lets it go on; when the coordinator has not answered for this long (it "
+        "went away), the subordinate goes on with its call and logs it.",
+    )
+
+
 class AgentSettings(BaseModel):
     """An agent pod: where it listens for its peers and how often it reports."""
 
@@ -589,6 +608,7 @@ class AgentSettings(BaseModel):
         description="How long the root grant the coordinator issues for a run is valid (never "
         "past the team's budget.deadline); every certificate below it expires no later.",
     )
+    debug: AgentDebugSettings = Field(default_factory=AgentDebugSettings)
     embeddings: EmbeddingsSettings = Field(default_factory=EmbeddingsSettings)
     memory: MemorySettings = Field(default_factory=MemorySettings)
     sessions: SessionsSettings = Field(default_factory=SessionsSettings)

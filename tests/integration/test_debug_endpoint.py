@@ -220,8 +220,8 @@ async def test_a_coordinator_pod_pauses_its_run_until_hive_debug_continues_it(
             config = PodConfig.load(path, name)
             parts = ChainParts()
             debugging = pod_debugger(config, settings, parts)
-            if debugging is not None:
-                debugging[1].host, debugging[1].port = "127.0.0.1", debug_port
+            if debugging is not None and debugging.server is not None:
+                debugging.server.host, debugging.server.port = "127.0.0.1", debug_port
             chain = parts.chain(name)
             model = OpenAICompatible(server.url, "m", max_retries=0, chain=chain)
             pod = AgentPod(config, model, status, port=ports[name], heartbeat_s=60, chain=chain)

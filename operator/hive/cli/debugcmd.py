@@ -1,12 +1,13 @@
 """The debugger from the command line: `hive run --debug` and its flags (the terminal UI is
 hive.cli.debugui), the replay of a recorded session, `hive debug TEAM` attaching to a team
 running in a cluster through its coordinator's debug endpoint, and that endpoint's wiring in
-the coordinator's pod."""
+the coordinator's pod (with the route where the subordinates' pods stop at its debugger)."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,10 +28,12 @@ from hive.runtime.teams.team import TeamResult
 from hive.settings import Settings, get_settings
 
 if TYPE_CHECKING:
+    from hive.runtime.debug.remote import SubordinateStops
     from hive.runtime.debug.server import DebugServer, Decision
     from hive.runtime.pod import AgentPod, PodConfig
     from hive.runtime.resilience.chain import ChainParts
 
+log = logging.getLogger(__name__)
 TeamRun = Callable[..., Awaitable[TeamResult]]  # run_team with all but `live` and `console`
 
 
@@ -112,9 +115,12 @@ def describe(stop: Stop) -> str:
         what = f"{stop.agent} delegates to {data.get('to')}: {data.get('task')}"
     elif stop.kind == "model-call":
         calls = ", ".join(data.get("tool_calls") or []) or "none"
-        what = f"{stop.agent}'s model answered: {data.get('content') or ''}\ntool calls: {calls}"
+        what = f"{stop.agent}{_in_pod(data)}'s model answered: {data.get('content') or ''}\n"
+        what += f"tool calls: {calls}"
     elif stop.kind == "tool-call":
-        what = f"{stop.agent} is about to call the tool {data.get('tool')}"
+        what = f"{stop.agent}{_in_pod(data)} is about to call the tool {data.get('tool')}"
+        if data.get("arguments") is not None:
+            what += f" with {json.dumps(data['arguments'], default=str)[:400]}"
     elif stop.kind == "reviewed":
         what = (
             f"{stop.agent} reviewed {data.get('of')}: score {data.get('score')} "
@@ -125,6 +131,11 @@ def describe(stop: Stop) -> str:
     keys = {"edit": "e edit", "score": "o override the score", "skip": "k skip the call"}
     can = " · ".join(keys[c] for c in stop.changes)
     return f"{what}\n[dim]can change here: {can or 'nothing'}[/]"
+
+
+def _in_pod(data: dict[str, Any]) -> str:
+    """Where a subordinate in a pod of its own stopped (hive.runtime.debug.remote)."""
+    return f" (pod {data['pod']})" if data.get("pod") else ""
 
 
 def escaped_data(data: dict[str, Any]) -> dict[str, Any]:
@@ -275,20 +286,37 @@ def remote_for(
 # --- the coordinator pod's side ----------------------------------------------------------------
 
 
-def pod_debugger(
-    config: PodConfig, settings: Settings, parts: ChainParts
-) -> tuple[Debugger, DebugServer] | None:
-    """With spec.debug.interactive, the coordinator's debugger (its hooks first in `parts`, its
-    breakpoints spec.debug.breakpoints) and its endpoint, which lets in a caller the API server
-    says may patch the team."""
+@dataclass
+class PodDebugging:
+    """A pod's part in its team's debugging (spec.debug.interactive): the coordinator's
+    debugger and endpoint, or a subordinate's stops at the coordinator's debugger."""
+
+    debugger: Debugger | None = None
+    server: DebugServer | None = None
+    stops: SubordinateStops | None = None
+
+
+def pod_debugger(config: PodConfig, settings: Settings, parts: ChainParts) -> PodDebugging | None:
+    """With spec.debug.interactive: in the coordinator, the run's debugger (its hooks first in
+    `parts`, its breakpoints spec.debug.breakpoints) and its endpoint, which lets in a caller
+    the API server says may patch the team; in any other agent, first in `parts`, its calls'
+    stops at the coordinator's debugger (hive.runtime.debug.remote)."""
     from hive.kube.client import load_config
     from hive.kube.reviews import may_patch_team
     from hive.runtime.debug.hooks import DebugHooks
+    from hive.runtime.debug.remote import SubordinateStops
     from hive.runtime.debug.server import DebugServer
+    from hive.runtime.teams.team import coordinator_of
 
     debug = config.spec.debug
-    if not (debug.interactive and config.is_coordinator):
+    if not debug.interactive:
         return None
+    if not config.is_coordinator:
+        stops = SubordinateStops(
+            config.agent, coordinator_of(config.spec), settings.agent.debug.stop_timeout_s
+        )
+        parts.debugger = stops
+        return PodDebugging(stops=stops)
     points = [Breakpoint.parse(b, "debug.breakpoints") for b in debug.breakpoints]
     debugger = Debugger(points)
     parts.debugger = DebugHooks(debugger)
@@ -297,17 +325,36 @@ def pod_debugger(
     async def authorize(token: str) -> Decision:
         return await may_patch_team(kube, token, config.namespace, config.team)
 
-    return debugger, DebugServer(debugger, authorize)
+    return PodDebugging(debugger, DebugServer(debugger, authorize, port=settings.agent.debug.port))
 
 
-def attach_pod_debugger(pod: AgentPod, debugging: tuple[Debugger, DebugServer] | None) -> None:
-    """The pod's run under the debugger, its events to the debugger's hooks."""
+def attach_pod_debugger(pod: AgentPod, debugging: PodDebugging | None) -> None:
+    """The pod's run under the debugger, its events to the debugger's hooks, and on its peer
+    API the route where subordinates stop; a subordinate's stops bound to the coordinator's
+    peer API and its delegated tasks marked. Both need the team's signing keys: without them
+    the subordinates' calls do not stop (and the log says so)."""
     if debugging is None:
         return
     from hive.runtime.debug.hooks import DebugHooks
+    from hive.runtime.debug.remote import StopRoute, mark_tasks
 
-    pod.debugger, pod.debug_server = debugging
-    DebugHooks(pod.debugger).attach(pod.bus)
+    keyless = "the team's agents have no signing keys: subordinates' calls do not stop"
+    if debugging.debugger is not None:
+        pod.debugger, pod.debug_server = debugging.debugger, debugging.server
+        hooks = DebugHooks(pod.debugger)
+        hooks.attach(pod.bus)
+        if pod.callers is None:
+            log.warning("debugger: %s", keyless)
+        else:
+            pod.peer_extensions.append(StopRoute(hooks, pod.callers).install)
+    stops = debugging.stops
+    if stops is not None:
+        url = pod.config.peer_urls.get(stops.coordinator)
+        if pod.signer is None or pod.callers is None or url is None:
+            log.warning("debugger: %s", keyless if url else "no address of the coordinator")
+            return
+        stops.bind(url, pod.signer)
+        pod.peer_extensions.append(mark_tasks)
 
 
 @click.command("debug")

@@ -55,7 +55,7 @@ from hive.runtime.reporting import RunSink, StatusSink
 from hive.runtime.resilience.calls import EMPTY, Chain
 from hive.runtime.resilience.report import ResilienceReport
 from hive.runtime.teams.members import LocalMember, Member, Recall
-from hive.runtime.teams.peers import PeerServer, RemoteMember, wait_for_peers
+from hive.runtime.teams.peers import PeerExtension, PeerServer, RemoteMember, wait_for_peers
 from hive.runtime.teams.progress import FaultReport, ProgressTracker
 from hive.runtime.teams.team import Team, TeamResult, coordinator_of
 from hive.runtime.tools import ToolRegistry
@@ -254,6 +254,9 @@ class AgentPod:
     # already in the chain and on the bus, and the endpoint `hive debug TEAM` attaches to
     debugger: Debugger | None = None
     debug_server: DebugServer | None = None
+    # added to its peer API: the coordinator's route where subordinates stop at its debugger,
+    # a subordinate's mark of the tasks a debugged run delegates (hive.runtime.debug.remote)
+    peer_extensions: list[PeerExtension] = field(default_factory=list)
 
     def members(self) -> tuple[LocalMember, dict[str, Member]]:
         me = self.config.agent_spec(self.config.agent)
@@ -461,6 +464,7 @@ class AgentPod:
             audit=self.audit,
             authority=self.authority,
             callers=self.callers,
+            extensions=self.peer_extensions,
         )
         self.port = await server.start()
         if self.debug_server is not None:

@@ -3,7 +3,8 @@ and tool call) and a subscriber of the team's event stream (delegations, reviews
 
 Both record every stop point and return at once unless the debugger is armed (a breakpoint is
 set, the user steps, a replayed change is due, or the run was aborted): an idle debugger costs
-a counter and a list append per event.
+a counter and a list append per event. While it is armed, each peer request carries the mark
+that makes the subordinate's calls stop at this debugger too (hive.runtime.debug.remote).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
+from hive.runtime.debug import DEBUG_MARK
 from hive.runtime.debug.breakpoints import Where
 from hive.runtime.debug.debugger import DebugAborted, Debugger, Pause, Stop
 from hive.runtime.debug.session import CHANGES_AT, step_data
@@ -31,7 +33,7 @@ class DebugHooks:
     def attach(self, bus: EventBus) -> None:
         bus.subscribe(self.on_event)
 
-    def _stop_here(
+    def stop_here(
         self,
         at: tuple[int, int],
         kind: str,
@@ -66,7 +68,7 @@ class DebugHooks:
             hit = debugger.hit(Where.SCORE, of, score)
         elif kind in ERRORS:
             hit = debugger.hit(Where.ERROR, event.agent)
-        stop = self._stop_here(at, kind.value, event.agent, event.data, hit)
+        stop = self.stop_here(at, kind.value, event.agent, event.data, hit)
         return None if stop is None else debugger.stop(stop)
 
     # the agents' calls
@@ -78,8 +80,11 @@ class DebugHooks:
             return await self._model(call, proceed)
         if call.kind is CallKind.TOOL:
             return await self._tool(call, proceed)
-        if call.kind is CallKind.PEER and self.debugger.pending_edits:
-            self._edit_delegated(call)
+        if call.kind is CallKind.PEER:
+            if self.debugger.armed and call.request is not None:  # its calls stop here too
+                call.request.setdefault("headers", {})[DEBUG_MARK] = "on"
+            if self.debugger.pending_edits:
+                self._edit_delegated(call)
         return await proceed()
 
     def _edit_delegated(self, call: Call) -> None:
@@ -113,7 +118,7 @@ class DebugHooks:
             return reply
         hit = debugger.hit(Where.MODEL, agent)
         data = step_data("model-call", reply)
-        stop = self._stop_here(at, "model-call", agent, data, hit)
+        stop = self.stop_here(at, "model-call", agent, data, hit)
         if stop is not None:
             pause = await self._paused(stop)
             if pause.edit is not None:
@@ -127,7 +132,7 @@ class DebugHooks:
         if debugger.armed:
             hit = debugger.hit(Where.TOOL, tool)
             data = step_data("tool-call", tool)
-            stop = self._stop_here(at, "tool-call", call.agent, data, hit)
+            stop = self.stop_here(at, "tool-call", call.agent, data, hit)
             if stop is not None and (await self._paused(stop)).skip:
                 return SKIPPED
         return await proceed()

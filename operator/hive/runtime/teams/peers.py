@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,6 +35,9 @@ from hive.runtime.workqueue.peers import QueuedPeer
 
 TASK_TIMEOUT_S = 3600.0
 CALLER = web.RequestKey("caller", str)  # the agent that signed the request
+# adds to the peer API before it serves: routes, middlewares (innermost, after the signature
+# check), e.g. the debugger's stop points of subordinates (hive.runtime.debug.remote)
+PeerExtension = Callable[[web.Application], None]
 REFUSAL = web.RequestKey("refusal", str)  # why its signature was refused
 
 
@@ -43,6 +46,7 @@ def peer_app(
     audit: AuditLog | None = None,
     authority: Authority | None = None,
     callers: PeerVerifier | None = None,
+    extensions: Sequence[PeerExtension] = (),
 ) -> web.Application:
     """The HTTP face of one local member; with `audit`, each request to its API is an access
     decision on record (refused: answered 401 or 403). With `callers`, a request must be signed
@@ -179,6 +183,8 @@ def peer_app(
     app.router.add_post("/v1/ballots", ballots)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
+    for extend in extensions:
+        extend(app)
     return app
 
 
@@ -197,10 +203,11 @@ class PeerServer:
     audit: AuditLog | None = None  # records each request it serves or refuses
     authority: Authority | None = None  # checks the delegation certificate of each request
     callers: PeerVerifier | None = None  # checks who signed each request
+    extensions: Sequence[PeerExtension] = ()  # added to its API before it serves
     _runner: web.AppRunner | None = None
 
     async def start(self) -> int:
-        app = peer_app(self.member, self.audit, self.authority, self.callers)
+        app = peer_app(self.member, self.audit, self.authority, self.callers, self.extensions)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)
