@@ -803,6 +803,11 @@ class VerifySettings(BaseModel):
         ge=1,
         description="Tokens one model call is estimated to take, for the budget properties.",
     )
+    seconds_per_call: float = Field(
+        default=2.0,
+        gt=0,
+        description="Seconds one model call is estimated to take, for the deadline proof.",
+    )
     swarm_parts: int = Field(
         default=2,
         ge=1,

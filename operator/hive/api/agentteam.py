@@ -357,6 +357,20 @@ class BudgetSpec(HiveModel):
     deadline: dt.datetime | None = Field(
         default=None, description="Time (RFC 3339) by which the team must stop."
     )
+    tokens_per_call: int | None = Field(
+        default=None,
+        ge=1,
+        le=2_000_000,
+        description="Estimated tokens of one model call (request and answer), for the proof "
+        "before the run that maxTokens can be met; unset: HIVE_VERIFY__TOKENS_PER_CALL.",
+    )
+    seconds_per_call: float | None = Field(
+        default=None,
+        gt=0,
+        le=3600,
+        description="Estimated seconds of one model call, for the proof before the run that the "
+        "deadline can be met; unset: HIVE_VERIFY__SECONDS_PER_CALL.",
+    )
 
 
 class InboundIsolation(StrEnum):

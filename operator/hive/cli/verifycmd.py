@@ -1,8 +1,10 @@
 """`hive verify team.yaml`: the team's protocol as a TLA+ spec, model-checked with TLC.
 
 Prints each property checked, the outcome and, when a property fails, TLC's counterexample as
-the agents' steps; the generated spec and TLC's output are saved (--out) for review. With
---certificates it also proves with Z3 that no delegation-certificate chain widens its root.
+the agents' steps, and the budget's numbers (Z3: the least and most tokens a run takes against
+budget.maxTokens, the least run's time against budget.deadline); the generated spec and TLC's
+output are saved (--out) for review. With --certificates it also proves with Z3 that no
+delegation-certificate chain widens its root.
 Exit status: 0 verified, 1 refused, 3 unknown (a time limit passed: checked with bounds only).
 """
 
@@ -62,6 +64,7 @@ def render(report: VerifyReport, admission: str | None) -> str:
         )
         lines.append(f"  [{mark:>4}] {name}: {EXPLAINED.get(name, name)}")
     lines.append(f"  states: {report.distinct_states} distinct; bounds: {report.bounds}")
+    lines += [f"  {line}" for line in report.budget]
     if report.message:
         lines.append(f"  {report.message}")
     if report.counterexample:

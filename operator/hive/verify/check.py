@@ -1,4 +1,5 @@
-"""Verifying a team: its protocol's TLA+ spec checked with TLC, and a run that succeeds sought.
+"""Verifying a team: its protocol's TLA+ spec checked with TLC, and a run that succeeds sought;
+then its budget with Z3 (hive.verify.budget): a budget no run can keep refuses the team.
 
 Two TLC runs: one checks every property (invariants, no deadlock, termination), the other asks
 for a run that ends in success (agreed, for a negotiation); finding none refuses the team, e.g.
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from hive.settings import VerifySettings
+from hive.verify.budget import BudgetReport, check_budget
 from hive.verify.protocol import TeamProtocol, protocol_of
 from hive.verify.tlaspec import GeneratedSpec, generate, reachability
 from hive.verify.tlc import TlcResult, run_tlc
@@ -34,6 +36,8 @@ EXPLAINED = {
     "deadlock": "no run gets stuck before it ends",
     "termination": "every run ends",
     "SuccessReachable": "some run ends in success",
+    "BudgetCanBeMet": "some run fits budget.maxTokens (Z3, at budget.tokensPerCall a call)",
+    "DeadlineCanBeMet": "some run ends before budget.deadline (Z3, at budget.secondsPerCall)",
 }
 
 
@@ -54,6 +58,7 @@ class VerifyReport:
     digest: str = ""
     message: str = ""
     tlc_version: str = ""
+    budget: list[str] = field(default_factory=list)  # what Z3 found of the budget, in numbers
 
     def summary(self) -> str:
         if self.outcome == "verified":
@@ -114,8 +119,25 @@ def verify_protocol(
             ]
         elif reach.outcome == "unknown":
             report.outcome, report.message = "unknown", reach.message
+    _settle_budget(report, check_budget(protocol), deadline=protocol.deadline is not None)
     report.seconds = round(time.monotonic() - started, 3)
     return report
+
+
+def _settle_budget(report: VerifyReport, budget: BudgetReport, *, deadline: bool) -> None:
+    """The budget's proof (Z3) joins the report; a budget no run can keep refuses the team."""
+    report.budget = budget.lines
+    report.properties.append("BudgetCanBeMet")
+    if deadline:
+        report.properties.append("DeadlineCanBeMet")
+    if report.outcome == "refused":
+        return
+    if budget.outcome == "refuted":
+        report.outcome, report.violated = "refused", budget.violated
+        report.explanation = EXPLAINED.get(budget.violated or "", "")
+        report.counterexample = budget.lines
+    elif budget.outcome == "unknown" and report.outcome == "verified":
+        report.outcome, report.message = "unknown", "; ".join(budget.lines)
 
 
 def _settle(report: VerifyReport, result: TlcResult) -> bool:
@@ -134,7 +156,10 @@ def _settle(report: VerifyReport, result: TlcResult) -> bool:
 def verify_spec(spec: dict[str, Any], workdir: Path, settings: VerifySettings) -> VerifyReport:
     """Verify an AgentTeam spec mapping (camelCase) with the verify settings."""
     protocol = protocol_of(
-        spec, tokens_per_call=settings.tokens_per_call, swarm_parts=settings.swarm_parts
+        spec,
+        tokens_per_call=settings.tokens_per_call,
+        swarm_parts=settings.swarm_parts,
+        seconds_per_call=settings.seconds_per_call,
     )
     return verify_protocol(
         protocol, workdir, time_limit_s=settings.time_limit_s, java=settings.java

@@ -7,6 +7,7 @@ an unreachable consensus threshold) can still be modelled and refused with a cou
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -40,6 +41,9 @@ class TeamProtocol:
     max_tokens: int | None = None
     tokens_per_call: int = 400
     peer_failures: bool = True
+    max_subtasks: int = 6  # a swarm's decomposition, at most (swarm.maxSubtasks)
+    deadline: str | None = None  # budget.deadline, RFC 3339
+    seconds_per_call: float = 2.0
 
 
 def _section(spec: dict[str, Any], key: str) -> dict[str, Any]:
@@ -70,9 +74,15 @@ def coordinator_of(pattern: Pattern, agents: list[dict[str, Any]]) -> str:
 
 
 def protocol_of(
-    spec: dict[str, Any], *, tokens_per_call: int = 400, swarm_parts: int = 2
+    spec: dict[str, Any],
+    *,
+    tokens_per_call: int = 400,
+    swarm_parts: int = 2,
+    seconds_per_call: float = 2.0,
 ) -> TeamProtocol:
-    """The protocol of a spec mapping; raises InvalidInput naming the field it cannot read."""
+    """The protocol of a spec mapping; raises InvalidInput naming the field it cannot read.
+    The budget's own estimates (budget.tokensPerCall, budget.secondsPerCall) take the place of
+    the given defaults."""
     agents = spec.get("agents")
     if not isinstance(agents, list) or not agents:
         raise InvalidInput("spec.agents", "expected a non-empty list of agents")
@@ -95,6 +105,15 @@ def protocol_of(
     if max_tokens is not None and (isinstance(max_tokens, bool) or not isinstance(max_tokens, int)):
         raise InvalidInput("spec.budget.maxTokens", f"expected an integer: {max_tokens!r}")
     max_subtasks = _int(swarm, "maxSubtasks", SwarmSpec().max_subtasks, "swarm")
+    if budget.get("tokensPerCall") is not None:
+        tokens_per_call = _int(budget, "tokensPerCall", tokens_per_call, "budget")
+    seconds = budget.get("secondsPerCall")
+    seconds = seconds_per_call if seconds is None else seconds
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds <= 0:
+        raise InvalidInput("spec.budget.secondsPerCall", f"expected a positive number: {seconds}")
+    deadline = budget.get("deadline")
+    if deadline is not None and not isinstance(deadline, str | dt.datetime):
+        raise InvalidInput("spec.budget.deadline", f"expected an RFC 3339 time: {deadline!r}")
     return TeamProtocol(
         pattern=pattern,
         agents=tuple(str(a["name"]) for a in agents),
@@ -111,6 +130,9 @@ def protocol_of(
         consensus_percent=math.ceil(round(float(threshold) * 100, 6)),
         max_tokens=max_tokens,
         tokens_per_call=tokens_per_call,
+        max_subtasks=max_subtasks,
+        deadline=deadline.isoformat() if isinstance(deadline, dt.datetime) else deadline,
+        seconds_per_call=float(seconds),
     )
 
 

@@ -84,6 +84,7 @@ class Verifier:
                 dict(spec),
                 tokens_per_call=settings.tokens_per_call,
                 swarm_parts=settings.swarm_parts,
+                seconds_per_call=settings.seconds_per_call,
             )
         except InvalidInput as exc:
             problem = str(exc)
