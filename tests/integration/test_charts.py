@@ -244,6 +244,7 @@ def test_cluster_role_is_least_privilege(cluster: Cluster) -> None:
     expected["rbac.authorization.k8s.io", "roles"] = manage
     expected["rbac.authorization.k8s.io", "rolebindings"] = manage
     expected["networking.k8s.io", "networkpolicies"] = manage
+    expected["autoscaling", "horizontalpodautoscalers"] = manage  # spec.agents[].autoscale
     expected["node.k8s.io", "runtimeclasses"] = read | {"create", "patch"}
     expected["apiextensions.k8s.io", "customresourcedefinitions"] = read
     # held to be granted: a replicated coordinator agent's Role claims its team's run Lease

@@ -84,7 +84,7 @@ def replica(tmp_path: Path, redis_url: str, agent: str, index: int) -> subproces
 
 def gauge(agent: str) -> float | None:
     return REGISTRY.get_sample_value(
-        "hive_agent_queue_depth", {"team": "default/bees", "agent": agent}
+        "hive_agent_queue_depth", {"namespace": "default", "team": "bees", "agent": agent}
     )
 
 

@@ -9,6 +9,7 @@ from typing import Annotated
 from pydantic import Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
+from hive.api.autoscale import AutoscaleSpec
 from hive.api.common import Condition, HiveModel, LocalRef, SecretKeyRef, list_map
 from hive.api.gateway import GatewaySpec, GatewayUsage
 from hive.api.graph import depth, find_cycle, unknown_subordinates
@@ -252,7 +253,18 @@ class AgentSpec(HiveModel):
     sandbox_policy_ref: LocalRef | None = Field(
         default=None, description="SandboxPolicy that governs the code the agent runs."
     )
-    replicas: int = Field(default=1, ge=0, le=100, description="Pods running this agent.")
+    replicas: int = Field(
+        default=1,
+        ge=0,
+        le=100,
+        description="Pods running this agent (unused with autoscale: its HPA sets them).",
+    )
+    autoscale: AutoscaleSpec | None = Field(
+        default=None,
+        description="A HorizontalPodAutoscaler on the agent's work queue depth (needs a "
+        "metrics adapter serving hive_agent_queue_depth as an External metric); the agent "
+        "shares its work through its queue as with replicas > 1.",
+    )
     resources: Resources = Field(
         default_factory=Resources, description="CPU and memory of each pod."
     )
@@ -276,6 +288,12 @@ class AgentSpec(HiveModel):
     mcts: MctsSpec = Field(
         default_factory=MctsSpec, description="The search budget when planning is mcts."
     )
+
+    @property
+    def shares_work(self) -> bool:
+        """Whether several pods may run the agent: its tasks go through its work queue and,
+        as a coordinator, its replicas claim the team's run."""
+        return self.replicas > 1 or self.autoscale is not None
 
     @model_validator(mode="after")
     def _mcts_plans_for_subordinates(self) -> AgentSpec:

@@ -225,12 +225,12 @@ def run_agent(
                 resilience.publish_to(pod.bus)
                 pod.resilience = resilience.report
                 pod.tracer = tracing.tracer if tracing is not None else None
-                if config.is_coordinator and config.agent_spec(agent).replicas > 1:
+                if config.is_coordinator and config.agent_spec(agent).shares_work:
                     # replicas take turns to run the goal, by the team's run Lease
                     pod.claim = TeamRunLease(
                         client, namespace, team, socket.gethostname(), settings.agent.run_claim_s
                     )
-                own_queue = replica_queues(config, agent, settings, pod)  # replicas > 1
+                own_queue = replica_queues(config, agent, settings, pod)  # several pods
                 if own_queue is not None:
                     pod.queue_depth = own_queue.depth  # in its status entry, each report
             except (InvalidInput, PrivacyNotStarted) as exc:  # in its status entry, then exit
@@ -305,12 +305,12 @@ def replica_queues(
         return None
     visibility = settings.agent.work_visibility_s
     for spec in config.spec.agents:
-        if spec.replicas > 1 and spec.name != agent:
+        if spec.shares_work and spec.name != agent:
             queue = WorkQueue(
                 url, config.namespace, config.team, spec.name, visibility_s=visibility
             )
             pod.peer_queues[spec.name] = QueuedPeer(queue)
-    if config.agent_spec(agent).replicas <= 1:
+    if not config.agent_spec(agent).shares_work:  # replicas > 1, or autoscale
         return None
     return WorkQueue(url, config.namespace, config.team, agent, visibility_s=visibility)
 

@@ -23,6 +23,7 @@ from typing import Any
 
 from lightkube import ALL_NS, ApiError, codecs
 from lightkube.resources.apps_v1 import Deployment, StatefulSet
+from lightkube.resources.autoscaling_v2 import HorizontalPodAutoscaler
 from lightkube.resources.core_v1 import (
     ConfigMap,
     Event,
@@ -56,6 +57,7 @@ KIND_RESOURCES: dict[str, Any] = {  # kind -> lightkube resource class
     "Secret": Secret,
     "Node": Node,
     "RuntimeClass": RuntimeClass,
+    "HorizontalPodAutoscaler": HorizontalPodAutoscaler,
 }
 
 

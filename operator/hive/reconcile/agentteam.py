@@ -38,6 +38,7 @@ from hive.reconcile.agentkeys import (
     keys_secret,
     peer_keys,
 )
+from hive.reconcile.autoscale import agent_autoscaler
 from hive.reconcile.capability import capability_degraded
 from hive.reconcile.conditions import condition, merge_conditions, previous_conditions
 from hive.reconcile.gateway import gateway_children, gateway_url
@@ -71,6 +72,7 @@ CHILD_KINDS = (
     "Deployment",
     "Service",
     "NetworkPolicy",
+    "HorizontalPodAutoscaler",
 )
 PEER_PORT = 8080
 MODEL_PORT = 8080
@@ -618,12 +620,14 @@ def _deployment(
         pod_spec["containers"][0]["volumeMounts"].append(
             {"name": "agent-key", "mountPath": AGENT_KEY_DIR, "readOnly": True}
         )
+    # with autoscale its HPA sets them: the field is left to the HPA (0 when suspended)
+    replicas = {} if agent.autoscale and not team.suspend else {"replicas": _replicas(team, agent)}
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
         "metadata": metadata(names["workload"], owner, labels),
         "spec": {
-            "replicas": 0 if team.suspend else agent.replicas,
+            **replicas,
             "selector": {"matchLabels": selector},
             "template": {
                 "metadata": {
@@ -924,6 +928,14 @@ def _network_policy(
     }
 
 
+def _replicas(team: AgentTeamSpec, agent: AgentSpec) -> int:
+    """The pods an agent's Deployment must have available: none when suspended, its
+    replicas, or one where its HPA sets them (which it may have scaled to at least)."""
+    if team.suspend:
+        return 0
+    return 1 if agent.autoscale is not None else agent.replicas
+
+
 def _deployment_state(dep: Mapping[str, Any] | None, want: int) -> tuple[bool, str | None]:
     """(available, failure message) of one agent's Deployment."""
     if dep is None:
@@ -1060,7 +1072,7 @@ def plan_team(
                 labels,
                 _tool_secrets(agent, observed),
                 _tool_config_maps(agent, observed),
-                replicated=agent.replicas > 1,
+                replicated=agent.shares_work,
             ),
             _role_binding(owner, names, labels),
             _config_map(owner, names, labels, config, pods.vault),
@@ -1099,7 +1111,10 @@ def plan_team(
         otlp_port = _model_port(pods.otlp_endpoint)
         if otlp_port:  # the agent's spans reach the tracing backend
             allow_egress(children[-1], otlp_port)
-        want = 0 if team.suspend else agent.replicas
+        autoscaler = agent_autoscaler(owner, agent, names["workload"], labels)
+        if autoscaler is not None:  # spec.agents[].autoscale (hive.reconcile.autoscale)
+            children.append(autoscaler)
+        want = _replicas(team, agent)
         available, failure = _deployment_state(observed.deployments.get(names["workload"]), want)
         if failure:
             failures.append(f"{agent.name}: {failure}")

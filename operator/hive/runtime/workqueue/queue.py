@@ -29,14 +29,19 @@ from hive.errors import ExternalFailure
 log = logging.getLogger(__name__)
 
 GROUP = "replicas"
+# namespace, team and agent apart, each a valid label value: a metrics adapter serves the gauge
+# to an agent's HorizontalPodAutoscaler (spec.agents[].autoscale) as an External metric of
+# the team's namespace, selected by team and agent (hive.reconcile.autoscale)
 QUEUE_DEPTH = Gauge(
-    "hive_agent_queue_depth", "Tasks in an agent's work queue not yet done.", ["team", "agent"]
+    "hive_agent_queue_depth",
+    "Tasks in an agent's work queue not yet done.",
+    ["namespace", "team", "agent"],
 )
 TASKS = Counter(
     "hive_agent_queue_tasks_total",
     "Tasks an agent's replica finished (done), took over from a dead replica (reclaimed), or "
     "found already done by another (duplicate).",
-    ["team", "agent", "outcome"],
+    ["namespace", "team", "agent", "outcome"],
 )
 
 # KEYS: stream, results, done list; ARGV: entry id, task id, result, group
@@ -78,7 +83,8 @@ class WorkQueue:
         self.visibility_s = visibility_s
         self._record = self.client.register_script(RECORD)
         self._submit = self.client.register_script(SUBMIT)
-        self._depth = QUEUE_DEPTH.labels(self.team, agent)
+        self._labels = (namespace, team, agent)
+        self._depth = QUEUE_DEPTH.labels(*self._labels)
 
     async def ensure_group(self) -> None:
         try:
@@ -149,7 +155,7 @@ class WorkQueue:
                 continue
             task, reclaimed = found
             if reclaimed:
-                TASKS.labels(self.team, self.agent, "reclaimed").inc()
+                TASKS.labels(*self._labels, "reclaimed").inc()
             if task.payload is None:  # its fields gone: nothing to run
                 await self.client.xack(self.stream, GROUP, task.entry)
                 continue
@@ -163,7 +169,7 @@ class WorkQueue:
                 holding.cancel()
                 await asyncio.gather(holding, return_exceptions=True)
             first = await self._finish(task, result)
-            TASKS.labels(self.team, self.agent, "done" if first else "duplicate").inc()
+            TASKS.labels(*self._labels, "done" if first else "duplicate").inc()
             recorded += first
             await self.depth()
         return recorded
