@@ -36,7 +36,7 @@ from hive.operator.metrics import RECONCILE_SECONDS, RECONCILES
 from hive.operator.others import reconcile_policy, reconcile_store, reconcile_tool
 from hive.operator.queue import Coalescer
 from hive.operator.state import STATE
-from hive.operator.teams import reconcile_team
+from hive.operator.teams import forget_absent, reconcile_team
 from hive.operator.vault import forget_team, store_for, sweep
 from hive.reconcile.agentteam import breakers_open
 from hive.reconcile.capability import capability_settled
@@ -116,8 +116,8 @@ def _namespaced(handler: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitab
 # none of it. What to do is read from the event itself.
 _seen_specs: dict[str, str] = {}
 _seen_tool_calls: dict[str, dict[tuple[str, str], int]] = {}  # uid -> (agent, tool) -> calls
-track("team specs seen", lambda: len(_seen_specs))
-track("team tool calls seen", lambda: len(_seen_tool_calls))
+track("team specs seen", lambda: len(_seen_specs), _seen_specs.clear)
+track("team tool calls seen", lambda: len(_seen_tool_calls), _seen_tool_calls.clear)
 
 
 def _tool_calls(status: dict[str, Any]) -> dict[tuple[str, str], int]:
@@ -214,8 +214,8 @@ for _group, _version, _plural in (
 # A node going NotReady wakes the team through its Deployments: the node controller marks the
 # node's pods not Ready (about 40 s after the kubelet's last word), so the Deployments lose
 # available replicas; the periodic resync (resync_s) is the safety net.
-_seen_pods: dict[str, PodObserved | None] = {}
-track("agent pods seen", lambda: len(_seen_pods))
+_seen_pods: dict[str, tuple[tuple[str, str], PodObserved | None]] = {}  # uid -> team, seen
+track("agent pods seen", lambda: len(_seen_pods), _seen_pods.clear)
 
 
 @kopf.on.event("", "v1", "pods", labels={TEAM_LABEL: kopf.PRESENT, AGENT_LABEL: kopf.PRESENT})
@@ -235,8 +235,8 @@ async def agent_pod_event(
         _seen_pods.pop(uid, None)
         TEAMS.request(namespace, team)
         return
-    seen = observe_pod(body)
-    if uid in _seen_pods and _seen_pods[uid] == seen:
+    seen = ((namespace, team), observe_pod(body))
+    if _seen_pods.get(uid) == seen:
         return
     _seen_pods[uid] = seen
     TEAMS.request(namespace, team)
@@ -277,7 +277,7 @@ async def memory_store_changed(name: str, namespace: str, **_: Any) -> None:
 
 
 _seen_stores: dict[str, str] = {}  # uid -> what its teams are given of it (store_digest)
-track("memory stores seen", lambda: len(_seen_stores))
+track("memory stores seen", lambda: len(_seen_stores), _seen_stores.clear)
 
 
 @kopf.on.event(GROUP, VERSION, "memorystores", id="memorystores-of-agent-teams")
@@ -373,6 +373,25 @@ async def chaos_experiment_deleted(
 
 
 # --- Periodic resync -----------------------------------------------------------------------------
+def forget_absent_objects(kind: str, objects: list[dict[str, Any]]) -> None:
+    """Drop what is held for the objects of `kind` not in `objects` (a listing of every one
+    watched): gone without a DELETED event reaching this replica."""
+    uids = {o["metadata"]["uid"] for o in objects}
+    if kind == "MemoryStore":
+        for uid in [u for u in _seen_stores if u not in uids]:
+            del _seen_stores[uid]
+    if kind != "AgentTeam":
+        return
+    teams = {(o["metadata"]["namespace"], o["metadata"]["name"]) for o in objects}
+    for uid in [u for u in _seen_specs if u not in uids]:
+        del _seen_specs[uid]
+    for uid in [u for u in _seen_tool_calls if u not in uids]:
+        del _seen_tool_calls[uid]
+    for uid in [u for u, (team, _) in _seen_pods.items() if team not in teams]:
+        del _seen_pods[uid]
+    forget_absent(teams)
+
+
 async def resync_forever(interval_s: float) -> None:
     """Every `interval_s`, ask for a run of every object the operator watches (all namespaces,
     or only `operator.namespace`): the safety net of level-based control. With Vault set up, it
@@ -386,6 +405,7 @@ async def resync_forever(interval_s: float) -> None:
         try:
             for kind, queue in queues:
                 objects = await list_hive_objects(STATE.client(), kind, watched)
+                forget_absent_objects(kind, objects)
                 for obj in objects:
                     queue.request(obj["metadata"]["namespace"], obj["metadata"]["name"])
                 store = store_for(STATE.require_settings())

@@ -110,6 +110,8 @@ class Leadership:
         self.leading = False
         self._renewed_at = float("-inf")  # our clock when the last successful renewal was sent
         self.changed = asyncio.Event()  # set on every change of `acting`; cleared by waiters
+        # called with the new value whenever `leading` changes, before kopf hears of it
+        self.on_change: Callable[[bool], None] | None = None
 
     @property
     def acting(self) -> bool:
@@ -182,6 +184,8 @@ class Leadership:
             )
         else:
             log.warning("stopped leading as %s", self.election.identity)
+        if self.on_change is not None:
+            self.on_change(leading)
         self.changed.set()
 
     async def _keep_label(self, pod: str) -> None:

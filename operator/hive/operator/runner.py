@@ -13,8 +13,10 @@ from prometheus_client import start_http_server
 
 from hive.kube.client import connection_details
 from hive.operator import admission, handlers
+from hive.operator.footprint import forget_everything
 from hive.operator.leadership import Leadership, elect, election_from, pause_kopf_while_standing_by
 from hive.operator.state import STATE
+from hive.operator.vault import forget_applied
 from hive.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -80,6 +82,15 @@ def run(settings: Settings) -> None:
     asyncio.run(operate(settings))
 
 
+def _start_afresh(leading: bool) -> None:
+    """A replica that stands down or takes the lead forgets what it held of each object: the
+    objects may have changed or gone meanwhile unseen (a standby's kopf watches nothing), and
+    kopf's listing when the watches start again brings back what exists."""
+    forget_everything()
+    forget_applied()
+    log.info("%s: what was held per object is forgotten", "leading" if leading else "standing by")
+
+
 async def operate(settings: Settings) -> None:
     """kopf's main loop, and the election beside it when there is one."""
     op = settings.operator
@@ -89,6 +100,7 @@ async def operate(settings: Settings) -> None:
     elect(leadership)
     campaign = None
     if leadership is not None:
+        leadership.on_change = _start_afresh
         pause_kopf_while_standing_by(leadership)
         # started before kopf, so kopf's shutdown leaves it alone; it gives the Lease up last
         campaign = asyncio.create_task(leadership.run(), name="leader election")

@@ -26,6 +26,10 @@ class OperatorState:
         assert self.settings is not None, "operator settings not loaded"
         return self.settings
 
+    def forget_children(self) -> None:
+        """Forget what was applied: every child is applied again on its next reconcile."""
+        self.children = AppliedChildren(CHILD_KINDS)
+
     def client(self) -> ApiClient:
         if self._client is None:
             assert self.settings is not None, "operator settings not loaded"
@@ -34,4 +38,4 @@ class OperatorState:
 
 
 STATE = OperatorState()
-track("applied children", lambda: len(STATE.children))
+track("applied children", lambda: len(STATE.children), STATE.forget_children)

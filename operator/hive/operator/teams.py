@@ -74,8 +74,8 @@ VAULT_RECHECK_S = 10.0  # a team waiting for Vault is tried again this often
 TeamKey = tuple[str, str]  # namespace, name
 _pruned: dict[TeamKey, int] = {}  # team -> generation whose surplus children were pruned
 _uids: dict[TeamKey, str] = {}  # team -> uid of the team of that name last reconciled
-track("pruned teams", lambda: len(_pruned))
-track("team uids", lambda: len(_uids))
+track("pruned teams", lambda: len(_pruned), _pruned.clear)
+track("team uids", lambda: len(_uids), _uids.clear)
 
 
 # teams created later than this (the API server's clock may differ a little) were seen whole
@@ -100,6 +100,14 @@ def _forget(key: TeamKey) -> None:
     uid = _uids.pop(key, None)
     if uid is not None:
         STATE.children.forget_owner(uid)
+
+
+def forget_absent(present: Iterable[TeamKey]) -> None:
+    """Drop what is held for the teams not in `present` (a listing of every team watched):
+    gone while this replica did not hear of it (a DELETED event a watch restart missed)."""
+    keep = set(present)
+    for key in [k for k in _uids.keys() | _pruned.keys() if k not in keep]:
+        _forget(key)
 
 
 def _referenced_policies(spec: dict[str, Any]) -> set[str]:
