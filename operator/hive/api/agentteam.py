@@ -271,6 +271,14 @@ class AgentSpec(HiveModel):
     max_concurrent_tasks: int = Field(
         default=1, ge=1, le=1000, description="Tasks one agent works on at once."
     )
+    work_visibility_seconds: int | None = Field(
+        default=None,
+        ge=1,
+        le=3600,
+        description="An agent with several pods: a replica renews its hold on the task it runs "
+        "every third of this, and one that dies mid-task (killed, its node lost) loses the task "
+        "to another replica after this long; unset: the pods' HIVE_AGENT__WORK_VISIBILITY_S.",
+    )
     context: ContextSpec = Field(
         default_factory=ContextSpec,
         description="The agent's working memory: the token budget of each request to its model.",

@@ -312,7 +312,8 @@ def replica_queues(
             pod.peer_queues[spec.name] = QueuedPeer(queue)
     if not config.agent_spec(agent).shares_work:  # replicas > 1, or autoscale
         return None
-    return WorkQueue(url, config.namespace, config.team, agent, visibility_s=visibility)
+    own = config.agent_spec(agent).work_visibility_seconds  # spec.agents[].workVisibilitySeconds
+    return WorkQueue(url, config.namespace, config.team, agent, visibility_s=own or visibility)
 
 
 def pod_prefetch(
