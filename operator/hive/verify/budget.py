@@ -27,10 +27,9 @@ from dataclasses import dataclass, field
 import z3
 
 from hive.api.agentteam import Pattern
+from hive.runtime.teams.hierarchical import MAX_SUBTASKS  # a plan's subtasks, at most
 from hive.verify.certproof import TIMEOUT_MS
 from hive.verify.protocol import TeamProtocol
-
-MAX_SUBTASKS = 6  # hive.runtime.teams.hierarchical.MAX_SUBTASKS: a plan's subtasks, at most
 
 
 @dataclass

@@ -81,10 +81,16 @@ def digest_of(spec: GeneratedSpec) -> str:
 
 
 def verify_protocol(
-    protocol: TeamProtocol, workdir: Path, *, time_limit_s: float = 60.0, java: str = "java"
+    protocol: TeamProtocol,
+    workdir: Path,
+    *,
+    time_limit_s: float = 60.0,
+    java: str = "java",
+    proof_timeout_s: float = 5.0,
 ) -> VerifyReport:
     """Model-check `protocol`; the specs and TLC's output are saved under `workdir`. Both TLC
-    runs get `time_limit_s` and run side by side."""
+    runs get `time_limit_s` and run side by side; each Z3 call of the budget proof gets
+    `proof_timeout_s`."""
     started = time.monotonic()
     spec = generate(protocol)
     properties = [*spec.invariants, "deadlock", "termination", "SuccessReachable"]
@@ -119,7 +125,8 @@ def verify_protocol(
             ]
         elif reach.outcome == "unknown":
             report.outcome, report.message = "unknown", reach.message
-    _settle_budget(report, check_budget(protocol), deadline=protocol.deadline is not None)
+    budget = check_budget(protocol, timeout_ms=int(proof_timeout_s * 1000))
+    _settle_budget(report, budget, deadline=protocol.deadline is not None)
     report.seconds = round(time.monotonic() - started, 3)
     return report
 
@@ -162,5 +169,9 @@ def verify_spec(spec: dict[str, Any], workdir: Path, settings: VerifySettings) -
         seconds_per_call=settings.seconds_per_call,
     )
     return verify_protocol(
-        protocol, workdir, time_limit_s=settings.time_limit_s, java=settings.java
+        protocol,
+        workdir,
+        time_limit_s=settings.time_limit_s,
+        java=settings.java,
+        proof_timeout_s=settings.proof_timeout_s,
     )

@@ -120,6 +120,7 @@ class Verifier:
                     base / digest,
                     time_limit_s=settings.time_limit_s,
                     java=settings.java,
+                    proof_timeout_s=settings.proof_timeout_s,
                 )
         except HiveError as exc:
             log.warning("AgentTeam %s/%s: verification failed: %s", *where, exc)
