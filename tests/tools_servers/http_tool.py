@@ -5,7 +5,8 @@
 Routes (JSON POST): /v1.0/search {q} and /v1.1/search {query, limit} (the sample web-search
 chain), /flaky/{key}?fail=N&status=S (answers S the first N times per key, then 200 with the
 attempts), /auth/bearer, /auth/header, /auth/query (the token as a bearer, an X-API-Key header,
-an api_key query parameter), /bad-output (breaks the declared output schema), /echo. It prints
+an api_key query parameter), /bad-output (breaks the declared output schema), /echo,
+/customers {email} (a CRM lookup: the customer of that exact email, else 404). It prints
 "ready <port>" when it listens.
 """
 
@@ -22,6 +23,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
+
+CUSTOMERS = {"jane.doe@example.com": "C-1042"}  # the CRM of /customers
 
 
 def make_app(token: str) -> web.Application:
@@ -68,6 +71,12 @@ def make_app(token: str) -> web.Application:
     async def echo(request: web.Request) -> web.Response:
         return web.json_response(await request.json())
 
+    async def customers(request: web.Request) -> web.Response:
+        email = (await request.json()).get("email")
+        if email not in CUSTOMERS:
+            return web.json_response({"error": f"no customer with email {email}"}, status=404)
+        return web.json_response({"customer": CUSTOMERS[email], "email": email})
+
     app = web.Application()
     app.router.add_post("/v1.0/search", search_10)
     app.router.add_post("/v1.1/search", search_11)
@@ -75,6 +84,7 @@ def make_app(token: str) -> web.Application:
     app.router.add_post("/auth/{how}", auth)
     app.router.add_post("/bad-output", bad_output)
     app.router.add_post("/echo", echo)
+    app.router.add_post("/customers", customers)
     return app
 
 

@@ -12,15 +12,16 @@ from __future__ import annotations
 
 import re
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, StringConstraints, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from hive.api.common import HiveModel, SecretKeyRef, list_map
 from hive.errors import InvalidInput
 
 ENTITY = r"^[A-Z][A-Z0-9_]{1,63}$"
+TOOL = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$"  # a tool's name as a model calls it
 
 BUILTIN_ENTITIES = (
     "PERSON",
@@ -142,13 +143,22 @@ class PrivacySpec(HiveModel):
     key_secret_ref: SecretKeyRef | None = Field(
         default=None,
         description="The team's key of reversible pseudonyms and hash salt (16+ bytes), given to "
-        "its agent pods as HIVE_PRIVACY__KEY; unset: each pod makes its own, so a pseudonym is "
-        "restored only by the pod that made it.",
+        "its agent pods as HIVE_PRIVACY__KEY, where no Vault is configured (with one, the "
+        "team's Vault transit key seals pseudonyms); unset: each pod makes its own, so a "
+        "pseudonym is restored only by the pod that made it.",
     )
     restore_for_requester: bool = Field(
         default=True,
         description="Pseudonyms in the final answer are restored for the run's requester "
         "(never for a model).",
+    )
+    restore_for_tools: list[Annotated[str, StringConstraints(pattern=TOOL)]] = Field(
+        default_factory=list,
+        max_length=32,
+        description="Tools that need real values (a CRM lookup by email): pseudonyms in their "
+        "arguments are restored just before the call, and their output is scrubbed again "
+        "before the model sees it; every other tool gets pseudonyms only. Each is a tool's "
+        "name as the model calls it. Needs a pseudonymise rule and the toolOutputs boundary.",
     )
 
     @model_validator(mode="after")
@@ -162,6 +172,33 @@ class PrivacySpec(HiveModel):
                     {"i": index, "entity": rule.entity},
                 )
             seen.add(rule.entity)
+        return self
+
+    @model_validator(mode="after")
+    def _restored_tools_can_work(self) -> PrivacySpec:
+        tools = self.restore_for_tools
+        if not tools:
+            return self
+        for index, tool in enumerate(tools):
+            if tool in tools[:index]:
+                raise PydanticCustomError(
+                    "duplicate_tool",
+                    "restoreForTools[{i}]: {tool} is listed already",
+                    {"i": index, "tool": tool},
+                )
+        if not any(r.strategy == Strategy.PSEUDONYMISE for r in self.rules):
+            raise PydanticCustomError(
+                "nothing_to_restore",
+                "restoreForTools: no rule pseudonymises, so a tool has nothing to restore",
+                {},
+            )
+        if Boundary.TOOL_OUTPUTS not in self.boundaries:
+            raise PydanticCustomError(
+                "output_unscrubbed",
+                "restoreForTools: needs toolOutputs in boundaries (the output of a tool that "
+                "got real values is scrubbed again before the model sees it)",
+                {},
+            )
         return self
 
     def strategy(self, entity: str) -> EntityRule | None:
@@ -208,6 +245,12 @@ def weaker_than(team: PrivacySpec | None, floor: PrivacySpec | None) -> str | No
             )
     if floor.restore_for_requester is False and team.restore_for_requester:
         return "spec.privacy.restoreForRequester: the cluster floor forbids restoring pseudonyms"
+    beyond = [t for t in team.restore_for_tools if t not in floor.restore_for_tools]
+    if beyond:
+        return (
+            f"spec.privacy.restoreForTools: {', '.join(beyond)} may not get real values under "
+            "the cluster floor (its restoreForTools lists the tools that may)"
+        )
     return None
 
 

@@ -123,8 +123,12 @@ class ToolRegistry:
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def _call_one(self, tool: Tool, arguments: dict[str, Any], left: list[str]) -> Any:
-        request: dict[str, Any] | None = {"alternatives": left} if left else None
-        if tool.cache is not None:  # the cache middleware keys on the arguments
-            request = {**(request or {}), "cache": tool.cache, "arguments": arguments}
+        # the arguments travel in the request and the tool takes them from there: the cache
+        # keys on them, a privacy policy restores real values for a tool that needs them
+        request: dict[str, Any] = {"arguments": arguments}
+        if left:
+            request["alternatives"] = left
+        if tool.cache is not None:
+            request["cache"] = tool.cache
         call = Call(CallKind.TOOL, tool.name, "call", request=request)
-        return await self.chain.run(call, lambda: tool.function(**arguments))
+        return await self.chain.run(call, lambda: tool.function(**request["arguments"]))

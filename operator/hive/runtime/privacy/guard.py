@@ -158,6 +158,43 @@ class Guard:
         out = ", ".join(f"{d} {n}" for d, n in clear.most_common()) or "none"
         return f"{entities.total()} found ({found}); handled: {handled}; in clear: {out}"
 
+    def restores_for(self, tool: str) -> bool:
+        """Whether `tool` gets real values (spec.privacy.restoreForTools)."""
+        return tool in self.spec.restore_for_tools
+
+    def restore_for_tool(self, value: Any, tool: str) -> Any:
+        """`value` (a tool call's arguments) with its pseudonyms restored for `tool`, one of
+        spec.privacy.restoreForTools: each value restored is counted, and audited, as sent in
+        clear to ``toolInputs:tool:<tool>``."""
+        restored: Counter[str] = Counter()
+
+        def walk(item: Any) -> Any:
+            if isinstance(item, str):
+                text, entities = self.pseudonyms.restore_counted(item)
+                restored.update(entities)
+                return text
+            if isinstance(item, Mapping):
+                return {k: walk(v) for k, v in item.items()}
+            if isinstance(item, list | tuple):
+                return type(item)(walk(v) for v in item)
+            return item
+
+        out = walk(value)
+        source = f"tool:{tool}"
+        for entity, count in restored.items():
+            for _ in range(count):
+                self.ledger.add(entity, Boundary.TOOL_INPUTS, source, Strategy.ALLOW)
+        if restored and self.audit is not None:
+            found = {f"{entity}:{Strategy.ALLOW.value}": n for entity, n in restored.items()}
+            self.audit.record(
+                agent_actor(self.agent) if self.agent else "runtime",
+                Action.PRIVACY,
+                f"privacy:{Boundary.TOOL_INPUTS.value}:{source}",
+                Outcome.OK,
+                reason=json.dumps(dict(sorted(found.items())), separators=(",", ":")),
+            )
+        return out
+
     def restore(self, text: str) -> str:
         """Pseudonyms in `text` back to their values: for the run's requester only."""
         if not self.spec.restore_for_requester:

@@ -72,7 +72,8 @@ class Pseudonyms:
 
     key: bytes = b""
     keyring: Keyring | None = None
-    _table: dict[str, str] = field(default_factory=dict)  # format-preserving stand-ins
+    # format-preserving stand-ins: stand-in -> (entity, value)
+    _table: dict[str, tuple[str, str]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
@@ -107,7 +108,7 @@ class Pseudonyms:
         it = iter(digits)
         out = "".join(next(it) if c.isdigit() else c for c in value)
         with self._lock:
-            self._table[out] = value
+            self._table[out] = (entity, value)
         return out
 
     def is_pseudonym(self, text: str) -> bool:
@@ -118,6 +119,13 @@ class Pseudonyms:
             return text in self._table
 
     def restore(self, text: str) -> str:
+        return self.restore_counted(text)[0]
+
+    def restore_counted(self, text: str) -> tuple[str, list[str]]:
+        """`text` with the pseudonyms made under this key restored, and the entity type of each
+        one restored."""
+        restored_entities: list[str] = []
+
         def one(match: re.Match[str]) -> str:
             entity, sealed = (match[1], match[2]) if match[2] else ("EMAIL_ADDRESS", match[3])
             try:
@@ -125,14 +133,19 @@ class Pseudonyms:
             except ValueError:
                 return match[0]
             value = self.ring.open(entity, raw)
-            return match[0] if value is None else value  # not one of ours: left as it is
+            if value is None:  # not one of ours: left as it is
+                return match[0]
+            restored_entities.append(entity)
+            return value
 
         restored = TOKEN.sub(one, text)
         with self._lock:
             table = dict(self._table)
-        for stand_in, value in table.items():
-            restored = restored.replace(stand_in, value)
-        return restored
+        for stand_in, (entity, value) in table.items():
+            if stand_in in restored:
+                restored_entities += [entity] * restored.count(stand_in)
+                restored = restored.replace(stand_in, value)
+        return restored, restored_entities
 
 
 def replacement(

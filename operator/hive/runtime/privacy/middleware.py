@@ -4,9 +4,11 @@ Model calls: the prompt's messages are scrubbed before anything else in the chai
 (modelPrompts), and the answer's text on its way back (modelAnswers: personal data a model
 wrote itself), and the arguments of the tool calls it asks for, before a tool gets them
 (toolInputs). Tool calls: the arguments where the call carries them too (toolInputs), and the
-result before the agent, the trace or the model see it (toolOutputs). Pseudonyms are never restored
-here: a model only ever sees them; :meth:`Guard.restore` gives the final answer back to the
-requester.
+result before the agent, the trace or the model see it (toolOutputs). A model only ever sees
+pseudonyms: they are restored here only in the arguments of a tool the policy names in
+``restoreForTools``, just before the call (the tool reads them from the call's request), and that
+tool's output is scrubbed again on its way back; :meth:`Guard.restore` gives the final answer
+back to the requester.
 """
 
 from __future__ import annotations
@@ -75,9 +77,10 @@ class PrivacyMiddleware:
             return reply
         if call.kind is CallKind.TOOL:
             if call.request is not None and "arguments" in call.request:
-                call.request["arguments"] = guard.scrub(
-                    call.request["arguments"], Boundary.TOOL_INPUTS, source
-                )
+                arguments = guard.scrub(call.request["arguments"], Boundary.TOOL_INPUTS, source)
+                if guard.restores_for(call.dependency):  # restoreForTools: real values
+                    arguments = guard.restore_for_tool(arguments, call.dependency)
+                call.request["arguments"] = arguments
             result = await proceed()
             return guard.scrub(result, Boundary.TOOL_OUTPUTS, source)
         return await proceed()
