@@ -2,11 +2,14 @@
 coordinator pausing at a breakpoint; the CLI reaches the coordinator's debug endpoint through
 the API server's pod proxy with the caller's own kubeconfig, and only a caller who may patch
 the team gets in. The API server drops the caller's Authorization header once it has
-authenticated it, so the token reaches the endpoint in X-Hive-Debug-Token."""
+authenticated it, so the token reaches the endpoint in X-Hive-Debug-Token. A breakpoint on the
+worker's model call stops the worker in its own pod, at the coordinator's debugger, until
+continued."""
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -78,6 +81,7 @@ def hive_debug(kubeconfig: Path, *args: str) -> tuple[int, str]:
     done = subprocess.run(
         [sys.executable, "-m", "hive", "debug", TEAM, *args, "--kubeconfig", str(kubeconfig)],
         capture_output=True, text=True, timeout=120, check=False,
+        env={**os.environ, "COLUMNS": "250"},  # a stop point's line unwrapped
     )  # fmt: skip
     return done.returncode, done.stdout + done.stderr
 
@@ -96,7 +100,7 @@ def test_hive_debug_drives_a_pod_run_through_the_pod_proxy(
     manifest = real_team(
         TEAM, real_node, model.url, "Count the bees", agents,
         delegation={"qualityThreshold": 0.7, "maxRevisions": 1},
-        debug={"interactive": True, "breakpoints": ["delegate:worker"]},
+        debug={"interactive": True, "breakpoints": ["delegate:worker", "model:worker"]},
     )  # fmt: skip
     debugger = caller_kubeconfig(cluster, tmp_path, "debugger", DEBUGGER_RULES)
     onlooker = caller_kubeconfig(cluster, tmp_path, "onlooker", ONLOOKER_RULES)
@@ -126,6 +130,22 @@ def test_hive_debug_drives_a_pod_run_through_the_pod_proxy(
         assert "HTTP 403" in shown, shown
         assert "may not patch agentteams/debugged" in shown, shown
 
+        code, shown = hive_debug(debugger, "continue")
+        assert code == 0, shown
+
+        # the worker's pod stops after its model answered, at the coordinator's debugger
+        code, shown = hive_debug(debugger, "wait", "--wait-s", "60")
+        assert code == 0, shown
+        assert "model-call · worker · model:worker" in shown, shown
+        worker_pod = agent_pods(cluster, TEAM)["worker"]["metadata"]["name"]
+        assert f"worker (pod {worker_pod})'s model answered: 42 bees in the meadow" in shown
+        assert get_team(cluster, TEAM)["status"]["run"]["outcome"] == "Running"
+        code, shown = hive_debug(debugger, "inspect", "model")
+        assert code == 0, shown
+        seen = json.loads(shown)
+        assert list(seen) == ["worker"], seen
+        assert "Survey the meadow" in json.dumps(seen["worker"]["request"])
+        assert len(model.requests_of("worker")) == 1
         code, shown = hive_debug(debugger, "continue")
         assert code == 0, shown
 
