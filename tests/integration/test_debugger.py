@@ -157,7 +157,8 @@ async def test_a_run_pauses_at_breakpoints_is_inspected_and_changed() -> None:
             run.debugger.resume()
 
             stop = await run.paused()
-            assert (stop.kind, stop.agent, stop.data) == ("tool-call", "worker", {"tool": "survey"})
+            assert (stop.kind, stop.agent) == ("tool-call", "worker")
+            assert stop.data == {"tool": "survey", "arguments": {"site": "meadow"}}
             run.debugger.skip()
             run.debugger.resume()
 

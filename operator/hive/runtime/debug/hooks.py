@@ -17,7 +17,7 @@ from hive.runtime.debug.breakpoints import Where
 from hive.runtime.debug.debugger import DebugAborted, Debugger, Pause, Stop
 from hive.runtime.debug.session import CHANGES_AT, step_data
 from hive.runtime.events import Event, EventBus, EventKind
-from hive.runtime.models import Reply
+from hive.runtime.models import Reply, ToolCall
 from hive.runtime.resilience.calls import Call, CallKind, Proceed
 
 ERRORS = frozenset({EventKind.FAILED, EventKind.TOOL_FAILED})
@@ -29,6 +29,22 @@ class DebugHooks:
 
     def __init__(self, debugger: Debugger) -> None:
         self.debugger = debugger
+        self._planned: dict[str, list[ToolCall]] = {}  # by agent: its answer's tool calls
+
+    def _arguments(self, call: Call) -> Any:
+        """The arguments of the tool call about to run: the chain's, else those the agent's
+        model answer gave it (a call of the same tool not yet made)."""
+        if call.request is not None and "arguments" in call.request:
+            return call.request["arguments"]
+        planned = self._planned.get(call.agent)
+        if planned is None:  # armed since the model answered
+            last = self.debugger.last_model.get(call.agent)
+            planned = self._planned[call.agent] = list(last[1].tool_calls) if last else []
+        for index, made in enumerate(planned):
+            if made.name == call.dependency:
+                del planned[index]
+                return made.arguments
+        return None
 
     def attach(self, bus: EventBus) -> None:
         bus.subscribe(self.on_event)
@@ -116,6 +132,7 @@ class DebugHooks:
         debugger.last_model[agent] = (messages, reply)
         if not debugger.armed:
             return reply
+        self._planned[agent] = list(reply.tool_calls)  # their arguments, at their stops
         hit = debugger.hit(Where.MODEL, agent)
         data = step_data("model-call", reply)
         stop = self.stop_here(at, "model-call", agent, data, hit)
@@ -131,7 +148,7 @@ class DebugHooks:
         at = debugger.reached("tool-call", call.agent, tool)
         if debugger.armed:
             hit = debugger.hit(Where.TOOL, tool)
-            data = step_data("tool-call", tool)
+            data = {**step_data("tool-call", tool), "arguments": self._arguments(call)}
             stop = self.stop_here(at, "tool-call", call.agent, data, hit)
             if stop is not None and (await self._paused(stop)).skip:
                 return SKIPPED
