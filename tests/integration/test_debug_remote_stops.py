@@ -3,11 +3,12 @@ peer API (a PeerServer with the route, checking signatures with the team's keys 
 makes them) and the subordinate's middleware, which signs its requests with its own key. A task
 no debugged run marked never asks; a marked call waits for the user past its timeout while the
 coordinator answers, and takes the user's skip, edit or abort; a request without the team's
-signature is refused and stops nothing."""
+signature is refused and stops nothing; a coordinator gone is asked no more in that task."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -15,6 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
+from hive.ports import free_port
 from hive.reconcile.agentkeys import agent_key, peer_keys, team_key
 from hive.reconcile.meta import Owner
 from hive.runtime.debug import DEBUG_MARK
@@ -189,3 +191,24 @@ async def test_a_request_without_the_teams_signature_stops_nothing() -> None:
         assert "does not hold" in refused.json()["error"]
     assert debugger.session.trail == []
     assert debugger.paused is None
+
+
+async def test_a_coordinator_that_went_away_is_asked_no_more_in_that_task(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    stops = stops_to(f"http://127.0.0.1:{free_port()}", timeout_s=1.0)  # nobody listens there
+    tool = Tool()
+
+    async def two_calls() -> tuple[Any, bool, Any]:
+        marked.set(True)
+        first = await stops(SEARCH, tool)
+        still_asking = marked.get()
+        return first, still_asking, await stops(SEARCH, tool)
+
+    with caplog.at_level(logging.WARNING, "hive.runtime.debug.remote"):
+        done = await asyncio.wait_for(asyncio.create_task(two_calls()), 20)
+    assert done == ("found", False, "found")
+    assert tool.calls == 2
+    (said,) = [r.getMessage() for r in caplog.records]  # once: the second call did not ask
+    assert "the coordinator lead has not answered for" in said
+    assert "researcher goes on with its tool-call search" in said

@@ -30,8 +30,10 @@ session:
 * **Bounded waits.** The coordinator holds a request at most the ``wait_s`` it names, then
   answers that the stop is still paused, and the subordinate asks again
   (``POST /debug/stops/ID``). When the coordinator has not answered for
-  HIVE_AGENT__DEBUG_STOP_TIMEOUT_S (it went away, or cannot be reached), the subordinate goes
-  on with its call and logs it.
+  HIVE_AGENT__DEBUG__STOP_TIMEOUT_S (it went away, or cannot be reached: a team's
+  spec.isolation must let a subordinate reach its coordinator for its calls to stop) or
+  refuses the stop, the subordinate goes on with its call, logs it, and asks no more for the
+  rest of that task.
 """
 
 from __future__ import annotations
@@ -257,11 +259,14 @@ class SubordinateStops:
         """The coordinator's decision at this stop point (GO when it does not answer in time);
         raises DebugAborted where the user aborted the run."""
         answer = await self._asked(stop)
+        if answer is None:  # the coordinator went away or refused: no more asking in this task
+            marked.set(False)
+            return GO
         if answer.get("abort"):
             raise DebugAborted(str(answer["abort"]))
         return answer
 
-    async def _asked(self, stop: dict[str, Any]) -> dict[str, Any]:
+    async def _asked(self, stop: dict[str, Any]) -> dict[str, Any] | None:
         assert self.url is not None
         assert self.signer is not None
         loop = asyncio.get_running_loop()
@@ -289,7 +294,7 @@ class SubordinateStops:
                             "goes on with its %s",
                             self.coordinator, silent, exc.__class__.__name__, self.agent, what,
                         )  # fmt: skip
-                        return GO
+                        return None
                     await asyncio.sleep(min(delay, self.timeout_s - silent))
                     delay = min(delay * 2, 2.0)
                     continue
@@ -300,7 +305,7 @@ class SubordinateStops:
                         "on with its %s",
                         self.coordinator, response.status_code, why, self.agent, what,
                     )  # fmt: skip
-                    return GO
+                    return None
                 heard, delay = loop.time(), 0.2
                 if not answer.get("waiting"):
                     return answer
