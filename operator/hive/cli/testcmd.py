@@ -2,8 +2,10 @@
 
 Runs the team (in this process, against a simulated model) over scenarios drawn with hypothesis
 — tasks from the file's templates, model answers (plans, review scores, votes, answers with or
-without a source) and fault schedules (model calls failing with HTTP 503) — and checks each
-property on every run; a failing one is shrunk to its smallest scenario. Prints pass/fail per
+without a source) and fault schedules (work calls failing with HTTP 503, and the runtime's
+resilience faults aimed at an agent: model errors and timeouts, empty, malformed or cut answers,
+an agent lost; the file's `faults:` picks the kinds) — and checks each property on every run; a
+failing one is shrunk to its smallest scenario, its faults included. Prints pass/fail per
 property with the minimal counterexample and the seed that replays it; --report writes the JSON
 for CI. Exit status 1 when a property fails.
 """

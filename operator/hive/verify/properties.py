@@ -11,6 +11,11 @@ hold, each a mapping with a `name` and one check over the run report and its eve
       - {name: nobody takes more than 3 tasks, maxDelegationsPerAgent: 3}
       - {name: the answer cites a source, answerMatches: "\\\\[source"}
       - {name: the team succeeds, outcome: Succeeded}
+    faults: [model-error, answer-cut]   # the fault kinds drawn; unset: every kind
+
+The fault kinds (hive.verify.faults): work-503 (the simulated model's HTTP 503 on a work
+call), model-error, model-timeout, empty-answer, malformed-json, answer-cut and agent-lost (the
+runtime's resilience faults, aimed at one agent's model calls).
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ import yaml
 from hive.errors import InvalidInput
 from hive.runtime.events import Event, EventKind
 from hive.runtime.teams.team import TeamResult
+from hive.verify.faults import FAULT_KINDS
 
 Check = Callable[[TeamResult, list[Event]], str | None]  # None: holds; else what broke it
 
@@ -98,6 +104,7 @@ class PropertyFile:
     properties: list[Property]
     tasks: list[str] = field(default_factory=list)
     values: dict[str, list[str]] = field(default_factory=dict)
+    faults: list[str] | None = None  # the fault kinds drawn; None: every kind
 
 
 def load_properties(path: Path) -> PropertyFile:
@@ -131,4 +138,13 @@ def load_properties(path: Path) -> PropertyFile:
         raise InvalidInput(f"{path}: tasks", "expected a list of task templates")
     if not isinstance(values, dict):
         raise InvalidInput(f"{path}: values", "expected a mapping of placeholder to values")
-    return PropertyFile(properties, tasks, {str(k): [str(x) for x in v] for k, v in values.items()})
+    faults = doc.get("faults")
+    if faults is not None:
+        unknown = [f for f in faults if f not in FAULT_KINDS] if isinstance(faults, list) else []
+        if not isinstance(faults, list) or unknown:
+            raise InvalidInput(
+                f"{path}: faults",
+                f"expected a list of {', '.join(FAULT_KINDS)}; got {unknown or faults!r}",
+            )
+    filled = {str(k): [str(x) for x in v] for k, v in values.items()}
+    return PropertyFile(properties, tasks, filled, faults)

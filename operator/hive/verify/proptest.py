@@ -51,6 +51,10 @@ class TestReport:
 def scenario_wire(scenario: Scenario) -> dict[str, Any]:
     wire = dataclasses.asdict(scenario)
     wire["failing_calls"] = sorted(scenario.failing_calls)
+    wire["faults"] = [
+        {"fault": kind, "agent": agent, "probability": probability}
+        for kind, agent, probability in scenario.faults
+    ]
     return {k: list(v) if isinstance(v, tuple) else v for k, v in wire.items()}
 
 
@@ -69,7 +73,7 @@ def check_property(
         print_blob=False,
     )
     @fixed_seed(seed)
-    @given(scenarios(file, spec.goal))
+    @given(scenarios(file, spec.goal, tuple(a.name for a in spec.agents)))
     def search(scenario: Scenario) -> None:
         report.runs += 1
         result, events = run_scenario(spec, scenario)

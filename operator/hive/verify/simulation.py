@@ -2,10 +2,15 @@
 
 A `Scenario` is what one run meets: the task (from the properties file's templates), how many
 subtasks each plan has, the review scores and votes the model gives, which work answers cite a
-source, and a fault schedule (which work calls fail with HTTP 503, as a failing model does).
+source, and a fault schedule: which work calls the simulated model answers with HTTP 503, and
+the runtime's own resilience faults (hive.runtime.resilience.faults, as a ChaosExperiment
+injects them) aimed at agents — a model error, a model timeout, an empty answer, malformed
+JSON, an answer cut short, an agent lost (every call of it unavailable) — each on every call
+of its agent or on a seeded half of them (`fault_seed` replays the draws).
 The simulated model is an OpenAI-compatible server on loopback that answers each request by its
 kind (a plan, a review, a decomposition, a proposal, a ballot, a synthesis or work) from the
-scenario; the team runs for real against it (`Team.local`), its events recorded.
+scenario; the team runs for real against it (`Team.local`, its model client passing the
+runtime's fault injector), its events recorded.
 """
 
 from __future__ import annotations
@@ -21,12 +26,17 @@ from hypothesis import strategies as st
 from hive.api.agentteam import AgentTeamSpec
 from hive.runtime.events import Event, EventBus
 from hive.runtime.models import OpenAICompatible
+from hive.runtime.resilience.calls import Chain
+from hive.runtime.resilience.faults import FaultInjector
+from hive.runtime.resilience.faultspec import AimedFault
 from hive.runtime.teams.roster import Approval, ApprovalRequest
 from hive.runtime.teams.team import Team, TeamResult
+from hive.verify.faults import FAULT_KINDS, RESILIENCE_FAULTS, WORK_503
 from hive.verify.properties import PropertyFile
 
 SCORES = (0.95, 0.8, 0.5, 0.2)  # shrinking goes to the first: a good review
 VOTES = ("accept", "reject", "abstain")
+PROBABILITIES = (1.0, 0.5)  # every call of the agent, or a seeded half (shrinks to every call)
 
 
 @dataclass(frozen=True)
@@ -39,11 +49,16 @@ class Scenario:
     cites: tuple[bool, ...] = (True,)
     votes: tuple[str, ...] = ("accept",)
     failing_calls: frozenset[int] = frozenset()  # work calls (0-based) answered with HTTP 503
+    faults: tuple[tuple[str, str, float], ...] = ()  # (fault, agent, probability per call)
+    fault_seed: int = 0  # the seed of the faults' draws per call
 
 
 @st.composite
-def scenarios(draw: st.DrawFn, file: PropertyFile, default_task: str) -> Scenario:
-    """Scenarios over the file's task templates, answers and fault schedules."""
+def scenarios(
+    draw: st.DrawFn, file: PropertyFile, default_task: str, agents: tuple[str, ...] = ()
+) -> Scenario:
+    """Scenarios over the file's task templates, answers and fault schedules (of the kinds
+    the file's `faults` names; all of them when it names none)."""
     templates = file.tasks or [default_task]
     template = draw(st.sampled_from(templates))
     filled = {k: draw(st.sampled_from(v)) for k, v in file.values.items() if v}
@@ -51,14 +66,51 @@ def scenarios(draw: st.DrawFn, file: PropertyFile, default_task: str) -> Scenari
         task = template.format(**filled)
     except (KeyError, IndexError):
         task = template
+    kinds = file.faults if file.faults is not None else list(FAULT_KINDS)
+    failing: frozenset[int] = frozenset()
+    if WORK_503 in kinds:
+        failing = draw(st.frozensets(st.integers(min_value=0, max_value=6), max_size=2))
+    aimed = [k for k in kinds if k in RESILIENCE_FAULTS]
+    faults: list[tuple[str, str, float]] = []
+    if aimed and agents:
+        faults = draw(
+            st.lists(
+                st.tuples(
+                    st.sampled_from(aimed), st.sampled_from(agents), st.sampled_from(PROBABILITIES)
+                ),
+                max_size=2,
+                unique_by=lambda f: (f[0], f[1]),
+            )
+        )
     return Scenario(
         task=task,
         subtasks=draw(st.integers(min_value=1, max_value=3)),
         scores=tuple(draw(st.lists(st.sampled_from(SCORES), min_size=1, max_size=4))),
         cites=tuple(draw(st.lists(st.booleans().map(lambda b: not b), min_size=1, max_size=3))),
         votes=tuple(draw(st.lists(st.sampled_from(VOTES), min_size=1, max_size=4))),
-        failing_calls=draw(st.frozensets(st.integers(min_value=0, max_value=6), max_size=2)),
+        failing_calls=failing,
+        faults=tuple(faults),
+        fault_seed=draw(st.integers(min_value=0, max_value=2**16)) if faults else 0,
     )
+
+
+def injector_of(scenario: Scenario, bus: EventBus) -> FaultInjector:
+    """The runtime's fault injector loaded with the scenario's resilience faults."""
+    injector = FaultInjector(bus=bus)
+    aimed = [
+        AimedFault(
+            experiment="hive-test",
+            index=index,
+            fault=RESILIENCE_FAULTS[kind].model_copy(update={"probability": probability}),
+            agents=frozenset({agent}),
+            start=None,
+            until=None,
+            seed=scenario.fault_seed,
+        )
+        for index, (kind, agent, probability) in enumerate(scenario.faults)
+    ]
+    injector.load(aimed, [])
+    return injector
 
 
 @dataclass
@@ -132,10 +184,14 @@ async def simulate(spec: AgentTeamSpec, scenario: Scenario) -> tuple[TeamResult,
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
     port = runner.addresses[0][1]
-    client = OpenAICompatible(
-        f"http://127.0.0.1:{port}/v1", spec.model.name, max_retries=0, backoff_s=0.01
-    )
     bus = EventBus()
+    client = OpenAICompatible(
+        f"http://127.0.0.1:{port}/v1",
+        spec.model.name,
+        max_retries=0,
+        backoff_s=0.01,
+        chain=Chain((injector_of(scenario, bus),)),
+    )
     events: list[Event] = []
     bus.subscribe(events.append)
 
