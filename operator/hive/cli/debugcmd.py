@@ -386,7 +386,10 @@ def debug(
     wait_s: float,
 ) -> None:
     """Attach to the debugger of TEAM running in the cluster (spec.debug.interactive), through
-    its coordinator's debug endpoint; only a caller allowed to patch the team gets in.
+    its coordinator's debug endpoint; only a caller allowed to patch the team gets in. The
+    subordinates' model and tool calls, in their own pods, stop there too (a task delegated
+    while a breakpoint is set or the user steps): the paused stop point names the agent and
+    its pod.
 
     ACTION: show (the default), wait (until the run pauses or ends), continue, step, abort,
     skip, edit TEXT, score X, break SPEC, unbreak SPEC, inspect messages|plan|budgets|tree|model,
