@@ -14,7 +14,7 @@ import kopf
 import pytest
 
 from hive.kube.resources import apply_crds
-from hive.operator.admission import validate_agent_team
+from hive.operator.admission import validate_agent_team, validate_sandbox_policy
 from hive.operator.state import STATE
 from hive.settings import KubeSettings, Settings
 from tests.support import Cluster
@@ -115,3 +115,31 @@ async def test_a_violating_team_is_refused_with_the_counterexample(
     cut = apply(cluster, team("cut", {"peers": [{"agent": "lead", "peers": []}]}))
     with pytest.raises(kopf.AdmissionError, match="lead delegates to coder, which its peers"):
         await validate(cut, "cut")
+
+
+async def test_a_policy_that_would_open_a_closed_teams_sandbox_is_refused(
+    cluster: Cluster, operator_state: None
+) -> None:
+    closed = {
+        "apiVersion": "hive.dev/v1alpha1",
+        "kind": "SandboxPolicy",
+        "metadata": {"name": "offline", "namespace": NS},
+        "spec": {"network": {"mode": "none"}},
+    }
+    apply(cluster, closed)
+    manifest = team("offline", {"sandboxNetwork": "none"})
+    manifest["spec"]["agents"][1]["sandboxPolicyRef"] = {"name": "offline"}
+    spec = apply(cluster, manifest)
+    await validate(spec, "offline")  # admitted: the sandbox reaches nothing
+
+    opened = {"network": {"mode": "allowlist", "egress": [{"host": "10.0.0.0/8", "ports": [5432]}]}}
+    with pytest.raises(kopf.AdmissionError) as refused:
+        await validate_sandbox_policy(spec=cast(kopf.Spec, opened), name="offline", namespace=NS)
+    assert str(refused.value) == (
+        "AgentTeam offline uses this policy: spec.isolation does not hold: sandbox "
+        "offline-sandbox-offline reaches no network is false: offline-sandbox-offline reaches "
+        "TCP/5432 through NetworkPolicy sandbox-offline egress[0]"
+    )
+    await validate_sandbox_policy(
+        spec=cast(kopf.Spec, closed["spec"]), name="offline", namespace=NS
+    )

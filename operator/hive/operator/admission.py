@@ -82,14 +82,18 @@ async def validate_agent_team(
     _refuse(await _isolation_problem(dict(spec), name or "", namespace or "default"))
 
 
-async def _isolation_problem(spec: dict[str, Any], name: str, namespace: str) -> str | None:
+async def _isolation_problem(
+    spec: dict[str, Any], name: str, namespace: str, changed: dict[str, Any] | None = None
+) -> str | None:
     """spec.isolation proved with Z3 over the objects the operator would make for the team, its
-    SandboxPolicies read from the API server (hive.verify.isolation); each solver call within
-    verify.proof_timeout_s, the whole within the admission timeout."""
+    SandboxPolicies read from the API server but those `changed` gives (hive.verify.isolation);
+    each solver call within verify.proof_timeout_s, the whole within the admission timeout."""
     if not isinstance(spec.get("isolation"), dict):
         return None
-    policies = {}
+    policies = dict(changed or {})
     for policy in sandbox_policy_names(spec):
+        if policy in policies:
+            continue
         found = await get_hive_object(STATE.client(), "SandboxPolicy", namespace, policy)
         if found is not None:
             policies[policy] = found.get("spec") or {}
@@ -102,8 +106,26 @@ async def _isolation_problem(spec: dict[str, Any], name: str, namespace: str) ->
 @kopf.on.validate(
     GROUP, VERSION, "sandboxpolicies", id="validate-sandboxpolicies", operations=OPERATIONS
 )
-async def validate_sandbox_policy(spec: kopf.Spec, **_: Any) -> None:
+async def validate_sandbox_policy(
+    spec: kopf.Spec, name: str | None = None, namespace: str | None = None, **_: Any
+) -> None:
     _refuse(await checked("SandboxPolicy", admission.check_sandbox_policy, dict(spec)))
+    if name and namespace:
+        _refuse(await _bound_isolation_problem(dict(spec), name, namespace))
+
+
+async def _bound_isolation_problem(policy: dict[str, Any], name: str, namespace: str) -> str | None:
+    """A policy (its network mode, its allowlist) that would break the declared isolation of a
+    team whose agents use it."""
+    for team in await list_hive_objects(STATE.client(), "AgentTeam", namespace):
+        spec = team.get("spec") or {}
+        if name not in sandbox_policy_names(spec):
+            continue
+        team_name = str((team.get("metadata") or {}).get("name") or "")
+        problem = await _isolation_problem(spec, team_name, namespace, {name: policy})
+        if problem:
+            return f"AgentTeam {team_name} uses this policy: {problem}"
+    return None
 
 
 @kopf.on.validate(GROUP, VERSION, "memorystores", id="validate-memorystores", operations=OPERATIONS)
