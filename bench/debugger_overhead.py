@@ -10,7 +10,9 @@ the debugger attached (hive.runtime.debug.hooks) with no breakpoint set, so it o
 the stop point. The transports answer at once, so what is timed is Hive's own work. Absent and
 idle alternate in rounds within one run; the best round of each is kept (the least disturbed
 by the machine's other work). Prints ns per event for both and the difference (goal: ≤ 5 µs),
-and what a do-nothing middleware adds to the empty chain (the chain's own share).
+and what a do-nothing middleware adds to the empty chain (the chain's own share). Subordinate:
+a subordinate's pod of a debugging team (hive.runtime.debug.remote) working on a task that no
+debugged run marked: its calls do not ask the coordinator.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from typing import Any
 
 from hive.runtime.debug.debugger import Debugger
 from hive.runtime.debug.hooks import DebugHooks
+from hive.runtime.debug.remote import SubordinateStops
 from hive.runtime.events import Event, EventBus, EventKind
 from hive.runtime.models import Reply
 from hive.runtime.resilience.calls import Call, CallKind, Chain, Proceed
@@ -67,7 +70,7 @@ async def passing(call: Call, proceed: Proceed[Any]) -> Any:
 
 
 async def measure(n: int, rounds: int) -> dict[str, dict[str, float]]:
-    best: dict[str, dict[str, float]] = {"absent": {}, "idle": {}, "passing": {}}
+    best: dict[str, dict[str, float]] = {"absent": {}, "idle": {}, "passing": {}, "subordinate": {}}
     for _ in range(rounds):
         for mode in best:
             bus, chain = EventBus(), Chain()  # a run keeps its last 10,000 events
@@ -77,6 +80,10 @@ async def measure(n: int, rounds: int) -> dict[str, dict[str, float]]:
                 chain = Chain((hooks,), "lead")
             elif mode == "passing":
                 chain = Chain((passing,), "lead")
+            elif mode == "subordinate":  # bound, and never asked: no task is marked
+                chain = Chain(
+                    (SubordinateStops("lead", "boss", 30.0, "http://127.0.0.1:9"),), "lead"
+                )
             for what in ("event", "call"):
                 ns = await (events(bus, n) if what == "event" else calls(chain, n))
                 best[mode][what] = min(best[mode].get(what, ns), ns)
@@ -96,9 +103,15 @@ def main() -> None:
     for what, label in (("event", "team event on the bus"), ("call", "call through the chain")):
         absent, idle = best["absent"][what], best["idle"][what]
         print(f"{label:<28}{absent:>12.0f}{idle:>12.0f}{idle - absent:>14.0f}")
+    subordinate = best["subordinate"]["call"]
+    absent_call = best["absent"]["call"]
+    label = "subordinate's call, unmarked"
+    print(f"{label:<28}{absent_call:>12.0f}{subordinate:>12.0f}{subordinate - absent_call:>14.0f}")
     passing = best["passing"]["call"] - best["absent"]["call"]
     print(f"(of the call's overhead, {passing:.0f} ns is the chain's own cost of any middleware)")
-    worst = max(best["idle"][w] - best["absent"][w] for w in ("event", "call"))
+    worst = max(
+        subordinate - absent_call, *(best["idle"][w] - best["absent"][w] for w in ("event", "call"))
+    )
     verdict = "within" if worst <= 5000 else "OVER"
     print(f"worst overhead per event: {worst:.0f} ns ({verdict} the 5 µs goal)")
 
