@@ -1,10 +1,11 @@
 """`hive verify team.yaml`: the team's protocol as a TLA+ spec, model-checked with TLC.
 
 Prints each property checked, the outcome and, when a property fails, TLC's counterexample as
-the agents' steps, and the budget's numbers (Z3: the least and most tokens a run takes against
-budget.maxTokens, the least run's time against budget.deadline); the generated spec and TLC's
-output are saved (--out) for review. With --certificates it also proves with Z3 that no
-delegation-certificate chain widens its root.
+the agents' steps, the budget's numbers (Z3: the least and most tokens a run takes against
+budget.maxTokens, the least run's time against budget.deadline) and, for a team that declares
+spec.isolation, its proofs as admission makes them (SandboxPolicies from the same file); the
+generated spec and TLC's output are saved (--out) for review. With --certificates it also
+proves with Z3 that no delegation-certificate chain widens its root.
 Exit status: 0 verified, 1 refused, 3 unknown (a time limit passed: checked with bounds only).
 """
 
@@ -24,6 +25,7 @@ from hive.errors import InvalidInput
 from hive.settings import get_settings
 from hive.verify.certproof import certificate_proofs
 from hive.verify.check import EXPLAINED, VerifyReport, verify_spec
+from hive.verify.isolation import declaration_problem, isolation_proofs, sandbox_policy_names
 from hive.verify.reachability import reachability
 
 EXIT = {"verified": 0, "refused": 1, "unknown": 3}
@@ -99,6 +101,32 @@ def reachability_lines(path: Path, spec: dict[str, Any]) -> tuple[list[str], str
     return lines, overall(outcomes)
 
 
+def isolation_lines(path: Path, spec: dict[str, Any]) -> tuple[list[str], str]:
+    """spec.isolation proved as admission proves it, the SandboxPolicies taken from the file."""
+    docs = [d for d in documents(path) if isinstance(d, dict)]
+    team = next((d for d in docs if d.get("kind") in (None, "AgentTeam")), {})
+    meta = team.get("metadata") or {}
+    name, namespace = str(meta.get("name") or "team"), str(meta.get("namespace") or "default")
+    policies = {
+        str((d.get("metadata") or {}).get("name")): d.get("spec") or {}
+        for d in docs
+        if d.get("kind") == "SandboxPolicy"
+    }
+    lines = [f"declared isolation of team {name} (Z3, the operator's objects):"]
+    problem = declaration_problem(spec)
+    if problem:
+        return [*lines, f"  [refuted] {problem}"], "refused"
+    missing = [p for p in sandbox_policy_names(spec) if p not in policies]
+    if missing:
+        lines.append(f"  (SandboxPolicies not in the file, taken as absent: {', '.join(missing)})")
+    proofs = isolation_proofs(spec, name, namespace, policies)
+    for proof in proofs:
+        lines.append(f"  [{proof.outcome}] {proof.statement}")
+        if proof.counterexample:
+            lines.append(f"    {proof.counterexample}")
+    return lines, overall({p.outcome for p in proofs})
+
+
 def certificate_lines() -> tuple[list[str], str]:
     proofs = certificate_proofs()
     lines = ["delegation certificates (Z3, over all grants):"]
@@ -156,6 +184,10 @@ def verify(
     if time_limit is not None:
         settings = settings.model_copy(update={"time_limit_s": time_limit})
     spec = team_mapping(team_file)
+    if isinstance(spec.get("isolation"), dict) and admission_problem(spec) is None:
+        lines, isolated = isolation_lines(team_file, spec)
+        click.echo("\n".join(lines))
+        proofs = (proofs[0], max(proofs[1], isolated, key=ORDER.index))
     if reach:
         lines, reached = reachability_lines(team_file, spec)
         click.echo("\n".join(lines))
