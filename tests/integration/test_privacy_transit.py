@@ -155,3 +155,13 @@ def test_removing_the_team_deletes_its_pseudonym_key(vault: DevVault) -> None:
     assert f"transit key {plan.pseudonym_key}" in removed
     with pytest.raises(hvac.exceptions.InvalidPath):
         vault.client().secrets.transit.read_key(plan.pseudonym_key)
+
+
+def test_the_values_of_one_text_are_sealed_together_as_each_alone(vault: DevVault) -> None:
+    plan = team_plan(vault, "bees")
+    together, alone = agent_guard(vault, plan, "a"), agent_guard(vault, plan, "b")
+    mails = [f"user{i}@example.com" for i in range(4)]
+    text = "copy " + ", ".join(mails)
+    sealed = together.scrub_text(text, Boundary.MODEL_PROMPTS)  # one batch request
+    assert sealed == "copy " + ", ".join(alone.scrub_text(m, Boundary.MODEL_PROMPTS) for m in mails)
+    assert together.restore(sealed) == text

@@ -103,6 +103,12 @@ class Guard:
                 Outcome.OK,
                 reason=json.dumps(dict(sorted(found.items())), separators=(",", ":")),
             )
+        sealing = [
+            (f.entity, f.text(text))
+            for f in findings
+            if (rule := self.spec.strategy(f.entity)) and rule.strategy == Strategy.PSEUDONYMISE
+        ]
+        self.pseudonyms.prepare(sealing)  # one request to a transit key for the whole text
         return apply(self.spec, text, findings, self.salt, self.pseudonyms)
 
     def scrub(self, value: Any, boundary: Boundary, source: str = "") -> Any:

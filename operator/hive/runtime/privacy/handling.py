@@ -56,6 +56,18 @@ def derive_key(secret: str | bytes | None) -> bytes:
     return hashlib.sha512(b"hive-privacy-key\x00" + raw).digest()
 
 
+def sealed_in(pseudonym: str) -> tuple[str, bytes] | None:
+    """(entity type, sealed bytes) of a sealed pseudonym (not a stand-in), or None."""
+    match = TOKEN.fullmatch(pseudonym)
+    if match is None:
+        return None
+    entity, sealed = (match[1], match[2]) if match[2] else ("EMAIL_ADDRESS", match[3])
+    try:
+        return entity, _unb32(sealed)
+    except ValueError:
+        return None
+
+
 def _luhn_digit(digits: str) -> str:
     total = 0
     for index, ch in enumerate(reversed(digits)):
@@ -86,6 +98,14 @@ class Pseudonyms:
     def ring(self) -> Keyring:
         assert self.keyring is not None
         return self.keyring
+
+    def prepare(self, items: list[tuple[str, str]]) -> None:
+        """Seal the (entity, value) pairs of one text ahead, together, where the keyring can
+        (a transit key: one request for them all)."""
+        seal_many = getattr(self.keyring, "seal_many", None)
+        wanted = [(e, v) for e, v in items if e not in FORMAT_PRESERVED]
+        if seal_many is not None and wanted:
+            seal_many(wanted)
 
     def make(self, entity: str, value: str) -> str:
         if entity in FORMAT_PRESERVED:
