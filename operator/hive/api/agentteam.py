@@ -15,6 +15,7 @@ from hive.api.gateway import GatewaySpec, GatewayUsage
 from hive.api.graph import depth, find_cycle, unknown_subordinates
 from hive.api.privacy import PrivacySpec
 from hive.api.semver import is_range, is_version
+from hive.api.swarmjobs import SwarmJobsSpec
 
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 AgentName = Annotated[str, Field(min_length=1, max_length=50, pattern=DNS_LABEL)]
@@ -357,6 +358,12 @@ class SwarmSpec(HiveModel):
     max_parallel: int = Field(default=4, ge=1, le=64, description="Sub-tasks run at once.")
     max_subtasks: int = Field(
         default=6, ge=1, le=50, description="Most sub-tasks one decomposition may produce."
+    )
+    jobs: SwarmJobsSpec | None = Field(
+        default=None,
+        description="Run the subgoals as Indexed Jobs, one pod per subgoal with these "
+        "resources, their answers collected through the team's Redis (in a cluster); none: "
+        "the team's agents work them.",
     )
 
 

@@ -19,6 +19,7 @@ from hive.api.agentteam import AgentPhase, AgentStatus, Provider
 from hive.api.sandboxpolicy import SandboxPolicySpec
 from hive.cli.clustertools import ClusterTools
 from hive.cli.debugcmd import attach_pod_debugger, pod_debugger
+from hive.cli.swarmcmd import pod_swarm_jobs
 from hive.errors import HiveError, InvalidInput
 from hive.kube.client import async_client
 from hive.kube.lease import TeamRunLease
@@ -231,6 +232,7 @@ def run_agent(
                         client, namespace, team, socket.gethostname(), settings.agent.run_claim_s
                     )
                 own_queue = replica_queues(config, agent, settings, pod)  # several pods
+                pod.swarm_jobs = pod_swarm_jobs(config, settings, client)  # spec.swarm.jobs
                 if own_queue is not None:
                     pod.queue_depth = own_queue.depth  # in its status entry, each report
             except (InvalidInput, PrivacyNotStarted) as exc:  # in its status entry, then exit

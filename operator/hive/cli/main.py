@@ -18,6 +18,7 @@ from hive.cli.memorycmd import memory
 from hive.cli.profilecmd import profile
 from hive.cli.ragcmd import rag
 from hive.cli.sessionscmd import sessions
+from hive.cli.swarmcmd import swarm
 from hive.cli.testcmd import test
 from hive.cli.toolscmd import tools
 from hive.cli.trace import trace
@@ -397,6 +398,7 @@ cli.add_command(debug)
 cli.add_command(verify)
 cli.add_command(test)
 cli.add_command(gateway)
+cli.add_command(swarm)
 
 
 def main() -> None:

@@ -56,6 +56,7 @@ from hive.reconcile.meta import (
 )
 from hive.reconcile.pods import PodObserved, agent_problems, joined
 from hive.reconcile.sandboxpolicy import quantity
+from hive.reconcile.swarmjobs import job_rules, swarm_job_template, swarm_part_policy
 from hive.runtime.debug import DEBUG_PORT
 from hive.runtime.sandbox.limits import limits_from_policy
 from hive.runtime.teams.team import coordinator_of
@@ -365,6 +366,7 @@ def _role(
     secrets: Sequence[str] = (),
     config_maps: Sequence[str] = (),
     replicated: bool = False,
+    more_rules: Sequence[JSON] = (),
 ) -> JSON:
     tool_secrets = (
         [  # the credentials of the agent's tools, by name: no other Secret
@@ -415,6 +417,7 @@ def _role(
             *tool_secrets,
             *tool_config_maps,
             *(_run_lease_rules(owner.name) if replicated else []),
+            *more_rules,
         ],
     }
 
@@ -1047,6 +1050,22 @@ def plan_team(
                 policy = SandboxPolicySpec.model_validate(dict(found))
                 policy_wire = policy.wire()
         config = agent_config(owner, team, agent, policy_wire, signing_keys)
+        swarm_job = None
+        if team.swarm.jobs is not None and learning.env and agent.name == coordinator_of(team):
+            swarm_job = swarm_job_template(  # spec.swarm.jobs: the coordinator makes the Jobs
+                owner,
+                team,
+                image=pods.image,
+                image_pull_policy=pods.image_pull_policy,
+                run_as_user=pods.run_as_user,
+                model_endpoint=config["model"].get("endpoint") or "",
+                env=list(learning.env),
+            )
+        if swarm_job is not None:
+            placed(swarm_job["spec"]["template"]["spec"], pods)
+            config["swarmJob"] = swarm_job
+            ports = [learning.port or 6379, _model_port(config["model"].get("endpoint")) or 80]
+            children.append(swarm_part_policy(owner, ports))
         memory = memory_wiring(team, agent, index, observed.memory_stores)
         if memory.problem is not None:
             memory_problems.append(memory.problem[1])
@@ -1073,6 +1092,7 @@ def plan_team(
                 _tool_secrets(agent, observed),
                 _tool_config_maps(agent, observed),
                 replicated=agent.shares_work,
+                more_rules=job_rules() if swarm_job is not None else (),
             ),
             _role_binding(owner, names, labels),
             _config_map(owner, names, labels, config, pods.vault),

@@ -54,6 +54,7 @@ from hive.runtime.models import OpenAICompatible
 from hive.runtime.reporting import RunSink, StatusSink
 from hive.runtime.resilience.calls import EMPTY, Chain
 from hive.runtime.resilience.report import ResilienceReport
+from hive.runtime.swarmjobs.levels import SwarmJobs
 from hive.runtime.teams.members import LocalMember, Member, Recall
 from hive.runtime.teams.peers import PeerExtension, PeerServer, RemoteMember, wait_for_peers
 from hive.runtime.teams.progress import FaultReport, ProgressTracker
@@ -96,6 +97,7 @@ class PodConfig:
     peer_keys: dict[str, str] | None = None  # the agents' public signing keys (peerauth)
     memory_store: dict[str, Any] | None = None  # its MemoryStore: {name, spec} (memorywiring)
     documents_store: dict[str, Any] | None = None  # spec.memory.documents' store: {name, spec}
+    swarm_job: dict[str, Any] | None = None  # spec.swarm.jobs: the parts' Job (reconcile.swarmjobs)
 
     @classmethod
     def load(cls, path: Path, agent: str) -> PodConfig:
@@ -135,6 +137,7 @@ class PodConfig:
             documents_store=(
                 data["documentsStore"] if isinstance(data.get("documentsStore"), dict) else None
             ),
+            swarm_job=data["swarmJob"] if isinstance(data.get("swarmJob"), dict) else None,
         )
 
     @property
@@ -250,6 +253,7 @@ class AgentPod:
     tracer: Tracer | None = None  # the team's run as one trace (hive.runtime.tracing)
     embedder: Embedder | None = None  # ranks what working memory keeps (its memory's embedder)
     claim: RunClaim | None = None  # a coordinator with replicas: who of them runs the goal
+    swarm_jobs: SwarmJobs | None = None  # spec.swarm.jobs: a swarm's parts as Indexed Jobs
     # a coordinator whose team debugs (spec.debug.interactive): the run's debugger, its hooks
     # already in the chain and on the bus, and the endpoint `hive debug TEAM` attaches to
     debugger: Debugger | None = None
@@ -455,6 +459,7 @@ class AgentPod:
         """Serve peers, report progress, coordinate when it is this agent's part, until `stop`."""
         local, members = self.members()
         team = Team(self.config.spec, members, bus=self.bus)
+        team.roster.jobs = self.swarm_jobs
         if self.tracer is not None:  # delegations, reviews, votes, ... as spans
             self.bus.subscribe(EventSpans(self.tracer))
         server = PeerServer(

@@ -12,6 +12,7 @@ from typing import Any
 
 from hive.api.agentteam import AgentTeamSpec
 from hive.runtime.events import Event, EventBus, EventKind
+from hive.runtime.swarmjobs.levels import SwarmJobs
 from hive.runtime.teams.members import Member
 from hive.runtime.teams.scoring import Candidate, updated_quality
 
@@ -58,6 +59,7 @@ class Roster:
     active: dict[str, int] = field(default_factory=dict)
     completed: dict[str, int] = field(default_factory=dict)
     delegations: list[Delegation] = field(default_factory=list)
+    jobs: SwarmJobs | None = None  # spec.swarm.jobs in a cluster: a swarm's parts as Jobs
     rounds: int = 0
     plan: list[dict[str, Any]] = field(default_factory=list)
 

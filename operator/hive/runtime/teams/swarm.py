@@ -59,9 +59,7 @@ async def swarm(coordinator: LocalMember, roster: Roster, task: str) -> WorkResu
         await roster.emit(EventKind.ROUND, coordinator.name, round=round_number)
         previous = answer
 
-        async def work_on(subgoal: Subgoal, inputs: dict[str, Any], current: str = previous) -> str:
-            queued = await queue_depths(roster.members, list(roster.members))
-            name = choose([roster.candidate(n, queued.get(n)) for n in roster.members], []).name
+        def prompt_of(subgoal: Subgoal, inputs: dict[str, Any], current: str = previous) -> str:
             prompt = f"Overall task: {task}\nYour part: {subgoal.description or subgoal.name}"
             if inputs:
                 prompt += "\nResults you build on:\n" + "\n".join(
@@ -69,6 +67,12 @@ async def swarm(coordinator: LocalMember, roster: Roster, task: str) -> WorkResu
                 )
             if current:
                 prompt += f"\nThe team's current answer:\n{current}\nImprove your part of it."
+            return prompt
+
+        async def work_on(subgoal: Subgoal, inputs: dict[str, Any]) -> str:
+            queued = await queue_depths(roster.members, list(roster.members))
+            name = choose([roster.candidate(n, queued.get(n)) for n in roster.members], []).name
+            prompt = prompt_of(subgoal, inputs)
             await roster.emit(EventKind.DELEGATED, coordinator.name, to=name, task=subgoal.name)
             roster.started(name)
             try:
@@ -86,9 +90,18 @@ async def swarm(coordinator: LocalMember, roster: Roster, task: str) -> WorkResu
             )
 
         try:
-            parts = await run_plan(
-                graph, work_on, max_parallel=settings.max_parallel, on_progress=progress
-            )
+            if roster.jobs is not None:  # spec.swarm.jobs: each level of parts an Indexed Job
+                parts = await roster.jobs.run_round(
+                    graph,
+                    prompt_of,
+                    round_number,
+                    max_parallel=settings.max_parallel,
+                    on_progress=progress,
+                )
+            else:
+                parts = await run_plan(
+                    graph, work_on, max_parallel=settings.max_parallel, on_progress=progress
+                )
         except PlanFailed as exc:
             if not exc.results:
                 return WorkResult(agent=coordinator.name, output=answer, ok=False, error=str(exc))
