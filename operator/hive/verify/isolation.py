@@ -140,20 +140,33 @@ def rules_of(
     return rules
 
 
-def selected(policies: Sequence[Mapping[str, Any]], direction: str, pod: Pod) -> bool:
-    """Whether some policy of `direction` selects `pod` (none: all traffic allowed)."""
+def selects(selector: Mapping[str, Any] | None, labels: Mapping[str, str]) -> bool:
+    """A label selector on a pod's concrete labels (as `matches` says it over symbolic ones)."""
+    wanted = (selector or {}).get("matchLabels") or {}
+    if any(labels.get(k) != v for k, v in wanted.items()):
+        return False
+    for expression in (selector or {}).get("matchExpressions") or []:
+        value, values = labels.get(expression["key"]), expression.get("values") or []
+        holds = {
+            "Exists": value is not None,
+            "DoesNotExist": value is None,
+            "In": value in values,
+            "NotIn": value not in values,
+        }[expression["operator"]]
+        if not holds:
+            return False
+    return True
+
+
+def selected(
+    policies: Sequence[Mapping[str, Any]], direction: str, labels: Mapping[str, str]
+) -> bool:
+    """Whether some policy of `direction` selects the pod (none: all traffic allowed)."""
     return any(
         direction in p["spec"].get("policyTypes", ["Ingress"])
-        and _sat(matches(p["spec"].get("podSelector"), pod.labels))
+        and selects(p["spec"].get("podSelector"), labels)
         for p in policies
     )
-
-
-def _sat(formula: z3.BoolRef) -> bool:
-    solver = z3.Solver()
-    solver.set("timeout", TIMEOUT_MS)
-    solver.add(formula)
-    return bool(solver.check() == z3.sat)
 
 
 @dataclass(frozen=True)
@@ -270,27 +283,31 @@ def _value(model: z3.ModelRef, term: z3.ExprRef) -> str:
 
 
 def _egress_options(
-    objects: TeamObjects, me: Pod, conn: Connection, *, own_policy_only: bool = False
+    objects: TeamObjects,
+    me: Mapping[str, str],
+    conn: Connection,
+    *,
+    own_policy_only: bool = False,
 ) -> list[tuple[str, z3.BoolRef]]:
-    """Each egress rule selecting `me` and the connections it allows (none selecting: all)."""
+    """Each egress rule selecting the pod labelled `me` and the connections it allows (none
+    selecting: all)."""
     if not selected(objects.policies, "Egress", me):
         return [("no NetworkPolicy limits its egress", z3.BoolVal(True))]
     return [
         (rule.where, rule_allows(rule, conn, objects.namespace))
         for rule in objects.rules("Egress")
-        if _sat(matches(rule.selector, me.labels))
-        and not (own_policy_only and rule.from_sandbox_policy)
+        if selects(rule.selector, me) and not (own_policy_only and rule.from_sandbox_policy)
     ]
 
 
-def _ingress(objects: TeamObjects, target: Pod, source: Connection) -> z3.BoolRef:
+def _ingress(objects: TeamObjects, target: Mapping[str, str], source: Connection) -> z3.BoolRef:
     if not selected(objects.policies, "Ingress", target):
         return z3.BoolVal(True)
     return z3.Or(
         *[
             rule_allows(rule, source, objects.namespace)
             for rule in objects.rules("Ingress")
-            if _sat(matches(rule.selector, target.labels))
+            if selects(rule.selector, target)
         ],
         z3.BoolVal(False),
     )
@@ -335,7 +352,7 @@ def peer_claims(team: AgentTeamSpec, objects: TeamObjects) -> list[Claim]:
                         ),
                         _ingress(
                             objects,
-                            _concrete(agents[other], objects.namespace),
+                            agents[other],
                             Connection(me, conn.port, conn.protocol),
                         ),
                     )
@@ -349,7 +366,7 @@ def peer_claims(team: AgentTeamSpec, objects: TeamObjects) -> list[Claim]:
                 f"{entry.agent}-peers",
                 f"{entry.agent} reaches no agent of the team but its peers ({peers})",
                 bad,
-                _egress_options(objects, me, conn),
+                _egress_options(objects, me_labels, conn),
                 tuple(others),
             )
         )
@@ -363,15 +380,14 @@ def inbound_claims(team: AgentTeamSpec, objects: TeamObjects) -> list[Claim]:
         agent = labels.get(AGENT_LABEL)
         if agent is None:
             continue
-        me = _concrete(labels, objects.namespace)
         outsider = Connection.symbolic("outsider")
-        if not selected(objects.policies, "Ingress", me):
+        if not selected(objects.policies, "Ingress", labels):
             options = [("no NetworkPolicy limits its ingress", z3.BoolVal(True))]
         else:
             options = [
                 (rule.where, rule_allows(rule, outsider, objects.namespace))
                 for rule in objects.rules("Ingress")
-                if _sat(matches(rule.selector, me.labels))
+                if selects(rule.selector, labels)
             ]
         claims.append(
             Claim(
@@ -398,7 +414,6 @@ def outbound_claims(team: AgentTeamSpec, objects: TeamObjects, ports: Sequence[i
         agent = labels.get(AGENT_LABEL)
         if agent is None:
             continue
-        me = _concrete(labels, objects.namespace)
         conn = Connection.symbolic("outside")
         bad = z3.And(
             conn.real(),
@@ -412,7 +427,7 @@ def outbound_claims(team: AgentTeamSpec, objects: TeamObjects, ports: Sequence[i
                 f"{agent} opens no port outside the team but {', '.join(map(str, ports)) or 'none'}"
                 " (and DNS)",
                 bad,
-                _egress_options(objects, me, conn),
+                _egress_options(objects, labels, conn),
             )
         )
     return claims
@@ -426,7 +441,6 @@ def sandbox_claims(team: AgentTeamSpec, objects: TeamObjects) -> list[Claim]:
     for deployment, labels in objects.pods.items():
         if labels.get(COMPONENT_LABEL) != SANDBOX_COMPONENT:
             continue
-        me = _concrete(labels, objects.namespace)
         conn = Connection.symbolic("sandboxed")
         own = mode == SandboxNetworkIsolation.ALLOWLIST
         claims.append(
@@ -435,7 +449,7 @@ def sandbox_claims(team: AgentTeamSpec, objects: TeamObjects) -> list[Claim]:
                 f"sandbox {deployment} reaches "
                 + ("only its SandboxPolicy's allowlist" if own else "no network"),
                 conn.real(),
-                _egress_options(objects, me, conn, own_policy_only=own),
+                _egress_options(objects, labels, conn, own_policy_only=own),
             )
         )
     return claims
