@@ -879,7 +879,7 @@ def _network_policy(
     labels: dict[str, str],
 ) -> JSON:
     same_team = {"podSelector": {"matchLabels": {TEAM_LABEL: owner.name}}}
-    reached = [same_team]
+    reached: list[JSON] = [same_team]
     declared = [
         p for p in (team.isolation.peers if team.isolation else []) if p.agent == agent.name
     ]
