@@ -157,7 +157,9 @@ class StopRoute:
         done, _ = await asyncio.wait({held}, timeout=max(wait_s, 0.0))
         if not done:
             return web.json_response({"stop": ident, "waiting": True})
-        del self._held[ident]
+        self._held.pop(ident, None)  # a second request for it (one timed out) answers alike
+        if held.cancelled():  # the coordinator stops: nothing holds the subordinate any more
+            return web.json_response(GO)
         pause = held.result()
         abort = (
             (self.hooks.debugger.abort_reason or "aborted at the debugger") if pause.abort else None
