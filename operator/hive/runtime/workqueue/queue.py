@@ -4,10 +4,11 @@ A task is an entry of the stream ``hive:work:<namespace>/<team>:<agent>`` with i
 key (``id``) and payload; the agent's replicas read it through one consumer group, so each
 entry goes to one replica. A replica holds its task while it works (its claim renewed every
 third of the visibility timeout); one that dies (kill -9, a node lost) stops renewing, and
-after `visibility_s` another replica takes the entry over (XAUTOCLAIM) and runs it again. The
-result is recorded once per idempotency key (HSETNX, in one script with the XACK and XDEL): a
-second run's result, or a task submitted twice, never records a second one. The stream holds
-exactly the tasks not yet done, so its length is the agent's queue depth.
+after `visibility_s` another replica takes the entry over (XAUTOCLAIM) and runs it again, as
+with a task whose handler failed (the replica left it and went on with the next). The result
+is recorded once per idempotency key (HSETNX, in one script with the XACK and XDEL): a second
+run's result, or a task submitted twice, never records a second one. The stream holds exactly
+the tasks not yet done, so its length is the agent's queue depth.
 """
 
 from __future__ import annotations
@@ -39,8 +40,9 @@ QUEUE_DEPTH = Gauge(
 )
 TASKS = Counter(
     "hive_agent_queue_tasks_total",
-    "Tasks an agent's replica finished (done), took over from a dead replica (reclaimed), or "
-    "found already done by another (duplicate).",
+    "Tasks an agent's replica finished (done), took over from a dead replica (reclaimed), "
+    "found already done by another (duplicate), or left to be taken over as its handler failed "
+    "(failed).",
     ["namespace", "team", "agent", "outcome"],
 )
 
@@ -165,6 +167,18 @@ class WorkQueue:
             holding = asyncio.create_task(self._hold(consumer, task))
             try:
                 result = await handler(task.payload)
+            except Exception as exc:  # the task is taken over after visibility_s; go on
+                TASKS.labels(*self._labels, "failed").inc()
+                log.warning(
+                    "%s: task %s failed on replica %s (%s: %s); taken over after %gs",
+                    self.agent,
+                    task.id,
+                    consumer,
+                    exc.__class__.__name__,
+                    exc,
+                    self.visibility_s,
+                )
+                continue
             finally:
                 holding.cancel()
                 await asyncio.gather(holding, return_exceptions=True)
