@@ -21,7 +21,7 @@ from hive.reconcile.agentkeys import agent_key, peer_keys, team_key
 from hive.reconcile.meta import Owner
 from hive.runtime.debug import DEBUG_MARK
 from hive.runtime.debug.breakpoints import Breakpoint
-from hive.runtime.debug.debugger import DebugAborted, Debugger
+from hive.runtime.debug.debugger import DebugAborted, Debugger, Pause
 from hive.runtime.debug.hooks import SKIPPED, DebugHooks
 from hive.runtime.debug.remote import STOPS, StopRoute, SubordinateStops, marked
 from hive.runtime.identity.peerauth import HEADER, PeerSigner, PeerVerifier, signing_key
@@ -72,13 +72,15 @@ async def in_marked_task(
     return await stops(call, proceed)
 
 
-async def paused(debugger: Debugger, timeout_s: float = 20.0) -> None:
-    """Until the run pauses (the debugger tells its listeners of each change)."""
+async def paused(debugger: Debugger, other_than: Pause | None = None) -> Pause:
+    """Until the run pauses (at another stop than `other_than`); the debugger tells its
+    listeners of each change."""
     changed = asyncio.Event()
     debugger.listeners.append(lambda _: changed.set())
-    while debugger.paused is None:
-        await asyncio.wait_for(changed.wait(), timeout_s)
+    while debugger.paused is None or debugger.paused is other_than:
+        await asyncio.wait_for(changed.wait(), 20)
         changed.clear()
+    return debugger.paused
 
 
 class Tool:
@@ -212,3 +214,34 @@ async def test_a_coordinator_that_went_away_is_asked_no_more_in_that_task(
     (said,) = [r.getMessage() for r in caplog.records]  # once: the second call did not ask
     assert "the coordinator lead has not answered for" in said
     assert "researcher goes on with its tool-call search" in said
+
+
+async def test_a_step_at_a_subordinates_stop_stops_at_its_next_call() -> None:
+    debugger = Debugger([Breakpoint.parse("tool:search")])
+    tool = Tool()
+    request = {"messages": [{"role": "tool", "content": "found"}], "options": {}}
+    call = Call(CallKind.MODEL, "m", "complete", "researcher", request)
+
+    async def answer() -> Reply:
+        return Reply("42 bees", [], "stop", 10, 2)
+
+    async def tool_then_model(stops: SubordinateStops) -> Reply:
+        marked.set(True)
+        await stops(SEARCH, tool)
+        reply: Reply = await stops(call, answer)
+        return reply
+
+    async with coordinator(debugger) as url:
+        working = asyncio.create_task(tool_then_model(stops_to(url)))
+        first = await paused(debugger)
+        debugger.step()
+        stop = (await paused(debugger, other_than=first)).stop
+        assert (stop.kind, stop.agent, stop.reason, stop.key) == (
+            "model-call",
+            "researcher",
+            "step",
+            "model-call:researcher:1",
+        )
+        assert tool.calls == 1  # the step let the tool run
+        debugger.resume()
+        assert (await asyncio.wait_for(working, 10)).content == "42 bees"
