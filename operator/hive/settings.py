@@ -846,7 +846,8 @@ class PrivacySettings(BaseModel):
     key: SecretStr | None = Field(
         default=None,
         description="Key of reversible pseudonyms (32+ bytes, base64 or text; in a pod it "
-        "comes from the team's Secret); unset: a key made for this process only.",
+        "comes from the team's Secret); unset: a key made for this process only. An agent pod "
+        "with a Vault (vault.address) seals with its team's transit key instead.",
     )
     salt: SecretStr | None = Field(
         default=None, description="Salt of the hash strategy (per team); unset: the key's."
