@@ -7,7 +7,9 @@ OpenAI `user` field, so agents working in parallel each get their own replies in
 serves agents without a list of their own). Requests are recorded so tests can assert what the
 client sent. A step with "when" (a regular expression) is served only to a request whose last
 message matches it: the first step of the queue that fits is taken, which keeps scripts exact
-when one agent's requests race each other.
+when one agent's requests race each other. A step {"hold": true} never answers: the request
+waits until its client goes away (a pod killed mid-call), recorded in `held`; `answered` has
+the requests that got their scripted reply, so a test counts the exchanges that completed.
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ class ScriptedModel:
     steps: Script
     requests: list[dict[str, Any]] = field(default_factory=list)
     authorizations: list[str] = field(default_factory=list)  # each request's Authorization
+    held: list[dict[str, Any]] = field(default_factory=list)  # requests of "hold" steps
+    answered: list[dict[str, Any]] = field(default_factory=list)  # requests given their reply
     url: str = ""
 
     def queue(self, agent: str | None) -> list[dict[str, Any]]:
@@ -60,6 +64,13 @@ class ScriptedModel:
             message = f"no scripted step fits the request of {body.get('user') or 'the client'}"
             return web.json_response({"error": {"message": message}}, status=400)
         step = queue.pop(fitting[0])
+        if step.get("hold"):
+            self.held.append(body)
+            # until the client is gone (aiohttp offers no event for that)
+            while request.transport is not None and not request.transport.is_closing():  # noqa: ASYNC110
+                await asyncio.sleep(0.05)
+            return web.Response(status=499)
+        self.answered.append(body)
         if "json" in step:
             step = {**step, "content": json.dumps(step["json"])}
         if "status" in step:
