@@ -165,3 +165,10 @@ def test_the_values_of_one_text_are_sealed_together_as_each_alone(vault: DevVaul
     sealed = together.scrub_text(text, Boundary.MODEL_PROMPTS)  # one batch request
     assert sealed == "copy " + ", ".join(alone.scrub_text(m, Boundary.MODEL_PROMPTS) for m in mails)
     assert together.restore(sealed) == text
+
+
+def test_removing_a_team_without_a_pseudonym_key_removes_the_rest(vault: DevVault) -> None:
+    plan = team_plan(vault, "keyless", privacy=False)
+    removed = store_of(vault).remove(plan.prefix, plan.transit_key, pseudonym_key(NS, "keyless"))
+    assert removed[-1] == f"transit key {plan.transit_key}"
+    assert store_of(vault).names(plan.prefix) == set()

@@ -224,7 +224,8 @@ class IdentityStore:
                 removed.append(f"policy {name}")
             transit = self.settings.transit_mount
             for key in (transit_key, *more_keys):
-                with contextlib.suppress(hvac.exceptions.InvalidPath):
+                with contextlib.suppress(hvac.exceptions.InvalidPath):  # none: nothing to delete
+                    client.secrets.transit.read_key(key, mount_point=transit)
                     client.secrets.transit.update_key_configuration(
                         key, deletion_allowed=True, mount_point=transit
                     )
