@@ -79,3 +79,21 @@ def test_the_floor_and_bad_regexes_are_refused(cluster: Cluster, floor: None) ->
     bad = team("bad", {**tighter, "recognizers": [{"entity": "X_ID", "regex": "a[b"}]})
     with pytest.raises(kopf.AdmissionError, match="position 1: unterminated character set"):
         asyncio.run(validate_agent_team(spec=cast(kopf.Spec, bad["spec"])))
+
+
+def test_tools_that_get_real_values_are_kept_by_the_crd_and_checked(cluster: Cluster) -> None:
+    apply_crds(cluster.client)
+    cluster.kubectl("create", "namespace", NS, check=False)
+    pseudonymise = [{"entity": "EMAIL_ADDRESS", "strategy": "pseudonymise"}]
+    spec = stored_spec(
+        cluster, team("crm", {"rules": pseudonymise, "restoreForTools": ["crm-lookup"]})
+    )
+    assert spec["privacy"]["restoreForTools"] == ["crm-lookup"]  # not pruned
+    asyncio.run(validate_agent_team(spec=spec))  # admitted
+
+    nothing = stored_spec(cluster, team("nothing", {"restoreForTools": ["crm-lookup"]}))
+    with pytest.raises(kopf.AdmissionError) as refused:
+        asyncio.run(validate_agent_team(spec=nothing))
+    assert str(refused.value) == (
+        "spec.privacy: restoreForTools: no rule pseudonymises, so a tool has nothing to restore"
+    )
