@@ -574,6 +574,14 @@ class AgentSettings(BaseModel):
         "Redis (errors_redis_url); a replica renews its hold on the task it runs every third "
         "of this, and one that dies loses its task to another after this long.",
     )
+    work_max_deliveries: int = Field(
+        default=3,
+        ge=1,
+        le=100,
+        description="A task of an agent's work queue started this many times without a result "
+        "(its handler failed, or the replica running it died) is given up: the caller gets an "
+        "error naming the last failure instead of the task going round the replicas for ever.",
+    )
     errors_redis_url: str | None = Field(
         default=None,
         description="Redis (redis://host:port/db) where the team's pods share their error "

@@ -315,7 +315,14 @@ def replica_queues(
     if not config.agent_spec(agent).shares_work:  # replicas > 1, or autoscale
         return None
     own = config.agent_spec(agent).work_visibility_seconds  # spec.agents[].workVisibilitySeconds
-    return WorkQueue(url, config.namespace, config.team, agent, visibility_s=own or visibility)
+    return WorkQueue(
+        url,
+        config.namespace,
+        config.team,
+        agent,
+        visibility_s=own or visibility,
+        max_deliveries=settings.agent.work_max_deliveries,
+    )
 
 
 def pod_prefetch(

@@ -9,6 +9,11 @@ with a task whose handler failed (the replica left it and went on with the next)
 is recorded once per idempotency key (HSETNX, in one script with the XACK and XDEL): a second
 run's result, or a task submitted twice, never records a second one. The stream holds exactly
 the tasks not yet done, so its length is the agent's queue depth.
+
+Every start of a task counts as one delivery (a replica lost in it included); a task started
+`max_deliveries` times without a result is given up: its result records that, with the last
+handler error, and the caller waiting on `result` gets an `ExternalFailure` saying so, instead
+of the task going round the replicas for ever.
 """
 
 from __future__ import annotations
@@ -41,16 +46,19 @@ QUEUE_DEPTH = Gauge(
 TASKS = Counter(
     "hive_agent_queue_tasks_total",
     "Tasks an agent's replica finished (done), took over from a dead replica (reclaimed), "
-    "found already done by another (duplicate), or left to be taken over as its handler failed "
-    "(failed).",
+    "found already done by another (duplicate), left to be taken over as its handler failed "
+    "(failed), or gave up after its deliveries (given-up).",
     ["namespace", "team", "agent", "outcome"],
 )
 
-# KEYS: stream, results, done list; ARGV: entry id, task id, result, group
+GAVE_UP = "hive.workqueue.gaveUp"  # the result of a task given up: {attempts, lastError}
+# KEYS: stream, results, done list, attempts, errors; ARGV: entry id, task id, result, group
 RECORD = """
 local first = redis.call('HSETNX', KEYS[2], ARGV[2], ARGV[3])
 redis.call('XACK', KEYS[1], ARGV[4], ARGV[1])
 redis.call('XDEL', KEYS[1], ARGV[1])
+redis.call('HDEL', KEYS[4], ARGV[2])
+redis.call('HDEL', KEYS[5], ARGV[2])
 if first == 1 then
   redis.call('RPUSH', KEYS[3], '1')
   redis.call('EXPIRE', KEYS[3], 3600)
@@ -76,13 +84,22 @@ class Task:
 
 class WorkQueue:
     def __init__(
-        self, url: str, namespace: str, team: str, agent: str, *, visibility_s: float = 30.0
+        self,
+        url: str,
+        namespace: str,
+        team: str,
+        agent: str,
+        *,
+        visibility_s: float = 30.0,
+        max_deliveries: int = 3,
     ) -> None:
         self.client: aioredis.Redis = aioredis.Redis.from_url(url)
         self.team, self.agent = f"{namespace}/{team}", agent
         base = f"hive:work:{self.team}:{agent}"
         self.stream, self.results, self.submitted = base, f"{base}:results", f"{base}:submitted"
+        self.attempts, self.errors = f"{base}:attempts", f"{base}:errors"
         self.visibility_s = visibility_s
+        self.max_deliveries = max_deliveries
         self._record = self.client.register_script(RECORD)
         self._submit = self.client.register_script(SUBMIT)
         self._labels = (namespace, team, agent)
@@ -109,7 +126,14 @@ class WorkQueue:
         while True:
             raw = await self.client.hget(self.results, task_id)
             if raw is not None:
-                return json.loads(raw)
+                found = json.loads(raw)
+                if isinstance(found, dict) and GAVE_UP in found:
+                    gave_up = found[GAVE_UP]
+                    raise ExternalFailure(
+                        f"task {task_id} of {self.agent}: given up after {gave_up['attempts']} "
+                        f"deliveries to its replicas (last: {gave_up['lastError']})"
+                    )
+                return found
             left = deadline - time.monotonic()
             if left <= 0:
                 raise ExternalFailure(f"task {task_id} of {self.agent}: no result in {timeout_s}s")
@@ -164,11 +188,16 @@ class WorkQueue:
             if await self.client.hexists(self.results, task.id):
                 await self._finish(task, None)  # done before (submitted twice): drop it
                 continue
+            if await self._delivered(task) > self.max_deliveries:
+                await self._give_up(task)
+                continue
             holding = asyncio.create_task(self._hold(consumer, task))
             try:
                 result = await handler(task.payload)
             except Exception as exc:  # the task is taken over after visibility_s; go on
                 TASKS.labels(*self._labels, "failed").inc()
+                error = f"{exc.__class__.__name__}: {exc}"[:500]
+                await self.client.hset(self.errors, task.id, error)
                 log.warning(
                     "%s: task %s failed on replica %s (%s: %s); taken over after %gs",
                     self.agent,
@@ -188,8 +217,28 @@ class WorkQueue:
             await self.depth()
         return recorded
 
+    async def _delivered(self, task: Task) -> int:
+        """Count this start of `task`; its starts so far."""
+        return int(await self.client.hincrby(self.attempts, task.id, 1))
+
+    async def _give_up(self, task: Task) -> None:
+        error = await self.client.hget(self.errors, task.id)
+        last = _s(error) if error else "its replicas were lost while running it"
+        log.error(
+            "%s: task %s given up after %d deliveries (last: %s)",
+            self.agent,
+            task.id,
+            self.max_deliveries,
+            last,
+        )
+        gave_up = {GAVE_UP: {"attempts": self.max_deliveries, "lastError": last}}
+        if await self._finish(task, gave_up):
+            TASKS.labels(*self._labels, "given-up").inc()
+        await self.depth()
+
     async def _finish(self, task: Task, result: Any) -> bool:
         keys = [self.stream, self.results, f"{self.results}:done:{task.id}"]
+        keys += [self.attempts, self.errors]
         first = await self._record(keys=keys, args=[task.entry, task.id, _dump(result), GROUP])
         return bool(first)
 

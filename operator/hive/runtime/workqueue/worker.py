@@ -24,7 +24,12 @@ def load(spec: str) -> Handler:
 
 async def serve(args: argparse.Namespace) -> None:
     queue = WorkQueue(
-        args.redis_url, args.namespace, args.team, args.agent, visibility_s=args.visibility_s
+        args.redis_url,
+        args.namespace,
+        args.team,
+        args.agent,
+        visibility_s=args.visibility_s,
+        max_deliveries=args.max_deliveries,
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -42,6 +47,7 @@ def main() -> None:
         parser.add_argument(name)
     parser.add_argument("--handler", required=True)
     parser.add_argument("--visibility-s", type=float, default=30.0)
+    parser.add_argument("--max-deliveries", type=int, default=3)
     asyncio.run(serve(parser.parse_args()))
 
 
