@@ -143,3 +143,30 @@ async def test_a_policy_that_would_open_a_closed_teams_sandbox_is_refused(
     await validate_sandbox_policy(
         spec=cast(kopf.Spec, closed["spec"]), name="offline", namespace=NS
     )
+
+
+async def test_an_agent_cut_off_from_a_debugging_coordinator_is_a_warning(
+    cluster: Cluster, operator_state: None
+) -> None:
+    """Admitted, with a warning (kubectl prints it): a subordinate whose declared peers leave
+    out the coordinator never reaches its debugger, so its calls do not stop there."""
+    manifest = team(
+        "watched",
+        {"peers": [{"agent": "coder", "peers": []}, {"agent": "notes", "peers": ["lead"]}]},
+    )
+    manifest["spec"]["agents"][1].pop("sandboxPolicyRef")
+    manifest["spec"]["debug"] = {"interactive": True}
+    warnings: list[str] = []
+    spec = apply(cluster, manifest)
+    await validate_agent_team(spec=cast(kopf.Spec, spec), name="watched", namespace=NS,
+                              warnings=warnings)  # fmt: skip
+    assert warnings == [
+        "spec.isolation.peers[0]: coder may not reach the coordinator lead, so its model and "
+        "tool calls do not stop at the debugger (spec.debug.interactive); add lead to its peers "
+        "to debug it"
+    ]
+    manifest["spec"]["debug"] = {"interactive": False}
+    warnings.clear()
+    await validate_agent_team(spec=cast(kopf.Spec, apply(cluster, manifest)), name="watched",
+                              namespace=NS, warnings=warnings)  # fmt: skip
+    assert warnings == []

@@ -673,6 +673,19 @@ def memory_store_ref(team: AgentTeamSpec, agent: AgentSpec) -> LocalRef | None:
     return agent.memory_ref or team.memory.store_ref
 
 
+def coordinator_of(spec: AgentTeamSpec) -> str:
+    """Who runs the team's work: the top senior of a hierarchy, else the first senior or agent."""
+    led = {s for a in spec.agents for s in a.subordinates}
+    if spec.pattern == Pattern.HIERARCHICAL:
+        for agent in spec.agents:
+            if agent.name not in led and agent.subordinates:
+                return agent.name
+    for agent in spec.agents:
+        if agent.role == "senior":
+            return agent.name
+    return spec.agents[0].name
+
+
 class ObservabilitySpec(HiveModel):
     """What the team's traces hold beyond timings, token counts and errors."""
 

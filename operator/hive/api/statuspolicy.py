@@ -6,7 +6,7 @@ agent named in the team's spec) may change only that agent's entry in ``status.a
 when that agent is the team's coordinator, ``status.run`` and ``status.privacy`` (what the
 team's privacy policy found in the run); every other status field stays as it was. The
 coordinator is worked out from the spec exactly as the runtime does
-(``hive.runtime.teams.team.coordinator_of``): in a hierarchy the first agent that leads others
+(``hive.api.agentteam.coordinator_of``): in a hierarchy the first agent that leads others
 and is led by none, else the first senior, else the first agent. Writers that are no agent of
 the team (the operator, people) are not this policy's business: RBAC decides for them.
 

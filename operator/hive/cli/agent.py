@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import SecretStr
 
-from hive.api.agentteam import AgentPhase, AgentStatus, Provider
+from hive.api.agentteam import AgentPhase, AgentStatus, Provider, coordinator_of
 from hive.api.sandboxpolicy import SandboxPolicySpec
 from hive.cli.clustertools import ClusterTools
 from hive.cli.debugcmd import attach_pod_debugger, pod_debugger
@@ -52,7 +52,6 @@ from hive.runtime.resilience.faultfiles import FaultFolder
 from hive.runtime.resilience.faults import FaultInjector
 from hive.runtime.resilience.faultspec import dependencies_of
 from hive.runtime.resilience.wiring import Resilience, fallback_models, learning_store
-from hive.runtime.teams.team import coordinator_of
 from hive.runtime.toolbox import Toolbox
 from hive.runtime.tooling.catalog import CallCounts, publish_to, reported_calls
 from hive.runtime.tracing.calls import CallMetrics, TracedCalls

@@ -250,13 +250,12 @@ def remote_for(
 ) -> Remote:
     """The team coordinator's debug endpoint: `url` (a port-forward) or the API server's pod
     proxy to the coordinator's pod, with `token` or the kubeconfig's own bearer token."""
-    from hive.api.agentteam import AgentTeamSpec
+    from hive.api.agentteam import AgentTeamSpec, coordinator_of
     from hive.kube.client import load_config, sync_client
     from hive.kube.errors import api_errors
     from hive.kube.podproxy import pod_proxy, running_agent_pod
     from hive.kube.resources import resource
     from hive.runtime.debug import DEBUG_PORT
-    from hive.runtime.teams.team import coordinator_of
 
     if url and token:  # a port-forward and a token: no kubeconfig needed
         return Remote(httpx2.AsyncClient(base_url=url, timeout=60), token)
@@ -301,12 +300,12 @@ def pod_debugger(config: PodConfig, settings: Settings, parts: ChainParts) -> Po
     `parts`, its breakpoints spec.debug.breakpoints) and its endpoint, which lets in a caller
     the API server says may patch the team; in any other agent, first in `parts`, its calls'
     stops at the coordinator's debugger (hive.runtime.debug.remote)."""
+    from hive.api.agentteam import coordinator_of
     from hive.kube.client import load_config
     from hive.kube.reviews import may_patch_team
     from hive.runtime.debug.hooks import DebugHooks
     from hive.runtime.debug.remote import SubordinateStops
     from hive.runtime.debug.server import DebugServer
-    from hive.runtime.teams.team import coordinator_of
 
     debug = config.spec.debug
     if not debug.interactive:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
-from hive.api.agentteam import AgentTeamSpec
+from hive.api.agentteam import AgentTeamSpec, coordinator_of
 from hive.cli.teamfile import documents
 from hive.errors import HiveError, InvalidInput
 from hive.kube.client import sync_client
@@ -27,7 +27,6 @@ from hive.kube.tokens import service_account_token
 from hive.reconcile.meta import account_name
 from hive.reconcile.vault import identity_name
 from hive.runtime.identity.vault import AgentVault
-from hive.runtime.teams.team import coordinator_of
 from hive.settings import Settings
 
 TOKEN_S = 600

@@ -51,8 +51,8 @@ def choose_session(
     It is kept at `--session-store`, else in the coordinator's MemoryStore when the team file
     has it and it is a redis one (as in a cluster; the team's own session needs that), else at
     the sessions setting's Redis."""
+    from hive.api.agentteam import coordinator_of
     from hive.runtime.memory.sessions import check_session_id, store_prefix
-    from hive.runtime.teams.team import coordinator_of
 
     chosen = session or team.memory.session
     if chosen is None:

@@ -76,10 +76,16 @@ def _team_problem(spec: dict[str, Any]) -> str | None:
 
 @kopf.on.validate(GROUP, VERSION, "agentteams", id="validate-agentteams", operations=OPERATIONS)
 async def validate_agent_team(
-    spec: kopf.Spec, name: str | None = None, namespace: str | None = None, **_: Any
+    spec: kopf.Spec,
+    name: str | None = None,
+    namespace: str | None = None,
+    warnings: list[str] | None = None,
+    **_: Any,
 ) -> None:
     _refuse(await checked("AgentTeam", _team_problem, dict(spec)))
     _refuse(await _isolation_problem(dict(spec), name or "", namespace or "default"))
+    if warnings is not None:
+        warnings.extend(await checked("AgentTeam", admission.agent_team_warnings, dict(spec)))
 
 
 async def _isolation_problem(

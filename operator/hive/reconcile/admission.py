@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from hive.api.agentteam import AgentTeamSpec
+from hive.api.agentteam import AgentTeamSpec, coordinator_of
 from hive.api.chaos import ChaosExperimentSpec, SelectorMode
 from hive.api.common import describe_validation_error
 from hive.api.memorystore import MemoryStoreSpec
@@ -37,6 +37,25 @@ def _parse(model: type[BaseModel], spec: JSON) -> tuple[Any, str | None]:
 
 def check_agent_team(spec: JSON) -> str | None:
     return _parse(AgentTeamSpec, spec)[1]
+
+
+def agent_team_warnings(spec: JSON) -> list[str]:
+    """What admission accepts but the user should hear at once: an agent whose declared peers
+    leave out the coordinator of a team that debugs interactively cannot reach its debugger,
+    so its own calls never stop at a breakpoint."""
+    team, problem = _parse(AgentTeamSpec, spec)
+    if problem or not isinstance(team, AgentTeamSpec) or not team.debug.interactive:
+        return []
+    if team.isolation is None:
+        return []
+    coordinator = coordinator_of(team)
+    return [
+        f"spec.isolation.peers[{i}]: {entry.agent} may not reach the coordinator {coordinator}, "
+        "so its model and tool calls do not stop at the debugger (spec.debug.interactive); "
+        f"add {coordinator} to its peers to debug it"
+        for i, entry in enumerate(team.isolation.peers)
+        if entry.agent != coordinator and coordinator not in entry.peers
+    ]
 
 
 def check_sandbox_policy(spec: JSON) -> str | None:

@@ -27,6 +27,7 @@ from hive.api.agentteam import (
     Provider,
     RunOutcome,
     TeamPhase,
+    coordinator_of,
 )
 from hive.api.common import describe_validation_error
 from hive.api.sandboxpolicy import SandboxPolicySpec
@@ -59,7 +60,6 @@ from hive.reconcile.sandboxpolicy import quantity
 from hive.reconcile.swarmjobs import job_rules, swarm_job_template, swarm_part_policy
 from hive.runtime.debug import DEBUG_PORT
 from hive.runtime.sandbox.limits import limits_from_policy
-from hive.runtime.teams.team import coordinator_of
 
 JSON = dict[str, Any]
 CONFIG_PATH = "/etc/hive/agent.yaml"

@@ -37,6 +37,7 @@ from hive.api.agentteam import (
     RunOutcome,
     RunStatus,
     ToolCallCount,
+    coordinator_of,
 )
 from hive.api.common import describe_validation_error
 from hive.errors import HiveError, InvalidInput
@@ -58,7 +59,7 @@ from hive.runtime.swarmjobs.levels import SwarmJobs
 from hive.runtime.teams.members import LocalMember, Member, Recall
 from hive.runtime.teams.peers import PeerExtension, PeerServer, RemoteMember, wait_for_peers
 from hive.runtime.teams.progress import FaultReport, ProgressTracker
-from hive.runtime.teams.team import Team, TeamResult, coordinator_of
+from hive.runtime.teams.team import Team, TeamResult
 from hive.runtime.tools import ToolRegistry
 from hive.runtime.tracing.events import EventSpans
 from hive.runtime.tracing.runs import run_span, trace_id_of

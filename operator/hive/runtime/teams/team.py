@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from hive.api.agentteam import AgentTeamSpec, Pattern, RunOutcome
+from hive.api.agentteam import AgentTeamSpec, Pattern, RunOutcome, coordinator_of
 from hive.errors import HiveError
 from hive.runtime.agent import Budget
 from hive.runtime.debug.clock import run_clock
@@ -111,19 +111,6 @@ def leaves(error: BaseException) -> list[BaseException]:
     if isinstance(error, BaseExceptionGroup):
         return [leaf for inner in error.exceptions for leaf in leaves(inner)]
     return [error]
-
-
-def coordinator_of(spec: AgentTeamSpec) -> str:
-    """Who runs the team's work: the top senior of a hierarchy, else the first senior or agent."""
-    led = {s for a in spec.agents for s in a.subordinates}
-    if spec.pattern == Pattern.HIERARCHICAL:
-        for agent in spec.agents:
-            if agent.name not in led and agent.subordinates:
-                return agent.name
-    for agent in spec.agents:
-        if agent.role == "senior":
-            return agent.name
-    return spec.agents[0].name
 
 
 class Team:
