@@ -1,12 +1,14 @@
 """The operator's memory over rounds of creating and deleting teams: does it stay flat?
 
-    python bench/operator_memory.py [--teams 50] [--rounds 10]
+    python bench/operator_memory.py [--teams 50] [--rounds 10] [--env NAME=VALUE ...]
 
 Starts its own control plane (etcd, kube-apiserver, controllers, KWOK) and the operator as a
 process. Each round creates the teams (one agent each) at once, waits until every one is Ready,
-deletes them all and waits until they and their children are gone and every structure the
-operator holds per object (hive_operator_held_entries) is back to zero. After each round it
-prints the operator's RSS; last, RSS after the last round against RSS after the first.
+prints the operator's RSS with the teams converged (every one Ready and the operator idle for
+15 s: its heap trimmed), deletes them all and waits until they and their children are gone and every
+structure the operator holds per object (hive_operator_held_entries) is back to zero, and prints
+its RSS then; last, RSS after the last round against RSS after the first. `--env` sets the
+operator's environment (its HIVE_ settings) on top of the control plane's.
 """
 
 from __future__ import annotations
@@ -91,12 +93,24 @@ def rss_mib(pid: int) -> float:
     raise SystemExit(f"no VmRSS for {pid}")
 
 
+def settle(operator: OperatorUnderTest, quiet_s: float = 15.0) -> None:
+    """Wait until the operator has sent no request for `quiet_s` (its queues drained)."""
+    sent, since = operator.requests(), time.monotonic()
+    while time.monotonic() - since < quiet_s:
+        time.sleep(1)
+        now = operator.requests()
+        if now != sent:
+            sent, since = now, time.monotonic()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--teams", type=int, default=50)
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--timeout", type=float, default=600)
+    parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE")
     args = parser.parse_args()
+    env = dict(item.split("=", 1) for item in args.env)
     with tempfile.TemporaryDirectory() as folder:
         nodes = max(2, args.teams // 100 + 2)
         plane = ControlPlane(dev_settings(Path(folder) / "plane", kwok_nodes=nodes))
@@ -104,7 +118,7 @@ def main() -> None:
         try:
             plane.up()
             apply_crds(sync_client(KubeSettings(kubeconfig=plane.kubeconfig)))
-            operator = OperatorUnderTest(plane, Path(folder) / "operator.log")
+            operator = OperatorUnderTest(plane, Path(folder) / "operator.log", env)
             operator.start()
             assert operator.process is not None
             pid = operator.process.pid
@@ -114,7 +128,10 @@ def main() -> None:
                 started = time.monotonic()
                 kubectl(plane, "apply", "--server-side", "-f", "-", input=teams(args.teams))
                 wait(lambda: ready_count(plane) == (args.teams,) * 2, args.timeout, "Ready")
+                ready_s = time.monotonic() - started
                 held_at_peak = sum(operator.held().values())
+                settle(operator)
+                converged = rss_mib(pid)
                 kubectl(plane, "delete", "agentteams", "--all", "-n", NAMESPACE)
                 wait(
                     lambda: not any(operator.held().values()),
@@ -123,10 +140,10 @@ def main() -> None:
                 )
                 rss.append(rss_mib(pid))
                 print(
-                    f"round {round_}: {args.teams} teams Ready and gone in "
-                    f"{time.monotonic() - started:.0f}s; held entries at the peak "
-                    f"{held_at_peak}, after 0; RSS {rss[-1]:.0f} MiB; load average "
-                    + " ".join(f"{x:.2f}" for x in os.getloadavg()),
+                    f"round {round_}: {args.teams} teams Ready in {ready_s:.0f}s (RSS converged "
+                    f"{converged:.0f} MiB) and gone in {time.monotonic() - started:.0f}s; held "
+                    f"entries at the peak {held_at_peak}, after 0; RSS {rss[-1]:.0f} MiB; load "
+                    "average " + " ".join(f"{x:.2f}" for x in os.getloadavg()),
                     flush=True,
                 )
             print(
