@@ -359,6 +359,14 @@ class OperatorSettings(BaseModel):
     resync_s: float = Field(
         default=60.0, gt=0, description="Every object is reconciled at least this often."
     )
+    reconcile_concurrency: int = Field(
+        default=16,
+        ge=1,
+        le=1024,
+        description="Reconciles of one kind doing their work at once (per work queue); more "
+        "wait their turn. Keeps the peak memory of a burst (a thousand teams applied at once) "
+        "low; the API server sets the pace either way.",
+    )
     plan_timeout_s: float = Field(
         default=10.0,
         gt=0,

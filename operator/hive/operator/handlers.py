@@ -80,12 +80,16 @@ def measured(
     return wrapper
 
 
-TEAMS = Coalescer(measured("AgentTeam", reconcile_team), "AgentTeam")
+def _workers() -> int:
+    return STATE.require_settings().operator.reconcile_concurrency
+
+
+TEAMS = Coalescer(measured("AgentTeam", reconcile_team), "AgentTeam", _workers)
 VERIFIER.on_verdict = TEAMS.request  # a team's TLC verdict came: write its condition
-POLICIES = Coalescer(measured("SandboxPolicy", reconcile_policy), "SandboxPolicy")
-TOOLS = Coalescer(measured("ToolVersion", reconcile_tool), "ToolVersion")  # keyed by tool
-STORES = Coalescer(measured("MemoryStore", reconcile_store), "MemoryStore")
-CHAOS = Coalescer(measured("ChaosExperiment", reconcile_chaos), "ChaosExperiment")
+POLICIES = Coalescer(measured("SandboxPolicy", reconcile_policy), "SandboxPolicy", _workers)
+TOOLS = Coalescer(measured("ToolVersion", reconcile_tool), "ToolVersion", _workers)  # by tool
+STORES = Coalescer(measured("MemoryStore", reconcile_store), "MemoryStore", _workers)
+CHAOS = Coalescer(measured("ChaosExperiment", reconcile_chaos), "ChaosExperiment", _workers)
 for _queue in (TEAMS, POLICIES, TOOLS, STORES, CHAOS):
     track(f"{_queue.what} queue", _queue.entries)
 

@@ -12,6 +12,11 @@ object has at most one such timed request pending, the one its latest run asked 
 Nothing here outlives its object: a key's lock goes with its last run, its failure count with
 its first success (a deleted object's run succeeds: there is nothing to do), its timed request
 when it fires. `entries()` counts what is held, for the operator's footprint metric.
+
+At most `concurrency()` runs of a queue do their work at once (as a controller's worker count):
+a thousand teams applied together are reconciled a few at a time rather than all at once, which
+keeps the operator's peak memory (and so its RSS, which the allocator does not give back) low and
+does not slow it down, as the API server is the limit either way.
 """
 
 from __future__ import annotations
@@ -40,9 +45,16 @@ class _Slot:
 class Coalescer:
     """Runs `work(namespace, name)` on request, coalescing requests per (namespace, name)."""
 
-    def __init__(self, work: Callable[[str, str], Awaitable[Any]], what: str) -> None:
+    def __init__(
+        self,
+        work: Callable[[str, str], Awaitable[Any]],
+        what: str,
+        concurrency: Callable[[], int] | None = None,
+    ) -> None:
         self.work = work
         self.what = what
+        self.concurrency = concurrency
+        self._workers: tuple[asyncio.AbstractEventLoop, asyncio.Semaphore] | None = None
         self._waiting: dict[Key, asyncio.Future[Any]] = {}
         self._slots: dict[Key, _Slot] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -98,6 +110,22 @@ class Coalescer:
         self._rechecks.pop(key, None)
         self.request(*key)
 
+    def _worker_slots(self) -> asyncio.Semaphore | None:
+        """The running loop's semaphore of `concurrency()` workers; None: no limit."""
+        if self.concurrency is None:
+            return None
+        loop = asyncio.get_running_loop()
+        if self._workers is None or self._workers[0] is not loop:
+            self._workers = (loop, asyncio.Semaphore(self.concurrency()))
+        return self._workers[1]
+
+    async def _work(self, key: Key) -> Any:
+        slots = self._worker_slots()
+        if slots is None:
+            return await self.work(*key)
+        async with slots:
+            return await self.work(*key)
+
     async def _drive(self, key: Key, future: asyncio.Future[Any]) -> None:
         slot = self._slots.get(key)
         if slot is None:
@@ -107,7 +135,7 @@ class Coalescer:
             async with slot.lock:
                 self._waiting.pop(key, None)  # from here on, a new request queues a new run
                 try:
-                    future.set_result(await self.work(*key))
+                    future.set_result(await self._work(key))
                 except Exception as exc:
                     future.set_exception(exc)
         finally:
