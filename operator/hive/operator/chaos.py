@@ -5,7 +5,11 @@ finished experiment is not polled, so its phases (Completed, Failed) stop growin
 
 With two replicas only the leader acts, and it checks that it still leads right before each
 fault it injects or removes (`hive.operator.leadership.may_act`): a leader whose Lease ran out
-while a step was in flight does not kill a pod the new leader may kill for the same step.
+while a step was in flight does not kill a pod the new leader may kill for the same step. A pod
+kill is fenced on the API server itself: right before it, the leader renews its Lease
+(`confirm_leading`), a write the API server takes only from the Lease's holder at the version it
+read, so a leader whose Lease another replica has taken (whatever its own clock says) kills
+nothing, and after a renewal that went through no other replica can lead for a lease duration.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from prometheus_client import Counter
 from hive.errors import Unavailable
 from hive.kube.children import apply_objects, delete, delete_pods, get_hive_object
 from hive.kube.status import apply_status
-from hive.operator.leadership import may_act
+from hive.operator.leadership import confirm_leading, may_act
 from hive.operator.state import STATE
 from hive.reconcile.chaos import ChaosActions, field_manager, plan_chaos, rollback_actions
 from hive.reconcile.meta import AGENT_LABEL, TEAM_LABEL, Owner, child_name
@@ -49,7 +53,8 @@ async def act(namespace: str, experiment: str, team: str, actions: ChaosActions)
         ensure_leading(experiment)
         await delete(client, "NetworkPolicy", namespace, child_name("chaos", experiment))
     for agent in actions.kill_agents:
-        ensure_leading(experiment)
+        if not await confirm_leading():
+            raise Unavailable(f"ChaosExperiment {experiment}: this replica is not the leader")
         killed = await delete_pods(client, namespace, {TEAM_LABEL: team, AGENT_LABEL: agent})
         log.info("chaos %s/%s killed pods %s", namespace, experiment, ", ".join(killed) or "-")
 
@@ -68,6 +73,8 @@ async def reconcile_chaos(namespace: str, name: str) -> None:
     changed = any((obj.get("status") or {}).get(k) != v for k, v in desired.items())
     if plan.status_first and changed:  # write-ahead: record faults before injecting them
         ensure_leading(name)
+        if plan.actions.kill_agents and not await confirm_leading():
+            raise Unavailable(f"ChaosExperiment {name}: this replica is not the leader")
         await apply_status(client, "ChaosExperiment", namespace, name, desired)
     await act(namespace, name, team_name, plan.actions)
     if not plan.status_first and changed:

@@ -19,8 +19,9 @@ its own pause switch (the toggle set its peering freeze uses: watch streams clos
 reach handlers, timers and daemons stop); the admission webhook and the health endpoint are
 apart from it and keep answering on every replica. Work already queued or in flight when
 leadership is lost is fenced by `may_act()`: a ChaosExperiment's actions check it right before
-each write (hive.operator.chaos), a queued or retried reconcile before it starts, the periodic
-resync before it asks for anything (hive.operator.handlers). A reconcile already past that
+each write (hive.operator.chaos), a pod kill renewing the Lease first (`confirm_leading`); a
+queued or retried reconcile checks it before it starts, the periodic resync before it asks for
+anything (hive.operator.handlers). A reconcile already past that
 check finishes its level-based writes; a chaos step never acts twice. kopf has
 no public hook for its pause switch; `pause_kopf_while_standing_by` wraps its orchestrator
 (``kopf._core.reactor.orchestration.orchestrator``, kopf pinned exactly in pyproject) to add
@@ -112,6 +113,8 @@ class Leadership:
         self.changed = asyncio.Event()  # set on every change of `acting`; cleared by waiters
         # called with the new value whenever `leading` changes, before kopf hears of it
         self.on_change: Callable[[bool], None] | None = None
+        # one try at a time: a renewal for a pod kill and the loop's would race each other
+        self._trying = asyncio.Lock()
 
     @property
     def acting(self) -> bool:
@@ -149,7 +152,12 @@ class Leadership:
         left = self._renewed_at + self.election.renew_deadline_s - self.clock()
         return max(0.0, min(period, left))
 
-    async def _attempt(self) -> None:
+    async def _attempt(self) -> bool:
+        """One try to take or renew the Lease; True when this replica holds it afterwards."""
+        async with self._trying:
+            return await self._try()
+
+    async def _try(self) -> bool:
         sent = self.clock()
         # a leader's renewal may not outlast its deadline; a standby's try, one period
         limit = (
@@ -167,6 +175,14 @@ class Leadership:
             self._set_leading(True)
         elif self.leading and (not self.acting or self.lock.held_by_other()):
             self._set_leading(False)
+        return held
+
+    async def renew_now(self) -> bool:
+        """Renew the Lease now, for an action that must not happen twice: True only when this
+        replica was acting and the API server took its renewal (a write it accepts from the
+        holder alone, at the version read). The standby cannot take the Lease for a whole
+        lease duration after that write."""
+        return self.acting and await self._attempt() and self.acting
 
     def _set_leading(self, leading: bool) -> None:
         if leading == self.leading:
@@ -223,6 +239,12 @@ _current: Leadership | None = None
 def may_act() -> bool:
     """Whether this replica may act now: it leads, or there is no election."""
     return _current is None or _current.acting
+
+
+async def confirm_leading() -> bool:
+    """`may_act`, proven against the API server (`Leadership.renew_now`) when there is an
+    election: what a pod kill asks right before it is sent."""
+    return _current is None or await _current.renew_now()
 
 
 def elect(leadership: Leadership | None) -> None:
