@@ -18,10 +18,10 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import kopf
@@ -117,8 +117,18 @@ def _namespaced(handler: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitab
 # --- AgentTeam ---------------------------------------------------------------------------------
 # One event handler, no create/update handlers: kopf then writes nothing onto teams (no
 # progress or diff-base annotations, no finalizer), and the reconcile, being level-based, needs
-# none of it. What to do is read from the event itself.
-_seen_specs: dict[str, str] = {}
+# none of it. What to do is read from the event itself: whether the spec changed from its
+# generation (the API server counts spec changes there), no copy of the spec kept.
+@dataclass(frozen=True)
+class _SpecSeen:
+    """Of a team's spec as last seen: its generation, the tools and policies its agents name."""
+
+    generation: object
+    tools: frozenset[str]
+    policies: frozenset[str]
+
+
+_seen_specs: dict[str, _SpecSeen] = {}
 _seen_tool_calls: dict[str, dict[tuple[str, str], int]] = {}  # uid -> (agent, tool) -> calls
 track("team specs seen", lambda: len(_seen_specs), _seen_specs.clear)
 track("team tool calls seen", lambda: len(_seen_tool_calls), _seen_tool_calls.clear)
@@ -138,14 +148,25 @@ def _agents(team: dict[str, Any]) -> list[dict[str, Any]]:
     return [a for a in (team.get("spec") or {}).get("agents") or [] if isinstance(a, dict)]
 
 
+def _spec_seen(team: dict[str, Any]) -> _SpecSeen:
+    agents = _agents(team)
+    tools = {t.get("name") for a in agents for t in a.get("tools") or [] if isinstance(t, dict)}
+    policies = {(a.get("sandboxPolicyRef") or {}).get("name") for a in agents}
+    return _SpecSeen(
+        (team.get("metadata") or {}).get("generation"),
+        frozenset(t for t in tools if isinstance(t, str)),
+        frozenset(p for p in policies if isinstance(p, str)),
+    )
+
+
 @kopf.on.event(GROUP, VERSION, "agentteams")
 @_namespaced
 async def agent_team_event(
     body: kopf.Body, uid: str, name: str, namespace: str, type: str | None, **_: Any
 ) -> None:
-    spec = dict(body.get("spec") or {})
-    digest = json.dumps(spec, sort_keys=True, default=str)
+    seen = _spec_seen(dict(body))
     previous = _seen_specs.pop(uid, None) if type == "DELETED" else _seen_specs.get(uid)
+    same_spec = previous is not None and previous.generation == seen.generation
     store = store_for(STATE.require_settings())
     if type == "DELETED":
         _seen_tool_calls.pop(uid, None)
@@ -153,7 +174,7 @@ async def agent_team_event(
     if type == "DELETED" and store is not None:  # its Vault names go; never holds the deletion
         _spawn(forget_team(store, namespace, name))
     if type != "DELETED":
-        _seen_specs[uid] = digest
+        _seen_specs[uid] = seen
         generation = body.get("metadata", {}).get("generation")
         status = body.get("status") or {}
         observed = status.get("observedGeneration")
@@ -165,18 +186,16 @@ async def agent_team_event(
             _seen_tool_calls[uid] = calls
             for tool in sorted({t for _, t in calls} | {t for _, t in before}):
                 TOOLS.request(namespace, tool)
-        if previous == digest and observed == generation and counted:
+        if same_spec and observed == generation and counted:
             return  # a status write (the operator's or an agent's): nothing to do
         TEAMS.request(namespace, name)
-        if previous == digest:
+        if same_spec:
             return
     # The team came, went or changed its spec: tool consumers and policy bindings may move.
-    agents = _agents({"spec": spec}) + (_agents({"spec": json.loads(previous)}) if previous else [])
-    tools = {t.get("name") for a in agents for t in a.get("tools") or [] if isinstance(t, dict)}
-    policies = {(a.get("sandboxPolicyRef") or {}).get("name") for a in agents}
-    for tool in sorted(t for t in tools if isinstance(t, str)):
+    last = previous or seen
+    for tool in sorted(seen.tools | last.tools):
         TOOLS.request(namespace, tool)
-    for policy in sorted(p for p in policies if isinstance(p, str)):
+    for policy in sorted(seen.policies | last.policies):
         POLICIES.request(namespace, policy)
 
 
