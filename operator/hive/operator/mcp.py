@@ -38,7 +38,6 @@ from hive.reconcile.mcp import (
     is_mcp,
 )
 from hive.runtime.tooling.kinds import KindContext
-from hive.runtime.tooling.mcp import McpConnection, target_of
 
 log = logging.getLogger(__name__)
 
@@ -178,6 +177,9 @@ async def _watch(namespace: str, obj: dict[str, Any]) -> None:
             )
         )
         return
+    # the MCP SDK weighs about 55 MiB: loaded with the first mcp version the operator serves
+    from hive.runtime.tooling.mcp import McpConnection, target_of
+
     wait = settings.reconnect_initial_s
     while True:  # the Secrets of the headers, until they can be read
         try:

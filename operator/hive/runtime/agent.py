@@ -16,16 +16,18 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from hive.errors import HiveError, InvalidInput
 from hive.runtime.debug.clock import run_clock
 from hive.runtime.events import Event, EventBus, EventKind
-from hive.runtime.memory.embeddings import Embedder
 from hive.runtime.memory.tokens import TokenCounter, counter_for
 from hive.runtime.memory.working import SUMMARY_PROMPT, Optimised, WorkingMemory, default_budget
 from hive.runtime.models import Message, Reply
 from hive.runtime.tools import ToolRegistry
+
+if TYPE_CHECKING:  # numpy and the ONNX runtime load only where embeddings are used
+    from hive.runtime.memory.embeddings import Embedder
 
 
 class BudgetExceeded(HiveError):

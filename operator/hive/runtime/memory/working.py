@@ -23,12 +23,14 @@ import re
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hive.errors import HiveError, InvalidInput
-from hive.runtime.memory.embeddings import Embedder
 from hive.runtime.memory.tokens import TokenCounter, message_text, tools_text
 from hive.runtime.models import Message
+
+if TYPE_CHECKING:  # numpy and the ONNX runtime load only where embeddings are used
+    from hive.runtime.memory.embeddings import Embedder
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from pydantic import BaseModel
 
@@ -22,12 +22,14 @@ from hive.api.agentteam import AgentSpec, Reasoning
 from hive.errors import HiveError
 from hive.runtime.agent import Agent, Budget, Outcome
 from hive.runtime.events import Event, EventBus, EventKind, current_task
-from hive.runtime.memory.embeddings import Embedder
 from hive.runtime.models import InvalidModelOutput, Message, Reply, Usage
 from hive.runtime.reasoning.records import briefing
 from hive.runtime.reasoning.thought import ThoughtEngine
 from hive.runtime.teams.schemas import Ballot, Choice, Proposal, Vote
 from hive.runtime.tools import ToolRegistry
+
+if TYPE_CHECKING:  # numpy and the ONNX runtime load only where embeddings are used
+    from hive.runtime.memory.embeddings import Embedder
 
 M = TypeVar("M", bound=BaseModel)
 

@@ -28,9 +28,6 @@ from typing import Any
 from urllib.parse import urljoin
 
 import yaml
-from jsonschema_path import SchemaPath
-from openapi_spec_validator import OpenAPIV30SpecValidator, OpenAPIV31SpecValidator
-from openapi_spec_validator.validation.exceptions import OpenAPIValidationError
 from referencing import Registry, Resource
 from referencing.exceptions import Unresolvable
 from referencing.jsonschema import DRAFT202012
@@ -105,6 +102,11 @@ def load_text(text: str | bytes, where: str) -> dict[str, Any]:
 
 def check(content: Mapping[str, Any], where: str) -> Document:
     """The document, if it is valid OpenAPI 3.0 or 3.1; else OpenAPIDocumentError naming why."""
+    # the validator and its schema tree weigh about 35 MiB: loaded with the first document, so a
+    # process that never meets one (the operator of a cluster without openapi tools) goes without
+    from jsonschema_path import SchemaPath
+    from openapi_spec_validator import OpenAPIV30SpecValidator, OpenAPIV31SpecValidator
+
     declared = content.get("openapi")
     if declared is None:
         hint = " (Swagger 2.0: convert it to OpenAPI 3)" if "swagger" in content else ""
@@ -140,7 +142,9 @@ def check(content: Mapping[str, Any], where: str) -> Document:
     )
 
 
-def _describe(error: OpenAPIValidationError | Exception) -> str:
+def _describe(error: Exception) -> str:
+    from openapi_spec_validator.validation.exceptions import OpenAPIValidationError
+
     if isinstance(error, OpenAPIValidationError):
         place = "/".join(str(p) for p in error.absolute_path)
         return f"{place or 'the document'}: {error.message}" if place else error.message
