@@ -74,7 +74,11 @@ def test_a_slow_admission_check_blocks_neither_health_nor_other_objects(
         started = time.monotonic()
         slow = subprocess.Popen(
             kubectl,
-            env={"KUBECONFIG": str(cluster.kubeconfig), "PATH": "/usr/bin:/bin"},
+            env={
+                "KUBECONFIG": str(cluster.kubeconfig),
+                "PATH": "/usr/bin:/bin",
+                "HOME": str(tmp_path),
+            },
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
