@@ -30,6 +30,7 @@ from hive.api.agentteam import Pattern
 from hive.runtime.teams.hierarchical import MAX_SUBTASKS  # a plan's subtasks, at most
 from hive.verify.certproof import TIMEOUT_MS
 from hive.verify.protocol import TeamProtocol
+from hive.verify.solver import serialised
 
 
 @dataclass
@@ -123,6 +124,7 @@ def _negotiation(protocol: TeamProtocol) -> RunModel:
     return RunModel(2 * agents * rounds, 2 * rounds, constraints)
 
 
+@serialised
 def run_bounds(protocol: TeamProtocol, timeout_ms: int) -> tuple[int, int, int] | None:
     """(least calls, most calls, least calls in sequence) of a run; None: Z3 could not say."""
     if protocol.pattern == Pattern.HIERARCHICAL:
@@ -171,6 +173,7 @@ def _seconds_left(protocol: TeamProtocol, now: dt.datetime) -> float | None:
     return (deadline - now).total_seconds()
 
 
+@serialised
 def check_budget(
     protocol: TeamProtocol, *, now: dt.datetime | None = None, timeout_ms: int = TIMEOUT_MS
 ) -> BudgetReport:

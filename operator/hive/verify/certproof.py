@@ -21,6 +21,8 @@ from dataclasses import dataclass
 
 import z3
 
+from hive.verify.solver import serialised
+
 TIMEOUT_MS = 10_000
 
 
@@ -72,6 +74,7 @@ class Proof:
     counterexample: str = ""
 
 
+@serialised
 def prove(name: str, statement: str, claim: z3.BoolRef, timeout_ms: int = TIMEOUT_MS) -> Proof:
     """Proved when the claim's negation has no model; refuted with the model that breaks it."""
     solver = z3.Solver()
@@ -97,6 +100,7 @@ def may_use(
     )
 
 
+@serialised
 def certificate_proofs(timeout_ms: int = TIMEOUT_MS) -> list[Proof]:
     """The theorems that together say no delegation chain can widen its root's grant."""
     a, b, c = (SymbolicGrant.named(n) for n in "abc")

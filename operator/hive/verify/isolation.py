@@ -45,6 +45,7 @@ from hive.reconcile.meta import Owner
 from hive.reconcile.sandboxpolicy import egress_policy, literal_network
 from hive.verify.certproof import TIMEOUT_MS, Proof
 from hive.verify.reachability import AGENT_LABEL, TEAM_LABEL, Pod, matches
+from hive.verify.solver import serialised
 
 COMPONENT_LABEL = "app.kubernetes.io/component"
 RESOLVES_TO = "192.0.2.1"  # what a DNS name of an allowlist stands for (TEST-NET-1)
@@ -479,6 +480,7 @@ def _describe(objects: TeamObjects, claim: Claim, prefix: str) -> Any:
     return describe
 
 
+@serialised
 def isolation_proofs(
     spec: Mapping[str, Any],
     name: str,
@@ -533,6 +535,7 @@ def declaration_problem(spec: Mapping[str, Any]) -> str | None:
     return None
 
 
+@serialised
 def isolation_problem(
     spec: Mapping[str, Any],
     name: str,

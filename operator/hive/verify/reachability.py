@@ -24,6 +24,7 @@ import z3
 from hive.reconcile.agentteam import AgentPodSettings, TeamObserved, plan_team
 from hive.reconcile.meta import Owner
 from hive.verify.certproof import TIMEOUT_MS, Proof, prove
+from hive.verify.solver import serialised
 
 TEAM_LABEL, AGENT_LABEL = "hive.dev/team", "hive.dev/agent"
 WRITES = ("create", "update", "patch", "delete", "deletecollection", "escalate", "bind")
@@ -158,6 +159,7 @@ def _direction(
     return z3.Or(*[rules_allow(p.get(rules) or [], key, other, ns) for p in selecting])
 
 
+@serialised
 def reachability(spec: Mapping[str, Any], name: str, namespace: str) -> list[AgentReach]:
     """What each agent of the team reaches and who reaches it, with the Z3 proofs."""
     children = team_children(spec, name, namespace)
@@ -205,6 +207,7 @@ def reachability(spec: Mapping[str, Any], name: str, namespace: str) -> list[Age
     return reports
 
 
+@serialised
 def isolation_proof(
     agent: str, policies: list[dict[str, Any]], me: Pod, team: str, namespace: str
 ) -> Proof:
@@ -223,6 +226,7 @@ def isolation_proof(
     )
 
 
+@serialised
 def role_proof(agent: str, rules: Sequence[Mapping[str, Any]], team: str) -> Proof:
     """The agent's Role lets it change nothing but its team's status."""
     group, resource, object_name, verb = (
