@@ -19,6 +19,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from cachetools import LRUCache
+
 from hive.api.agentteam import AgentTeamStatus
 from hive.api.common import Condition, ConditionStatus
 from hive.errors import HiveError, InvalidInput
@@ -56,11 +58,15 @@ def verified_condition(
     )
 
 
+REPORTS_KEPT = 1024  # verdicts of distinct protocols kept; one evicted is worked out again
+
+
 class Verifier:
-    """Verdicts by protocol digest, worked out in the background."""
+    """Verdicts by protocol digest, worked out in the background; the most recently used
+    REPORTS_KEPT are kept, so a cluster whose teams keep changing does not grow the operator."""
 
     def __init__(self) -> None:
-        self.reports: dict[str, VerifyReport] = {}
+        self.reports: LRUCache[str, VerifyReport] = LRUCache(maxsize=REPORTS_KEPT)
         self.pending: dict[str, asyncio.Task[None]] = {}
         self.waiting: dict[str, set[tuple[str, str]]] = {}  # digest -> teams awaiting it
         self.on_verdict: Callable[[str, str], None] | None = None
