@@ -155,7 +155,7 @@ def tv_status(cluster: Cluster, name: str) -> dict[str, Any]:
 def what_happened(cluster: Cluster) -> str:
     status = get_team(cluster, TEAM).get("status", {})
     logs = cluster.kubectl(
-        "logs", "-l", f"hive.dev/team={TEAM},hive.dev/agent=clerk", "--tail=60", check=False
+        "logs", "-l", f"hive.dev/team={TEAM},hive.dev/agent=clerk", "--tail=200", check=False
     )
     tvs = cluster.kubectl("get", "tv", "-o", "wide", check=False).stdout
     return f"status: {json.dumps(status)[:3000]}\nagent log:\n{logs.stdout}{logs.stderr}\n{tvs}"
@@ -219,7 +219,12 @@ def test_an_agent_pod_calls_tools_of_every_kind_and_the_versions_show_it(
         # every tool the agent declared was offered from the first request on (an MCP server's
         # tools as the operator saw them until the pod's own session lists them)
         offered = {t["function"]["name"]: t["function"] for t in asked[0].get("tools") or []}
-        assert {"web-search", "shelter_createPet", "shelter_listPets", "calc_add"} <= set(offered)
+        assert {"web-search", "shelter_createPet", "shelter_listPets", "calc_add"} <= set(
+            offered
+        ), (
+            f"{len(asked)} requests\n{what_happened(cluster)}\n"
+            f"calc: {tv_status(cluster, 'calc-1.0.0')}"
+        )
         # written for 1.0: the model sees 1.0's schema; the call ran as 1.1 (query, limit 10)
         assert set(offered["web-search"]["parameters"]["properties"]) == {"q"}
         answers = [m["content"] for m in asked[-1]["messages"] if m.get("role") == "tool"]

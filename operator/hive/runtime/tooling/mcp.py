@@ -462,6 +462,12 @@ class McpKind:
             if not announced:
                 raise
             # not reachable from here yet: offer what the operator saw, calls wait for a session
+            log.info(
+                "MCP server %s not answering yet (%s): offering the %d tools the operator saw",
+                target.source,
+                connection.error or "connecting",
+                len(announced),
+            )
             tools = [
                 types.Tool(name=t.name, description=t.description, input_schema=t.input_schema)
                 for t in announced
