@@ -8,11 +8,11 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import redis
 import yaml
@@ -26,6 +26,37 @@ from hive.ports import free_port
 from hive.settings import DevJaegerSettings, DevSettings, DevWeaviateSettings, get_settings
 
 REPO = Path(__file__).resolve().parents[1]
+T = TypeVar("T")
+
+
+def until(check: Callable[[], T | None], timeout_s: float, what: str, every_s: float = 0.3) -> T:
+    """`check()`'s first truthy answer, asked every `every_s` seconds; fails naming `what` when
+    none comes within `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        answer = check()
+        if answer:
+            return answer
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
+        time.sleep(every_s)
+
+
+def until_back_to_baseline(
+    held: Callable[[], dict[str, int]], baseline: dict[str, int], timeout_s: float
+) -> None:
+    """Wait until `held()` (what a process holds, by structure) equals `baseline`; the failure
+    shows the last reading next to the baseline."""
+    last: dict[str, int] = {}
+
+    def back_to_baseline() -> bool:
+        last.update(held())
+        return last == baseline
+
+    try:
+        until(back_to_baseline, timeout_s, "every structure back to its baseline")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}: {last} (baseline {baseline})") from None
 
 
 def dev_settings(state_dir: Path, **overrides: object) -> DevSettings:

@@ -9,31 +9,18 @@ from __future__ import annotations
 import json
 import subprocess
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 
 from hive.kube.resources import apply_crds
 from tests.operator_process import OperatorUnderTest, metric_samples
-from tests.support import Cluster
+from tests.support import Cluster, until
 
 pytestmark = pytest.mark.integration
-T = TypeVar("T")
 NS = "admission-off-loop"
 TIMEOUT_S = 12
-
-
-def until(check: Callable[[], T], timeout_s: float, what: str) -> T:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
-        time.sleep(0.1)
 
 
 def manifest(kind: str, name: str, spec: dict[str, Any]) -> str:
@@ -83,7 +70,12 @@ def test_a_slow_admission_check_blocks_neither_health_nor_other_objects(
             stderr=subprocess.PIPE,
             text=True,
         )
-        until(lambda: policy_checks_running(operator) == 1, 30, "the policy's check to start")
+        until(
+            lambda: policy_checks_running(operator) == 1,
+            30,
+            "the policy's check to start",
+            every_s=0.1,
+        )
 
         # meanwhile: the health endpoint answers, a team is admitted and reconciled
         team = {"goal": "g", "model": {"name": "m"}, "agents": [{"name": "a", "role": "junior"}]}
@@ -96,7 +88,7 @@ def test_a_slow_admission_check_blocks_neither_health_nor_other_objects(
             )
             return bool(found.stdout.strip()) and operator.healthy()
 
-        until(reconciled, TIMEOUT_S, "the team's children while the check spins")
+        until(reconciled, TIMEOUT_S, "the team's children while the check spins", every_s=0.1)
         assert policy_checks_running(operator) == 1  # all of it while the check still ran
         assert slow.poll() is None
 
@@ -107,7 +99,12 @@ def test_a_slow_admission_check_blocks_neither_health_nor_other_objects(
         assert "HIVE_OPERATOR__ADMISSION_TIMEOUT_S" in refusal
         assert waited < TIMEOUT_S + 20
         # the spinning thread is stopped, not left to run its 120 s
-        until(lambda: policy_checks_running(operator) == 0, 30, "the stopped check's thread to end")
+        until(
+            lambda: policy_checks_running(operator) == 0,
+            30,
+            "the stopped check's thread to end",
+            every_s=0.1,
+        )
         got = cluster.kubectl("get", "sandboxpolicy", "slow", "-n", NS, check=False)
         assert got.returncode != 0  # not admitted
         assert operator.healthy()

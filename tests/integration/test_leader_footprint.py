@@ -9,32 +9,19 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 
 from hive.kube.resources import apply_crds
 from tests.operator_process import OperatorUnderTest, metric_samples
-from tests.support import Cluster
+from tests.support import Cluster, until, until_back_to_baseline
 
 pytestmark = pytest.mark.integration
-T = TypeVar("T")
 NS = "leader-footprint"
 TEAMS = 30
-
-
-def until(check: Callable[[], T], timeout_s: float, what: str) -> T:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
-        time.sleep(0.3)
 
 
 def team(name: str) -> dict[str, Any]:
@@ -127,16 +114,7 @@ def test_a_standby_keeps_nothing_of_teams_deleted_before_it_leads_again(
         # the other holder's Lease runs out: the operator leads again
         take_lease(cluster, 2)
         until(lambda: leading(operator), 30, "the operator to lead again")
-        held: dict[str, int] = {}
-
-        def back_to_baseline() -> bool:
-            held.update(operator.held())
-            return held == baseline
-
-        try:
-            until(back_to_baseline, 60, "every structure back to its baseline")
-        except AssertionError as exc:
-            raise AssertionError(f"{exc}: {held} (baseline {baseline})") from None
+        until_back_to_baseline(operator.held, baseline, 60)
     finally:
         operator.stop()
     assert "Traceback" not in operator.log.read_text(), operator.log_tail()

@@ -5,19 +5,17 @@ past its timeout neither blocks the event loop nor the other teams."""
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 
 from hive.kube.resources import apply_crds
 from tests.operator_process import OperatorUnderTest
-from tests.support import Cluster
+from tests.support import Cluster, until, until_back_to_baseline
 
 pytestmark = pytest.mark.integration
-T = TypeVar("T")
 
 
 def team(name: str, namespace: str, agents: int = 1) -> dict[str, Any]:
@@ -36,17 +34,6 @@ def team(name: str, namespace: str, agents: int = 1) -> dict[str, Any]:
 def apply(cluster: Cluster, *objects: dict[str, Any]) -> None:
     document = json.dumps({"apiVersion": "v1", "kind": "List", "items": list(objects)})
     cluster.kubectl("apply", "--server-side", "-f", "-", input=document, timeout=120)
-
-
-def until(check: Callable[[], T], timeout_s: float, what: str) -> T:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
-        time.sleep(0.3)
 
 
 def ready(cluster: Cluster, namespace: str) -> dict[str, dict[str, Any]]:
@@ -99,16 +86,7 @@ def test_what_the_operator_holds_per_team_goes_back_to_its_baseline_when_the_tea
         assert holding["agent pods seen"] >= teams
 
         cluster.kubectl("delete", "agentteams", "--all", "-n", namespace, timeout=120)
-        held: dict[str, int] = {}
-
-        def back_to_baseline() -> bool:
-            held.update(operator.held())
-            return held == baseline
-
-        try:
-            until(back_to_baseline, 300, "every structure back to its baseline")
-        except AssertionError as exc:
-            raise AssertionError(f"{exc}: {held} (baseline {baseline})") from None
+        until_back_to_baseline(operator.held, baseline, 300)
     finally:
         operator.stop()
     assert "Traceback" not in operator.log.read_text(), operator.log_tail()

@@ -6,30 +6,18 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 import yaml
 
 from hive.kube.resources import apply_crds
 from tests.operator_process import OperatorUnderTest
-from tests.support import REPO, Cluster
+from tests.support import REPO, Cluster, until
 
 pytestmark = pytest.mark.integration
-T = TypeVar("T")
-
-
-def until(check: Callable[[], T], timeout_s: float, what: str) -> T:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
-        time.sleep(0.3)
 
 
 def team_from(path: Path, namespace: str) -> dict[str, Any]:
