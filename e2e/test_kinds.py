@@ -148,43 +148,49 @@ def test_a_hole_in_the_migration_chain_is_reported(cluster: Cluster, operator: d
             return f"{ready['reason']}: {ready['message']}"
         return None
 
-    early = cluster.kubectl("apply", "-f", "-", input=chain[1])
-    assert (
-        "Warning: spec.migration.from: calc 1.0.0 does not exist (no other version of calc "
-        "exists); this version stays Ready=False (MigrationChainBroken) until 1.0.0 is applied"
-    ) in early.stderr
-    assert wait_for(lambda: broken("calc-1.5.0"), 60, "the early version to be reported") == (
-        "MigrationChainBroken: 1.5.0: spec.migration.from 1.0.0 does not exist (versions: 1.5.0)"
-    )
-    cluster.kubectl("apply", "-f", "-", input="---".join(chain))
-    wait_for(
-        lambda: (
-            get(cluster, "toolversion", "calc-2.0.0").get("status", {}).get("migrationPath")
-            == ["1.0.0", "1.5.0", "2.0.0"]
-            and (ready_condition(cluster, "calc-1.5.0") or {}).get("reason") == "ChainValid"
-        ),
-        60,
-        "the chain to be checked",
-    )
+    try:
+        early = cluster.kubectl("apply", "-f", "-", input=chain[1])
+        assert (
+            "Warning: spec.migration.from: calc 1.0.0 does not exist (no other version of calc "
+            "exists); this version stays Ready=False (MigrationChainBroken) until 1.0.0 is applied"
+        ) in early.stderr
+        early_broken = wait_for(lambda: broken("calc-1.5.0"), 60, "the early version reported")
+        assert early_broken == (
+            "MigrationChainBroken: 1.5.0: spec.migration.from 1.0.0 does not exist "
+            "(versions: 1.5.0)"
+        )
+        cluster.kubectl("apply", "-f", "-", input="---".join(chain))
+        wait_for(
+            lambda: (
+                get(cluster, "toolversion", "calc-2.0.0").get("status", {}).get("migrationPath")
+                == ["1.0.0", "1.5.0", "2.0.0"]
+                and (ready_condition(cluster, "calc-1.5.0") or {}).get("reason") == "ChainValid"
+            ),
+            60,
+            "the chain to be checked",
+        )
 
-    cluster.kubectl("delete", "toolversion", "calc-1.0.0")
+        cluster.kubectl("delete", "toolversion", "calc-1.0.0")
 
-    missing = "1.5.0: spec.migration.from 1.0.0 does not exist (versions: 1.5.0, 2.0.0)"
-    assert wait_for(lambda: broken("calc-1.5.0"), 60, "the oldest to lose its chain") == (
-        f"MigrationChainBroken: {missing}"
-    )
-    assert wait_for(lambda: broken("calc-2.0.0"), 60, "the newest to lose its chain") == (
-        f"MigrationChainBroken: {missing}"
-    )
-    assert get(cluster, "toolversion", "calc-1.5.0")["status"]["migrationPathValid"] is False
+        missing = "1.5.0: spec.migration.from 1.0.0 does not exist (versions: 1.5.0, 2.0.0)"
+        assert wait_for(lambda: broken("calc-1.5.0"), 60, "the oldest to lose its chain") == (
+            f"MigrationChainBroken: {missing}"
+        )
+        assert wait_for(lambda: broken("calc-2.0.0"), 60, "the newest to lose its chain") == (
+            f"MigrationChainBroken: {missing}"
+        )
+        assert get(cluster, "toolversion", "calc-1.5.0")["status"]["migrationPathValid"] is False
 
-    cluster.kubectl("apply", "-f", "-", input=chain[0])
-    wait_for(
-        lambda: (
-            (ready_condition(cluster, "calc-2.0.0") or {}).get("reason") == "ChainValid"
-            and get(cluster, "toolversion", "calc-2.0.0")["status"].get("migrationPath")
-            == ["1.0.0", "1.5.0", "2.0.0"]
-        ),
-        60,
-        "the chain to close",
-    )
+        cluster.kubectl("apply", "-f", "-", input=chain[0])
+        wait_for(
+            lambda: (
+                (ready_condition(cluster, "calc-2.0.0") or {}).get("reason") == "ChainValid"
+                and get(cluster, "toolversion", "calc-2.0.0")["status"].get("migrationPath")
+                == ["1.0.0", "1.5.0", "2.0.0"]
+            ),
+            60,
+            "the chain to close",
+        )
+    finally:  # versions left behind would be resolved by later tests' agents naming calc
+        names = [f"calc-{v}" for v in ("1.0.0", "1.5.0", "2.0.0")]
+        cluster.kubectl("delete", "toolversion", *names, "--ignore-not-found", check=False)

@@ -42,7 +42,7 @@ SHELTER = Path(__file__).resolve().parents[1] / "tests" / "tools_servers"
 CALLS = [
     {"name": "web-search", "arguments": {"q": "bees"}},
     {"name": "shelter_createPet", "arguments": {"body": {"name": "Tom", "species": "cat"}}},
-    {"name": "calc_add", "arguments": {"a": 20, "b": 22}},
+    {"name": "adder_add", "arguments": {"a": 20, "b": 22}},
 ]
 SCRIPT: Script = {
     "clerk": [
@@ -129,7 +129,7 @@ def tool_versions(services: dict[str, str]) -> list[dict[str, Any]]:
         *chain,
         version("shelter-1.0.0", {"tool": "shelter", "implementation": {"kind": "openapi",
                                                                          "openapi": openapi}}),
-        version("calc-1.0.0", {"tool": "calc", "implementation": {"kind": "mcp", "mcp": mcp}}),
+        version("adder-1.0.0", {"tool": "adder", "implementation": {"kind": "mcp", "mcp": mcp}}),
         version("lookup-1.0.0", {"tool": "lookup", "inputSchema": lookup, "outputSchema": found,
                                  "implementation": {"kind": "composite",
                                                     "composite": {"source": composite}}}),
@@ -185,7 +185,7 @@ def test_an_agent_pod_calls_tools_of_every_kind_and_the_versions_show_it(
             "name": "clerk",
             "role": "junior",
             "tools": [{"name": "web-search", "version": "^1.0"}, {"name": "shelter"},
-                      {"name": "calc"}],
+                      {"name": "adder"}],
         }
     ]  # fmt: skip
     team = real_team(TEAM, real_node, model.url, "Use the tools", agents)
@@ -196,7 +196,7 @@ def test_an_agent_pod_calls_tools_of_every_kind_and_the_versions_show_it(
         assert functions is not None
         assert {f["name"] for f in functions} == {"shelter_createPet", "shelter_listPets"}
         discovered = wait_for(
-            lambda: tv_status(cluster, "calc-1.0.0").get("discoveredTools"), 60, "calc's tools"
+            lambda: tv_status(cluster, "adder-1.0.0").get("discoveredTools"), 60, "adder's tools"
         )
         assert discovered is not None
         assert {"add", "echo", "add_tool"} <= {t["name"] for t in discovered}
@@ -219,11 +219,11 @@ def test_an_agent_pod_calls_tools_of_every_kind_and_the_versions_show_it(
         # every tool the agent declared was offered from the first request on (an MCP server's
         # tools as the operator saw them until the pod's own session lists them)
         offered = {t["function"]["name"]: t["function"] for t in asked[0].get("tools") or []}
-        assert {"web-search", "shelter_createPet", "shelter_listPets", "calc_add"} <= set(
+        assert {"web-search", "shelter_createPet", "shelter_listPets", "adder_add"} <= set(
             offered
         ), (
             f"{len(asked)} requests\n{what_happened(cluster)}\n"
-            f"calc: {tv_status(cluster, 'calc-1.0.0')}"
+            f"adder: {tv_status(cluster, 'adder-1.0.0')}"
         )
         # written for 1.0: the model sees 1.0's schema; the call ran as 1.1 (query, limit 10)
         assert set(offered["web-search"]["parameters"]["properties"]) == {"q"}
@@ -252,14 +252,19 @@ def test_an_agent_pod_calls_tools_of_every_kind_and_the_versions_show_it(
         print(shown)
         rows = {line.split()[0]: line.split() for line in shown.splitlines()[1:]}
         assert set(rows) >= {
-            "web-search-1.0.0", "web-search-1.1.0", "shelter-1.0.0", "calc-1.0.0",
+            "web-search-1.0.0", "web-search-1.1.0", "shelter-1.0.0", "adder-1.0.0",
             "lookup-1.0.0", "python-1.0.0",
         }  # fmt: skip
         assert set(rows["shelter-1.0.0"][2].split(",")) == {"shelter_createPet", "shelter_listPets"}
-        assert "add" in rows["calc-1.0.0"][3].split(",")
-        assert rows["web-search-1.1.0"][4] == f"{TEAM}/clerk"
-        assert rows["web-search-1.1.0"][5] == "1"
-        assert [rows[n][1] for n in ("shelter-1.0.0", "calc-1.0.0", "lookup-1.0.0")] == [
+        assert "add" in rows["adder-1.0.0"][3].split(",")
+        # other teams of the namespace whose ranges select it are its consumers too
+        selecting = {c["agent"] for c in tv_status(cluster, "web-search-1.1.0")["consumers"]}
+        assert f"{TEAM}/clerk" in selecting
+        assert set(rows["web-search-1.1.0"][4].split(",")) == selecting
+        web = rows["web-search-1.1.0"]
+        calls = dict(zip(web[4].split(","), web[5].split(","), strict=True))
+        assert calls[f"{TEAM}/clerk"] == "1"
+        assert [rows[n][1] for n in ("shelter-1.0.0", "adder-1.0.0", "lookup-1.0.0")] == [
             "openapi", "mcp", "composite",
         ]  # fmt: skip
         # the default view counts them: FUNCTIONS (openapi, mcp), CONSUMERS, and CALLS in wide
@@ -275,8 +280,8 @@ def test_an_agent_pod_calls_tools_of_every_kind_and_the_versions_show_it(
 
         table = {line.split()[0]: {name: cell(line, name) for name in starts} for line in lines}
         assert table["shelter-1.0.0"]["FUNCTIONS"] == "2"
-        assert int(table["calc-1.0.0"]["FUNCTIONS"]) >= 1
-        assert table["web-search-1.1.0"]["CONSUMERS"] == "1"
+        assert int(table["adder-1.0.0"]["FUNCTIONS"]) >= 1
+        assert table["web-search-1.1.0"]["CONSUMERS"] == str(len(selecting))
         assert table["web-search-1.1.0"]["CALLS"] == "1"
     finally:
         # the team first: the webhook refuses to delete a version a team's range still needs
