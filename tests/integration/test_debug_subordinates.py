@@ -15,11 +15,11 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 import yaml
@@ -29,7 +29,7 @@ from hive.ports import free_port
 from hive.reconcile.agentkeys import agent_key, peer_keys, team_key
 from hive.reconcile.meta import Owner
 from tests.scripted_model import Script, ScriptedModel, scripted_model
-from tests.support import Cluster
+from tests.support import Cluster, until
 
 pytestmark = pytest.mark.integration
 
@@ -51,18 +51,6 @@ SCRIPT: Script = {
         {"content": "42 bees in the meadow"},
     ],
 }
-T = TypeVar("T")
-
-
-def until(what: str, check: Callable[[], T | None], timeout_s: float) -> T:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        answer = check()
-        if answer:
-            return answer
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {timeout_s:.0f}s")
-        time.sleep(0.2)
 
 
 @pytest.fixture(scope="module")
@@ -207,7 +195,7 @@ def listening(team: Team) -> bool:
 
 
 def paused_at_the_workers_tool(team: Team, model: ScriptedModel) -> str:
-    until("the coordinator's debug endpoint", lambda: listening(team), 90)
+    until(lambda: listening(team), 90, "the coordinator's debug endpoint", every_s=0.2)
     code, shown = team.debug("wait", "--wait-s", "120")
     assert code == 0, shown + team.log("lead")[-2000:] + team.log("worker")[-2000:]
     team.alive()
@@ -241,7 +229,7 @@ def test_a_breakpoint_stops_the_subordinates_tool_call_until_continued(
             team.alive()
             return run_of(cluster, team.name)
 
-        run = until("the team's run", ended, 120)
+        run = until(ended, 120, "the team's run", every_s=0.2)
         assert run["outcome"] == "Succeeded", run
         assert run["result"] == "42 bees."
         answered = model.requests_of("worker")[1]["messages"][-1]
@@ -273,7 +261,12 @@ def test_a_subordinate_goes_on_when_its_coordinator_goes_away(
         gone = time.monotonic()
         # the worker goes on: its tool runs and it asks the model again (the sandbox's run on
         # two busy cores may take a while; the wait itself ends after stop_s)
-        until("the worker's second model request", lambda: len(model.requests_of("worker")) > 1, 60)
+        until(
+            lambda: len(model.requests_of("worker")) > 1,
+            60,
+            "the worker's second model request",
+            every_s=0.2,
+        )
         went_on = time.monotonic() - gone
         assert "has not answered for" in team.log("worker")
         assert "goes on with its tool-call run_python" in team.log("worker")

@@ -14,11 +14,9 @@ import re
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 import pytest
@@ -29,7 +27,7 @@ from hive.errors import HiveError
 from hive.kube.resources import apply_crds
 from hive.runtime.tracing.query import SpanNode, TraceTree, fetch_trace
 from tests.scripted_model import Script, scripted_model
-from tests.support import Cluster, free_port
+from tests.support import Cluster, free_port, until
 
 pytestmark = pytest.mark.integration
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -60,7 +58,6 @@ SCRIPT: Script = {
     "researcher": [{"content": "facts", "prompt_tokens": 202, "completion_tokens": 22}],
     "writer": [{"content": "prose", "prompt_tokens": 303, "completion_tokens": 33}],
 }
-T = TypeVar("T")
 
 
 @dataclass
@@ -68,18 +65,6 @@ class TracedRun:
     trace_id: str  # status.run.traceId
     env: dict[str, str]  # the agents' environment
     metrics: dict[str, str]  # each agent's /metrics, scraped at the end of the run
-
-
-def until(what: str, check: Callable[[], T | None], timeout_s: float) -> T:
-    """`check()`'s first answer that is not None (or falsy), within `timeout_s`."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        answer = check()
-        if answer:
-            return answer
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {timeout_s:.0f}s")
-        time.sleep(0.2)
 
 
 def team_manifest(endpoint: str) -> dict[str, Any]:
@@ -167,7 +152,7 @@ def traced_run(
                 run = (yaml.safe_load(got.stdout).get("status") or {}).get("run") or {}
                 return run if run.get("outcome") not in (None, "Running") else None
 
-            run = until("the team's run", finished_run, 120)
+            run = until(finished_run, 120, "the team's run", every_s=0.2)
             # each agent's Prometheus metrics, on its peer port, before it stops
             metrics = {
                 name: httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
@@ -201,7 +186,7 @@ def whole_trace(jaeger: DevJaeger, trace_id: str) -> TraceTree:
         wanted = {f"hive-agent-{a['name']}" for a in AGENTS}
         return tree if wanted <= services and len(tree.roots) == 1 else None
 
-    return until(f"trace {trace_id} with every agent's spans", fetched, 30)
+    return until(fetched, 30, f"trace {trace_id} with every agent's spans", every_s=0.2)
 
 
 def test_one_run_is_one_trace_across_the_agents_processes(
@@ -339,7 +324,7 @@ def test_hive_run_traces_a_local_run(jaeger: DevJaeger, tmp_path: Path) -> None:
             return None
         return tree if any(s.name.startswith("vote ") for s in tree.spans()) else None
 
-    tree = until("the local run's trace", fetched, 30)
+    tree = until(fetched, 30, "the local run's trace", every_s=0.2)
     (root,) = tree.roots
     assert root.name == "invoke_workflow local"
     assert tree.services == {"hive-run"}
@@ -432,7 +417,7 @@ def traced_hive_run(jaeger: DevJaeger, team: Path, script: Script, span: str) ->
             return None
         return tree if any(s.name == span for s in tree.spans()) else None
 
-    tree = until(f"the span {span} in the run's trace", fetched, 30)
+    tree = until(fetched, 30, f"the span {span} in the run's trace", every_s=0.2)
     shown = subprocess.run(
         hive("trace", "show", "--trace-id", trace_id, "--width", "200"),
         env=env,
