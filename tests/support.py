@@ -21,7 +21,9 @@ from lightkube import Client
 from hive.dev.controlplane import ControlPlane
 from hive.dev.services import redis_server_argv
 from hive.dev.tracing import DevJaeger
+from hive.dev.vault import DevVault
 from hive.dev.weaviate import DevWeaviate
+from hive.kube.tokens import token_reviewer
 from hive.ports import free_port
 from hive.settings import DevJaegerSettings, DevSettings, DevWeaviateSettings, get_settings
 
@@ -177,6 +179,33 @@ def jaeger_server(state_dir: Path) -> Iterator[DevJaeger]:
         record = server.processes.get("jaeger")
         server.down()
         assert record is None or not record.alive(), f"jaeger pid {record.pid} outlived down()"
+
+
+@contextmanager
+def vault_on_cluster(
+    cluster: Cluster, state_dir: Path, namespace: str, teams: tuple[str, ...]
+) -> Iterator[DevVault]:
+    """A real Vault on free loopback ports with its data in `state_dir`, logging in the
+    cluster's ServiceAccounts (Kubernetes auth against the cluster's API server), and in
+    `namespace` a ServiceAccount `<team>-<agent>` for agents a and b of each of `teams`;
+    stopped on the way out."""
+    server = DevVault(
+        dev_settings(state_dir, vault_port=free_port(), vault_cluster_port=free_port())
+    )
+    try:
+        server.up()
+        server.configure_kubernetes_auth(
+            cluster.plane.url,
+            cluster.plane.pki.ca.cert.read_text(),
+            token_reviewer(cluster.client, "hive-system"),
+        )
+        cluster.kubectl("create", "namespace", namespace, check=False)
+        for team in teams:
+            for agent in ("a", "b"):
+                cluster.kubectl("create", "serviceaccount", f"{team}-{agent}", "-n", namespace)
+        yield server
+    finally:
+        server.down()
 
 
 @contextmanager

@@ -14,14 +14,13 @@ from hive.api.agentteam import AgentTeamSpec
 from hive.api.privacy import Boundary
 from hive.cli.agent import pseudonym_keyring
 from hive.dev.vault import DevVault
-from hive.kube.tokens import service_account_token, token_reviewer
+from hive.kube.tokens import service_account_token
 from hive.operator.vault import IdentityStore
-from hive.ports import free_port
 from hive.reconcile.vault import Mounts, identity_plan
 from hive.runtime.pod import PodConfig
 from hive.runtime.privacy.wiring import PrivacyNotStarted, pod_guard
 from hive.settings import KubeSettings, Settings, VaultSettings
-from tests.support import Cluster, dev_settings
+from tests.support import Cluster, vault_on_cluster
 
 pytestmark = pytest.mark.integration
 NS = "privacy-login"
@@ -42,19 +41,9 @@ def team(privacy: bool) -> AgentTeamSpec:
 
 @pytest.fixture(scope="module")
 def vault(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevVault]:
-    state = tmp_path_factory.mktemp("vault")
-    server = DevVault(dev_settings(state, vault_port=free_port(), vault_cluster_port=free_port()))
-    try:
-        server.up()
-        server.configure_kubernetes_auth(
-            cluster.plane.url,
-            cluster.plane.pki.ca.cert.read_text(),
-            token_reviewer(cluster.client, "hive-system"),
-        )
-        cluster.kubectl("create", "namespace", NS, check=False)
-        for name in ("shop", "plain"):
-            for agent in ("a", "b"):
-                cluster.kubectl("create", "serviceaccount", f"{name}-{agent}", "-n", NS)
+    with vault_on_cluster(
+        cluster, tmp_path_factory.mktemp("vault"), NS, ("shop", "plain")
+    ) as server:
         operator = VaultSettings(
             address=server.address, ca_file=server.ca_file, token_file=server.operator_token_file
         )
@@ -66,8 +55,6 @@ def vault(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterato
                 )
             )
         yield server
-    finally:
-        server.down()
 
 
 def pod(

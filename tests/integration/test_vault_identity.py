@@ -20,7 +20,7 @@ from hive.cli.agent import vault_model_key
 from hive.dev.vault import OPERATOR_POLICY, DevVault
 from hive.errors import ExternalFailure, Unavailable
 from hive.kube.resources import apply_crds
-from hive.kube.tokens import service_account_token, token_reviewer
+from hive.kube.tokens import service_account_token
 from hive.operator.state import STATE
 from hive.operator.teams import reconcile_team
 from hive.operator.vault import (
@@ -38,7 +38,7 @@ from hive.runtime.identity.vault import AgentVault
 from hive.runtime.pod import PodConfig
 from hive.settings import KubeSettings, Settings, VaultSettings
 from tests.scripted_model import scripted_model
-from tests.support import Cluster, dev_settings
+from tests.support import Cluster, vault_on_cluster
 
 pytestmark = pytest.mark.integration
 NS = "vault-ids"
@@ -58,18 +58,7 @@ def team(name: str) -> AgentTeamSpec:
 @pytest.fixture(scope="module")
 def vault(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevVault]:
     state = tmp_path_factory.mktemp("vault")
-    server = DevVault(dev_settings(state, vault_port=free_port(), vault_cluster_port=free_port()))
-    try:
-        server.up()
-        server.configure_kubernetes_auth(
-            cluster.plane.url,
-            cluster.plane.pki.ca.cert.read_text(),
-            token_reviewer(cluster.client, "hive-system"),
-        )
-        cluster.kubectl("create", "namespace", NS, check=False)
-        for team_name in ("research", "quick"):
-            for agent in ("a", "b"):
-                cluster.kubectl("create", "serviceaccount", f"{team_name}-{agent}", "-n", NS)
+    with vault_on_cluster(cluster, state, NS, ("research", "quick")) as server:
         root = server.client()
         root.secrets.kv.v2.create_or_update_secret(MODEL, secret={"api-key": "sk-model"})
         for agent in ("a", "b"):
@@ -77,8 +66,6 @@ def vault(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterato
                 f"hive/{NS}/research/{agent}/notes", secret={"v": f"secret of {agent}"}
             )
         yield server
-    finally:
-        server.down()
 
 
 def settings_of(vault: DevVault, **overrides: object) -> VaultSettings:
