@@ -239,6 +239,16 @@ def redis_server(
         server.wait(timeout=10)
 
 
+def stop_process(process: subprocess.Popen[str], timeout_s: float = 15) -> None:
+    """Terminate `process` and wait for it; killed when it has not ended within `timeout_s`."""
+    process.terminate()
+    try:
+        process.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 @contextmanager
 def embeddings_server(timeout_s: float = 120.0) -> Iterator[str]:
     """A `hive model serve --embeddings` process on a free loopback port, answering /health;
@@ -259,12 +269,7 @@ def embeddings_server(timeout_s: float = 120.0) -> Iterator[str]:
                 raise AssertionError(f"{exc}\n{output.read()[-3000:]}") from None
             yield url
         finally:
-            process.terminate()
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            stop_process(process)
 
 
 def run_solo_with_tools(

@@ -35,7 +35,7 @@ from hive.runtime.tooling.kinds import Function, KindContext, KindRegistry
 from hive.runtime.tooling.openapi import OpenApiKind
 from hive.settings import KubeSettings, OperatorSettings, Settings
 from tests.scripted_model import Script, scripted_model
-from tests.support import Cluster, wait_until_answers
+from tests.support import Cluster, stop_process, wait_until_answers
 
 pytestmark = pytest.mark.integration
 
@@ -63,12 +63,7 @@ def shelter() -> Iterator[str]:
         wait_until_answers(process, f"{url}/openapi.json", "openapi_service.py", START_TIMEOUT_S)
         yield url
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process)
 
 
 @pytest.fixture(scope="module")
