@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import httpx
 import pytest
@@ -27,28 +27,34 @@ NS = "gateway-usage"
 TEAM = "priced"
 
 
-def kubeconfig_of(cluster: Cluster, folder: Path, account: str, namespace: str = NS) -> Path:
-    """A kubeconfig holding only the ServiceAccount's token."""
-    token = cluster.kubectl("create", "token", account, "-n", namespace, "--duration", "10m")
-    config = {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [
-            {
-                "name": "c",
-                "cluster": {
-                    "server": cluster.plane.url,
-                    "certificate-authority": str(cluster.plane.pki.ca.cert),
-                },
-            }
-        ],
-        "users": [{"name": "u", "user": {"token": token.stdout.strip()}}],
-        "contexts": [{"name": "u", "context": {"cluster": "c", "user": "u"}}],
-        "current-context": "u",
+def serve_gateway(
+    cluster: Cluster,
+    folder: Path,
+    team: str,
+    namespace: str,
+    stderr: IO[str] | None = None,
+    **settings: str,
+) -> subprocess.Popen[str]:
+    """`hive gateway serve` of `folder`/gateway.json on a free port, as a process logged in
+    with only the token of `team`'s gateway ServiceAccount, reporting into `namespace` (more
+    HIVE_GATEWAY__ `settings` by name); it prints its URL as its first line."""
+    kubeconfig = cluster.account_kubeconfig(gateway_account(team), namespace, folder)
+    env = {
+        **os.environ,
+        "PYTHONPATH": f"{ROOT / 'operator'}:{ROOT}",
+        "HIVE_KUBE__KUBECONFIG": str(kubeconfig),
+        "HIVE_GATEWAY__REPORT_NAMESPACE": namespace,
+        **{f"HIVE_GATEWAY__{name.upper()}": value for name, value in settings.items()},
     }
-    path = folder / "gateway.kubeconfig"
-    path.write_text(yaml.safe_dump(config))
-    return path
+    argv = [sys.executable, "-m", "hive", "gateway", "serve", str(folder / "gateway.json")]
+    return subprocess.Popen(
+        [*argv, "--port", "0"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=stderr,
+        text=True,
+        env=env,
+    )
 
 
 def usage_of(cluster: Cluster) -> dict[str, Any] | None:
@@ -98,29 +104,7 @@ def test_the_gateway_writes_the_teams_usage_into_its_status(
         cluster.kubectl("apply", "-f", str(tmp_path / "rbac.yaml"))
         config = next(c for c in children if c["kind"] == "ConfigMap")["data"]["gateway.json"]
         (tmp_path / "gateway.json").write_text(config)
-        env = {
-            **os.environ,
-            "PYTHONPATH": f"{ROOT / 'operator'}:{ROOT}",
-            "HIVE_KUBE__KUBECONFIG": str(kubeconfig_of(cluster, tmp_path, gateway_account(TEAM))),
-            "HIVE_GATEWAY__REPORT_NAMESPACE": NS,
-            "HIVE_GATEWAY__REPORT_INTERVAL_S": "0.5",
-        }
-        gateway = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "hive",
-                "gateway",
-                "serve",
-                str(tmp_path / "gateway.json"),
-                "--port",
-                "0",
-            ],
-            cwd=ROOT,
-            stdout=subprocess.PIPE,
-            text=True,
-            env=env,
-        )
+        gateway = serve_gateway(cluster, tmp_path, TEAM, NS, report_interval_s="0.5")
         try:
             assert gateway.stdout is not None
             url = gateway.stdout.readline().strip()
@@ -280,33 +264,9 @@ def test_the_gateway_sends_its_routes_keys_from_their_secrets(
         config = next(c for c in children if c["kind"] == "ConfigMap")["data"]["gateway.json"]
         assert key not in config
         (tmp_path / "gateway.json").write_text(config)
-        env = {
-            **os.environ,
-            "PYTHONPATH": f"{ROOT / 'operator'}:{ROOT}",
-            "HIVE_KUBE__KUBECONFIG": str(
-                kubeconfig_of(cluster, tmp_path, gateway_account("keyed"), namespace)
-            ),
-            "HIVE_GATEWAY__REPORT_NAMESPACE": namespace,
-        }
         log = tmp_path / "gateway.log"
         with log.open("w") as errors:
-            gateway = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "hive",
-                    "gateway",
-                    "serve",
-                    str(tmp_path / "gateway.json"),
-                    "--port",
-                    "0",
-                ],
-                cwd=ROOT,
-                stdout=subprocess.PIPE,
-                stderr=errors,
-                text=True,
-                env=env,
-            )
+            gateway = serve_gateway(cluster, tmp_path, "keyed", namespace, stderr=errors)
             try:
                 assert gateway.stdout is not None
                 url = gateway.stdout.readline().strip()
