@@ -15,16 +15,15 @@ import pytest
 from hive.api.agentteam import AgentSpec, AgentStatus
 from hive.kube.client import async_client
 from hive.kube.reporter import StatusReporter, field_manager_for
-from hive.kube.resources import apply_crds
 from hive.operator.admission import validate_tool_version_delete
 from hive.operator.others import reconcile_tool
-from hive.operator.state import STATE
 from hive.runtime.toolbox import Toolbox
 from hive.runtime.tooling.catalog import CallCounts, Catalog, reported_calls
 from hive.runtime.tooling.discovery import ClusterFeed
 from hive.runtime.tooling.http import HttpKind
 from hive.runtime.tooling.kinds import KindRegistry
-from hive.settings import KubeSettings, Settings
+from hive.settings import KubeSettings
+from tests.operator_state import operator_state_on
 from tests.support import Cluster
 from tests.tools_servers.http_tool import HttpToolServer, http_tool_server
 
@@ -35,15 +34,8 @@ NS = "tool-consumers"
 
 @pytest.fixture(scope="module")
 def operator_state(cluster: Cluster) -> Iterator[None]:
-    apply_crds(cluster.client)
-    cluster.kubectl("create", "namespace", NS, check=False)
-    before = (STATE.settings, STATE._client)
-    STATE.settings = Settings(kube=KubeSettings(kubeconfig=cluster.kubeconfig))
-    STATE._client = None
-    try:
+    with operator_state_on(cluster, NS):
         yield
-    finally:
-        STATE.settings, STATE._client = before
 
 
 @pytest.fixture(scope="module")

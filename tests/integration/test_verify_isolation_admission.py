@@ -13,10 +13,8 @@ from typing import Any, cast
 import kopf
 import pytest
 
-from hive.kube.resources import apply_crds
 from hive.operator.admission import validate_agent_team, validate_sandbox_policy
-from hive.operator.state import STATE
-from hive.settings import KubeSettings, Settings
+from tests.operator_state import operator_state_on
 from tests.support import Cluster
 
 pytestmark = pytest.mark.integration
@@ -26,15 +24,8 @@ NS = "isolation-admission"
 
 @pytest.fixture(scope="module")
 def operator_state(cluster: Cluster) -> Iterator[None]:
-    apply_crds(cluster.client)
-    cluster.kubectl("create", "namespace", NS, check=False)
-    before = (STATE.settings, STATE._client)
-    STATE.settings = Settings(kube=KubeSettings(kubeconfig=cluster.kubeconfig))
-    STATE._client = None
-    try:
+    with operator_state_on(cluster, NS):
         yield
-    finally:
-        STATE.settings, STATE._client = before
 
 
 def apply(cluster: Cluster, manifest: dict[str, Any]) -> dict[str, Any]:
