@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 
 import pytest
 import yaml
@@ -53,6 +54,29 @@ def coder_pods(cluster: Cluster, namespace: str, *, alive: bool = False) -> list
     ]
 
 
+@asynccontextmanager
+async def leading_replica(
+    cluster: Cluster, namespace: str
+) -> AsyncIterator[tuple[Leadership, Clock]]:
+    """The replica op-a, with the operator's state on `cluster`, elected: the Lease in
+    `namespace` taken for real, its time read from a clock of the test's (yielded with it); the
+    state put back after."""
+    settings = Settings(kube=KubeSettings(kubeconfig=cluster.kubeconfig))
+    client = async_client(settings.kube)
+    saved = (STATE.settings, STATE._client, leadership_module._current)
+    STATE.settings, STATE._client = settings, client
+    clock = Clock()
+    election = Election(namespace, "hive-operator", "op-a", None, 6, 4.0, 1.0)
+    leader = Leadership(election, client, clock=clock)
+    try:
+        elect(leader)
+        await leader._attempt()  # takes the Lease for real
+        yield leader, clock
+    finally:
+        STATE.settings, STATE._client, leadership_module._current = saved
+        await client.close()
+
+
 @pytest.fixture
 def pods(cluster: Cluster, request: pytest.FixtureRequest) -> Iterator[str]:
     """Two coder pods of team t, in a namespace of the test's own; yields the namespace."""
@@ -78,17 +102,8 @@ def pods(cluster: Cluster, request: pytest.FixtureRequest) -> Iterator[str]:
 
 
 async def test_an_overdue_leader_kills_nothing_until_it_renews(cluster: Cluster, pods: str) -> None:
-    settings = Settings(kube=KubeSettings(kubeconfig=cluster.kubeconfig))
-    client = async_client(settings.kube)
-    saved = (STATE.settings, STATE._client, leadership_module._current)
-    STATE.settings, STATE._client = settings, client
-    clock = Clock()
-    election = Election(pods, "hive-operator", "op-a", None, 6, 4.0, 1.0)
-    leader = Leadership(election, client, clock=clock)
     kill = ChaosActions(kill_agents=["coder"])
-    try:
-        elect(leader)
-        await leader._attempt()  # takes the Lease for real
+    async with leading_replica(cluster, pods) as (leader, clock):
         assert leader.acting
         clock.now += 4.5  # past the renew deadline, no renewal in between
         assert not leader.acting
@@ -100,9 +115,6 @@ async def test_an_overdue_leader_kills_nothing_until_it_renews(cluster: Cluster,
         assert leader.acting
         await act(pods, "exp", "t", kill)
         assert coder_pods(cluster, pods, alive=True) == []
-    finally:
-        STATE.settings, STATE._client, leadership_module._current = saved
-        await client.close()
 
 
 async def test_a_leader_whose_lease_was_taken_kills_nothing_though_its_clock_says_it_leads(
@@ -111,17 +123,8 @@ async def test_a_leader_whose_lease_was_taken_kills_nothing_though_its_clock_say
     """Another replica took the Lease (written into it on the API server) while this one's
     clock still says it leads: the renewal right before the kill is refused by what the API
     server holds, so no pod goes, and the replica stands down."""
-    settings = Settings(kube=KubeSettings(kubeconfig=cluster.kubeconfig))
-    client = async_client(settings.kube)
-    saved = (STATE.settings, STATE._client, leadership_module._current)
-    STATE.settings, STATE._client = settings, client
-    clock = Clock()
-    election = Election(pods, "hive-operator", "op-a", None, 6, 4.0, 1.0)
-    leader = Leadership(election, client, clock=clock)
     kill = ChaosActions(kill_agents=["coder"])
-    try:
-        elect(leader)
-        await leader._attempt()  # takes the Lease for real
+    async with leading_replica(cluster, pods) as (leader, _):
         assert leader.acting
         now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
         taken = {"spec": {"holderIdentity": "op-b", "renewTime": now, "acquireTime": now}}
@@ -133,6 +136,3 @@ async def test_a_leader_whose_lease_was_taken_kills_nothing_though_its_clock_say
             await act(pods, "exp", "t", kill)
         assert sorted(coder_pods(cluster, pods, alive=True)) == ["coder-1", "coder-2"]
         assert not leader.acting
-    finally:
-        STATE.settings, STATE._client, leadership_module._current = saved
-        await client.close()
