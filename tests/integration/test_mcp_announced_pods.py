@@ -11,11 +11,9 @@ import json
 import pytest
 
 from hive.api.agentteam import AgentSpec
-from hive.kube.client import async_client
 from hive.kube.resources import apply_crds
 from hive.ports import free_port
-from hive.runtime.toolbox import Toolbox
-from hive.settings import KubeSettings
+from tests.cluster_toolbox import cluster_toolbox
 from tests.support import Cluster
 
 pytestmark = pytest.mark.integration
@@ -32,8 +30,6 @@ ADD = {
 def test_the_agent_offers_the_tools_the_operator_saw_while_the_server_is_out_of_reach(
     cluster: Cluster,
 ) -> None:
-    from hive.cli.clustertools import ClusterTools
-
     apply_crds(cluster.client)
     cluster.kubectl("create", "namespace", NS)
     version = {
@@ -57,22 +53,12 @@ def test_the_agent_offers_the_tools_the_operator_saw_while_the_server_is_out_of_
     )  # fmt: skip
 
     async def main() -> None:
-        client = async_client(KubeSettings(kubeconfig=cluster.kubeconfig))
-        tools = ClusterTools(client, NS)
-        following = asyncio.create_task(tools.follow())
-        toolbox = Toolbox(catalog=tools.catalog, kinds=tools.kinds(), secrets_for=tools.secrets_for)
-        toolbox.namespace = NS
-        try:
-            await tools.listed()
+        async with cluster_toolbox(cluster.kubeconfig, NS) as (_, toolbox):
             registry = toolbox.for_agent(AGENT, None)
             await asyncio.wait_for(toolbox.started(), 60)
             offered = {s["function"]["name"]: s["function"] for s in registry.schemas()}
             assert set(offered) == {"calc_add"}, registry.live and registry.live.problems
             assert offered["calc_add"]["description"] == "Add two integers."
-        finally:
-            following.cancel()
-            await toolbox.close()
-            await client.close()
 
     try:
         asyncio.run(main())

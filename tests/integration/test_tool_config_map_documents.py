@@ -21,13 +21,11 @@ import pytest
 from hive.api.agentteam import AgentSpec
 from hive.errors import HiveError, InvalidInput
 from hive.kube.children import get_object
-from hive.kube.client import async_client
 from hive.kube.resources import apply_crds
 from hive.ports import free_port
 from hive.reconcile.agentteam import TeamObserved, plan_team
 from hive.reconcile.meta import Owner
-from hive.runtime.toolbox import Toolbox
-from hive.settings import KubeSettings
+from tests.cluster_toolbox import cluster_toolbox
 from tests.support import Cluster, wait_until_answers
 from tests.unit.test_agentteam_reconcile import PODS, POLICY, T0, spec
 
@@ -112,8 +110,6 @@ def agent_identity(cluster: Cluster, folder: Path) -> Path:
 def test_an_agent_reads_exactly_the_config_map_its_tool_names(
     cluster: Cluster, shelter: str, tmp_path: Path
 ) -> None:
-    from hive.cli.clustertools import ClusterTools
-
     apply_crds(cluster.client)
     cluster.kubectl("create", "namespace", NS)
     document = (SERVERS / "shelter.openapi.yaml").read_text()
@@ -132,13 +128,7 @@ def test_an_agent_reads_exactly_the_config_map_its_tool_names(
     kubeconfig = agent_identity(cluster, tmp_path)
 
     async def main() -> None:
-        client = async_client(KubeSettings(kubeconfig=kubeconfig))
-        tools = ClusterTools(client, NS)
-        following = asyncio.create_task(tools.follow())
-        toolbox = Toolbox(catalog=tools.catalog, kinds=tools.kinds(), secrets_for=tools.secrets_for)
-        toolbox.namespace = NS
-        try:
-            await tools.listed()
+        async with cluster_toolbox(kubeconfig, NS) as (client, toolbox):
             registry = toolbox.for_agent(AGENT, None)
             await toolbox.started()
             deadline = time.monotonic() + 30
@@ -160,10 +150,6 @@ def test_an_agent_reads_exactly_the_config_map_its_tool_names(
             assert "other-openapi" in why, why
             with pytest.raises(InvalidInput, match="hidden"):
                 registry.check("hidden", arguments)
-        finally:
-            following.cancel()
-            await toolbox.close()
-            await client.close()
 
     try:
         asyncio.run(main())
