@@ -27,6 +27,15 @@ NS = "gateway-usage"
 TEAM = "priced"
 
 
+def routed_spec(route: dict[str, Any]) -> dict[str, Any]:
+    """A team's spec whose one agent, lead, reaches its model through the gateway's `route`."""
+    return {
+        "goal": "answer",
+        "model": {"name": "m", "gateway": {"routes": [route]}},
+        "agents": [{"name": "lead", "role": "senior"}],
+    }
+
+
 def serve_gateway(
     cluster: Cluster,
     folder: Path,
@@ -69,24 +78,8 @@ def test_the_gateway_writes_the_teams_usage_into_its_status(
     apply_crds(cluster.client)
     cluster.kubectl("create", "namespace", NS)
     with model_process("priced") as server:
-        spec: dict[str, Any] = {
-            "goal": "answer",
-            "model": {
-                "name": "m",
-                "gateway": {
-                    "routes": [
-                        {
-                            "name": "only",
-                            "endpoint": server.url,
-                            "model": "priced",
-                            "promptCostPer1k": 1,
-                            "completionCostPer1k": 2,
-                        }
-                    ]
-                },
-            },
-            "agents": [{"name": "lead", "role": "senior"}],
-        }
+        route: dict[str, Any] = {"name": "only", "endpoint": server.url, "model": "priced"}
+        spec = routed_spec(route | {"promptCostPer1k": 1, "completionCostPer1k": 2})
         team = {
             "apiVersion": "hive.dev/v1alpha1",
             "kind": "AgentTeam",
@@ -160,18 +153,7 @@ def test_the_operator_runs_the_gateway_of_a_team_with_routes(
             "apiVersion": "hive.dev/v1alpha1",
             "kind": "AgentTeam",
             "metadata": {"name": "routed", "namespace": namespace},
-            "spec": {
-                "goal": "answer",
-                "model": {
-                    "name": "m",
-                    "gateway": {
-                        "routes": [
-                            {"name": "vllm", "endpoint": "http://vllm:8000/v1", "model": "l"}
-                        ]
-                    },
-                },
-                "agents": [{"name": "lead", "role": "senior"}],
-            },
+            "spec": routed_spec({"name": "vllm", "endpoint": "http://vllm:8000/v1", "model": "l"}),
         }
         cluster.kubectl("apply", "--server-side", "-f", "-", input=json.dumps(team), timeout=60)
 
@@ -223,23 +205,8 @@ def test_the_gateway_sends_its_routes_keys_from_their_secrets(
         "create", "secret", "generic", "unrelated", "-n", namespace, "--from-literal=k=v"
     )
     with model_process("keyed", api_key=key) as server:
-        spec: dict[str, Any] = {
-            "goal": "answer",
-            "model": {
-                "name": "m",
-                "gateway": {
-                    "routes": [
-                        {
-                            "name": "cloud",
-                            "endpoint": server.url,
-                            "model": "keyed",
-                            "secretRef": {"name": "cloud-key", "key": "token"},
-                        }
-                    ]
-                },
-            },
-            "agents": [{"name": "lead", "role": "senior"}],
-        }
+        route: dict[str, Any] = {"name": "cloud", "endpoint": server.url, "model": "keyed"}
+        spec = routed_spec(route | {"secretRef": {"name": "cloud-key", "key": "token"}})
         owner = Owner("AgentTeam", "keyed", namespace, "uid-keyed", generation=1)
         children = gateway_children(owner, AgentTeamSpec.model_validate(spec), image="hive:t")
         rbac = [c for c in children if c["kind"] in ("ServiceAccount", "Role", "RoleBinding")]
