@@ -12,8 +12,7 @@ import httpx
 import pytest
 
 from tests.integration.test_dev_cluster import SAMPLE, DevCommands
-from tests.integration.test_tracing import until
-from tests.support import free_port
+from tests.support import free_port, until
 
 pytestmark = pytest.mark.integration
 
@@ -67,9 +66,10 @@ def test_dev_up_runs_jaeger_and_the_operators_reconciles_are_traces_there(
     assert applied.returncode == 0, applied.stderr
 
     found = until(
-        "the reconcile of SandboxPolicy strict in Jaeger",
         lambda: reconcile_trace(query_url, "SandboxPolicy", "strict"),
         60,
+        "the reconcile of SandboxPolicy strict in Jaeger",
+        every_s=0.2,
     )
     trace_id = found["traceID"]
     shown = dev.hive("trace", "show", "--trace-id", trace_id, "--width", "200")

@@ -27,7 +27,7 @@ from hive.runtime.tracing.runs import run_span, trace_id_of
 from hive.runtime.tracing.setup import Tracing, tracing_from
 from hive.runtime.tracing.spans import StepSpan, StepTracer
 from hive.settings import TracingSettings
-from tests.integration.test_tracing import until
+from tests.support import until
 
 pytestmark = pytest.mark.integration
 REPLY = SimpleNamespace(
@@ -138,7 +138,7 @@ def test_lean_spans_read_back_whole_from_jaeger(jaeger: DevJaeger) -> None:
             return None
         return tree if len(tree.spans()) == 5 else None
 
-    tree = until(f"trace {trace_id} in Jaeger", fetched, 30)
+    tree = until(fetched, 30, f"trace {trace_id} in Jaeger", every_s=0.2)
     (root,) = tree.roots
     assert root.name == "invoke_workflow spans"
     assert [c.name for c in root.children] == [
