@@ -24,24 +24,14 @@ CACHE=${HIVE_TESTBIN_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/hive/testbin}/$STAMP
 
 if [[ "${1:-}" == "--print" ]]; then echo "$BIN"; exit 0; fi
 
-log() {
-  printf '[testbin %(%H:%M:%S)T] %s\n' -1 "$*" >&2
-  printf '%s %s\n' "$(date +%s)" "$*" > "$STEP_FILE"
-}
-# A step that prints nothing for a while (a cold Go build takes minutes) is announced again every
-# 30 s with its elapsed time, so a silent terminal always means something is wrong.
-STEP_FILE=$(mktemp)
-heartbeat() {
-  local since step
-  while true; do
-    sleep 30 & wait $!
-    read -r since step < "$STEP_FILE" || continue
-    printf '[testbin %(%H:%M:%S)T]   ... still %s (%ds)\n' -1 "$step" $(( $(date +%s) - since )) >&2
-  done
-}
-heartbeat & HEARTBEAT=$!
-# (the script's own exit status survives the clean-up, whatever pkill and kill answer)
-trap 'rc=$?; set +e; pkill -P "$HEARTBEAT" 2>/dev/null; kill "$HEARTBEAT" 2>/dev/null; rm -f "$STEP_FILE"; exit $rc' EXIT
+# Each step is shown as it starts, and named again with its elapsed time while it is quiet
+# (a cold Go build takes minutes), the steps of the scripts run at the end included.
+# shellcheck source=hack/progress.sh
+source "$ROOT/hack/progress.sh"
+progress_start testbin
+# (the script's own exit status survives the clean-up)
+trap 'rc=$?; set +e; progress_stop; exit $rc' EXIT
+log() { progress_log "$@"; }
 have() { [[ -x "$BIN/$1" ]]; }
 mkdir -p "$BIN" "$CACHE"
 started=$(date +%s)
@@ -269,9 +259,11 @@ ln -sfn "$STAMP" "$BASE/current"
 
 # The code sandbox's root filesystem (Debian + python3, cached by recipe hash in ~/.cache/hive).
 log "the sandbox's root filesystem (mmdebstrap the first time, then cached by recipe hash)"
-bash "$ROOT/sandbox-images/build-rootfs.sh" >/dev/null
-bash "$ROOT/hack/node.sh" >&2  # a real node: containerd, runc, CNI, kubelet, gVisor shim, images
-bash "$ROOT/sandbox-images/build-image.sh" >/dev/null  # its OCI image (needs node.sh's buildah)
-bash "$ROOT/hack/build-image.sh" >/dev/null  # the Hive image (the venv's wheels, the model)
+bash "$ROOT/sandbox-images/build-rootfs.sh" 2>&1 >/dev/null | progress_steps
+# a real node: containerd, runc, CNI, kubelet, gVisor shim, images
+bash "$ROOT/hack/node.sh" 2>&1 | progress_steps
+# its OCI image (needs node.sh's buildah)
+bash "$ROOT/sandbox-images/build-image.sh" 2>&1 >/dev/null | progress_steps
+bash "$ROOT/hack/build-image.sh" 2>&1 >/dev/null | progress_steps  # the Hive image
 log "ready in $(( $(date +%s) - started ))s: $BIN"
 echo "$BIN"
