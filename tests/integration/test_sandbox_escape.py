@@ -263,7 +263,12 @@ async def test_filesystem_none_refuses_file_access_but_imports_work() -> None:
 
 
 async def test_fork_bomb_is_stopped_by_the_pids_limit(pool: SandboxPool) -> None:
-    result = await pool.execute("import os\nwhile True:\n    os.fork()\n")
+    # Forking costs CPU, and gVisor counts it for every runnable process of the run (on a busy
+    # host more than the host gave them: 1.4 s in 0.5 s on 2 cores), so with 1 s a bomb could
+    # reach the CPU limit before 16 processes existed at once, and was stopped as `cpu`. With
+    # CPU to spare, only the pids limit can stop it.
+    bomb = "import os\nwhile True:\n    os.fork()\n"
+    result = await pool.execute(bomb, LIMITS.with_(cpu_seconds=60, timeout_s=60))
     assert result.limit is LimitKind.PIDS
     assert "process limit of 16" in result.message
     after = await run_json(
