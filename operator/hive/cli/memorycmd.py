@@ -45,9 +45,11 @@ def load_memory_stores(paths: list[Path]) -> dict[str, MemoryStoreSpec]:
     return stores
 
 
-async def _cluster_store(
+async def cluster_store(
     settings: Settings, name: str, namespace: str
 ) -> tuple[MemoryStoreSpec, str | None, str | None]:
+    """The spec of MemoryStore `namespace`/`name` in the cluster, and the credential (password
+    or API key) and Redis ACL user of its Secret when it names one."""
     import base64
 
     from hive.api.memorystore import USERNAME_KEY
@@ -101,7 +103,7 @@ def open_memory(
         username = memory.username
     else:
         store_name = store
-        spec, secret, username = asyncio.run(_cluster_store(settings, store, namespace))
+        spec, secret, username = asyncio.run(cluster_store(settings, store, namespace))
     backend = open_backend(
         store_name,
         spec,

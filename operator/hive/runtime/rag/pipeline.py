@@ -16,9 +16,18 @@ from hive.settings import Settings
 class DocumentStore:
     """Everything `hive rag` and the search_documents tool need of one store."""
 
-    def __init__(self, spec: MemoryStoreSpec, settings: Settings, embedder: Embedder | None = None):
+    def __init__(
+        self,
+        spec: MemoryStoreSpec,
+        settings: Settings,
+        embedder: Embedder | None = None,
+        *,
+        api_key: str | None = None,
+    ):
+        """`api_key`: the store's Weaviate API key (default: HIVE_RAG__WEAVIATE_API_KEY)."""
         rag = settings.rag
-        api_key = rag.weaviate_api_key.get_secret_value() if rag.weaviate_api_key else None
+        if api_key is None and rag.weaviate_api_key is not None:
+            api_key = rag.weaviate_api_key.get_secret_value()
         chunker = TokenChunker(
             load_tokenizer(settings.agent.embeddings.model_dir), rag.chunk_tokens, rag.chunk_overlap
         )
