@@ -10,8 +10,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import yaml
+from prometheus_client import REGISTRY
 
 from hive.api.agentteam import AgentSpec, AgentTeamSpec, RunOutcome
 from hive.api.toolversion import ToolVersionSpec
@@ -274,6 +276,61 @@ async def test_a_deprecated_version_works_and_warns_once_with_an_event_and_a_cou
     assert [o.deprecated for o in outcomes] == [True, True, True]
     after = DEPRECATED_CALLS.labels("searcher", "old-search", "1.0.0")._value.get()
     assert after - before == 3
+
+
+def sample(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+async def test_a_call_past_its_timeout_is_tried_again_then_unavailable_and_measured(
+    server: HttpToolServer,
+) -> None:
+    slow = f"{server.url}/slow/sluggish?seconds=30"
+    catalog = Catalog(
+        [
+            http_version("sluggish", slow, timeoutSeconds=0.3, retries=1),
+            http_version("prompt", f"{server.url}/echo"),
+        ]
+    )
+    outcomes: list[CallOutcome] = []
+    toolbox, registry = await registry_of(
+        catalog, agent({"name": "sluggish"}, {"name": "prompt"}), publish=outcomes.append
+    )
+    late = {"agent": "searcher", "tool": "sluggish", "version": "1.0.0", "outcome": "Unavailable"}
+    ok = {"agent": "searcher", "tool": "prompt", "version": "1.0.0", "outcome": "ok"}
+    timed = {"tool": "sluggish", "version": "1.0.0"}
+    before = (
+        sample("hive_tool_calls_total", **late),
+        sample("hive_tool_calls_total", **ok),
+        sample("hive_tool_call_seconds_count", **timed),
+        sample("hive_tool_call_seconds_sum", **timed),
+    )
+    try:
+        with pytest.raises(
+            Unavailable,
+            match=r"tool sluggish 1\.0\.0: no answer from http://127\.0\.0\.1:\d+"
+            r"/slow/sluggish in 0\.3 s",
+        ):
+            await call(registry, "sluggish", {})
+        assert await call(registry, "prompt", {"n": 1}) == {"n": 1}
+    finally:
+        await toolbox.close()
+    async with httpx.AsyncClient() as client:
+        arrived = (await client.get(f"{server.url}/calls/sluggish")).json()["calls"]
+    assert arrived == 2, "the first attempt and one retry"
+    assert [(o.tool, o.outcome, o.status) for o in outcomes] == [
+        ("sluggish", "Unavailable", "timeout"),
+        ("prompt", "ok", "200"),
+    ]
+    assert outcomes[0].latency_s >= 0.6, "two attempts of 0.3 s each"
+    after = (
+        sample("hive_tool_calls_total", **late),
+        sample("hive_tool_calls_total", **ok),
+        sample("hive_tool_call_seconds_count", **timed),
+        sample("hive_tool_call_seconds_sum", **timed),
+    )
+    assert [a - b for a, b in zip(after[:3], before[:3], strict=True)] == [1, 1, 1]
+    assert after[3] - before[3] == pytest.approx(outcomes[0].latency_s)
 
 
 async def test_an_unreachable_server_is_an_error_naming_the_tool_and_the_url() -> None:

@@ -6,8 +6,9 @@ Routes (JSON POST): /v1.0/search {q} and /v1.1/search {query, limit} (the sample
 chain), /flaky/{key}?fail=N&status=S (answers S the first N times per key, then 200 with the
 attempts), /auth/bearer, /auth/header, /auth/query (the token as a bearer, an X-API-Key header,
 an api_key query parameter), /bad-output (breaks the declared output schema), /echo,
-/customers {email} (a CRM lookup: the customer of that exact email, else 404). It prints
-"ready <port>" when it listens.
+/customers {email} (a CRM lookup: the customer of that exact email, else 404), /slow/{key}
+?seconds=S (waits S seconds before answering, counting its calls per key; GET /calls/{key}
+says how many arrived). It prints "ready <port>" when it listens.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ CUSTOMERS = {"jane.doe@example.com": "C-1042"}  # the CRM of /customers
 
 def make_app(token: str) -> web.Application:
     attempts: dict[str, int] = {}
+    slow_calls: dict[str, int] = {}
 
     async def search_10(request: web.Request) -> web.Response:
         body = await request.json()
@@ -71,6 +73,15 @@ def make_app(token: str) -> web.Application:
     async def echo(request: web.Request) -> web.Response:
         return web.json_response(await request.json())
 
+    async def slow(request: web.Request) -> web.Response:
+        key = request.match_info["key"]
+        slow_calls[key] = slow_calls.get(key, 0) + 1
+        await asyncio.sleep(float(request.query.get("seconds", "5")))
+        return web.json_response({"late": True})
+
+    async def calls(request: web.Request) -> web.Response:
+        return web.json_response({"calls": slow_calls.get(request.match_info["key"], 0)})
+
     async def customers(request: web.Request) -> web.Response:
         email = (await request.json()).get("email")
         if email not in CUSTOMERS:
@@ -85,6 +96,8 @@ def make_app(token: str) -> web.Application:
     app.router.add_post("/bad-output", bad_output)
     app.router.add_post("/echo", echo)
     app.router.add_post("/customers", customers)
+    app.router.add_post("/slow/{key}", slow)
+    app.router.add_get("/calls/{key}", calls)
     return app
 
 
