@@ -130,3 +130,50 @@ def test_the_operator_registers_its_webhook_under_the_name_the_teardown_removes(
 ) -> None:
     names = cluster.kubectl("get", "validatingwebhookconfiguration", "-o", "name").stdout.split()
     assert names == ["validatingwebhookconfiguration.admissionregistration.k8s.io/hive.dev"]
+
+
+def test_a_composite_or_an_inline_document_that_cannot_run_is_refused_at_apply(
+    cluster: Cluster, operator: None
+) -> None:
+    """Through the real webhook: a composite's source is checked against the namespace's
+    versions (the refusal names the line), an inline document must be OpenAPI with operations."""
+    assert apply(cluster, tool_version("1.0.0")).returncode == 0  # ledger, taking any object
+
+    def composite(source: str) -> dict[str, Any]:
+        manifest = tool_version("1.0.0")
+        manifest["metadata"]["name"] = "digest-1.0.0"
+        manifest["spec"] = {
+            "tool": "digest",
+            "version": "1.0.0",
+            "inputSchema": {"type": "object", "properties": {"topic": {"type": "string"}}},
+            "outputSchema": {"type": "object", "properties": {"summary": {"type": "object"}}},
+            "implementation": {"kind": "composite", "composite": {"source": source}},
+        }
+        return manifest
+
+    unknown = apply(cluster, composite("COMPOSITE digest AS\n    topic -> summarise -> summary\n"))
+    assert unknown.returncode != 0
+    assert (
+        "spec.implementation.composite.source: line 2, column 5: unknown tool summarise "
+        "(tools: ledger)"
+    ) in unknown.stderr
+    cycle = apply(cluster, composite("COMPOSITE digest AS\n    ledger[q=summary] -> summary\n"))
+    assert cycle.returncode != 0
+    assert "line 2, column 5: cycle: summary (line 2) needs summary (line 2)" in cycle.stderr
+    good = apply(cluster, composite("COMPOSITE digest AS\n    ledger[q=topic] -> summary\n"))
+    assert good.returncode == 0, good.stderr
+
+    not_openapi = tool_version("1.0.0")
+    not_openapi["metadata"]["name"] = "notes-1.0.0"
+    not_openapi["spec"] = {
+        "tool": "notes",
+        "version": "1.0.0",
+        "implementation": {"kind": "openapi", "openapi": {"document": {"title": "notes"}}},
+    }
+    refused = apply(cluster, not_openapi)
+    assert refused.returncode != 0
+    assert (
+        "spec.implementation.openapi.document: not an OpenAPI document: no 'openapi' field"
+    ) in refused.stderr
+    for name in ("digest-1.0.0", "ledger-1.0.0"):
+        cluster.kubectl("delete", "toolversion", name, "-n", NS, "--ignore-not-found", check=False)
