@@ -110,5 +110,7 @@ async def test_weaviate_works_with_its_api_key_and_refuses_a_wrong_or_missing_on
             where = f"MemoryStore notes (weaviate at {keyed_weaviate.url})"
             assert refused.value.field == f"{where} spec.connection.secretRef"
             assert refused.value.problem == "the API key was refused"
+            with pytest.raises(InvalidInput, match="the API key was refused"):
+                await memory.store("written with the wrong credential")
         finally:
             await memory.close()
