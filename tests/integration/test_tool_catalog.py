@@ -359,3 +359,34 @@ async def test_a_ref_that_is_not_a_url_leaves_the_tool_out_with_the_reason() -> 
             registry.check("odd", {})
     finally:
         await toolbox.close()
+
+
+async def test_a_builtin_version_runs_the_sandboxed_code_tool_under_the_tool_s_name() -> None:
+    spec = ToolVersionSpec.model_validate(
+        {
+            "tool": "code",
+            "version": "1.0.0",
+            "description": "Run Python code.",
+            "inputSchema": {
+                "type": "object",
+                "properties": {"code": {"type": "string"}},
+                "required": ["code"],
+            },
+            "implementation": {"kind": "builtin", "ref": "python"},
+        }
+    )
+    catalog = Catalog([CatalogEntry(spec, "code-1.0.0", "test")])
+    outcomes: list[CallOutcome] = []
+    toolbox = Toolbox(catalog=catalog, publish=outcomes.append)
+    try:
+        registry = toolbox.for_agent(agent({"name": "code"}), None)
+        await toolbox.started()
+        (schema,) = registry.schemas()
+        assert schema["function"]["name"] == "code"
+        result = await call(registry, "code", {"code": "print(6 * 7)"})
+        with pytest.raises(InvalidInput, match="'code' is a required property"):
+            registry.check("code", {"source": "print(1)"})
+    finally:
+        await toolbox.close()
+    assert (result["exit_code"], result["stdout"].strip()) == (0, "42")
+    assert [(o.tool, o.outcome) for o in outcomes] == [("code", "ok")]
