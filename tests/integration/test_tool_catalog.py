@@ -1,6 +1,8 @@
 """Catalog tools of kind http against a real HTTP service on loopback: the sample web-search
-chain migrated from 1.0 to 1.1 at call time, retries on 429/503, auth from a Secret's value,
-schema checks on both sides, and an agent whose model sends bad arguments hearing why."""
+chain migrated from 1.0 to 1.1 at call time, retries on 429/503 and past the timeout, auth from
+a Secret's value, schema checks on both sides, the outcome's metrics, and an agent whose model
+sends bad arguments hearing why; a builtin version running the sandboxed code tool, and a
+composite whose steps meet the agent's faults."""
 
 from __future__ import annotations
 
@@ -16,10 +18,14 @@ import yaml
 from prometheus_client import REGISTRY
 
 from hive.api.agentteam import AgentSpec, AgentTeamSpec, RunOutcome
+from hive.api.chaos import Fault
 from hive.api.toolversion import ToolVersionSpec
 from hive.errors import ExternalFailure, InvalidInput, Unavailable
 from hive.ports import free_port
 from hive.runtime.models import OpenAICompatible
+from hive.runtime.resilience.chain import ChainParts
+from hive.runtime.resilience.faults import FaultInjector
+from hive.runtime.resilience.faultspec import AimedFault
 from hive.runtime.teams.team import Team
 from hive.runtime.toolbox import Toolbox
 from hive.runtime.tooling.catalog import (
@@ -29,6 +35,8 @@ from hive.runtime.tooling.catalog import (
     Catalog,
     CatalogEntry,
 )
+from hive.runtime.tooling.compose.kind import CompositeKind
+from hive.runtime.tooling.compose.run import StepFailed
 from hive.runtime.tooling.http import HttpKind
 from hive.runtime.tooling.kinds import KindRegistry
 from hive.runtime.tools import ToolRegistry
@@ -67,6 +75,14 @@ def http_version(tool: str, url: str, **implementation: Any) -> CatalogEntry:
         "implementation": {"kind": "http", "ref": url, **implementation},
     }
     return CatalogEntry(ToolVersionSpec.model_validate(spec), f"{tool}-1.0.0", "test")
+
+
+STRING = {"type": "string"}
+
+
+def replace_spec(entry: CatalogEntry, **changes: Any) -> CatalogEntry:
+    spec = ToolVersionSpec.model_validate({**entry.spec.model_dump(), **changes})
+    return CatalogEntry(spec, entry.name, entry.source)
 
 
 def agent(*tools: dict[str, Any]) -> AgentSpec:
@@ -390,3 +406,44 @@ async def test_a_builtin_version_runs_the_sandboxed_code_tool_under_the_tool_s_n
         await toolbox.close()
     assert (result["exit_code"], result["stdout"].strip()) == (0, "42")
     assert [(o.tool, o.outcome) for o in outcomes] == [("code", "ok")]
+
+
+async def test_a_composite_s_steps_pass_the_agent_s_chain_where_faults_meet_them(
+    server: HttpToolServer,
+) -> None:
+    """A fault aimed at the step's tool (not at the composite) fails the step, named in the
+    composite's error with its inputs; without it the same graph runs."""
+    echo = http_version("echo", f"{server.url}/echo")
+    echo = replace_spec(echo, input_schema={"type": "object", "properties": {"text": STRING}})
+    relay = ToolVersionSpec.model_validate(
+        {
+            "tool": "relay",
+            "version": "1.0.0",
+            "inputSchema": {"type": "object", "properties": {"topic": STRING}},
+            "outputSchema": {"type": "object", "properties": {"said": {"type": "object"}}},
+            "implementation": {
+                "kind": "composite",
+                "composite": {"source": "COMPOSITE relay AS\n    echo[text=topic] -> said\n"},
+            },
+        }
+    )
+    catalog = Catalog([echo, CatalogEntry(relay, "relay-1.0.0", "test")])
+    injector = FaultInjector()
+    fault = Fault.model_validate(
+        {"type": "error", "target": "tool", "dependency": "echo", "errorMessage": "echo is down"}
+    )
+    injector.load([AimedFault("exp", 0, fault, frozenset({"searcher"}), None, None, 1)], [])
+    kinds = KindRegistry([HttpKind(backoff_s=0.01), CompositeKind()])
+    toolbox = Toolbox(catalog=catalog, kinds=kinds, chain=ChainParts(faults=injector).chain(""))
+    try:
+        registry = toolbox.for_agent(agent({"name": "relay"}), None)
+        await toolbox.started()
+        with pytest.raises(StepFailed, match="echo is down") as failed:
+            await call(registry, "relay", {"topic": "bees"})
+        message = str(failed.value)
+        assert "tool relay 1.0.0: line 2: step echo@* -> said failed: " in message, message
+        assert message.endswith('its inputs: {"text": "bees"}'), message
+        injector.load([], [])
+        assert await call(registry, "relay", {"topic": "bees"}) == {"said": {"text": "bees"}}
+    finally:
+        await toolbox.close()
