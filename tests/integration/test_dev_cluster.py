@@ -115,6 +115,41 @@ def test_dev_up_brings_back_a_killed_operator_and_status_shows_it_dead(dev: DevC
     assert applied.returncode == 0, applied.stderr
 
 
+def test_dev_up_brings_back_every_part_status_lists(dev: DevCommands) -> None:
+    """Not only the operator: OpenBao, Weaviate, Jaeger and a control-plane part killed together
+    are each shown dead, and one `hive dev up` brings each back."""
+    assert dev.hive("dev", "up").returncode == 0
+    table = ProcessTable(dev.state)
+    victims = {name: table.get(name) for name in ("vault", "weaviate", "jaeger", "kube-scheduler")}
+    for name, record in victims.items():
+        assert record is not None, f"hive dev up started no {name}"
+        os.kill(record.pid, signal.SIGKILL)
+    for record in victims.values():
+        assert record is not None
+        wait_dead(record)
+
+    status = dev.hive("dev", "status")
+    assert status.returncode == 3
+    rows = status.stdout.splitlines()
+    for name, record in victims.items():
+        assert record is not None
+        row = next(line for line in rows if f" {name} " in line)
+        assert "dead" in row, row
+        assert str(record.pid) in row
+
+    back = dev.hive("dev", "up")
+    assert back.returncode == 0, back.stderr
+    for name, record in victims.items():
+        now = table.get(name)
+        assert now is not None, f"{name} not brought back"
+        assert record is not None
+        assert now.pid != record.pid, f"{name} not restarted"
+        assert now.alive(), f"{name} died again"
+    assert dev.hive("dev", "status").returncode == 0
+    applied = dev.kubectl("apply", "-f", str(SAMPLE))
+    assert applied.returncode == 0, applied.stderr
+
+
 def test_status_of_a_cluster_never_started_is_not_ok(dev: DevCommands) -> None:
     status = dev.hive("dev", "status")
     assert status.returncode == 3
