@@ -22,6 +22,7 @@ from hive.api.chaos import Fault
 from hive.api.toolversion import ToolVersionSpec
 from hive.errors import ExternalFailure, InvalidInput, Unavailable
 from hive.ports import free_port
+from hive.runtime.events import EventBus, EventKind
 from hive.runtime.models import OpenAICompatible
 from hive.runtime.resilience.chain import ChainParts
 from hive.runtime.resilience.faults import FaultInjector
@@ -34,6 +35,7 @@ from hive.runtime.tooling.catalog import (
     CallOutcome,
     Catalog,
     CatalogEntry,
+    publish_to,
 )
 from hive.runtime.tooling.compose.kind import CompositeKind
 from hive.runtime.tooling.compose.run import StepFailed
@@ -274,9 +276,9 @@ async def test_a_deprecated_version_works_and_warns_once_with_an_event_and_a_cou
         }
     )
     catalog = Catalog([CatalogEntry(spec, entry.name, entry.source)])
-    outcomes: list[CallOutcome] = []
+    bus = EventBus()
     toolbox, registry = await registry_of(
-        catalog, agent({"name": "old-search"}), publish=outcomes.append
+        catalog, agent({"name": "old-search"}), publish=publish_to(bus)
     )
     before = DEPRECATED_CALLS.labels("searcher", "old-search", "1.0.0")._value.get()
     try:
@@ -289,7 +291,18 @@ async def test_a_deprecated_version_works_and_warns_once_with_an_event_and_a_cou
     assert warned == [
         "agent searcher calls tool old-search 1.0.0, which is deprecated: use new-search"
     ]
-    assert [o.deprecated for o in outcomes] == [True, True, True]
+    events = list(bus.history)
+    assert [(e.kind, e.agent) for e in events] == [(EventKind.TOOL_OUTCOME, "searcher")] * 3
+    assert {
+        k: events[0].data[k] for k in ("tool", "version", "outcome", "status", "deprecated")
+    } == {
+        "tool": "old-search",
+        "version": "1.0.0",
+        "outcome": "ok",
+        "status": "200",
+        "deprecated": True,
+    }
+    assert events[0].data["latency_s"] > 0
     after = DEPRECATED_CALLS.labels("searcher", "old-search", "1.0.0")._value.get()
     assert after - before == 3
 
