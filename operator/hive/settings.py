@@ -531,6 +531,13 @@ class MemorySettings(BaseModel):
         description="Most memories a Redis store (no vector index: exact search over every "
         "memory) is searched over; a bigger one refuses retrieval. Weaviate has no such limit.",
     )
+    purge_expired_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="With retention.ttl, a store of a memory also deletes the store's memories "
+        "past their TTL, at most this often per process (Weaviate only filters them out of "
+        "queries until deleted; Redis expires them itself; consolidation deletes them too).",
+    )
 
 
 class AgentDebugSettings(BaseModel):

@@ -186,6 +186,32 @@ async def test_expired_memories_are_never_recalled_and_are_deleted(
     assert (result.before, result.expired, result.after) == (1, 1, 0)
 
 
+async def test_a_store_deletes_what_expired_at_most_once_a_purge_interval(
+    weaviate: DevWeaviate, embedder: LocalOnnxEmbedder
+) -> None:
+    clock = Clock()
+    spec = spec_for("weaviate", weaviate, None, retention={"ttl": "2h"})
+    memory = SemanticMemory(
+        "notes", spec, open_backend("notes", spec), embedder, clock=clock, purge_every_s=3 * 3600
+    )
+    try:
+        await memory.store("The coffee machine is being repaired")  # purges (nothing yet)
+        clock.now += 2 * 3600 + 1  # that memory expired
+        await memory.store("The parking garage closes at ten")  # no purge: within 3h of the last
+        assert await memory.count() == 2  # the expired one is still there, filtered out
+        assert len(await memory.retrieve("coffee machine", k=5, min_score=0)) == 1
+        clock.now += 3600  # 3h since the last purge
+        await memory.store("The new badge readers take the old badges")
+        kept = {r.content for r in await memory.records(limit=10)}
+        assert kept == {
+            "The parking garage closes at ten",
+            "The new badge readers take the old badges",
+        }
+        assert await memory.count() == 2
+    finally:
+        await memory.close()
+
+
 async def _sleep(seconds: float) -> None:
     import asyncio
 

@@ -113,7 +113,11 @@ def open_memory(
         redis_scan_limit=memory.redis_scan_limit,
     )
     return store_name, SemanticMemory(
-        store_name, spec, backend, embedder_from_settings(settings.agent.embeddings)
+        store_name,
+        spec,
+        backend,
+        embedder_from_settings(settings.agent.embeddings),
+        purge_every_s=memory.purge_expired_s,
     )
 
 

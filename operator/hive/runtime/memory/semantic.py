@@ -6,7 +6,9 @@ embedder's model and dimensions must be the ones ``spec.embedding`` declares) an
 in a :class:`MemoryBackend`:
 
 - ``store(content, metadata=, importance=, agent=, run=)`` writes one memory; with
-  ``retention.ttl`` it expires that long after it was stored;
+  ``retention.ttl`` it expires that long after it was stored (Redis deletes it then; from a
+  Weaviate collection it is filtered out of every query, and deleted by the next store at
+  least ``purge_every_s`` after the last purge, or by consolidation);
 - ``retrieve(query, k=, filters=, min_score=)`` returns the best `k` memories by score
   (similarity x importance x recency decay, see :mod:`hive.runtime.memory.records`) at or
   above the minimum score (``retention.decay.minScore`` unless given), metadata filters
@@ -24,13 +26,14 @@ backend acknowledged it.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
 from hive.api.memorystore import Backend, MemoryStoreSpec
-from hive.errors import InvalidInput
+from hive.errors import HiveError, InvalidInput
 from hive.runtime.memory.embeddings import Embedder
 from hive.runtime.memory.records import (
     MemoryRecord,
@@ -45,6 +48,7 @@ from hive.runtime.memory.records import (
 from hive.runtime.privacy.wiring import scrub_memory_write
 from hive.runtime.resilience.calls import EMPTY, Call, CallKind, Chain
 
+log = logging.getLogger(__name__)
 T = TypeVar("T")
 OVERSAMPLE = 4
 MIN_CANDIDATES = 20
@@ -113,7 +117,9 @@ class SemanticMemory:
     embedder: Embedder
     clock: Callable[[], float] = time.time
     chain: Chain = EMPTY  # the agent's call chain: memory calls pass it as kind memory
+    purge_every_s: float = 60.0  # expired memories deleted by a store at most this often
     _prepared: bool = field(default=False, init=False)
+    _last_purge: float | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
         check_embedder(self.name, self.spec, self.embedder)
@@ -171,7 +177,25 @@ class SemanticMemory:
         )
         await self._ready()
         await self.call("store", lambda: self.backend.put([record]))
+        await self._purge_expired(now)
         return record
+
+    async def _purge_expired(self, now: float) -> None:
+        """With a TTL, delete the memories past it, at most every `purge_every_s`: a Weaviate
+        collection only filters them out of queries (Redis expires them itself and has none
+        to delete). A failure is logged, not raised: the memory just stored is stored."""
+        if self.ttl_s is None:
+            return
+        if self._last_purge is not None and now - self._last_purge < self.purge_every_s:
+            return
+        self._last_purge = now
+        try:
+            purged = await self.call("purge", lambda: self.backend.purge_expired(now))
+        except HiveError as exc:
+            log.warning("MemoryStore %s: expired memories not deleted: %s", self.name, exc)
+            return
+        if purged:
+            log.info("MemoryStore %s: %d expired memories deleted", self.name, purged)
 
     async def retrieve(
         self,

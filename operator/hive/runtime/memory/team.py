@@ -77,7 +77,13 @@ class TeamMemory:
                 redis_scan_limit=self.settings.redis_scan_limit,
             )
             self.opened[ref.name] = SemanticMemory(
-                ref.name, spec, backend, self._embedder, clock=self.clock, chain=self.chain
+                ref.name,
+                spec,
+                backend,
+                self._embedder,
+                clock=self.clock,
+                chain=self.chain,
+                purge_every_s=self.settings.purge_expired_s,
             )
         return self.opened[ref.name]
 
