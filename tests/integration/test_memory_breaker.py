@@ -138,11 +138,10 @@ async def test_a_killed_store_opens_its_breaker_and_loses_nothing_acknowledged(
         statuses = {s.dependency: s for s in guard.report.breaker_statuses()}
         assert statuses["memory:notes"].state == BreakerState.OPEN
 
-        # open: refused at once, the store not tried (the error names the breaker)
-        started = time.monotonic()
+        # open: refused by the breaker before the store is tried (trying the dead store would
+        # be an Unavailable naming the store, not the breaker's refusal)
         with pytest.raises(BreakerOpen, match="circuit breaker of memory:notes is open"):
             await memory.retrieve("the tide")
-        assert time.monotonic() - started < 0.5
 
         server.start()
         deadline = time.monotonic() + 10 * OPEN_SECONDS
