@@ -126,6 +126,28 @@ def test_the_pod_opens_its_store_with_its_embedder(tmp_path: Path) -> None:
         pod_memory(config, wrong, EMPTY)
 
 
+def test_the_pod_asks_its_embeddings_endpoint_for_the_stores_model(tmp_path: Path) -> None:
+    from hive.cli.agent import pod_memory
+    from hive.runtime.memory.embeddings import OpenAIEmbeddings
+    from hive.runtime.resilience.calls import EMPTY
+    from hive.settings import Settings
+
+    other = {**WEAVIATE, "embedding": {"model": "bge-small-en-v1.5", "dimensions": 512}}
+    p = plan(spec(), {"notes": other})
+    path = tmp_path / "agent.yaml"
+    path.write_text(child(p, "ConfigMap", "lead")["data"]["agent.yaml"])
+    config = PodConfig.load(path, "lead")
+    served = Settings.model_validate({"agent": {"embeddings": {"endpoint": "http://emb:8000"}}})
+    memory = pod_memory(config, served, EMPTY)
+    assert memory is not None
+    embedder = memory.opened["notes"].embedder
+    assert isinstance(embedder, OpenAIEmbeddings)
+    assert (embedder.model, embedder.dimensions) == ("bge-small-en-v1.5", 512)
+
+    with pytest.raises(InvalidInput, match=r"bge-small-en-v1.5 \(512 dimensions\), but the embed"):
+        pod_memory(config, Settings(), EMPTY)  # the local model is all-MiniLM-L6-v2 only
+
+
 def test_chaos_faults_can_aim_at_the_teams_store_and_an_agents_own() -> None:
     from hive.api.agentteam import AgentTeamSpec
     from hive.runtime.resilience.calls import CallKind

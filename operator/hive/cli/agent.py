@@ -381,16 +381,19 @@ def pod_memory(config: PodConfig, settings: Settings, chain: Chain) -> TeamMemor
     entry = config.memory_store
     if entry is None:
         return None
-    from hive.runtime.memory.embeddings import embedder_from_settings
+    from hive.runtime.memory.embeddings import embedder_for_store
     from hive.runtime.memory.semantic import store_spec
     from hive.runtime.memory.team import TeamMemory
 
     name = str(entry.get("name") or "")
     spec = store_spec(entry.get("spec") or {}, f"memoryStore {name}")
+    embedding = spec.embedding  # the embeddings endpoint is asked for the store's model
     memory = TeamMemory(
         team=config.spec,
         stores={name: spec},
-        embedder=lambda: embedder_from_settings(settings.agent.embeddings),
+        embedder=lambda: embedder_for_store(
+            settings.agent.embeddings, embedding.model, embedding.dimensions
+        ),
         run=f"{config.team}-{uuid.uuid4().hex[:8]}",
         settings=settings.agent.memory,
         chain=chain,

@@ -84,7 +84,7 @@ def open_memory(
     settings: Settings, store: str, name: str | None, namespace: str
 ) -> tuple[str, SemanticMemory]:
     """The store `--store` names, opened with the embedder of the settings."""
-    from hive.runtime.memory.embeddings import embedder_from_settings
+    from hive.runtime.memory.embeddings import embedder_for_store
     from hive.runtime.memory.semantic import SemanticMemory, open_backend
 
     memory = settings.agent.memory
@@ -116,7 +116,9 @@ def open_memory(
         store_name,
         spec,
         backend,
-        embedder_from_settings(settings.agent.embeddings),
+        embedder_for_store(
+            settings.agent.embeddings, spec.embedding.model, spec.embedding.dimensions
+        ),
         purge_every_s=memory.purge_expired_s,
     )
 

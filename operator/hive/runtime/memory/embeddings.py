@@ -12,7 +12,9 @@ Every embedder satisfies :class:`Embedder` (``await embed(texts)``, ``model``, `
   worker thread, one at a time, so the event loop is never blocked and two requests never fight
   over the same cores.
 - :class:`OpenAIEmbeddings` sends ``POST {base}/v1/embeddings`` with httpx, so a hosted model or
-  a ``hive model serve --embeddings`` pod replaces the local one without changing the caller.
+  a ``hive model serve --embeddings`` pod replaces the local one without changing the caller;
+  :func:`embedder_for_store` asks it for the model and size a MemoryStore's
+  ``spec.embedding`` names.
 
 Vectors of another length than the embedder declares are refused with
 :class:`EmbeddingDimensionMismatch`, which names the model and both sizes: an index built for
@@ -403,3 +405,16 @@ def embedder_from_settings(settings: EmbeddingsSettings) -> LocalOnnxEmbedder | 
         max_tokens=settings.max_tokens,
         batch_size=settings.batch_size,
     )
+
+
+def embedder_for_store(
+    settings: EmbeddingsSettings, model: str, dimensions: int
+) -> LocalOnnxEmbedder | OpenAIEmbeddings:
+    """The embedder for a store whose vectors are `model` with `dimensions` (its
+    ``spec.embedding``): an endpoint (``settings.endpoint``) is asked for that model and size,
+    so a store of any model its endpoint serves works without further settings; without one
+    it is the local model of the settings, which a store of another model refuses
+    (:func:`hive.runtime.memory.semantic.check_embedder`)."""
+    if settings.endpoint:
+        settings = settings.model_copy(update={"model": model, "dimensions": dimensions})
+    return embedder_from_settings(settings)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from types import TracebackType
 
 from hive.api.memorystore import MemoryStoreSpec
-from hive.runtime.memory.embeddings import Embedder, embedder_from_settings
+from hive.runtime.memory.embeddings import Embedder, embedder_for_store
 from hive.runtime.rag.chunking import TokenChunker, load_tokenizer
 from hive.runtime.rag.index import ChunkIndex, connect
 from hive.runtime.rag.retrieval import Retriever
@@ -31,7 +31,9 @@ class DocumentStore:
         chunker = TokenChunker(
             load_tokenizer(settings.agent.embeddings.model_dir), rag.chunk_tokens, rag.chunk_overlap
         )
-        self.embedder = embedder or embedder_from_settings(settings.agent.embeddings)
+        self.embedder = embedder or embedder_for_store(
+            settings.agent.embeddings, spec.embedding.model, spec.embedding.dimensions
+        )
         self.index = ChunkIndex(connect(spec, api_key), spec.collection, self.embedder, chunker)
         self.retriever = Retriever(self.index, self.embedder, rag)
         self.settings = settings
