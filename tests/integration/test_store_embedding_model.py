@@ -1,8 +1,9 @@
 """A MemoryStore's ``spec.embedding`` names the model its vectors come from, and an embeddings
 endpoint is asked for that model: a real `hive model serve --embeddings` process serving the
 local model under another name (``team-minilm``) embeds for `hive memory` and `hive rag` on a
-store that names it, on a real Weaviate, with nothing but the endpoint set for the commands; a
-store that declares another vector size than the endpoint returns is refused, naming both."""
+store that names it, and for a team's agents in `hive run` (a scripted chat model), on a real
+Weaviate, with nothing but the endpoint set for the commands; a store that declares another
+vector size than the endpoint returns is refused, naming both."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import pytest
 
 from hive.dev.weaviate import DevWeaviate
 from hive.ports import free_port
+from tests.scripted_model import scripted_model
 from tests.support import stop_process, wait_until_answers
 
 pytestmark = pytest.mark.integration
@@ -90,6 +92,37 @@ def test_the_endpoint_embeds_for_a_store_of_the_model_it_serves(
     indexed = hive(endpoint, "rag", "index", str(page), "--store", str(documents))
     assert indexed.returncode == 0, indexed.stderr
     assert "ServedDocs: 1 chunks" in indexed.stdout
+
+
+def test_hive_run_embeds_with_the_endpoint_for_the_teams_store(
+    endpoint: str, weaviate: DevWeaviate, tmp_path: Path
+) -> None:
+    team = tmp_path / "team.yaml"
+    store = store_file(tmp_path, weaviate, "ServedTeam", 384).read_text()
+    team.write_text(
+        """apiVersion: hive.dev/v1alpha1
+kind: AgentTeam
+metadata: {name: canteen}
+spec:
+  goal: Know the canteen
+  model: {provider: openai-compatible, endpoint: "http://127.0.0.1:1/v1", name: m}
+  memory: {storeRef: {name: notes}}
+  agents:
+    - {name: scribe, role: senior}
+---
+"""
+        + store
+    )
+    fact = "The canteen closes at three on Wednesdays"
+    remember = {"name": "remember", "arguments": {"content": fact}}
+    with scripted_model({"scribe": [{"tool_calls": [remember]}, {"content": "Noted."}]}) as model:
+        ran = hive(
+            endpoint, "run", str(team), "Note when the canteen closes", "--endpoint", model.url
+        )
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    recalled = hive(endpoint, "memory", "recall", "--store", str(team), "canteen hours", "--json")
+    assert recalled.returncode == 0, recalled.stderr
+    assert [json.loads(line)["content"] for line in recalled.stdout.splitlines()] == [fact]
 
 
 def test_a_store_of_another_vector_size_is_refused_naming_both(

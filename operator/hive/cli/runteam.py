@@ -53,6 +53,7 @@ from hive.settings import get_settings
 
 if TYPE_CHECKING:
     from hive.cli.debugcmd import DebugChoice
+    from hive.runtime.memory.embeddings import Embedder
     from hive.runtime.memory.team import TeamMemory
 
 EXIT_CODES = {RunOutcome.SUCCEEDED: 0, RunOutcome.FAILED: 1, RunOutcome.DEADLOCKED: 3}
@@ -366,20 +367,26 @@ def local_memory(
     spec: AgentTeamSpec, stores: dict[str, MemoryStoreSpec], chain: Chain
 ) -> TeamMemory | None:
     """The team's semantic memory in this run (None when no agent has a store): the stores of
-    the team file, the embedder of the settings, a new run id for what the agents store. Every
-    agent's store is opened here, so a missing store or a wrong embedder stops the run before
-    it starts."""
+    the team file, the embedder of the settings (an endpoint asked for the model of the first
+    store opened), a new run id for what the agents store. Every agent's store is opened here,
+    so a missing store or a wrong embedder stops the run before it starts."""
     from hive.api.agentteam import memory_store_ref
-    from hive.runtime.memory.embeddings import embedder_from_settings
+    from hive.runtime.memory.embeddings import embedder_for_store
     from hive.runtime.memory.team import TeamMemory
 
-    if not any(memory_store_ref(spec, agent) for agent in spec.agents):
+    named = [ref.name for agent in spec.agents if (ref := memory_store_ref(spec, agent))]
+    if not named:
         return None
     settings = get_settings().agent
+
+    def embedder() -> Embedder:  # made when the first agent's store opens
+        embedding = stores[named[0]].embedding
+        return embedder_for_store(settings.embeddings, embedding.model, embedding.dimensions)
+
     team_memory = TeamMemory(
         team=spec,
         stores=stores,
-        embedder=lambda: embedder_from_settings(settings.embeddings),
+        embedder=embedder,
         run=uuid.uuid4().hex[:12],
         settings=settings.memory,
         chain=chain,
