@@ -196,6 +196,12 @@ CASES: list[tuple[str, str, dict, str]] = [  # type: ignore[type-arg]
     ),
     ("MemoryStore", "bad-backend", {"backend": "postgres"}, "spec.backend"),
     ("MemoryStore", "bad-ttl", {"retention": {"ttl": "forever"}}, "spec.retention.ttl"),
+    (
+        "MemoryStore",
+        "wrong-dimensions",
+        {"embedding": {"model": "all-MiniLM-L6-v2", "dimensions": 768}},
+        "spec.embedding.dimensions: all-MiniLM-L6-v2 gives 384-dimensional vectors, not 768",
+    ),
     # ChaosExperiment
     (
         "ChaosExperiment",

@@ -132,7 +132,7 @@ def test_the_pod_asks_its_embeddings_endpoint_for_the_stores_model(tmp_path: Pat
     from hive.runtime.resilience.calls import EMPTY
     from hive.settings import Settings
 
-    other = {**WEAVIATE, "embedding": {"model": "bge-small-en-v1.5", "dimensions": 512}}
+    other = {**WEAVIATE, "embedding": {"model": "team-embedder-v2", "dimensions": 512}}
     p = plan(spec(), {"notes": other})
     path = tmp_path / "agent.yaml"
     path.write_text(child(p, "ConfigMap", "lead")["data"]["agent.yaml"])
@@ -142,9 +142,9 @@ def test_the_pod_asks_its_embeddings_endpoint_for_the_stores_model(tmp_path: Pat
     assert memory is not None
     embedder = memory.opened["notes"].embedder
     assert isinstance(embedder, OpenAIEmbeddings)
-    assert (embedder.model, embedder.dimensions) == ("bge-small-en-v1.5", 512)
+    assert (embedder.model, embedder.dimensions) == ("team-embedder-v2", 512)
 
-    with pytest.raises(InvalidInput, match=r"bge-small-en-v1.5 \(512 dimensions\), but the embed"):
+    with pytest.raises(InvalidInput, match=r"team-embedder-v2 \(512 dimensions\), but the embed"):
         pod_memory(config, Settings(), EMPTY)  # the local model is all-MiniLM-L6-v2 only
 
 

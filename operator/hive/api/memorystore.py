@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from enum import StrEnum
 
-from pydantic import ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, ValidationInfo, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from hive.api.agentteam import SchedulingSpec
@@ -64,13 +64,49 @@ class Connection(HiveModel):
         return self.endpoint
 
 
+# Models that give vectors of one size only (sentence-transformers' and BAAI's published models,
+# OpenAI's ada-002), by name without an organisation prefix: a store naming one of them with
+# another size could never hold their vectors. Models that can shorten their vectors (OpenAI's
+# text-embedding-3) and models not listed are taken at the size the store names.
+FIXED_DIMENSIONS = {
+    "all-minilm-l6-v2": 384,
+    "all-minilm-l12-v2": 384,
+    "all-mpnet-base-v2": 768,
+    "multi-qa-minilm-l6-cos-v1": 384,
+    "paraphrase-multilingual-minilm-l12-v2": 384,
+    "bge-small-en-v1.5": 384,
+    "bge-base-en-v1.5": 768,
+    "bge-large-en-v1.5": 1024,
+    "text-embedding-ada-002": 1536,
+}
+
+
 class Embedding(HiveModel):
     """The model that turns text into vectors."""
 
     model: str = Field(
         default="all-MiniLM-L6-v2", min_length=1, description="Sentence-embedding model name."
     )
-    dimensions: int = Field(default=384, ge=1, le=8192, description="Vector size.")
+    dimensions: int = Field(
+        default=384,
+        ge=1,
+        le=8192,
+        description="Vector size; for a model of one size (all-MiniLM-L6-v2: 384, "
+        "bge-base-en-v1.5: 768, ...) it must be that size.",
+    )
+
+    @field_validator("dimensions")
+    @classmethod
+    def _the_models_size(cls, dimensions: int, info: ValidationInfo) -> int:
+        model = info.data.get("model")
+        size = FIXED_DIMENSIONS.get(model.rsplit("/", 1)[-1].lower()) if model else None
+        if size is not None and dimensions != size:
+            raise PydanticCustomError(
+                "embedding_dimensions",
+                "{model} gives {size}-dimensional vectors, not {dimensions}",
+                {"model": model, "size": size, "dimensions": dimensions},
+            )
+        return dimensions
 
 
 class Decay(HiveModel):
