@@ -111,7 +111,7 @@ async def test_a_due_store_is_consolidated_and_the_next_run_is_scheduled(
         "summaries": 0,
         "summarized": 0,
     }
-    assert done["objectCount"] == 3  # the probe counted before the consolidation
+    assert done["objectCount"] == 2  # what the store holds after the consolidation
 
     # Reconciled again the same day: not due, the counts stay.
     await reconcile_store(NS, "nightly")

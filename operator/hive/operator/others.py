@@ -256,6 +256,21 @@ async def reconcile_store(namespace: str, name: str) -> StoreRun | None:
                 embeddings_endpoint=STATE.require_settings().operator.embeddings_endpoint,
             )
             last = now
+            # what the store holds now, not before the consolidation merged and dropped
+            probe = await probe_store(
+                store,
+                credentials,
+                timeout_s=settings.memory_probe_timeout_s,
+                count_limit=settings.memory_count_limit,
+            )
+            status = store_status(
+                resolved_wire(name, namespace, spec),
+                obj.get("status"),
+                probe,
+                generation=generation,
+                now=now,
+                more=more,
+            )
         status = status.model_copy(
             update={
                 "last_consolidation": last,
