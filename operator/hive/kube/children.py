@@ -17,11 +17,12 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from lightkube import ALL_NS, ApiError, codecs
+from lightkube.operators import Operator, exists
 from lightkube.resources.apps_v1 import Deployment, StatefulSet
 from lightkube.resources.autoscaling_v2 import HorizontalPodAutoscaler
 from lightkube.resources.core_v1 import (
@@ -226,6 +227,25 @@ async def list_labelled(
         async for item in client.list(res, namespace=namespace, labels=dict(labels)):
             out.append(item.to_dict())
     return out
+
+
+LIST_PAGE = 200  # objects a listing of a whole kind asks for at a time
+
+
+async def each_selected(
+    client: ApiClient, kind: str, namespace: str | None, labels: Mapping[str, str | None]
+) -> AsyncIterator[dict[str, Any]]:
+    """Objects of `kind` in `namespace` (every namespace: None) carrying `labels` (None: the
+    label with any value), as plain dicts, listed a page at a time."""
+    selector: dict[str, str | Operator[Any] | Iterable[Any] | None] = {
+        key: exists() if value is None else value for key, value in labels.items()
+    }
+    where = ALL_NS if namespace is None else namespace
+    with api_errors(f"{kind} in {namespace or 'all namespaces'}"):
+        async for item in client.list(
+            KIND_RESOURCES[kind], namespace=where, labels=selector, chunk_size=LIST_PAGE
+        ):
+            yield item.to_dict()
 
 
 async def prune(

@@ -36,7 +36,7 @@ from hive.operator.metrics import RECONCILE_SECONDS, RECONCILES
 from hive.operator.others import reconcile_policy, reconcile_store, reconcile_tool
 from hive.operator.queue import Coalescer
 from hive.operator.state import STATE
-from hive.operator.teams import forget_absent, reconcile_team
+from hive.operator.teams import AGENT_PODS, DEPLOYMENTS, forget_absent, reconcile_team
 from hive.operator.vault import forget_team, store_for, sweep
 from hive.reconcile.agentteam import breakers_open
 from hive.reconcile.capability import capability_settled
@@ -44,7 +44,6 @@ from hive.reconcile.chaos import needs_polling
 from hive.reconcile.memorybackend import STORE_LABEL
 from hive.reconcile.memorywiring import store_digest, teams_referencing
 from hive.reconcile.meta import AGENT_LABEL, MANAGED_BY, TEAM_LABEL
-from hive.reconcile.pods import PodObserved, observe_pod
 from hive.runtime.tracing.reconciles import reconcile_span
 from hive.runtime.tracing.setup import flush_installed, install, tracing_from
 from hive.verify.verdicts import VERIFIER
@@ -211,8 +210,11 @@ def _watch_children(group: str, version: str, plural: str) -> None:
     async def child_changed(
         body: kopf.Body, labels: dict[str, str], namespace: str, type: str | None, **_: Any
     ) -> None:
-        # the echo of the operator's own apply wakes nobody; a change by anyone else does
+        # the echo of the operator's own apply wakes nobody; a change by anyone else does,
+        # and so does a Deployment's rollout, which its team reports
         changed = STATE.children.seen(body, deleted=type == "DELETED")
+        if plural == "deployments":
+            changed = DEPLOYMENTS.seen(body, deleted=type == "DELETED") or changed
         team = labels.get(TEAM_LABEL)
         if team and changed:
             TEAMS.request(namespace, team)
@@ -237,32 +239,20 @@ for _group, _version, _plural in (
 # A node going NotReady wakes the team through its Deployments: the node controller marks the
 # node's pods not Ready (about 40 s after the kubelet's last word), so the Deployments lose
 # available replicas; the periodic resync (resync_s) is the safety net.
-_seen_pods: dict[str, tuple[tuple[str, str], PodObserved | None]] = {}  # uid -> team, seen
-track("agent pods seen", lambda: len(_seen_pods), _seen_pods.clear)
 
 
 @kopf.on.event("", "v1", "pods", labels={TEAM_LABEL: kopf.PRESENT, AGENT_LABEL: kopf.PRESENT})
 @_namespaced
 async def agent_pod_event(
     body: kopf.Body,
-    uid: str,
     labels: dict[str, str],
     namespace: str,
     type: str | None,
     **_: Any,
 ) -> None:
     team = labels.get(TEAM_LABEL)
-    if not team:
-        return
-    if type == "DELETED":
-        _seen_pods.pop(uid, None)
+    if team and (AGENT_PODS.seen(body, deleted=type == "DELETED") or type == "DELETED"):
         TEAMS.request(namespace, team)
-        return
-    seen = ((namespace, team), observe_pod(body))
-    if _seen_pods.get(uid) == seen:
-        return
-    _seen_pods[uid] = seen
-    TEAMS.request(namespace, team)
 
 
 # --- SandboxPolicy: its own reconcile, then the teams that use it --------------------------------
@@ -410,8 +400,6 @@ def forget_absent_objects(kind: str, objects: list[dict[str, Any]]) -> None:
         del _seen_specs[uid]
     for uid in [u for u in _seen_tool_calls if u not in uids]:
         del _seen_tool_calls[uid]
-    for uid in [u for u, (team, _) in _seen_pods.items() if team not in teams]:
-        del _seen_pods[uid]
     forget_absent(teams)
 
 
@@ -425,6 +413,8 @@ async def resync_forever(interval_s: float) -> None:
         await asyncio.sleep(interval_s)
         if not may_act():  # a standby replica leaves everything to the leader
             continue
+        DEPLOYMENTS.stale()  # listed again: what a watch that lost its place did not say
+        AGENT_PODS.stale()
         try:
             for kind, queue in queues:
                 objects = await list_hive_objects(STATE.client(), kind, watched)

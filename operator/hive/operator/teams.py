@@ -13,7 +13,7 @@ import asyncio
 import datetime as dt
 import logging
 import os
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import replace
 from typing import Any
 
@@ -24,16 +24,17 @@ from hive.api.toolversion import ToolVersionSpec
 from hive.errors import HiveError
 from hive.kube.children import (
     apply_objects,
+    each_selected,
     get_hive_object,
     get_object,
     latest_event,
     list_hive_objects,
-    list_labelled,
     prune,
 )
 from hive.kube.client import ApiClient
 from hive.kube.status import apply_status
 from hive.operator.footprint import track
+from hive.operator.observed import TeamIndex
 from hive.operator.state import STATE
 from hive.operator.vault import (
     TeamIdentities,
@@ -108,6 +109,59 @@ def forget_absent(present: Iterable[TeamKey]) -> None:
     keep = set(present)
     for key in [k for k in _uids.keys() | _pruned.keys() if k not in keep]:
         _forget(key)
+    DEPLOYMENTS.forget_teams_except(keep)
+    AGENT_PODS.forget_teams_except(keep)
+
+
+def _team_of(obj: Mapping[str, Any]) -> str | None:
+    team = ((obj.get("metadata") or {}).get("labels") or {}).get(TEAM_LABEL)
+    return team if isinstance(team, str) and team else None
+
+
+def _deployment_seen(dep: Mapping[str, Any]) -> dict[str, Any]:
+    """What a team's plan reads of its Deployment (hive.reconcile.agentteam): its generation
+    and how far its rollout got."""
+    meta, status = dep.get("metadata") or {}, dep.get("status") or {}
+    rollout = ("observedGeneration", "availableReplicas", "updatedReplicas")
+    kept = {k: status.get(k) for k in rollout}
+    conditions = [
+        {k: c.get(k) for k in ("type", "status", "reason", "message")}
+        for c in status.get("conditions") or []
+    ]
+    return {
+        "metadata": {"name": meta.get("name"), "generation": meta.get("generation", 0)},
+        "status": {**{k: v for k, v in kept.items() if v is not None}, "conditions": conditions},
+    }
+
+
+def _agent_pod_seen(pod: Mapping[str, Any]) -> tuple[str, PodObserved] | None:
+    """An agent's pod, observed, with its agent's name; None for one on its way out."""
+    agent = ((pod.get("metadata") or {}).get("labels") or {}).get(AGENT_LABEL)
+    seen = observe_pod(pod)
+    return (agent, seen) if isinstance(agent, str) and seen is not None else None
+
+
+def _listing(kind: str, labels: Mapping[str, str | None]) -> Callable[[], AsyncIterator[Any]]:
+    def every_one() -> AsyncIterator[dict[str, Any]]:
+        watched = STATE.require_settings().operator.namespace  # None: every namespace
+        return each_selected(STATE.client(), kind, watched, labels)
+
+    return every_one
+
+
+# The teams' Deployments and agent pods as the watch reports them (hive.operator.handlers feeds
+# them), selected as the watch selects them.
+DEPLOYMENTS = TeamIndex(
+    "team deployments",
+    _team_of,
+    _deployment_seen,
+    _listing("Deployment", {"app.kubernetes.io/managed-by": MANAGED_BY, TEAM_LABEL: None}),
+)
+AGENT_PODS = TeamIndex(
+    "agent pods", _team_of, _agent_pod_seen, _listing("Pod", {TEAM_LABEL: None, AGENT_LABEL: None})
+)
+track("team deployments", lambda: len(DEPLOYMENTS), DEPLOYMENTS.clear)
+track("agent pods seen", lambda: len(AGENT_PODS), AGENT_PODS.clear)
 
 
 def _referenced_policies(spec: dict[str, Any]) -> set[str]:
@@ -134,11 +188,8 @@ async def _agent_pods(
     """The team's agent pods, observed, by agent name; a pod that has waited long for its
     sandbox carries what its latest FailedCreatePodSandBox event says."""
     pods: dict[str, list[PodObserved]] = {}
-    for pod in await list_labelled(client, "Pod", namespace, {TEAM_LABEL: team}):
-        agent = ((pod.get("metadata") or {}).get("labels") or {}).get(AGENT_LABEL)
-        seen = observe_pod(pod)
-        if not isinstance(agent, str) or seen is None:
-            continue
+    held = await AGENT_PODS.of_team(namespace, team)
+    for _, (agent, seen) in sorted(held.items()):
         if needs_sandbox_event(seen, now):
             try:
                 said = await latest_event(client, namespace, seen.name, SANDBOX_EVENT_REASON)
@@ -285,12 +336,11 @@ async def reconcile_team(namespace: str, name: str) -> TeamPlan | None:
     owner = Owner("AgentTeam", name, namespace, meta["uid"], meta.get("generation", 0))
     labels = {TEAM_LABEL: name, "app.kubernetes.io/managed-by": MANAGED_BY}
     now = dt.datetime.now(dt.UTC)
-    # the two reads every reconcile makes, at once
-    listed, pods = await asyncio.gather(
-        list_labelled(client, "Deployment", namespace, labels),
-        _agent_pods(client, namespace, name, now),
+    # what the watch says of the team's Deployments and pods (listed once for every team when
+    # not known: at the start, after a change of leadership, at each resync)
+    deployments, pods = await asyncio.gather(
+        DEPLOYMENTS.of_team(namespace, name), _agent_pods(client, namespace, name, now)
     )
-    deployments = {d["metadata"]["name"]: d for d in listed}
     policies = {}
     for policy_name in _referenced_policies(spec):
         found = await get_hive_object(client, "SandboxPolicy", namespace, policy_name)
