@@ -36,7 +36,7 @@ from hive.operator.metrics import RECONCILE_SECONDS, RECONCILES
 from hive.operator.others import reconcile_policy, reconcile_store, reconcile_tool
 from hive.operator.queue import Coalescer
 from hive.operator.state import STATE
-from hive.operator.teams import AGENT_PODS, DEPLOYMENTS, forget_absent, reconcile_team
+from hive.operator.teams import AGENT_PODS, DEPLOYMENTS, OWNED, forget_absent, reconcile_team
 from hive.operator.vault import forget_team, store_for, sweep
 from hive.reconcile.agentteam import breakers_open
 from hive.reconcile.capability import capability_settled
@@ -198,7 +198,7 @@ async def agent_team_event(
         POLICIES.request(namespace, policy)
 
 
-def _watch_children(group: str, version: str, plural: str) -> None:
+def _watch_children(group: str, version: str, plural: str, kind: str) -> None:
     @kopf.on.event(
         group,
         version,
@@ -212,24 +212,27 @@ def _watch_children(group: str, version: str, plural: str) -> None:
     ) -> None:
         # the echo of the operator's own apply wakes nobody; a change by anyone else does,
         # and so does a Deployment's rollout, which its team reports
-        changed = STATE.children.seen(body, deleted=type == "DELETED")
-        if plural == "deployments":
-            changed = DEPLOYMENTS.seen(body, deleted=type == "DELETED") or changed
+        deleted = type == "DELETED"
+        changed = STATE.children.seen(body, deleted=deleted)
+        OWNED[kind].seen(body, deleted=deleted)
+        if kind == "Deployment":
+            changed = DEPLOYMENTS.seen(body, deleted=deleted) or changed
         team = labels.get(TEAM_LABEL)
         if team and changed:
             TEAMS.request(namespace, team)
 
 
-for _group, _version, _plural in (
-    ("", "v1", "serviceaccounts"),
-    ("rbac.authorization.k8s.io", "v1", "roles"),
-    ("rbac.authorization.k8s.io", "v1", "rolebindings"),
-    ("", "v1", "configmaps"),
-    ("", "v1", "services"),
-    ("apps", "v1", "deployments"),
-    ("networking.k8s.io", "v1", "networkpolicies"),
+for _group, _version, _plural, _kind in (
+    ("", "v1", "serviceaccounts", "ServiceAccount"),
+    ("rbac.authorization.k8s.io", "v1", "roles", "Role"),
+    ("rbac.authorization.k8s.io", "v1", "rolebindings", "RoleBinding"),
+    ("", "v1", "configmaps", "ConfigMap"),
+    ("", "v1", "services", "Service"),
+    ("apps", "v1", "deployments", "Deployment"),
+    ("networking.k8s.io", "v1", "networkpolicies", "NetworkPolicy"),
+    ("autoscaling", "v2", "horizontalpodautoscalers", "HorizontalPodAutoscaler"),
 ):
-    _watch_children(_group, _version, _plural)
+    _watch_children(_group, _version, _plural, _kind)
 
 
 # The agents' pods: what keeps one from running (an image it cannot pull, a crash loop, no node

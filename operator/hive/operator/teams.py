@@ -24,12 +24,12 @@ from hive.api.toolversion import ToolVersionSpec
 from hive.errors import HiveError
 from hive.kube.children import (
     apply_objects,
+    delete,
     each_selected,
     get_hive_object,
     get_object,
     latest_event,
     list_hive_objects,
-    prune,
 )
 from hive.kube.client import ApiClient
 from hive.kube.status import apply_status
@@ -109,8 +109,9 @@ def forget_absent(present: Iterable[TeamKey]) -> None:
     keep = set(present)
     for key in [k for k in _uids.keys() | _pruned.keys() if k not in keep]:
         _forget(key)
-    DEPLOYMENTS.forget_teams_except(keep)
-    AGENT_PODS.forget_teams_except(keep)
+    indexes: list[TeamIndex[Any]] = [DEPLOYMENTS, AGENT_PODS, *OWNED.values()]
+    for index in indexes:
+        index.forget_teams_except(keep)
 
 
 def _team_of(obj: Mapping[str, Any]) -> str | None:
@@ -162,6 +163,47 @@ AGENT_PODS = TeamIndex(
 )
 track("team deployments", lambda: len(DEPLOYMENTS), DEPLOYMENTS.clear)
 track("agent pods seen", lambda: len(AGENT_PODS), AGENT_PODS.clear)
+
+
+def _owners(obj: Mapping[str, Any]) -> frozenset[str]:
+    refs = (obj.get("metadata") or {}).get("ownerReferences") or []
+    return frozenset(str(r["uid"]) for r in refs if isinstance(r, Mapping) and r.get("uid"))
+
+
+# Every team's children by kind, with their owners' uids: what pruning reads. Listed once at the
+# start and after a change of leadership, kept by the watch; an entry a missed deletion left
+# costs one DELETE answered 404.
+OWNED = {
+    kind: TeamIndex(
+        f"{kind} of teams",
+        _team_of,
+        _owners,
+        _listing(kind, {"app.kubernetes.io/managed-by": MANAGED_BY, TEAM_LABEL: None}),
+    )
+    for kind in CHILD_KINDS
+}
+
+
+def _forget_children() -> None:
+    for index in OWNED.values():
+        index.clear()
+
+
+track("team children", lambda: sum(len(index) for index in OWNED.values()), _forget_children)
+
+
+async def _prune(
+    client: ApiClient, namespace: str, team: str, uid: str, keep: set[tuple[str, str]]
+) -> list[str]:
+    """Delete the children the team (`uid`) owns that its plan no longer has; what went."""
+    held = await asyncio.gather(*(OWNED[kind].of_team(namespace, team) for kind in CHILD_KINDS))
+    gone = []
+    for kind, children in zip(CHILD_KINDS, held, strict=True):
+        for child, owners in sorted(children.items()):
+            surplus = uid in owners and (kind, child) not in keep
+            if surplus and await delete(client, kind, namespace, child):
+                gone.append(f"{kind}/{child}")
+    return gone
 
 
 def _referenced_policies(spec: dict[str, Any]) -> set[str]:
@@ -334,7 +376,6 @@ async def reconcile_team(namespace: str, name: str) -> TeamPlan | None:
         _forget(key)
         _uids[key] = meta["uid"]
     owner = Owner("AgentTeam", name, namespace, meta["uid"], meta.get("generation", 0))
-    labels = {TEAM_LABEL: name, "app.kubernetes.io/managed-by": MANAGED_BY}
     now = dt.datetime.now(dt.UTC)
     # what the watch says of the team's Deployments and pods (listed once for every team when
     # not known: at the start, after a change of leadership, at each resync)
@@ -422,8 +463,9 @@ async def reconcile_team(namespace: str, name: str) -> TeamPlan | None:
     await apply_objects(
         client, [c for c in plan.children if c["kind"] != "Deployment"], cache=cache
     )
-    # A Deployment the list above did not find (deleted, or its labels edited away, which
-    # hides it from the watch too) is applied whatever the watch last said.
+    # A Deployment missing from what the watch holds (deleted; or its labels edited away, which
+    # hides it from the watch, and the next resync's listing finds it gone) is applied whatever
+    # the cache of applied children says.
     wanted_deployments = [c for c in plan.children if c["kind"] == "Deployment"]
     for deployment in wanted_deployments:
         if deployment["metadata"]["name"] not in deployments:
@@ -439,7 +481,7 @@ async def reconcile_team(namespace: str, name: str) -> TeamPlan | None:
         and not _new_since_start(meta, owner.generation)
     ):
         keep = {(c["kind"], c["metadata"]["name"]) for c in plan.children}
-        gone = await prune(client, namespace, labels, meta["uid"], keep, CHILD_KINDS)
+        gone = await _prune(client, namespace, name, meta["uid"], keep)
         _pruned[key] = owner.generation
         if gone:
             log.info("AgentTeam %s/%s: pruned %s", namespace, name, ", ".join(gone))
