@@ -4,20 +4,23 @@ busy operator's reads, and each one is a scan of the namespace on the API server
 thousand teams cost a thousand times a thousand.
 
 An index is fed by the watch's events (the kopf handlers of hive.operator.handlers) and is
-complete once it has been listed since it was last emptied or marked stale: the first
-reconcile after the start, a change of leadership or a periodic resync lists the kind once for
-every team (a page at a time, keeping only what a reconcile needs), while the events go on.
-The events seen during that listing are laid over it in order, so nothing that changed or went
-meanwhile is lost; and as the listing replaces what was held, an object whose deletion a watch
-never reported (a watch that lost its place) is dropped by the next resync at the latest.
+complete once it has been listed since it was last emptied: the first reconcile after the
+start or a change of leadership lists the kind once for every team (a page at a time, keeping
+only what a reconcile needs) and waits for it, while the events go on. The events seen during
+a listing are laid over it in order, so nothing that changed or went meanwhile is lost. The
+periodic resync marks an index stale: the next read starts a listing in the background and
+goes on with what the watch said, and as that listing replaces what was held, an object whose
+deletion a watch never reported (a watch that lost its place) is dropped then.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any, Generic, TypeVar
 
+log = logging.getLogger(__name__)
 V = TypeVar("V")
 ObjectKey = tuple[str, str]  # namespace, name
 TeamKey = tuple[str, str]  # namespace, team
@@ -41,7 +44,9 @@ class TeamIndex(Generic[V]):
         self._held: dict[ObjectKey, Held[V]] = {}
         self._by_team: dict[TeamKey, dict[str, V]] = {}
         self._complete = False
+        self._stale = False
         self._running: asyncio.Future[None] | None = None
+        self._background: asyncio.Task[None] | None = None
         self._during: list[tuple[ObjectKey, Held[V] | None]] | None = None
 
     def __len__(self) -> int:
@@ -83,7 +88,16 @@ class TeamIndex(Generic[V]):
         """The team's objects by name, listing the kind first if the index is not complete."""
         if not self._complete:
             await self._list()
+        elif self._stale and self._running is None:
+            self._stale = False
+            self._background = asyncio.ensure_future(self._relist())
         return dict(self._by_team.get((namespace, team), {}))
+
+    async def _relist(self) -> None:
+        try:
+            await self._list()
+        except Exception as exc:  # the watch's view stands until the next resync
+            log.warning("listing %s again failed: %s", self.what, exc)
 
     async def _list(self) -> None:
         if self._running is not None:  # another reconcile is listing: wait for its listing
@@ -114,13 +128,13 @@ class TeamIndex(Generic[V]):
             self._running = None
 
     def stale(self) -> None:
-        """List again before the next read (the periodic resync)."""
-        self._complete = False
+        """List again, in the background, at the next read (the periodic resync)."""
+        self._stale = True
 
     def clear(self) -> None:
         """Forget everything (a change of leadership): the next read lists again."""
         self._held, self._by_team = {}, {}
-        self._complete = False
+        self._complete = self._stale = False
 
     def forget_teams_except(self, teams: set[TeamKey]) -> None:
         """Drop what is held for teams not in `teams` (gone without an event reaching us)."""
