@@ -82,3 +82,21 @@ async def test_a_queue_holds_nothing_for_an_object_once_its_runs_are_over() -> N
     release.set()
     await queue.drain()
     assert queue.entries() == 0
+
+
+def test_a_kind_not_watched_is_read_back_at_most_once_in_its_interval() -> None:
+    now = [100.0]
+    cache = AppliedChildren({"Deployment"}, reread_after_s=15, clock=lambda: now[0])
+    secret = {**config_map("v1"), "kind": "Secret"}
+    cache.applied(secret, "10", None)
+    now[0] = 110.0
+    assert cache.unchanged(secret) is True  # applied 10 s ago: taken as it was
+    now[0] = 116.0
+    assert cache.unchanged(secret) is None  # read it back
+    assert cache.still_applied(secret, config_map("v1", rv="10"))
+    now[0] = 130.0
+    assert cache.unchanged(secret) is True  # read back 14 s ago
+    assert cache.unchanged({**secret, "data": {"k": "v2"}}) is False  # wanted changed: applied
+    now[0] = 131.0
+    assert not cache.still_applied(secret, None)  # deleted by hand: not taken as read
+    assert cache.unchanged(secret) is None

@@ -9,7 +9,9 @@ is the child's metadata.generation where it has one (a Deployment whose status m
 applied again), else its resourceVersion; a hand edit of a Deployment's labels or annotations
 alone (no new generation) is therefore repaired at its next spec change, not at once. A kind
 the operator does not watch (Secrets: never listed nor watched) is read back instead, one GET
-where an apply would be, and applied only when its version moved.
+where an apply would be, and applied only when its version moved; with `reread_after_s`, a child
+read back or applied less than that long ago is taken as it was (the operator reads at most
+twice a resync interval: a Secret edited or deleted by hand is made again by the next resync).
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-from collections.abc import AsyncIterator, Iterable, Mapping
+import time
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -96,14 +99,23 @@ class _Child:
     applied_rv: str | None = None  # the resourceVersion the last apply gave back
     applied: str | None = None  # the version (see _version) the last apply gave back
     live: str | None = None  # the version the watch (or the last apply) saw last
+    read_at: float | None = None  # a kind not watched: when it was last applied or read back
 
 
 class AppliedChildren:
     """What was last applied of each child and what the watch says each is now (see above);
     `watched`: the kinds whose every change the watch reports through `seen`."""
 
-    def __init__(self, watched: Iterable[str]) -> None:
+    def __init__(
+        self,
+        watched: Iterable[str],
+        *,
+        reread_after_s: float = 0.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.watched = frozenset(watched)
+        self.reread_after_s = reread_after_s
+        self._clock = clock
         self._children: dict[ChildKey, _Child] = {}
         # children of kinds not watched, by owner uid: no DELETED event ever drops them
         self._unwatched: dict[str, set[ChildKey]] = {}
@@ -132,14 +144,20 @@ class AppliedChildren:
         if child is None or child.applied is None or child.digest != (made or digest(obj)):
             return False
         if obj.get("kind") not in self.watched:
-            return None
+            fresh = child.read_at is not None and (
+                self._clock() - child.read_at < self.reread_after_s
+            )
+            return True if fresh else None
         return child.live == child.applied
 
     def still_applied(self, obj: Mapping[str, Any], live: Mapping[str, Any] | None) -> bool:
         """Whether `live` (the child as read now) is at the version its last apply gave back."""
         child = self._children.get(_key(obj))
         meta = (live or {}).get("metadata") or {}
-        return child is not None and live is not None and child.applied == _version(meta)
+        still = child is not None and live is not None and child.applied == _version(meta)
+        if still and child is not None:
+            child.read_at = self._clock()
+        return still
 
     def applied(
         self,
@@ -152,8 +170,11 @@ class AppliedChildren:
         API server gave back."""
         version = _version({"resourceVersion": resource_version, "generation": generation})
         key = _key(obj)
-        self._children[key] = _Child(made or digest(obj), resource_version, version, version)
+        child = self._children[key] = _Child(
+            made or digest(obj), resource_version, version, version
+        )
         if obj.get("kind") not in self.watched:
+            child.read_at = self._clock()
             for ref in (obj.get("metadata") or {}).get("ownerReferences") or []:
                 self._unwatched.setdefault(str(ref.get("uid")), set()).add(key)
 

@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 
 def configure(settings: Settings) -> None:
     STATE.settings = settings
+    STATE.forget_children()  # with the settings: how often a Secret is read back
 
     @kopf.on.startup()
     def _startup(settings: kopf.OperatorSettings, **_: Any) -> None:

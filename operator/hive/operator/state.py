@@ -27,8 +27,10 @@ class OperatorState:
         return self.settings
 
     def forget_children(self) -> None:
-        """Forget what was applied: every child is applied again on its next reconcile."""
-        self.children = AppliedChildren(CHILD_KINDS)
+        """Forget what was applied: every child is applied again on its next reconcile. A
+        Secret (not watched) is read back at most twice a resync interval."""
+        resync_s = self.settings.operator.resync_s if self.settings is not None else 0.0
+        self.children = AppliedChildren(CHILD_KINDS, reread_after_s=resync_s / 2)
 
     def client(self) -> ApiClient:
         if self._client is None:
