@@ -11,6 +11,7 @@ from pathlib import Path
 
 import httpx2
 from lightkube import AsyncClient, Client, KubeConfig
+from lightkube.config.client_adapter import verify_cluster
 from lightkube.core.exceptions import ConfigError
 from prometheus_client import Counter
 
@@ -18,6 +19,7 @@ from hive.errors import InvalidInput
 from hive.settings import KubeSettings
 
 ApiClient = AsyncClient  # what the layers above hold, without importing lightkube
+CONNECTIONS = 100  # open to the API server at most, and kept open
 REQUESTS = Counter(
     "hive_kube_requests", "Requests sent to the Kubernetes API server, by HTTP method.", ["method"]
 )
@@ -41,11 +43,25 @@ def load_config(kubeconfig: Path | None, service_account_dir: Path | None = None
         raise InvalidInput("kubeconfig", str(exc)) from exc
 
 
+def _kept_alive(config: KubeConfig) -> httpx2.AsyncHTTPTransport | None:
+    """A transport that keeps every connection it opens (httpx keeps 20 of its 100): many
+    reconciles at once each apply their children a few at a time, and each request past the
+    20 kept would otherwise open a connection, a TLS handshake, and close it again."""
+    selected = config.get()
+    if selected is None or selected.user is None:  # lightkube's own transport then
+        return None
+    tls = verify_cluster(selected.cluster, selected.user, selected.abs_file)
+    limits = httpx2.Limits(max_connections=CONNECTIONS, max_keepalive_connections=CONNECTIONS)
+    return httpx2.AsyncHTTPTransport(verify=tls, limits=limits)
+
+
 def async_client(settings: KubeSettings, *, field_manager: str = "hive") -> AsyncClient:
+    config = load_config(settings.kubeconfig, settings.service_account_dir)
     client = AsyncClient(
-        load_config(settings.kubeconfig, settings.service_account_dir),
+        config,
         field_manager=field_manager,
         timeout=httpx2.Timeout(settings.request_timeout_s),
+        transport=_kept_alive(config),
     )
     # lightkube builds its httpx client itself; its request hooks are the one place that
     # sees every request (lists and watches included)
