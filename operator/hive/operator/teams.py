@@ -13,6 +13,7 @@ import asyncio
 import datetime as dt
 import logging
 import os
+import time
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import replace
 from typing import Any
@@ -285,17 +286,30 @@ def _all(pods: dict[str, list[PodObserved]]) -> list[PodObserved]:
     return [p for found in pods.values() for p in found]
 
 
+NODE_REREAD_S = 5.0  # a node's readiness is read again after this long
+_nodes_read: dict[str, tuple[float, str | None]] = {}  # node -> when read, why it is not Ready
+
+
 async def _nodes_not_ready(client: ApiClient, names: Iterable[str]) -> dict[str, str]:
     """Of the nodes `names`, those that are not Ready, with why. A node that cannot be read is
-    left out (logged): it must not stop the team's reconcile."""
+    left out (logged): it must not stop the team's reconcile. A node read less than
+    NODE_REREAD_S ago is taken as read then: the teams on a node share one read (and the node
+    controller takes some 40 s to mark a node that stopped answering)."""
     found = {}
+    now = time.monotonic()
+    for name in [n for n, (at, _) in _nodes_read.items() if now - at >= NODE_REREAD_S]:
+        del _nodes_read[name]
     for name in sorted(set(names)):
-        try:
-            node = await get_object(client, "Node", None, name)
-        except HiveError as exc:
-            log.warning("cannot read node %s: %s", name, exc)
-            continue
-        why = "the node no longer exists" if node is None else node_not_ready(node)
+        if name in _nodes_read:
+            why = _nodes_read[name][1]
+        else:
+            try:
+                node = await get_object(client, "Node", None, name)
+            except HiveError as exc:
+                log.warning("cannot read node %s: %s", name, exc)
+                continue
+            why = "the node no longer exists" if node is None else node_not_ready(node)
+            _nodes_read[name] = (time.monotonic(), why)
         if why is not None:
             found[name] = why
     return found
