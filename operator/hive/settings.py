@@ -359,6 +359,13 @@ class OperatorSettings(BaseModel):
     resync_s: float = Field(
         default=60.0, gt=0, description="Every object is reconciled at least this often."
     )
+    relist_s: float = Field(
+        default=300.0,
+        gt=0,
+        description="At the first resync this long after the last, what the watch says of the "
+        "teams' Deployments and agent pods is replaced by a listing of them (drops what a watch "
+        "that lost its place never said was gone).",
+    )
     reconcile_concurrency: int = Field(
         default=16,
         ge=1,

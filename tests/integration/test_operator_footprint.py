@@ -96,7 +96,7 @@ def test_a_resync_of_unchanged_teams_sends_no_writes(
     cluster: Cluster, namespace: str, tmp_path: Path
 ) -> None:
     teams = 10
-    operator = start_operator(cluster, namespace, tmp_path, resync_s="3")
+    operator = start_operator(cluster, namespace, tmp_path, resync_s="3", relist_s="3")
     try:
         apply(cluster, *(team(f"t{i}", namespace) for i in range(teams)))
         until(lambda: all_ready(cluster, namespace, teams), 180, f"{teams} teams Ready")

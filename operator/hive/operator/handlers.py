@@ -412,12 +412,16 @@ async def resync_forever(interval_s: float) -> None:
     also removes what deleted teams of those namespaces left there while it was away."""
     queues = (("AgentTeam", TEAMS), ("SandboxPolicy", POLICIES), ("MemoryStore", STORES))
     watched = STATE.require_settings().operator.namespace  # None: every namespace
+    relist_s = STATE.require_settings().operator.relist_s
+    listed = time.monotonic()
     while True:
         await asyncio.sleep(interval_s)
         if not may_act():  # a standby replica leaves everything to the leader
             continue
-        DEPLOYMENTS.stale()  # listed again: what a watch that lost its place did not say
-        AGENT_PODS.stale()
+        if time.monotonic() - listed >= relist_s:
+            listed = time.monotonic()
+            DEPLOYMENTS.stale()  # listed again: what a watch that lost its place did not say
+            AGENT_PODS.stale()
         try:
             for kind, queue in queues:
                 objects = await list_hive_objects(STATE.client(), kind, watched)
