@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from hive.api.common import Condition
-from hive.api.memorystore import ConsolidationCounts, MemoryStoreSpec
+from hive.api.memorystore import ConsolidationCounts, MemoryStoreSpec, MemoryStoreStatus
 from hive.errors import HiveError
 from hive.kube.children import (
     apply_objects,
@@ -201,7 +201,6 @@ async def reconcile_store(namespace: str, name: str) -> StoreRun | None:
         more.append(backend.ready)
         store = resolved_spec(name, namespace, store, cluster_ip=backend.cluster_ip)
     if store is not None:
-        settings = STATE.require_settings().operator
         ref = store.connection.secret_ref
         if ref is not None:
             found = credentials_from_secret(
@@ -212,21 +211,16 @@ async def reconcile_store(namespace: str, name: str) -> StoreRun | None:
             else:
                 credentials = found
         if probe is None:
-            probe = await probe_store(
-                store,
-                credentials,
-                timeout_s=settings.memory_probe_timeout_s,
-                count_limit=settings.memory_count_limit,
-            )
+            probe = await _probe(store, credentials)
     now = _now()
-    status = store_status(
-        resolved_wire(name, namespace, spec),
-        obj.get("status"),
-        probe,
-        generation=generation,
-        now=now,
-        more=more,
-    )
+
+    def status_with(probe: BackendProbe | None) -> MemoryStoreStatus:
+        wire = resolved_wire(name, namespace, spec)
+        return store_status(
+            wire, obj.get("status"), probe, generation=generation, now=now, more=more
+        )
+
+    status = status_with(probe)
     run = StoreRun()
     if store is not None and store.consolidation is not None:
         previous = obj.get("status") or {}
@@ -257,20 +251,8 @@ async def reconcile_store(namespace: str, name: str) -> StoreRun | None:
             )
             last = now
             # what the store holds now, not before the consolidation merged and dropped
-            probe = await probe_store(
-                store,
-                credentials,
-                timeout_s=settings.memory_probe_timeout_s,
-                count_limit=settings.memory_count_limit,
-            )
-            status = store_status(
-                resolved_wire(name, namespace, spec),
-                obj.get("status"),
-                probe,
-                generation=generation,
-                now=now,
-                more=more,
-            )
+            probe = await _probe(store, credentials)
+            status = status_with(probe)
         status = status.model_copy(
             update={
                 "last_consolidation": last,
@@ -288,6 +270,16 @@ async def reconcile_store(namespace: str, name: str) -> StoreRun | None:
         run = StoreRun(min(run.recheck_after_s or soon, soon))
     await _write_status("MemoryStore", obj, status.wire())
     return run
+
+
+async def _probe(store: MemoryStoreSpec, credentials: Credentials | None) -> BackendProbe:
+    settings = STATE.require_settings().operator
+    return await probe_store(
+        store,
+        credentials,
+        timeout_s=settings.memory_probe_timeout_s,
+        count_limit=settings.memory_count_limit,
+    )
 
 
 @dataclass(frozen=True)
