@@ -318,3 +318,25 @@ def wait_until_answers(
             pass
         time.sleep(0.1)
     raise AssertionError(f"{what} did not answer in {timeout_s}s")
+
+
+SHELTER_SERVICE = Path(__file__).parent / "tools_servers" / "openapi_service.py"
+
+
+@contextmanager
+def shelter_service(token: str, timeout_s: float = 30) -> Iterator[str]:
+    """The shelter OpenAPI service (tests/tools_servers/openapi_service.py) as its own process
+    on a free loopback port, taking bearer `token`; its base URL."""
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, str(SHELTER_SERVICE), "--port", str(port), "--token", token],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_answers(process, f"{url}/openapi.json", "openapi_service.py", timeout_s)
+        yield url
+    finally:
+        stop_process(process)

@@ -7,6 +7,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from hive.runtime.memory.embeddings import LocalOnnxEmbedder
+
 
 @pytest.fixture
 def host_listener() -> Iterator[int]:
@@ -15,3 +17,11 @@ def host_listener() -> Iterator[int]:
         server.bind(("127.0.0.1", 0))
         server.listen()
         yield server.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def embedder() -> LocalOnnxEmbedder:
+    """all-MiniLM-L6-v2 (the packaged ONNX model), loaded once for every test that embeds."""
+    model = LocalOnnxEmbedder()
+    model.load()
+    return model

@@ -123,11 +123,6 @@ def user(text: str) -> dict[str, Any]:
     return {"role": "user", "content": text}
 
 
-@pytest.fixture(scope="module")
-def embedder() -> LocalOnnxEmbedder:
-    return LocalOnnxEmbedder()
-
-
 async def test_a_similar_conversation_is_a_semantic_hit_marked_in_the_metadata(
     two_pods: tuple[MultiLevelCache, MultiLevelCache], embedder: LocalOnnxEmbedder
 ) -> None:

@@ -23,13 +23,6 @@ API_KEY = "memory-key"
 
 
 @pytest.fixture(scope="module")
-def embedder() -> LocalOnnxEmbedder:
-    model = LocalOnnxEmbedder()
-    model.load()
-    return model
-
-
-@pytest.fixture(scope="module")
 def guarded_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     with redis_server(tmp_path_factory.mktemp("redis"), password=PASSWORD) as url:
         yield url

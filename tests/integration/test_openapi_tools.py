@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -26,7 +25,6 @@ from hive.kube.secrets import read_secret
 from hive.operator.admission import validate_tool_version
 from hive.operator.others import reconcile_tool
 from hive.operator.state import STATE
-from hive.ports import free_port
 from hive.runtime.models import OpenAICompatible
 from hive.runtime.teams.team import Team
 from hive.runtime.toolbox import Toolbox
@@ -35,7 +33,7 @@ from hive.runtime.tooling.kinds import Function, KindContext, KindRegistry
 from hive.runtime.tooling.openapi import OpenApiKind
 from hive.settings import KubeSettings, OperatorSettings, Settings
 from tests.scripted_model import Script, scripted_model
-from tests.support import Cluster, stop_process, wait_until_answers
+from tests.support import Cluster, shelter_service
 
 pytestmark = pytest.mark.integration
 
@@ -43,27 +41,15 @@ NS = "openapi-tools"
 TOKEN = "staff-7f3a"
 SERVICE = Path(__file__).parents[1] / "tools_servers" / "openapi_service.py"
 DOCUMENT = SERVICE.with_name("shelter.openapi.yaml")
-START_TIMEOUT_S = 30
 STATUS_TIMEOUT_S = 30
 REFRESH_S, RETRY_S = 120.0, 7.0
 
 
 @pytest.fixture(scope="module")
 def shelter() -> Iterator[str]:
-    """Base URL of the shelter service, run as its own process on a free loopback port."""
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, str(SERVICE), "--port", str(port), "--token", TOKEN],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_answers(process, f"{url}/openapi.json", "openapi_service.py", START_TIMEOUT_S)
+    """Base URL of the shelter service, its own process on a free loopback port."""
+    with shelter_service(TOKEN) as url:
         yield url
-    finally:
-        stop_process(process)
 
 
 @pytest.fixture(scope="module")

@@ -31,13 +31,6 @@ _names = iter(range(10_000))
 
 
 @pytest.fixture(scope="module")
-def embedder() -> LocalOnnxEmbedder:
-    model = LocalOnnxEmbedder()
-    model.load()
-    return model
-
-
-@pytest.fixture(scope="module")
 def served_embeddings() -> Iterator[str]:
     """Base URL of a `hive model serve --embeddings` process on a free loopback port."""
     with embeddings_server() as url:

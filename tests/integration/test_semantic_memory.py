@@ -46,13 +46,6 @@ class Clock:
 
 
 @pytest.fixture(scope="module")
-def embedder() -> LocalOnnxEmbedder:
-    model = LocalOnnxEmbedder()
-    model.load()
-    return model
-
-
-@pytest.fixture(scope="module")
 def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     with redis_server(tmp_path_factory.mktemp("redis")) as url:
         yield url

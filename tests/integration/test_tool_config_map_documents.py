@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,11 +20,10 @@ from hive.api.agentteam import AgentSpec
 from hive.errors import HiveError, InvalidInput
 from hive.kube.children import get_object
 from hive.kube.resources import apply_crds
-from hive.ports import free_port
 from hive.reconcile.agentteam import TeamObserved, plan_team
 from hive.reconcile.meta import Owner
 from tests.cluster_toolbox import cluster_toolbox
-from tests.support import Cluster, wait_until_answers
+from tests.support import Cluster, shelter_service
 from tests.unit.test_agentteam_reconcile import PODS, POLICY, T0, spec
 
 pytestmark = pytest.mark.integration
@@ -41,26 +38,9 @@ AGENT = AgentSpec.model_validate(
 
 @pytest.fixture(scope="module")
 def shelter() -> Iterator[str]:
-    port = free_port()
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            str(SERVERS / "openapi_service.py"),
-            "--port",
-            str(port),
-            "--token",
-            TOKEN,
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        wait_until_answers(process, f"http://127.0.0.1:{port}/openapi.json", "shelter", 30)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        process.wait(timeout=15)
+    """Base URL of the shelter service, its own process on a free loopback port."""
+    with shelter_service(TOKEN) as url:
+        yield url
 
 
 def version(tool: str, config_map: str, server: str) -> dict[str, Any]:

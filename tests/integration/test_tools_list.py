@@ -18,9 +18,8 @@ import pytest
 import yaml
 
 from hive.kube.resources import apply_crds
-from hive.ports import free_port
 from tests.mcp_servers import mcp_server
-from tests.support import Cluster, stop_process, wait_until_answers
+from tests.support import Cluster, shelter_service
 from tests.tools_servers.http_tool import HttpToolServer, http_tool_server
 
 pytestmark = pytest.mark.integration
@@ -41,19 +40,8 @@ SHELTER_FUNCTIONS = [
 @pytest.fixture(scope="module")
 def shelter() -> Iterator[str]:
     """Base URL of the shelter service, its own process on a free loopback port."""
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, str(SERVICE), "--port", str(port), "--token", TOKEN],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_answers(process, f"{url}/openapi.json", "openapi_service.py", 30)
+    with shelter_service(TOKEN) as url:
         yield url
-    finally:
-        stop_process(process)
 
 
 @pytest.fixture(scope="module")
