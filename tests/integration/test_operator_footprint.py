@@ -36,13 +36,13 @@ def apply(cluster: Cluster, *objects: dict[str, Any]) -> None:
     cluster.kubectl("apply", "--server-side", "-f", "-", input=document, timeout=120)
 
 
-def ready(cluster: Cluster, namespace: str) -> dict[str, dict[str, Any]]:
-    """Each team's Ready condition, by name."""
+def ready(cluster: Cluster, namespace: str, kind: str = "Ready") -> dict[str, dict[str, Any]]:
+    """Each team's condition of type `kind` (Ready), by name."""
     found = cluster.kubectl("get", "agentteams", "-n", namespace, "-o", "json").stdout
     out: dict[str, dict[str, Any]] = {}
     for item in json.loads(found)["items"]:
         conditions = (item.get("status") or {}).get("conditions") or []
-        out[item["metadata"]["name"]] = next((c for c in conditions if c["type"] == "Ready"), {})
+        out[item["metadata"]["name"]] = next((c for c in conditions if c["type"] == kind), {})
     return out
 
 
@@ -100,6 +100,16 @@ def test_a_resync_of_unchanged_teams_sends_no_writes(
     try:
         apply(cluster, *(team(f"t{i}", namespace) for i in range(teams)))
         until(lambda: all_ready(cluster, namespace, teams), 180, f"{teams} teams Ready")
+        # and their protocol's TLC verdict in: its arrival writes each team's Verified
+        # condition, later than Ready when the cores are busy
+        until(
+            lambda: all(
+                c.get("reason") not in (None, "Checking")
+                for c in ready(cluster, namespace, "Verified").values()
+            ),
+            180,
+            "the teams' Verified condition decided",
+        )
 
         def after_resyncs(rounds: int) -> int:
             """Wait until every team was reconciled `rounds` more times; the writes then."""
