@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from lightkube import ALL_NS, ApiError, codecs
+from lightkube.core.selector import build_selector
 from lightkube.operators import Operator, exists
 from lightkube.resources.apps_v1 import Deployment, StatefulSet
 from lightkube.resources.autoscaling_v2 import HorizontalPodAutoscaler
@@ -242,31 +243,66 @@ async def list_labelled(
     client: ApiClient, kind: str, namespace: str, labels: Mapping[str, str]
 ) -> list[dict[str, Any]]:
     """Objects of `kind` in `namespace` carrying every label in `labels`, as plain dicts."""
-    res = KIND_RESOURCES[kind]
-    out = []
-    with api_errors(f"{kind} in {namespace}"):
-        async for item in client.list(res, namespace=namespace, labels=dict(labels)):
-            out.append(item.to_dict())
-    return out
+    return [obj async for obj in each_selected(client, kind, namespace, labels)]
 
 
 LIST_PAGE = 200  # objects a listing of a whole kind asks for at a time
 
 
+def label_selector(labels: Mapping[str, str | None]) -> str:
+    """The labelSelector of `labels` (a None value: the label with any value)."""
+    pairs: dict[str, str | Operator[Any] | Iterable[str] | None] = {
+        key: exists() if value is None else value for key, value in labels.items()
+    }
+    return build_selector(pairs)
+
+
 async def each_selected(
-    client: ApiClient, kind: str, namespace: str | None, labels: Mapping[str, str | None]
+    client: ApiClient,
+    kind: str,
+    namespace: str | None,
+    labels: Mapping[str, str | None],
+    *,
+    page: int = LIST_PAGE,
 ) -> AsyncIterator[dict[str, Any]]:
     """Objects of `kind` in `namespace` (every namespace: None) carrying `labels` (None: the
     label with any value), as plain dicts, listed a page at a time."""
-    selector: dict[str, str | Operator[Any] | Iterable[Any] | None] = {
-        key: exists() if value is None else value for key, value in labels.items()
-    }
-    where = ALL_NS if namespace is None else namespace
+    params = {"labelSelector": label_selector(labels) or None}
     with api_errors(f"{kind} in {namespace or 'all namespaces'}"):
-        async for item in client.list(
-            KIND_RESOURCES[kind], namespace=where, labels=selector, chunk_size=LIST_PAGE
-        ):
-            yield item.to_dict()
+        async for obj in each_listed(client, KIND_RESOURCES[kind], namespace, params, page):
+            yield obj
+
+
+async def each_listed(
+    client: ApiClient,
+    res: Any,
+    namespace: str | None,
+    params: Mapping[str, Any] | None = None,
+    page: int = LIST_PAGE,
+) -> AsyncIterator[dict[str, Any]]:
+    """The objects of the lightkube resource `res` in `namespace` (every namespace: None), as
+    the API server's JSON, a page at a time: no typed model is made of each (a listing of a
+    thousand pods as lightkube's dataclasses costs more than the request). Each item gets the
+    apiVersion and kind a listing leaves out of them."""
+    generic = client._client  # lightkube's request builder and error translation, its httpx
+    where = ALL_NS if namespace is None else namespace
+    token: str | None = None
+    while True:
+        query = {**(params or {}), "limit": page, "continue": token}
+        request = generic.prepare_request("list", res, namespace=where, params=query)
+        response = await generic._client.send(
+            generic._client.build_request(request.method, request.url, params=request.params)
+        )
+        generic.raise_for_status(response)  # type: ignore[no-untyped-call]
+        listed = response.json()
+        api_version, kind = listed.get("apiVersion"), str(listed.get("kind") or "")
+        for item in listed.get("items") or []:
+            item.setdefault("apiVersion", api_version)
+            item.setdefault("kind", kind.removesuffix("List"))
+            yield item
+        token = (listed.get("metadata") or {}).get("continue")
+        if not token:
+            return
 
 
 async def prune(
@@ -354,9 +390,8 @@ async def list_hive_objects(
     client: ApiClient, kind: str, namespace: str | None
 ) -> list[dict[str, Any]]:
     """Objects of a Hive kind in `namespace`, or in every namespace when it is None."""
-    where = ALL_NS if namespace is None else namespace
     with api_errors(f"{kind} in {namespace or 'all namespaces'}"):
-        return [dict(o.to_dict()) async for o in client.list(resource(kind), namespace=where)]
+        return [o async for o in each_listed(client, resource(kind), namespace)]
 
 
 async def ensure_absent_or_create(client: ApiClient, obj: Mapping[str, Any]) -> bool:

@@ -29,6 +29,7 @@ import kopf
 from hive.api import GROUP, VERSION
 from hive.errors import HiveError
 from hive.kube.children import list_hive_objects
+from hive.kube.watching import Watch
 from hive.operator.chaos import CHAOS_POLLS, reconcile_chaos, roll_back
 from hive.operator.footprint import track
 from hive.operator.leadership import may_act
@@ -38,7 +39,7 @@ from hive.operator.queue import Coalescer
 from hive.operator.state import STATE
 from hive.operator.teams import AGENT_PODS, DEPLOYMENTS, OWNED, forget_absent, reconcile_team
 from hive.operator.vault import forget_team, store_for, sweep
-from hive.reconcile.agentteam import breakers_open
+from hive.reconcile.agentteam import CHILD_KINDS, breakers_open
 from hive.reconcile.capability import capability_settled
 from hive.reconcile.chaos import needs_polling
 from hive.reconcile.memorybackend import STORE_LABEL
@@ -198,41 +199,25 @@ async def agent_team_event(
         POLICIES.request(namespace, policy)
 
 
-def _watch_children(group: str, version: str, plural: str, kind: str) -> None:
-    @kopf.on.event(
-        group,
-        version,
-        plural,
-        id=f"{plural}-of-agent-teams",
-        labels={**MANAGED, TEAM_LABEL: kopf.PRESENT},
-    )
-    @_namespaced
-    async def child_changed(
-        body: kopf.Body, labels: dict[str, str], namespace: str, type: str | None, **_: Any
-    ) -> None:
-        # the echo of the operator's own apply wakes nobody; a change by anyone else does,
-        # and so does a Deployment's rollout, which its team reports
-        deleted = type == "DELETED"
-        changed = STATE.children.seen(body, deleted=deleted)
-        OWNED[kind].seen(body, deleted=deleted)
-        if kind == "Deployment":
-            changed = DEPLOYMENTS.seen(body, deleted=deleted) or changed
-        team = labels.get(TEAM_LABEL)
-        if team and changed:
-            TEAMS.request(namespace, team)
-
-
-for _group, _version, _plural, _kind in (
-    ("", "v1", "serviceaccounts", "ServiceAccount"),
-    ("rbac.authorization.k8s.io", "v1", "roles", "Role"),
-    ("rbac.authorization.k8s.io", "v1", "rolebindings", "RoleBinding"),
-    ("", "v1", "configmaps", "ConfigMap"),
-    ("", "v1", "services", "Service"),
-    ("apps", "v1", "deployments", "Deployment"),
-    ("networking.k8s.io", "v1", "networkpolicies", "NetworkPolicy"),
-    ("autoscaling", "v2", "horizontalpodautoscalers", "HorizontalPodAutoscaler"),
-):
-    _watch_children(_group, _version, _plural, _kind)
+# The teams' children and the agents' pods are watched by hive.kube.watching, not by kopf: of
+# each, the operator keeps a few fields (what it applied, the team, the owners, a Deployment's
+# rollout, a pod's problems), and kopf would hold five objects for every one of them and a queued
+# copy of every event's body (hive.kube.watching says why that matters at a thousand teams).
+def child_event(kind: str, type: str, body: dict[str, Any]) -> None:
+    """A child of a team came, changed or went. The echo of the operator's own apply wakes
+    nobody; a change by anyone else does, and so does a Deployment's rollout, which its team
+    reports."""
+    if not may_act():  # stood down: the watch ends at its next look (held things are forgotten)
+        return
+    deleted = type == "DELETED"
+    changed = STATE.children.seen(body, deleted=deleted)
+    OWNED[kind].seen(body, deleted=deleted)
+    if kind == "Deployment":
+        changed = DEPLOYMENTS.seen(body, deleted=deleted) or changed
+    meta = body.get("metadata") or {}
+    team, namespace = (meta.get("labels") or {}).get(TEAM_LABEL), meta.get("namespace")
+    if team and namespace and changed:
+        TEAMS.request(namespace, team)
 
 
 # The agents' pods: what keeps one from running (an image it cannot pull, a crash loop, no node
@@ -242,20 +227,57 @@ for _group, _version, _plural, _kind in (
 # A node going NotReady wakes the team through its Deployments: the node controller marks the
 # node's pods not Ready (about 40 s after the kubelet's last word), so the Deployments lose
 # available replicas; the periodic resync (resync_s) is the safety net.
-
-
-@kopf.on.event("", "v1", "pods", labels={TEAM_LABEL: kopf.PRESENT, AGENT_LABEL: kopf.PRESENT})
-@_namespaced
-async def agent_pod_event(
-    body: kopf.Body,
-    labels: dict[str, str],
-    namespace: str,
-    type: str | None,
-    **_: Any,
-) -> None:
-    team = labels.get(TEAM_LABEL)
-    if team and (AGENT_PODS.seen(body, deleted=type == "DELETED") or type == "DELETED"):
+def agent_pod_event(type: str, body: dict[str, Any]) -> None:
+    if not may_act():
+        return
+    meta = body.get("metadata") or {}
+    team, namespace = (meta.get("labels") or {}).get(TEAM_LABEL), meta.get("namespace")
+    deleted = type == "DELETED"
+    if team and namespace and (AGENT_PODS.seen(body, deleted=deleted) or deleted):
         TEAMS.request(namespace, team)
+
+
+def child_watches() -> list[Watch]:
+    """The watches of the teams' children and agent pods, in the operator's namespace or all."""
+    client, watched = STATE.client(), STATE.require_settings().operator.namespace
+    watches = [
+        Watch(
+            client,
+            kind,
+            watched,
+            {**MANAGED, TEAM_LABEL: None},
+            functools.partial(child_event, kind),
+        )
+        for kind in CHILD_KINDS
+    ]
+    pods = Watch(client, "Pod", watched, {TEAM_LABEL: None, AGENT_LABEL: None}, agent_pod_event)
+    return [*watches, pods]
+
+
+async def watch_children_while_acting(poll_s: float = 0.2) -> None:
+    """Run the children's watches while this replica acts (kopf's own watches pause on the
+    standby; these stop with them, and start afresh, every object an ADDED event, when the
+    replica leads again)."""
+    running: list[asyncio.Task[None]] = []
+    try:
+        while True:
+            acting = may_act()
+            if acting and not running:
+                running = [
+                    asyncio.create_task(w.run(), name=f"watch {w.kind}") for w in child_watches()
+                ]
+            elif not acting and running:
+                await _stop(running)
+                running = []
+            await asyncio.sleep(poll_s)
+    finally:
+        await _stop(running)
+
+
+async def _stop(tasks: list[asyncio.Task[None]]) -> None:
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
 
 
 # --- SandboxPolicy: its own reconcile, then the teams that use it --------------------------------
@@ -454,6 +476,7 @@ async def start_resync(**_: Any) -> None:
     install(tracing_from(STATE.require_settings().tracing, "operator"))  # off without endpoint
     task = asyncio.create_task(resync_forever(STATE.require_settings().operator.resync_s))
     _background.add(task)
+    _background.add(asyncio.create_task(watch_children_while_acting(), name="children's watches"))
 
 
 @kopf.on.cleanup()

@@ -14,9 +14,10 @@ request cannot hold it); a standby takes the Lease once it has seen it unchanged
 has stopped before a new one can start. The standby takes over at most lease_duration_s +
 retry_period_s after the leader's last renewal (14 s with the defaults).
 
-What "acting" means: kopf's watches run only on the leader. Standby, kopf is paused through
-its own pause switch (the toggle set its peering freeze uses: watch streams close, no events
-reach handlers, timers and daemons stop); the admission webhook and the health endpoint are
+What "acting" means: kopf's watches, and the watches of the teams' children beside them
+(hive.operator.handlers, `watch_children_while_acting`), run only on the leader. Standby, kopf
+is paused through its own pause switch (the toggle set its peering freeze uses: watch streams
+close, no events reach handlers, timers and daemons stop) and the children's watches end; the admission webhook and the health endpoint are
 apart from it and keep answering on every replica. Work already queued or in flight when
 leadership is lost is fenced by `may_act()`: a ChaosExperiment's actions check it right before
 each write (hive.operator.chaos), a pod kill renewing the Lease first (`confirm_leading`); a
