@@ -17,14 +17,15 @@ retry_period_s after the leader's last renewal (14 s with the defaults).
 What "acting" means: kopf's watches, and the watches of the teams' children beside them
 (hive.operator.handlers, `watch_children_while_acting`), run only on the leader. Standby, kopf
 is paused through its own pause switch (the toggle set its peering freeze uses: watch streams
-close, no events reach handlers, timers and daemons stop) and the children's watches end; the admission webhook and the health endpoint are
-apart from it and keep answering on every replica. Work already queued or in flight when
-leadership is lost is fenced by `may_act()`: a ChaosExperiment's actions check it right before
-each write (hive.operator.chaos), a pod kill renewing the Lease first (`confirm_leading`); a
-queued or retried reconcile checks it before it starts, the periodic resync before it asks for
-anything (hive.operator.handlers). A reconcile already past that
-check finishes its level-based writes; a chaos step never acts twice. kopf has
-no public hook for its pause switch; `pause_kopf_while_standing_by` wraps its orchestrator
+close, no events reach handlers, timers and daemons stop) and the children's watches end; the
+admission webhook and the health endpoint are apart from it and keep answering on every
+replica. Work already queued or in flight when leadership is lost is fenced by `may_act()`: a
+ChaosExperiment's actions check it right before each write (hive.operator.chaos), a pod kill
+renewing the Lease first (`confirm_leading`); a queued or retried reconcile checks it before
+it starts, the periodic resync before it asks for anything, a child's watch event before it is
+taken (hive.operator.handlers). A reconcile already past that check finishes its level-based
+writes; a chaos step never acts twice. kopf has no public hook for its pause switch;
+`pause_kopf_while_standing_by` wraps its orchestrator
 (``kopf._core.reactor.orchestration.orchestrator``, kopf pinned exactly in pyproject) to add
 one toggle to the switch, and fails loudly at start if kopf changes that.
 """
