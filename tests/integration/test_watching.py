@@ -1,19 +1,22 @@
 """hive.kube.watching against the real API server: what exists comes first as ADDED, then every
 change in order, only what the labels select; a watch the server ends is resumed from its last
-version (nothing told twice); a reader that fails on one event stops nothing."""
+version (nothing told twice); a reader that fails on one event stops nothing. And the listing
+beside it (hive.kube.children.each_selected): every page, as the API server's JSON."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any, cast
 
 import pytest
 
+from hive.kube.children import each_selected
 from hive.kube.client import ApiClient, async_client
-from hive.kube.watching import Watch, WatchGone
+from hive.kube.watching import OnEvent, Watch, WatchGone
 from hive.settings import KubeSettings
 from tests.support import Cluster, until
 
@@ -48,24 +51,37 @@ def namespace(cluster: Cluster) -> Any:
     cluster.kubectl("delete", "namespace", name, "--wait=false")
 
 
+@contextlib.asynccontextmanager
+async def watching(
+    cluster: Cluster, namespace: str, labels: Mapping[str, str | None], take: OnEvent, **kw: Any
+) -> AsyncIterator[tuple[Watch, asyncio.Task[None]]]:
+    """A Watch of the ConfigMaps in `namespace` running, and stopped after."""
+    client = async_client(KubeSettings(kubeconfig=cluster.kubeconfig))
+    watch = Watch(client, "ConfigMap", namespace, labels, take, **kw)
+    running = asyncio.create_task(watch.run())
+    try:
+        yield watch, running
+    finally:
+        running.cancel()
+        await asyncio.gather(running, return_exceptions=True)
+        await client.close()
+
+
+async def put(cluster: Cluster, namespace: str, name: str, labels: dict[str, str], v: str) -> None:
+    apply = ["apply", "-n", namespace, "-f", "-"]
+    await asyncio.to_thread(cluster.kubectl, *apply, input=config_map(name, labels, v))
+
+
 async def test_what_exists_comes_first_then_each_change_of_what_the_labels_select(
     cluster: Cluster, namespace: str
 ) -> None:
-    apply = ["apply", "-n", namespace, "-f", "-"]
-    cluster.kubectl(*apply, input=config_map("before", {"watched": "yes"}, "1"))
-    cluster.kubectl(*apply, input=config_map("other", {"elsewhere": "yes"}, "1"))
+    await put(cluster, namespace, "before", {"watched": "yes"}, "1")
+    await put(cluster, namespace, "other", {"elsewhere": "yes"}, "1")
     seen: Seen = []
-    client = async_client(KubeSettings(kubeconfig=cluster.kubeconfig))
-    watch = Watch(client, "ConfigMap", namespace, {"watched": None}, recorder(seen))
-    running = asyncio.create_task(watch.run())
-    try:
+    async with watching(cluster, namespace, {"watched": None}, recorder(seen)) as (watch, _):
         await until_seen(seen, ("ADDED", "before", "1"))
-        await asyncio.to_thread(
-            cluster.kubectl, *apply, input=config_map("new", {"watched": "a"}, "1")
-        )
-        await asyncio.to_thread(
-            cluster.kubectl, *apply, input=config_map("new", {"watched": "a"}, "2")
-        )
+        await put(cluster, namespace, "new", {"watched": "a"}, "1")
+        await put(cluster, namespace, "new", {"watched": "a"}, "2")
         await asyncio.to_thread(cluster.kubectl, "delete", "configmap", "new", "-n", namespace)
         await until_seen(seen, ("DELETED", "new", "2"))
         assert seen == [
@@ -75,42 +91,29 @@ async def test_what_exists_comes_first_then_each_change_of_what_the_labels_selec
             ("DELETED", "new", "2"),
         ]
         assert watch.started == 1
-    finally:
-        running.cancel()
-        await asyncio.gather(running, return_exceptions=True)
-        await client.close()
 
 
 async def test_a_watch_the_server_ends_is_resumed_where_it_was(
     cluster: Cluster, namespace: str
 ) -> None:
-    apply = ["apply", "-n", namespace, "-f", "-"]
-    cluster.kubectl(*apply, input=config_map("kept", {"watched": "yes"}, "1"))
+    await put(cluster, namespace, "kept", {"watched": "yes"}, "1")
     seen: Seen = []
-    client = async_client(KubeSettings(kubeconfig=cluster.kubeconfig))
     # the server ends each watch after a second: the watch resumes several times below
-    watch = Watch(
-        client, "ConfigMap", namespace, {"watched": "yes"}, recorder(seen), server_timeout_s=1
-    )
-    running = asyncio.create_task(watch.run())
-    try:
+    selected = {"watched": "yes"}
+    async with watching(cluster, namespace, selected, recorder(seen), server_timeout_s=1) as (
+        watch,
+        _,
+    ):
         await until_seen(seen, ("ADDED", "kept", "1"))
         await asyncio.to_thread(until, lambda: watch.started >= 3 or None, 30, "2 resumptions")
-        await asyncio.to_thread(
-            cluster.kubectl, *apply, input=config_map("kept", {"watched": "yes"}, "2")
-        )
+        await put(cluster, namespace, "kept", {"watched": "yes"}, "2")
         await until_seen(seen, ("MODIFIED", "kept", "2"))
         assert seen == [("ADDED", "kept", "1"), ("MODIFIED", "kept", "2")]  # nothing told twice
-    finally:
-        running.cancel()
-        await asyncio.gather(running, return_exceptions=True)
-        await client.close()
 
 
 async def test_a_reader_that_fails_on_one_event_stops_nothing(
     cluster: Cluster, namespace: str
 ) -> None:
-    apply = ["apply", "-n", namespace, "-f", "-"]
     seen: Seen = []
     take = recorder(seen)
 
@@ -119,23 +122,33 @@ async def test_a_reader_that_fails_on_one_event_stops_nothing(
             raise KeyError("not this one")
         take(kind, obj)
 
-    client = async_client(KubeSettings(kubeconfig=cluster.kubeconfig))
-    watch = Watch(client, "ConfigMap", namespace, {"watched": "yes"}, fussy)
-    running = asyncio.create_task(watch.run())
-    try:
-        await asyncio.to_thread(
-            cluster.kubectl, *apply, input=config_map("bad", {"watched": "yes"}, "1")
-        )
-        await asyncio.to_thread(
-            cluster.kubectl, *apply, input=config_map("good", {"watched": "yes"}, "1")
-        )
+    async with watching(cluster, namespace, {"watched": "yes"}, fussy) as (_, running):
+        await put(cluster, namespace, "bad", {"watched": "yes"}, "1")
+        await put(cluster, namespace, "good", {"watched": "yes"}, "1")
         await until_seen(seen, ("ADDED", "good", "1"))
         assert [name for _, name, _ in seen] == ["good"]
         assert not running.done()
+
+
+async def test_a_listing_reads_every_page_of_what_the_labels_select(
+    cluster: Cluster, namespace: str
+) -> None:
+    for i in range(5):
+        await put(cluster, namespace, f"m{i}", {"watched": "yes"}, str(i))
+    await put(cluster, namespace, "other", {"elsewhere": "yes"}, "x")
+    client = async_client(KubeSettings(kubeconfig=cluster.kubeconfig))
+    try:
+        listed = [
+            obj
+            async for obj in each_selected(
+                client, "ConfigMap", namespace, {"watched": None}, page=2
+            )
+        ]
     finally:
-        running.cancel()
-        await asyncio.gather(running, return_exceptions=True)
         await client.close()
+    assert sorted(o["metadata"]["name"] for o in listed) == [f"m{i}" for i in range(5)]
+    assert {(o["apiVersion"], o["kind"]) for o in listed} == {("v1", "ConfigMap")}
+    assert {o["data"]["v"] for o in listed} == {str(i) for i in range(5)}
 
 
 def test_a_version_the_server_no_longer_has_starts_the_watch_afresh() -> None:
