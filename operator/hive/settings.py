@@ -366,6 +366,14 @@ class OperatorSettings(BaseModel):
         "teams' Deployments and agent pods is replaced by a listing of them (drops what a watch "
         "that lost its place never said was gone).",
     )
+    heap_trim_s: float = Field(
+        default=30.0,
+        ge=0,
+        description="This often the operator gives the free pages of its heap back to the "
+        "system (malloc_trim, off the event loop), so its memory falls back after a burst of "
+        "work; 0 never does. Needs PYTHONMALLOC=malloc to reach Python's objects (the chart "
+        "sets it).",
+    )
     reconcile_concurrency: int = Field(
         default=16,
         ge=1,

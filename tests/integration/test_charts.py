@@ -20,6 +20,7 @@ import pytest
 import yaml
 from cryptography import x509
 
+from hive.dev.controlplane import OPERATOR_ALLOCATOR
 from hive.settings import VaultSettings
 from tests.support import REPO, Cluster
 
@@ -281,6 +282,7 @@ def test_deployment_runs_the_operator_hardened(cluster: Cluster) -> None:
     assert env["HIVE_OPERATOR__LIVENESS_PORT"] == "8080"
     assert env["HIVE_OPERATOR__WEBHOOK_PORT"] == "9443"
     assert env["HIVE_OPERATOR__WEBHOOK_CERT_DIR"] == "/tls"
+    assert {k: env[k] for k in OPERATOR_ALLOCATOR} == OPERATOR_ALLOCATOR  # as the local operator
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
     assert ports["metrics"] == 9464
     assert ports["webhook"] == 9443

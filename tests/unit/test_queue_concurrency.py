@@ -1,5 +1,5 @@
 """The work queue runs at most `concurrency()` objects' work at once; the others wait their
-turn and every one still runs."""
+turn, those asked for by a change before those the resync asked for, and every one still runs."""
 
 from __future__ import annotations
 
@@ -47,3 +47,53 @@ def test_without_a_concurrency_every_object_runs_at_once() -> None:
 
     asyncio.run(main())
     assert peak == 20
+
+
+def order_of_runs(requests: list[tuple[str, bool]]) -> list[str]:
+    """With one worker busy on "first", make `requests` ((name, periodic)) in order; the
+    order in which their work ran after it."""
+    ran: list[str] = []
+    release = asyncio.Event()
+
+    async def work(namespace: str, name: str) -> None:
+        ran.append(name)
+        if name == "first":
+            await release.wait()
+
+    async def main() -> None:
+        queue = Coalescer(work, "test", lambda: 1)
+        queue.request("ns", "first")
+        while not ran:
+            await asyncio.sleep(0)
+        for name, periodic in requests:
+            queue.request("ns", name, periodic=periodic)
+        release.set()
+        await queue.drain()
+        assert queue.entries() == 0
+
+    asyncio.run(main())
+    assert ran[0] == "first"
+    return ran[1:]
+
+
+def test_a_change_goes_before_every_run_the_resync_asked_for() -> None:
+    periodic = [(f"resync-{i}", True) for i in range(5)]
+    assert order_of_runs([*periodic, ("changed", False)]) == [
+        "changed",
+        *(name for name, _ in periodic),
+    ]
+
+
+def test_a_resync_run_a_change_asks_for_moves_ahead_and_runs_once() -> None:
+    periodic = [(f"resync-{i}", True) for i in range(5)]
+    assert order_of_runs([*periodic, ("resync-3", False), ("resync-3", True)]) == [
+        "resync-3",
+        "resync-0",
+        "resync-1",
+        "resync-2",
+        "resync-4",
+    ]
+
+
+def test_requests_for_a_run_waiting_its_turn_join_it() -> None:
+    assert order_of_runs([("a", False), ("b", False), ("a", False), ("a", True)]) == ["a", "b"]

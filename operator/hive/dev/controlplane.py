@@ -36,6 +36,9 @@ from hive.settings import DevSettings
 
 CONTROLLER_API_QPS = 200
 CONTROLLER_API_BURST = 400
+# the operator's objects in glibc's heap, which gives free pages back (hive.operator.heap), and
+# two malloc arenas, not eight per core for its worker threads; the chart sets the same
+OPERATOR_ALLOCATOR = {"PYTHONMALLOC": "malloc", "MALLOC_ARENA_MAX": "2"}
 CONTROLLER_SYNCS = 20  # Deployments and ReplicaSets each synced at once (default 5)
 
 COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok")
@@ -126,6 +129,7 @@ class ControlPlane:
             "HIVE_OPERATOR__WEBHOOK_MANAGED": "true",
             "HIVE_OPERATOR__RESYNC_S": "30",
             "HIVE_OPERATOR__SANDBOX_KEY": self.sandbox_key(),
+            **OPERATOR_ALLOCATOR,
         }
 
     def sandbox_key(self) -> str:

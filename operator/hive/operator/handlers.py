@@ -30,6 +30,7 @@ from hive.api import GROUP, VERSION
 from hive.errors import HiveError
 from hive.kube.children import list_hive_objects
 from hive.kube.watching import Watch
+from hive.operator import heap
 from hive.operator.chaos import CHAOS_POLLS, reconcile_chaos, roll_back
 from hive.operator.footprint import track
 from hive.operator.leadership import may_act
@@ -449,7 +450,8 @@ async def resync_forever(interval_s: float) -> None:
                 objects = await list_hive_objects(STATE.client(), kind, watched)
                 forget_absent_objects(kind, objects)
                 for obj in objects:
-                    queue.request(obj["metadata"]["namespace"], obj["metadata"]["name"])
+                    meta = obj["metadata"]
+                    queue.request(meta["namespace"], meta["name"], periodic=True)
                 store = store_for(STATE.require_settings())
                 if kind == "AgentTeam" and store is not None:
                     teams = {(o["metadata"]["namespace"], o["metadata"]["name"]) for o in objects}
@@ -457,7 +459,7 @@ async def resync_forever(interval_s: float) -> None:
             for obj in await list_hive_objects(STATE.client(), "ToolVersion", watched):
                 tool = (obj.get("spec") or {}).get("tool")
                 if isinstance(tool, str):
-                    TOOLS.request(obj["metadata"]["namespace"], tool)
+                    TOOLS.request(obj["metadata"]["namespace"], tool, periodic=True)
         except HiveError as exc:
             log.warning("resync skipped: %s", exc)
 
@@ -477,6 +479,8 @@ async def start_resync(**_: Any) -> None:
     task = asyncio.create_task(resync_forever(STATE.require_settings().operator.resync_s))
     _background.add(task)
     _background.add(asyncio.create_task(watch_children_while_acting(), name="children's watches"))
+    if trim_s := STATE.require_settings().operator.heap_trim_s:
+        _background.add(asyncio.create_task(heap.release_forever(trim_s), name="heap trim"))
 
 
 @kopf.on.cleanup()

@@ -15,14 +15,19 @@ when it fires. `entries()` counts what is held, for the operator's footprint met
 
 At most `concurrency()` runs of a queue do their work at once (as a controller's worker count):
 a thousand teams applied together are reconciled a few at a time rather than all at once, which
-keeps the operator's peak memory (and so its RSS, which the allocator does not give back) low and
-does not slow it down, as the API server is the limit either way.
+keeps the operator's peak memory low and does not slow it down, as the API server is the limit
+either way. A run waiting for its turn has not begun, so a request made meanwhile joins it. Runs
+asked for only by the periodic resync (``request(..., periodic=True)``) take their turn after
+every run asked for by a change, as controller-runtime's priority queue puts a resync last: a
+team applied while a thousand unchanged ones are resynced is not queued behind them. A periodic
+run that a change then asks for too moves ahead.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -42,6 +47,48 @@ class _Slot:
     runs: int = 0
 
 
+class _Turns:
+    """At most `limit` runs at once; the others wait, those asked for by a change first."""
+
+    def __init__(self, limit: int) -> None:
+        self.free = limit
+        self._prompt: OrderedDict[Key, asyncio.Future[None]] = OrderedDict()
+        self._periodic: OrderedDict[Key, asyncio.Future[None]] = OrderedDict()
+
+    async def take(self, key: Key, periodic: bool) -> None:
+        if self.free and not self._prompt and not self._periodic:
+            self.free -= 1
+            return
+        turn = asyncio.get_running_loop().create_future()
+        (self._periodic if periodic else self._prompt)[key] = turn
+        try:
+            await turn
+        except asyncio.CancelledError:
+            if self._prompt.get(key) is turn:
+                del self._prompt[key]
+            elif self._periodic.get(key) is turn:
+                del self._periodic[key]
+            elif not turn.cancelled():  # handed its turn as it was cancelled: pass it on
+                self.give_back()
+            raise
+
+    def hurry(self, key: Key) -> None:
+        """A change asks for `key`'s waiting run: it waits with those asked for by a change."""
+        turn = self._periodic.pop(key, None)
+        if turn is not None:
+            self._prompt[key] = turn
+
+    def give_back(self) -> None:
+        for waiting in (self._prompt, self._periodic):
+            if waiting:
+                waiting.popitem(last=False)[1].set_result(None)
+                return
+        self.free += 1
+
+    def waiting(self) -> int:
+        return len(self._prompt) + len(self._periodic)
+
+
 class Coalescer:
     """Runs `work(namespace, name)` on request, coalescing requests per (namespace, name)."""
 
@@ -54,21 +101,28 @@ class Coalescer:
         self.work = work
         self.what = what
         self.concurrency = concurrency
-        self._workers: tuple[asyncio.AbstractEventLoop, asyncio.Semaphore] | None = None
+        self._workers: tuple[asyncio.AbstractEventLoop, _Turns] | None = None
         self._waiting: dict[Key, asyncio.Future[Any]] = {}
+        self._periodic: set[Key] = set()  # waiting runs asked for by the resync alone
         self._slots: dict[Key, _Slot] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._failures: dict[Key, int] = {}
         self._rechecks: dict[Key, asyncio.TimerHandle] = {}
 
-    def _future(self, key: Key) -> asyncio.Future[Any]:
+    def _future(self, key: Key, periodic: bool = False) -> asyncio.Future[Any]:
         future = self._waiting.get(key)
         if future is None:
             future = asyncio.get_running_loop().create_future()
             self._waiting[key] = future
+            if periodic:
+                self._periodic.add(key)
             task = asyncio.create_task(self._drive(key, future))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
+        elif not periodic and key in self._periodic:
+            self._periodic.discard(key)
+            if self._workers is not None:
+                self._workers[1].hurry(key)
         return future
 
     async def run(self, namespace: str, name: str) -> Any:
@@ -77,10 +131,11 @@ class Coalescer:
         future.add_done_callback(lambda done: self._recheck_later((namespace, name), done))
         return await asyncio.shield(future)
 
-    def request(self, namespace: str, name: str) -> None:
-        """Request a run without waiting; failures are logged, retryable ones run again."""
+    def request(self, namespace: str, name: str, *, periodic: bool = False) -> None:
+        """Request a run without waiting; failures are logged, retryable ones run again.
+        `periodic`: asked for by the resync, not by a change (it waits behind changes)."""
         key = (namespace, name)
-        self._future(key).add_done_callback(lambda future: self._after(key, future))
+        self._future(key, periodic).add_done_callback(lambda future: self._after(key, future))
 
     def _after(self, key: Key, future: asyncio.Future[Any]) -> None:
         error = None if future.cancelled() else future.exception()
@@ -110,21 +165,14 @@ class Coalescer:
         self._rechecks.pop(key, None)
         self.request(*key)
 
-    def _worker_slots(self) -> asyncio.Semaphore | None:
-        """The running loop's semaphore of `concurrency()` workers; None: no limit."""
+    def _turns(self) -> _Turns | None:
+        """The running loop's turns of `concurrency()` workers; None: no limit."""
         if self.concurrency is None:
             return None
         loop = asyncio.get_running_loop()
         if self._workers is None or self._workers[0] is not loop:
-            self._workers = (loop, asyncio.Semaphore(self.concurrency()))
+            self._workers = (loop, _Turns(self.concurrency()))
         return self._workers[1]
-
-    async def _work(self, key: Key) -> Any:
-        slots = self._worker_slots()
-        if slots is None:
-            return await self.work(*key)
-        async with slots:
-            return await self.work(*key)
 
     async def _drive(self, key: Key, future: asyncio.Future[Any]) -> None:
         slot = self._slots.get(key)
@@ -133,11 +181,25 @@ class Coalescer:
         slot.runs += 1
         try:
             async with slot.lock:
-                self._waiting.pop(key, None)  # from here on, a new request queues a new run
+                turns = self._turns()
+                if turns is not None:  # until its turn comes, a request joins this run
+                    try:
+                        await turns.take(key, key in self._periodic)
+                    except asyncio.CancelledError:
+                        if self._waiting.get(key) is future:
+                            del self._waiting[key]
+                            self._periodic.discard(key)
+                        raise
                 try:
-                    future.set_result(await self._work(key))
-                except Exception as exc:
-                    future.set_exception(exc)
+                    self._waiting.pop(key, None)  # from here on, a new request queues a new run
+                    self._periodic.discard(key)
+                    try:
+                        future.set_result(await self.work(*key))
+                    except Exception as exc:
+                        future.set_exception(exc)
+                finally:
+                    if turns is not None:
+                        turns.give_back()
         finally:
             slot.runs -= 1
             if not slot.runs:
@@ -145,7 +207,8 @@ class Coalescer:
 
     def entries(self) -> int:
         """What the queue holds per object: waiting runs, locks, failure counts, timed requests."""
-        return len(self._waiting) + len(self._slots) + len(self._failures) + len(self._rechecks)
+        held = self._waiting, self._slots, self._failures, self._rechecks, self._periodic
+        return sum(len(each) for each in held)
 
     async def drain(self) -> None:
         """Drop the timed rechecks and wait for every run in flight (for a clean shutdown)."""
