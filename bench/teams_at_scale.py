@@ -292,13 +292,15 @@ async def run(
     record = table.get("operator")
     assert record is not None
     rss, peak = rss_mb(record.pid)
-    print(f"operator RSS after convergence: {rss:.0f} MiB (peak {peak:.0f} MiB); {load()}")
+    print(f"operator RSS at convergence: {rss:.0f} MiB (peak {peak:.0f} MiB); {load()}")
 
     writes, reads = await resync_requests(metrics_port, args.teams, args.timeout)
     print(
         f"a resync of {args.teams} unchanged teams: {writes} writes, {reads} reads; {load()}",
         flush=True,
     )
+    rss, _ = rss_mb(record.pid)  # the burst's freed heap given back (operator.heap_trim_s)
+    print(f"operator RSS with the teams converged, after the resync: {rss:.0f} MiB", flush=True)
     repaired = await repair_times(client, sorted(names)[:9])
     print(
         f"a ConfigMap deleted by hand, made again: p50 {percentile(repaired, 0.5):.2f}s "

@@ -53,18 +53,18 @@ def order_of_runs(requests: list[tuple[str, bool]]) -> list[str]:
     """With one worker busy on "first", make `requests` ((name, periodic)) in order; the
     order in which their work ran after it."""
     ran: list[str] = []
-    release = asyncio.Event()
+    started, release = asyncio.Event(), asyncio.Event()
 
     async def work(namespace: str, name: str) -> None:
         ran.append(name)
         if name == "first":
+            started.set()
             await release.wait()
 
     async def main() -> None:
         queue = Coalescer(work, "test", lambda: 1)
         queue.request("ns", "first")
-        while not ran:
-            await asyncio.sleep(0)
+        await started.wait()
         for name, periodic in requests:
             queue.request("ns", name, periodic=periodic)
         release.set()
