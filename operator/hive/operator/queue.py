@@ -85,9 +85,6 @@ class _Turns:
                 return
         self.free += 1
 
-    def waiting(self) -> int:
-        return len(self._prompt) + len(self._periodic)
-
 
 class Coalescer:
     """Runs `work(namespace, name)` on request, coalescing requests per (namespace, name)."""
