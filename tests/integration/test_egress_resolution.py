@@ -256,6 +256,14 @@ def read(cluster: Cluster, *what: str) -> dict[str, Any]:
     return dict(json.loads(cluster.kubectl("get", *what, "-n", NS, "-o", "json").stdout))
 
 
+def egress_resolved(cluster: Cluster, name: str) -> str | None:
+    """The status of the policy's EgressResolved condition; None before its status is written
+    (the reconcile applies the NetworkPolicy first, then writes the status)."""
+    conditions = (read(cluster, "sandboxpolicy", name).get("status") or {}).get("conditions")
+    found = [c["status"] for c in conditions or [] if c["type"] == "EgressResolved"]
+    return found[0] if found else None
+
+
 def opened(cluster: Cluster, name: str) -> list[str]:
     """The CIDRs the policy's NetworkPolicy opens, in order."""
     found = read(cluster, "networkpolicy", "-l", f"hive.dev/sandbox-policy={name}")["items"]
@@ -294,7 +302,10 @@ async def test_the_network_policy_follows_the_names_answers_as_they_change(
     try:
         queue.request(NS, "by-name")  # once: the TTL-driven rechecks do the rest
         await until(
-            lambda: opened(cluster, "by-name") == ["192.0.2.50/32"],
+            lambda: (
+                opened(cluster, "by-name") == ["192.0.2.50/32"]
+                and egress_resolved(cluster, "by-name") == "False"
+            ),
             30,
             "the NetworkPolicy to open the name's address and nothing for the missing name",
         )
@@ -321,9 +332,11 @@ async def test_the_network_policy_follows_the_names_answers_as_they_change(
             30,
             "the retired address to close and the new name to open",
         )
-        status = read(cluster, "sandboxpolicy", "by-name")["status"]
-        resolved = next(c for c in status["conditions"] if c["type"] == "EgressResolved")
-        assert resolved["status"] == "True"
+        await until(
+            lambda: egress_resolved(cluster, "by-name") == "True",
+            30,
+            "EgressResolved=True once every name resolves",
+        )
     finally:
         await queue.drain()  # the pending recheck too
         cluster.kubectl("delete", "sandboxpolicy", "by-name", "-n", NS, "--wait=false")
