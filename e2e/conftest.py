@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -34,6 +35,43 @@ def wait_for(predicate: Callable[[], T], timeout_s: float = 30.0, what: str = "c
             return value
         time.sleep(0.2)
     raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
+
+
+DUMP = "import os, signal; os.kill(1, signal.SIGUSR1)"  # hive.runtime.debug.stacks
+
+
+def pod_logs(cluster: Cluster, selector: str, tail: int = 40, stacks: bool = False) -> str:
+    """The logs of the pods `selector` picks, for a failure message; with `stacks`, each
+    running pod first prints where its threads and tasks are (SIGUSR1), so a run that hangs
+    says in what."""
+    if stacks:
+        names = cluster.kubectl(
+            "get",
+            "pods",
+            "-l",
+            selector,
+            "--field-selector=status.phase=Running",
+            "-o",
+            "name",
+            check=False,
+        ).stdout.split()
+        for name in names:
+            cluster.kubectl("exec", name, "--", "python3", "-c", DUMP, check=False)
+        if names:
+            tail += 400
+            with contextlib.suppress(AssertionError):  # else the logs as they are
+                wait_for(
+                    lambda: (
+                        cluster.kubectl(
+                            "logs", "-l", selector, f"--tail={tail}", check=False
+                        ).stdout.count("asyncio task(s) ---")
+                        >= len(names)
+                    ),
+                    15,
+                    "the stacks in the log",
+                )
+    logs = cluster.kubectl("logs", "-l", selector, f"--tail={tail}", "--prefix", check=False)
+    return f"{logs.stdout}{logs.stderr}"
 
 
 class OperatorProcess:

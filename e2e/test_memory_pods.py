@@ -18,7 +18,7 @@ import pytest
 from tests.scripted_model import ScriptedModel, scripted_model
 from tests.support import Cluster
 
-from e2e.conftest import OperatorProcess, wait_for
+from e2e.conftest import OperatorProcess, pod_logs, wait_for
 from e2e.test_agent_pods import get_team, real_team
 from e2e.test_real_pod_faults import apply
 from hive.dev.node import RealNode
@@ -73,20 +73,19 @@ def finished_run(cluster: Cluster, generation: int) -> dict[str, Any] | None:
     return run if done else None
 
 
-def what_happened(cluster: Cluster) -> str:
-    """The team's status and its agent's log, for a failure message."""
+def what_happened(cluster: Cluster, stacks: bool = False) -> str:
+    """The team's status and its agent's log (with `stacks`, where its tasks wait), for a
+    failure message."""
     status = get_team(cluster, "keepers").get("status", {})
-    logs = cluster.kubectl(
-        "logs", "-l", "hive.dev/team=keepers,hive.dev/agent=keeper", "--tail=40", check=False
-    )
-    return f"status: {json.dumps(status)[:3000]}\nagent log:\n{logs.stdout}{logs.stderr}"
+    logs = pod_logs(cluster, "hive.dev/team=keepers,hive.dev/agent=keeper", stacks=stacks)
+    return f"status: {json.dumps(status)[:3000]}\nagent log:\n{logs}"
 
 
 def run_of(cluster: Cluster, generation: int) -> dict[str, Any]:
     try:
         return wait_for(lambda: finished_run(cluster, generation), 300, f"run {generation}")
     except AssertionError as exc:
-        raise AssertionError(f"{exc}\n{what_happened(cluster)}") from None
+        raise AssertionError(f"{exc}\n{what_happened(cluster, stacks=True)}") from None
 
 
 def test_what_an_agent_stored_in_one_run_it_recalls_in_the_next(
@@ -130,6 +129,10 @@ def test_what_an_agent_stored_in_one_run_it_recalls_in_the_next(
         assert second["result"] == "It is 4417."
         asked = [r for r in model.requests_of("keeper") if "What is the launch code" in str(r)]
         assert FACT in json.dumps(asked[0]["messages"]), "recalled before it worked"
+        # SIGUSR1 to the agent pod: where its tasks are, in its log (what a hung run shows)
+        stacks = pod_logs(cluster, "hive.dev/team=keepers,hive.dev/agent=keeper", stacks=True)
+        assert "asyncio task(s) ---" in stacks, stacks[-2000:]
+        assert "in serve" in stacks, stacks[-2000:]  # the pod's main task, parked in serve()
     finally:
         cluster.kubectl("delete", "agentteam", "keepers", "--wait=false", check=False)
         cluster.kubectl("delete", "memorystore", STORE, "--wait=false", check=False)

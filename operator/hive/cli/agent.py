@@ -27,6 +27,7 @@ from hive.kube.reporter import StatusReporter, field_manager_for
 from hive.reconcile.vault import identity_name, pseudonym_key
 from hive.runtime.cache.middleware import CallCache
 from hive.runtime.cache.wiring import call_cache
+from hive.runtime.debug.stacks import dump_stacks_on_signal
 from hive.runtime.identity.audit import AuditLog, team_log_path
 from hive.runtime.identity.auditcalls import AuditCalls
 from hive.runtime.identity.delegation import Authority
@@ -184,6 +185,7 @@ def run_agent(
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
+        dump_stacks_on_signal(loop)  # kill -USR1 1: where every thread and task is, in the log
         try:
             if once or config is None:
                 if once:

@@ -17,6 +17,7 @@ from hive.operator.footprint import forget_everything
 from hive.operator.leadership import Leadership, elect, election_from, pause_kopf_while_standing_by
 from hive.operator.state import STATE
 from hive.operator.vault import forget_applied
+from hive.runtime.debug.stacks import dump_stacks_on_signal
 from hive.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -96,6 +97,7 @@ async def operate(settings: Settings) -> None:
     """kopf's main loop, and the election beside it when there is one."""
     op = settings.operator
     namespaces = [op.namespace] if op.namespace else []
+    dump_stacks_on_signal(asyncio.get_running_loop())  # kill -USR1: where each task is, logged
     election = election_from(settings)
     leadership = Leadership(election, STATE.client()) if election is not None else None
     elect(leadership)
