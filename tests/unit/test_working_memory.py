@@ -379,3 +379,31 @@ async def test_a_server_that_does_not_answer_gets_an_estimate_and_is_asked_again
     counter = await tokens.counter_for(model)
     assert isinstance(counter, EstimatedTokens)
     assert (model.base_url, "m") not in tokens._COUNTERS
+
+
+async def test_a_server_without_a_tokenizer_gets_an_estimate_and_keeps_no_connection() -> None:
+    import gc
+    import warnings
+
+    from aiohttp import web
+
+    from hive.runtime.memory import tokens
+
+    app = web.Application()  # an OpenAI-compatible server with no /extras/tokenize: 404
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        model = OpenAICompatible(f"http://127.0.0.1:{port}/v1", "m")
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            counter = await tokens.counter_for(model)
+            gc.collect()
+        assert isinstance(counter, EstimatedTokens)
+        unclosed = [w for w in caught if issubclass(w.category, ResourceWarning)]
+        assert unclosed == [], [str(w.message) for w in unclosed]
+    finally:
+        tokens._COUNTERS.pop((f"http://127.0.0.1:{port}/v1", "m"), None)
+        await runner.cleanup()

@@ -161,6 +161,12 @@ class LlamaServerTokens:
             self._clients[loop] = client
         return client
 
+    async def aclose(self) -> None:
+        """Close the HTTP client of the running event loop."""
+        client = self._clients.pop(asyncio.get_running_loop(), None)
+        if client is not None:
+            await client.aclose()
+
     async def _count_raw(self, text: str) -> int:
         return int((await self._post("/extras/tokenize/count", {"input": text}))["count"])
 
@@ -248,13 +254,17 @@ async def _probe(base_url: str, name: str, api_key: str | None) -> TokenCounter 
     (asked again next time)."""
     root = base_url.rstrip("/").removesuffix("/v1")
     counter = LlamaServerTokens(root, name, api_key=api_key)
+    found: TokenCounter | None
     try:
         await counter._count_raw("")
     except Unavailable:
-        return None
+        found = None
     except (httpx.HTTPError, ExternalFailure, KeyError, ValueError):
-        return EstimatedTokens(name)
-    try:
-        return await counter.calibrate()
-    except (httpx.HTTPError, ExternalFailure, KeyError, ValueError):
-        return None  # it tokenizes but did not answer a completion: try again next time
+        found = EstimatedTokens(name)
+    else:
+        try:
+            return await counter.calibrate()
+        except (httpx.HTTPError, ExternalFailure, KeyError, ValueError):
+            found = None  # it tokenizes but did not answer a completion: try again next time
+    await counter.aclose()  # the counter is not kept: nor is its connection
+    return found
