@@ -128,9 +128,12 @@ def test_agent_pods_run_the_team_and_fill_in_its_status(
         assert run["generation"] == team["metadata"]["generation"]
 
         def agents_reported() -> dict[str, Any] | None:
+            # each agent writes its own entry (its field manager), after the run's status the
+            # coordinator writes: each is waited for, the lead's too
             entries = {a["name"]: a for a in get_team(cluster)["status"].get("agents", [])}
-            done = entries.get("researcher", {}).get("tasksCompleted") == 2
-            return entries if done and entries.get("writer", {}).get("tasksCompleted") else None
+            counts = {name: entries.get(name, {}).get("tasksCompleted") for name in entries}
+            done = counts.get("researcher") == 2 and counts.get("writer") and counts.get("lead")
+            return entries if done else None
 
         entries = wait_for(agents_reported, 60, "every agent's entry")
         assert entries["researcher"]["tokensUsed"] == 30
