@@ -145,6 +145,8 @@ async def probe_weaviate(
         WeaviateStartUpError,
     )
 
+    from hive.runtime.memory.weaviate_connect import connect_async
+
     endpoint = store.connection.url().rstrip("/")
     try:
         async with httpx.AsyncClient(timeout=timeout_s) as http:
@@ -168,13 +170,14 @@ async def probe_weaviate(
         additional_config=AdditionalConfig(
             timeout=Timeout(init=timeout_s, query=timeout_s, insert=timeout_s)
         ),
-        # The client's start checks /v1/meta and gRPC's health: a wrong grpcPort is then a
-        # clear answer in milliseconds, not an aggregate retried for a minute.
-        skip_init_checks=False,
+        # the client's start checks ask pypi.org too; connect_async checks /v1/meta and
+        # gRPC's health: a wrong grpcPort is a clear answer in milliseconds, not an
+        # aggregate retried for a minute
+        skip_init_checks=True,
     )
     version: str | None = None
     try:
-        await client.connect()
+        await connect_async(client)
         version = str((await client.get_meta()).get("version") or "") or None
         exists = await client.collections.exists(store.collection)
         count = 0

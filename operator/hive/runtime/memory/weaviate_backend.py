@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from hive.api.memorystore import DEFAULT_GRPC_PORT, MemoryStoreSpec
 from hive.errors import ExternalFailure, HiveError, InvalidInput, Unavailable
 from hive.runtime.memory.records import MemoryRecord
+from hive.runtime.memory.weaviate_connect import connect_async
 
 if TYPE_CHECKING:
     from weaviate.client import WeaviateAsyncClient
@@ -114,10 +115,10 @@ class WeaviateBackend:
             additional_config=AdditionalConfig(
                 timeout=Timeout(init=self.timeout_s, query=self.timeout_s, insert=self.timeout_s)
             ),
-            skip_init_checks=False,
+            skip_init_checks=True,  # they ask pypi.org too: connect_async checks gRPC alone
         )
         try:
-            await client.connect()
+            await connect_async(client)
         except Exception as exc:
             await client.close()
             raise self._fail(exc, "connecting") from exc

@@ -31,6 +31,7 @@ from weaviate.util import generate_uuid5
 from hive.api.memorystore import DEFAULT_GRPC_PORT, Backend, MemoryStoreSpec
 from hive.errors import ExternalFailure, InvalidInput, Unavailable
 from hive.runtime.memory.embeddings import Embedder
+from hive.runtime.memory.weaviate_connect import check_sync
 from hive.runtime.rag.chunking import Chunk, TokenChunker
 from hive.runtime.rag.documents import Document
 
@@ -68,7 +69,7 @@ def connect(spec: MemoryStoreSpec, api_key: str | None = None) -> weaviate.Weavi
     host = url.hostname or "localhost"
     grpc_port = spec.connection.grpc_port or DEFAULT_GRPC_PORT
     try:
-        return weaviate.connect_to_custom(
+        client = weaviate.connect_to_custom(
             http_host=host,
             http_port=url.port or (443 if secure else 80),
             http_secure=secure,
@@ -76,7 +77,14 @@ def connect(spec: MemoryStoreSpec, api_key: str | None = None) -> weaviate.Weavi
             grpc_port=grpc_port,
             grpc_secure=secure,
             auth_credentials=Auth.api_key(api_key) if api_key else None,
+            skip_init_checks=True,  # they ask pypi.org too; gRPC's health is checked next
         )
+        try:
+            check_sync(client)
+        except BaseException:
+            client.close()
+            raise
+        return client
     except weaviate.exceptions.AuthenticationFailedError as exc:
         raise InvalidInput("HIVE_RAG__WEAVIATE_API_KEY", "Weaviate refused the API key") from exc
     except weaviate.exceptions.WeaviateBaseError as exc:
