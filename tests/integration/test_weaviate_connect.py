@@ -14,7 +14,6 @@ import threading
 from collections.abc import Iterator
 
 import pytest
-import weaviate
 
 from hive.api.memorystore import MemoryStoreSpec
 from hive.dev.weaviate import DevWeaviate
@@ -24,6 +23,7 @@ from hive.ports import free_port
 from hive.reconcile.memorystore import ProbeOutcome
 from hive.runtime.memory.semantic import open_backend
 from hive.runtime.rag.index import connect
+from tests.integration.test_memory_backends import weaviate_client
 
 pytestmark = pytest.mark.integration
 
@@ -89,21 +89,9 @@ def test_the_stock_client_asks_pypi_through_the_proxy(
     weaviate: DevWeaviate, proxy: CountingProxy
 ) -> None:
     """The peer: what the proxy sees when the client's start checks run."""
-    client = weaviate_client(weaviate, skip_init_checks=False)
+    client = weaviate_client(weaviate)  # made as weaviate-client's documentation shows
     client.close()
     assert proxy.connections >= 1
-
-
-def weaviate_client(dev: DevWeaviate, *, skip_init_checks: bool) -> weaviate.WeaviateClient:
-    return weaviate.connect_to_custom(
-        http_host="127.0.0.1",
-        http_port=dev.config.http_port,
-        http_secure=False,
-        grpc_host="127.0.0.1",
-        grpc_port=dev.grpc_port,
-        grpc_secure=False,
-        skip_init_checks=skip_init_checks,
-    )
 
 
 async def test_the_agents_memory_backend_connects_without_the_internet(
