@@ -2,10 +2,12 @@
 
 Two scripted models serve on the node's bridge: the team's own and a fallback. The experiment
 makes every call to the team's own model fail with HTTP 503 (and slows them) inside the agents
-themselves. A team with the fallback sees its breaker for the model open, works at reduced
-capability (its Degraded condition says so), answers from the fallback, and its run Succeeds:
-verdict Pass, with a recovery time. The same experiment against a team without a fallback ends
-Fail, naming the run-succeeds probe. Afterwards no fault is left.
+themselves; it is set to outlast any run here and shortened once the run is over (a running
+experiment's duration may change), so agents slow to start on busy cores never outlast it. A
+team with the fallback sees its breaker for the model open, works at reduced capability (its
+Degraded condition says so), answers from the fallback, and its run Succeeds: verdict Pass,
+with a recovery time. The same experiment against a team without a fallback ends Fail, naming
+the run-succeeds probe. Afterwards no fault is left.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import yaml
 from tests.scripted_model import ScriptedModel, scripted_model
 from tests.support import Cluster
 
-from e2e.conftest import OperatorProcess, wait_for
+from e2e.conftest import OperatorProcess, pod_logs, wait_for
 from e2e.test_agent_pods import agent_pods, get_team, real_team
 from hive.dev.node import RealNode
 
@@ -61,7 +63,7 @@ def storm(name: str, team: str) -> str:
                     {"type": "error", "target": "llm", "httpStatus": 503, "dependency": "own"},
                     {"type": "latency", "target": "llm", "latencyMs": 50, "dependency": "own"},
                 ],
-                "duration": "30s",
+                "duration": "600s",
                 "recoveryTimeout": "120s",
                 "probes": [
                     {"name": "answers", "kind": "run-succeeds"},
@@ -94,7 +96,15 @@ def start_under_storm(cluster: Cluster, team: dict[str, Any], experiment: str) -
     wait_for(
         lambda: experiment_status(cluster, experiment).get("phase") == "Running", 60, "Running"
     )
+    # the status is written ahead of the faults: the pods start once the fault file is there
+    wait_for(lambda: "fault key" in faults_left(cluster, name, experiment), 60, "the fault file")
     cluster.kubectl("patch", "agentteam", name, "--type=merge", "-p", '{"spec":{"suspend":false}}')
+
+
+def end_storm(cluster: Cluster, experiment: str) -> None:
+    """Shorten the running experiment to what has passed: its faults are rolled back."""
+    patch = json.dumps({"spec": {"duration": "1s"}})
+    cluster.kubectl("patch", "chaos", experiment, "--type=merge", "-p", patch)
 
 
 def finished(cluster: Cluster, experiment: str) -> dict[str, Any] | None:
@@ -150,7 +160,12 @@ def test_a_team_with_a_fallback_degrades_answers_and_passes(
         run = wait_for(run_over, 180, "the team's run to end")
         assert run["outcome"] == "Succeeded", run
         assert run["result"] == "Answered by the fallback."
-        assert own.requests == []  # every call to the team's own model was failed in the agent
+        # every call to the team's own model was failed in the agent
+        assert own.requests == [], (
+            f"{len(own.requests)} calls reached the team's own model; seen {seen}; "
+            f"experiment {experiment_status(cluster, 'storm')}\n"
+            + pod_logs(cluster, "hive.dev/team=resilient", tail=60)
+        )
         assert "breaker" in seen, f"no open breaker for model:own was reported: {seen}"
         assert "capability" in seen, seen
         assert "faults" in seen, seen
@@ -166,6 +181,7 @@ def test_a_team_with_a_fallback_degrades_answers_and_passes(
         ]
         assert injected, "the lead's /metrics counts no injected fault"
 
+        end_storm(cluster, "storm")
         done = wait_for(lambda: finished(cluster, "storm"), 240, "the experiment to complete")
         assert done["verdict"] == "Pass", done
         assert done["recoveryTimeSeconds"] >= 0
@@ -189,6 +205,15 @@ def test_the_same_storm_fails_a_team_without_a_fallback_naming_the_probe(
     team["spec"]["resilience"] = {"breaker": BREAKER}
     start_under_storm(cluster, team, "storm-bare")
     try:
+        wait_for(
+            lambda: (
+                (get_team(cluster, "fragile").get("status", {}).get("run") or {}).get("outcome")
+                not in (None, "Running")
+            ),
+            180,
+            "the team's run to end",
+        )
+        end_storm(cluster, "storm-bare")
         done = wait_for(lambda: finished(cluster, "storm-bare"), 300, "the experiment to end")
         assert done["verdict"] == "Fail", done
         ready = json.loads(cluster.kubectl("get", "chaos", "storm-bare", "-o", "json").stdout)

@@ -87,6 +87,19 @@ def test_running_keeps_faults_without_killing_again_then_rolls_back() -> None:
     assert ready.status == "True"
 
 
+def test_a_duration_shortened_while_running_ends_the_faults_at_once() -> None:
+    running = step(None, T0, s=spec(duration="10m")).status.wire()
+    during = step(running, T0 + dt.timedelta(seconds=40), s=spec(duration="10m"))
+    until = json.loads(during.actions.fault_config["data"]["exp.json"])["until"]
+    assert until.startswith("2026-01-01T12:10:00"), until
+
+    shortened = step(during.status.wire(), T0 + dt.timedelta(seconds=41), s=spec(duration="1s"))
+    assert shortened.status.injected == [], "the faults are rolled back on the next step"
+    assert shortened.actions.remove_partition
+    assert "data" not in shortened.actions.fault_config
+    assert shortened.status.end_time == T0 + dt.timedelta(seconds=41)
+
+
 def ticks(status: dict[str, Any], teams: list[dict[str, Any]], every_s: float = 2.0) -> Any:
     """Run the plan once per tick, `every_s` apart from 2 s after T0, seeing teams[i] at tick i."""
     plan = None

@@ -237,7 +237,11 @@ class ChaosExperimentSpec(HiveModel):
 
     selector: Selector = Field(description="Target agents.")
     faults: list[Fault] = Field(min_length=1, max_length=16, description="Faults to inject.")
-    duration: str = Field(pattern=DURATION, description="How long faults stay, e.g. 90s, 5m.")
+    duration: str = Field(
+        pattern=DURATION,
+        description="How long faults stay, e.g. 90s, 5m. Shortened while the experiment runs to"
+        " less than has passed, it rolls the faults back at its next step.",
+    )
     schedule: Schedule | None = Field(default=None, description="Repeat on a schedule.")
     probes: list[Probe] = Field(
         default_factory=list,
